@@ -1,0 +1,5 @@
+//! list commands.
+
+use crate::table::CommandSpec;
+
+pub const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,69 @@
+//! Command implementations, one module per group. Each module exports `COMMANDS`, its
+//! part of the command table (see [`crate::table`]).
+
+pub mod hash;
+pub mod keys;
+pub mod list;
+pub mod server;
+pub mod set;
+pub mod string;
+pub mod zset;
+
+use crate::reply::{self, Reply};
+use bytes::Bytes;
+
+/// Case-insensitive comparison of an argument with an ASCII keyword.
+pub fn is(arg: &[u8], kw: &str) -> bool {
+    arg.eq_ignore_ascii_case(kw.as_bytes())
+}
+
+pub fn int(b: &Bytes) -> Result<i64, Reply> {
+    crate::num::parse_i64(b).ok_or_else(|| Reply::err(reply::ERR_NOT_INT))
+}
+
+pub fn float(b: &Bytes) -> Result<f64, Reply> {
+    crate::num::parse_f64(b).ok_or_else(|| Reply::err(reply::ERR_NOT_FLOAT))
+}
+
+/// A non-negative count/index argument (`ERR value is out of range, must be positive`).
+pub fn positive(b: &Bytes) -> Result<usize, Reply> {
+    let v = int(b)?;
+    if v < 0 {
+        return Err(Reply::err(reply::ERR_NOT_POSITIVE));
+    }
+    Ok(v as usize)
+}
+
+/// Redis's `getTimeoutFromObjectOrReply` for blocking commands: seconds as a float,
+/// returned as milliseconds (0 = forever).
+pub fn timeout_ms(b: &Bytes) -> Result<u64, Reply> {
+    let v = crate::num::parse_f64(b)
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| Reply::err("ERR timeout is not a float or out of range"))?;
+    if v < 0.0 {
+        return Err(Reply::err("ERR timeout is negative"));
+    }
+    let ms = v * 1000.0;
+    if ms > (i64::MAX / 2) as f64 {
+        return Err(Reply::err("ERR timeout is out of range"));
+    }
+    Ok(ms.ceil() as u64)
+}
+
+/// Normalizes Redis-style range indexes (negative from the end) to `[start, end]`
+/// inclusive over a sequence of `len`; None when the range is empty.
+pub fn norm_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
+    let mut s = if start < 0 { len + start } else { start };
+    let mut e = if end < 0 { len + end } else { end };
+    if s < 0 {
+        s = 0;
+    }
+    if s > e || s >= len {
+        return None;
+    }
+    if e >= len {
+        e = len - 1;
+    }
+    Some((s as usize, e as usize))
+}

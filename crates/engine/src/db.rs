@@ -1,0 +1,265 @@
+//! One database: a persistent ordered map from key to entry.
+//!
+//! Keys are ordered by `(hash(key), key)`. That order gives SCAN a cursor that
+//! survives any growth or shrinking of the map (the cursor is the next hash to visit,
+//! so a key present for the whole scan is returned at least once), makes lookups
+//! immune to hash flooding (collisions only fall back to byte comparison), and lets
+//! active expiry and random picks start at a random point.
+//!
+//! The map is `imbl::OrdMap`, a B-tree with structural sharing: cloning a database is
+//! O(1), which is how a snapshot captures one point in time without stopping writes.
+//! Values sit behind an `Arc` and are copied only when written while shared.
+
+use crate::value::{Kind, Value};
+use bytes::Bytes;
+use std::hash::{Hash, Hasher};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// A key in map order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScanKey {
+    pub hash: u64,
+    pub key: Bytes,
+}
+
+impl ScanKey {
+    pub fn new(key: &Bytes) -> ScanKey {
+        ScanKey { hash: key_hash(key), key: key.clone() }
+    }
+}
+
+/// The hash that orders keys (stable for the life of the process).
+pub fn key_hash(key: &[u8]) -> u64 {
+    // SipHash-1-3 with fixed keys (std's DefaultHasher::new()).
+    #[allow(deprecated)]
+    let mut h = std::hash::SipHasher::new();
+    key.hash(&mut h);
+    h.finish()
+}
+
+/// A stored value plus its access clock (for LRU/LFU eviction).
+#[derive(Debug)]
+pub struct Obj {
+    pub value: Value,
+    /// Last access time in seconds (LRU) or a counter (LFU), updated on reads
+    /// through a shared reference.
+    pub access: AtomicU32,
+}
+
+impl Clone for Obj {
+    fn clone(&self) -> Self {
+        Obj { value: self.value.clone(), access: AtomicU32::new(self.access.load(Ordering::Relaxed)) }
+    }
+}
+
+/// A map entry: the value and its absolute expiry deadline (ms since the epoch).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub obj: Arc<Obj>,
+    pub expire_at: Option<u64>,
+}
+
+impl Entry {
+    pub fn new(value: Value, expire_at: Option<u64>) -> Entry {
+        Entry { obj: Arc::new(Obj { value, access: AtomicU32::new(0) }), expire_at }
+    }
+    pub fn value(&self) -> &Value {
+        &self.obj.value
+    }
+    pub fn is_expired(&self, now: u64) -> bool {
+        matches!(self.expire_at, Some(t) if t < now)
+    }
+}
+
+/// One of the 16 databases.
+#[derive(Debug, Clone, Default)]
+pub struct Db {
+    map: imbl::OrdMap<ScanKey, Entry>,
+    /// Keys that carry an expiry, for active expiry sampling and `expires=` in INFO.
+    volatile: imbl::OrdSet<ScanKey>,
+}
+
+impl Db {
+    pub fn new() -> Db {
+        Db::default()
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    pub fn volatile_len(&self) -> usize {
+        self.volatile.len()
+    }
+
+    /// The entry, expired or not.
+    pub fn get(&self, key: &Bytes) -> Option<&Entry> {
+        self.map.get(&ScanKey::new(key))
+    }
+
+    /// Mutable access to the value; copies it first if a snapshot shares it.
+    pub fn get_mut(&mut self, key: &Bytes) -> Option<&mut Value> {
+        let e = self.map.get_mut(&ScanKey::new(key))?;
+        Some(&mut Arc::make_mut(&mut e.obj).value)
+    }
+
+    /// Inserts or replaces a key. The key and value must own their bytes
+    /// (not slices of a network buffer); see [`own`].
+    pub fn insert(&mut self, key: Bytes, value: Value, expire_at: Option<u64>) {
+        let sk = ScanKey::new(&key);
+        if expire_at.is_some() {
+            self.volatile.insert(sk.clone());
+        } else if self.volatile.contains(&sk) {
+            self.volatile.remove(&sk);
+        }
+        self.map.insert(sk, Entry::new(value, expire_at));
+    }
+
+    /// Inserts a whole entry (used by restore from a snapshot).
+    pub fn insert_entry(&mut self, key: Bytes, entry: Entry) {
+        let sk = ScanKey::new(&key);
+        if entry.expire_at.is_some() {
+            self.volatile.insert(sk.clone());
+        }
+        self.map.insert(sk, entry);
+    }
+
+    /// Replaces the value of an existing key, keeping its expiry. Returns false if absent.
+    pub fn replace_value(&mut self, key: &Bytes, value: Value) -> bool {
+        match self.map.get_mut(&ScanKey::new(key)) {
+            Some(e) => {
+                e.obj = Arc::new(Obj { value, access: AtomicU32::new(0) });
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn remove(&mut self, key: &Bytes) -> Option<Entry> {
+        let sk = ScanKey::new(key);
+        let e = self.map.remove(&sk)?;
+        if e.expire_at.is_some() {
+            self.volatile.remove(&sk);
+        }
+        Some(e)
+    }
+
+    /// Sets or clears the expiry of an existing key. Returns false if absent.
+    pub fn set_expire(&mut self, key: &Bytes, expire_at: Option<u64>) -> bool {
+        let sk = ScanKey::new(key);
+        let Some(e) = self.map.get_mut(&sk) else { return false };
+        e.expire_at = expire_at;
+        if expire_at.is_some() {
+            self.volatile.insert(sk);
+        } else {
+            self.volatile.remove(&sk);
+        }
+        true
+    }
+
+    pub fn clear(&mut self) {
+        self.map = imbl::OrdMap::new();
+        self.volatile = imbl::OrdSet::new();
+    }
+
+    /// All entries in map order (a snapshot iterates a clone of the db).
+    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter().map(|(k, e)| (&k.key, e))
+    }
+
+    /// One SCAN step: up to `count` keys (more if several share the last hash) starting
+    /// at `cursor`; returns the next cursor (0 when done).
+    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(&Bytes, &Entry)>) {
+        let start = ScanKey { hash: cursor, key: Bytes::new() };
+        let mut out = Vec::with_capacity(count.min(1024));
+        let mut last_hash = None;
+        for (k, e) in self.map.range((Bound::Included(start), Bound::Unbounded)) {
+            if out.len() >= count.max(1) && Some(k.hash) != last_hash {
+                return (k.hash, out);
+            }
+            last_hash = Some(k.hash);
+            out.push((&k.key, e));
+        }
+        (0, out)
+    }
+
+    /// Keys with an expiry, starting at a point in hash order (for active expiry).
+    pub fn volatile_from(&self, hash: u64) -> impl Iterator<Item = &ScanKey> {
+        let start = ScanKey { hash, key: Bytes::new() };
+        self.volatile
+            .range((Bound::Included(start.clone()), Bound::Unbounded))
+            .chain(self.volatile.range((Bound::Unbounded, Bound::Excluded(start))))
+    }
+
+    /// A key at (or after) a random point in hash order, wrapping around.
+    pub fn key_at_or_after(&self, hash: u64) -> Option<(&Bytes, &Entry)> {
+        let start = ScanKey { hash, key: Bytes::new() };
+        self.map
+            .range((Bound::Included(start), Bound::Unbounded))
+            .next()
+            .or_else(|| self.map.iter().next())
+            .map(|(k, e)| (&k.key, e))
+    }
+
+    pub fn kind_of(&self, key: &Bytes) -> Option<Kind> {
+        self.get(key).map(|e| e.value().kind())
+    }
+}
+
+/// Copies bytes out of a (possibly large, shared) network buffer so a stored key or
+/// value does not pin that buffer in memory.
+pub fn own(b: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_survives_growth() {
+        let mut db = Db::new();
+        for i in 0..1000 {
+            db.insert(Bytes::from(format!("k{i}")), Value::Str(Bytes::new()), None);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut round = 0;
+        loop {
+            let (next, keys) = db.scan(cursor, 10);
+            for (k, _) in keys {
+                seen.insert(k.clone());
+            }
+            // Grow the map heavily during the scan.
+            for j in 0..50 {
+                db.insert(Bytes::from(format!("new{round}-{j}")), Value::Str(Bytes::new()), None);
+            }
+            round += 1;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..1000 {
+            assert!(seen.contains(&Bytes::from(format!("k{i}"))), "k{i} missed");
+        }
+    }
+
+    #[test]
+    fn snapshot_clone_is_isolated() {
+        let mut db = Db::new();
+        db.insert(Bytes::from("a"), Value::Str(Bytes::from("1")), None);
+        let snap = db.clone();
+        if let Some(Value::Str(s)) = db.get_mut(&Bytes::from("a")) {
+            *s = Bytes::from("2");
+        }
+        db.insert(Bytes::from("b"), Value::Str(Bytes::from("x")), Some(5));
+        assert_eq!(snap.len(), 1);
+        assert_eq!(snap.get(&Bytes::from("a")).map(|e| e.value().clone()), Some(Value::Str(Bytes::from("1"))));
+        assert_eq!(db.volatile_len(), 1);
+        assert_eq!(snap.volatile_len(), 0);
+    }
+}

@@ -1,0 +1,31 @@
+//! The keyspace engine of redsnap: Redis's data types and commands, 16 databases and
+//! expiry, with no I/O. The server feeds it parsed commands and a clock; it answers
+//! with typed [`Reply`] values and leaves [`Effects`] (touched keys, dirty count, log
+//! records) for the layers above.
+//!
+//! Data model: each database is a persistent B-tree (`imbl::OrdMap`) keyed by
+//! `(hash, key)` with values behind `Arc`s, so a snapshot is an O(1) clone and writes
+//! copy only what they touch while a snapshot is being written. See ARCHITECTURE.md.
+
+pub mod cmd;
+pub mod db;
+pub mod glob;
+pub mod num;
+pub mod reply;
+pub mod store;
+pub mod table;
+pub mod value;
+
+pub use db::{Db, Entry};
+pub use reply::Reply;
+pub use store::{CmdResult, Cx, EngineConfig, Effects, LogRecord, Store};
+pub use table::{lookup, CommandSpec};
+pub use value::{Kind, Value, ZSet};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

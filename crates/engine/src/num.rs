@@ -1,0 +1,271 @@
+//! Number parsing and formatting with Redis's exact rules.
+
+use bytes::Bytes;
+
+/// Redis's `string2ll`: optional `-`, digits, no leading zeros, no `+`, no spaces, fits i64.
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    if b == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    if neg {
+        if v > (i64::MAX as u64) + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
+}
+
+/// `strtoull`-like parse used for SCAN cursors (Redis's `parseScanCursorOrReply`).
+pub fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 20 || !b.iter().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// Redis's `string2d` / `getDoubleFromObject`: a `strtod` float, no leading space, no NaN.
+/// Accepts `inf`, `+inf`, `-inf`, `infinity` (any case), hex floats are not accepted.
+pub fn parse_f64(b: &[u8]) -> Option<f64> {
+    if b.is_empty() || b[0].is_ascii_whitespace() || b.len() > 5000 {
+        return None;
+    }
+    let s = std::str::from_utf8(b).ok()?;
+    let lower = s.to_ascii_lowercase();
+    let t = lower.trim_start_matches(['+', '-']);
+    if t.starts_with("nan") || t.starts_with("0x") {
+        return None;
+    }
+    // Rust's parser accepts what strtod accepts for decimal input, except it rejects
+    // trailing garbage (as Redis does) and accepts "inf"/"infinity".
+    let v: f64 = lower.parse().ok()?;
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+/// Format like C's `%.17g` (Redis 7.0's `addReplyDouble`).
+pub fn fmt_g17(v: f64) -> String {
+    fmt_g(v, 17)
+}
+
+/// Format like C's `%.{prec}g`.
+pub fn fmt_g(v: f64, prec: usize) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    let p = prec.max(1);
+    // Exponent after rounding to p significant digits.
+    let e_repr = format!("{:.*e}", p - 1, v);
+    let (mant, exp) = e_repr.split_once('e').unwrap_or((&e_repr, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= p as i32 {
+        let mant = trim_zeros(mant);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mant}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (p as i32 - 1 - exp).max(0) as usize;
+        trim_zeros(&format!("{:.*}", decimals, v)).to_string()
+    }
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        let t = s.trim_end_matches('0');
+        t.trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// Format an i64 as bytes.
+pub fn int_bytes(v: i64) -> Bytes {
+    let mut buf = itoa::Buffer::new();
+    Bytes::copy_from_slice(buf.format(v).as_bytes())
+}
+
+/// Redis's `ld2string(..., LD_STR_HUMAN)` for INCRBYFLOAT results: fixed notation with
+/// 17 decimals, trailing zeros removed. Redis computes in `long double`; we compute the
+/// sum exactly in decimal when both operands are short decimals (the common case, where
+/// `long double` is exact at 17 places too) and fall back to f64 otherwise.
+pub fn fmt_human(v: f64) -> String {
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let s = format!("{:.17}", v);
+    let t = trim_zeros(&s);
+    if t == "-0" {
+        "0".into()
+    } else {
+        t.to_string()
+    }
+}
+
+/// A decimal number held exactly as `mantissa * 10^-scale` (scale <= 17).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decimal {
+    pub mantissa: i128,
+    pub scale: u32,
+}
+
+impl Decimal {
+    /// Parses plain decimal notation (`-12.5`, `3`, `1e3` is not accepted here).
+    pub fn parse(b: &[u8]) -> Option<Decimal> {
+        let s = std::str::from_utf8(b).ok()?;
+        let (neg, body) = match s.as_bytes().first()? {
+            b'-' => (true, &s[1..]),
+            b'+' => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        if !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let frac = frac.trim_end_matches('0');
+        if frac.len() > 17 || int.len() > 19 {
+            return None;
+        }
+        let mut m: i128 = 0;
+        for c in int.bytes().chain(frac.bytes()) {
+            m = m * 10 + (c - b'0') as i128;
+        }
+        Some(Decimal { mantissa: if neg { -m } else { m }, scale: frac.len() as u32 })
+    }
+
+    pub fn add(self, o: Decimal) -> Option<Decimal> {
+        let scale = self.scale.max(o.scale);
+        let a = self.mantissa.checked_mul(10i128.pow(scale - self.scale))?;
+        let b = o.mantissa.checked_mul(10i128.pow(scale - o.scale))?;
+        Some(Decimal { mantissa: a.checked_add(b)?, scale })
+    }
+
+    /// Whether `long double` arithmetic would print this exactly with 17 decimals:
+    /// true while the integer part stays small enough to keep 17 places within the
+    /// 64-bit mantissa's precision.
+    pub fn exact_in_long_double(self) -> bool {
+        let int_part = self.mantissa.abs() / 10i128.pow(self.scale);
+        int_part < 100
+    }
+
+    pub fn to_f64(self) -> f64 {
+        self.mantissa as f64 / 10f64.powi(self.scale as i32)
+    }
+
+    pub fn format(self) -> String {
+        let neg = self.mantissa < 0;
+        let m = self.mantissa.unsigned_abs();
+        let p = 10u128.pow(self.scale);
+        let int = m / p;
+        let frac = m % p;
+        let mut s = String::new();
+        if neg && m != 0 {
+            s.push('-');
+        }
+        s.push_str(&int.to_string());
+        if self.scale > 0 && frac != 0 {
+            let f = format!("{:0width$}", frac, width = self.scale as usize);
+            s.push('.');
+            s.push_str(f.trim_end_matches('0'));
+        }
+        s
+    }
+}
+
+/// INCRBYFLOAT arithmetic: `cur + incr`, formatted as Redis would store it.
+/// Returns None when the result is not finite.
+pub fn incr_float(cur: &[u8], incr: &[u8]) -> Option<(f64, String)> {
+    if let (Some(a), Some(b)) = (Decimal::parse(cur), Decimal::parse(incr)) {
+        if let Some(sum) = a.add(b) {
+            if sum.exact_in_long_double() && a.exact_in_long_double() {
+                return Some((sum.to_f64(), sum.format()));
+            }
+        }
+    }
+    let a = parse_f64(cur)?;
+    let b = parse_f64(incr)?;
+    let v = a + b;
+    if !v.is_finite() {
+        return None;
+    }
+    Some((v, fmt_human(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        assert_eq!(parse_i64(b"01"), None);
+        assert_eq!(parse_i64(b"+1"), None);
+        assert_eq!(parse_i64(b" 1"), None);
+        assert_eq!(parse_i64(b"-0"), None);
+        assert_eq!(parse_i64(b"-"), None);
+        assert_eq!(parse_i64(b""), None);
+    }
+
+    #[test]
+    fn g17() {
+        assert_eq!(fmt_g17(1.5), "1.5");
+        assert_eq!(fmt_g17(1.1), "1.1000000000000001");
+        assert_eq!(fmt_g17(3.0), "3");
+        assert_eq!(fmt_g17(1e20), "1e+20");
+        assert_eq!(fmt_g17(1.5e-7), "1.4999999999999999e-07");
+        assert_eq!(fmt_g17(123456789012345680.0), "1.2345678901234568e+17");
+        assert_eq!(fmt_g17(f64::INFINITY), "inf");
+        assert_eq!(fmt_g17(-0.0), "-0");
+        assert_eq!(fmt_g17(0.0001), "0.0001");
+    }
+
+    #[test]
+    fn floats() {
+        assert_eq!(parse_f64(b"1.5"), Some(1.5));
+        assert_eq!(parse_f64(b"inf"), Some(f64::INFINITY));
+        assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(parse_f64(b"nan"), None);
+        assert_eq!(parse_f64(b" 1"), None);
+        assert_eq!(parse_f64(b"1 "), None);
+        assert_eq!(parse_f64(b"1e3"), Some(1000.0));
+        assert_eq!(parse_f64(b""), None);
+    }
+
+    #[test]
+    fn incrbyfloat() {
+        assert_eq!(incr_float(b"10.50", b"0.1").map(|x| x.1), Some("10.6".into()));
+        assert_eq!(incr_float(b"0.1", b"0.2").map(|x| x.1), Some("0.3".into()));
+        assert_eq!(incr_float(b"5.0e3", b"2.0e2").map(|x| x.1), Some("5200".into()));
+        assert_eq!(incr_float(b"3", b"-3").map(|x| x.1), Some("0".into()));
+    }
+}

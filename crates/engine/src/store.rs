@@ -1,0 +1,451 @@
+//! The store: 16 databases, the execution context handed to command handlers, and the
+//! effects a command leaves for the layers above (WATCH, blocked clients, the log).
+
+use crate::db::{own, Db, Entry};
+use crate::reply::{self, Reply};
+use crate::table::{self, CommandSpec};
+use crate::value::{Kind, Value, ZSet};
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+/// What handlers return: `Err` carries an error reply so `?` can be used.
+pub type CmdResult = Result<Reply, Reply>;
+
+/// Engine settings that commands consult.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub databases: usize,
+    pub proto_max_bulk_len: u64,
+    pub hash_max_listpack_entries: usize,
+    pub hash_max_listpack_value: usize,
+    pub set_max_intset_entries: usize,
+    pub zset_max_listpack_entries: usize,
+    pub zset_max_listpack_value: usize,
+    pub list_max_listpack_size: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            databases: 16,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            hash_max_listpack_entries: 128,
+            hash_max_listpack_value: 64,
+            set_max_intset_entries: 512,
+            zset_max_listpack_entries: 128,
+            zset_max_listpack_value: 64,
+            list_max_listpack_size: -2,
+        }
+    }
+}
+
+/// Counters reported by INFO stats.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub expired_keys: u64,
+    pub evicted_keys: u64,
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
+}
+
+/// A record for the append log: the command as executed, with the database and the
+/// time it ran at (replay runs it with the same clock, so relative expiries land on
+/// the same deadlines).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRecord {
+    pub db: usize,
+    pub time: u64,
+    pub argv: Vec<Bytes>,
+}
+
+/// What executed commands changed, drained by the server after each command or batch.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Keys whose value changed (WATCH invalidation, blocked-client wake-ups).
+    pub touched: Vec<(usize, Bytes)>,
+    /// Databases changed as a whole (FLUSHDB, FLUSHALL, SWAPDB).
+    pub touched_dbs: Vec<usize>,
+    /// Changes since the last snapshot (Redis's `server.dirty`).
+    pub dirty: u64,
+    /// Records for the append log.
+    pub log: Vec<LogRecord>,
+}
+
+impl Effects {
+    pub fn clear_touched(&mut self) {
+        self.touched.clear();
+        self.touched_dbs.clear();
+    }
+}
+
+/// The whole keyspace.
+#[derive(Debug)]
+pub struct Store {
+    pub dbs: Vec<Db>,
+    pub config: EngineConfig,
+    pub stats: Stats,
+    pub effects: Effects,
+    pub rng: SmallRng,
+    /// Whether expired keys are deleted (off while loading or for DEBUG SET-ACTIVE-EXPIRE 0).
+    pub active_expire: bool,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new(EngineConfig::default())
+    }
+}
+
+impl Store {
+    pub fn new(config: EngineConfig) -> Store {
+        let dbs = (0..config.databases).map(|_| Db::new()).collect();
+        Store {
+            dbs,
+            config,
+            stats: Stats::default(),
+            effects: Effects::default(),
+            rng: SmallRng::from_os_rng(),
+            active_expire: true,
+        }
+    }
+
+    /// An O(1) point-in-time copy of every database (structural sharing).
+    pub fn snapshot(&self) -> Vec<Db> {
+        self.dbs.clone()
+    }
+
+    /// Runs one command whose spec has an engine handler. The caller has checked arity
+    /// (see [`table::check_arity`]) and the database index.
+    pub fn call(&mut self, spec: &CommandSpec, db: usize, now: u64, argv: &[Bytes], resp3: bool) -> Reply {
+        let Some(handler) = spec.handler else {
+            return Reply::error(format!("ERR command '{}' is not handled by the engine", spec.name));
+        };
+        let dirty_before = self.effects.dirty;
+        let log_before = self.effects.log.len();
+        let mut cx = Cx { store: self, db, now, resp3, custom_log: false };
+        let reply = match handler(&mut cx, argv) {
+            Ok(r) => r,
+            Err(e) => e,
+        };
+        let custom = cx.custom_log;
+        if spec.is_write() && !custom && self.effects.dirty > dirty_before {
+            // Keep lazily-expired DELs (already logged) before the command itself.
+            let _ = log_before;
+            self.effects.log.push(LogRecord { db, time: now, argv: argv.to_vec() });
+        }
+        reply
+    }
+
+    /// Convenience for tests and scripts: looks up, checks arity and runs.
+    pub fn exec(&mut self, db: usize, now: u64, argv: &[Bytes]) -> Reply {
+        let Some(spec) = argv.first().and_then(|n| table::lookup(n)) else {
+            return table::unknown_command(argv);
+        };
+        if let Err(e) = table::check_arity(spec, argv) {
+            return e;
+        }
+        self.call(spec, db, now, argv, false)
+    }
+
+    /// Deletes expired keys by sampling, as Redis's active expire cycle does. Visits at
+    /// most `budget` keys in total. Returns how many were deleted.
+    pub fn active_expire_cycle(&mut self, now: u64, budget: usize) -> usize {
+        if !self.active_expire {
+            return 0;
+        }
+        let mut deleted = 0;
+        let mut visited = 0;
+        for db in 0..self.dbs.len() {
+            loop {
+                if self.dbs[db].volatile_len() == 0 || visited >= budget {
+                    break;
+                }
+                let start: u64 = self.rng.random();
+                let sample: Vec<Bytes> = self.dbs[db]
+                    .volatile_from(start)
+                    .take(20)
+                    .map(|k| k.key.clone())
+                    .collect();
+                let mut expired = 0;
+                for key in &sample {
+                    visited += 1;
+                    if self.dbs[db].get(key).is_some_and(|e| e.is_expired(now)) {
+                        self.delete_expired(db, key, now);
+                        expired += 1;
+                    }
+                }
+                deleted += expired;
+                // Redis repeats while more than 10% of the sample was expired.
+                if sample.len() < 20 || expired * 10 <= sample.len() {
+                    break;
+                }
+            }
+        }
+        deleted
+    }
+
+    fn delete_expired(&mut self, db: usize, key: &Bytes, now: u64) {
+        self.dbs[db].remove(key);
+        self.stats.expired_keys += 1;
+        self.effects.touched.push((db, key.clone()));
+        self.effects.log.push(LogRecord { db, time: now, argv: vec![Bytes::from_static(b"DEL"), key.clone()] });
+    }
+
+    /// Deletes `key` if it is expired; returns true if it was.
+    pub fn expire_if_needed(&mut self, db: usize, key: &Bytes, now: u64) -> bool {
+        if !self.active_expire {
+            return false;
+        }
+        if self.dbs[db].get(key).is_some_and(|e| e.is_expired(now)) {
+            self.delete_expired(db, key, now);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn total_keys(&self) -> usize {
+        self.dbs.iter().map(|d| d.len()).sum()
+    }
+}
+
+/// The context a command handler runs in.
+pub struct Cx<'a> {
+    pub store: &'a mut Store,
+    /// The selected database.
+    pub db: usize,
+    /// The command's clock, ms since the epoch (frozen for the whole command).
+    pub now: u64,
+    /// Whether the client speaks RESP3 (a few replies differ in shape).
+    pub resp3: bool,
+    custom_log: bool,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(store: &'a mut Store, db: usize, now: u64, resp3: bool) -> Cx<'a> {
+        Cx { store, db, now, resp3, custom_log: false }
+    }
+
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.store.dbs[self.db]
+    }
+
+    pub fn db_at(&mut self, idx: usize) -> &mut Db {
+        &mut self.store.dbs[idx]
+    }
+
+    pub fn rng(&mut self) -> &mut SmallRng {
+        &mut self.store.rng
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.store.config
+    }
+
+    /// A live entry (expired keys are deleted first). Does not count hits/misses.
+    pub fn entry(&mut self, key: &Bytes) -> Option<&Entry> {
+        self.store.expire_if_needed(self.db, key, self.now);
+        self.store.dbs[self.db].get(key)
+    }
+
+    /// A live entry for a read command: counts a keyspace hit or miss.
+    pub fn lookup_read(&mut self, key: &Bytes) -> Option<&Entry> {
+        self.store.expire_if_needed(self.db, key, self.now);
+        let found = self.store.dbs[self.db].get(key).is_some();
+        if found {
+            self.store.stats.keyspace_hits += 1;
+        } else {
+            self.store.stats.keyspace_misses += 1;
+        }
+        self.store.dbs[self.db].get(key)
+    }
+
+    pub fn exists(&mut self, key: &Bytes) -> bool {
+        self.entry(key).is_some()
+    }
+
+    pub fn kind(&mut self, key: &Bytes) -> Option<Kind> {
+        self.entry(key).map(|e| e.value().kind())
+    }
+
+    /// Ok(true) if the key exists with kind `k`, Ok(false) if absent, WRONGTYPE otherwise.
+    pub fn check_kind(&mut self, key: &Bytes, k: Kind) -> Result<bool, Reply> {
+        match self.kind(key) {
+            None => Ok(false),
+            Some(x) if x == k => Ok(true),
+            Some(_) => Err(Reply::wrongtype()),
+        }
+    }
+
+    /// Mutable value of a live key (copied first if a snapshot shares it).
+    pub fn value_mut(&mut self, key: &Bytes) -> Option<&mut Value> {
+        self.store.expire_if_needed(self.db, key, self.now);
+        self.store.dbs[self.db].get_mut(key)
+    }
+
+    /// Stores a value (key and value bytes are copied out of the request buffer by
+    /// the caller with [`own`] where they come from the request) and marks the key modified.
+    pub fn set_value(&mut self, key: &Bytes, value: Value, expire_at: Option<u64>) {
+        self.store.dbs[self.db].insert(own(key), value, expire_at);
+        self.modified(key);
+    }
+
+    /// Deletes a live key; marks it modified. Returns whether it existed.
+    pub fn delete(&mut self, key: &Bytes) -> bool {
+        self.store.expire_if_needed(self.db, key, self.now);
+        if self.store.dbs[self.db].remove(key).is_some() {
+            self.modified(key);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Deletes the key if its container value became empty.
+    pub fn remove_if_empty(&mut self, key: &Bytes) {
+        if self.store.dbs[self.db].get(key).is_some_and(|e| e.value().is_empty_container()) {
+            self.store.dbs[self.db].remove(key);
+        }
+    }
+
+    /// Records that `key` in the current db changed (one unit of dirty).
+    pub fn modified(&mut self, key: &Bytes) {
+        self.modified_n(key, 1);
+    }
+
+    /// Records that `key` changed with `n` units of dirty (Redis counts elements).
+    pub fn modified_n(&mut self, key: &Bytes, n: u64) {
+        self.store.effects.touched.push((self.db, key.clone()));
+        self.store.effects.dirty += n;
+    }
+
+    pub fn modified_in(&mut self, db: usize, key: &Bytes) {
+        self.store.effects.touched.push((db, key.clone()));
+        self.store.effects.dirty += 1;
+    }
+
+    /// Adds dirty without touching a key.
+    pub fn add_dirty(&mut self, n: u64) {
+        self.store.effects.dirty += n;
+    }
+
+    pub fn touched_db(&mut self, db: usize) {
+        self.store.effects.touched_dbs.push(db);
+    }
+
+    /// Logs `argv` in place of the command (e.g. SPOP becomes SREM). Once called, the
+    /// command itself is not logged.
+    pub fn propagate(&mut self, argv: Vec<Bytes>) {
+        self.custom_log = true;
+        self.store.effects.log.push(LogRecord { db: self.db, time: self.now, argv });
+    }
+
+    /// Suppresses logging of the current command (it changed nothing durable).
+    pub fn no_propagate(&mut self) {
+        self.custom_log = true;
+    }
+
+    // ----- typed access -----
+
+    pub fn get_str(&mut self, key: &Bytes) -> Result<Option<Bytes>, Reply> {
+        match self.lookup_read(key).map(|e| e.value()) {
+            None => Ok(None),
+            Some(Value::Str(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Reply::wrongtype()),
+        }
+    }
+
+    pub fn get_list(&mut self, key: &Bytes) -> Result<Option<&VecDeque<Bytes>>, Reply> {
+        match self.lookup_read(key).map(|e| e.value()) {
+            None => Ok(None),
+            Some(Value::List(l)) => Ok(Some(l)),
+            Some(_) => Err(Reply::wrongtype()),
+        }
+    }
+
+    pub fn get_hash(&mut self, key: &Bytes) -> Result<Option<&HashMap<Bytes, Bytes>>, Reply> {
+        match self.lookup_read(key).map(|e| e.value()) {
+            None => Ok(None),
+            Some(Value::Hash(h)) => Ok(Some(h)),
+            Some(_) => Err(Reply::wrongtype()),
+        }
+    }
+
+    pub fn get_set(&mut self, key: &Bytes) -> Result<Option<&HashSet<Bytes>>, Reply> {
+        match self.lookup_read(key).map(|e| e.value()) {
+            None => Ok(None),
+            Some(Value::Set(s)) => Ok(Some(s)),
+            Some(_) => Err(Reply::wrongtype()),
+        }
+    }
+
+    pub fn get_zset(&mut self, key: &Bytes) -> Result<Option<&ZSet>, Reply> {
+        match self.lookup_read(key).map(|e| e.value()) {
+            None => Ok(None),
+            Some(Value::ZSet(z)) => Ok(Some(z)),
+            Some(_) => Err(Reply::wrongtype()),
+        }
+    }
+
+    /// Mutable list; with `create`, an absent key becomes an empty list (the caller
+    /// must add to it or call [`Cx::remove_if_empty`]).
+    pub fn list_mut(&mut self, key: &Bytes, create: bool) -> Result<Option<&mut VecDeque<Bytes>>, Reply> {
+        self.container_mut(key, create, Kind::List, || Value::List(VecDeque::new()))
+            .map(|v| v.map(|v| match v {
+                Value::List(l) => l,
+                _ => unreachable!("kind checked"),
+            }))
+    }
+
+    pub fn hash_mut(&mut self, key: &Bytes, create: bool) -> Result<Option<&mut HashMap<Bytes, Bytes>>, Reply> {
+        self.container_mut(key, create, Kind::Hash, || Value::Hash(HashMap::new()))
+            .map(|v| v.map(|v| match v {
+                Value::Hash(h) => h,
+                _ => unreachable!("kind checked"),
+            }))
+    }
+
+    pub fn set_mut(&mut self, key: &Bytes, create: bool) -> Result<Option<&mut HashSet<Bytes>>, Reply> {
+        self.container_mut(key, create, Kind::Set, || Value::Set(HashSet::new()))
+            .map(|v| v.map(|v| match v {
+                Value::Set(s) => s,
+                _ => unreachable!("kind checked"),
+            }))
+    }
+
+    pub fn zset_mut(&mut self, key: &Bytes, create: bool) -> Result<Option<&mut ZSet>, Reply> {
+        self.container_mut(key, create, Kind::ZSet, || Value::ZSet(ZSet::new()))
+            .map(|v| v.map(|v| match v {
+                Value::ZSet(z) => z,
+                _ => unreachable!("kind checked"),
+            }))
+    }
+
+    fn container_mut(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+        kind: Kind,
+        empty: impl FnOnce() -> Value,
+    ) -> Result<Option<&mut Value>, Reply> {
+        match self.kind(key) {
+            Some(k) if k != kind => return Err(Reply::wrongtype()),
+            None if !create => return Ok(None),
+            None => self.store.dbs[self.db].insert(own(key), empty(), None),
+            Some(_) => {}
+        }
+        Ok(self.store.dbs[self.db].get_mut(key))
+    }
+
+    // ----- argument parsing -----
+
+    pub fn int_arg(&self, b: &Bytes) -> Result<i64, Reply> {
+        crate::num::parse_i64(b).ok_or_else(|| Reply::err(reply::ERR_NOT_INT))
+    }
+
+    pub fn float_arg(&self, b: &Bytes) -> Result<f64, Reply> {
+        crate::num::parse_f64(b).ok_or_else(|| Reply::err(reply::ERR_NOT_FLOAT))
+    }
+}

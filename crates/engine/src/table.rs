@@ -1,0 +1,211 @@
+//! The command table: arity, flags and key positions of every command in one place,
+//! read by dispatch, COMMAND, MULTI, scripts and the append log alike (the same role
+//! as Redis's `src/commands/*.json`).
+
+use crate::reply::{wrong_arity, Reply};
+use crate::store::{CmdResult, Cx};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// A command handler run by the engine.
+pub type Handler = fn(&mut Cx, &[Bytes]) -> CmdResult;
+
+/// Command flags (Redis's names, see COMMAND INFO).
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MULTI: u32 = 1 << 14;
+    pub const ALLOW_BUSY: u32 = 1 << 15;
+    pub const MOVABLEKEYS: u32 = 1 << 16;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
+
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+        (MOVABLEKEYS, "movablekeys"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+    ];
+}
+
+/// One command (or subcommand).
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lowercase name; subcommands carry the full `parent|sub` name.
+    pub name: &'static str,
+    /// Redis arity: positive = exact argc, negative = at least -arity.
+    pub arity: i32,
+    pub flags: u32,
+    /// Key positions: first key, last key (-1 = last argument, -2 = ...), step.
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    /// ACL category group (`string`, `list`, ...), as COMMAND DOCS names it.
+    pub group: &'static str,
+    pub summary: &'static str,
+    /// Engine handler; `None` for commands the server handles (connection, pub/sub,
+    /// transactions, server administration).
+    pub handler: Option<Handler>,
+    pub subs: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    pub fn is_write(&self) -> bool {
+        self.flags & flags::WRITE != 0
+    }
+    pub fn has(&self, f: u32) -> bool {
+        self.flags & f != 0
+    }
+
+    /// Key argument positions for this argv (for WATCH-like uses and COMMAND GETKEYS).
+    pub fn key_positions(&self, argc: usize) -> Vec<usize> {
+        if self.first_key <= 0 || argc as i32 <= self.first_key {
+            return Vec::new();
+        }
+        let last = if self.last_key < 0 { argc as i32 + self.last_key } else { self.last_key.min(argc as i32 - 1) };
+        let step = self.step.max(1) as usize;
+        (self.first_key as usize..=last.max(self.first_key - 1) as usize).step_by(step).collect()
+    }
+}
+
+/// A helper to write table entries compactly.
+#[allow(clippy::too_many_arguments)]
+pub const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    first_key: i32,
+    last_key: i32,
+    step: i32,
+    group: &'static str,
+    handler: Option<Handler>,
+) -> CommandSpec {
+    CommandSpec { name, arity, flags, first_key, last_key, step, group, summary: "", handler, subs: &[] }
+}
+
+fn all_groups() -> [&'static [CommandSpec]; 8] {
+    [
+        crate::cmd::keys::COMMANDS,
+        crate::cmd::string::COMMANDS,
+        crate::cmd::hash::COMMANDS,
+        crate::cmd::list::COMMANDS,
+        crate::cmd::set::COMMANDS,
+        crate::cmd::zset::COMMANDS,
+        crate::cmd::server::COMMANDS,
+        crate::cmd::server::SERVER_HANDLED,
+    ]
+}
+
+fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut m = HashMap::new();
+        for group in all_groups() {
+            for c in group {
+                m.insert(c.name, c);
+            }
+        }
+        m
+    })
+}
+
+/// Every command, for COMMAND and COMMAND COUNT.
+pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
+    index().values().copied()
+}
+
+/// Finds a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    if name.len() > buf.len() {
+        return None;
+    }
+    for (d, s) in buf.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let s = std::str::from_utf8(&buf[..name.len()]).ok()?;
+    index().get(s).copied()
+}
+
+/// Finds a subcommand of a container command (`config get`).
+pub fn lookup_sub(spec: &'static CommandSpec, sub: &[u8]) -> Option<&'static CommandSpec> {
+    spec.subs.iter().find(|s| {
+        let short = s.name.rsplit('|').next().unwrap_or(s.name);
+        short.as_bytes().eq_ignore_ascii_case(sub)
+    })
+}
+
+/// Checks argc against the arity; for container commands also the subcommand's.
+pub fn check_arity(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
+    let ok = |arity: i32, argc: usize| {
+        if arity >= 0 {
+            argc == arity as usize
+        } else {
+            argc >= (-arity) as usize
+        }
+    };
+    if !ok(spec.arity, argv.len()) {
+        return Err(wrong_arity(spec.name));
+    }
+    if spec.subs.is_empty() || argv.len() < 2 {
+        return Ok(spec);
+    }
+    match lookup_sub(spec, &argv[1]) {
+        Some(sub) => {
+            if !ok(sub.arity, argv.len()) {
+                return Err(wrong_arity(sub.name));
+            }
+            Ok(sub)
+        }
+        None => Err(unknown_subcommand(spec.name, &argv[1])),
+    }
+}
+
+/// `ERR unknown subcommand 'x'. Try CONFIG HELP.`
+pub fn unknown_subcommand(parent: &str, sub: &[u8]) -> Reply {
+    let sub = String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned();
+    Reply::error(format!("ERR unknown subcommand '{sub}'. Try {} HELP.", parent.to_ascii_uppercase()))
+}
+
+/// Redis's unknown-command error, quoting the first arguments.
+pub fn unknown_command(argv: &[Bytes]) -> Reply {
+    let name = argv.first().map(|n| String::from_utf8_lossy(&n[..n.len().min(128)]).into_owned()).unwrap_or_default();
+    let mut args = String::new();
+    for a in argv.iter().skip(1) {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        let s = String::from_utf8_lossy(&a[..a.len().min(room)]).into_owned();
+        args.push('\'');
+        args.push_str(&s);
+        args.push_str("' ");
+    }
+    Reply::error(format!("ERR unknown command '{name}', with args beginning with: {args}"))
+}
