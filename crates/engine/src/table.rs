@@ -109,7 +109,7 @@ pub const fn cmd(
     CommandSpec { name, arity, flags, first_key, last_key, step, group, summary: "", handler, subs: &[] }
 }
 
-fn all_groups() -> [&'static [CommandSpec]; 8] {
+fn all_groups() -> [&'static [CommandSpec]; 10] {
     [
         crate::cmd::keys::COMMANDS,
         crate::cmd::string::COMMANDS,
@@ -117,6 +117,8 @@ fn all_groups() -> [&'static [CommandSpec]; 8] {
         crate::cmd::list::COMMANDS,
         crate::cmd::set::COMMANDS,
         crate::cmd::zset::COMMANDS,
+        crate::cmd::sort::COMMANDS,
+        crate::cmd::dump::COMMANDS,
         crate::cmd::server::COMMANDS,
         crate::cmd::server::SERVER_HANDLED,
     ]

@@ -1,11 +1,13 @@
 //! Command implementations, one module per group. Each module exports `COMMANDS`, its
 //! part of the command table (see [`crate::table`]).
 
+pub mod dump;
 pub mod hash;
 pub mod keys;
 pub mod list;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod zset;
 

@@ -1,0 +1,5 @@
+//! dump commands.
+
+use crate::table::CommandSpec;
+
+pub const COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,5 @@
+//! sort commands.
+
+use crate::table::CommandSpec;
+
+pub const COMMANDS: &[CommandSpec] = &[];
