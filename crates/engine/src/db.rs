@@ -26,7 +26,10 @@ pub struct ScanKey {
 
 impl ScanKey {
     pub fn new(key: &Bytes) -> ScanKey {
-        ScanKey { hash: key_hash(key), key: key.clone() }
+        ScanKey {
+            hash: key_hash(key),
+            key: key.clone(),
+        }
     }
 }
 
@@ -50,7 +53,10 @@ pub struct Obj {
 
 impl Clone for Obj {
     fn clone(&self) -> Self {
-        Obj { value: self.value.clone(), access: AtomicU32::new(self.access.load(Ordering::Relaxed)) }
+        Obj {
+            value: self.value.clone(),
+            access: AtomicU32::new(self.access.load(Ordering::Relaxed)),
+        }
     }
 }
 
@@ -63,7 +69,13 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(value: Value, expire_at: Option<u64>) -> Entry {
-        Entry { obj: Arc::new(Obj { value, access: AtomicU32::new(0) }), expire_at }
+        Entry {
+            obj: Arc::new(Obj {
+                value,
+                access: AtomicU32::new(0),
+            }),
+            expire_at,
+        }
     }
     pub fn value(&self) -> &Value {
         &self.obj.value
@@ -131,7 +143,10 @@ impl Db {
     pub fn replace_value(&mut self, key: &Bytes, value: Value) -> bool {
         match self.map.get_mut(&ScanKey::new(key)) {
             Some(e) => {
-                e.obj = Arc::new(Obj { value, access: AtomicU32::new(0) });
+                e.obj = Arc::new(Obj {
+                    value,
+                    access: AtomicU32::new(0),
+                });
                 true
             }
             None => false,
@@ -150,7 +165,9 @@ impl Db {
     /// Sets or clears the expiry of an existing key. Returns false if absent.
     pub fn set_expire(&mut self, key: &Bytes, expire_at: Option<u64>) -> bool {
         let sk = ScanKey::new(key);
-        let Some(e) = self.map.get_mut(&sk) else { return false };
+        let Some(e) = self.map.get_mut(&sk) else {
+            return false;
+        };
         e.expire_at = expire_at;
         if expire_at.is_some() {
             self.volatile.insert(sk);
@@ -173,7 +190,10 @@ impl Db {
     /// One SCAN step: up to `count` keys (more if several share the last hash) starting
     /// at `cursor`; returns the next cursor (0 when done).
     pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(&Bytes, &Entry)>) {
-        let start = ScanKey { hash: cursor, key: Bytes::new() };
+        let start = ScanKey {
+            hash: cursor,
+            key: Bytes::new(),
+        };
         let mut out = Vec::with_capacity(count.min(1024));
         let mut last_hash = None;
         for (k, e) in self.map.range((Bound::Included(start), Bound::Unbounded)) {
@@ -188,15 +208,24 @@ impl Db {
 
     /// Keys with an expiry, starting at a point in hash order (for active expiry).
     pub fn volatile_from(&self, hash: u64) -> impl Iterator<Item = &ScanKey> {
-        let start = ScanKey { hash, key: Bytes::new() };
+        let start = ScanKey {
+            hash,
+            key: Bytes::new(),
+        };
         self.volatile
             .range((Bound::Included(start.clone()), Bound::Unbounded))
-            .chain(self.volatile.range((Bound::Unbounded, Bound::Excluded(start))))
+            .chain(
+                self.volatile
+                    .range((Bound::Unbounded, Bound::Excluded(start))),
+            )
     }
 
     /// A key at (or after) a random point in hash order, wrapping around.
     pub fn key_at_or_after(&self, hash: u64) -> Option<(&Bytes, &Entry)> {
-        let start = ScanKey { hash, key: Bytes::new() };
+        let start = ScanKey {
+            hash,
+            key: Bytes::new(),
+        };
         self.map
             .range((Bound::Included(start), Bound::Unbounded))
             .next()
@@ -235,7 +264,11 @@ mod tests {
             }
             // Grow the map heavily during the scan.
             for j in 0..50 {
-                db.insert(Bytes::from(format!("new{round}-{j}")), Value::Str(Bytes::new()), None);
+                db.insert(
+                    Bytes::from(format!("new{round}-{j}")),
+                    Value::Str(Bytes::new()),
+                    None,
+                );
             }
             round += 1;
             cursor = next;
@@ -258,7 +291,10 @@ mod tests {
         }
         db.insert(Bytes::from("b"), Value::Str(Bytes::from("x")), Some(5));
         assert_eq!(snap.len(), 1);
-        assert_eq!(snap.get(&Bytes::from("a")).map(|e| e.value().clone()), Some(Value::Str(Bytes::from("1"))));
+        assert_eq!(
+            snap.get(&Bytes::from("a")).map(|e| e.value().clone()),
+            Some(Value::Str(Bytes::from("1")))
+        );
         assert_eq!(db.volatile_len(), 1);
         assert_eq!(snap.volatile_len(), 0);
     }

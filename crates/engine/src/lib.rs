@@ -11,6 +11,7 @@ pub mod cmd;
 pub mod db;
 pub mod glob;
 pub mod num;
+pub mod rdb;
 pub mod reply;
 pub mod store;
 pub mod table;
@@ -18,7 +19,7 @@ pub mod value;
 
 pub use db::{Db, Entry};
 pub use reply::Reply;
-pub use store::{CmdResult, Cx, EngineConfig, Effects, LogRecord, Store};
+pub use store::{CmdResult, Cx, Effects, EngineConfig, LogRecord, Store};
 pub use table::{lookup, CommandSpec};
 pub use value::{Kind, Value, ZSet};
 

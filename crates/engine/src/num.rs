@@ -10,7 +10,11 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
     if b == b"0" {
         return Some(0);
     }
-    let (neg, digits) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
+    let (neg, digits) = if b[0] == b'-' {
+        (true, &b[1..])
+    } else {
+        (false, b)
+    };
     if digits.is_empty() || digits[0] == b'0' {
         return None;
     }
@@ -77,7 +81,11 @@ pub fn fmt_g(v: f64, prec: usize) -> String {
         return if v > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let p = prec.max(1);
     // Exponent after rounding to p significant digits.
@@ -157,14 +165,20 @@ impl Decimal {
         for c in int.bytes().chain(frac.bytes()) {
             m = m * 10 + (c - b'0') as i128;
         }
-        Some(Decimal { mantissa: if neg { -m } else { m }, scale: frac.len() as u32 })
+        Some(Decimal {
+            mantissa: if neg { -m } else { m },
+            scale: frac.len() as u32,
+        })
     }
 
     pub fn add(self, o: Decimal) -> Option<Decimal> {
         let scale = self.scale.max(o.scale);
         let a = self.mantissa.checked_mul(10i128.pow(scale - self.scale))?;
         let b = o.mantissa.checked_mul(10i128.pow(scale - o.scale))?;
-        Some(Decimal { mantissa: a.checked_add(b)?, scale })
+        Some(Decimal {
+            mantissa: a.checked_add(b)?,
+            scale,
+        })
     }
 
     /// Whether `long double` arithmetic would print this exactly with 17 decimals:
@@ -263,9 +277,15 @@ mod tests {
 
     #[test]
     fn incrbyfloat() {
-        assert_eq!(incr_float(b"10.50", b"0.1").map(|x| x.1), Some("10.6".into()));
+        assert_eq!(
+            incr_float(b"10.50", b"0.1").map(|x| x.1),
+            Some("10.6".into())
+        );
         assert_eq!(incr_float(b"0.1", b"0.2").map(|x| x.1), Some("0.3".into()));
-        assert_eq!(incr_float(b"5.0e3", b"2.0e2").map(|x| x.1), Some("5200".into()));
+        assert_eq!(
+            incr_float(b"5.0e3", b"2.0e2").map(|x| x.1),
+            Some("5200".into())
+        );
         assert_eq!(incr_float(b"3", b"-3").map(|x| x.1), Some("0".into()));
     }
 }

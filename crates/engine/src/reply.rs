@@ -82,10 +82,13 @@ pub const ERR_OVERFLOW: &str = "ERR increment or decrement would overflow";
 pub const ERR_INDEX: &str = "ERR index out of range";
 pub const ERR_DB_INDEX: &str = "ERR DB index is out of range";
 pub const ERR_EXPIRE: &str = "ERR invalid expire time in '%s' command";
-pub const ERR_STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+pub const ERR_STRING_TOO_LONG: &str =
+    "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 pub const ERR_NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 
 /// The arity error for a command (`name` is the full lowercase name, e.g. `config|get`).
 pub fn wrong_arity(name: &str) -> Reply {
-    Reply::error(format!("ERR wrong number of arguments for '{name}' command"))
+    Reply::error(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
 }

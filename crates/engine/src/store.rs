@@ -118,13 +118,29 @@ impl Store {
 
     /// Runs one command whose spec has an engine handler. The caller has checked arity
     /// (see [`table::check_arity`]) and the database index.
-    pub fn call(&mut self, spec: &CommandSpec, db: usize, now: u64, argv: &[Bytes], resp3: bool) -> Reply {
+    pub fn call(
+        &mut self,
+        spec: &CommandSpec,
+        db: usize,
+        now: u64,
+        argv: &[Bytes],
+        resp3: bool,
+    ) -> Reply {
         let Some(handler) = spec.handler else {
-            return Reply::error(format!("ERR command '{}' is not handled by the engine", spec.name));
+            return Reply::error(format!(
+                "ERR command '{}' is not handled by the engine",
+                spec.name
+            ));
         };
         let dirty_before = self.effects.dirty;
         let log_before = self.effects.log.len();
-        let mut cx = Cx { store: self, db, now, resp3, custom_log: false };
+        let mut cx = Cx {
+            store: self,
+            db,
+            now,
+            resp3,
+            custom_log: false,
+        };
         let reply = match handler(&mut cx, argv) {
             Ok(r) => r,
             Err(e) => e,
@@ -133,7 +149,11 @@ impl Store {
         if spec.is_write() && !custom && self.effects.dirty > dirty_before {
             // Keep lazily-expired DELs (already logged) before the command itself.
             let _ = log_before;
-            self.effects.log.push(LogRecord { db, time: now, argv: argv.to_vec() });
+            self.effects.log.push(LogRecord {
+                db,
+                time: now,
+                argv: argv.to_vec(),
+            });
         }
         reply
     }
@@ -190,7 +210,11 @@ impl Store {
         self.dbs[db].remove(key);
         self.stats.expired_keys += 1;
         self.effects.touched.push((db, key.clone()));
-        self.effects.log.push(LogRecord { db, time: now, argv: vec![Bytes::from_static(b"DEL"), key.clone()] });
+        self.effects.log.push(LogRecord {
+            db,
+            time: now,
+            argv: vec![Bytes::from_static(b"DEL"), key.clone()],
+        });
     }
 
     /// Deletes `key` if it is expired; returns true if it was.
@@ -225,7 +249,13 @@ pub struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     pub fn new(store: &'a mut Store, db: usize, now: u64, resp3: bool) -> Cx<'a> {
-        Cx { store, db, now, resp3, custom_log: false }
+        Cx {
+            store,
+            db,
+            now,
+            resp3,
+            custom_log: false,
+        }
     }
 
     pub fn db(&mut self) -> &mut Db {
@@ -305,7 +335,10 @@ impl<'a> Cx<'a> {
 
     /// Deletes the key if its container value became empty.
     pub fn remove_if_empty(&mut self, key: &Bytes) {
-        if self.store.dbs[self.db].get(key).is_some_and(|e| e.value().is_empty_container()) {
+        if self.store.dbs[self.db]
+            .get(key)
+            .is_some_and(|e| e.value().is_empty_container())
+        {
             self.store.dbs[self.db].remove(key);
         }
     }
@@ -339,7 +372,11 @@ impl<'a> Cx<'a> {
     /// command itself is not logged.
     pub fn propagate(&mut self, argv: Vec<Bytes>) {
         self.custom_log = true;
-        self.store.effects.log.push(LogRecord { db: self.db, time: self.now, argv });
+        self.store.effects.log.push(LogRecord {
+            db: self.db,
+            time: self.now,
+            argv,
+        });
     }
 
     /// Suppresses logging of the current command (it changed nothing durable).
@@ -391,36 +428,56 @@ impl<'a> Cx<'a> {
 
     /// Mutable list; with `create`, an absent key becomes an empty list (the caller
     /// must add to it or call [`Cx::remove_if_empty`]).
-    pub fn list_mut(&mut self, key: &Bytes, create: bool) -> Result<Option<&mut VecDeque<Bytes>>, Reply> {
+    pub fn list_mut(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+    ) -> Result<Option<&mut VecDeque<Bytes>>, Reply> {
         self.container_mut(key, create, Kind::List, || Value::List(VecDeque::new()))
-            .map(|v| v.map(|v| match v {
-                Value::List(l) => l,
-                _ => unreachable!("kind checked"),
-            }))
+            .map(|v| {
+                v.map(|v| match v {
+                    Value::List(l) => l,
+                    _ => unreachable!("kind checked"),
+                })
+            })
     }
 
-    pub fn hash_mut(&mut self, key: &Bytes, create: bool) -> Result<Option<&mut HashMap<Bytes, Bytes>>, Reply> {
+    pub fn hash_mut(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+    ) -> Result<Option<&mut HashMap<Bytes, Bytes>>, Reply> {
         self.container_mut(key, create, Kind::Hash, || Value::Hash(HashMap::new()))
-            .map(|v| v.map(|v| match v {
-                Value::Hash(h) => h,
-                _ => unreachable!("kind checked"),
-            }))
+            .map(|v| {
+                v.map(|v| match v {
+                    Value::Hash(h) => h,
+                    _ => unreachable!("kind checked"),
+                })
+            })
     }
 
-    pub fn set_mut(&mut self, key: &Bytes, create: bool) -> Result<Option<&mut HashSet<Bytes>>, Reply> {
+    pub fn set_mut(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+    ) -> Result<Option<&mut HashSet<Bytes>>, Reply> {
         self.container_mut(key, create, Kind::Set, || Value::Set(HashSet::new()))
-            .map(|v| v.map(|v| match v {
-                Value::Set(s) => s,
-                _ => unreachable!("kind checked"),
-            }))
+            .map(|v| {
+                v.map(|v| match v {
+                    Value::Set(s) => s,
+                    _ => unreachable!("kind checked"),
+                })
+            })
     }
 
     pub fn zset_mut(&mut self, key: &Bytes, create: bool) -> Result<Option<&mut ZSet>, Reply> {
         self.container_mut(key, create, Kind::ZSet, || Value::ZSet(ZSet::new()))
-            .map(|v| v.map(|v| match v {
-                Value::ZSet(z) => z,
-                _ => unreachable!("kind checked"),
-            }))
+            .map(|v| {
+                v.map(|v| match v {
+                    Value::ZSet(z) => z,
+                    _ => unreachable!("kind checked"),
+                })
+            })
     }
 
     fn container_mut(
@@ -447,5 +504,56 @@ impl<'a> Cx<'a> {
 
     pub fn float_arg(&self, b: &Bytes) -> Result<f64, Reply> {
         crate::num::parse_f64(b).ok_or_else(|| Reply::err(reply::ERR_NOT_FLOAT))
+    }
+}
+
+impl Store {
+    /// The encoding Redis 7.0 would report for a value (OBJECT ENCODING, DEBUG OBJECT).
+    /// redsnap's representation differs; this answers what clients and test suites expect.
+    pub fn encoding_of(config: &EngineConfig, v: &Value) -> &'static str {
+        match v {
+            Value::Str(s) => {
+                if s.len() <= 20 && crate::num::parse_i64(s).is_some() {
+                    "int"
+                } else if s.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+            Value::List(_) => "quicklist",
+            Value::Hash(h) => {
+                if h.len() <= config.hash_max_listpack_entries
+                    && h.iter().all(|(k, v)| {
+                        k.len() <= config.hash_max_listpack_value
+                            && v.len() <= config.hash_max_listpack_value
+                    })
+                {
+                    "listpack"
+                } else {
+                    "hashtable"
+                }
+            }
+            Value::Set(s) => {
+                if s.len() <= config.set_max_intset_entries
+                    && s.iter().all(|m| crate::num::parse_i64(m).is_some())
+                {
+                    "intset"
+                } else {
+                    "hashtable"
+                }
+            }
+            Value::ZSet(z) => {
+                if z.len() <= config.zset_max_listpack_entries
+                    && z.dict
+                        .keys()
+                        .all(|m| m.len() <= config.zset_max_listpack_value)
+                {
+                    "listpack"
+                } else {
+                    "skiplist"
+                }
+            }
+        }
     }
 }

@@ -88,9 +88,15 @@ impl CommandSpec {
         if self.first_key <= 0 || argc as i32 <= self.first_key {
             return Vec::new();
         }
-        let last = if self.last_key < 0 { argc as i32 + self.last_key } else { self.last_key.min(argc as i32 - 1) };
+        let last = if self.last_key < 0 {
+            argc as i32 + self.last_key
+        } else {
+            self.last_key.min(argc as i32 - 1)
+        };
         let step = self.step.max(1) as usize;
-        (self.first_key as usize..=last.max(self.first_key - 1) as usize).step_by(step).collect()
+        (self.first_key as usize..=last.max(self.first_key - 1) as usize)
+            .step_by(step)
+            .collect()
     }
 }
 
@@ -106,7 +112,18 @@ pub const fn cmd(
     group: &'static str,
     handler: Option<Handler>,
 ) -> CommandSpec {
-    CommandSpec { name, arity, flags, first_key, last_key, step, group, summary: "", handler, subs: &[] }
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key,
+        last_key,
+        step,
+        group,
+        summary: "",
+        handler,
+        subs: &[],
+    }
 }
 
 fn all_groups() -> [&'static [CommandSpec]; 10] {
@@ -164,7 +181,10 @@ pub fn lookup_sub(spec: &'static CommandSpec, sub: &[u8]) -> Option<&'static Com
 }
 
 /// Checks argc against the arity; for container commands also the subcommand's.
-pub fn check_arity(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<&'static CommandSpec, Reply> {
+pub fn check_arity(
+    spec: &'static CommandSpec,
+    argv: &[Bytes],
+) -> Result<&'static CommandSpec, Reply> {
     let ok = |arity: i32, argc: usize| {
         if arity >= 0 {
             argc == arity as usize
@@ -192,12 +212,18 @@ pub fn check_arity(spec: &'static CommandSpec, argv: &[Bytes]) -> Result<&'stati
 /// `ERR unknown subcommand 'x'. Try CONFIG HELP.`
 pub fn unknown_subcommand(parent: &str, sub: &[u8]) -> Reply {
     let sub = String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned();
-    Reply::error(format!("ERR unknown subcommand '{sub}'. Try {} HELP.", parent.to_ascii_uppercase()))
+    Reply::error(format!(
+        "ERR unknown subcommand '{sub}'. Try {} HELP.",
+        parent.to_ascii_uppercase()
+    ))
 }
 
 /// Redis's unknown-command error, quoting the first arguments.
 pub fn unknown_command(argv: &[Bytes]) -> Reply {
-    let name = argv.first().map(|n| String::from_utf8_lossy(&n[..n.len().min(128)]).into_owned()).unwrap_or_default();
+    let name = argv
+        .first()
+        .map(|n| String::from_utf8_lossy(&n[..n.len().min(128)]).into_owned())
+        .unwrap_or_default();
     let mut args = String::new();
     for a in argv.iter().skip(1) {
         if args.len() >= 128 {
@@ -209,5 +235,7 @@ pub fn unknown_command(argv: &[Bytes]) -> Reply {
         args.push_str(&s);
         args.push_str("' ");
     }
-    Reply::error(format!("ERR unknown command '{name}', with args beginning with: {args}"))
+    Reply::error(format!(
+        "ERR unknown command '{name}', with args beginning with: {args}"
+    ))
 }

@@ -75,9 +75,20 @@ impl Value {
         match self {
             Value::Str(s) => s.len() + 16,
             Value::List(l) => l.iter().map(|e| e.len() + 32).sum::<usize>() + 32,
-            Value::Hash(h) => h.iter().map(|(k, v)| k.len() + v.len() + PER_ELEM + 16).sum::<usize>() + 48,
+            Value::Hash(h) => {
+                h.iter()
+                    .map(|(k, v)| k.len() + v.len() + PER_ELEM + 16)
+                    .sum::<usize>()
+                    + 48
+            }
             Value::Set(s) => s.iter().map(|e| e.len() + PER_ELEM).sum::<usize>() + 48,
-            Value::ZSet(z) => z.dict.keys().map(|e| 2 * e.len() + 2 * PER_ELEM + 16).sum::<usize>() + 96,
+            Value::ZSet(z) => {
+                z.dict
+                    .keys()
+                    .map(|e| 2 * e.len() + 2 * PER_ELEM + 16)
+                    .sum::<usize>()
+                    + 96
+            }
         }
     }
 }
@@ -95,7 +106,9 @@ impl PartialOrd for Score {
 impl Ord for Score {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         // -0.0 and 0.0 compare equal, as in Redis (C `<` on doubles).
-        self.0.partial_cmp(&other.0).unwrap_or(std::cmp::Ordering::Equal)
+        self.0
+            .partial_cmp(&other.0)
+            .unwrap_or(std::cmp::Ordering::Equal)
     }
 }
 
@@ -155,5 +168,289 @@ impl ZSet {
     /// Members in ascending order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> {
         self.order.iter().map(|(s, m)| (m, s.0))
+    }
+}
+
+/// A score interval with optionally exclusive ends (Redis's `zrangespec`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreRange {
+    pub min: f64,
+    pub max: f64,
+    pub minex: bool,
+    pub maxex: bool,
+}
+
+impl ScoreRange {
+    /// Every score.
+    pub fn all() -> ScoreRange {
+        ScoreRange {
+            min: f64::NEG_INFINITY,
+            max: f64::INFINITY,
+            minex: false,
+            maxex: false,
+        }
+    }
+    pub fn gte_min(&self, v: f64) -> bool {
+        if self.minex {
+            v > self.min
+        } else {
+            v >= self.min
+        }
+    }
+    pub fn lte_max(&self, v: f64) -> bool {
+        if self.maxex {
+            v < self.max
+        } else {
+            v <= self.max
+        }
+    }
+    pub fn contains(&self, v: f64) -> bool {
+        self.gte_min(v) && self.lte_max(v)
+    }
+    /// Ranges that can never match anything (`zslIsInRange`'s first test).
+    pub fn is_empty(&self) -> bool {
+        self.min > self.max || (self.min == self.max && (self.minex || self.maxex))
+    }
+}
+
+/// One end of a lexicographic range: `-`, `+`, or a member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LexBound {
+    /// `-`: below every member.
+    Min,
+    /// `+`: above every member.
+    Max,
+    Val(Bytes),
+}
+
+/// A lexicographic interval (Redis's `zlexrangespec`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LexRange {
+    pub min: LexBound,
+    pub max: LexBound,
+    pub minex: bool,
+    pub maxex: bool,
+}
+
+/// Redis's `sdscmplex`.
+fn cmp_lex(a: &LexBound, b: &LexBound) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    match (a, b) {
+        (LexBound::Min, LexBound::Min) | (LexBound::Max, LexBound::Max) => Equal,
+        (LexBound::Min, _) | (_, LexBound::Max) => Less,
+        (LexBound::Max, _) | (_, LexBound::Min) => Greater,
+        (LexBound::Val(x), LexBound::Val(y)) => x.cmp(y),
+    }
+}
+
+impl LexRange {
+    pub fn all() -> LexRange {
+        LexRange {
+            min: LexBound::Min,
+            max: LexBound::Max,
+            minex: true,
+            maxex: true,
+        }
+    }
+    pub fn gte_min(&self, v: &[u8]) -> bool {
+        let c = match &self.min {
+            LexBound::Min => std::cmp::Ordering::Greater,
+            LexBound::Max => std::cmp::Ordering::Less,
+            LexBound::Val(m) => v.cmp(m),
+        };
+        if self.minex {
+            c.is_gt()
+        } else {
+            c.is_ge()
+        }
+    }
+    pub fn lte_max(&self, v: &[u8]) -> bool {
+        let c = match &self.max {
+            LexBound::Min => std::cmp::Ordering::Greater,
+            LexBound::Max => std::cmp::Ordering::Less,
+            LexBound::Val(m) => v.cmp(m),
+        };
+        if self.maxex {
+            c.is_lt()
+        } else {
+            c.is_le()
+        }
+    }
+    /// Ranges that can never match anything (`zslIsInLexRange`'s first test).
+    pub fn is_empty(&self) -> bool {
+        let c = cmp_lex(&self.min, &self.max);
+        c.is_gt() || (c.is_eq() && (self.minex || self.maxex))
+    }
+}
+
+type ZBound = std::ops::Bound<(Score, Bytes)>;
+
+/// The least double greater than `v` (`f64::next_up`, which needs Rust 1.86).
+fn next_up(v: f64) -> f64 {
+    if v.is_nan() || v == f64::INFINITY {
+        return v;
+    }
+    if v == 0.0 {
+        return f64::from_bits(1);
+    }
+    let b = v.to_bits();
+    if v > 0.0 {
+        f64::from_bits(b + 1)
+    } else {
+        f64::from_bits(b - 1)
+    }
+}
+
+impl ZSet {
+    /// Builds a set from pairs (later duplicates overwrite earlier ones).
+    pub fn from_pairs<I: IntoIterator<Item = (Bytes, f64)>>(pairs: I) -> ZSet {
+        let mut z = ZSet::new();
+        for (m, s) in pairs {
+            z.insert(m, s);
+        }
+        z
+    }
+
+    /// 0-based rank in descending order.
+    pub fn rev_rank(&self, member: &[u8]) -> Option<usize> {
+        let r = self.rank(member)?;
+        Some(self.len() - 1 - r)
+    }
+
+    /// Elements with ranks `start..=end` (already normalized, in bounds), ascending
+    /// or (with `rev`) descending, where ranks count in the iteration direction.
+    pub fn range_by_rank(&self, start: usize, end: usize, rev: bool) -> Vec<(Bytes, f64)> {
+        let n = end.saturating_sub(start).saturating_add(1);
+        let pick = |(s, m): &(Score, Bytes)| (m.clone(), s.0);
+        if rev {
+            self.order
+                .iter()
+                .rev()
+                .skip(start)
+                .take(n)
+                .map(pick)
+                .collect()
+        } else {
+            self.order.iter().skip(start).take(n).map(pick).collect()
+        }
+    }
+
+    /// B-tree bounds of a score range; None when it is empty.
+    fn score_bounds(r: &ScoreRange) -> Option<(ZBound, ZBound)> {
+        use std::ops::Bound::*;
+        if r.is_empty() || r.min.is_nan() || r.max.is_nan() {
+            return None;
+        }
+        let lo = if r.minex {
+            if r.min == f64::INFINITY {
+                return None;
+            }
+            Included((Score(next_up(r.min)), Bytes::new()))
+        } else {
+            Included((Score(r.min), Bytes::new()))
+        };
+        let hi = if r.maxex {
+            Excluded((Score(r.max), Bytes::new()))
+        } else if r.max == f64::INFINITY {
+            Unbounded
+        } else {
+            Excluded((Score(next_up(r.max)), Bytes::new()))
+        };
+        // Guard BTreeSet::range's panics on inverted bounds.
+        if let (Included(a), Excluded(b)) = (&lo, &hi) {
+            if a >= b {
+                return None;
+            }
+        }
+        Some((lo, hi))
+    }
+
+    /// Elements whose score is in `r`, ascending or (with `rev`) descending.
+    pub fn iter_by_score<'a>(
+        &'a self,
+        r: &ScoreRange,
+        rev: bool,
+    ) -> Box<dyn Iterator<Item = (&'a Bytes, f64)> + 'a> {
+        match Self::score_bounds(r) {
+            None => Box::new(std::iter::empty()),
+            Some(b) => {
+                let it = self.order.range(b).map(|(s, m)| (m, s.0));
+                if rev {
+                    Box::new(it.rev())
+                } else {
+                    Box::new(it)
+                }
+            }
+        }
+    }
+
+    pub fn count_by_score(&self, r: &ScoreRange) -> usize {
+        self.iter_by_score(r, false).count()
+    }
+
+    /// Elements whose member is in `r` (meaningful when all scores are equal, as in
+    /// Redis; with mixed scores this walks the score order like Redis does).
+    pub fn iter_by_lex<'a>(
+        &'a self,
+        r: &LexRange,
+        rev: bool,
+    ) -> Box<dyn Iterator<Item = (&'a Bytes, f64)> + 'a> {
+        use std::ops::Bound::*;
+        if r.is_empty() || self.is_empty() {
+            return Box::new(std::iter::empty());
+        }
+        let first = self.order.iter().next().map(|x| x.0);
+        let last = self.order.iter().next_back().map(|x| x.0);
+        if let (Some(f), Some(l)) = (first, last) {
+            if f == l {
+                // One score: members are in byte order, so the range is a B-tree range.
+                let lo = match &r.min {
+                    LexBound::Min => Unbounded,
+                    LexBound::Max => return Box::new(std::iter::empty()),
+                    LexBound::Val(m) if r.minex => Excluded((f, m.clone())),
+                    LexBound::Val(m) => Included((f, m.clone())),
+                };
+                let hi = match &r.max {
+                    LexBound::Max => Unbounded,
+                    LexBound::Min => return Box::new(std::iter::empty()),
+                    LexBound::Val(m) if r.maxex => Excluded((f, m.clone())),
+                    LexBound::Val(m) => Included((f, m.clone())),
+                };
+                // Not empty (checked above), so the bounds are ordered.
+                let it = self.order.range((lo, hi)).map(|(s, m)| (m, s.0));
+                return if rev {
+                    Box::new(it.rev())
+                } else {
+                    Box::new(it)
+                };
+            }
+        }
+        let r1 = r.clone();
+        let r2 = r.clone();
+        if rev {
+            Box::new(
+                self.iter()
+                    .rev()
+                    .skip_while(move |(m, _)| !r1.lte_max(m))
+                    .take_while(move |(m, _)| r2.gte_min(m)),
+            )
+        } else {
+            Box::new(
+                self.iter()
+                    .skip_while(move |(m, _)| !r1.gte_min(m))
+                    .take_while(move |(m, _)| r2.lte_max(m)),
+            )
+        }
+    }
+
+    /// Removes and returns the lowest (or, with `max`, the highest) element.
+    pub fn pop(&mut self, max: bool) -> Option<(Bytes, f64)> {
+        let (s, m) = if max {
+            self.order.pop_last()?
+        } else {
+            self.order.pop_first()?
+        };
+        self.dict.remove(&m);
+        Some((m, s.0))
     }
 }

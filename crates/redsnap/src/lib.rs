@@ -1,1 +1,54 @@
-//! redsnap
+//! # redsnap
+//!
+//! Persist a service's state to any Redis (standalone, TLS, AUTH, Redis
+//! Cluster, Valkey) or to a `redsnap serve` server:
+//!
+//! * [`Snapshots`]: whole-state snapshots (`<ns>:snapshot:<epoch>` with a
+//!   TTL, `<ns>:latest` without), list/get/prune and a thinning
+//!   [`RetentionPolicy`]; [`Snapshotter`] runs them in the background.
+//! * [`Checkpointer`]: thread checkpoints, with [`RedisCheckpointer`] and
+//!   [`MemoryCheckpointer`].
+//! * [`Memory`]: `governance:<tenant>:<type>:<id>` JSON values with TTL and
+//!   SCAN-based cleanup.
+//! * [`HashMapState`], [`Document`], [`History`]: structured state.
+//! * [`RedisStore::health`]: `{healthy, connectionState, reconnectAttempts, latencyMs}`.
+//!
+//! Values are stored in a small versioned envelope (see [`codec`]) so other
+//! languages can read them.
+//!
+//! ```no_run
+//! # async fn demo() -> redsnap::Result<()> {
+//! use redsnap::{RedisStore, Snapshots};
+//! let store = RedisStore::from_env()?; // REDIS_URL, REDIS_PASSWORD, ...
+//! let snaps: Snapshots<Vec<u32>> = Snapshots::new(store, "meta");
+//! snaps.save(&vec![1, 2, 3]).await?;
+//! let latest = snaps.latest().await?.map(|s| s.state);
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod memory;
+pub mod snapshot;
+pub mod store;
+pub mod structured;
+
+pub use checkpoint::{
+    new_checkpoint_id, Checkpoint, Checkpointer, ListOptions, MemoryCheckpointer,
+    RedisCheckpointer,
+};
+pub use codec::{Codec, Format};
+pub use config::{RedisConfig, TlsConfig, Topology};
+pub use error::{DecodeError, Error, Result};
+pub use memory::Memory;
+pub use snapshot::{
+    RetentionPolicy, SaveEvent, SaveOutcome, Snapshot, SnapshotMetrics, Snapshots, Snapshotter,
+    SnapshotterConfig, Tier,
+};
+pub use store::{ConnectionState, Health, RedisStore};
+pub use structured::{DiffStats, Document, HashMapState, History};

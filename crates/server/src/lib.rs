@@ -1,1 +1,233 @@
-//! server
+//! The redsnap server: RESP2/RESP3 over TCP, connections, pub/sub, transactions,
+//! blocking commands and administration, on top of the keyspace engine.
+//!
+//! A command's path: a connection task parses requests from its socket
+//! ([`resp::Parser`]), takes the server lock once per batch of pipelined requests,
+//! runs each through [`conn::Conn::dispatch`] (table lookup, arity, auth, MULTI
+//! queueing) into the engine, then handles what the command left behind (WATCH
+//! invalidation, blocked clients, append-log records) and writes the replies.
+
+pub mod config;
+pub mod resp;
+
+mod admin;
+mod blocking;
+mod conn;
+mod state;
+
+pub use config::Config;
+use redsnap_engine::{EngineConfig, Store};
+use state::{Inner, Shared, ShutdownRequest};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The Redis version redsnap reports to clients (the command set it follows).
+pub const REDIS_VERSION: &str = "7.0.15";
+pub const REDSNAP_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Errors that stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("could not bind {addr}: {err}")]
+    Bind { addr: String, err: std::io::Error },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn engine_config(c: &Config) -> EngineConfig {
+    EngineConfig {
+        databases: c.int("databases").max(1) as usize,
+        proto_max_bulk_len: c.u64("proto-max-bulk-len"),
+        hash_max_listpack_entries: c.u64("hash-max-listpack-entries") as usize,
+        hash_max_listpack_value: c.u64("hash-max-listpack-value") as usize,
+        set_max_intset_entries: c.u64("set-max-intset-entries") as usize,
+        zset_max_listpack_entries: c.u64("zset-max-listpack-entries") as usize,
+        zset_max_listpack_value: c.u64("zset-max-listpack-value") as usize,
+        list_max_listpack_size: c.int("list-max-listpack-size"),
+    }
+}
+
+/// Applies runtime-changeable settings after CONFIG SET.
+pub(crate) fn apply_config(inner: &mut Inner) {
+    let databases = inner.store.config.databases;
+    inner.store.config = EngineConfig {
+        databases,
+        ..engine_config(&inner.config)
+    };
+}
+
+/// Hands the log records of executed commands to persistence.
+pub(crate) fn persist_hook(inner: &mut Inner) {
+    inner.store.effects.log.clear();
+}
+
+pub(crate) fn persist_command(
+    _inner: &mut Inner,
+    name: &str,
+    _argv: &[bytes::Bytes],
+) -> redsnap_engine::Reply {
+    redsnap_engine::Reply::error(format!(
+        "ERR {name}: persistence is not enabled in this build"
+    ))
+}
+
+pub(crate) fn persistence_info(inner: &Inner) -> String {
+    format!(
+        "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_last_write_status:ok\r\n\r\n",
+        inner.store.effects.dirty, inner.lastsave
+    )
+}
+
+/// Memory used by the dataset as redsnap accounts it (for INFO and maxmemory).
+pub(crate) fn used_memory(_inner: &Inner) -> u64 {
+    admin::rss_bytes()
+}
+
+pub(crate) async fn shutdown(shared: &Arc<Shared>, req: ShutdownRequest) -> Result<(), String> {
+    shared.shutdown.send_replace(Some(req));
+    Ok(())
+}
+
+/// A running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+}
+
+impl Server {
+    /// Binds the listeners and prepares the keyspace. Fails clearly when a port is
+    /// taken (no SO_REUSEPORT: a second instance cannot share the port).
+    pub async fn bind(config: Config) -> Result<Server, ServerError> {
+        let store = Store::new(engine_config(&config));
+        let port = config.int("port") as u16;
+        let mut listeners = Vec::new();
+        if port != 0 {
+            for addr in config.str("bind").split_whitespace() {
+                let (optional, addr) = match addr.strip_prefix('-') {
+                    Some(a) => (true, a),
+                    None => (false, addr),
+                };
+                let sa: SocketAddr = match addr.parse::<std::net::IpAddr>() {
+                    Ok(ip) => SocketAddr::new(ip, port),
+                    Err(_) => {
+                        return Err(ServerError::Config(format!(
+                            "invalid bind address '{addr}'"
+                        )))
+                    }
+                };
+                match TcpListener::bind(sa).await {
+                    Ok(l) => listeners.push(l),
+                    Err(e) if optional && e.kind() != std::io::ErrorKind::AddrInUse => {
+                        tracing::debug!("optional bind {sa} skipped: {e}");
+                    }
+                    Err(err) => {
+                        return Err(ServerError::Bind {
+                            addr: sa.to_string(),
+                            err,
+                        })
+                    }
+                }
+            }
+            if listeners.is_empty() {
+                return Err(ServerError::Config("no address to listen on".into()));
+            }
+        }
+        let shared = Shared::new(store, config);
+        Ok(Server { shared, listeners })
+    }
+
+    /// The addresses actually bound.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// Serves until SIGTERM, SIGINT or SHUTDOWN.
+    pub async fn run(self) -> Result<(), ServerError> {
+        let shared = self.shared.clone();
+        for l in self.listeners {
+            tokio::spawn(accept_loop(shared.clone(), l));
+        }
+        tokio::spawn(cron(shared.clone()));
+        let mut rx = shared.shutdown.subscribe();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let req = tokio::select! {
+            _ = term.recv() => { tracing::info!("received SIGTERM, shutting down"); ShutdownRequest { save: None } }
+            _ = int.recv() => { tracing::info!("received SIGINT, shutting down"); ShutdownRequest { save: None } }
+            r = async { loop { if rx.changed().await.is_err() { break None; } if let Some(r) = *rx.borrow() { break Some(r); } } } => {
+                tracing::info!("SHUTDOWN requested by a client");
+                r.unwrap_or(ShutdownRequest { save: None })
+            }
+        };
+        let _ = req;
+        let inner = shared.inner.lock();
+        for c in inner.clients.values() {
+            let _ = c.tx.send(state::ConnMsg::Kill);
+        }
+        tracing::info!("redsnap is now ready to exit, bye bye...");
+        Ok(())
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let laddr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    loop {
+        let (sock, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        let refuse = {
+            let mut inner = shared.inner.lock();
+            let max = inner.config.int("maxclients").max(1) as usize;
+            if inner.clients.len() >= max {
+                inner.stats.rejected_connections += 1;
+                true
+            } else {
+                false
+            }
+        };
+        if refuse {
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut sock = sock;
+                let _ = sock
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
+            });
+            continue;
+        }
+        let shared = shared.clone();
+        let laddr = laddr.clone();
+        tokio::spawn(async move {
+            conn::serve(shared, sock, addr.to_string(), laddr).await;
+        });
+    }
+}
+
+/// Periodic work: active expiry (Redis's serverCron/activeExpireCycle).
+async fn cron(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let mut inner = shared.inner.lock();
+        let now = redsnap_engine::now_ms();
+        inner.store.active_expire_cycle(now, 2000);
+        conn::after_command(&mut inner);
+    }
+}

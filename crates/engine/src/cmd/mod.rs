@@ -5,6 +5,7 @@ pub mod dump;
 pub mod hash;
 pub mod keys;
 pub mod list;
+pub mod scan_util;
 pub mod server;
 pub mod set;
 pub mod sort;

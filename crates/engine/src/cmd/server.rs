@@ -9,7 +9,16 @@ use crate::table::{cmd, flags::*, CommandSpec};
 use bytes::Bytes;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    cmd("dbsize", 1, READONLY | FAST, 0, 0, 0, "server", Some(dbsize)),
+    cmd(
+        "dbsize",
+        1,
+        READONLY | FAST,
+        0,
+        0,
+        0,
+        "server",
+        Some(dbsize),
+    ),
     cmd("flushdb", -1, WRITE, 0, 0, 0, "server", Some(flushdb)),
     cmd("flushall", -1, WRITE, 0, 0, 0, "server", Some(flushall)),
     cmd("swapdb", 3, WRITE | FAST, 0, 0, 0, "server", Some(swapdb)),
@@ -54,8 +63,10 @@ fn swapdb(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         let v = crate::num::parse_i64(b).ok_or_else(|| Reply::err("ERR invalid first DB index"))?;
         Ok(v as usize)
     };
-    let a = crate::num::parse_i64(&argv[1]).ok_or_else(|| Reply::err("ERR invalid first DB index"))?;
-    let b = crate::num::parse_i64(&argv[2]).ok_or_else(|| Reply::err("ERR invalid second DB index"))?;
+    let a =
+        crate::num::parse_i64(&argv[1]).ok_or_else(|| Reply::err("ERR invalid first DB index"))?;
+    let b =
+        crate::num::parse_i64(&argv[2]).ok_or_else(|| Reply::err("ERR invalid second DB index"))?;
     let _ = parse;
     let n = cx.store.dbs.len() as i64;
     if a < 0 || a >= n || b < 0 || b >= n {
@@ -76,7 +87,15 @@ const fn srv(name: &'static str, arity: i32, flags: u32, group: &'static str) ->
     cmd(name, arity, flags, 0, 0, 0, group, None)
 }
 
-const fn keyed(name: &'static str, arity: i32, flags: u32, first: i32, last: i32, step: i32, group: &'static str) -> CommandSpec {
+const fn keyed(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    first: i32,
+    last: i32,
+    step: i32,
+    group: &'static str,
+) -> CommandSpec {
     cmd(name, arity, flags, first, last, step, group, None)
 }
 
@@ -90,119 +109,291 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
     // connection
     srv("ping", -1, FAST, "connection"),
     srv("echo", 2, FAST, "connection"),
-    srv("auth", -2, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, "connection"),
-    srv("hello", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH, "connection"),
+    srv(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        "connection",
+    ),
+    srv(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        "connection",
+    ),
     srv("select", 2, LOADING | STALE | FAST, "connection"),
-    srv("quit", -1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "connection"),
-    srv("reset", 1, NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY, "connection"),
-    with_subs(srv("client", -2, 0, "connection"), &[
-        sub("client|id", 2, NOSCRIPT | LOADING | STALE),
-        sub("client|info", 2, NOSCRIPT | LOADING | STALE),
-        sub("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("client|setname", 3, NOSCRIPT | LOADING | STALE),
-        sub("client|getname", 2, NOSCRIPT | LOADING | STALE),
-        sub("client|setinfo", 4, NOSCRIPT | LOADING | STALE),
-        sub("client|pause", -3, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("client|unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("client|no-touch", 3, NOSCRIPT | LOADING | STALE),
-        sub("client|reply", 3, NOSCRIPT | LOADING | STALE),
-        sub("client|tracking", -3, NOSCRIPT | LOADING | STALE),
-        sub("client|getredir", 2, NOSCRIPT | LOADING | STALE),
-        sub("client|unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("client|help", 2, LOADING | STALE),
-    ]),
+    srv(
+        "quit",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        "connection",
+    ),
+    srv(
+        "reset",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        "connection",
+    ),
+    with_subs(
+        srv("client", -2, 0, "connection"),
+        &[
+            sub("client|id", 2, NOSCRIPT | LOADING | STALE),
+            sub("client|info", 2, NOSCRIPT | LOADING | STALE),
+            sub("client|list", -2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("client|setname", 3, NOSCRIPT | LOADING | STALE),
+            sub("client|getname", 2, NOSCRIPT | LOADING | STALE),
+            sub("client|setinfo", 4, NOSCRIPT | LOADING | STALE),
+            sub("client|pause", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("client|unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("client|no-touch", 3, NOSCRIPT | LOADING | STALE),
+            sub("client|reply", 3, NOSCRIPT | LOADING | STALE),
+            sub("client|tracking", -3, NOSCRIPT | LOADING | STALE),
+            sub("client|getredir", 2, NOSCRIPT | LOADING | STALE),
+            sub("client|unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("client|help", 2, LOADING | STALE),
+        ],
+    ),
     // server
-    with_subs(srv("command", -1, LOADING | STALE, "server"), &[
-        sub("command|count", 2, LOADING | STALE),
-        sub("command|info", -2, LOADING | STALE),
-        sub("command|docs", -2, LOADING | STALE),
-        sub("command|list", -2, LOADING | STALE),
-        sub("command|getkeys", -3, LOADING | STALE),
-        sub("command|help", 2, LOADING | STALE),
-    ]),
+    with_subs(
+        srv("command", -1, LOADING | STALE, "server"),
+        &[
+            sub("command|count", 2, LOADING | STALE),
+            sub("command|info", -2, LOADING | STALE),
+            sub("command|docs", -2, LOADING | STALE),
+            sub("command|list", -2, LOADING | STALE),
+            sub("command|getkeys", -3, LOADING | STALE),
+            sub("command|help", 2, LOADING | STALE),
+        ],
+    ),
     srv("info", -1, LOADING | STALE, "server"),
-    with_subs(srv("config", -2, 0, "server"), &[
-        sub("config|get", -3, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("config|set", -4, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("config|resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("config|rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("config|help", 2, LOADING | STALE),
-    ]),
+    with_subs(
+        srv("config", -2, 0, "server"),
+        &[
+            sub("config|get", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("config|set", -4, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("config|resetstat", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("config|rewrite", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("config|help", 2, LOADING | STALE),
+        ],
+    ),
     srv("time", 1, LOADING | STALE | FAST, "server"),
-    srv("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, "server"),
+    srv(
+        "shutdown",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY,
+        "server",
+    ),
     srv("save", 1, ADMIN | NOSCRIPT | NO_MULTI, "server"),
     srv("bgsave", -1, ADMIN | NOSCRIPT, "server"),
     srv("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, "server"),
     srv("lastsave", 1, LOADING | STALE | FAST, "server"),
     srv("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "server"),
-    with_subs(srv("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server"), &[]),
-    with_subs(srv("latency", -2, 0, "server"), &[
-        sub("latency|latest", 2, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("latency|history", 3, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("latency|reset", -2, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("latency|doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE),
-        sub("latency|help", 2, LOADING | STALE),
-    ]),
-    with_subs(srv("memory", -2, 0, "server"), &[
-        keyed("memory|usage", -3, READONLY, 2, 2, 1, "server"),
-        sub("memory|stats", 2, LOADING | STALE),
-        sub("memory|doctor", 2, LOADING | STALE),
-        sub("memory|purge", 2, 0),
-        sub("memory|help", 2, LOADING | STALE),
-    ]),
-    with_subs(srv("slowlog", -2, 0, "server"), &[
-        sub("slowlog|get", -2, ADMIN | LOADING | STALE),
-        sub("slowlog|len", 2, ADMIN | LOADING | STALE),
-        sub("slowlog|reset", 2, ADMIN | LOADING | STALE),
-        sub("slowlog|help", 2, LOADING | STALE),
-    ]),
+    with_subs(
+        srv("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server"),
+        &[],
+    ),
+    with_subs(
+        srv("latency", -2, 0, "server"),
+        &[
+            sub("latency|latest", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("latency|history", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("latency|reset", -2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("latency|doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("latency|help", 2, LOADING | STALE),
+        ],
+    ),
+    with_subs(
+        srv("memory", -2, 0, "server"),
+        &[
+            keyed("memory|usage", -3, READONLY, 2, 2, 1, "server"),
+            sub("memory|stats", 2, LOADING | STALE),
+            sub("memory|doctor", 2, LOADING | STALE),
+            sub("memory|purge", 2, 0),
+            sub("memory|help", 2, LOADING | STALE),
+        ],
+    ),
+    with_subs(
+        srv("slowlog", -2, 0, "server"),
+        &[
+            sub("slowlog|get", -2, ADMIN | LOADING | STALE),
+            sub("slowlog|len", 2, ADMIN | LOADING | STALE),
+            sub("slowlog|reset", 2, ADMIN | LOADING | STALE),
+            sub("slowlog|help", 2, LOADING | STALE),
+        ],
+    ),
     srv("lolwut", -1, READONLY | FAST, "server"),
     // transactions
-    srv("multi", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "transactions"),
-    srv("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG, "transactions"),
-    srv("discard", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "transactions"),
-    keyed("watch", -2, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, 1, -1, 1, "transactions"),
-    srv("unwatch", 1, NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY, "transactions"),
+    srv(
+        "multi",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        "transactions",
+    ),
+    srv(
+        "exec",
+        1,
+        NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG,
+        "transactions",
+    ),
+    srv(
+        "discard",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        "transactions",
+    ),
+    keyed(
+        "watch",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        1,
+        -1,
+        1,
+        "transactions",
+    ),
+    srv(
+        "unwatch",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        "transactions",
+    ),
     // pub/sub
-    srv("subscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, "pubsub"),
-    srv("unsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, "pubsub"),
-    srv("psubscribe", -2, PUBSUB | NOSCRIPT | LOADING | STALE, "pubsub"),
-    srv("punsubscribe", -1, PUBSUB | NOSCRIPT | LOADING | STALE, "pubsub"),
-    srv("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE, "pubsub"),
-    with_subs(srv("pubsub", -2, 0, "pubsub"), &[
-        sub("pubsub|channels", -2, PUBSUB | LOADING | STALE),
-        sub("pubsub|numsub", -2, PUBSUB | LOADING | STALE),
-        sub("pubsub|numpat", 2, PUBSUB | LOADING | STALE),
-        sub("pubsub|shardchannels", -2, PUBSUB | LOADING | STALE),
-        sub("pubsub|shardnumsub", -2, PUBSUB | LOADING | STALE),
-        sub("pubsub|help", 2, LOADING | STALE),
-    ]),
+    srv(
+        "subscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        "pubsub",
+    ),
+    srv(
+        "unsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        "pubsub",
+    ),
+    srv(
+        "psubscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        "pubsub",
+    ),
+    srv(
+        "punsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        "pubsub",
+    ),
+    srv(
+        "publish",
+        3,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
+        "pubsub",
+    ),
+    with_subs(
+        srv("pubsub", -2, 0, "pubsub"),
+        &[
+            sub("pubsub|channels", -2, PUBSUB | LOADING | STALE),
+            sub("pubsub|numsub", -2, PUBSUB | LOADING | STALE),
+            sub("pubsub|numpat", 2, PUBSUB | LOADING | STALE),
+            sub("pubsub|shardchannels", -2, PUBSUB | LOADING | STALE),
+            sub("pubsub|shardnumsub", -2, PUBSUB | LOADING | STALE),
+            sub("pubsub|help", 2, LOADING | STALE),
+        ],
+    ),
     // blocking (the server serves them with the non-blocking forms)
     keyed("blpop", -3, WRITE | BLOCKING, 1, -2, 1, "list"),
     keyed("brpop", -3, WRITE | BLOCKING, 1, -2, 1, "list"),
     keyed("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, 1, 2, 1, "list"),
     keyed("blmove", 6, WRITE | DENYOOM | BLOCKING, 1, 2, 1, "list"),
-    keyed("blmpop", -5, WRITE | BLOCKING | MOVABLEKEYS, 0, 0, 0, "list"),
-    keyed("bzpopmin", -3, WRITE | BLOCKING | FAST, 1, -2, 1, "sorted_set"),
-    keyed("bzpopmax", -3, WRITE | BLOCKING | FAST, 1, -2, 1, "sorted_set"),
-    keyed("bzmpop", -5, WRITE | BLOCKING | MOVABLEKEYS, 0, 0, 0, "sorted_set"),
+    keyed(
+        "blmpop",
+        -5,
+        WRITE | BLOCKING | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "list",
+    ),
+    keyed(
+        "bzpopmin",
+        -3,
+        WRITE | BLOCKING | FAST,
+        1,
+        -2,
+        1,
+        "sorted_set",
+    ),
+    keyed(
+        "bzpopmax",
+        -3,
+        WRITE | BLOCKING | FAST,
+        1,
+        -2,
+        1,
+        "sorted_set",
+    ),
+    keyed(
+        "bzmpop",
+        -5,
+        WRITE | BLOCKING | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "sorted_set",
+    ),
     // scripting
-    keyed("eval", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | MOVABLEKEYS, 0, 0, 0, "scripting"),
-    keyed("evalsha", -3, NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | MOVABLEKEYS, 0, 0, 0, "scripting"),
-    keyed("eval_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | MOVABLEKEYS, 0, 0, 0, "scripting"),
-    keyed("evalsha_ro", -3, NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | MOVABLEKEYS, 0, 0, 0, "scripting"),
-    with_subs(srv("script", -2, 0, "scripting"), &[
-        sub("script|load", 3, NOSCRIPT | STALE),
-        sub("script|exists", -3, NOSCRIPT | STALE),
-        sub("script|flush", -2, NOSCRIPT),
-        sub("script|kill", 2, NOSCRIPT | ALLOW_BUSY),
-        sub("script|help", 2, LOADING | STALE),
-    ]),
-    with_subs(srv("function", -2, 0, "scripting"), &[
-        sub("function|flush", -2, WRITE | NOSCRIPT),
-        sub("function|list", -2, NOSCRIPT),
-        sub("function|help", 2, LOADING | STALE),
-    ]),
+    keyed(
+        "eval",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "scripting",
+    ),
+    keyed(
+        "evalsha",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | MAY_REPLICATE | NO_MANDATORY_KEYS | STALE | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "scripting",
+    ),
+    keyed(
+        "eval_ro",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "scripting",
+    ),
+    keyed(
+        "evalsha_ro",
+        -3,
+        NOSCRIPT | SKIP_MONITOR | NO_MANDATORY_KEYS | STALE | READONLY | MOVABLEKEYS,
+        0,
+        0,
+        0,
+        "scripting",
+    ),
+    with_subs(
+        srv("script", -2, 0, "scripting"),
+        &[
+            sub("script|load", 3, NOSCRIPT | STALE),
+            sub("script|exists", -3, NOSCRIPT | STALE),
+            sub("script|flush", -2, NOSCRIPT),
+            sub("script|kill", 2, NOSCRIPT | ALLOW_BUSY),
+            sub("script|help", 2, LOADING | STALE),
+        ],
+    ),
+    with_subs(
+        srv("function", -2, 0, "scripting"),
+        &[
+            sub("function|flush", -2, WRITE | NOSCRIPT),
+            sub("function|list", -2, NOSCRIPT),
+            sub("function|help", 2, LOADING | STALE),
+        ],
+    ),
 ];

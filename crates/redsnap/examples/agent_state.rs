@@ -1,0 +1,85 @@
+//! A counter agent whose state survives restarts.
+//!
+//! * restores the counter from `<ns>:latest` and prints `restored <n>`;
+//! * increments it every 100 ms;
+//! * a [`Snapshotter`] saves it every `SNAPSHOT_INTERVAL_MS` (default 500)
+//!   and the example prints `saved <n>` after each acknowledged save;
+//! * on SIGTERM / Ctrl-C it takes a final snapshot, prints `final <n>` and
+//!   exits 0.
+//!
+//! Environment: `REDIS_URL` (default `redis://127.0.0.1:6379`),
+//! `REDIS_PASSWORD`, `AGENT_NAMESPACE` (default `agent`),
+//! `SNAPSHOT_INTERVAL_MS`.
+//!
+//! ```text
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run -p redsnap --example agent_state
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redsnap::{RedisStore, SaveOutcome, Snapshots, Snapshotter, SnapshotterConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Counter {
+    n: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let store = RedisStore::from_env()?;
+    let ns = std::env::var("AGENT_NAMESPACE").unwrap_or_else(|_| "agent".to_string());
+    let interval_ms: u64 = std::env::var("SNAPSHOT_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let snaps = Arc::new(Snapshots::<Counter>::new(store, &ns));
+
+    let restored = snaps.restore().await?.unwrap_or_default();
+    println!("restored {}", restored.n);
+
+    let counter = Arc::new(AtomicU64::new(restored.n));
+    let c = counter.clone();
+    let snapshotter = Snapshotter::spawn(
+        snaps,
+        SnapshotterConfig {
+            interval: Duration::from_millis(interval_ms),
+            ..SnapshotterConfig::default()
+        },
+        move || Counter {
+            n: c.load(Ordering::SeqCst),
+        },
+    );
+    let mut events = snapshotter.subscribe();
+    let printer = tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(ev) => {
+                    if ev.is_final {
+                        println!("final {}", ev.state.n);
+                    } else if matches!(ev.outcome, SaveOutcome::Saved { .. }) {
+                        println!("saved {}", ev.state.n);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    });
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => { counter.fetch_add(1, Ordering::SeqCst); }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    snapshotter.shutdown().await?;
+    let _ = tokio::time::timeout(Duration::from_secs(5), printer).await;
+    Ok(())
+}

@@ -1,0 +1,678 @@
+//! Snapshots of a whole state value: `save`, `latest`, `list`, `get`,
+//! `prune`, thinning retention, and the background [`Snapshotter`].
+//!
+//! Key layout for namespace `ns` (the `{ns}` hash tag puts every key of a
+//! namespace in one Redis Cluster slot, so a save is one atomic MULTI/EXEC):
+//!
+//! | key | type | expiry |
+//! |---|---|---|
+//! | `{ns}:snapshot:<epochSec>` | string (envelope) | TTL (default 24 h) |
+//! | `{ns}:latest` | string (envelope) | none |
+//! | `{ns}:latest:at` | string, Unix ms of the last write/heartbeat | none |
+//! | `{ns}:snapshots` | sorted set, member = score = epochSec | none |
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::codec::{decode_key, Codec};
+use crate::error::{Error, Result};
+use crate::keys::{now_millis, now_secs, tag_safe};
+use crate::store::RedisStore;
+
+/// Default snapshot TTL: 24 hours.
+pub const DEFAULT_SNAPSHOT_TTL: Duration = Duration::from_secs(86_400);
+
+/// What a save did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SaveOutcome {
+    /// A snapshot was written.
+    Saved {
+        /// Its epoch second.
+        epoch: u64,
+        /// Serialized size before compression.
+        raw_bytes: usize,
+        /// Bytes stored.
+        stored_bytes: usize,
+    },
+    /// The encoded state equals the last one written: nothing written.
+    Unchanged,
+}
+
+/// A restored snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot<T> {
+    /// Unix time (ms) the value was written, when known.
+    pub written_at_ms: Option<u64>,
+    /// The state.
+    pub state: T,
+}
+
+/// Counters kept by a [`Snapshots`] handle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotMetrics {
+    /// Snapshots written.
+    pub saves: u64,
+    /// Saves skipped because nothing changed.
+    pub skipped_unchanged: u64,
+    /// Failed saves.
+    pub failures: u64,
+    /// Successful loads.
+    pub loads: u64,
+    /// Raw bytes of the last save.
+    pub last_raw_bytes: u64,
+    /// Stored bytes of the last save.
+    pub last_stored_bytes: u64,
+    /// Duration of the last save in microseconds.
+    pub last_save_micros: u64,
+    /// Unix ms of the last successful write to `latest`.
+    pub last_save_at_ms: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    saves: AtomicU64,
+    skipped: AtomicU64,
+    failures: AtomicU64,
+    loads: AtomicU64,
+    raw: AtomicU64,
+    stored: AtomicU64,
+    micros: AtomicU64,
+    at_ms: AtomicU64,
+}
+
+/// Typed snapshot storage for one namespace.
+pub struct Snapshots<T> {
+    store: RedisStore,
+    ns: String,
+    tag: String,
+    ttl: Duration,
+    codec: Codec,
+    last_hash: Mutex<Option<u64>>,
+    counters: Counters,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for Snapshots<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshots")
+            .field("ns", &self.ns)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+fn hash_bytes(b: &[u8]) -> u64 {
+    let mut h = DefaultHasher::new();
+    b.hash(&mut h);
+    h.finish()
+}
+
+impl<T: Serialize + DeserializeOwned> Snapshots<T> {
+    /// Snapshots of namespace `ns` (e.g. `"meta"`), 24 h TTL, msgpack+LZ4.
+    pub fn new(store: RedisStore, ns: &str) -> Self {
+        Self {
+            store,
+            ns: ns.to_string(),
+            tag: format!("{{{}}}", tag_safe(ns)),
+            ttl: DEFAULT_SNAPSHOT_TTL,
+            codec: Codec::default(),
+            last_hash: Mutex::new(None),
+            counters: Counters::default(),
+            _t: PhantomData,
+        }
+    }
+
+    /// Set the TTL of snapshot keys (at least one second).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Set the codec used for writing.
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    /// The snapshot TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Key of the snapshot taken at `epoch`.
+    pub fn snapshot_key(&self, epoch: u64) -> String {
+        format!("{}:snapshot:{epoch}", self.tag)
+    }
+
+    /// Key of the latest value.
+    pub fn latest_key(&self) -> String {
+        format!("{}:latest", self.tag)
+    }
+
+    /// Key holding the Unix ms of the last write/heartbeat.
+    pub fn latest_at_key(&self) -> String {
+        format!("{}:latest:at", self.tag)
+    }
+
+    /// Key of the sorted-set index of snapshot epochs.
+    pub fn index_key(&self) -> String {
+        format!("{}:snapshots", self.tag)
+    }
+
+    fn unchanged(&self, h: u64) -> bool {
+        matches!(*self.last_hash.lock().unwrap_or_else(|e| e.into_inner()), Some(x) if x == h)
+    }
+
+    fn remember(&self, h: u64) {
+        *self.last_hash.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+    }
+
+    /// Save `state` now (see [`save_at`](Self::save_at)).
+    pub async fn save(&self, state: &T) -> Result<SaveOutcome> {
+        self.save_at(state, now_secs()).await
+    }
+
+    /// Save `state` as the snapshot of `epoch` (Unix seconds): one atomic
+    /// MULTI/EXEC writes `snapshot:<epoch>` with `SET .. EX ttl`, `latest`
+    /// (no expiry), `latest:at`, adds the epoch to the index and drops index
+    /// entries older than the TTL. Skipped (returns
+    /// [`SaveOutcome::Unchanged`]) when the encoded bytes equal the last
+    /// ones written or restored through this handle.
+    pub async fn save_at(&self, state: &T, epoch: u64) -> Result<SaveOutcome> {
+        let started = std::time::Instant::now();
+        let (bytes, size) = self.codec.encode_with_size(state)?;
+        let h = hash_bytes(&bytes);
+        if self.unchanged(h) {
+            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(SaveOutcome::Unchanged);
+        }
+        let ttl = self.ttl.as_secs().max(1);
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("SET")
+            .arg(self.snapshot_key(epoch))
+            .arg(&bytes)
+            .arg("EX")
+            .arg(ttl)
+            .ignore()
+            .cmd("SET")
+            .arg(self.latest_key())
+            .arg(&bytes)
+            .ignore()
+            .cmd("SET")
+            .arg(self.latest_at_key())
+            .arg(now_millis())
+            .ignore()
+            .cmd("ZADD")
+            .arg(self.index_key())
+            .arg(epoch)
+            .arg(epoch)
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(self.index_key())
+            .arg("-inf")
+            .arg(format!("({}", epoch.saturating_sub(ttl)))
+            .ignore();
+        match self.store.query_pipe::<()>(&p).await {
+            Ok(()) => {
+                self.remember(h);
+                let c = &self.counters;
+                c.saves.fetch_add(1, Ordering::Relaxed);
+                c.raw.store(size.raw as u64, Ordering::Relaxed);
+                c.stored.store(size.stored as u64, Ordering::Relaxed);
+                c.micros.store(
+                    started.elapsed().as_micros().min(u64::MAX as u128) as u64,
+                    Ordering::Relaxed,
+                );
+                c.at_ms.store(now_millis(), Ordering::Relaxed);
+                tracing::debug!(target: "redsnap", ns = %self.ns, epoch, raw = size.raw, stored = size.stored, "snapshot saved");
+                Ok(SaveOutcome::Saved {
+                    epoch,
+                    raw_bytes: size.raw,
+                    stored_bytes: size.stored,
+                })
+            }
+            Err(e) => {
+                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(target: "redsnap", ns = %self.ns, error = %e, "snapshot save failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// Heartbeat: write `state` to `latest` only (no history entry) when it
+    /// changed, and always refresh `latest:at`.
+    pub async fn heartbeat(&self, state: &T) -> Result<SaveOutcome> {
+        let (bytes, size) = self.codec.encode_with_size(state)?;
+        let h = hash_bytes(&bytes);
+        if self.unchanged(h) {
+            self.store
+                .query::<()>(redis::cmd("SET").arg(self.latest_at_key()).arg(now_millis()))
+                .await?;
+            self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(SaveOutcome::Unchanged);
+        }
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("SET")
+            .arg(self.latest_key())
+            .arg(&bytes)
+            .ignore()
+            .cmd("SET")
+            .arg(self.latest_at_key())
+            .arg(now_millis())
+            .ignore();
+        self.store.query_pipe::<()>(&p).await?;
+        self.remember(h);
+        self.counters.at_ms.store(now_millis(), Ordering::Relaxed);
+        Ok(SaveOutcome::Saved {
+            epoch: now_secs(),
+            raw_bytes: size.raw,
+            stored_bytes: size.stored,
+        })
+    }
+
+    /// The latest state (written by a save or a heartbeat), if any.
+    pub async fn latest(&self) -> Result<Option<Snapshot<T>>> {
+        let (bytes, at): (Option<Vec<u8>>, Option<u64>) = self
+            .store
+            .query(redis::cmd("MGET").arg(self.latest_key()).arg(self.latest_at_key()))
+            .await?;
+        match bytes {
+            None => Ok(None),
+            Some(b) => {
+                let state = decode_key(&self.latest_key(), &b)?;
+                self.counters.loads.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(Snapshot {
+                    written_at_ms: at,
+                    state,
+                }))
+            }
+        }
+    }
+
+    /// Restore on boot: the latest state, remembering its bytes so that
+    /// saving the same state again is skipped.
+    pub async fn restore(&self) -> Result<Option<T>> {
+        let bytes: Option<Vec<u8>> = self
+            .store
+            .query(redis::cmd("GET").arg(self.latest_key()))
+            .await?;
+        match bytes {
+            None => Ok(None),
+            Some(b) => {
+                let state = decode_key(&self.latest_key(), &b)?;
+                self.remember(hash_bytes(&b));
+                self.counters.loads.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(state))
+            }
+        }
+    }
+
+    /// Snapshot epochs, newest first (at most `limit`), from the index
+    /// (never KEYS). Entries whose key has expired may still be listed
+    /// until the next save trims them; [`get`](Self::get) returns `None` for them.
+    pub async fn list(&self, limit: usize) -> Result<Vec<u64>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.store
+            .query(
+                redis::cmd("ZREVRANGEBYSCORE")
+                    .arg(self.index_key())
+                    .arg("+inf")
+                    .arg("-inf")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit),
+            )
+            .await
+    }
+
+    /// The snapshot of `epoch`, if it exists and has not expired.
+    pub async fn get(&self, epoch: u64) -> Result<Option<T>> {
+        let key = self.snapshot_key(epoch);
+        let bytes: Option<Vec<u8>> = self.store.query(redis::cmd("GET").arg(&key)).await?;
+        match bytes {
+            None => Ok(None),
+            Some(b) => {
+                let v = decode_key(&key, &b)?;
+                self.counters.loads.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(v))
+            }
+        }
+    }
+
+    async fn delete_epochs(&self, epochs: &[u64]) -> Result<usize> {
+        let mut removed = 0;
+        for chunk in epochs.chunks(500) {
+            let mut p = redis::pipe();
+            p.atomic();
+            let keys: Vec<String> = chunk.iter().map(|e| self.snapshot_key(*e)).collect();
+            p.cmd("ZREM").arg(self.index_key()).arg(chunk).ignore();
+            p.cmd("DEL").arg(&keys).ignore();
+            self.store.query_pipe::<()>(&p).await?;
+            removed += chunk.len();
+        }
+        Ok(removed)
+    }
+
+    /// Keep the newest `keep` snapshots, delete the others (keys and index
+    /// entries). `latest` is never touched. Returns how many were deleted.
+    pub async fn prune(&self, keep: usize) -> Result<usize> {
+        let old: Vec<u64> = self
+            .store
+            .query(
+                redis::cmd("ZREVRANGE")
+                    .arg(self.index_key())
+                    .arg(keep)
+                    .arg(-1),
+            )
+            .await?;
+        self.delete_epochs(&old).await
+    }
+
+    /// Apply a thinning [`RetentionPolicy`] as of `now` (Unix seconds).
+    /// Returns how many snapshots were deleted.
+    pub async fn apply_retention(&self, policy: &RetentionPolicy, now: u64) -> Result<usize> {
+        let all: Vec<u64> = self
+            .store
+            .query(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.index_key())
+                    .arg("-inf")
+                    .arg("+inf"),
+            )
+            .await?;
+        let drop = policy.to_drop(&all, now);
+        self.delete_epochs(&drop).await
+    }
+
+    /// Counters for metrics.
+    pub fn metrics(&self) -> SnapshotMetrics {
+        let c = &self.counters;
+        SnapshotMetrics {
+            saves: c.saves.load(Ordering::Relaxed),
+            skipped_unchanged: c.skipped.load(Ordering::Relaxed),
+            failures: c.failures.load(Ordering::Relaxed),
+            loads: c.loads.load(Ordering::Relaxed),
+            last_raw_bytes: c.raw.load(Ordering::Relaxed),
+            last_stored_bytes: c.stored.load(Ordering::Relaxed),
+            last_save_micros: c.micros.load(Ordering::Relaxed),
+            last_save_at_ms: c.at_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// One tier of a [`RetentionPolicy`]: snapshots younger than `max_age` (and
+/// older than the previous tier's) are kept at most one per `every`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier {
+    /// Upper age bound of this tier.
+    pub max_age: Duration,
+    /// Keep one snapshot per bucket of this length (the oldest in the bucket).
+    pub every: Duration,
+}
+
+/// A thinning retention policy (grandfather-father-son style). Snapshots
+/// older than the last tier's `max_age` are deleted.
+///
+/// The default keeps every snapshot for 10 minutes, one a minute up to an
+/// hour, one per 10 minutes up to 24 hours: at one snapshot a second that is
+/// at most 600 + 50 + 138 = 788 snapshots instead of 86,400.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Tiers, by increasing `max_age`.
+    pub tiers: Vec<Tier>,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        Self {
+            tiers: vec![
+                Tier {
+                    max_age: Duration::from_secs(600),
+                    every: Duration::from_secs(1),
+                },
+                Tier {
+                    max_age: Duration::from_secs(3600),
+                    every: Duration::from_secs(60),
+                },
+                Tier {
+                    max_age: Duration::from_secs(86_400),
+                    every: Duration::from_secs(600),
+                },
+            ],
+        }
+    }
+}
+
+impl RetentionPolicy {
+    /// The upper bound of snapshots kept: sum over tiers of span / every
+    /// (plus one per tier for bucket edges).
+    pub fn max_kept(&self) -> u64 {
+        let mut prev = 0u64;
+        let mut total = 0u64;
+        for t in &self.tiers {
+            let span = t.max_age.as_secs().saturating_sub(prev);
+            total += span / t.every.as_secs().max(1) + 1;
+            prev = t.max_age.as_secs();
+        }
+        total
+    }
+
+    /// Which of `epochs` to delete as of `now`.
+    pub fn to_drop(&self, epochs: &[u64], now: u64) -> Vec<u64> {
+        let mut sorted: Vec<u64> = epochs.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut kept_buckets = std::collections::HashSet::new();
+        let mut drop = Vec::new();
+        for e in sorted {
+            let age = now.saturating_sub(e);
+            let tier = self
+                .tiers
+                .iter()
+                .enumerate()
+                .find(|(_, t)| age <= t.max_age.as_secs());
+            match tier {
+                None => drop.push(e),
+                Some((i, t)) => {
+                    let bucket = e / t.every.as_secs().max(1);
+                    // Oldest first: the first snapshot seen in a bucket stays.
+                    if !kept_buckets.insert((i, bucket)) {
+                        drop.push(e);
+                    }
+                }
+            }
+        }
+        drop
+    }
+}
+
+/// Settings of a [`Snapshotter`].
+#[derive(Debug, Clone)]
+pub struct SnapshotterConfig {
+    /// Full snapshot every `interval` (e.g. 1 s, 10 s, 5 min).
+    pub interval: Duration,
+    /// Update `latest` every `heartbeat` between snapshots (None: off).
+    pub heartbeat: Option<Duration>,
+    /// Thinning policy applied every `retention_every`.
+    pub retention: Option<RetentionPolicy>,
+    /// How often to apply the retention policy.
+    pub retention_every: Duration,
+}
+
+impl Default for SnapshotterConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10),
+            heartbeat: None,
+            retention: Some(RetentionPolicy::default()),
+            retention_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Sent to subscribers after every acknowledged write.
+#[derive(Debug)]
+pub struct SaveEvent<T> {
+    /// What was written.
+    pub outcome: SaveOutcome,
+    /// Whether this was the final snapshot on shutdown.
+    pub is_final: bool,
+    /// The state that was saved.
+    pub state: Arc<T>,
+}
+
+impl<T> Clone for SaveEvent<T> {
+    fn clone(&self) -> Self {
+        Self {
+            outcome: self.outcome,
+            is_final: self.is_final,
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+/// A background task that snapshots a state every interval, updates
+/// `latest` on heartbeats, applies retention, and takes a final snapshot on
+/// [`shutdown`](Self::shutdown). Save failures are logged and retried on
+/// the next tick.
+pub struct Snapshotter<T> {
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<Result<SaveOutcome>>,
+    events: broadcast::Sender<SaveEvent<T>>,
+}
+
+impl<T> Snapshotter<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Start the task. `state` is called on every tick to get the current
+    /// state (usually a clone under a lock). Must be called inside a Tokio
+    /// runtime.
+    pub fn spawn<F>(snapshots: Arc<Snapshots<T>>, config: SnapshotterConfig, state: F) -> Self
+    where
+        F: Fn() -> T + Send + Sync + 'static,
+    {
+        let (stop, mut stop_rx) = watch::channel(false);
+        let (events, _) = broadcast::channel(64);
+        let ev = events.clone();
+        let handle = tokio::spawn(async move {
+            let mut snap_tick = tokio::time::interval(config.interval.max(Duration::from_millis(1)));
+            snap_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let hb = config.heartbeat.unwrap_or(Duration::from_secs(3600 * 24 * 365));
+            let mut hb_tick = tokio::time::interval(hb.max(Duration::from_millis(1)));
+            hb_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            hb_tick.tick().await;
+            let mut ret_tick = tokio::time::interval(config.retention_every.max(Duration::from_millis(10)));
+            ret_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ret_tick.tick().await;
+            loop {
+                tokio::select! {
+                    biased;
+                    changed = stop_rx.changed() => {
+                        if changed.is_err() || *stop_rx.borrow() {
+                            break;
+                        }
+                    }
+                    _ = snap_tick.tick() => {
+                        let s = Arc::new(state());
+                        match snapshots.save(&s).await {
+                            Ok(outcome) => { let _ = ev.send(SaveEvent { outcome, is_final: false, state: s }); }
+                            Err(e) => tracing::warn!(target: "redsnap", error = %e, "periodic snapshot failed; will retry"),
+                        }
+                    }
+                    _ = hb_tick.tick(), if config.heartbeat.is_some() => {
+                        let s = Arc::new(state());
+                        match snapshots.heartbeat(&s).await {
+                            Ok(outcome) => { let _ = ev.send(SaveEvent { outcome, is_final: false, state: s }); }
+                            Err(e) => tracing::warn!(target: "redsnap", error = %e, "heartbeat failed"),
+                        }
+                    }
+                    _ = ret_tick.tick(), if config.retention.is_some() => {
+                        if let Some(p) = &config.retention {
+                            match snapshots.apply_retention(p, now_secs()).await {
+                                Ok(n) if n > 0 => tracing::debug!(target: "redsnap", deleted = n, "retention applied"),
+                                Ok(_) => {}
+                                Err(e) => tracing::warn!(target: "redsnap", error = %e, "retention failed"),
+                            }
+                        }
+                    }
+                }
+            }
+            // Final snapshot.
+            let s = Arc::new(state());
+            let outcome = snapshots.save(&s).await?;
+            let _ = ev.send(SaveEvent {
+                outcome,
+                is_final: true,
+                state: s,
+            });
+            Ok(outcome)
+        });
+        Self {
+            stop,
+            handle,
+            events,
+        }
+    }
+
+    /// Receive an event after every acknowledged save or heartbeat.
+    pub fn subscribe(&self) -> broadcast::Receiver<SaveEvent<T>> {
+        self.events.subscribe()
+    }
+
+    /// Stop the task and take a final snapshot; returns its outcome.
+    pub async fn shutdown(self) -> Result<SaveOutcome> {
+        let _ = self.stop.send(true);
+        match self.handle.await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Stopped(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_bounds_a_day_of_per_second_snapshots() {
+        let p = RetentionPolicy::default();
+        let now = 1_000_000_000u64;
+        let all: Vec<u64> = (now - 86_400 - 100..=now).collect();
+        let drop: std::collections::HashSet<u64> = p.to_drop(&all, now).into_iter().collect();
+        let kept = all.len() - drop.len();
+        assert!(kept as u64 <= p.max_kept(), "{kept} > {}", p.max_kept());
+        assert!(kept > 700, "{kept}");
+        // Everything from the last 10 minutes is kept.
+        for e in now - 600..=now {
+            assert!(!drop.contains(&e));
+        }
+        // Everything older than a day is dropped.
+        for e in now - 86_400 - 100..now - 86_400 {
+            assert!(drop.contains(&e));
+        }
+        // Stable: applying again to what was kept drops nothing.
+        let kept_v: Vec<u64> = all.iter().copied().filter(|e| !drop.contains(e)).collect();
+        assert!(p.to_drop(&kept_v, now).is_empty());
+    }
+}

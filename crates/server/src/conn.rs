@@ -1,0 +1,1102 @@
+//! One client connection: reads requests, runs them under the server lock in batches
+//! (one lock per pipeline read), writes replies, and handles the per-connection parts
+//! of MULTI/EXEC, WATCH, pub/sub, blocking commands and authentication.
+
+use crate::resp::{self, Limits, Parser};
+use crate::state::{
+    BlockKind, Blocked, ClientInfo, ConnMsg, Inner, Shared, ShutdownRequest, WatchedKey,
+};
+use bytes::{Bytes, BytesMut};
+use redsnap_engine::cmd::is;
+use redsnap_engine::table::{self, flags, CommandSpec};
+use redsnap_engine::{now_ms, Kind, Reply};
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// What running a command asks the connection loop to do next.
+pub(crate) enum Step {
+    Reply(Reply),
+    /// Several replies in a row (SUBSCRIBE a b c answers once per channel).
+    Many(Vec<Reply>),
+    /// Wait for a key (blocking command); None = forever.
+    Block(Option<Duration>, Reply),
+    /// Reply (if any) then close the connection.
+    Close(Option<Reply>),
+    /// Sleep, then reply (DEBUG SLEEP).
+    Sleep(Duration, Reply),
+    /// Run an async server operation (SAVE, SHUTDOWN) outside the lock.
+    Async(AsyncOp),
+}
+
+pub(crate) enum AsyncOp {
+    Shutdown(ShutdownRequest),
+}
+
+impl From<Reply> for Step {
+    fn from(r: Reply) -> Step {
+        Step::Reply(r)
+    }
+}
+
+/// Per-connection state.
+pub(crate) struct Conn {
+    pub shared: Arc<Shared>,
+    pub id: u64,
+    pub db: usize,
+    pub resp3: bool,
+    pub authed: bool,
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    pub multi_err: bool,
+    pub channels: HashSet<Bytes>,
+    pub patterns: HashSet<Bytes>,
+    pub name: Bytes,
+    pub in_exec: bool,
+    pending_out: Arc<AtomicU64>,
+}
+
+pub(crate) fn ok() -> Reply {
+    Reply::ok()
+}
+
+impl Conn {
+    pub fn subscribed(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// Runs one request as Redis's `processCommand` does: lookup, arity, auth,
+    /// transaction and pub/sub context checks, queueing inside MULTI, execution.
+    pub fn dispatch(&mut self, inner: &mut Inner, argv: Vec<Bytes>) -> Step {
+        let Some(spec) = table::lookup(&argv[0]) else {
+            self.flag_multi();
+            return table::unknown_command(&argv).into();
+        };
+        let sub = match table::check_arity(spec, &argv) {
+            Ok(s) => s,
+            Err(e) => {
+                self.flag_multi();
+                return e.into();
+            }
+        };
+        if !self.authed && !spec.has(flags::NO_AUTH) {
+            if inner.config.str("requirepass").is_empty() {
+                self.authed = true;
+            } else {
+                self.flag_multi();
+                return Reply::err("NOAUTH Authentication required.").into();
+            }
+        }
+        if self.multi.is_some() && (spec.has(flags::NO_MULTI) || sub.has(flags::NO_MULTI)) {
+            self.flag_multi();
+            return Reply::err("ERR Command not allowed inside a transaction").into();
+        }
+        if !self.resp3
+            && self.subscribed() > 0
+            && !matches!(
+                spec.name,
+                "ping"
+                    | "subscribe"
+                    | "unsubscribe"
+                    | "psubscribe"
+                    | "punsubscribe"
+                    | "quit"
+                    | "reset"
+            )
+        {
+            return Reply::error(format!(
+                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+                sub.name
+            ))
+            .into();
+        }
+        if spec.is_write()
+            && !inner.persist_ok
+            && inner.config.bool("stop-writes-on-bgsave-error")
+            && !inner.config.save_points().is_empty()
+        {
+            self.flag_multi();
+            return Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.").into();
+        }
+        if let Some(q) = &mut self.multi {
+            if !matches!(
+                spec.name,
+                "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+            ) {
+                q.push(argv);
+                return Reply::simple("QUEUED").into();
+            }
+        }
+        inner.stats.total_commands += 1;
+        let step = self.execute(inner, spec, argv);
+        self.after_command(inner);
+        step
+    }
+
+    fn flag_multi(&mut self) {
+        if self.multi.is_some() {
+            self.multi_err = true;
+        }
+    }
+
+    /// Runs a command that passed the checks (also used for each command inside EXEC).
+    pub fn execute(
+        &mut self,
+        inner: &mut Inner,
+        spec: &'static CommandSpec,
+        argv: Vec<Bytes>,
+    ) -> Step {
+        if spec.handler.is_some() {
+            if matches!(spec.name, "flushdb" | "flushall" | "swapdb") {
+                self.touch_watched_before_flush(inner, spec.name, &argv);
+            }
+            let now = now_ms();
+            let r = inner.store.call(spec, self.db, now, &argv, self.resp3);
+            return Step::Reply(r);
+        }
+        let name = spec.name;
+        match name {
+            "ping" => {
+                if !self.resp3 && self.subscribed() > 0 {
+                    let msg = argv.get(1).cloned().unwrap_or_default();
+                    return Reply::Array(vec![Reply::bulk_str("pong"), Reply::Bulk(msg)]).into();
+                }
+                match argv.get(1) {
+                    Some(m) => Reply::Bulk(m.clone()).into(),
+                    None => Reply::simple("PONG").into(),
+                }
+            }
+            "echo" => Reply::Bulk(argv[1].clone()).into(),
+            "quit" => Step::Close(Some(ok())),
+            "select" => {
+                let Some(i) = redsnap_engine::num::parse_i64(&argv[1]) else {
+                    return Reply::err("ERR value is not an integer or out of range").into();
+                };
+                if i < 0 || i as usize >= inner.store.dbs.len() {
+                    return Reply::err("ERR DB index is out of range").into();
+                }
+                self.db = i as usize;
+                if let Some(c) = inner.clients.get_mut(&self.id) {
+                    c.db = self.db;
+                }
+                ok().into()
+            }
+            "auth" => self.auth(inner, &argv),
+            "hello" => self.hello(inner, &argv),
+            "reset" => {
+                self.reset(inner);
+                Reply::simple("RESET").into()
+            }
+            "multi" => {
+                if self.multi.is_some() {
+                    return Reply::err("ERR MULTI calls can not be nested").into();
+                }
+                self.multi = Some(Vec::new());
+                self.multi_err = false;
+                if let Some(c) = inner.clients.get_mut(&self.id) {
+                    c.multi = 0;
+                }
+                ok().into()
+            }
+            "discard" => {
+                if self.multi.take().is_none() {
+                    return Reply::err("ERR DISCARD without MULTI").into();
+                }
+                self.multi_err = false;
+                self.unwatch(inner);
+                ok().into()
+            }
+            "exec" => self.exec(inner),
+            "watch" => {
+                if self.multi.is_some() {
+                    return Reply::err("ERR WATCH inside MULTI is not allowed").into();
+                }
+                let now = now_ms();
+                for key in &argv[1..] {
+                    let list = inner.watches.entry(self.id).or_default();
+                    if list.iter().any(|w| w.db == self.db && &w.key == key) {
+                        continue;
+                    }
+                    let expired = inner.store.dbs[self.db]
+                        .get(key)
+                        .is_some_and(|e| e.is_expired(now));
+                    list.push(WatchedKey {
+                        db: self.db,
+                        key: key.clone(),
+                        expired,
+                    });
+                    inner
+                        .watched
+                        .entry((self.db, key.clone()))
+                        .or_default()
+                        .push(self.id);
+                }
+                ok().into()
+            }
+            "unwatch" => {
+                self.unwatch(inner);
+                ok().into()
+            }
+            "subscribe" | "psubscribe" => self.subscribe(inner, &argv[1..], name == "psubscribe"),
+            "unsubscribe" | "punsubscribe" => {
+                self.unsubscribe(inner, &argv[1..], name == "punsubscribe")
+            }
+            "publish" => Reply::Int(publish(inner, &argv[1], &argv[2]) as i64).into(),
+            "pubsub" => self.pubsub_cmd(inner, &argv),
+            "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" | "bzpopmin" | "bzpopmax"
+            | "bzmpop" => self.blocking(inner, name, &argv),
+            "time" => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                Reply::Array(vec![
+                    Reply::bulk_str(&now.as_secs().to_string()),
+                    Reply::bulk_str(&now.subsec_micros().to_string()),
+                ])
+                .into()
+            }
+            "shutdown" => {
+                let mut save = None;
+                for a in &argv[1..] {
+                    if is(a, "nosave") {
+                        save = Some(false);
+                    } else if is(a, "save") {
+                        save = Some(true);
+                    } else if is(a, "now") || is(a, "force") {
+                    } else if is(a, "abort") {
+                        return Reply::err("ERR No shutdown in progress.").into();
+                    } else {
+                        return Reply::err("ERR syntax error").into();
+                    }
+                }
+                Step::Async(AsyncOp::Shutdown(ShutdownRequest { save }))
+            }
+            "function" => {
+                if is(&argv[1], "flush") {
+                    ok().into()
+                } else if is(&argv[1], "list") {
+                    Reply::Array(vec![]).into()
+                } else {
+                    Reply::error("ERR FUNCTION subcommands other than FLUSH and LIST are not supported by redsnap").into()
+                }
+            }
+            _ => crate::admin::run(self, inner, spec, &argv),
+        }
+    }
+
+    fn auth(&mut self, inner: &mut Inner, argv: &[Bytes]) -> Step {
+        let pass = inner.config.str("requirepass");
+        let (user, given) = if argv.len() == 2 {
+            (None, &argv[1])
+        } else if argv.len() == 3 {
+            (Some(&argv[1]), &argv[2])
+        } else {
+            return Reply::err("ERR syntax error").into();
+        };
+        if pass.is_empty() && user.is_none() {
+            return Reply::err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?").into();
+        }
+        let user_ok = user.is_none_or(|u| &u[..] == b"default");
+        if user_ok && (pass.is_empty() || given[..] == *pass.as_bytes()) {
+            self.authed = true;
+            ok().into()
+        } else {
+            Reply::err("WRONGPASS invalid username-password pair or user is disabled.").into()
+        }
+    }
+
+    fn hello(&mut self, inner: &mut Inner, argv: &[Bytes]) -> Step {
+        let mut proto = if self.resp3 { 3 } else { 2 };
+        let mut i = 1;
+        if argv.len() > 1 {
+            match redsnap_engine::num::parse_i64(&argv[1]) {
+                Some(v) if v == 2 || v == 3 => proto = v,
+                Some(_) => return Reply::err("NOPROTO unsupported protocol version").into(),
+                None => {
+                    return Reply::err("ERR Protocol version is not an integer or out of range")
+                        .into()
+                }
+            }
+            i = 2;
+        }
+        let mut setname = None;
+        while i < argv.len() {
+            if is(&argv[i], "auth") && i + 2 < argv.len() {
+                let r = self.auth(
+                    inner,
+                    &[
+                        Bytes::from_static(b"AUTH"),
+                        argv[i + 1].clone(),
+                        argv[i + 2].clone(),
+                    ],
+                );
+                if let Step::Reply(Reply::Error(e)) = r {
+                    return Reply::Error(e).into();
+                }
+                i += 3;
+            } else if is(&argv[i], "setname") && i + 1 < argv.len() {
+                setname = Some(argv[i + 1].clone());
+                i += 2;
+            } else {
+                return Reply::error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&argv[i])
+                ))
+                .into();
+            }
+        }
+        if !self.authed && !inner.config.str("requirepass").is_empty() {
+            return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time").into();
+        }
+        self.authed = true;
+        if let Some(n) = setname {
+            if let Err(e) = crate::admin::valid_client_name(&n) {
+                return e.into();
+            }
+            self.name = n.clone();
+            if let Some(c) = inner.clients.get_mut(&self.id) {
+                c.name = n;
+            }
+        }
+        self.resp3 = proto == 3;
+        if let Some(c) = inner.clients.get_mut(&self.id) {
+            c.resp = proto as u8;
+        }
+        Reply::Map(vec![
+            (Reply::bulk_str("server"), Reply::bulk_str("redis")),
+            (
+                Reply::bulk_str("version"),
+                Reply::bulk_str(crate::REDIS_VERSION),
+            ),
+            (Reply::bulk_str("proto"), Reply::Int(proto)),
+            (Reply::bulk_str("id"), Reply::Int(self.id as i64)),
+            (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+            (Reply::bulk_str("role"), Reply::bulk_str("master")),
+            (Reply::bulk_str("modules"), Reply::Array(vec![])),
+        ])
+        .into()
+    }
+
+    fn reset(&mut self, inner: &mut Inner) {
+        self.multi = None;
+        self.multi_err = false;
+        self.unwatch(inner);
+        let chans: Vec<Bytes> = self.channels.iter().cloned().collect();
+        let pats: Vec<Bytes> = self.patterns.iter().cloned().collect();
+        for c in chans {
+            self.remove_sub(inner, &c, false);
+        }
+        for p in pats {
+            self.remove_sub(inner, &p, true);
+        }
+        self.db = 0;
+        self.resp3 = false;
+        self.name = Bytes::new();
+        self.authed = inner.config.str("requirepass").is_empty();
+        if let Some(c) = inner.clients.get_mut(&self.id) {
+            c.db = 0;
+            c.resp = 2;
+            c.name = Bytes::new();
+            c.sub = 0;
+            c.psub = 0;
+            c.multi = -1;
+        }
+    }
+
+    pub fn unwatch(&mut self, inner: &mut Inner) {
+        if let Some(list) = inner.watches.remove(&self.id) {
+            for w in list {
+                let k = (w.db, w.key);
+                if let Some(v) = inner.watched.get_mut(&k) {
+                    v.retain(|&c| c != self.id);
+                    if v.is_empty() {
+                        inner.watched.remove(&k);
+                    }
+                }
+            }
+        }
+        inner.cas_dirty.remove(&self.id);
+    }
+
+    fn exec(&mut self, inner: &mut Inner) -> Step {
+        let Some(queue) = self.multi.take() else {
+            return Reply::err("ERR EXEC without MULTI").into();
+        };
+        if let Some(c) = inner.clients.get_mut(&self.id) {
+            c.multi = -1;
+        }
+        if self.multi_err {
+            self.multi_err = false;
+            self.unwatch(inner);
+            return Reply::err("EXECABORT Transaction discarded because of previous errors.")
+                .into();
+        }
+        let now = now_ms();
+        let expired = inner.watches.get(&self.id).is_some_and(|l| {
+            l.iter().any(|w| {
+                !w.expired
+                    && inner.store.dbs[w.db]
+                        .get(&w.key)
+                        .is_some_and(|e| e.is_expired(now))
+            })
+        });
+        if inner.cas_dirty.contains(&self.id) || expired {
+            self.unwatch(inner);
+            return Reply::NilArray.into();
+        }
+        self.unwatch(inner);
+        let log_start = inner.store.effects.log.len();
+        self.in_exec = true;
+        let mut replies = Vec::with_capacity(queue.len());
+        let mut touched = std::mem::take(&mut inner.store.effects.touched);
+        for argv in queue {
+            let Some(spec) = table::lookup(&argv[0]) else {
+                continue;
+            };
+            inner.stats.total_commands += 1;
+            let r = match self.execute(inner, spec, argv) {
+                Step::Reply(r) | Step::Block(_, r) | Step::Sleep(_, r) => r,
+                Step::Many(v) => Reply::Array(v),
+                Step::Close(r) => r.unwrap_or_else(ok),
+                Step::Async(_) => Reply::err("ERR Command not allowed inside a transaction"),
+            };
+            replies.push(r);
+            // Keys touched inside the transaction mark other watchers, as in Redis.
+            let t = std::mem::take(&mut inner.store.effects.touched);
+            mark_watchers(inner, &t);
+            touched.extend(t);
+        }
+        inner.store.effects.touched = touched;
+        self.in_exec = false;
+        let n = inner.store.effects.log.len() - log_start;
+        if n > 1 {
+            // Wrap the transaction so the log replays it whole or not at all.
+            let first = &inner.store.effects.log[log_start];
+            let (db, time) = (first.db, first.time);
+            inner.store.effects.log.insert(
+                log_start,
+                redsnap_engine::LogRecord {
+                    db,
+                    time,
+                    argv: vec![Bytes::from_static(b"MULTI")],
+                },
+            );
+            inner.store.effects.log.push(redsnap_engine::LogRecord {
+                db,
+                time,
+                argv: vec![Bytes::from_static(b"EXEC")],
+            });
+        }
+        Reply::Array(replies).into()
+    }
+
+    /// WATCH semantics of FLUSHDB/FLUSHALL/SWAPDB: watched keys that exist in an
+    /// affected database (before the command) are touched.
+    fn touch_watched_before_flush(&mut self, inner: &mut Inner, name: &str, argv: &[Bytes]) {
+        let dbs: Vec<usize> = match name {
+            "flushdb" => vec![self.db],
+            "flushall" => (0..inner.store.dbs.len()).collect(),
+            _ => {
+                let a = redsnap_engine::num::parse_i64(&argv[1]).unwrap_or(-1);
+                let b = redsnap_engine::num::parse_i64(&argv[2]).unwrap_or(-1);
+                let n = inner.store.dbs.len() as i64;
+                if a < 0 || b < 0 || a >= n || b >= n {
+                    return;
+                }
+                vec![a as usize, b as usize]
+            }
+        };
+        let mut dirty = Vec::new();
+        for ((db, key), clients) in &inner.watched {
+            if !dbs.contains(db) {
+                continue;
+            }
+            let exists = |d: usize| inner.store.dbs[d].get(key).is_some();
+            let hit = if name == "swapdb" {
+                dbs.iter().any(|&d| exists(d))
+            } else {
+                exists(*db)
+            };
+            if hit {
+                dirty.extend(clients.iter().copied());
+            }
+        }
+        inner.cas_dirty.extend(dirty);
+    }
+
+    /// After each top-level command: WATCH invalidation, blocked clients, the log.
+    pub fn after_command(&mut self, inner: &mut Inner) {
+        after_command(inner);
+    }
+
+    fn subscribe(&mut self, inner: &mut Inner, names: &[Bytes], pattern: bool) -> Step {
+        let mut out = Vec::new();
+        for n in names {
+            let set = if pattern {
+                &mut self.patterns
+            } else {
+                &mut self.channels
+            };
+            if set.insert(n.clone()) {
+                if pattern {
+                    inner.patterns.push((n.clone(), self.id));
+                } else {
+                    inner.channels.entry(n.clone()).or_default().push(self.id);
+                }
+            }
+            let kind = if pattern { "psubscribe" } else { "subscribe" };
+            out.push(Reply::Push(vec![
+                Reply::bulk_str(kind),
+                Reply::Bulk(n.clone()),
+                Reply::Int(self.subscribed() as i64),
+            ]));
+        }
+        self.sync_sub_counts(inner);
+        Step::Many(out)
+    }
+
+    fn unsubscribe(&mut self, inner: &mut Inner, names: &[Bytes], pattern: bool) -> Step {
+        let kind = if pattern {
+            "punsubscribe"
+        } else {
+            "unsubscribe"
+        };
+        let names: Vec<Bytes> = if names.is_empty() {
+            let set = if pattern {
+                &self.patterns
+            } else {
+                &self.channels
+            };
+            set.iter().cloned().collect()
+        } else {
+            names.to_vec()
+        };
+        let mut out = Vec::new();
+        if names.is_empty() {
+            out.push(Reply::Push(vec![
+                Reply::bulk_str(kind),
+                Reply::Nil,
+                Reply::Int(self.subscribed() as i64),
+            ]));
+        }
+        for n in names {
+            self.remove_sub(inner, &n, pattern);
+            out.push(Reply::Push(vec![
+                Reply::bulk_str(kind),
+                Reply::Bulk(n),
+                Reply::Int(self.subscribed() as i64),
+            ]));
+        }
+        self.sync_sub_counts(inner);
+        Step::Many(out)
+    }
+
+    fn remove_sub(&mut self, inner: &mut Inner, n: &Bytes, pattern: bool) {
+        if pattern {
+            if self.patterns.remove(n) {
+                inner.patterns.retain(|(p, c)| !(p == n && *c == self.id));
+            }
+        } else if self.channels.remove(n) {
+            if let Some(v) = inner.channels.get_mut(n) {
+                v.retain(|&c| c != self.id);
+                if v.is_empty() {
+                    inner.channels.remove(n);
+                }
+            }
+        }
+    }
+
+    fn sync_sub_counts(&self, inner: &mut Inner) {
+        if let Some(c) = inner.clients.get_mut(&self.id) {
+            c.sub = self.channels.len();
+            c.psub = self.patterns.len();
+        }
+    }
+
+    fn pubsub_cmd(&mut self, inner: &mut Inner, argv: &[Bytes]) -> Step {
+        let sub = &argv[1];
+        if is(sub, "channels") {
+            let pat = argv.get(2);
+            let mut v: Vec<Reply> = inner
+                .channels
+                .keys()
+                .filter(|c| pat.is_none_or(|p| redsnap_engine::glob::glob_match(p, c, false)))
+                .map(|c| Reply::Bulk(c.clone()))
+                .collect();
+            v.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+            Reply::Array(v).into()
+        } else if is(sub, "numsub") {
+            let mut out = Vec::new();
+            for c in &argv[2..] {
+                out.push(Reply::Bulk(c.clone()));
+                out.push(Reply::Int(
+                    inner.channels.get(c).map_or(0, |v| v.len()) as i64
+                ));
+            }
+            if self.resp3 {
+                Reply::Map(
+                    out.chunks(2)
+                        .map(|p| (p[0].clone(), p[1].clone()))
+                        .collect(),
+                )
+                .into()
+            } else {
+                Reply::Array(out).into()
+            }
+        } else if is(sub, "numpat") {
+            let pats: HashSet<&Bytes> = inner.patterns.iter().map(|(p, _)| p).collect();
+            Reply::Int(pats.len() as i64).into()
+        } else if is(sub, "shardchannels") {
+            Reply::Array(vec![]).into()
+        } else if is(sub, "shardnumsub") {
+            let mut out = Vec::new();
+            for c in &argv[2..] {
+                out.push(Reply::Bulk(c.clone()));
+                out.push(Reply::Int(0));
+            }
+            Reply::Array(out).into()
+        } else {
+            Reply::Array(vec![Reply::bulk_str("PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are: CHANNELS, NUMSUB, NUMPAT.")]).into()
+        }
+    }
+
+    fn blocking(&mut self, inner: &mut Inner, name: &str, argv: &[Bytes]) -> Step {
+        crate::blocking::command(self, inner, name, argv)
+    }
+
+    pub fn register_block(&mut self, inner: &mut Inner, keys: Vec<Bytes>, kind: BlockKind) {
+        for k in &keys {
+            inner
+                .blocked_keys
+                .entry((self.db, k.clone()))
+                .or_default()
+                .push_back(self.id);
+        }
+        inner.blocked.insert(
+            self.id,
+            Blocked {
+                db: self.db,
+                keys,
+                kind,
+                resp3: self.resp3,
+            },
+        );
+    }
+}
+
+/// Runs the follow-ups of a command: WATCH invalidation, serving blocked clients
+/// (which may touch more keys), then hands log records to persistence.
+pub(crate) fn after_command(inner: &mut Inner) {
+    for _ in 0..1000 {
+        let touched = std::mem::take(&mut inner.store.effects.touched);
+        let dbs = std::mem::take(&mut inner.store.effects.touched_dbs);
+        if touched.is_empty() && dbs.is_empty() {
+            break;
+        }
+        mark_watchers(inner, &touched);
+        crate::blocking::serve_ready(inner, &touched, &dbs);
+    }
+    inner.store.effects.clear_touched();
+    crate::persist_hook(inner);
+}
+
+/// Marks clients watching keys touched by a command.
+pub(crate) fn mark_watchers(inner: &mut Inner, touched: &[(usize, Bytes)]) {
+    if inner.watched.is_empty() {
+        return;
+    }
+    for (db, key) in touched {
+        let Some(clients) = inner.watched.get(&(*db, key.clone())) else {
+            continue;
+        };
+        for &c in clients {
+            // A key already expired at WATCH time that is now deleted changed nothing.
+            let w = inner
+                .watches
+                .get_mut(&c)
+                .and_then(|l| l.iter_mut().find(|w| w.db == *db && w.key == key));
+            if let Some(w) = w {
+                if w.expired && inner.store.dbs[*db].get(key).is_none() {
+                    w.expired = false;
+                    continue;
+                }
+            }
+            inner.cas_dirty.insert(c);
+        }
+    }
+}
+
+/// Encodes a reply.
+pub(crate) fn encode_reply(out: &mut BytesMut, r: &Reply, resp3: bool) {
+    resp::encode(out, r, resp3);
+}
+
+/// Delivers a message to subscribers; returns how many received it.
+pub(crate) fn publish(inner: &mut Inner, channel: &Bytes, msg: &Bytes) -> usize {
+    let mut n = 0;
+    let mut dead = Vec::new();
+    let limit = pubsub_hard_limit(&inner.config);
+    let size = (channel.len() + msg.len() + 32) as u64;
+    let mut deliver =
+        |id: u64, reply: Reply, clients: &std::collections::HashMap<u64, ClientInfo>| {
+            if let Some(c) = clients.get(&id) {
+                let pending = c.pending_out.fetch_add(size, Ordering::Relaxed) + size;
+                if limit > 0 && pending > limit {
+                    // Output buffer limit for pub/sub clients: disconnect the slow reader.
+                    let _ = c.tx.send(ConnMsg::Kill);
+                    dead.push(id);
+                } else {
+                    let _ = c.tx.send(ConnMsg::Push(reply));
+                }
+            }
+        };
+    if let Some(subs) = inner.channels.get(channel) {
+        for &id in subs {
+            deliver(
+                id,
+                Reply::Push(vec![
+                    Reply::bulk_str("message"),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(msg.clone()),
+                ]),
+                &inner.clients,
+            );
+            n += 1;
+        }
+    }
+    for (pat, id) in &inner.patterns {
+        if redsnap_engine::glob::glob_match(pat, channel, false) {
+            deliver(
+                *id,
+                Reply::Push(vec![
+                    Reply::bulk_str("pmessage"),
+                    Reply::Bulk(pat.clone()),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(msg.clone()),
+                ]),
+                &inner.clients,
+            );
+            n += 1;
+        }
+    }
+    inner.stats.pubsub_messages += 1;
+    n
+}
+
+fn pubsub_hard_limit(config: &crate::config::Config) -> u64 {
+    let words: Vec<String> = config
+        .str("client-output-buffer-limit")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    words
+        .chunks(4)
+        .find(|c| c.len() == 4 && c[0] == "pubsub")
+        .and_then(|c| crate::config::parse_memory(&c[1]))
+        .unwrap_or(32 << 20)
+}
+
+/// Serves one connection until it closes.
+pub(crate) async fn serve<S>(shared: Arc<Shared>, mut stream: S, addr: String, laddr: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let id = shared.next_client_id();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let pending_out = Arc::new(AtomicU64::new(0));
+    let (limits, query_limit, authed) = {
+        let mut inner = shared.inner.lock();
+        let now = Instant::now();
+        inner.clients.insert(
+            id,
+            ClientInfo {
+                id,
+                addr,
+                laddr,
+                name: Bytes::new(),
+                lib_name: String::new(),
+                lib_ver: String::new(),
+                db: 0,
+                created: now,
+                last_active: now,
+                last_cmd: "NULL".into(),
+                resp: 2,
+                sub: 0,
+                psub: 0,
+                multi: -1,
+                no_evict: false,
+                tx,
+                pending_out: pending_out.clone(),
+            },
+        );
+        inner.stats.total_connections += 1;
+        (
+            limits_from(&inner.config),
+            inner.config.u64("client-query-buffer-limit") as usize,
+            inner.config.str("requirepass").is_empty(),
+        )
+    };
+    let mut conn = Conn {
+        shared: shared.clone(),
+        id,
+        db: 0,
+        resp3: false,
+        authed,
+        multi: None,
+        multi_err: false,
+        channels: HashSet::new(),
+        patterns: HashSet::new(),
+        name: Bytes::new(),
+        in_exec: false,
+        pending_out,
+    };
+    let result = conn.run(&mut stream, &mut rx, limits, query_limit).await;
+    if let Err(e) = result {
+        tracing::debug!(client = id, "connection closed: {e}");
+    }
+    let _ = stream.shutdown().await;
+    let mut inner = shared.inner.lock();
+    conn.cleanup(&mut inner);
+}
+
+fn limits_from(config: &crate::config::Config) -> Limits {
+    Limits {
+        max_bulk_len: config.u64("proto-max-bulk-len"),
+        ..Limits::default()
+    }
+}
+
+impl Conn {
+    fn cleanup(&mut self, inner: &mut Inner) {
+        self.unwatch(inner);
+        crate::blocking::unblock(inner, self.id);
+        let chans: Vec<Bytes> = self.channels.iter().cloned().collect();
+        for c in chans {
+            self.remove_sub(inner, &c, false);
+        }
+        let pats: Vec<Bytes> = self.patterns.iter().cloned().collect();
+        for p in pats {
+            self.remove_sub(inner, &p, true);
+        }
+        inner.clients.remove(&self.id);
+    }
+
+    async fn run<S>(
+        &mut self,
+        stream: &mut S,
+        rx: &mut mpsc::UnboundedReceiver<ConnMsg>,
+        limits: Limits,
+        query_limit: usize,
+    ) -> std::io::Result<()>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut rbuf = BytesMut::with_capacity(16 * 1024);
+        let mut wbuf = BytesMut::with_capacity(16 * 1024);
+        let mut parser = Parser::new();
+        let mut pending: VecDeque<Vec<Bytes>> = VecDeque::new();
+        let mut proto_err: Option<String> = None;
+        loop {
+            // Run what has been parsed, one lock per run of commands.
+            while !pending.is_empty() {
+                let step = {
+                    let shared = self.shared.clone();
+                    let mut inner = shared.inner.lock();
+                    let mut last = None;
+                    while let Some(argv) = pending.pop_front() {
+                        if let Some(c) = inner.clients.get_mut(&self.id) {
+                            c.last_active = Instant::now();
+                            c.last_cmd = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+                        }
+                        match self.dispatch(&mut inner, argv) {
+                            Step::Reply(r) => encode_reply(&mut wbuf, &r, self.resp3),
+                            Step::Many(v) => {
+                                for r in &v {
+                                    encode_reply(&mut wbuf, r, self.resp3);
+                                }
+                            }
+                            other => {
+                                last = Some(other);
+                                break;
+                            }
+                        }
+                    }
+                    last
+                };
+                match step {
+                    None => {}
+                    Some(Step::Reply(_)) | Some(Step::Many(_)) => {}
+                    Some(Step::Close(r)) => {
+                        if let Some(r) = r {
+                            encode_reply(&mut wbuf, &r, self.resp3);
+                        }
+                        stream.write_all(&wbuf).await?;
+                        return Ok(());
+                    }
+                    Some(Step::Sleep(d, r)) => {
+                        stream.write_all(&wbuf).await?;
+                        wbuf.clear();
+                        tokio::time::sleep(d).await;
+                        encode_reply(&mut wbuf, &r, self.resp3);
+                    }
+                    Some(Step::Block(timeout, timeout_reply)) => {
+                        stream.write_all(&wbuf).await?;
+                        wbuf.clear();
+                        let r = self
+                            .wait_unblocked(stream, rx, &mut rbuf, timeout, timeout_reply)
+                            .await?;
+                        match r {
+                            Some(r) => encode_reply(&mut wbuf, &r, self.resp3),
+                            None => return Ok(()),
+                        }
+                    }
+                    Some(Step::Async(AsyncOp::Shutdown(req))) => {
+                        stream.write_all(&wbuf).await?;
+                        wbuf.clear();
+                        match crate::shutdown(&self.shared, req).await {
+                            Ok(()) => return Ok(()),
+                            Err(e) => encode_reply(
+                                &mut wbuf,
+                                &Reply::error(format!(
+                                    "ERR Errors trying to SHUTDOWN. Check logs. ({e})"
+                                )),
+                                self.resp3,
+                            ),
+                        }
+                    }
+                }
+            }
+            if let Some(e) = proto_err.take() {
+                encode_reply(
+                    &mut wbuf,
+                    &Reply::error(format!("ERR Protocol error: {e}")),
+                    self.resp3,
+                );
+                stream.write_all(&wbuf).await?;
+                return Ok(());
+            }
+            if !wbuf.is_empty() {
+                stream.write_all(&wbuf).await?;
+                wbuf.clear();
+                if wbuf.capacity() > 1 << 20 {
+                    wbuf = BytesMut::with_capacity(16 * 1024);
+                }
+            }
+            tokio::select! {
+                n = stream.read_buf(&mut rbuf) => {
+                    let n = n?;
+                    if n == 0 {
+                        if parser.in_progress() || !rbuf.is_empty() {
+                            tracing::debug!(client = self.id, "client closed the connection in the middle of a command");
+                        }
+                        return Ok(());
+                    }
+                    loop {
+                        match parser.next(&mut rbuf, &limits) {
+                            Ok(Some(argv)) => {
+                                if !argv.is_empty() {
+                                    pending.push_back(argv);
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                tracing::info!(client = self.id, "protocol error: {}", e.0);
+                                proto_err = Some(e.0);
+                                break;
+                            }
+                        }
+                    }
+                    if query_limit > 0 && rbuf.len() > query_limit {
+                        tracing::warn!(client = self.id, "closing client that reached max query buffer length ({} bytes)", rbuf.len());
+                        return Ok(());
+                    }
+                    if rbuf.is_empty() && rbuf.capacity() > 1 << 20 {
+                        rbuf = BytesMut::with_capacity(16 * 1024);
+                    }
+                }
+                m = rx.recv() => {
+                    match m {
+                        Some(ConnMsg::Push(r)) => {
+                            let before = wbuf.len();
+                            encode_reply(&mut wbuf, &r, self.resp3);
+                            let sz = (wbuf.len() - before) as u64;
+                            let _ = self.pending_out.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(sz.max(1))));
+                        }
+                        Some(ConnMsg::Kill) | None => return Ok(()),
+                        Some(ConnMsg::Unblocked(_)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until a blocking command is served, times out, or the client goes away
+    /// (None). Bytes that arrive meanwhile stay buffered for later.
+    async fn wait_unblocked<S>(
+        &mut self,
+        stream: &mut S,
+        rx: &mut mpsc::UnboundedReceiver<ConnMsg>,
+        rbuf: &mut BytesMut,
+        timeout: Option<Duration>,
+        timeout_reply: Reply,
+    ) -> std::io::Result<Option<Reply>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut wbuf = BytesMut::new();
+        loop {
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(ConnMsg::Unblocked(r)) => return Ok(Some(r)),
+                    Some(ConnMsg::Push(r)) => {
+                        encode_reply(&mut wbuf, &r, self.resp3);
+                        stream.write_all(&wbuf).await?;
+                        wbuf.clear();
+                    }
+                    Some(ConnMsg::Kill) | None => {
+                        let mut inner = self.shared.inner.lock();
+                        crate::blocking::unblock(&mut inner, self.id);
+                        return Ok(None);
+                    }
+                },
+                _ = sleep => {
+                    let mut inner = self.shared.inner.lock();
+                    crate::blocking::unblock(&mut inner, self.id);
+                    drop(inner);
+                    // The reply may have been sent just before the timeout fired.
+                    if let Ok(ConnMsg::Unblocked(r)) = rx.try_recv() {
+                        return Ok(Some(r));
+                    }
+                    return Ok(Some(timeout_reply));
+                }
+                n = stream.read_buf(rbuf) => {
+                    if n? == 0 {
+                        let mut inner = self.shared.inner.lock();
+                        crate::blocking::unblock(&mut inner, self.id);
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a key currently holds a value of the kind a blocked client waits for.
+pub(crate) fn key_ready(inner: &Inner, db: usize, key: &Bytes, zset: bool) -> bool {
+    let now = now_ms();
+    match inner.store.dbs[db].get(key) {
+        Some(e) if !e.is_expired(now) => {
+            e.value().kind() == if zset { Kind::ZSet } else { Kind::List }
+        }
+        _ => false,
+    }
+}

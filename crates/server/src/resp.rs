@@ -1,0 +1,480 @@
+//! RESP2/RESP3 wire protocol: an incremental request parser with Redis's limits and
+//! error texts, and a reply encoder for both protocol versions.
+
+use bytes::{Buf, Bytes, BytesMut};
+use redsnap_engine::num::fmt_g17;
+use redsnap_engine::Reply;
+
+/// Limits applied while parsing requests.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest bulk string accepted (`proto-max-bulk-len`).
+    pub max_bulk_len: u64,
+    /// Largest number of arguments in one request.
+    pub max_multibulk_len: u64,
+    /// Largest inline request line.
+    pub max_inline_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: 1024 * 1024 * 1024,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
+/// A protocol error: the client gets `-ERR Protocol error: ...` and is disconnected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Protocol error: {0}")]
+pub struct ProtocolError(pub String);
+
+/// Incremental parser state (one per connection), like Redis's `processMultibulkBuffer`:
+/// complete arguments are taken out of the buffer as they arrive, so a large request
+/// arriving in pieces is never re-scanned.
+#[derive(Debug, Default)]
+pub struct Parser {
+    args: Vec<Bytes>,
+    /// Arguments still expected in the current multibulk (0 = between requests).
+    remaining: usize,
+    /// Length of the bulk being read, once its header was parsed.
+    bulk_len: Option<usize>,
+}
+
+fn memchr_cr(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\r')
+}
+
+/// Parses a `*<n>` / `$<n>` header number the way Redis's `string2ll` does.
+fn header_num(line: &[u8]) -> Option<i64> {
+    redsnap_engine::num::parse_i64(line)
+}
+
+impl Parser {
+    pub fn new() -> Parser {
+        Parser::default()
+    }
+
+    /// True when part of a request has been read (used to tell "client vanished
+    /// mid-command" from a clean close).
+    pub fn in_progress(&self) -> bool {
+        self.remaining > 0 || self.bulk_len.is_some()
+    }
+
+    /// Parses the next complete request from `buf`. `Ok(None)` means more bytes are
+    /// needed. Returns an empty argv for an empty inline line (which callers skip).
+    pub fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        if self.remaining == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            if buf[0] != b'*' {
+                return self.inline(buf, limits);
+            }
+            let Some(cr) = memchr_cr(buf) else {
+                if buf.len() > limits.max_inline_len {
+                    return Err(ProtocolError("too big mbulk count string".into()));
+                }
+                return Ok(None);
+            };
+            if cr + 1 >= buf.len() {
+                return Ok(None);
+            }
+            let n = header_num(&buf[1..cr]);
+            let n = match n {
+                Some(n)
+                    if n <= i32::MAX as i64
+                        && (n <= 0 || (n as u64) <= limits.max_multibulk_len) =>
+                {
+                    n
+                }
+                _ => return Err(ProtocolError("invalid multibulk length".into())),
+            };
+            buf.advance(cr + 2);
+            if n <= 0 {
+                // `*0` and `*-1` are empty requests, skipped silently.
+                return Ok(Some(Vec::new()));
+            }
+            self.remaining = n as usize;
+            self.args = Vec::with_capacity((n as usize).min(1024));
+        }
+        while self.remaining > 0 {
+            let len = match self.bulk_len {
+                Some(l) => l,
+                None => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let Some(cr) = memchr_cr(buf) else {
+                        if buf.len() > limits.max_inline_len {
+                            return Err(ProtocolError("too big bulk count string".into()));
+                        }
+                        return Ok(None);
+                    };
+                    if cr + 1 >= buf.len() {
+                        return Ok(None);
+                    }
+                    if buf[0] != b'$' {
+                        let c = buf[0] as char;
+                        return Err(ProtocolError(format!("expected '$', got '{c}'")));
+                    }
+                    let l = match header_num(&buf[1..cr]) {
+                        Some(l) if l >= 0 && (l as u64) <= limits.max_bulk_len => l as usize,
+                        _ => return Err(ProtocolError("invalid bulk length".into())),
+                    };
+                    buf.advance(cr + 2);
+                    self.bulk_len = Some(l);
+                    l
+                }
+            };
+            if buf.len() < len + 2 {
+                // Grow the buffer towards the announced size, capped so a client
+                // announcing huge bulks cannot make us reserve memory it never sends.
+                let want = (len + 2 - buf.len()).min(1 << 20);
+                buf.reserve(want);
+                return Ok(None);
+            }
+            let arg = buf.split_to(len).freeze();
+            buf.advance(2);
+            self.args.push(arg);
+            self.bulk_len = None;
+            self.remaining -= 1;
+        }
+        Ok(Some(std::mem::take(&mut self.args)))
+    }
+
+    fn inline(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+            if buf.len() > limits.max_inline_len {
+                return Err(ProtocolError("too big inline request".into()));
+            }
+            return Ok(None);
+        };
+        if nl > limits.max_inline_len {
+            return Err(ProtocolError("too big inline request".into()));
+        }
+        let line = buf.split_to(nl + 1);
+        let mut line = &line[..nl];
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        let args =
+            split_args(line).ok_or_else(|| ProtocolError("unbalanced quotes in request".into()))?;
+        Ok(Some(args.into_iter().map(Bytes::from).collect()))
+    }
+}
+
+/// Redis's `sdssplitargs`: whitespace-separated words, `"..."` with C escapes
+/// (`\n`, `\xHH`, ...) and `'...'`. None on unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = line.len();
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return Some(out);
+        }
+        let mut cur = Vec::new();
+        let (mut inq, mut insq, mut done) = (false, false, false);
+        while !done {
+            if inq {
+                if i >= n {
+                    return None;
+                }
+                if line[i] == b'\\'
+                    && i + 3 < n
+                    && line[i + 1] == b'x'
+                    && line[i + 2].is_ascii_hexdigit()
+                    && line[i + 3].is_ascii_hexdigit()
+                {
+                    let h = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+                    cur.push(h(line[i + 2]) * 16 + h(line[i + 3]));
+                    i += 3;
+                } else if line[i] == b'\\' && i + 1 < n {
+                    i += 1;
+                    cur.push(match line[i] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        c => c,
+                    });
+                } else if line[i] == b'"' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    done = true;
+                } else {
+                    cur.push(line[i]);
+                }
+            } else if insq {
+                if i >= n {
+                    return None;
+                }
+                if line[i] == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    i += 1;
+                    cur.push(b'\'');
+                } else if line[i] == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    done = true;
+                } else {
+                    cur.push(line[i]);
+                }
+            } else if i >= n {
+                done = true;
+            } else {
+                match line[i] {
+                    b' ' | b'\n' | b'\r' | b'\t' | 0 => done = true,
+                    b'"' => inq = true,
+                    b'\'' => insq = true,
+                    c => cur.push(c),
+                }
+            }
+            if i < n {
+                i += 1;
+            }
+        }
+        out.push(cur);
+    }
+}
+
+/// Appends the encoding of `reply` to `out` for protocol version 2 or 3.
+pub fn encode(out: &mut BytesMut, reply: &Reply, resp3: bool) {
+    match reply {
+        Reply::Simple(s) => line(out, b'+', s),
+        Reply::Error(e) => line(out, b'-', e),
+        Reply::Int(i) => {
+            out.extend_from_slice(b":");
+            out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Bulk(b) => bulk(out, b),
+        Reply::Nil => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
+        Reply::NilArray => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"*-1\r\n" }),
+        Reply::Array(items) => {
+            header(out, b'*', items.len());
+            for r in items {
+                encode(out, r, resp3);
+            }
+        }
+        Reply::Set(items) => {
+            header(out, if resp3 { b'~' } else { b'*' }, items.len());
+            for r in items {
+                encode(out, r, resp3);
+            }
+        }
+        Reply::Push(items) => {
+            header(out, if resp3 { b'>' } else { b'*' }, items.len());
+            for r in items {
+                encode(out, r, resp3);
+            }
+        }
+        Reply::Map(pairs) => {
+            if resp3 {
+                header(out, b'%', pairs.len());
+            } else {
+                header(out, b'*', pairs.len() * 2);
+            }
+            for (k, v) in pairs {
+                encode(out, k, resp3);
+                encode(out, v, resp3);
+            }
+        }
+        Reply::Double(d) => {
+            let s = fmt_g17(*d);
+            if resp3 {
+                line(out, b',', s.as_bytes());
+            } else {
+                bulk(out, s.as_bytes());
+            }
+        }
+        Reply::Bool(b) => {
+            if resp3 {
+                out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });
+            } else {
+                out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" });
+            }
+        }
+        Reply::Verbatim(fmt, text) => {
+            if resp3 {
+                header(out, b'=', text.len() + 4);
+                out.extend_from_slice(fmt.as_bytes());
+                out.extend_from_slice(b":");
+                out.extend_from_slice(text);
+                out.extend_from_slice(b"\r\n");
+            } else {
+                bulk(out, text);
+            }
+        }
+    }
+}
+
+fn line(out: &mut BytesMut, prefix: u8, s: &[u8]) {
+    out.extend_from_slice(&[prefix]);
+    out.extend_from_slice(s);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn header(out: &mut BytesMut, prefix: u8, n: usize) {
+    out.extend_from_slice(&[prefix]);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn bulk(out: &mut BytesMut, b: &[u8]) {
+    header(out, b'$', b.len());
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+        let mut p = Parser::new();
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(a) = p.next(&mut buf, &Limits::default())? {
+            out.push(a);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn multibulk_and_inline() {
+        let r = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\nset a \"b c\"\r\n").unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0], vec![Bytes::from("GET"), Bytes::from("k")]);
+        assert_eq!(r[1], vec![Bytes::from("PING")]);
+        assert_eq!(
+            r[2],
+            vec![Bytes::from("set"), Bytes::from("a"), Bytes::from("b c")]
+        );
+    }
+
+    #[test]
+    fn errors_match_redis() {
+        assert_eq!(
+            parse_all(b"*abc\r\n").unwrap_err().0,
+            "invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$-5\r\n").unwrap_err().0,
+            "invalid bulk length"
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n+x\r\n").unwrap_err().0,
+            "expected '$', got '+'"
+        );
+        assert_eq!(
+            parse_all(b"*99999999999\r\n").unwrap_err().0,
+            "invalid multibulk length"
+        );
+        assert_eq!(
+            parse_all(b"set a \"b\r\n").unwrap_err().0,
+            "unbalanced quotes in request"
+        );
+        let big = vec![b'a'; 70 * 1024];
+        assert_eq!(parse_all(&big).unwrap_err().0, "too big inline request");
+        let limits = Limits {
+            max_bulk_len: 10,
+            ..Limits::default()
+        };
+        let mut p = Parser::new();
+        let mut buf = BytesMut::from(&b"*1\r\n$11\r\n"[..]);
+        assert_eq!(
+            p.next(&mut buf, &limits).unwrap_err().0,
+            "invalid bulk length"
+        );
+    }
+
+    #[test]
+    fn split_in_pieces() {
+        let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456789\r\n";
+        let mut p = Parser::new();
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for b in input.iter() {
+            buf.extend_from_slice(&[*b]);
+            if let Some(a) = p.next(&mut buf, &Limits::default()).unwrap() {
+                got = Some(a);
+            }
+        }
+        assert_eq!(got.unwrap()[2], Bytes::from("0123456789"));
+        assert!(!p.in_progress());
+    }
+
+    #[test]
+    fn encodes_nulls_per_protocol() {
+        let mut o = BytesMut::new();
+        encode(&mut o, &Reply::Nil, false);
+        encode(&mut o, &Reply::NilArray, false);
+        encode(&mut o, &Reply::Nil, true);
+        encode(&mut o, &Reply::Double(1.5), false);
+        encode(&mut o, &Reply::Double(1.5), true);
+        encode(
+            &mut o,
+            &Reply::Map(vec![(Reply::bulk_str("a"), Reply::Int(1))]),
+            false,
+        );
+        assert_eq!(
+            &o[..],
+            b"$-1\r\n*-1\r\n_\r\n$3\r\n1.5\r\n,1.5\r\n*2\r\n$1\r\na\r\n:1\r\n"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        /// Arbitrary bytes never panic, and never produce more arguments than bytes.
+        #[test]
+        fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut p = Parser::new();
+            let mut buf = BytesMut::from(&data[..]);
+            let limits = Limits { max_bulk_len: 1 << 20, max_multibulk_len: 1 << 20, max_inline_len: 256 };
+            for _ in 0..600 {
+                match p.next(&mut buf, &limits) {
+                    Ok(Some(a)) => prop_assert!(a.len() <= data.len()),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        }
+
+        /// Any argv encoded as RESP parses back to itself, however it is split.
+        #[test]
+        fn roundtrip(args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..8), cut in 0usize..400) {
+            let mut wire = Vec::new();
+            wire.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in &args {
+                wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                wire.extend_from_slice(a);
+                wire.extend_from_slice(b"\r\n");
+            }
+            let cut = cut.min(wire.len());
+            let mut p = Parser::new();
+            let mut buf = BytesMut::from(&wire[..cut]);
+            let first = p.next(&mut buf, &Limits::default()).unwrap();
+            buf.extend_from_slice(&wire[cut..]);
+            let got = match first { Some(a) => a, None => p.next(&mut buf, &Limits::default()).unwrap().unwrap() };
+            let want: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}

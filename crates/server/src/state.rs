@@ -1,0 +1,167 @@
+//! Shared server state: the keyspace and everything about clients that other clients
+//! can affect (pub/sub, WATCH, blocked clients), all behind one mutex. Commands run
+//! one at a time under it, as in Redis, which makes every command, MULTI/EXEC and
+//! script atomic without further locking.
+
+use crate::config::Config;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use redsnap_engine::{Reply, Store};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Messages delivered to a connection task from elsewhere.
+#[derive(Debug)]
+pub enum ConnMsg {
+    /// A pub/sub message (RESP3 push / RESP2 array).
+    Push(Reply),
+    /// The reply that ends a blocking command.
+    Unblocked(Reply),
+    /// CLIENT KILL or shutdown: close the connection.
+    Kill,
+}
+
+/// What a blocked client waits for, and how to serve it once a key is ready.
+#[derive(Debug, Clone)]
+pub enum BlockKind {
+    /// BLPOP / BRPOP.
+    Pop { left: bool },
+    /// BLMOVE / BRPOPLPUSH.
+    Move { dst: Bytes, from: Bytes, to: Bytes },
+    /// BLMPOP.
+    MPop { dir: Bytes, count: Bytes },
+    /// BZPOPMIN / BZPOPMAX.
+    ZPop { min: bool },
+    /// BZMPOP.
+    ZMPop { dir: Bytes, count: Bytes },
+}
+
+impl BlockKind {
+    pub fn wants_zset(&self) -> bool {
+        matches!(self, BlockKind::ZPop { .. } | BlockKind::ZMPop { .. })
+    }
+}
+
+#[derive(Debug)]
+pub struct Blocked {
+    pub db: usize,
+    pub keys: Vec<Bytes>,
+    pub kind: BlockKind,
+    pub resp3: bool,
+}
+
+/// What CLIENT LIST shows about a client, kept current by its connection task.
+#[derive(Debug)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    pub name: Bytes,
+    pub lib_name: String,
+    pub lib_ver: String,
+    pub db: usize,
+    pub created: Instant,
+    pub last_active: Instant,
+    pub last_cmd: String,
+    pub resp: u8,
+    pub sub: usize,
+    pub psub: usize,
+    pub multi: i64,
+    pub no_evict: bool,
+    pub tx: mpsc::UnboundedSender<ConnMsg>,
+    /// Bytes queued for this client and not yet written (pub/sub output buffer).
+    pub pending_out: Arc<AtomicU64>,
+}
+
+/// A key watched by a client; `expired` records that it was already logically
+/// expired at WATCH time (its later deletion then changes nothing, as in Redis).
+#[derive(Debug, Clone)]
+pub struct WatchedKey {
+    pub db: usize,
+    pub key: Bytes,
+    pub expired: bool,
+}
+
+/// Counters for INFO stats.
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    pub total_connections: u64,
+    pub total_commands: u64,
+    pub rejected_connections: u64,
+    pub net_input_bytes: u64,
+    pub net_output_bytes: u64,
+    pub pubsub_messages: u64,
+}
+
+/// Everything behind the server lock.
+pub struct Inner {
+    pub store: Store,
+    pub config: Config,
+    pub clients: HashMap<u64, ClientInfo>,
+    pub channels: HashMap<Bytes, Vec<u64>>,
+    pub patterns: Vec<(Bytes, u64)>,
+    /// Watchers of each key, and each client's watched keys.
+    pub watched: HashMap<(usize, Bytes), Vec<u64>>,
+    pub watches: HashMap<u64, Vec<WatchedKey>>,
+    pub cas_dirty: HashSet<u64>,
+    pub blocked_keys: HashMap<(usize, Bytes), VecDeque<u64>>,
+    pub blocked: HashMap<u64, Blocked>,
+    pub stats: ServerStats,
+    /// Until when CLIENT PAUSE holds clients (and whether only writes).
+    pub paused_until: Option<(Instant, bool)>,
+    pub lastsave: u64,
+    pub persist_ok: bool,
+}
+
+/// State shared by every connection.
+pub struct Shared {
+    pub inner: Mutex<Inner>,
+    pub next_id: AtomicU64,
+    pub started: Instant,
+    pub shutdown: tokio::sync::watch::Sender<Option<ShutdownRequest>>,
+    pub run_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownRequest {
+    /// Some(true) = SAVE, Some(false) = NOSAVE, None = per configuration.
+    pub save: Option<bool>,
+}
+
+impl Shared {
+    pub fn new(store: Store, config: Config) -> Arc<Shared> {
+        let (tx, _) = tokio::sync::watch::channel(None);
+        let run_id: String = (0..40)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
+        Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                store,
+                config,
+                clients: HashMap::new(),
+                channels: HashMap::new(),
+                patterns: Vec::new(),
+                watched: HashMap::new(),
+                watches: HashMap::new(),
+                cas_dirty: HashSet::new(),
+                blocked_keys: HashMap::new(),
+                blocked: HashMap::new(),
+                stats: ServerStats::default(),
+                paused_until: None,
+                lastsave: redsnap_engine::now_ms() / 1000,
+                persist_ok: true,
+            }),
+            next_id: AtomicU64::new(1),
+            started: Instant::now(),
+            shutdown: tx,
+            run_id,
+        })
+    }
+
+    pub fn next_client_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
