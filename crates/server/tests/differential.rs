@@ -1,0 +1,673 @@
+//! Differential test: the same seeded random command streams go to a real
+//! redis-server and to redsnap, and the replies are compared on the wire.
+//!
+//! Replies are compared byte for byte (so a simple string vs a bulk string, or a
+//! null bulk vs a null array, are mismatches), except where Redis leaves the result
+//! undefined and redsnap deliberately differs; those cases are listed in
+//! [`Compare`] and each compares only what is defined:
+//! - element order of unordered collections (SMEMBERS, HGETALL, KEYS, SINTER, ...):
+//!   compared as sorted multisets (Redis's order depends on its hash table layout);
+//! - random picks (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER, RANDOMKEY): only the reply
+//!   shape (type and length) is compared; SPOP is only generated in forms that empty
+//!   the set, so both servers keep the same state;
+//! - SCAN/HSCAN/SSCAN/ZSCAN: a full iteration is run on both and the sets of returned
+//!   elements are compared (cursor values are implementation details);
+//! - TTL/PTTL: the two servers run a command at slightly different instants, so the
+//!   remaining time is compared with a tolerance;
+//! - OBJECT ENCODING: not generated (redsnap reports plausible encodings only).
+//!
+//! Set REDSNAP_DIFF_SEED to replay a run, REDSNAP_DIFF_COMMANDS to change its length.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use redsnap_testsupport::{encode_command, RedisServer, RedsnapServer};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+enum R {
+    Simple(Vec<u8>),
+    Err(Vec<u8>),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Arr(Option<Vec<R>>),
+    Null,
+    Double(Vec<u8>),
+    Bool(bool),
+    Map(Vec<(R, R)>),
+    Set(Vec<R>),
+    Push(Vec<R>),
+    Verb(Vec<u8>),
+}
+
+struct Client {
+    rd: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_nodelay(true).expect("nodelay");
+        Client { rd: BufReader::new(s) }
+    }
+
+    fn send(&mut self, args: &[Vec<u8>]) {
+        let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+        self.rd.get_mut().write_all(&encode_command(&refs)).expect("write");
+    }
+
+    fn line(&mut self, raw: &mut Vec<u8>) -> Vec<u8> {
+        let mut l = Vec::new();
+        self.rd.read_until(b'\n', &mut l).expect("read line");
+        assert!(l.ends_with(b"\r\n"), "truncated reply line {:?}", String::from_utf8_lossy(&l));
+        raw.extend_from_slice(&l);
+        l.truncate(l.len() - 2);
+        l
+    }
+
+    fn read(&mut self, raw: &mut Vec<u8>) -> R {
+        let l = self.line(raw);
+        let (t, rest) = (l[0], l[1..].to_vec());
+        let num = |b: &[u8]| -> i64 { std::str::from_utf8(b).expect("utf8").parse().expect("number") };
+        match t {
+            b'+' => R::Simple(rest),
+            b'-' => R::Err(rest),
+            b':' => R::Int(num(&rest)),
+            b'_' => R::Null,
+            b',' => R::Double(rest),
+            b'#' => R::Bool(rest == b"t"),
+            b'$' | b'=' => {
+                let n = num(&rest);
+                if n < 0 {
+                    return R::Bulk(None);
+                }
+                let mut buf = vec![0; n as usize + 2];
+                self.rd.read_exact(&mut buf).expect("bulk");
+                raw.extend_from_slice(&buf);
+                buf.truncate(n as usize);
+                if t == b'=' {
+                    R::Verb(buf)
+                } else {
+                    R::Bulk(Some(buf))
+                }
+            }
+            b'*' | b'~' | b'>' => {
+                let n = num(&rest);
+                if n < 0 {
+                    return R::Arr(None);
+                }
+                let v: Vec<R> = (0..n).map(|_| self.read(raw)).collect();
+                match t {
+                    b'*' => R::Arr(Some(v)),
+                    b'~' => R::Set(v),
+                    _ => R::Push(v),
+                }
+            }
+            b'%' => {
+                let n = num(&rest);
+                R::Map((0..n).map(|_| (self.read(raw), self.read(raw))).collect())
+            }
+            other => panic!("unknown reply type {:?}", other as char),
+        }
+    }
+
+    fn call(&mut self, args: &[Vec<u8>]) -> (R, Vec<u8>) {
+        self.send(args);
+        let mut raw = Vec::new();
+        let r = self.read(&mut raw);
+        (r, raw)
+    }
+}
+
+/// How a command's replies are compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Compare {
+    Exact,
+    /// Unordered collection: compare sorted (pairs kept together for maps/flat pairs).
+    Unordered,
+    UnorderedPairs,
+    /// Random picks: same reply type and length.
+    Shape,
+    /// Remaining time: integers within a tolerance.
+    Ttl(i64),
+}
+
+fn sort_r(r: &R, pairs: bool) -> R {
+    match r {
+        R::Arr(Some(v)) | R::Set(v) => {
+            let mut v = v.clone();
+            if pairs {
+                let mut ch: Vec<Vec<R>> = v.chunks(2).map(|c| c.to_vec()).collect();
+                ch.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+                v = ch.concat();
+            } else {
+                v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            }
+            if matches!(r, R::Set(_)) {
+                R::Set(v)
+            } else {
+                R::Arr(Some(v))
+            }
+        }
+        R::Map(m) => {
+            let mut m = m.clone();
+            m.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            R::Map(m)
+        }
+        other => other.clone(),
+    }
+}
+
+fn shape(r: &R) -> String {
+    match r {
+        R::Arr(Some(v)) => format!("arr{}", v.len()),
+        R::Set(v) => format!("set{}", v.len()),
+        R::Map(v) => format!("map{}", v.len()),
+        R::Bulk(Some(_)) => "bulk".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn same(cmp: Compare, a: &(R, Vec<u8>), b: &(R, Vec<u8>)) -> bool {
+    match cmp {
+        Compare::Exact => a.1 == b.1,
+        Compare::Unordered => sort_r(&a.0, false) == sort_r(&b.0, false),
+        Compare::UnorderedPairs => sort_r(&a.0, true) == sort_r(&b.0, true),
+        Compare::Shape => shape(&a.0) == shape(&b.0),
+        Compare::Ttl(tol) => match (&a.0, &b.0) {
+            (R::Int(x), R::Int(y)) => (x - y).abs() <= tol && (*x >= 0) == (*y >= 0),
+            _ => a.1 == b.1,
+        },
+    }
+}
+
+struct Gen {
+    rng: StdRng,
+}
+
+fn b(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+impl Gen {
+    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+        v[self.rng.random_range(0..v.len())]
+    }
+    fn n(&mut self, lo: i64, hi: i64) -> i64 {
+        self.rng.random_range(lo..=hi)
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        self.rng.random_bool(p)
+    }
+    /// Keys: mostly of the command's own type, sometimes of another (WRONGTYPE).
+    fn key(&mut self, kind: &str) -> Vec<u8> {
+        let k = if self.chance(0.1) { self.pick(&["s", "h", "l", "t", "z", "x"]) } else { kind };
+        format!("{k}{}", self.n(0, 3)).into_bytes()
+    }
+    fn val(&mut self) -> Vec<u8> {
+        b(self.pick(&[
+            "", "a", "b", "foo", "bar", "0", "1", "-1", "10", "42", "3.5", "-2.25", "abc", "1e3", " 1", "inf", "-inf", "nan", "9223372036854775807",
+            "-9223372036854775808", "9223372036854775808", "007", "x y", "hello world", "0.1",
+        ]))
+    }
+    fn member(&mut self) -> Vec<u8> {
+        b(self.pick(&["a", "b", "c", "d", "e", "1", "2", "3", "10", "-5", "m", "zz"]))
+    }
+    fn int(&mut self) -> Vec<u8> {
+        b(&self.pick(&["0", "1", "-1", "2", "3", "5", "-3", "10", "100", "-100", "x", "1.5", "9223372036854775807", "-9223372036854775808"]).to_string())
+    }
+    fn idx(&mut self) -> Vec<u8> {
+        b(&self.n(-6, 6).to_string())
+    }
+    fn score(&mut self) -> Vec<u8> {
+        b(self.pick(&["0", "1", "2", "2.5", "-1", "10", "-inf", "+inf", "1e2", "x", "3", "0.5", "(1", "(2"]))
+    }
+    fn lex(&mut self) -> Vec<u8> {
+        b(self.pick(&["-", "+", "[a", "(a", "[c", "(d", "[m", "a", "[", "(zz"]))
+    }
+
+    /// One command and how to compare its reply.
+    fn command(&mut self) -> (Vec<Vec<u8>>, Compare) {
+        use Compare::*;
+        let c = self.n(0, 99);
+        let mut a: Vec<Vec<u8>>;
+        let mut cmp = Exact;
+        macro_rules! cmd { ($($x:expr),* $(,)?) => { vec![$($x),*] } }
+        match c {
+            // strings
+            0..=2 => {
+                a = cmd![b("SET"), self.key("s"), self.val()];
+                for _ in 0..self.n(0, 2) {
+                    match self.n(0, 7) {
+                        0 => a.push(b("NX")),
+                        1 => a.push(b("XX")),
+                        2 => a.push(b("GET")),
+                        3 => a.push(b("KEEPTTL")),
+                        4 => {
+                            a.push(b("EX"));
+                            a.push(b(&self.n(-1, 1000).to_string()));
+                        }
+                        5 => {
+                            a.push(b("PX"));
+                            a.push(b(&self.n(100000, 900000).to_string()));
+                        }
+                        6 => {
+                            a.push(b("EXAT"));
+                            a.push(b(&self.n(1, 5).to_string()));
+                        }
+                        _ => a.push(b("BOGUS")),
+                    }
+                }
+            }
+            3 => a = cmd![b("GET"), self.key("s")],
+            4 => a = cmd![b(self.pick(&["INCR", "DECR"])), self.key("s")],
+            5 => a = cmd![b(self.pick(&["INCRBY", "DECRBY"])), self.key("s"), self.int()],
+            6 => a = cmd![b("INCRBYFLOAT"), self.key("s"), b(self.pick(&["1", "0.5", "-1.25", "x", "3", "0.1", "inf"]))],
+            7 => a = cmd![b("APPEND"), self.key("s"), self.val()],
+            8 => a = cmd![b(self.pick(&["GETRANGE", "SUBSTR"])), self.key("s"), self.idx(), self.idx()],
+            9 => a = cmd![b("SETRANGE"), self.key("s"), b(self.pick(&["0", "1", "5", "-1", "x"])), self.val()],
+            10 => a = cmd![b("STRLEN"), self.key("s")],
+            11 => {
+                a = cmd![b("MSET")];
+                for _ in 0..self.n(0, 3) {
+                    a.push(self.key("s"));
+                    a.push(self.val());
+                }
+            }
+            12 => {
+                a = cmd![b(self.pick(&["MGET", "DEL", "EXISTS", "UNLINK", "TOUCH"]))];
+                for _ in 0..self.n(0, 4) {
+                    a.push(self.key("s"));
+                }
+            }
+            13 => a = cmd![b(self.pick(&["GETSET", "SETNX"])), self.key("s"), self.val()],
+            14 => a = cmd![b("GETDEL"), self.key("s")],
+            15 => {
+                a = cmd![b("GETEX"), self.key("s")];
+                match self.n(0, 3) {
+                    0 => a.push(b("PERSIST")),
+                    1 => {
+                        a.push(b("EX"));
+                        a.push(b(&self.n(-1, 500).to_string()));
+                    }
+                    _ => {}
+                }
+            }
+            16 => a = cmd![b(self.pick(&["SETEX", "PSETEX"])), self.key("s"), b(&self.n(-1, 900000).to_string()), self.val()],
+            17 => {
+                a = cmd![b("MSETNX")];
+                for _ in 0..self.n(0, 2) {
+                    a.push(self.key("s"));
+                    a.push(self.val());
+                }
+            }
+            18 => a = cmd![b("LCS"), self.key("s"), self.key("s")],
+            // keys
+            19 => a = cmd![b("TYPE"), self.key("x")],
+            20 => a = cmd![b(self.pick(&["RENAME", "RENAMENX"])), self.key("s"), self.key("s")],
+            21 => {
+                a = cmd![b(self.pick(&["EXPIRE", "PEXPIRE"])), self.key("s"), b(&self.n(-5, 100000).to_string())];
+                if self.chance(0.4) {
+                    a.push(b(self.pick(&["NX", "XX", "GT", "LT", "BOGUS"])));
+                }
+            }
+            22 => {
+                a = cmd![b(self.pick(&["TTL", "PTTL"])), self.key("s")];
+                cmp = Ttl(if a[0] == b"TTL" { 1 } else { 1000 });
+            }
+            23 => a = cmd![b("PERSIST"), self.key("s")],
+            24 => a = cmd![b(self.pick(&["EXPIREAT", "PEXPIREAT"])), self.key("s"), b(self.pick(&["1", "100", "0", "-1", "99999999999"]))],
+            25 => {
+                a = cmd![b("KEYS"), b(self.pick(&["*", "s*", "?1", "[hl]*", "z[0-2]", "*[^s]*", "x\\*", "{s}"]))];
+                cmp = Unordered;
+            }
+            26 => a = cmd![b("COPY"), self.key("h"), self.key("h")],
+            27 => a = cmd![b("EXISTS"), self.key("x"), self.key("x")],
+            // hashes
+            28..=30 => {
+                a = cmd![b(self.pick(&["HSET", "HMSET"])), self.key("h")];
+                for _ in 0..self.n(0, 3) {
+                    a.push(self.member());
+                    a.push(self.val());
+                }
+            }
+            31 => a = cmd![b("HGET"), self.key("h"), self.member()],
+            32 => {
+                a = cmd![b("HGETALL"), self.key("h")];
+                cmp = UnorderedPairs;
+            }
+            33 => {
+                a = cmd![b("HDEL"), self.key("h"), self.member(), self.member()];
+            }
+            34 => a = cmd![b("HINCRBY"), self.key("h"), self.member(), self.int()],
+            35 => a = cmd![b("HINCRBYFLOAT"), self.key("h"), self.member(), b(self.pick(&["1.5", "2", "x", "-0.5"]))],
+            36 => {
+                a = cmd![b(self.pick(&["HKEYS", "HVALS"])), self.key("h")];
+                cmp = Unordered;
+            }
+            37 => a = cmd![b(self.pick(&["HLEN", "HSTRLEN", "HEXISTS", "HSETNX"])), self.key("h"), self.member()],
+            38 => a = cmd![b("HMGET"), self.key("h"), self.member(), self.member()],
+            39 => {
+                a = cmd![b("HRANDFIELD"), self.key("h")];
+                if self.chance(0.5) {
+                    a.push(b(&self.n(-3, 3).to_string()));
+                }
+                cmp = Shape;
+            }
+            // lists
+            40..=42 => {
+                a = cmd![b(self.pick(&["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"])), self.key("l")];
+                for _ in 0..self.n(0, 3) {
+                    a.push(self.member());
+                }
+            }
+            43 => {
+                a = cmd![b(self.pick(&["LPOP", "RPOP"])), self.key("l")];
+                if self.chance(0.4) {
+                    a.push(b(&self.n(-1, 3).to_string()));
+                }
+            }
+            44 => a = cmd![b("LRANGE"), self.key("l"), self.idx(), self.idx()],
+            45 => a = cmd![b("LTRIM"), self.key("l"), self.idx(), self.idx()],
+            46 => a = cmd![b(self.pick(&["LLEN", "LINDEX"])), self.key("l"), self.idx()],
+            47 => a = cmd![b("LSET"), self.key("l"), self.idx(), self.member()],
+            48 => a = cmd![b("LREM"), self.key("l"), self.idx(), self.member()],
+            49 => a = cmd![b("LINSERT"), self.key("l"), b(self.pick(&["BEFORE", "AFTER", "X"])), self.member(), self.member()],
+            50 => {
+                a = cmd![b("LPOS"), self.key("l"), self.member()];
+                if self.chance(0.5) {
+                    a.push(b(self.pick(&["RANK", "COUNT", "MAXLEN"])));
+                    a.push(self.idx());
+                }
+            }
+            51 => a = cmd![b("LMOVE"), self.key("l"), self.key("l"), b(self.pick(&["LEFT", "RIGHT"])), b(self.pick(&["LEFT", "RIGHT", "UP"]))],
+            52 => a = cmd![b("RPOPLPUSH"), self.key("l"), self.key("l")],
+            53 => {
+                a = cmd![b("LMPOP"), b(self.pick(&["1", "2", "0"])), self.key("l"), self.key("l"), b(self.pick(&["LEFT", "RIGHT"]))];
+                if self.chance(0.5) {
+                    a.push(b("COUNT"));
+                    a.push(b(self.pick(&["1", "2", "0", "-1"])));
+                }
+            }
+            54 => a = cmd![b(self.pick(&["BLPOP", "BRPOP"])), self.key("l"), self.key("l"), b("0.01")],
+            // sets
+            55..=57 => {
+                a = cmd![b(self.pick(&["SADD", "SREM"])), self.key("t")];
+                for _ in 0..self.n(0, 3) {
+                    a.push(self.member());
+                }
+            }
+            58 => {
+                a = cmd![b("SMEMBERS"), self.key("t")];
+                cmp = Unordered;
+            }
+            59 => a = cmd![b(self.pick(&["SISMEMBER", "SCARD"])), self.key("t"), self.member()],
+            60 => a = cmd![b("SMISMEMBER"), self.key("t"), self.member(), self.member()],
+            61 => {
+                a = cmd![b(self.pick(&["SINTER", "SUNION", "SDIFF"])), self.key("t"), self.key("t")];
+                cmp = Unordered;
+            }
+            62 => a = cmd![b(self.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"])), self.key("t"), self.key("t"), self.key("t")],
+            63 => a = cmd![b("SMOVE"), self.key("t"), self.key("t"), self.member()],
+            64 => {
+                a = cmd![b("SRANDMEMBER"), self.key("t")];
+                if self.chance(0.5) {
+                    a.push(b(&self.n(-3, 3).to_string()));
+                }
+                cmp = Shape;
+            }
+            65 => {
+                // Only SPOP forms that empty the set keep both servers identical.
+                a = cmd![b("SPOP"), self.key("t"), b("100")];
+                cmp = Unordered;
+            }
+            66 => a = cmd![b("SINTERCARD"), b(self.pick(&["1", "2", "0"])), self.key("t"), self.key("t")],
+            // sorted sets
+            67..=69 => {
+                a = cmd![b("ZADD"), self.key("z")];
+                for _ in 0..self.n(0, 2) {
+                    a.push(b(self.pick(&["NX", "XX", "GT", "LT", "CH", "INCR"])));
+                }
+                for _ in 0..self.n(0, 3) {
+                    a.push(self.score());
+                    a.push(self.member());
+                }
+            }
+            70 => a = cmd![b(self.pick(&["ZSCORE", "ZRANK", "ZREVRANK", "ZREM"])), self.key("z"), self.member()],
+            71 => a = cmd![b("ZINCRBY"), self.key("z"), self.score(), self.member()],
+            72 => a = cmd![b(self.pick(&["ZCARD"])), self.key("z")],
+            73 => a = cmd![b("ZCOUNT"), self.key("z"), self.score(), self.score()],
+            74 => a = cmd![b("ZLEXCOUNT"), self.key("z"), self.lex(), self.lex()],
+            75 | 76 => {
+                a = cmd![b("ZRANGE"), self.key("z")];
+                match self.n(0, 2) {
+                    0 => {
+                        a.push(self.idx());
+                        a.push(self.idx());
+                    }
+                    1 => {
+                        a.push(self.score());
+                        a.push(self.score());
+                        a.push(b("BYSCORE"));
+                    }
+                    _ => {
+                        a.push(self.lex());
+                        a.push(self.lex());
+                        a.push(b("BYLEX"));
+                    }
+                }
+                if self.chance(0.3) {
+                    a.push(b("REV"));
+                }
+                if self.chance(0.3) {
+                    a.push(b("LIMIT"));
+                    a.push(b(&self.n(-1, 2).to_string()));
+                    a.push(b(&self.n(-1, 3).to_string()));
+                }
+                if self.chance(0.4) {
+                    a.push(b("WITHSCORES"));
+                }
+            }
+            77 => a = cmd![b(self.pick(&["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"])), self.key("z"), self.score(), self.score(), b("WITHSCORES")],
+            78 => a = cmd![b(self.pick(&["ZRANGEBYLEX", "ZREVRANGEBYLEX"])), self.key("z"), self.lex(), self.lex()],
+            79 => a = cmd![b(self.pick(&["ZREMRANGEBYSCORE"])), self.key("z"), self.score(), self.score()],
+            80 => a = cmd![b("ZREMRANGEBYRANK"), self.key("z"), self.idx(), self.idx()],
+            81 => {
+                a = cmd![b(self.pick(&["ZPOPMIN", "ZPOPMAX"])), self.key("z")];
+                if self.chance(0.5) {
+                    a.push(b(&self.n(-1, 3).to_string()));
+                }
+            }
+            82 => {
+                a = cmd![b(self.pick(&["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"])), self.key("z"), b("2"), self.key("z"), self.key("t")];
+                if self.chance(0.3) {
+                    a.push(b("WEIGHTS"));
+                    a.push(self.score());
+                    a.push(b("2"));
+                }
+                if self.chance(0.3) {
+                    a.push(b("AGGREGATE"));
+                    a.push(b(self.pick(&["SUM", "MIN", "MAX", "AVG"])));
+                }
+            }
+            83 => {
+                a = cmd![b(self.pick(&["ZUNION", "ZINTER", "ZDIFF"])), b("2"), self.key("z"), self.key("z")];
+                if self.chance(0.5) {
+                    a.push(b("WITHSCORES"));
+                }
+            }
+            84 => a = cmd![b("ZMSCORE"), self.key("z"), self.member(), self.member()],
+            85 => a = cmd![b("ZMPOP"), b("1"), self.key("z"), b(self.pick(&["MIN", "MAX", "MID"]))],
+            // generic / errors
+            86 => a = cmd![b(self.pick(&["GET", "SET", "HSET", "LPUSH", "ZADD", "SADD", "EXPIRE", "LRANGE"]))],
+            87 => a = cmd![b("NOSUCHCOMMAND"), self.val()],
+            88 => a = cmd![b("DBSIZE")],
+            89 => a = cmd![b("ECHO"), self.val()],
+            90 => a = cmd![b("PING")],
+            91 => a = cmd![b("SELECT"), b(self.pick(&["0", "1", "0", "16", "x"]))],
+            92 => a = cmd![b("SORT"), self.key("l"), b(self.pick(&["ALPHA", "DESC", "LIMIT"]))],
+            93 => a = cmd![b(self.pick(&["FLUSHDB"]))],
+            94 => a = cmd![b("MOVE"), self.key("s"), b(self.pick(&["1", "0", "99"]))],
+            95 => a = cmd![b("SWAPDB"), b("0"), b(self.pick(&["1", "0", "x"]))],
+            96 => a = cmd![b("EXPIRETIME"), self.key("s")],
+            97 => a = cmd![b("OBJECT"), b("FREQ")],
+            _ => a = cmd![b("ZSCAN"), self.key("z"), b("x")],
+        }
+        (a, cmp)
+    }
+}
+
+/// Runs a full SCAN-family iteration on one server and returns the sorted elements.
+fn full_scan(c: &mut Client, args: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, Vec<u8>> {
+    let mut cursor = b"0".to_vec();
+    let mut out = Vec::new();
+    for _ in 0..10_000 {
+        let mut a = args.to_vec();
+        let pos = if a[0].eq_ignore_ascii_case(b"SCAN") { 1 } else { 2 };
+        a.insert(pos, cursor.clone());
+        let (r, raw) = c.call(&a);
+        match r {
+            R::Arr(Some(v)) if v.len() == 2 => {
+                let R::Bulk(Some(next)) = &v[0] else { return Err(raw) };
+                match &v[1] {
+                    R::Arr(Some(items)) => {
+                        for it in items {
+                            if let R::Bulk(Some(x)) = it {
+                                out.push(x.clone());
+                            }
+                        }
+                    }
+                    _ => return Err(raw),
+                }
+                cursor = next.clone();
+                if cursor == b"0" {
+                    break;
+                }
+            }
+            _ => return Err(raw),
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn show(args: &[Vec<u8>]) -> String {
+    args.iter().map(|a| format!("{:?}", String::from_utf8_lossy(a))).collect::<Vec<_>>().join(" ")
+}
+
+struct Pair {
+    redis: Client,
+    redsnap: Client,
+    mismatches: Vec<String>,
+    compared: usize,
+}
+
+impl Pair {
+    fn run(&mut self, args: &[Vec<u8>], cmp: Compare, context: &str) {
+        let a = self.redis.call(args);
+        let b = self.redsnap.call(args);
+        self.compared += 1;
+        if !same(cmp, &a, &b) {
+            self.mismatches.push(format!(
+                "{context}: {}\n    redis:   {:?}\n    redsnap: {:?}",
+                show(args),
+                String::from_utf8_lossy(&a.1),
+                String::from_utf8_lossy(&b.1)
+            ));
+        }
+    }
+
+    fn scan(&mut self, args: Vec<Vec<u8>>, context: &str) {
+        let a = full_scan(&mut self.redis, &args);
+        let b = full_scan(&mut self.redsnap, &args);
+        self.compared += 1;
+        let norm = |r: Result<Vec<Vec<u8>>, Vec<u8>>| match r {
+            Ok(v) => format!("{:?}", v.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>()),
+            Err(raw) => format!("error {:?}", String::from_utf8_lossy(&raw)),
+        };
+        let (x, y) = (norm(a), norm(b));
+        if x != y {
+            self.mismatches.push(format!("{context}: full scan {}\n    redis:   {x}\n    redsnap: {y}", show(&args)));
+        }
+    }
+}
+
+fn stream(pair: &mut Pair, g: &mut Gen, n: usize, resp3: bool) {
+    let ctx = if resp3 { "RESP3" } else { "RESP2" };
+    if resp3 {
+        pair.run(&[b("HELLO"), b("3")], Compare::Shape, ctx);
+    }
+    let mut i = 0;
+    while i < n {
+        let roll = g.n(0, 99);
+        if roll < 4 {
+            // A transaction: queued commands, some with queue-time or run-time errors.
+            if g.chance(0.3) {
+                let (k, _) = (g.key("s"), 0);
+                pair.run(&[b("WATCH"), k.clone()], Compare::Exact, ctx);
+                if g.chance(0.5) {
+                    pair.run(&[b("SET"), k, b("changed")], Compare::Exact, ctx);
+                }
+            }
+            pair.run(&[b("MULTI")], Compare::Exact, ctx);
+            for _ in 0..g.n(0, 4) {
+                let (a, _) = g.command();
+                if a[0] == b"SELECT" || a[0] == b"SWAPDB" {
+                    continue;
+                }
+                pair.run(&a, Compare::Exact, ctx);
+                i += 1;
+            }
+            let end = if g.chance(0.15) { "DISCARD" } else { "EXEC" };
+            pair.run(&[b(end)], Compare::UnorderedPairs, ctx);
+        } else if roll < 7 {
+            let (a, _) = match g.n(0, 4) {
+                0 => (vec![b("SCAN"), b("MATCH"), b(g.pick(&["*", "s*", "*1"])), b("COUNT"), b("2")], ()),
+                1 => (vec![b("HSCAN"), g.key("h"), b("COUNT"), b("1")], ()),
+                2 => (vec![b("SSCAN"), g.key("t"), b("MATCH"), b("*")], ()),
+                3 => (vec![b("ZSCAN"), g.key("z")], ()),
+                _ => (vec![b("SCAN"), b("TYPE"), b(g.pick(&["string", "hash", "list", "set", "zset"]))], ()),
+            };
+            pair.scan(a, ctx);
+        } else {
+            let (a, cmp) = g.command();
+            pair.run(&a, cmp, ctx);
+        }
+        i += 1;
+    }
+}
+
+#[test]
+fn redsnap_matches_redis_on_random_command_streams() {
+    let seed: u64 = std::env::var("REDSNAP_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let total: usize = std::env::var("REDSNAP_DIFF_COMMANDS").ok().and_then(|s| s.parse().ok()).unwrap_or(24_000);
+    println!("differential seed: {seed} (replay with REDSNAP_DIFF_SEED={seed})");
+    let redis = RedisServer::start().expect("start redis-server");
+    let redsnap = RedsnapServer::builder().extra_args(&["--appendonly", "no", "--save", ""]).start().expect("start redsnap");
+    let mut g = Gen { rng: StdRng::seed_from_u64(seed) };
+    let mut pair = Pair { redis: Client::connect(redis.port()), redsnap: Client::connect(redsnap.port()), mismatches: Vec::new(), compared: 0 };
+    let streams = 8;
+    for s in 0..streams {
+        // A fresh connection per stream, alternating protocol versions.
+        pair.redis = Client::connect(redis.port());
+        pair.redsnap = Client::connect(redsnap.port());
+        pair.run(&[b("FLUSHALL")], Compare::Exact, "setup");
+        stream(&mut pair, &mut g, total / streams, s % 2 == 1);
+        if pair.mismatches.len() > 50 {
+            break;
+        }
+    }
+    println!("compared {} replies, {} mismatches", pair.compared, pair.mismatches.len());
+    if !pair.mismatches.is_empty() {
+        let shown: Vec<&String> = pair.mismatches.iter().take(40).collect();
+        panic!(
+            "{} mismatches (seed {seed}):\n{}",
+            pair.mismatches.len(),
+            shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+        );
+    }
+    assert!(pair.compared >= 20_000 || total < 20_000, "too few commands compared: {}", pair.compared);
+}
