@@ -218,24 +218,32 @@ pub fn unknown_subcommand(parent: &str, sub: &[u8]) -> Reply {
     ))
 }
 
-/// Redis's unknown-command error, quoting the first arguments.
+/// Redis's unknown-command error, quoting the first arguments. Built from bytes
+/// like Redis's `%.128s` formats: each quoted piece stops at a NUL byte, CR/LF
+/// become spaces.
 pub fn unknown_command(argv: &[Bytes]) -> Reply {
-    let name = argv
-        .first()
-        .map(|n| String::from_utf8_lossy(&n[..n.len().min(128)]).into_owned())
-        .unwrap_or_default();
-    let mut args = String::new();
+    fn cstr(b: &[u8], max: usize) -> &[u8] {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len()).min(max);
+        &b[..end]
+    }
+    let mut msg = b"ERR unknown command '".to_vec();
+    msg.extend_from_slice(argv.first().map(|n| cstr(n, 128)).unwrap_or_default());
+    msg.extend_from_slice(b"', with args beginning with: ");
+    let mut args: Vec<u8> = Vec::new();
     for a in argv.iter().skip(1) {
         if args.len() >= 128 {
             break;
         }
         let room = 128 - args.len();
-        let s = String::from_utf8_lossy(&a[..a.len().min(room)]).into_owned();
-        args.push('\'');
-        args.push_str(&s);
-        args.push_str("' ");
+        args.push(b'\'');
+        args.extend_from_slice(cstr(a, room));
+        args.extend_from_slice(b"' ");
     }
-    Reply::error(format!(
-        "ERR unknown command '{name}', with args beginning with: {args}"
-    ))
+    msg.extend_from_slice(&args);
+    for c in msg.iter_mut() {
+        if *c == b'\r' || *c == b'\n' {
+            *c = b' ';
+        }
+    }
+    Reply::Error(Bytes::from(msg))
 }

@@ -366,7 +366,7 @@ mod tests {
         let mut z = ZSet::new();
         z.insert(Bytes::from("a"), 1.5);
         z.insert(Bytes::from("b"), f64::NEG_INFINITY);
-        let values = vec![
+        let values = [
             Value::Str(Bytes::from("hello")),
             Value::Str(Bytes::new()),
             Value::List(VecDeque::from(vec![Bytes::from("x"), Bytes::new()])),

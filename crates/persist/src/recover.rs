@@ -301,15 +301,10 @@ pub fn recover_at(
     let todo: Vec<(u64, PathBuf)> = all.into_iter().filter(|(g, _)| *g > covered).collect();
     let have: Vec<u64> = todo.iter().map(|(g, _)| *g).collect();
     // Generations must be contiguous, starting right after the snapshot (or at 1).
-    let mut expected = covered + 1;
-    let mut missing = None;
-    for g in &have {
-        if *g != expected {
-            missing = Some(expected);
-            break;
-        }
-        expected += 1;
-    }
+    let missing = (covered + 1..)
+        .zip(have.iter())
+        .find(|(want, g)| *want != **g)
+        .map(|(want, _)| want);
     let mut stop_at: Option<usize> = None;
     if let Some(m) = missing {
         let err = PersistError::MissingGeneration {

@@ -54,8 +54,9 @@ pub struct SnapshotMeta {
     pub created_ms: u64,
     /// Number of entries written.
     pub keys: u64,
-    /// CRC-32C over the entries' CRCs in store order (detects lost or extra entries).
-    pub checksum: u32,
+    /// Wrapping sum of the entries' CRC-32Cs (order-independent, so an incremental
+    /// snapshot can update it; detects lost, extra or altered entries).
+    pub checksum: u64,
 }
 
 impl SnapshotMeta {
@@ -101,8 +102,7 @@ impl SnapshotMeta {
         let log_gen = next()?;
         let created_ms = next()?;
         let keys = next()?;
-        let cs = r.take(4).map_err(|e| corrupt(&e.detail))?;
-        let checksum = u32::from_le_bytes([cs[0], cs[1], cs[2], cs[3]]);
+        let checksum = next()?;
         Ok(SnapshotMeta {
             format_version: version,
             id,
@@ -122,6 +122,10 @@ pub struct SnapshotInfo {
     /// Bytes the new snapshot's keyspace occupies on disk.
     pub size_bytes: u64,
     pub duration: Duration,
+    /// Whether only the changes since the previous snapshot were written.
+    pub incremental: bool,
+    /// Entries written or deleted (all of them for a full snapshot).
+    pub changed: u64,
 }
 
 /// What loading a snapshot found.
@@ -137,8 +141,8 @@ pub struct LoadReport {
     pub duration: Duration,
 }
 
-/// How to treat damage found while loading.
-#[derive(Debug, Clone, Default)]
+/// How to treat damage found while loading. `Default` is [`LoadOptions::new`].
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
     /// Load a log whose last file ends in a torn or corrupt record by truncating it
     /// (Redis's `aof-load-truncated`, on by default in [`LoadOptions::new`]).
@@ -147,6 +151,12 @@ pub struct LoadOptions {
     /// of refusing to start. Damaged snapshot entries are skipped; log replay stops at
     /// the first damaged record and the damaged files are kept as `*.corrupt`.
     pub ignore_corruption: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions::new()
+    }
 }
 
 impl LoadOptions {
@@ -194,6 +204,15 @@ struct Inner {
     stats: Mutex<SnapshotStats>,
     /// Test hook: fail after writing this many entries (u64::MAX = never).
     fail_after: AtomicU64,
+    /// Whether to keep the last snapshot's clone for incremental snapshots.
+    incremental: AtomicBool,
+    /// The clone the snapshot in force was written from (incremental mode only).
+    prev: Mutex<Option<Prev>>,
+}
+
+struct Prev {
+    id: u64,
+    dbs: Vec<Db>,
 }
 
 fn store_err(path: &Path) -> impl Fn(fjall::Error) -> PersistError + '_ {
@@ -269,6 +288,8 @@ impl SnapshotStore {
                 busy: AtomicBool::new(false),
                 stats: Mutex::new(stats),
                 fail_after: AtomicU64::new(u64::MAX),
+                incremental: AtomicBool::new(false),
+                prev: Mutex::new(None),
             }),
         })
     }
@@ -292,6 +313,18 @@ impl SnapshotStore {
     pub fn current(&self) -> Result<Option<SnapshotMeta>> {
         let db = self.db()?;
         read_current(&db, &self.inner.path)
+    }
+
+    /// Incremental snapshots: keep the clone each snapshot was written from, and write
+    /// the next one as the difference (entries whose value `Arc` or deadline changed),
+    /// applied to the snapshot in force in one atomic batch. Costs memory: values
+    /// written after a snapshot are copied once (copy-on-write) and the old versions
+    /// live until the next snapshot. The first snapshot after start is always full.
+    pub fn set_incremental(&self, on: bool) {
+        self.inner.incremental.store(on, Ordering::Relaxed);
+        if !on {
+            *self.inner.prev.lock() = None;
+        }
     }
 
     /// Test hook: make the next snapshots fail after `n` entries as a full disk would
@@ -365,7 +398,15 @@ impl SnapshotStore {
         let started = Instant::now();
         let created_ms = now_ms();
         let res = self.write_inner(&dbs, log_gen, created_ms, started);
-        drop(dbs);
+        match &res {
+            Ok(info) if self.inner.incremental.load(Ordering::Relaxed) => {
+                *self.inner.prev.lock() = Some(Prev {
+                    id: info.meta.id,
+                    dbs,
+                });
+            }
+            _ => drop(dbs),
+        }
         let mut st = self.inner.stats.lock();
         st.last_duration = Some(started.elapsed());
         match &res {
@@ -378,6 +419,8 @@ impl SnapshotStore {
                 st.count += 1;
                 tracing::info!(
                     keys = info.keys,
+                    incremental = info.incremental,
+                    changed = info.changed,
                     size_bytes = info.size_bytes,
                     ms = info.duration.as_millis() as u64,
                     log_gen,
@@ -404,13 +447,40 @@ impl SnapshotStore {
         started: Instant,
     ) -> Result<SnapshotInfo> {
         let path = &self.inner.path;
-        let serr = store_err(path);
         let db = self.db()?;
         let current = read_current(&db, path)?;
+        // Incremental when the previous snapshot's clone is at hand and still in force.
+        let prev = self.inner.prev.lock().take();
+        if let (Some(prev), Some(cur)) = (prev, current.as_ref()) {
+            if prev.id == cur.id && prev.dbs.len() == dbs.len() {
+                match self
+                    .write_incremental(&db, cur, &prev.dbs, dbs, log_gen, created_ms, started)?
+                {
+                    Some(info) => return Ok(info),
+                    None => tracing::debug!(
+                        "too many changes for an incremental snapshot; writing a full one"
+                    ),
+                }
+            }
+        }
+        self.write_full(&db, current, dbs, log_gen, created_ms, started)
+    }
+
+    fn write_full(
+        &self,
+        db: &fjall::Database,
+        current: Option<SnapshotMeta>,
+        dbs: &[Db],
+        log_gen: u64,
+        created_ms: u64,
+        started: Instant,
+    ) -> Result<SnapshotInfo> {
+        let path = &self.inner.path;
+        let serr = store_err(path);
         let id = current.as_ref().map_or(1, |m| m.id + 1);
         let name = format!("{SNAP_PREFIX}{id}");
         delete_others(
-            &db,
+            db,
             path,
             current
                 .as_ref()
@@ -421,50 +491,39 @@ impl SnapshotStore {
             .keyspace(&name, fjall::KeyspaceCreateOptions::default)
             .map_err(&serr)?;
         let fail_after = self.inner.fail_after.load(Ordering::SeqCst);
-        let mut ing = ks.start_ingestion().map_err(&serr)?;
-        let mut key = Vec::new();
-        let mut prev: Vec<u8> = Vec::new();
-        let mut val = Vec::new();
-        let mut n: u64 = 0;
-        let mut digest = CRC32C.digest();
-        for (i, d) in dbs.iter().enumerate() {
-            let dbi = u16::try_from(i)
-                .map_err(|_| PersistError::Injected(format!("database index {i} exceeds 65535")))?;
-            for (k, e) in d.iter() {
-                if n >= fail_after {
-                    return Err(PersistError::Injected(format!(
-                        "no space left on device (after {n} entries)"
-                    )));
+        // Two stages on two threads: this one walks the clone and encodes entries into
+        // chunks; the other ingests them into the store.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(4);
+        let (n, checksum) = std::thread::scope(|sc| -> Result<(u64, u64)> {
+            let ingester = sc.spawn(|| -> Result<()> {
+                let mut ing = ks.start_ingestion().map_err(&serr)?;
+                for chunk in rx {
+                    for (k, v) in chunk.iter() {
+                        ing.write(k, v).map_err(&serr)?;
+                    }
                 }
-                codec::entry_key(&mut key, dbi, k);
-                if key <= prev && n > 0 {
-                    return Err(PersistError::CorruptSnapshot {
-                        path: path.clone(),
-                        location: format!("db {i}"),
-                        detail: "database iteration is not in (hash, key) order; cannot ingest"
-                            .into(),
-                    });
-                }
-                codec::encode_entry(&mut val, &key, e.value(), e.expire_at);
-                if let Some(c) = codec::stored_crc(&val) {
-                    digest.update(&c.to_le_bytes());
-                }
-                ing.write(key.as_slice(), val.as_slice()).map_err(&serr)?;
-                std::mem::swap(&mut prev, &mut key);
-                n += 1;
-            }
-        }
-        ing.finish().map_err(&serr)?;
+                ing.finish().map_err(&serr)
+            });
+            let encoded = encode_all(dbs, path, fail_after, tx);
+            let ingested = ingester
+                .join()
+                .map_err(|_| PersistError::Injected("snapshot ingestion thread panicked".into()))?;
+            // An encoding error closes the channel early; report it over the
+            // ingester's (which then only says the stream ended).
+            let (n, checksum) = encoded?;
+            ingested?;
+            Ok((n, checksum))
+        })?;
         let meta = SnapshotMeta {
             format_version: FORMAT_VERSION,
             id,
             log_gen,
             created_ms,
             keys: n,
-            checksum: digest.finalize(),
+            checksum,
         };
         // The switch: point `current` at the new keyspace and make it durable.
-        meta_keyspace(&db, path)?
+        meta_keyspace(db, path)?
             .insert(CURRENT_KEY, meta.encode())
             .map_err(&serr)?;
         db.persist(fjall::PersistMode::SyncAll).map_err(&serr)?;
@@ -485,7 +544,101 @@ impl SnapshotStore {
             keys: n,
             size_bytes,
             duration: started.elapsed(),
+            incremental: false,
+            changed: n,
         })
+    }
+
+    /// Writes only the entries that differ between `old` (the clone the snapshot in
+    /// force was written from) and `new`, plus the new metadata, in one atomic fjall
+    /// batch. Returns `None` when more than a fifth of the keys changed (a full
+    /// snapshot is then cheaper and keeps the batch's memory bounded).
+    #[allow(clippy::too_many_arguments)]
+    fn write_incremental(
+        &self,
+        db: &fjall::Database,
+        cur: &SnapshotMeta,
+        old: &[Db],
+        new: &[Db],
+        log_gen: u64,
+        created_ms: u64,
+        started: Instant,
+    ) -> Result<Option<SnapshotInfo>> {
+        let path = &self.inner.path;
+        let serr = store_err(path);
+        let name = format!("{SNAP_PREFIX}{}", cur.id);
+        let total: usize = new
+            .iter()
+            .map(|d| d.len())
+            .sum::<usize>()
+            .max(old.iter().map(|d| d.len()).sum());
+        let limit = total / 5 + 16;
+        let fail_after = self.inner.fail_after.load(Ordering::SeqCst);
+        let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let mut checksum = cur.checksum;
+        let mut keys = cur.keys;
+        let mut key = Vec::new();
+        let mut val = Vec::new();
+        for (i, (o, n)) in old.iter().zip(new.iter()).enumerate() {
+            let dbi = db_index(i, path)?;
+            let mut emit = |k: &[u8], before: Option<&Entry>, after: Option<&Entry>| -> bool {
+                codec::entry_key(&mut key, dbi, k);
+                if let Some(e) = before {
+                    codec::encode_entry(&mut val, &key, e.value(), e.expire_at);
+                    checksum =
+                        checksum.wrapping_sub(u64::from(codec::stored_crc(&val).unwrap_or(0)));
+                    keys -= 1;
+                }
+                let v = after.map(|e| {
+                    codec::encode_entry(&mut val, &key, e.value(), e.expire_at);
+                    checksum =
+                        checksum.wrapping_add(u64::from(codec::stored_crc(&val).unwrap_or(0)));
+                    keys += 1;
+                    val.clone()
+                });
+                changes.push((key.clone(), v));
+                changes.len() <= limit
+            };
+            if !diff_db(o, n, &mut emit) {
+                return Ok(None);
+            }
+        }
+        if changes.len() as u64 > fail_after {
+            return Err(PersistError::Injected(format!(
+                "no space left on device (after {fail_after} entries)"
+            )));
+        }
+        let ks = db
+            .keyspace(&name, fjall::KeyspaceCreateOptions::default)
+            .map_err(&serr)?;
+        let meta = SnapshotMeta {
+            format_version: FORMAT_VERSION,
+            id: cur.id,
+            log_gen,
+            created_ms,
+            keys,
+            checksum,
+        };
+        let meta_ks = meta_keyspace(db, path)?;
+        let changed = changes.len() as u64;
+        let mut batch = db.batch();
+        for (k, v) in changes {
+            match v {
+                Some(v) => batch.insert(&ks, k, v),
+                None => batch.remove(&ks, k),
+            }
+        }
+        batch.insert(&meta_ks, CURRENT_KEY, meta.encode());
+        batch.commit().map_err(&serr)?;
+        db.persist(fjall::PersistMode::SyncAll).map_err(&serr)?;
+        Ok(Some(SnapshotInfo {
+            meta,
+            keys,
+            size_bytes: ks.disk_space(),
+            duration: started.elapsed(),
+            incremental: true,
+            changed,
+        }))
     }
 
     /// Loads the snapshot in force into `store` (which should be empty). Keys are
@@ -519,91 +672,37 @@ impl SnapshotStore {
         let ks = db
             .keyspace(&name, fjall::KeyspaceCreateOptions::default)
             .map_err(&serr)?;
-        let mut digest = CRC32C.digest();
-        let mut n: u64 = 0;
-        let mut last_key: Option<Vec<u8>> = None;
-        let describe = |last: &Option<Vec<u8>>| match last {
-            Some(k) => match codec::split_entry_key(k) {
-                Some((d, key)) => format!("after db {d} key {:?}", String::from_utf8_lossy(key)),
-                None => "after an unreadable key".to_string(),
-            },
-            None => "at the first entry".to_string(),
-        };
-        for item in ks.iter() {
-            let (k, v) = match item.into_inner() {
-                Ok(kv) => kv,
-                Err(e) => {
-                    let err = PersistError::CorruptSnapshot {
-                        path: ks.path().to_path_buf(),
-                        location: format!("keyspace {name}, {}", describe(&last_key)),
-                        detail: format!("read error: {e}"),
-                    };
-                    if opts.ignore_corruption {
-                        tracing::warn!(error = %err, "loading what is valid: stopping the snapshot load here");
-                        report.truncated = true;
-                        break;
-                    }
-                    return Err(err);
-                }
-            };
-            if let Some(c) = codec::stored_crc(&v) {
-                digest.update(&c.to_le_bytes());
-            }
-            n += 1;
-            let decoded = match codec::split_entry_key(&k) {
-                None => Err(codec::DecodeError {
-                    offset: 0,
-                    detail: "store key shorter than 10 bytes".into(),
-                }),
-                Some((d, key)) => codec::decode_entry(&k, &v).and_then(|(value, exp)| {
-                    if (d as usize) < store.dbs.len() {
-                        Ok((d as usize, key, value, exp))
-                    } else {
-                        Err(codec::DecodeError {
-                            offset: 0,
-                            detail: format!(
-                                "database {d} does not exist (databases = {})",
-                                store.dbs.len()
-                            ),
-                        })
-                    }
-                }),
-            };
-            match decoded {
-                Ok((d, key, value, exp)) => {
-                    store.dbs[d]
-                        .insert_entry(bytes::Bytes::copy_from_slice(key), Entry::new(value, exp));
-                    report.keys_loaded += 1;
-                }
-                Err(e) => {
-                    let location = match codec::split_entry_key(&k) {
-                        Some((d, key)) => format!(
-                            "keyspace {name}, db {d} key {:?}",
-                            String::from_utf8_lossy(key)
-                        ),
-                        None => format!("keyspace {name}, {}", describe(&last_key)),
-                    };
-                    let err = PersistError::CorruptSnapshot {
-                        path: ks.path().to_path_buf(),
-                        location,
-                        detail: e.to_string(),
-                    };
-                    if opts.ignore_corruption {
-                        tracing::warn!(error = %err, "loading what is valid: skipping a damaged snapshot entry");
-                        report.entries_skipped += 1;
-                    } else {
-                        return Err(err);
-                    }
+        let ndbs = store.dbs.len();
+        // Two stages: a reader thread iterates the store, verifies and decodes
+        // entries; this thread inserts them into the keyspace.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, bytes::Bytes, Entry)>>(8);
+        let read = std::thread::scope(|sc| {
+            let reader = sc.spawn(|| read_entries(&ks, &name, ndbs, opts, tx));
+            for batch in rx {
+                for (d, key, entry) in batch {
+                    store.dbs[d].insert_entry(key, entry);
                 }
             }
-            last_key = Some(k.to_vec());
-        }
-        if !report.truncated && (n != meta.keys || digest.finalize() != meta.checksum) {
+            reader.join()
+        });
+        let read =
+            read.map_err(|_| PersistError::Injected("snapshot reader thread panicked".into()))??;
+        let ReadOutcome {
+            n,
+            checksum,
+            loaded,
+            skipped,
+            truncated,
+        } = read;
+        report.keys_loaded = loaded;
+        report.entries_skipped = skipped;
+        report.truncated = truncated;
+        if !report.truncated && (n != meta.keys || checksum != meta.checksum) {
             let err = PersistError::CorruptSnapshot {
                 path: ks.path().to_path_buf(),
                 location: format!("keyspace {name}"),
                 detail: format!(
-                    "snapshot checksum mismatch: metadata says {} entries, found {n} (entries lost, added or reordered)",
+                    "snapshot checksum mismatch: metadata says {} entries, found {n} (entries lost, added or altered)",
                     meta.keys
                 ),
             };
@@ -638,4 +737,260 @@ impl Drop for BusyGuard {
         }
         self.0.busy.store(false, Ordering::Release);
     }
+}
+
+fn db_index(i: usize, path: &Path) -> Result<u16> {
+    u16::try_from(i).map_err(|_| PersistError::CorruptSnapshot {
+        path: path.to_path_buf(),
+        location: format!("db {i}"),
+        detail: "database index exceeds 65535".into(),
+    })
+}
+
+/// Encoded entries, back to back, with their (key length, value length).
+#[derive(Default)]
+struct Chunk {
+    data: Vec<u8>,
+    spans: Vec<(u32, u32)>,
+}
+
+impl Chunk {
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut off = 0usize;
+        self.spans.iter().map(move |&(k, v)| {
+            let (k, v) = (k as usize, v as usize);
+            let key = &self.data[off..off + k];
+            let val = &self.data[off + k..off + k + v];
+            off += k + v;
+            (key, val)
+        })
+    }
+}
+
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Walks every database in order, encodes each entry, and sends chunks to the
+/// ingester. Returns (entries, checksum).
+fn encode_all(
+    dbs: &[Db],
+    path: &Path,
+    fail_after: u64,
+    tx: std::sync::mpsc::SyncSender<Chunk>,
+) -> Result<(u64, u64)> {
+    let mut key = Vec::new();
+    let mut prev: Vec<u8> = Vec::new();
+    let mut val = Vec::new();
+    let mut n: u64 = 0;
+    let mut checksum: u64 = 0;
+    let mut chunk = Chunk::default();
+    let closed = || PersistError::Injected("snapshot ingestion stopped early".into());
+    for (i, d) in dbs.iter().enumerate() {
+        let dbi = db_index(i, path)?;
+        for (k, e) in d.iter() {
+            if n >= fail_after {
+                return Err(PersistError::Injected(format!(
+                    "no space left on device (after {n} entries)"
+                )));
+            }
+            codec::entry_key(&mut key, dbi, k);
+            if n > 0 && key <= prev {
+                return Err(PersistError::CorruptSnapshot {
+                    path: path.to_path_buf(),
+                    location: format!("db {i}"),
+                    detail: "database iteration is not in (hash, key) order; cannot ingest".into(),
+                });
+            }
+            codec::encode_entry(&mut val, &key, e.value(), e.expire_at);
+            checksum = checksum.wrapping_add(u64::from(codec::stored_crc(&val).unwrap_or(0)));
+            let (Ok(kl), Ok(vl)) = (u32::try_from(key.len()), u32::try_from(val.len())) else {
+                return Err(PersistError::CorruptSnapshot {
+                    path: path.to_path_buf(),
+                    location: format!(
+                        "db {i} key {:?}",
+                        String::from_utf8_lossy(&k[..k.len().min(64)])
+                    ),
+                    detail: "entry larger than 4 GiB".into(),
+                });
+            };
+            chunk.data.extend_from_slice(&key);
+            chunk.data.extend_from_slice(&val);
+            chunk.spans.push((kl, vl));
+            if chunk.data.len() >= CHUNK_BYTES {
+                tx.send(std::mem::take(&mut chunk)).map_err(|_| closed())?;
+            }
+            std::mem::swap(&mut prev, &mut key);
+            n += 1;
+        }
+    }
+    if !chunk.spans.is_empty() {
+        tx.send(chunk).map_err(|_| closed())?;
+    }
+    Ok((n, checksum))
+}
+
+/// Calls `emit(key, before, after)` for every entry that differs between `old` and
+/// `new` (added, removed, value replaced or copied-on-write, deadline changed), in
+/// order. Unchanged entries are recognised by pointer equality of the shared key and
+/// value `Arc`s, so the walk hashes only around changes. Stops (returning false) when
+/// `emit` returns false.
+fn diff_db(
+    old: &Db,
+    new: &Db,
+    emit: &mut impl FnMut(&[u8], Option<&Entry>, Option<&Entry>) -> bool,
+) -> bool {
+    use std::cmp::Ordering as O;
+    let mut a = old.iter().peekable();
+    let mut b = new.iter().peekable();
+    loop {
+        let ord = match (a.peek(), b.peek()) {
+            (None, None) => return true,
+            (Some(_), None) => O::Less,
+            (None, Some(_)) => O::Greater,
+            (Some((ka, ea)), Some((kb, eb))) => {
+                let same_key = ka.as_ptr() == kb.as_ptr() && ka.len() == kb.len();
+                if same_key && Arc::ptr_eq(&ea.obj, &eb.obj) && ea.expire_at == eb.expire_at {
+                    a.next();
+                    b.next();
+                    continue;
+                }
+                if same_key || ka == kb {
+                    O::Equal
+                } else {
+                    let ha = (redsnap_engine::db::key_hash(ka), &ka[..]);
+                    let hb = (redsnap_engine::db::key_hash(kb), &kb[..]);
+                    ha.cmp(&hb)
+                }
+            }
+        };
+        let go_on = match ord {
+            O::Less => a.next().is_none_or(|(k, e)| emit(k, Some(e), None)),
+            O::Greater => b.next().is_none_or(|(k, e)| emit(k, None, Some(e))),
+            O::Equal => match (a.next(), b.next()) {
+                (Some((k, ea)), Some((_, eb))) => {
+                    if Arc::ptr_eq(&ea.obj, &eb.obj) && ea.expire_at == eb.expire_at {
+                        true
+                    } else {
+                        emit(k, Some(ea), Some(eb))
+                    }
+                }
+                _ => true,
+            },
+        };
+        if !go_on {
+            return false;
+        }
+    }
+}
+
+struct ReadOutcome {
+    /// Entries read (damaged or not), and the sum of their stored CRCs.
+    n: u64,
+    checksum: u64,
+    loaded: u64,
+    skipped: u64,
+    truncated: bool,
+}
+
+/// Reads, verifies and decodes every entry of a snapshot keyspace, sending batches.
+fn read_entries(
+    ks: &fjall::Keyspace,
+    name: &str,
+    ndbs: usize,
+    opts: &LoadOptions,
+    tx: std::sync::mpsc::SyncSender<Vec<(usize, bytes::Bytes, Entry)>>,
+) -> Result<ReadOutcome> {
+    let mut out = ReadOutcome {
+        n: 0,
+        checksum: 0,
+        loaded: 0,
+        skipped: 0,
+        truncated: false,
+    };
+    let mut last_key: Option<fjall::UserKey> = None;
+    let describe =
+        |last: &Option<fjall::UserKey>| match last.as_deref().and_then(codec::split_entry_key) {
+            Some((d, key)) => format!("after db {d} key {:?}", String::from_utf8_lossy(key)),
+            None if last.is_some() => "after an unreadable key".to_string(),
+            None => "at the first entry".to_string(),
+        };
+    let mut batch = Vec::with_capacity(1024);
+    for item in ks.iter() {
+        let (k, v) = match item.into_inner() {
+            Ok(kv) => kv,
+            Err(e) => {
+                let err = PersistError::CorruptSnapshot {
+                    path: ks.path().to_path_buf(),
+                    location: format!("keyspace {name}, {}", describe(&last_key)),
+                    detail: format!("read error: {e}"),
+                };
+                if opts.ignore_corruption {
+                    tracing::warn!(error = %err, "loading what is valid: stopping the snapshot load here");
+                    out.truncated = true;
+                    break;
+                }
+                return Err(err);
+            }
+        };
+        out.checksum = out
+            .checksum
+            .wrapping_add(u64::from(codec::stored_crc(&v).unwrap_or(0)));
+        out.n += 1;
+        let decoded = match codec::split_entry_key(&k) {
+            None => Err(codec::DecodeError {
+                offset: 0,
+                detail: "store key shorter than 10 bytes".into(),
+            }),
+            Some((d, key)) => codec::decode_entry(&k, &v).and_then(|(value, exp)| {
+                if (d as usize) < ndbs {
+                    Ok((d as usize, key, value, exp))
+                } else {
+                    Err(codec::DecodeError {
+                        offset: 0,
+                        detail: format!("database {d} does not exist (databases = {ndbs})"),
+                    })
+                }
+            }),
+        };
+        match decoded {
+            Ok((d, key, value, exp)) => {
+                batch.push((
+                    d,
+                    bytes::Bytes::copy_from_slice(key),
+                    Entry::new(value, exp),
+                ));
+                out.loaded += 1;
+                if batch.len() >= 1024 {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(1024));
+                    if tx.send(full).is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                let location = match codec::split_entry_key(&k) {
+                    Some((d, key)) => format!(
+                        "keyspace {name}, db {d} key {:?}",
+                        String::from_utf8_lossy(key)
+                    ),
+                    None => format!("keyspace {name}, {}", describe(&last_key)),
+                };
+                let err = PersistError::CorruptSnapshot {
+                    path: ks.path().to_path_buf(),
+                    location,
+                    detail: e.to_string(),
+                };
+                if opts.ignore_corruption {
+                    tracing::warn!(error = %err, "loading what is valid: skipping a damaged snapshot entry");
+                    out.skipped += 1;
+                } else {
+                    return Err(err);
+                }
+            }
+        }
+        last_key = Some(k);
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+    Ok(out)
 }

@@ -293,3 +293,64 @@ fn unwritable_data_dir_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn incremental_snapshot_writes_only_changes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = DataDir::open(tmp.path()).expect("open");
+    let snaps = SnapshotStore::open(&dir).expect("snaps");
+    snaps.set_incremental(true);
+    let mut store = Store::default();
+    populate(&mut store);
+    for i in 0..5_000 {
+        store.dbs[i % 3].insert(b(&format!("bulk{i}")), Value::Str(b("v")), None);
+    }
+    let first = snaps.write(store.snapshot(), 1).expect("full");
+    assert!(!first.incremental);
+    // Changes of every kind: value replaced, value mutated in place (copy-on-write),
+    // deadline set and cleared, key deleted, key added, in several dbs.
+    store.dbs[0].insert(b("bulk0"), Value::Str(b("replaced")), None);
+    if let Some(Value::List(l)) = store.dbs[4].get_mut(&b("list")) {
+        l.push_back(b("pushed"));
+    }
+    store.dbs[1].set_expire(&b("bulk1"), Some(now() + 10_000));
+    store.dbs[5].set_expire(&b("list"), None);
+    store.dbs[2].remove(&b("bulk2"));
+    store.dbs[15].insert(b("added"), Value::Str(b("new")), Some(now() + 99_000));
+    let second = snaps.write(store.snapshot(), 2).expect("incremental");
+    assert!(second.incremental, "{second:?}");
+    assert_eq!(second.changed, 6);
+    assert_eq!(second.meta.id, first.meta.id);
+    assert_eq!(second.keys as usize, store.total_keys());
+    let mut fresh = Store::default();
+    snaps.load(&mut fresh, &LoadOptions::new()).expect("load");
+    assert_eq!(dump(&fresh), dump(&store));
+
+    // A failed incremental snapshot leaves the previous one in force, and the next
+    // one is written in full.
+    store.dbs[0].insert(b("bulk3"), Value::Str(b("lost")), None);
+    snaps.inject_failure_after(Some(0));
+    snaps.write(store.snapshot(), 3).expect_err("must fail");
+    snaps.inject_failure_after(None);
+    let mut fresh = Store::default();
+    snaps.load(&mut fresh, &LoadOptions::new()).expect("load");
+    assert!(fresh.dbs[0]
+        .get(&b("bulk3"))
+        .is_some_and(|e| e.value() == &Value::Str(b("v"))));
+    let third = snaps.write(store.snapshot(), 3).expect("full again");
+    assert!(!third.incremental);
+    drop(snaps);
+    drop(dir);
+    let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");
+    assert_eq!(dump(&o.store), dump(&store));
+
+    // Many changes: falls back to a full snapshot.
+    o.snaps.set_incremental(true);
+    let mut store = o.store;
+    o.snaps.write(store.snapshot(), 4).expect("full");
+    for d in store.dbs.iter_mut() {
+        d.clear();
+    }
+    let info = o.snaps.write(store.snapshot(), 5).expect("write");
+    assert!(!info.incremental && info.keys == 0);
+}

@@ -94,7 +94,10 @@ pub trait Checkpointer: Send + Sync {
     /// Store a checkpoint atomically (replaces one with the same id).
     fn put(&self, cp: &Checkpoint) -> impl Future<Output = Result<()>> + Send;
     /// The newest checkpoint of a thread.
-    fn get_latest(&self, thread_id: &str) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
+    fn get_latest(
+        &self,
+        thread_id: &str,
+    ) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
     /// A checkpoint by id.
     fn get(
         &self,
@@ -240,7 +243,10 @@ impl RedisCheckpointer {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().map(|i| self.checkpoint_key(thread_id, i)).collect();
+        let keys: Vec<String> = ids
+            .iter()
+            .map(|i| self.checkpoint_key(thread_id, i))
+            .collect();
         let mut out = Vec::with_capacity(ids.len());
         let mut missing = Vec::new();
         for (chunk_ids, chunk_keys) in ids.chunks(200).zip(keys.chunks(200)) {
@@ -257,7 +263,11 @@ impl RedisCheckpointer {
             // Expired checkpoints leave index entries behind: tidy them.
             let _ = self
                 .store
-                .query::<i64>(redis::cmd("ZREM").arg(self.index_key(thread_id)).arg(&missing))
+                .query::<i64>(
+                    redis::cmd("ZREM")
+                        .arg(self.index_key(thread_id))
+                        .arg(&missing),
+                )
                 .await;
         }
         Ok(out)
@@ -340,7 +350,12 @@ impl Checkpointer for RedisCheckpointer {
         check_thread(thread_id)?;
         let ids: Vec<String> = self
             .store
-            .query(redis::cmd("ZRANGE").arg(self.index_key(thread_id)).arg(0).arg(-1))
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(self.index_key(thread_id))
+                    .arg(0)
+                    .arg(-1),
+            )
             .await?;
         let n = self.delete_ids(thread_id, &ids).await?;
         let _: i64 = self
@@ -372,11 +387,14 @@ impl Checkpointer for RedisCheckpointer {
 // Memory
 // ---------------------------------------------------------------------------
 
+/// Checkpoints of one thread (by id) and its expiry.
+type ThreadEntry = (BTreeMap<String, Checkpoint>, Option<Instant>);
+
 /// In-process [`Checkpointer`] (tests, single-process tools, no socket).
 #[derive(Debug, Default)]
 pub struct MemoryCheckpointer {
     ttl: Option<Duration>,
-    threads: Mutex<HashMap<String, (BTreeMap<String, Checkpoint>, Option<Instant>)>>,
+    threads: Mutex<HashMap<String, ThreadEntry>>,
 }
 
 impl MemoryCheckpointer {

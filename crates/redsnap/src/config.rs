@@ -117,7 +117,9 @@ impl RedisConfig {
     {
         let nodes: Vec<String> = nodes.into_iter().map(|s| s.as_ref().to_string()).collect();
         if nodes.is_empty() {
-            return Err(Error::Config("a cluster needs at least one node URL".into()));
+            return Err(Error::Config(
+                "a cluster needs at least one node URL".into(),
+            ));
         }
         for n in &nodes {
             check_scheme(n)?;
@@ -361,14 +363,19 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(cfg.topology, Topology::Standalone("rediss://h:6380/0".into()));
+        assert_eq!(
+            cfg.topology,
+            Topology::Standalone("rediss://h:6380/0".into())
+        );
         assert_eq!(cfg.password.as_deref(), Some("pw"));
         assert_eq!(cfg.max_reconnect_attempts, 3);
         assert_eq!(cfg.default_ttl, Duration::from_secs(60));
         let d = RedisConfig::from_lookup(|_| None).unwrap();
         assert_eq!(d.max_reconnect_attempts, 10);
         assert_eq!(d.default_ttl, Duration::from_secs(86_400));
-        let bad = RedisConfig::from_lookup(|k| (k == "MEMORY_MAX_RECONNECT_ATTEMPTS").then(|| "x".into()));
+        let bad = RedisConfig::from_lookup(|k| {
+            (k == "MEMORY_MAX_RECONNECT_ATTEMPTS").then(|| "x".into())
+        });
         assert!(matches!(bad, Err(Error::Config(_))));
     }
 

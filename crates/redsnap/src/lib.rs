@@ -39,8 +39,7 @@ pub mod store;
 pub mod structured;
 
 pub use checkpoint::{
-    new_checkpoint_id, Checkpoint, Checkpointer, ListOptions, MemoryCheckpointer,
-    RedisCheckpointer,
+    new_checkpoint_id, Checkpoint, Checkpointer, ListOptions, MemoryCheckpointer, RedisCheckpointer,
 };
 pub use codec::{Codec, Format};
 pub use config::{RedisConfig, TlsConfig, Topology};

@@ -90,7 +90,8 @@ impl Memory {
         let mut cmd = redis::cmd("SET");
         cmd.arg(key).arg(json);
         if !ttl.is_zero() {
-            cmd.arg("PX").arg(ttl.as_millis().max(1).min(i64::MAX as u128) as i64);
+            cmd.arg("PX")
+                .arg(ttl.as_millis().max(1).min(i64::MAX as u128) as i64);
         }
         self.store.query::<()>(&cmd).await
     }

@@ -263,7 +263,11 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         let h = hash_bytes(&bytes);
         if self.unchanged(h) {
             self.store
-                .query::<()>(redis::cmd("SET").arg(self.latest_at_key()).arg(now_millis()))
+                .query::<()>(
+                    redis::cmd("SET")
+                        .arg(self.latest_at_key())
+                        .arg(now_millis()),
+                )
                 .await?;
             self.counters.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(SaveOutcome::Unchanged);
@@ -292,7 +296,11 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     pub async fn latest(&self) -> Result<Option<Snapshot<T>>> {
         let (bytes, at): (Option<Vec<u8>>, Option<u64>) = self
             .store
-            .query(redis::cmd("MGET").arg(self.latest_key()).arg(self.latest_at_key()))
+            .query(
+                redis::cmd("MGET")
+                    .arg(self.latest_key())
+                    .arg(self.latest_at_key()),
+            )
             .await?;
         match bytes {
             None => Ok(None),
@@ -576,13 +584,17 @@ where
         let (events, _) = broadcast::channel(64);
         let ev = events.clone();
         let handle = tokio::spawn(async move {
-            let mut snap_tick = tokio::time::interval(config.interval.max(Duration::from_millis(1)));
+            let mut snap_tick =
+                tokio::time::interval(config.interval.max(Duration::from_millis(1)));
             snap_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let hb = config.heartbeat.unwrap_or(Duration::from_secs(3600 * 24 * 365));
+            let hb = config
+                .heartbeat
+                .unwrap_or(Duration::from_secs(3600 * 24 * 365));
             let mut hb_tick = tokio::time::interval(hb.max(Duration::from_millis(1)));
             hb_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             hb_tick.tick().await;
-            let mut ret_tick = tokio::time::interval(config.retention_every.max(Duration::from_millis(10)));
+            let mut ret_tick =
+                tokio::time::interval(config.retention_every.max(Duration::from_millis(10)));
             ret_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ret_tick.tick().await;
             loop {

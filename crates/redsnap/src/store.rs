@@ -97,7 +97,7 @@ pub struct Health {
 enum Backend {
     Single(Mutex<Option<ConnectionManager>>),
     Cluster {
-        client: ClusterClient,
+        client: Box<ClusterClient>,
         conn: Mutex<Option<ClusterConnection>>,
     },
 }
@@ -168,7 +168,7 @@ impl RedisStore {
                 (
                     None,
                     Backend::Cluster {
-                        client,
+                        client: Box::new(client),
                         conn: Mutex::new(None),
                     },
                 )
@@ -240,7 +240,12 @@ impl RedisStore {
                     return Ok(Conn::Cluster(c.clone()));
                 }
                 let c = self
-                    .bounded(async { client.get_async_connection().await.map_err(|e| self.classify(e)) })
+                    .bounded(async {
+                        client
+                            .get_async_connection()
+                            .await
+                            .map_err(|e| self.classify(e))
+                    })
                     .await?;
                 *guard = Some(c.clone());
                 Ok(Conn::Cluster(c))
@@ -296,7 +301,11 @@ impl RedisStore {
         Error::Redis(e)
     }
 
-    async fn observe<T>(&self, started: Instant, r: std::result::Result<T, RedisError>) -> Result<T> {
+    async fn observe<T>(
+        &self,
+        started: Instant,
+        r: std::result::Result<T, RedisError>,
+    ) -> Result<T> {
         match r {
             Ok(v) => {
                 self.inner.failures.store(0, Ordering::Relaxed);
@@ -374,7 +383,7 @@ impl RedisStore {
         if !self.is_cluster() {
             return Ok(Vec::new());
         }
-        let v: Value = self.query(&redis::cmd("CLUSTER").arg("SLOTS")).await?;
+        let v: Value = self.query(redis::cmd("CLUSTER").arg("SLOTS")).await?;
         let mut out: Vec<(String, u16)> = Vec::new();
         if let Value::Array(ranges) = v {
             for r in ranges {
@@ -400,7 +409,12 @@ impl RedisStore {
     }
 
     /// Send a command to one cluster node by address.
-    pub async fn query_node<T: FromRedisValue>(&self, host: &str, port: u16, cmd: Cmd) -> Result<T> {
+    pub async fn query_node<T: FromRedisValue>(
+        &self,
+        host: &str,
+        port: u16,
+        cmd: Cmd,
+    ) -> Result<T> {
         self.bounded(async {
             let c = self.conn().await?;
             let t = Instant::now();
@@ -433,7 +447,11 @@ impl RedisStore {
             let mut cursor: u64 = 0;
             loop {
                 let mut cmd = redis::cmd("SCAN");
-                cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(500);
+                cmd.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(500);
                 let (next, batch): (u64, Vec<String>) = match &node {
                     Some((h, p)) => self.query_node(h, *p, cmd).await?,
                     None => self.query(&cmd).await?,

@@ -32,7 +32,9 @@ pub struct HashMapState<V> {
 
 impl<V> std::fmt::Debug for HashMapState<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HashMapState").field("key", &self.key).finish()
+        f.debug_struct("HashMapState")
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -56,8 +58,10 @@ impl<V: Serialize + DeserializeOwned> HashMapState<V> {
     /// Load the whole map (HGETALL) and remember it as the base for diffs.
     /// A field with malformed JSON is an error naming the key and field.
     pub async fn load(&mut self) -> Result<BTreeMap<String, V>> {
-        let raw: HashMap<String, String> =
-            self.store.query(redis::cmd("HGETALL").arg(&self.key)).await?;
+        let raw: HashMap<String, String> = self
+            .store
+            .query(redis::cmd("HGETALL").arg(&self.key))
+            .await?;
         let mut out = BTreeMap::new();
         for (k, v) in &raw {
             let parsed = serde_json::from_str(v).map_err(|e| {
@@ -94,7 +98,11 @@ impl<V: Serialize + DeserializeOwned> HashMapState<V> {
                 set.push((k, v));
             }
         }
-        let del: Vec<&String> = self.last.keys().filter(|k| !current.contains_key(*k)).collect();
+        let del: Vec<&String> = self
+            .last
+            .keys()
+            .filter(|k| !current.contains_key(*k))
+            .collect();
         stats.written = set.len();
         stats.deleted = del.len();
         if set.is_empty() && del.is_empty() {

@@ -23,7 +23,9 @@ fn state(n: u64) -> AppState {
     AppState {
         counter: n,
         name: "agent".into(),
-        items: (0..50).map(|i| format!("item number {i} of the list")).collect(),
+        items: (0..50)
+            .map(|i| format!("item number {i} of the list"))
+            .collect(),
     }
 }
 
@@ -132,7 +134,11 @@ async fn snapshots_suite(store: &RedisStore) {
     // Garbage and truncated values give clear decode errors.
     let bad: Snapshots<AppState> = Snapshots::new(store.clone(), &common::ns("bad"));
     let _: () = store
-        .query(redis::cmd("SET").arg(bad.latest_key()).arg("not an envelope"))
+        .query(
+            redis::cmd("SET")
+                .arg(bad.latest_key())
+                .arg("not an envelope"),
+        )
         .await
         .unwrap();
     match bad.latest().await {
@@ -184,15 +190,22 @@ async fn memory_suite(store: &RedisStore) {
     let t = ttl(store, &k1).await;
     assert!(t > 86_000 && t <= 86_400, "ttl {t}");
     let k2 = Memory::key(&tenant, "decision", "short").unwrap();
-    mem.set(&k2, &serde_json::json!({"a": 1}), Some(Duration::from_secs(3600)))
-        .await
-        .unwrap();
+    mem.set(
+        &k2,
+        &serde_json::json!({"a": 1}),
+        Some(Duration::from_secs(3600)),
+    )
+    .await
+    .unwrap();
     let t = ttl(store, &k2).await;
     assert!(t > 3500 && t <= 3600, "ttl {t}");
 
     // Malformed JSON: an error for that key, others still readable.
     let k3 = Memory::key(&tenant, "decision", "broken").unwrap();
-    let _: () = store.query(redis::cmd("SET").arg(&k3).arg("{not json")).await.unwrap();
+    let _: () = store
+        .query(redis::cmd("SET").arg(&k3).arg("{not json"))
+        .await
+        .unwrap();
     match mem.get::<serde_json::Value>(&k3).await {
         Err(Error::MalformedJson { key, .. }) => assert_eq!(key, k3),
         other => panic!("expected MalformedJson, got {other:?}"),
@@ -224,7 +237,10 @@ async fn memory_suite(store: &RedisStore) {
     assert!(mem.delete(&k1).await.unwrap());
     assert!(!mem.delete(&k1).await.unwrap());
     // whole tenant
-    let n = mem.cleanup(&Memory::pattern(&tenant, None).unwrap()).await.unwrap();
+    let n = mem
+        .cleanup(&Memory::pattern(&tenant, None).unwrap())
+        .await
+        .unwrap();
     assert_eq!(n, 2);
     assert_eq!(mem.get::<i32>(&keep_other).await.unwrap(), Some(1));
     assert!(Memory::key("a:b", "t", "i").is_err());
@@ -247,7 +263,10 @@ async fn structured_suite(store: &RedisStore) {
     assert_eq!((s.written, s.deleted), (0, 0));
     let mut again: HashMapState<serde_json::Value> = HashMapState::new(store.clone(), &ns, "nodes");
     assert_eq!(again.load().await.unwrap(), map);
-    let n: i64 = store.query(redis::cmd("HLEN").arg(nodes.key())).await.unwrap();
+    let n: i64 = store
+        .query(redis::cmd("HLEN").arg(nodes.key()))
+        .await
+        .unwrap();
     assert_eq!(n, 9);
 
     let doc = Document::new(store.clone(), &ns, "metrics");
@@ -312,18 +331,27 @@ async fn cluster_all_apis() {
     let mem = Memory::new(store.clone());
     let tenant = common::ns("spread");
     for i in 0..60 {
-        mem.set(&Memory::key(&tenant, "t", &i.to_string()).unwrap(), &i, None)
-            .await
-            .unwrap();
+        mem.set(
+            &Memory::key(&tenant, "t", &i.to_string()).unwrap(),
+            &i,
+            None,
+        )
+        .await
+        .unwrap();
     }
     let mut per_node = Vec::new();
     for node in c.nodes() {
         let reply = node.command(&[b"DBSIZE"]).unwrap();
         per_node.push(redsnap_testsupport::int_reply(&reply).unwrap_or(0));
     }
-    assert!(per_node.iter().filter(|n| **n > 0).count() >= 2, "{per_node:?}");
+    assert!(
+        per_node.iter().filter(|n| **n > 0).count() >= 2,
+        "{per_node:?}"
+    );
     assert_eq!(
-        mem.cleanup(&Memory::pattern(&tenant, None).unwrap()).await.unwrap(),
+        mem.cleanup(&Memory::pattern(&tenant, None).unwrap())
+            .await
+            .unwrap(),
         60
     );
     // A namespace's snapshot keys share one slot.

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redsnap::{
-    new_checkpoint_id, Checkpoint, Checkpointer, ListOptions, MemoryCheckpointer,
-    RedisCheckpointer,
+    new_checkpoint_id, Checkpoint, Checkpointer, ListOptions, MemoryCheckpointer, RedisCheckpointer,
 };
 use serde_json::json;
 
@@ -23,7 +22,11 @@ async fn conformance<C: Checkpointer + 'static>(cp: Arc<C>) {
     let thread = format!("thread-{}", rand::random::<u32>());
     let other = format!("{thread}-other");
     assert!(cp.get_latest(&thread).await.unwrap().is_none());
-    assert!(cp.list(&thread, &ListOptions::default()).await.unwrap().is_empty());
+    assert!(cp
+        .list(&thread, &ListOptions::default())
+        .await
+        .unwrap()
+        .is_empty());
 
     // put / get / latest / parent chain
     let mut ids = Vec::new();
@@ -86,7 +89,13 @@ async fn conformance<C: Checkpointer + 'static>(cp: Arc<C>) {
         cp.get_latest(&thread).await.unwrap().unwrap().state,
         json!({"replaced": true})
     );
-    assert_eq!(cp.list(&thread, &ListOptions::default()).await.unwrap().len(), 10);
+    assert_eq!(
+        cp.list(&thread, &ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
 
     // prune keeps the newest N, never another thread
     assert_eq!(cp.prune(&thread, 4).await.unwrap(), 6);
@@ -97,10 +106,24 @@ async fn conformance<C: Checkpointer + 'static>(cp: Arc<C>) {
         .into_iter()
         .map(|c| c.checkpoint_id)
         .collect();
-    assert_eq!(left, vec![ids[9].clone(), ids[8].clone(), ids[7].clone(), ids[6].clone()]);
+    assert_eq!(
+        left,
+        vec![
+            ids[9].clone(),
+            ids[8].clone(),
+            ids[7].clone(),
+            ids[6].clone()
+        ]
+    );
     assert!(cp.get(&thread, &ids[0]).await.unwrap().is_none());
     assert_eq!(cp.prune(&thread, 10).await.unwrap(), 0);
-    assert_eq!(cp.list(&other, &ListOptions::default()).await.unwrap().len(), 1);
+    assert_eq!(
+        cp.list(&other, &ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // concurrent writers on one thread lose nothing
     let conc = format!("{thread}-conc");
@@ -137,7 +160,13 @@ async fn conformance<C: Checkpointer + 'static>(cp: Arc<C>) {
     assert!(cp.get_latest(&conc).await.unwrap().is_none());
     assert_eq!(cp.delete_thread(&conc).await.unwrap(), 0);
     assert_eq!(cp.delete_thread(&thread).await.unwrap(), 4);
-    assert_eq!(cp.list(&other, &ListOptions::default()).await.unwrap().len(), 1);
+    assert_eq!(
+        cp.list(&other, &ListOptions::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // awkward thread ids (hash-tag braces, glob chars, unicode)
     let odd = "we{ir}d*th?read:ü";
@@ -155,11 +184,17 @@ async fn conformance<C: Checkpointer + 'static>(cp: Arc<C>) {
 
 async fn ttl_conformance<C: Checkpointer>(cp: C) {
     let thread = format!("ttl-{}", rand::random::<u32>());
-    cp.put(&Checkpoint::new(&thread, None, json!(1))).await.unwrap();
+    cp.put(&Checkpoint::new(&thread, None, json!(1)))
+        .await
+        .unwrap();
     assert!(cp.get_latest(&thread).await.unwrap().is_some());
     tokio::time::sleep(Duration::from_millis(2300)).await;
     assert!(cp.get_latest(&thread).await.unwrap().is_none());
-    assert!(cp.list(&thread, &ListOptions::default()).await.unwrap().is_empty());
+    assert!(cp
+        .list(&thread, &ListOptions::default())
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -172,13 +207,19 @@ async fn memory_checkpointer_conforms() {
 async fn redis_checkpointer_conforms() {
     let (_s, store) = common::plain();
     conformance(Arc::new(RedisCheckpointer::new(store.clone(), "cp"))).await;
-    ttl_conformance(RedisCheckpointer::new(store.clone(), "cpttl").with_ttl(Duration::from_secs(2))).await;
+    ttl_conformance(
+        RedisCheckpointer::new(store.clone(), "cpttl").with_ttl(Duration::from_secs(2)),
+    )
+    .await;
 
     // TTL really set on both keys; compression really compresses.
     let cp = RedisCheckpointer::new(store.clone(), "cpx").with_ttl(Duration::from_secs(600));
     let c = Checkpoint::new("t1", None, big_state(1));
     cp.put(&c).await.unwrap();
-    for key in [cp.checkpoint_key("t1", &c.checkpoint_id), cp.index_key("t1")] {
+    for key in [
+        cp.checkpoint_key("t1", &c.checkpoint_id),
+        cp.index_key("t1"),
+    ] {
         let ttl: i64 = store.query(redis::cmd("TTL").arg(&key)).await.unwrap();
         assert!(ttl > 590 && ttl <= 600, "{key}: {ttl}");
     }
@@ -187,7 +228,11 @@ async fn redis_checkpointer_conforms() {
         .await
         .unwrap();
     let json_len = serde_json::to_vec(&c).unwrap().len();
-    assert!(stored.len() * 3 < json_len, "{} vs {json_len}", stored.len());
+    assert!(
+        stored.len() * 3 < json_len,
+        "{} vs {json_len}",
+        stored.len()
+    );
     assert_eq!(stored[5], 0x02);
     assert!(new_checkpoint_id() > c.checkpoint_id);
 }

@@ -174,6 +174,12 @@ impl Conn {
                 let Some(i) = redsnap_engine::num::parse_i64(&argv[1]) else {
                     return Reply::err("ERR value is not an integer or out of range").into();
                 };
+                if i < i32::MIN as i64 || i > i32::MAX as i64 {
+                    return Reply::err(
+                        "ERR value is out of range, value must between -2147483648 and 2147483647",
+                    )
+                    .into();
+                }
                 if i < 0 || i as usize >= inner.store.dbs.len() {
                     return Reply::err("ERR DB index is out of range").into();
                 }
@@ -1008,8 +1014,8 @@ impl Conn {
                             }
                         }
                     }
-                    if query_limit > 0 && rbuf.len() > query_limit {
-                        tracing::warn!(client = self.id, "closing client that reached max query buffer length ({} bytes)", rbuf.len());
+                    if query_limit > 0 && rbuf.len() + parser.pending_bytes() > query_limit {
+                        tracing::warn!(client = self.id, "closing client that reached max query buffer length ({} bytes)", rbuf.len() + parser.pending_bytes());
                         return Ok(());
                     }
                     if rbuf.is_empty() && rbuf.capacity() > 1 << 20 {

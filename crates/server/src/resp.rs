@@ -37,6 +37,8 @@ pub struct ProtocolError(pub String);
 #[derive(Debug, Default)]
 pub struct Parser {
     args: Vec<Bytes>,
+    /// Bytes held by the arguments parsed so far of the current request.
+    args_bytes: usize,
     /// Arguments still expected in the current multibulk (0 = between requests).
     remaining: usize,
     /// Length of the bulk being read, once its header was parsed.
@@ -61,6 +63,12 @@ impl Parser {
     /// mid-command" from a clean close).
     pub fn in_progress(&self) -> bool {
         self.remaining > 0 || self.bulk_len.is_some()
+    }
+
+    /// Bytes held by the complete arguments of the request being read (counted
+    /// against `client-query-buffer-limit` together with the unparsed buffer).
+    pub fn pending_bytes(&self) -> usize {
+        self.args_bytes
     }
 
     /// Parses the next complete request from `buf`. `Ok(None)` means more bytes are
@@ -142,10 +150,12 @@ impl Parser {
             }
             let arg = buf.split_to(len).freeze();
             buf.advance(2);
+            self.args_bytes += arg.len();
             self.args.push(arg);
             self.bulk_len = None;
             self.remaining -= 1;
         }
+        self.args_bytes = 0;
         Ok(Some(std::mem::take(&mut self.args)))
     }
 
@@ -181,17 +191,18 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        // C semantics: a NUL byte ends the line.
+        while i < n && line[i] != 0 && line[i].is_ascii_whitespace() {
             i += 1;
         }
-        if i >= n {
+        if i >= n || line[i] == 0 {
             return Some(out);
         }
         let mut cur = Vec::new();
         let (mut inq, mut insq, mut done) = (false, false, false);
         while !done {
             if inq {
-                if i >= n {
+                if i >= n || line[i] == 0 {
                     return None;
                 }
                 if line[i] == b'\\'
@@ -222,7 +233,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     cur.push(line[i]);
                 }
             } else if insq {
-                if i >= n {
+                if i >= n || line[i] == 0 {
                     return None;
                 }
                 if line[i] == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
@@ -246,7 +257,7 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     c => cur.push(c),
                 }
             }
-            if i < n {
+            if i < n && line[i] != 0 {
                 i += 1;
             }
         }

@@ -48,20 +48,30 @@ struct Client {
 impl Client {
     fn connect(port: u16) -> Client {
         let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
         s.set_nodelay(true).expect("nodelay");
-        Client { rd: BufReader::new(s) }
+        Client {
+            rd: BufReader::new(s),
+        }
     }
 
     fn send(&mut self, args: &[Vec<u8>]) {
         let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-        self.rd.get_mut().write_all(&encode_command(&refs)).expect("write");
+        self.rd
+            .get_mut()
+            .write_all(&encode_command(&refs))
+            .expect("write");
     }
 
     fn line(&mut self, raw: &mut Vec<u8>) -> Vec<u8> {
         let mut l = Vec::new();
         self.rd.read_until(b'\n', &mut l).expect("read line");
-        assert!(l.ends_with(b"\r\n"), "truncated reply line {:?}", String::from_utf8_lossy(&l));
+        assert!(
+            l.ends_with(b"\r\n"),
+            "truncated reply line {:?}",
+            String::from_utf8_lossy(&l)
+        );
         raw.extend_from_slice(&l);
         l.truncate(l.len() - 2);
         l
@@ -70,7 +80,12 @@ impl Client {
     fn read(&mut self, raw: &mut Vec<u8>) -> R {
         let l = self.line(raw);
         let (t, rest) = (l[0], l[1..].to_vec());
-        let num = |b: &[u8]| -> i64 { std::str::from_utf8(b).expect("utf8").parse().expect("number") };
+        let num = |b: &[u8]| -> i64 {
+            std::str::from_utf8(b)
+                .expect("utf8")
+                .parse()
+                .expect("number")
+        };
         match t {
             b'+' => R::Simple(rest),
             b'-' => R::Err(rest),
@@ -203,26 +218,74 @@ impl Gen {
     }
     /// Keys: mostly of the command's own type, sometimes of another (WRONGTYPE).
     fn key(&mut self, kind: &str) -> Vec<u8> {
-        let k = if self.chance(0.1) { self.pick(&["s", "h", "l", "t", "z", "x"]) } else { kind };
+        let k = if self.chance(0.1) {
+            self.pick(&["s", "h", "l", "t", "z", "x"])
+        } else {
+            kind
+        };
         format!("{k}{}", self.n(0, 3)).into_bytes()
     }
     fn val(&mut self) -> Vec<u8> {
         b(self.pick(&[
-            "", "a", "b", "foo", "bar", "0", "1", "-1", "10", "42", "3.5", "-2.25", "abc", "1e3", " 1", "inf", "-inf", "nan", "9223372036854775807",
-            "-9223372036854775808", "9223372036854775808", "007", "x y", "hello world", "0.1",
+            "",
+            "a",
+            "b",
+            "foo",
+            "bar",
+            "0",
+            "1",
+            "-1",
+            "10",
+            "42",
+            "3.5",
+            "-2.25",
+            "abc",
+            "1e3",
+            " 1",
+            "inf",
+            "-inf",
+            "nan",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "007",
+            "x y",
+            "hello world",
+            "0.1",
         ]))
     }
     fn member(&mut self) -> Vec<u8> {
-        b(self.pick(&["a", "b", "c", "d", "e", "1", "2", "3", "10", "-5", "m", "zz"]))
+        b(self.pick(&[
+            "a", "b", "c", "d", "e", "1", "2", "3", "10", "-5", "m", "zz",
+        ]))
     }
     fn int(&mut self) -> Vec<u8> {
-        b(&self.pick(&["0", "1", "-1", "2", "3", "5", "-3", "10", "100", "-100", "x", "1.5", "9223372036854775807", "-9223372036854775808"]).to_string())
+        b(&self
+            .pick(&[
+                "0",
+                "1",
+                "-1",
+                "2",
+                "3",
+                "5",
+                "-3",
+                "10",
+                "100",
+                "-100",
+                "x",
+                "1.5",
+                "9223372036854775807",
+                "-9223372036854775808",
+            ])
+            .to_string())
     }
     fn idx(&mut self) -> Vec<u8> {
         b(&self.n(-6, 6).to_string())
     }
     fn score(&mut self) -> Vec<u8> {
-        b(self.pick(&["0", "1", "2", "2.5", "-1", "10", "-inf", "+inf", "1e2", "x", "3", "0.5", "(1", "(2"]))
+        b(self.pick(&[
+            "0", "1", "2", "2.5", "-1", "10", "-inf", "+inf", "1e2", "x", "3", "0.5", "(1", "(2",
+        ]))
     }
     fn lex(&mut self) -> Vec<u8> {
         b(self.pick(&["-", "+", "[a", "(a", "[c", "(d", "[m", "a", "[", "(zz"]))
@@ -263,11 +326,37 @@ impl Gen {
             }
             3 => a = cmd![b("GET"), self.key("s")],
             4 => a = cmd![b(self.pick(&["INCR", "DECR"])), self.key("s")],
-            5 => a = cmd![b(self.pick(&["INCRBY", "DECRBY"])), self.key("s"), self.int()],
-            6 => a = cmd![b("INCRBYFLOAT"), self.key("s"), b(self.pick(&["1", "0.5", "-1.25", "x", "3", "0.1", "inf"]))],
+            5 => {
+                a = cmd![
+                    b(self.pick(&["INCRBY", "DECRBY"])),
+                    self.key("s"),
+                    self.int()
+                ]
+            }
+            6 => {
+                a = cmd![
+                    b("INCRBYFLOAT"),
+                    self.key("s"),
+                    b(self.pick(&["1", "0.5", "-1.25", "x", "3", "0.1", "inf"]))
+                ]
+            }
             7 => a = cmd![b("APPEND"), self.key("s"), self.val()],
-            8 => a = cmd![b(self.pick(&["GETRANGE", "SUBSTR"])), self.key("s"), self.idx(), self.idx()],
-            9 => a = cmd![b("SETRANGE"), self.key("s"), b(self.pick(&["0", "1", "5", "-1", "x"])), self.val()],
+            8 => {
+                a = cmd![
+                    b(self.pick(&["GETRANGE", "SUBSTR"])),
+                    self.key("s"),
+                    self.idx(),
+                    self.idx()
+                ]
+            }
+            9 => {
+                a = cmd![
+                    b("SETRANGE"),
+                    self.key("s"),
+                    b(self.pick(&["0", "1", "5", "-1", "x"])),
+                    self.val()
+                ]
+            }
             10 => a = cmd![b("STRLEN"), self.key("s")],
             11 => {
                 a = cmd![b("MSET")];
@@ -282,7 +371,13 @@ impl Gen {
                     a.push(self.key("s"));
                 }
             }
-            13 => a = cmd![b(self.pick(&["GETSET", "SETNX"])), self.key("s"), self.val()],
+            13 => {
+                a = cmd![
+                    b(self.pick(&["GETSET", "SETNX"])),
+                    self.key("s"),
+                    self.val()
+                ]
+            }
             14 => a = cmd![b("GETDEL"), self.key("s")],
             15 => {
                 a = cmd![b("GETEX"), self.key("s")];
@@ -295,7 +390,14 @@ impl Gen {
                     _ => {}
                 }
             }
-            16 => a = cmd![b(self.pick(&["SETEX", "PSETEX"])), self.key("s"), b(&self.n(-1, 900000).to_string()), self.val()],
+            16 => {
+                a = cmd![
+                    b(self.pick(&["SETEX", "PSETEX"])),
+                    self.key("s"),
+                    b(&self.n(-1, 900000).to_string()),
+                    self.val()
+                ]
+            }
             17 => {
                 a = cmd![b("MSETNX")];
                 for _ in 0..self.n(0, 2) {
@@ -306,9 +408,19 @@ impl Gen {
             18 => a = cmd![b("LCS"), self.key("s"), self.key("s")],
             // keys
             19 => a = cmd![b("TYPE"), self.key("x")],
-            20 => a = cmd![b(self.pick(&["RENAME", "RENAMENX"])), self.key("s"), self.key("s")],
+            20 => {
+                a = cmd![
+                    b(self.pick(&["RENAME", "RENAMENX"])),
+                    self.key("s"),
+                    self.key("s")
+                ]
+            }
             21 => {
-                a = cmd![b(self.pick(&["EXPIRE", "PEXPIRE"])), self.key("s"), b(&self.n(-5, 100000).to_string())];
+                a = cmd![
+                    b(self.pick(&["EXPIRE", "PEXPIRE"])),
+                    self.key("s"),
+                    b(&self.n(-5, 100000).to_string())
+                ];
                 if self.chance(0.4) {
                     a.push(b(self.pick(&["NX", "XX", "GT", "LT", "BOGUS"])));
                 }
@@ -318,9 +430,18 @@ impl Gen {
                 cmp = Ttl(if a[0] == b"TTL" { 1 } else { 1000 });
             }
             23 => a = cmd![b("PERSIST"), self.key("s")],
-            24 => a = cmd![b(self.pick(&["EXPIREAT", "PEXPIREAT"])), self.key("s"), b(self.pick(&["1", "100", "0", "-1", "99999999999"]))],
+            24 => {
+                a = cmd![
+                    b(self.pick(&["EXPIREAT", "PEXPIREAT"])),
+                    self.key("s"),
+                    b(self.pick(&["1", "100", "0", "-1", "99999999999"]))
+                ]
+            }
             25 => {
-                a = cmd![b("KEYS"), b(self.pick(&["*", "s*", "?1", "[hl]*", "z[0-2]", "*[^s]*", "x\\*", "{s}"]))];
+                a = cmd![
+                    b("KEYS"),
+                    b(self.pick(&["*", "s*", "?1", "[hl]*", "z[0-2]", "*[^s]*", "x\\*", "{s}"]))
+                ];
                 cmp = Unordered;
             }
             26 => a = cmd![b("COPY"), self.key("h"), self.key("h")],
@@ -342,12 +463,25 @@ impl Gen {
                 a = cmd![b("HDEL"), self.key("h"), self.member(), self.member()];
             }
             34 => a = cmd![b("HINCRBY"), self.key("h"), self.member(), self.int()],
-            35 => a = cmd![b("HINCRBYFLOAT"), self.key("h"), self.member(), b(self.pick(&["1.5", "2", "x", "-0.5"]))],
+            35 => {
+                a = cmd![
+                    b("HINCRBYFLOAT"),
+                    self.key("h"),
+                    self.member(),
+                    b(self.pick(&["1.5", "2", "x", "-0.5"]))
+                ]
+            }
             36 => {
                 a = cmd![b(self.pick(&["HKEYS", "HVALS"])), self.key("h")];
                 cmp = Unordered;
             }
-            37 => a = cmd![b(self.pick(&["HLEN", "HSTRLEN", "HEXISTS", "HSETNX"])), self.key("h"), self.member()],
+            37 => {
+                a = cmd![
+                    b(self.pick(&["HLEN", "HSTRLEN", "HEXISTS", "HSETNX"])),
+                    self.key("h"),
+                    self.member()
+                ]
+            }
             38 => a = cmd![b("HMGET"), self.key("h"), self.member(), self.member()],
             39 => {
                 a = cmd![b("HRANDFIELD"), self.key("h")];
@@ -358,7 +492,10 @@ impl Gen {
             }
             // lists
             40..=42 => {
-                a = cmd![b(self.pick(&["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"])), self.key("l")];
+                a = cmd![
+                    b(self.pick(&["LPUSH", "RPUSH", "LPUSHX", "RPUSHX"])),
+                    self.key("l")
+                ];
                 for _ in 0..self.n(0, 3) {
                     a.push(self.member());
                 }
@@ -374,7 +511,15 @@ impl Gen {
             46 => a = cmd![b(self.pick(&["LLEN", "LINDEX"])), self.key("l"), self.idx()],
             47 => a = cmd![b("LSET"), self.key("l"), self.idx(), self.member()],
             48 => a = cmd![b("LREM"), self.key("l"), self.idx(), self.member()],
-            49 => a = cmd![b("LINSERT"), self.key("l"), b(self.pick(&["BEFORE", "AFTER", "X"])), self.member(), self.member()],
+            49 => {
+                a = cmd![
+                    b("LINSERT"),
+                    self.key("l"),
+                    b(self.pick(&["BEFORE", "AFTER", "X"])),
+                    self.member(),
+                    self.member()
+                ]
+            }
             50 => {
                 a = cmd![b("LPOS"), self.key("l"), self.member()];
                 if self.chance(0.5) {
@@ -382,16 +527,37 @@ impl Gen {
                     a.push(self.idx());
                 }
             }
-            51 => a = cmd![b("LMOVE"), self.key("l"), self.key("l"), b(self.pick(&["LEFT", "RIGHT"])), b(self.pick(&["LEFT", "RIGHT", "UP"]))],
+            51 => {
+                a = cmd![
+                    b("LMOVE"),
+                    self.key("l"),
+                    self.key("l"),
+                    b(self.pick(&["LEFT", "RIGHT"])),
+                    b(self.pick(&["LEFT", "RIGHT", "UP"]))
+                ]
+            }
             52 => a = cmd![b("RPOPLPUSH"), self.key("l"), self.key("l")],
             53 => {
-                a = cmd![b("LMPOP"), b(self.pick(&["1", "2", "0"])), self.key("l"), self.key("l"), b(self.pick(&["LEFT", "RIGHT"]))];
+                a = cmd![
+                    b("LMPOP"),
+                    b(self.pick(&["1", "2", "0"])),
+                    self.key("l"),
+                    self.key("l"),
+                    b(self.pick(&["LEFT", "RIGHT"]))
+                ];
                 if self.chance(0.5) {
                     a.push(b("COUNT"));
                     a.push(b(self.pick(&["1", "2", "0", "-1"])));
                 }
             }
-            54 => a = cmd![b(self.pick(&["BLPOP", "BRPOP"])), self.key("l"), self.key("l"), b("0.01")],
+            54 => {
+                a = cmd![
+                    b(self.pick(&["BLPOP", "BRPOP"])),
+                    self.key("l"),
+                    self.key("l"),
+                    b("0.01")
+                ]
+            }
             // sets
             55..=57 => {
                 a = cmd![b(self.pick(&["SADD", "SREM"])), self.key("t")];
@@ -403,13 +569,30 @@ impl Gen {
                 a = cmd![b("SMEMBERS"), self.key("t")];
                 cmp = Unordered;
             }
-            59 => a = cmd![b(self.pick(&["SISMEMBER", "SCARD"])), self.key("t"), self.member()],
+            59 => {
+                a = cmd![
+                    b(self.pick(&["SISMEMBER", "SCARD"])),
+                    self.key("t"),
+                    self.member()
+                ]
+            }
             60 => a = cmd![b("SMISMEMBER"), self.key("t"), self.member(), self.member()],
             61 => {
-                a = cmd![b(self.pick(&["SINTER", "SUNION", "SDIFF"])), self.key("t"), self.key("t")];
+                a = cmd![
+                    b(self.pick(&["SINTER", "SUNION", "SDIFF"])),
+                    self.key("t"),
+                    self.key("t")
+                ];
                 cmp = Unordered;
             }
-            62 => a = cmd![b(self.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"])), self.key("t"), self.key("t"), self.key("t")],
+            62 => {
+                a = cmd![
+                    b(self.pick(&["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"])),
+                    self.key("t"),
+                    self.key("t"),
+                    self.key("t")
+                ]
+            }
             63 => a = cmd![b("SMOVE"), self.key("t"), self.key("t"), self.member()],
             64 => {
                 a = cmd![b("SRANDMEMBER"), self.key("t")];
@@ -423,7 +606,14 @@ impl Gen {
                 a = cmd![b("SPOP"), self.key("t"), b("100")];
                 cmp = Unordered;
             }
-            66 => a = cmd![b("SINTERCARD"), b(self.pick(&["1", "2", "0"])), self.key("t"), self.key("t")],
+            66 => {
+                a = cmd![
+                    b("SINTERCARD"),
+                    b(self.pick(&["1", "2", "0"])),
+                    self.key("t"),
+                    self.key("t")
+                ]
+            }
             // sorted sets
             67..=69 => {
                 a = cmd![b("ZADD"), self.key("z")];
@@ -435,7 +625,13 @@ impl Gen {
                     a.push(self.member());
                 }
             }
-            70 => a = cmd![b(self.pick(&["ZSCORE", "ZRANK", "ZREVRANK", "ZREM"])), self.key("z"), self.member()],
+            70 => {
+                a = cmd![
+                    b(self.pick(&["ZSCORE", "ZRANK", "ZREVRANK", "ZREM"])),
+                    self.key("z"),
+                    self.member()
+                ]
+            }
             71 => a = cmd![b("ZINCRBY"), self.key("z"), self.score(), self.member()],
             72 => a = cmd![b(self.pick(&["ZCARD"])), self.key("z")],
             73 => a = cmd![b("ZCOUNT"), self.key("z"), self.score(), self.score()],
@@ -470,9 +666,31 @@ impl Gen {
                     a.push(b("WITHSCORES"));
                 }
             }
-            77 => a = cmd![b(self.pick(&["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"])), self.key("z"), self.score(), self.score(), b("WITHSCORES")],
-            78 => a = cmd![b(self.pick(&["ZRANGEBYLEX", "ZREVRANGEBYLEX"])), self.key("z"), self.lex(), self.lex()],
-            79 => a = cmd![b(self.pick(&["ZREMRANGEBYSCORE"])), self.key("z"), self.score(), self.score()],
+            77 => {
+                a = cmd![
+                    b(self.pick(&["ZRANGEBYSCORE", "ZREVRANGEBYSCORE"])),
+                    self.key("z"),
+                    self.score(),
+                    self.score(),
+                    b("WITHSCORES")
+                ]
+            }
+            78 => {
+                a = cmd![
+                    b(self.pick(&["ZRANGEBYLEX", "ZREVRANGEBYLEX"])),
+                    self.key("z"),
+                    self.lex(),
+                    self.lex()
+                ]
+            }
+            79 => {
+                a = cmd![
+                    b(self.pick(&["ZREMRANGEBYSCORE"])),
+                    self.key("z"),
+                    self.score(),
+                    self.score()
+                ]
+            }
             80 => a = cmd![b("ZREMRANGEBYRANK"), self.key("z"), self.idx(), self.idx()],
             81 => {
                 a = cmd![b(self.pick(&["ZPOPMIN", "ZPOPMAX"])), self.key("z")];
@@ -481,7 +699,13 @@ impl Gen {
                 }
             }
             82 => {
-                a = cmd![b(self.pick(&["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"])), self.key("z"), b("2"), self.key("z"), self.key("t")];
+                a = cmd![
+                    b(self.pick(&["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"])),
+                    self.key("z"),
+                    b("2"),
+                    self.key("z"),
+                    self.key("t")
+                ];
                 if self.chance(0.3) {
                     a.push(b("WEIGHTS"));
                     a.push(self.score());
@@ -493,21 +717,43 @@ impl Gen {
                 }
             }
             83 => {
-                a = cmd![b(self.pick(&["ZUNION", "ZINTER", "ZDIFF"])), b("2"), self.key("z"), self.key("z")];
+                a = cmd![
+                    b(self.pick(&["ZUNION", "ZINTER", "ZDIFF"])),
+                    b("2"),
+                    self.key("z"),
+                    self.key("z")
+                ];
                 if self.chance(0.5) {
                     a.push(b("WITHSCORES"));
                 }
             }
             84 => a = cmd![b("ZMSCORE"), self.key("z"), self.member(), self.member()],
-            85 => a = cmd![b("ZMPOP"), b("1"), self.key("z"), b(self.pick(&["MIN", "MAX", "MID"]))],
+            85 => {
+                a = cmd![
+                    b("ZMPOP"),
+                    b("1"),
+                    self.key("z"),
+                    b(self.pick(&["MIN", "MAX", "MID"]))
+                ]
+            }
             // generic / errors
-            86 => a = cmd![b(self.pick(&["GET", "SET", "HSET", "LPUSH", "ZADD", "SADD", "EXPIRE", "LRANGE"]))],
+            86 => {
+                a = cmd![b(self.pick(&[
+                    "GET", "SET", "HSET", "LPUSH", "ZADD", "SADD", "EXPIRE", "LRANGE"
+                ]))]
+            }
             87 => a = cmd![b("NOSUCHCOMMAND"), self.val()],
             88 => a = cmd![b("DBSIZE")],
             89 => a = cmd![b("ECHO"), self.val()],
             90 => a = cmd![b("PING")],
             91 => a = cmd![b("SELECT"), b(self.pick(&["0", "1", "0", "16", "x"]))],
-            92 => a = cmd![b("SORT"), self.key("l"), b(self.pick(&["ALPHA", "DESC", "LIMIT"]))],
+            92 => {
+                a = cmd![
+                    b("SORT"),
+                    self.key("l"),
+                    b(self.pick(&["ALPHA", "DESC", "LIMIT"]))
+                ]
+            }
             93 => a = cmd![b(self.pick(&["FLUSHDB"]))],
             94 => a = cmd![b("MOVE"), self.key("s"), b(self.pick(&["1", "0", "99"]))],
             95 => a = cmd![b("SWAPDB"), b("0"), b(self.pick(&["1", "0", "x"]))],
@@ -525,12 +771,18 @@ fn full_scan(c: &mut Client, args: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, Vec<u8>> 
     let mut out = Vec::new();
     for _ in 0..10_000 {
         let mut a = args.to_vec();
-        let pos = if a[0].eq_ignore_ascii_case(b"SCAN") { 1 } else { 2 };
+        let pos = if a[0].eq_ignore_ascii_case(b"SCAN") {
+            1
+        } else {
+            2
+        };
         a.insert(pos, cursor.clone());
         let (r, raw) = c.call(&a);
         match r {
             R::Arr(Some(v)) if v.len() == 2 => {
-                let R::Bulk(Some(next)) = &v[0] else { return Err(raw) };
+                let R::Bulk(Some(next)) = &v[0] else {
+                    return Err(raw);
+                };
                 match &v[1] {
                     R::Arr(Some(items)) => {
                         for it in items {
@@ -555,7 +807,10 @@ fn full_scan(c: &mut Client, args: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, Vec<u8>> 
 }
 
 fn show(args: &[Vec<u8>]) -> String {
-    args.iter().map(|a| format!("{:?}", String::from_utf8_lossy(a))).collect::<Vec<_>>().join(" ")
+    args.iter()
+        .map(|a| format!("{:?}", String::from_utf8_lossy(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 struct Pair {
@@ -585,12 +840,20 @@ impl Pair {
         let b = full_scan(&mut self.redsnap, &args);
         self.compared += 1;
         let norm = |r: Result<Vec<Vec<u8>>, Vec<u8>>| match r {
-            Ok(v) => format!("{:?}", v.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>()),
+            Ok(v) => format!(
+                "{:?}",
+                v.iter()
+                    .map(|x| String::from_utf8_lossy(x).into_owned())
+                    .collect::<Vec<_>>()
+            ),
             Err(raw) => format!("error {:?}", String::from_utf8_lossy(&raw)),
         };
         let (x, y) = (norm(a), norm(b));
         if x != y {
-            self.mismatches.push(format!("{context}: full scan {}\n    redis:   {x}\n    redsnap: {y}", show(&args)));
+            self.mismatches.push(format!(
+                "{context}: full scan {}\n    redis:   {x}\n    redsnap: {y}",
+                show(&args)
+            ));
         }
     }
 }
@@ -625,11 +888,27 @@ fn stream(pair: &mut Pair, g: &mut Gen, n: usize, resp3: bool) {
             pair.run(&[b(end)], Compare::UnorderedPairs, ctx);
         } else if roll < 7 {
             let (a, _) = match g.n(0, 4) {
-                0 => (vec![b("SCAN"), b("MATCH"), b(g.pick(&["*", "s*", "*1"])), b("COUNT"), b("2")], ()),
+                0 => (
+                    vec![
+                        b("SCAN"),
+                        b("MATCH"),
+                        b(g.pick(&["*", "s*", "*1"])),
+                        b("COUNT"),
+                        b("2"),
+                    ],
+                    (),
+                ),
                 1 => (vec![b("HSCAN"), g.key("h"), b("COUNT"), b("1")], ()),
                 2 => (vec![b("SSCAN"), g.key("t"), b("MATCH"), b("*")], ()),
                 3 => (vec![b("ZSCAN"), g.key("z")], ()),
-                _ => (vec![b("SCAN"), b("TYPE"), b(g.pick(&["string", "hash", "list", "set", "zset"]))], ()),
+                _ => (
+                    vec![
+                        b("SCAN"),
+                        b("TYPE"),
+                        b(g.pick(&["string", "hash", "list", "set", "zset"])),
+                    ],
+                    (),
+                ),
             };
             pair.scan(a, ctx);
         } else {
@@ -642,13 +921,29 @@ fn stream(pair: &mut Pair, g: &mut Gen, n: usize, resp3: bool) {
 
 #[test]
 fn redsnap_matches_redis_on_random_command_streams() {
-    let seed: u64 = std::env::var("REDSNAP_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    let total: usize = std::env::var("REDSNAP_DIFF_COMMANDS").ok().and_then(|s| s.parse().ok()).unwrap_or(24_000);
+    let seed: u64 = std::env::var("REDSNAP_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let total: usize = std::env::var("REDSNAP_DIFF_COMMANDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(24_000);
     println!("differential seed: {seed} (replay with REDSNAP_DIFF_SEED={seed})");
     let redis = RedisServer::start().expect("start redis-server");
-    let redsnap = RedsnapServer::builder().extra_args(&["--appendonly", "no", "--save", ""]).start().expect("start redsnap");
-    let mut g = Gen { rng: StdRng::seed_from_u64(seed) };
-    let mut pair = Pair { redis: Client::connect(redis.port()), redsnap: Client::connect(redsnap.port()), mismatches: Vec::new(), compared: 0 };
+    let redsnap = RedsnapServer::builder()
+        .extra_args(&["--appendonly", "no", "--save", ""])
+        .start()
+        .expect("start redsnap");
+    let mut g = Gen {
+        rng: StdRng::seed_from_u64(seed),
+    };
+    let mut pair = Pair {
+        redis: Client::connect(redis.port()),
+        redsnap: Client::connect(redsnap.port()),
+        mismatches: Vec::new(),
+        compared: 0,
+    };
     let streams = 8;
     for s in 0..streams {
         // A fresh connection per stream, alternating protocol versions.
@@ -660,14 +955,26 @@ fn redsnap_matches_redis_on_random_command_streams() {
             break;
         }
     }
-    println!("compared {} replies, {} mismatches", pair.compared, pair.mismatches.len());
+    println!(
+        "compared {} replies, {} mismatches",
+        pair.compared,
+        pair.mismatches.len()
+    );
     if !pair.mismatches.is_empty() {
         let shown: Vec<&String> = pair.mismatches.iter().take(40).collect();
         panic!(
             "{} mismatches (seed {seed}):\n{}",
             pair.mismatches.len(),
-            shown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+            shown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
-    assert!(pair.compared >= 20_000 || total < 20_000, "too few commands compared: {}", pair.compared);
+    assert!(
+        pair.compared >= 20_000 || total < 20_000,
+        "too few commands compared: {}",
+        pair.compared
+    );
 }

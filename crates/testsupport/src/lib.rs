@@ -708,12 +708,13 @@ impl RedisServer {
     fn ping_once(&self) -> Result<bool> {
         if let Some(tls) = &self.tls {
             let mut cmd = Command::new(redis_cli_bin());
-            cmd.args(["--tls", "--cacert"]).arg(&tls.ca_cert).args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-            ]);
+            cmd.args(["--tls", "--cacert"])
+                .arg(&tls.ca_cert)
+                .arg("--cert")
+                .arg(&tls.client_cert)
+                .arg("--key")
+                .arg(&tls.client_key)
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
             if let Some(pw) = &self.password {
                 cmd.args(["--no-auth-warning", "-a", pw]);
             }
@@ -788,7 +789,12 @@ impl RedisServer {
         let mut cmd = Command::new(redis_cli_bin());
         cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string()]);
         if let Some(tls) = &self.tls {
-            cmd.args(["--tls", "--cacert"]).arg(&tls.ca_cert);
+            cmd.args(["--tls", "--cacert"])
+                .arg(&tls.ca_cert)
+                .arg("--cert")
+                .arg(&tls.client_cert)
+                .arg("--key")
+                .arg(&tls.client_key);
         }
         if let Some(pw) = &self.password {
             cmd.args(["--no-auth-warning", "-a", pw]);

@@ -345,11 +345,11 @@ fn hscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     Ok(scan_util::reply(next, out))
 }
 
+/// A borrowed hash plus the store's rng.
+type HashWithRng<'a> = (&'a HashMap<Bytes, Bytes>, &'a mut SmallRng);
+
 /// The hash at `key` (a read: counts hits/misses, WRONGTYPE otherwise) and the rng.
-fn hash_and_rng<'a>(
-    cx: &'a mut Cx,
-    key: &Bytes,
-) -> Result<Option<(&'a HashMap<Bytes, Bytes>, &'a mut SmallRng)>, Reply> {
+fn hash_and_rng<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<Option<HashWithRng<'a>>, Reply> {
     if cx.get_hash(key)?.is_none() {
         return Ok(None);
     }

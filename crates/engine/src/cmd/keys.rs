@@ -1,6 +1,7 @@
 //! Generic key commands (Redis 7.0 `db.c`, `expire.c`, `object.c`).
 
 use super::is;
+use super::scan_util::parse_cursor;
 use crate::db::own;
 use crate::glob::glob_match;
 use crate::num;
@@ -59,131 +60,30 @@ const OBJECT_SUBS: &[CommandSpec] = &[
     ),
 ];
 
+#[rustfmt::skip]
 pub const COMMANDS: &[CommandSpec] = &[
     cmd("del", -2, WRITE, 1, -1, 1, "generic", Some(del)),
     cmd("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", Some(del)),
-    cmd(
-        "exists",
-        -2,
-        READONLY | FAST,
-        1,
-        -1,
-        1,
-        "generic",
-        Some(exists),
-    ),
-    cmd(
-        "touch",
-        -2,
-        READONLY | FAST,
-        1,
-        -1,
-        1,
-        "generic",
-        Some(exists),
-    ),
-    cmd(
-        "type",
-        2,
-        READONLY | FAST,
-        1,
-        1,
-        1,
-        "generic",
-        Some(type_cmd),
-    ),
+    cmd("exists", -2, READONLY | FAST, 1, -1, 1, "generic", Some(exists)),
+    cmd("touch", -2, READONLY | FAST, 1, -1, 1, "generic", Some(exists)),
+    cmd("type", 2, READONLY | FAST, 1, 1, 1, "generic", Some(type_cmd)),
     cmd("rename", 3, WRITE, 1, 2, 1, "generic", Some(rename)),
-    cmd(
-        "renamenx",
-        3,
-        WRITE | FAST,
-        1,
-        2,
-        1,
-        "generic",
-        Some(renamenx),
-    ),
+    cmd("renamenx", 3, WRITE | FAST, 1, 2, 1, "generic", Some(renamenx)),
     cmd("keys", 2, READONLY, 0, 0, 0, "generic", Some(keys)),
     cmd("scan", -2, READONLY, 0, 0, 0, "generic", Some(scan)),
     cmd("expire", -3, WRITE | FAST, 1, 1, 1, "generic", Some(expire)),
-    cmd(
-        "pexpire",
-        -3,
-        WRITE | FAST,
-        1,
-        1,
-        1,
-        "generic",
-        Some(pexpire),
-    ),
-    cmd(
-        "expireat",
-        -3,
-        WRITE | FAST,
-        1,
-        1,
-        1,
-        "generic",
-        Some(expireat),
-    ),
-    cmd(
-        "pexpireat",
-        -3,
-        WRITE | FAST,
-        1,
-        1,
-        1,
-        "generic",
-        Some(pexpireat),
-    ),
+    cmd("pexpire", -3, WRITE | FAST, 1, 1, 1, "generic", Some(pexpire)),
+    cmd("expireat", -3, WRITE | FAST, 1, 1, 1, "generic", Some(expireat)),
+    cmd("pexpireat", -3, WRITE | FAST, 1, 1, 1, "generic", Some(pexpireat)),
     cmd("ttl", 2, READONLY | FAST, 1, 1, 1, "generic", Some(ttl)),
     cmd("pttl", 2, READONLY | FAST, 1, 1, 1, "generic", Some(pttl)),
-    cmd(
-        "expiretime",
-        2,
-        READONLY | FAST,
-        1,
-        1,
-        1,
-        "generic",
-        Some(expiretime),
-    ),
-    cmd(
-        "pexpiretime",
-        2,
-        READONLY | FAST,
-        1,
-        1,
-        1,
-        "generic",
-        Some(pexpiretime),
-    ),
-    cmd(
-        "persist",
-        2,
-        WRITE | FAST,
-        1,
-        1,
-        1,
-        "generic",
-        Some(persist),
-    ),
-    cmd(
-        "randomkey",
-        1,
-        READONLY,
-        0,
-        0,
-        0,
-        "generic",
-        Some(randomkey),
-    ),
+    cmd("expiretime", 2, READONLY | FAST, 1, 1, 1, "generic", Some(expiretime)),
+    cmd("pexpiretime", 2, READONLY | FAST, 1, 1, 1, "generic", Some(pexpiretime)),
+    cmd("persist", 2, WRITE | FAST, 1, 1, 1, "generic", Some(persist)),
+    cmd("randomkey", 1, READONLY, 0, 0, 0, "generic", Some(randomkey)),
     cmd("copy", -3, WRITE | DENYOOM, 1, 2, 1, "generic", Some(copy)),
     cmd("move", 3, WRITE | FAST, 1, 1, 1, "generic", Some(move_cmd)),
-    with_subs(
-        cmd("object", -2, 0, 0, 0, 0, "generic", Some(object)),
-        OBJECT_SUBS,
-    ),
+    with_subs(cmd("object", -2, 0, 0, 0, 0, "generic", Some(object)), OBJECT_SUBS),
 ];
 
 /// DEL / UNLINK key [key ...]
@@ -259,23 +159,6 @@ fn keys(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         .map(|(k, _)| Reply::Bulk(k.clone()))
         .collect();
     Ok(Reply::Array(out))
-}
-
-/// Redis's `parseScanCursorOrReply` (`strtoul`): optional sign (a `-` negates modulo
-/// 2^64), decimal digits, no leading space; an empty cursor is 0.
-pub fn parse_cursor(b: &[u8]) -> Result<u64, Reply> {
-    let invalid = || Reply::err("ERR invalid cursor");
-    let (neg, digits) = match b.first() {
-        Some(b'-') => (true, &b[1..]),
-        Some(b'+') => (false, &b[1..]),
-        _ => (false, b),
-    };
-    if digits.is_empty() {
-        // strtoul parses nothing: valid only for an empty string.
-        return if b.is_empty() { Ok(0) } else { Err(invalid()) };
-    }
-    let v = num::parse_u64(digits).ok_or_else(invalid)?;
-    Ok(if neg { v.wrapping_neg() } else { v })
 }
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
@@ -683,5 +566,511 @@ fn object(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         Err(Reply::err(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::reply::Reply;
+    use crate::store::Store;
+    use crate::value::Value;
+    use bytes::Bytes;
+    use std::collections::{HashMap, HashSet, VecDeque};
+
+    const T0: u64 = 1_700_000_000_000;
+
+    fn run_db(s: &mut Store, db: usize, now: u64, args: &[&str]) -> Reply {
+        let argv: Vec<Bytes> = args
+            .iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect();
+        s.exec(db, now, &argv)
+    }
+    fn run(s: &mut Store, now: u64, args: &[&str]) -> Reply {
+        run_db(s, 0, now, args)
+    }
+    fn r(s: &mut Store, args: &[&str]) -> Reply {
+        run(s, T0, args)
+    }
+    fn bulk(s: &str) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+    }
+    fn err(s: &str) -> Reply {
+        Reply::Error(Bytes::copy_from_slice(s.as_bytes()))
+    }
+    fn int(n: i64) -> Reply {
+        Reply::Int(n)
+    }
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+    fn sorted(reply: Reply) -> Vec<Bytes> {
+        let Reply::Array(items) = reply else {
+            panic!("not an array: {reply:?}")
+        };
+        let mut v: Vec<Bytes> = items
+            .into_iter()
+            .map(|i| match i {
+                Reply::Bulk(b) => b,
+                other => panic!("not a bulk: {other:?}"),
+            })
+            .collect();
+        v.sort();
+        v
+    }
+    fn names(v: &[&str]) -> Vec<Bytes> {
+        let mut v: Vec<Bytes> = v.iter().map(|x| b(x)).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn del_exists_touch_type() {
+        let mut s = Store::default();
+        r(&mut s, &["set", "a", "1"]);
+        r(&mut s, &["set", "b", "2"]);
+        s.dbs[0].insert(b("l"), Value::List(VecDeque::from([b("x")])), None);
+        assert_eq!(r(&mut s, &["exists", "a", "a", "nokey", "l"]), int(3));
+        assert_eq!(r(&mut s, &["touch", "a", "b", "nokey", "a"]), int(3));
+        assert_eq!(r(&mut s, &["type", "a"]), Reply::simple("string"));
+        assert_eq!(r(&mut s, &["type", "l"]), Reply::simple("list"));
+        assert_eq!(r(&mut s, &["type", "nokey"]), Reply::simple("none"));
+        let d0 = s.effects.dirty;
+        assert_eq!(r(&mut s, &["del", "a", "nokey", "a"]), int(1));
+        assert_eq!(s.effects.dirty, d0 + 1);
+        assert_eq!(r(&mut s, &["unlink", "b", "l"]), int(2));
+        assert_eq!(r(&mut s, &["del", "nokey"]), int(0));
+        assert_eq!(s.effects.dirty, d0 + 3);
+        assert_eq!(s.dbs[0].len(), 0);
+        assert_eq!(
+            r(&mut s, &["del"]),
+            err("ERR wrong number of arguments for 'del' command")
+        );
+    }
+
+    #[test]
+    fn expire_family() {
+        let mut s = Store::default();
+        r(&mut s, &["set", "a", "1"]);
+        let incompatible =
+            err("ERR NX and XX, GT or LT options at the same time are not compatible");
+        assert_eq!(r(&mut s, &["expire", "a", "10", "nx", "xx"]), incompatible);
+        assert_eq!(r(&mut s, &["expire", "a", "10", "nx", "gt"]), incompatible);
+        assert_eq!(r(&mut s, &["expire", "a", "abc", "nx", "lt"]), incompatible);
+        assert_eq!(
+            r(&mut s, &["expire", "a", "10", "gt", "lt"]),
+            err("ERR GT and LT options at the same time are not compatible")
+        );
+        assert_eq!(
+            r(&mut s, &["expire", "a", "10", "xx", "foo"]),
+            err("ERR Unsupported option foo")
+        );
+        assert_eq!(
+            r(&mut s, &["expire", "nokey", "abc"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(r(&mut s, &["expire", "nokey", "10"]), int(0));
+        let bad = |c: &str| err(&format!("ERR invalid expire time in '{c}' command"));
+        assert_eq!(
+            r(&mut s, &["expire", "a", "9223372036854776"]),
+            bad("expire")
+        );
+        assert_eq!(
+            r(&mut s, &["expire", "a", "9223372036854775"]),
+            bad("expire")
+        );
+        assert_eq!(
+            r(&mut s, &["expire", "a", "-9223372036854776"]),
+            bad("expire")
+        );
+        assert_eq!(
+            r(&mut s, &["pexpire", "a", "9223372036854775807"]),
+            bad("pexpire")
+        );
+        assert_eq!(
+            r(&mut s, &["expireat", "a", "9223372036854776"]),
+            bad("expireat")
+        );
+        assert_eq!(
+            r(&mut s, &["pexpireat", "a", "9223372036854775807"]),
+            int(1)
+        );
+        assert_eq!(r(&mut s, &["pexpiretime", "a"]), int(i64::MAX));
+        assert_eq!(r(&mut s, &["expiretime", "a"]), int(9223372036854776));
+        assert_eq!(r(&mut s, &["persist", "a"]), int(1));
+        assert_eq!(r(&mut s, &["persist", "a"]), int(0));
+        assert_eq!(r(&mut s, &["persist", "nokey"]), int(0));
+        assert_eq!(r(&mut s, &["ttl", "a"]), int(-1));
+        assert_eq!(r(&mut s, &["pttl", "nokey"]), int(-2));
+        assert_eq!(r(&mut s, &["expiretime", "a"]), int(-1));
+        assert_eq!(r(&mut s, &["pexpiretime", "nokey"]), int(-2));
+
+        // GT/LT/NX/XX: no expiry counts as infinite.
+        assert_eq!(r(&mut s, &["expire", "a", "100", "xx"]), int(0));
+        assert_eq!(r(&mut s, &["expire", "a", "100", "gt"]), int(0));
+        assert_eq!(r(&mut s, &["expire", "a", "100", "lt"]), int(1));
+        assert_eq!(r(&mut s, &["ttl", "a"]), int(100));
+        assert_eq!(r(&mut s, &["expire", "a", "50", "gt"]), int(0));
+        assert_eq!(r(&mut s, &["expire", "a", "200", "GT"]), int(1));
+        assert_eq!(r(&mut s, &["expire", "a", "300", "lt"]), int(0));
+        assert_eq!(r(&mut s, &["expire", "a", "10", "nx"]), int(0));
+        assert_eq!(r(&mut s, &["expire", "a", "10", "xx"]), int(1));
+        assert_eq!(r(&mut s, &["pttl", "a"]), int(10_000));
+        assert_eq!(
+            r(&mut s, &["expiretime", "a"]),
+            int((T0 / 1000 + 10) as i64)
+        );
+        assert_eq!(r(&mut s, &["pexpiretime", "a"]), int((T0 + 10_000) as i64));
+        assert_eq!(r(&mut s, &["pexpire", "a", "1499"]), int(1));
+        assert_eq!(r(&mut s, &["ttl", "a"]), int(1));
+        assert_eq!(r(&mut s, &["pexpire", "a", "1500"]), int(1));
+        assert_eq!(r(&mut s, &["ttl", "a"]), int(2));
+        assert_eq!(
+            r(&mut s, &["expireat", "a", &(T0 / 1000 + 7).to_string()]),
+            int(1)
+        );
+        assert_eq!(r(&mut s, &["ttl", "a"]), int(7));
+        assert_eq!(
+            r(&mut s, &["pexpireat", "a", &(T0 + 20).to_string()]),
+            int(1)
+        );
+        // The clock moves: TTL shrinks, clamps at 0, and the key expires after the deadline.
+        assert_eq!(run(&mut s, T0 + 15, &["pttl", "a"]), int(5));
+        assert_eq!(run(&mut s, T0 + 20, &["pttl", "a"]), int(0));
+        assert_eq!(run(&mut s, T0 + 21, &["pttl", "a"]), int(-2));
+        assert_eq!(run(&mut s, T0 + 21, &["exists", "a"]), int(0));
+
+        // An expiry not in the future deletes the key (and counts as a change).
+        r(&mut s, &["set", "b", "1"]);
+        let d0 = s.effects.dirty;
+        assert_eq!(r(&mut s, &["expire", "b", "0"]), int(1));
+        assert_eq!(s.effects.dirty, d0 + 1);
+        assert!(s.dbs[0].get(&b("b")).is_none());
+        r(&mut s, &["set", "b", "1"]);
+        assert_eq!(r(&mut s, &["pexpireat", "b", &T0.to_string()]), int(1));
+        assert_eq!(r(&mut s, &["exists", "b"]), int(0));
+        r(&mut s, &["set", "b", "1"]);
+        assert_eq!(r(&mut s, &["expire", "b", "-9223372036854775"]), int(1));
+        assert_eq!(r(&mut s, &["exists", "b"]), int(0));
+        // Failed conditions change nothing.
+        r(&mut s, &["set", "c", "1"]);
+        let d0 = s.effects.dirty;
+        let log0 = s.effects.log.len();
+        assert_eq!(r(&mut s, &["expire", "c", "10", "xx"]), int(0));
+        assert_eq!(r(&mut s, &["persist", "c"]), int(0));
+        assert_eq!(s.effects.dirty, d0);
+        assert_eq!(s.effects.log.len(), log0);
+    }
+
+    #[test]
+    fn rename_and_renamenx() {
+        let mut s = Store::default();
+        assert_eq!(r(&mut s, &["rename", "nokey", "b"]), err("ERR no such key"));
+        assert_eq!(
+            r(&mut s, &["rename", "nokey", "nokey"]),
+            err("ERR no such key")
+        );
+        assert_eq!(
+            r(&mut s, &["renamenx", "nokey", "b"]),
+            err("ERR no such key")
+        );
+        r(&mut s, &["set", "a", "1"]);
+        assert_eq!(r(&mut s, &["rename", "a", "a"]), Reply::ok());
+        assert_eq!(r(&mut s, &["renamenx", "a", "a"]), int(0));
+        r(&mut s, &["set", "b", "2"]);
+        assert_eq!(r(&mut s, &["renamenx", "a", "b"]), int(0));
+        assert_eq!(r(&mut s, &["expire", "a", "100"]), int(1));
+        let d0 = s.effects.dirty;
+        assert_eq!(r(&mut s, &["rename", "a", "c"]), Reply::ok());
+        assert_eq!(s.effects.dirty, d0 + 1);
+        assert_eq!(r(&mut s, &["ttl", "c"]), int(100));
+        assert_eq!(r(&mut s, &["get", "c"]), bulk("1"));
+        assert_eq!(r(&mut s, &["exists", "a"]), int(0));
+        // RENAME over a key with a TTL: the destination takes the source's (no) TTL.
+        assert_eq!(r(&mut s, &["expire", "b", "100"]), int(1));
+        r(&mut s, &["set", "d", "4"]);
+        assert_eq!(r(&mut s, &["rename", "d", "b"]), Reply::ok());
+        assert_eq!(r(&mut s, &["ttl", "b"]), int(-1));
+        assert_eq!(s.dbs[0].volatile_len(), 1);
+        assert_eq!(r(&mut s, &["renamenx", "b", "e"]), int(1));
+        assert_eq!(r(&mut s, &["get", "e"]), bulk("4"));
+        // An expired source is missing.
+        assert_eq!(r(&mut s, &["pexpire", "c", "5"]), int(1));
+        assert_eq!(
+            run(&mut s, T0 + 6, &["rename", "c", "f"]),
+            err("ERR no such key")
+        );
+    }
+
+    #[test]
+    fn keys_and_scan() {
+        let mut s = Store::default();
+        for k in ["a1", "a2", "b1", "exp"] {
+            r(&mut s, &["set", k, "v"]);
+        }
+        s.dbs[0].insert(b("l"), Value::List(VecDeque::from([b("x")])), None);
+        assert_eq!(r(&mut s, &["pexpire", "exp", "10"]), int(1));
+        assert_eq!(
+            sorted(r(&mut s, &["keys", "*"])),
+            names(&["a1", "a2", "b1", "exp", "l"])
+        );
+        assert_eq!(sorted(r(&mut s, &["keys", "a*"])), names(&["a1", "a2"]));
+        assert_eq!(
+            sorted(run(&mut s, T0 + 11, &["keys", "*"])),
+            names(&["a1", "a2", "b1", "l"])
+        );
+
+        let scan_all = |s: &mut Store, extra: &[&str]| -> Vec<Bytes> {
+            let mut cursor = "0".to_string();
+            let mut all = Vec::new();
+            for _ in 0..100 {
+                let mut args = vec!["scan", cursor.as_str()];
+                args.extend_from_slice(extra);
+                let Reply::Array(parts) = run(s, T0 + 11, &args) else {
+                    panic!("scan reply")
+                };
+                let [Reply::Bulk(next), keys] = &parts[..] else {
+                    panic!("scan shape {parts:?}")
+                };
+                all.extend(sorted(keys.clone()));
+                cursor = String::from_utf8(next.to_vec()).unwrap_or_default();
+                if cursor == "0" {
+                    break;
+                }
+            }
+            all.sort();
+            all
+        };
+        assert_eq!(
+            scan_all(&mut s, &["count", "1"]),
+            names(&["a1", "a2", "b1", "l"])
+        );
+        assert_eq!(
+            scan_all(&mut s, &["match", "a*", "count", "2"]),
+            names(&["a1", "a2"])
+        );
+        assert_eq!(scan_all(&mut s, &["type", "LIST"]), names(&["l"]));
+        assert_eq!(
+            scan_all(&mut s, &["type", "string", "match", "*1"]),
+            names(&["a1", "b1"])
+        );
+        assert_eq!(scan_all(&mut s, &["type", "foo"]), names(&[]));
+        // The expired key was deleted along the way.
+        assert_eq!(s.dbs[0].len(), 4);
+
+        let syntax = err("ERR syntax error");
+        assert_eq!(r(&mut s, &["scan", "0", "count", "0"]), syntax);
+        assert_eq!(r(&mut s, &["scan", "0", "count", "-1"]), syntax);
+        assert_eq!(
+            r(&mut s, &["scan", "0", "count", "abc"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(r(&mut s, &["scan", "0", "match"]), syntax);
+        assert_eq!(r(&mut s, &["scan", "0", "foo", "bar"]), syntax);
+        let invalid = err("ERR invalid cursor");
+        assert_eq!(r(&mut s, &["scan", " 0"]), invalid);
+        assert_eq!(r(&mut s, &["scan", "abc", "count", "0"]), invalid);
+        assert_eq!(r(&mut s, &["scan", "18446744073709551616"]), invalid);
+        assert_eq!(r(&mut s, &["scan", "-"]), invalid);
+        assert_eq!(super::parse_cursor(b""), Ok(0));
+        assert_eq!(super::parse_cursor(b"+0"), Ok(0));
+        assert_eq!(super::parse_cursor(b"-1"), Ok(u64::MAX));
+        assert_eq!(super::parse_cursor(b"18446744073709551615"), Ok(u64::MAX));
+        let Reply::Array(parts) = r(&mut s, &["scan", ""]) else {
+            panic!("scan reply")
+        };
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0], bulk("0"));
+    }
+
+    #[test]
+    fn randomkey_skips_expired() {
+        let mut s = Store::default();
+        assert_eq!(r(&mut s, &["randomkey"]), Reply::Nil);
+        r(&mut s, &["set", "live", "v"]);
+        for i in 0..300 {
+            let k = format!("e{i}");
+            r(&mut s, &["set", &k, "v", "px", "5"]);
+        }
+        for _ in 0..20 {
+            assert_eq!(run(&mut s, T0 + 10, &["randomkey"]), bulk("live"));
+        }
+        r(&mut s, &["del", "live"]);
+        for i in 0..300 {
+            let k = format!("f{i}");
+            r(&mut s, &["set", &k, "v", "px", "5"]);
+        }
+        assert_eq!(run(&mut s, T0 + 10, &["randomkey"]), Reply::Nil);
+        // With expiry deletion off, expired keys are still skipped.
+        s.active_expire = false;
+        r(&mut s, &["set", "g", "v", "px", "5"]);
+        assert_eq!(run(&mut s, T0 + 10, &["randomkey"]), Reply::Nil);
+        r(&mut s, &["set", "h", "v"]);
+        assert_eq!(run(&mut s, T0 + 10, &["randomkey"]), bulk("h"));
+    }
+
+    #[test]
+    fn move_and_copy() {
+        let mut s = Store::default();
+        r(&mut s, &["set", "c", "1"]);
+        assert_eq!(r(&mut s, &["expire", "c", "100"]), int(1));
+        assert_eq!(
+            r(&mut s, &["move", "c", "0"]),
+            err("ERR source and destination objects are the same")
+        );
+        assert_eq!(
+            r(&mut s, &["move", "c", "16"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            r(&mut s, &["move", "c", "-1"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            r(&mut s, &["move", "c", "abc"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            r(&mut s, &["move", "c", "2147483648"]),
+            err("ERR value is out of range, value must between -2147483648 and 2147483647")
+        );
+        assert_eq!(r(&mut s, &["move", "nokey", "1"]), int(0));
+        let d0 = s.effects.dirty;
+        assert_eq!(r(&mut s, &["move", "c", "1"]), int(1));
+        assert_eq!(s.effects.dirty, d0 + 1);
+        assert_eq!(r(&mut s, &["exists", "c"]), int(0));
+        assert_eq!(run_db(&mut s, 1, T0, &["ttl", "c"]), int(100));
+        r(&mut s, &["set", "c", "2"]);
+        assert_eq!(r(&mut s, &["move", "c", "1"]), int(0));
+        assert_eq!(run_db(&mut s, 1, T0, &["get", "c"]), bulk("1"));
+
+        // COPY
+        assert_eq!(
+            r(&mut s, &["copy", "c", "c"]),
+            err("ERR source and destination objects are the same")
+        );
+        assert_eq!(
+            r(&mut s, &["copy", "c", "x", "db", "16"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            r(&mut s, &["copy", "c", "x", "db"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            r(&mut s, &["copy", "c", "x", "foo"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            r(&mut s, &["copy", "c", "c", "db", "abc"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(r(&mut s, &["copy", "nokey", "x"]), int(0));
+        assert_eq!(r(&mut s, &["copy", "c", "c", "db", "1"]), int(0));
+        assert_eq!(r(&mut s, &["copy", "c", "c", "db", "1", "replace"]), int(1));
+        assert_eq!(run_db(&mut s, 1, T0, &["get", "c"]), bulk("2"));
+        assert_eq!(run_db(&mut s, 1, T0, &["ttl", "c"]), int(-1));
+        assert_eq!(run_db(&mut s, 1, T0, &["expire", "c", "50"]), int(1));
+        assert_eq!(
+            run_db(&mut s, 1, T0, &["copy", "c", "d", "db", "0"]),
+            int(1)
+        );
+        assert_eq!(r(&mut s, &["ttl", "d"]), int(50));
+        // A copy is independent of its source.
+        s.dbs[0].insert(b("h"), Value::Hash(HashMap::from([(b("f"), b("v"))])), None);
+        assert_eq!(r(&mut s, &["copy", "h", "h2"]), int(1));
+        if let Some(Value::Hash(h)) = s.dbs[0].get_mut(&b("h")) {
+            h.insert(b("g"), b("w"));
+        }
+        assert_eq!(
+            s.dbs[0].get(&b("h2")).map(|e| e.value().clone()),
+            Some(Value::Hash(HashMap::from([(b("f"), b("v"))])))
+        );
+        let d0 = s.effects.dirty;
+        assert_eq!(r(&mut s, &["copy", "h", "h2"]), int(0));
+        assert_eq!(s.effects.dirty, d0);
+    }
+
+    #[test]
+    fn object_subcommands() {
+        let mut s = Store::default();
+        let cases = [
+            ("100", "int"),
+            ("123456", "int"),
+            ("12345678901234567890123456789012345678901234", "embstr"),
+            ("123456789012345678901234567890123456789012345", "raw"),
+            ("-0", "embstr"),
+            ("99999999999999999999", "embstr"),
+            ("9223372036854775807", "int"),
+        ];
+        for (v, enc) in cases {
+            r(&mut s, &["set", "k", v]);
+            assert_eq!(r(&mut s, &["object", "encoding", "k"]), bulk(enc), "{v}");
+        }
+        r(&mut s, &["set", "k", "100"]);
+        assert_eq!(r(&mut s, &["object", "refcount", "k"]), int(2147483647));
+        r(&mut s, &["set", "k", "123456"]);
+        assert_eq!(r(&mut s, &["object", "refcount", "k"]), int(1));
+        assert_eq!(r(&mut s, &["object", "refcount", "nokey"]), Reply::Nil);
+        assert_eq!(r(&mut s, &["object", "encoding", "nokey"]), Reply::Nil);
+        assert_eq!(r(&mut s, &["object", "idletime", "k"]), int(0));
+        assert_eq!(r(&mut s, &["object", "freq", "nokey"]), Reply::Nil);
+        assert!(
+            matches!(r(&mut s, &["object", "freq", "k"]), Reply::Error(e) if e.starts_with(b"ERR An LFU maxmemory policy is not selected"))
+        );
+
+        s.dbs[0].insert(b("l"), Value::List(VecDeque::from([b("x")])), None);
+        assert_eq!(r(&mut s, &["object", "encoding", "l"]), bulk("quicklist"));
+        s.dbs[0].insert(b("s"), Value::Set(HashSet::from([b("1"), b("2")])), None);
+        assert_eq!(r(&mut s, &["object", "encoding", "s"]), bulk("intset"));
+        s.dbs[0].insert(b("s"), Value::Set(HashSet::from([b("1"), b("a")])), None);
+        assert_eq!(r(&mut s, &["object", "encoding", "s"]), bulk("hashtable"));
+        s.dbs[0].insert(b("h"), Value::Hash(HashMap::from([(b("a"), b("b"))])), None);
+        assert_eq!(r(&mut s, &["object", "encoding", "h"]), bulk("listpack"));
+        s.dbs[0].insert(
+            b("h"),
+            Value::Hash(HashMap::from([(b("a"), Bytes::from(vec![b'x'; 65]))])),
+            None,
+        );
+        assert_eq!(r(&mut s, &["object", "encoding", "h"]), bulk("hashtable"));
+        let mut z = crate::value::ZSet::new();
+        z.insert(b("a"), 1.0);
+        s.dbs[0].insert(b("z"), Value::ZSet(z.clone()), None);
+        assert_eq!(r(&mut s, &["object", "encoding", "z"]), bulk("listpack"));
+        for i in 0..200 {
+            z.insert(Bytes::from(format!("m{i}")), i as f64);
+        }
+        s.dbs[0].insert(b("z"), Value::ZSet(z), None);
+        assert_eq!(r(&mut s, &["object", "encoding", "z"]), bulk("skiplist"));
+
+        assert_eq!(
+            r(&mut s, &["object"]),
+            err("ERR wrong number of arguments for 'object' command")
+        );
+        assert_eq!(
+            r(&mut s, &["object", "encoding"]),
+            err("ERR wrong number of arguments for 'object|encoding' command")
+        );
+        assert_eq!(
+            r(&mut s, &["object", "ENCODING", "a", "b"]),
+            err("ERR wrong number of arguments for 'object|encoding' command")
+        );
+        assert_eq!(
+            r(&mut s, &["object", "help", "x"]),
+            err("ERR wrong number of arguments for 'object|help' command")
+        );
+        assert_eq!(
+            r(&mut s, &["object", "foo"]),
+            err("ERR unknown subcommand 'foo'. Try OBJECT HELP.")
+        );
+        let Reply::Array(help) = r(&mut s, &["object", "help"]) else {
+            panic!("help")
+        };
+        assert_eq!(help.len(), 15);
+        assert_eq!(
+            help[0],
+            Reply::simple("OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:")
+        );
+        assert_eq!(help[14], Reply::simple("    Prints this help."));
     }
 }

@@ -38,19 +38,28 @@ pub fn positive(b: &Bytes) -> Result<usize, Reply> {
 }
 
 /// Redis's `getTimeoutFromObjectOrReply` for blocking commands: seconds as a float,
-/// returned as milliseconds (0 = forever).
+/// returned as milliseconds (0 = forever). Like Redis, the product is truncated to an
+/// integer, and a value too large for a 64-bit integer converts to a negative one
+/// (x86 semantics), which is reported as "timeout is negative".
 pub fn timeout_ms(b: &Bytes) -> Result<u64, Reply> {
     let v = crate::num::parse_f64(b)
-        .filter(|v| v.is_finite())
         .ok_or_else(|| Reply::err("ERR timeout is not a float or out of range"))?;
-    if v < 0.0 {
+    let ms = v * 1000.0;
+    let tval: i64 = if ms.is_nan()
+        || ms >= 9.223_372_036_854_775_807e18
+        || ms < -9.223_372_036_854_775_807e18
+    {
+        i64::MIN
+    } else {
+        ms as i64
+    };
+    if tval < 0 {
         return Err(Reply::err("ERR timeout is negative"));
     }
-    let ms = v * 1000.0;
-    if ms > (i64::MAX / 2) as f64 {
+    if tval > i64::MAX - crate::now_ms() as i64 {
         return Err(Reply::err("ERR timeout is out of range"));
     }
-    Ok(ms.ceil() as u64)
+    Ok(tval as u64)
 }
 
 /// Normalizes Redis-style range indexes (negative from the end) to `[start, end]`

@@ -9,137 +9,30 @@ use crate::table::{cmd, flags::*, CommandSpec};
 use crate::value::Value;
 use bytes::{Bytes, BytesMut};
 
+#[rustfmt::skip]
 pub const COMMANDS: &[CommandSpec] = &[
     cmd("get", 2, READONLY | FAST, 1, 1, 1, "string", Some(get)),
     cmd("set", -3, WRITE | DENYOOM, 1, 1, 1, "string", Some(set)),
-    cmd(
-        "setnx",
-        3,
-        WRITE | DENYOOM | FAST,
-        1,
-        1,
-        1,
-        "string",
-        Some(setnx),
-    ),
+    cmd("setnx", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", Some(setnx)),
     cmd("setex", 4, WRITE | DENYOOM, 1, 1, 1, "string", Some(setex)),
-    cmd(
-        "psetex",
-        4,
-        WRITE | DENYOOM,
-        1,
-        1,
-        1,
-        "string",
-        Some(psetex),
-    ),
+    cmd("psetex", 4, WRITE | DENYOOM, 1, 1, 1, "string", Some(psetex)),
     cmd("mget", -2, READONLY | FAST, 1, -1, 1, "string", Some(mget)),
     cmd("mset", -3, WRITE | DENYOOM, 1, -1, 2, "string", Some(mset)),
-    cmd(
-        "msetnx",
-        -3,
-        WRITE | DENYOOM,
-        1,
-        -1,
-        2,
-        "string",
-        Some(msetnx),
-    ),
-    cmd(
-        "getset",
-        3,
-        WRITE | DENYOOM | FAST,
-        1,
-        1,
-        1,
-        "string",
-        Some(getset),
-    ),
+    cmd("msetnx", -3, WRITE | DENYOOM, 1, -1, 2, "string", Some(msetnx)),
+    cmd("getset", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", Some(getset)),
     cmd("getdel", 2, WRITE | FAST, 1, 1, 1, "string", Some(getdel)),
     cmd("getex", -2, WRITE | FAST, 1, 1, 1, "string", Some(getex)),
-    cmd(
-        "append",
-        3,
-        WRITE | DENYOOM | FAST,
-        1,
-        1,
-        1,
-        "string",
-        Some(append),
-    ),
-    cmd(
-        "strlen",
-        2,
-        READONLY | FAST,
-        1,
-        1,
-        1,
-        "string",
-        Some(strlen),
-    ),
+    cmd("append", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", Some(append)),
+    cmd("strlen", 2, READONLY | FAST, 1, 1, 1, "string", Some(strlen)),
     cmd("getrange", 4, READONLY, 1, 1, 1, "string", Some(getrange)),
     cmd("substr", 4, READONLY, 1, 1, 1, "string", Some(getrange)),
-    cmd(
-        "setrange",
-        4,
-        WRITE | DENYOOM,
-        1,
-        1,
-        1,
-        "string",
-        Some(setrange),
-    ),
+    cmd("setrange", 4, WRITE | DENYOOM, 1, 1, 1, "string", Some(setrange)),
     cmd("lcs", -3, READONLY, 1, 2, 1, "string", Some(lcs)),
-    cmd(
-        "incr",
-        2,
-        WRITE | DENYOOM | FAST,
-        1,
-        1,
-        1,
-        "string",
-        Some(incr),
-    ),
-    cmd(
-        "decr",
-        2,
-        WRITE | DENYOOM | FAST,
-        1,
-        1,
-        1,
-        "string",
-        Some(decr),
-    ),
-    cmd(
-        "incrby",
-        3,
-        WRITE | DENYOOM | FAST,
-        1,
-        1,
-        1,
-        "string",
-        Some(incrby),
-    ),
-    cmd(
-        "decrby",
-        3,
-        WRITE | DENYOOM | FAST,
-        1,
-        1,
-        1,
-        "string",
-        Some(decrby),
-    ),
-    cmd(
-        "incrbyfloat",
-        3,
-        WRITE | DENYOOM | FAST,
-        1,
-        1,
-        1,
-        "string",
-        Some(incrbyfloat),
-    ),
+    cmd("incr", 2, WRITE | DENYOOM | FAST, 1, 1, 1, "string", Some(incr)),
+    cmd("decr", 2, WRITE | DENYOOM | FAST, 1, 1, 1, "string", Some(decr)),
+    cmd("incrby", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", Some(incrby)),
+    cmd("decrby", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", Some(decrby)),
+    cmd("incrbyfloat", 3, WRITE | DENYOOM | FAST, 1, 1, 1, "string", Some(incrbyfloat)),
 ];
 
 /// The unit of an expire option of SET / GETEX.
@@ -221,18 +114,6 @@ fn expire_ms(now: u64, unit: ExpUnit, arg: &Bytes, name: &str) -> Result<u64, Re
         ms = ms.checked_add(now).ok_or_else(|| invalid_expire(name))?;
     }
     Ok(ms as u64)
-}
-
-/// Converts an expire option (`ex`, `px`, `exat`, `pxat`) into an absolute deadline in
-/// ms; None when out of range or not positive (Redis: "invalid expire time").
-pub fn expire_deadline(now: u64, unit: &str, n: i64) -> Option<u64> {
-    let unit = match unit {
-        "ex" => ExpUnit::Ex,
-        "px" => ExpUnit::Px,
-        "exat" => ExpUnit::ExAt,
-        _ => ExpUnit::PxAt,
-    };
-    expire_ms(now, unit, &num::int_bytes(n), "").ok()
 }
 
 /// `ERR invalid expire time in '<cmd>' command`.
@@ -409,11 +290,9 @@ fn getex(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             cx.db().set_expire(key, Some(ms));
             cx.modified(key);
         }
-        None if o.persist => {
-            if cx.entry(key).is_some_and(|e| e.expire_at.is_some()) {
-                cx.db().set_expire(key, None);
-                cx.modified(key);
-            }
+        None if o.persist && cx.entry(key).is_some_and(|e| e.expire_at.is_some()) => {
+            cx.db().set_expire(key, None);
+            cx.modified(key);
         }
         None => {}
     }

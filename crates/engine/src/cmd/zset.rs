@@ -456,10 +456,33 @@ fn scored_reply(items: Vec<(Bytes, f64)>, withscores: bool, resp3: bool) -> Repl
     }
 }
 
+/// Whether Redis would hold a set of this shape as a listpack.
+fn listpack_sized(cx: &Cx, len: usize, max_member: usize) -> bool {
+    len <= cx.config().zset_max_listpack_entries
+        && max_member <= cx.config().zset_max_listpack_value
+}
+
+/// Listpacks store integral scores as integers, so a stored `-0` reads back as `0`.
+fn listpack_score(score: f64) -> f64 {
+    if score == 0.0 {
+        0.0
+    } else {
+        score
+    }
+}
+
 /// Stores a computed sorted set at `dst` (deleting `dst` when empty); returns its size.
-fn store_result(cx: &mut Cx, dst: &Bytes, z: ZSet) -> i64 {
+fn store_result(cx: &mut Cx, dst: &Bytes, mut z: ZSet) -> i64 {
     let n = z.len() as i64;
     if n > 0 {
+        let max_member = z.dict.keys().map(|m| m.len()).max().unwrap_or(0);
+        if listpack_sized(cx, z.len(), max_member) && z.dict.values().any(|s| *s == 0.0) {
+            z = ZSet::from_pairs(
+                z.iter()
+                    .map(|(m, s)| (m.clone(), listpack_score(s)))
+                    .collect::<Vec<_>>(),
+            );
+        }
         cx.set_value(dst, Value::ZSet(z), None);
     } else {
         cx.delete(dst);
@@ -513,7 +536,7 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(Reply::err(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -533,6 +556,10 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
     }
     let (mut added, mut updated, mut processed) = (0u64, 0u64, 0u64);
     let mut last = 0.0;
+    let (lp_entries, lp_value) = (
+        cx.config().zset_max_listpack_entries,
+        cx.config().zset_max_listpack_value,
+    );
     let mut nan = false;
     if let Some(z) = cx.zset_mut(key, true)? {
         for (j, &incr_by) in scores.iter().enumerate() {
@@ -554,7 +581,11 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
                         continue;
                     }
                     if score != cur {
-                        z.insert(own(member), score);
+                        let small = z.len() <= lp_entries && member.len() <= lp_value;
+                        z.insert(
+                            own(member),
+                            if small { listpack_score(score) } else { score },
+                        );
                         updated += 1;
                     }
                 }
@@ -562,7 +593,11 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
                     if xx {
                         continue;
                     }
-                    z.insert(own(member), score);
+                    let small = z.len() < lp_entries && member.len() <= lp_value;
+                    z.insert(
+                        own(member),
+                        if small { listpack_score(score) } else { score },
+                    );
                     added += 1;
                 }
             }
@@ -1278,8 +1313,8 @@ fn zrandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         return Ok(Reply::Array(Vec::new()));
     }
     if uniq && count >= size as u64 {
-        // The whole set, in order.
-        let items: Vec<(Bytes, f64)> = z.iter().map(|(m, s)| (m.clone(), s)).collect();
+        // The whole set, highest first (Redis's zset iterator starts at the tail).
+        let items: Vec<(Bytes, f64)> = z.iter().rev().map(|(m, s)| (m.clone(), s)).collect();
         return Ok(scored_reply(items, withscores, resp3));
     }
     if !uniq && count > MAX_RANDOM_REPLY {
@@ -1305,76 +1340,42 @@ fn zrandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 }
 
 fn zscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
-    let cursor = crate::num::parse_u64(&argv[2]).ok_or_else(|| Reply::err("ERR invalid cursor"))?;
+    use super::scan_util;
+    let cursor = scan_util::parse_cursor(&argv[2])?;
     let key = &argv[1];
-    let empty = || Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]);
     if !cx.check_kind(key, Kind::ZSet)? {
         // Redis replies before parsing the options.
         cx.lookup_read(key);
-        return Ok(empty());
+        return Ok(scan_util::empty());
     }
-    let mut count: i64 = 10;
-    let mut pattern: Option<&Bytes> = None;
-    let mut i = 3;
-    while i < argv.len() {
-        let left = argv.len() - i;
-        if is(&argv[i], "count") && left >= 2 {
-            count = int(&argv[i + 1])?;
-            if count < 1 {
-                return Err(Reply::err(reply::ERR_SYNTAX));
-            }
-        } else if is(&argv[i], "match") && left >= 2 {
-            pattern = Some(&argv[i + 1]).filter(|p| p.as_ref() != b"*");
-        } else {
-            return Err(Reply::err(reply::ERR_SYNTAX));
-        }
-        i += 2;
-    }
+    let opts = scan_util::parse_opts(&argv[3..])?;
     let (small_entries, small_value) = (
         cx.config().zset_max_listpack_entries,
         cx.config().zset_max_listpack_value,
     );
     let Some(z) = cx.get_zset(key)? else {
-        return Ok(empty());
+        return Ok(scan_util::empty());
     };
     let small = z.len() <= small_entries && z.dict.keys().all(|m| m.len() <= small_value);
     let (next, picked): (u64, Vec<(&Bytes, f64)>) = if small {
-        // A listpack-sized set is returned whole, as Redis does.
+        // A listpack-sized set is returned whole, in score order, as Redis does.
         (0, z.iter().collect())
     } else {
-        // Cursor = next member hash to visit: stable under inserts and deletes.
-        let mut cand: Vec<(u64, &Bytes, f64)> = z
-            .dict
-            .iter()
-            .map(|(m, s)| (crate::db::key_hash(m), m, *s))
-            .filter(|(h, _, _)| *h >= cursor)
-            .collect();
-        cand.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        let mut out = Vec::new();
-        let mut next = 0;
-        let mut last_hash = None;
-        for (h, m, s) in cand {
-            if out.len() as i64 >= count && Some(h) != last_hash {
-                next = h;
-                break;
-            }
-            last_hash = Some(h);
-            out.push((m, s));
-        }
-        (next, out)
+        scan_util::step(
+            z.dict.iter().map(|(m, s)| (m, *s)),
+            z.len(),
+            cursor,
+            opts.count,
+        )
     };
     let mut items = Vec::new();
     for (m, s) in picked {
-        if pattern.is_some_and(|p| !crate::glob::glob_match(p, m, false)) {
-            continue;
+        if opts.matches(m) {
+            items.push(Reply::Bulk(m.clone()));
+            items.push(Reply::bulk_str(&crate::num::fmt_g17(s)));
         }
-        items.push(Reply::Bulk(m.clone()));
-        items.push(Reply::bulk_str(&crate::num::fmt_g17(s)));
     }
-    Ok(Reply::Array(vec![
-        Reply::bulk_str(&next.to_string()),
-        Reply::Array(items),
-    ]))
+    Ok(scan_util::reply(next, items))
 }
 
 #[cfg(test)]
@@ -1477,6 +1478,22 @@ mod tests {
             err(&mut s, &["ZADD", "str", "1", "a"]),
             crate::reply::WRONGTYPE
         );
+    }
+
+    #[test]
+    fn negative_zero_is_stored_as_listpacks_do() {
+        let mut s = Store::default();
+        let neg = |r: Reply| matches!(r, Reply::Double(v) if v == 0.0 && v.is_sign_negative());
+        assert_eq!(run(&mut s, &["ZADD", "z", "-0", "a"]), Reply::Int(1));
+        assert!(!neg(run(&mut s, &["ZSCORE", "z", "a"])));
+        // The increment's result is replied as computed, then stored as 0.
+        assert!(neg(run(&mut s, &["ZINCRBY", "z", "-0", "c"])));
+        assert!(!neg(run(&mut s, &["ZSCORE", "z", "c"])));
+        // A computed (unstored) union keeps the sign.
+        assert!(matches!(
+            run(&mut s, &["ZUNION", "1", "z", "WEIGHTS", "-1", "WITHSCORES"]),
+            Reply::Array(v) if neg(v[1].clone())
+        ));
     }
 
     #[test]
@@ -1894,7 +1911,7 @@ mod tests {
         run(&mut s, &["ZADD", "z", "1", "a", "2", "b", "3", "c"]);
         assert_eq!(
             run(&mut s, &["ZRANDMEMBER", "z", "5"]),
-            arr(&["a", "b", "c"])
+            arr(&["c", "b", "a"])
         );
         let Reply::Array(v) = run(&mut s, &["ZRANDMEMBER", "z", "-7", "WITHSCORES"]) else {
             panic!()

@@ -21,7 +21,10 @@ pub fn plain() -> (RedisServer, RedisStore) {
 }
 
 pub fn password() -> (RedisServer, RedisStore) {
-    let s = RedisServer::builder().password("pässw0rd-x").start().expect("redis-server");
+    let s = RedisServer::builder()
+        .password("pässw0rd-x")
+        .start()
+        .expect("redis-server");
     // The password comes from the config (REDIS_PASSWORD style), not the URL.
     let cfg = RedisConfig::new(&format!("redis://127.0.0.1:{}", s.port()))
         .unwrap()

@@ -1,0 +1,173 @@
+//! The background Snapshotter and the `agent_state` example process.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use redsnap::{SaveOutcome, Snapshots, Snapshotter, SnapshotterConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshotter_saves_heartbeats_and_takes_a_final_snapshot() {
+    let (_s, store) = common::plain();
+    let ns = common::ns("snapper");
+    let snaps = Arc::new(Snapshots::<u64>::new(store.clone(), &ns));
+    assert_eq!(snaps.restore().await.unwrap(), None);
+    let value = Arc::new(AtomicU64::new(0));
+    let v = value.clone();
+    let snapper = Snapshotter::spawn(
+        snaps.clone(),
+        SnapshotterConfig {
+            interval: Duration::from_millis(100),
+            heartbeat: Some(Duration::from_millis(30)),
+            ..SnapshotterConfig::default()
+        },
+        move || v.load(Ordering::SeqCst),
+    );
+    let mut events = snapper.subscribe();
+    let mut saved = 0;
+    let mut unchanged = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while saved < 4 || unchanged < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "saved {saved} unchanged {unchanged}"
+        );
+        let ev = tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match ev.outcome {
+            SaveOutcome::Saved { .. } => {
+                saved += 1;
+                // Acknowledged: latest holds at least this value now.
+                let latest = snaps.latest().await.unwrap().unwrap().state;
+                assert!(latest >= *ev.state);
+                value.fetch_add(1, Ordering::SeqCst);
+            }
+            SaveOutcome::Unchanged => unchanged += 1,
+        }
+    }
+    value.store(1000, Ordering::SeqCst);
+    let out = snapper.shutdown().await.unwrap();
+    assert!(matches!(out, SaveOutcome::Saved { .. }), "{out:?}");
+    assert_eq!(snaps.latest().await.unwrap().unwrap().state, 1000);
+    assert!(!snaps.list(100).await.unwrap().is_empty());
+    // Restore on boot.
+    let again = Snapshots::<u64>::new(store.clone(), &ns);
+    assert_eq!(again.restore().await.unwrap(), Some(1000));
+}
+
+fn example_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let debug = exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf();
+    let bin = debug.join("examples").join("agent_state");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "redsnap", "--example", "agent_state"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    bin
+}
+
+struct Agent {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Agent {
+    fn start(url: &str, ns: &str) -> Agent {
+        let mut child = Command::new(example_bin())
+            .env("REDIS_URL", url)
+            .env("AGENT_NAMESPACE", ns)
+            .env("SNAPSHOT_INTERVAL_MS", "200")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Agent { child, lines: rx }
+    }
+
+    fn next_line(&self) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(15))
+            .expect("agent printed nothing for 15 s")
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "agent did not exit on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn number(line: &str, prefix: &str) -> u64 {
+    line.strip_prefix(prefix)
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("expected {prefix:?}<n>, got {line:?}"))
+}
+
+#[test]
+fn agent_example_survives_restart() {
+    let s = redsnap_testsupport::RedisServer::start().unwrap();
+    let ns = common::ns("agent");
+    let mut a = Agent::start(&s.url(), &ns);
+    assert_eq!(number(&a.next_line(), "restored "), 0);
+    let mut last_saved = 0;
+    let mut saves = 0;
+    while saves < 3 {
+        let line = a.next_line();
+        if line.starts_with("saved ") {
+            let n = number(&line, "saved ");
+            assert!(n >= last_saved);
+            last_saved = n;
+            saves += 1;
+        }
+    }
+    let status = a.terminate();
+    assert!(status.success(), "{status:?}");
+    // Drain: the final snapshot line.
+    let mut fin = None;
+    while let Ok(line) = a.lines.recv_timeout(Duration::from_secs(2)) {
+        if line.starts_with("final ") {
+            fin = Some(number(&line, "final "));
+        }
+    }
+    let fin = fin.expect("final line");
+    assert!(fin >= last_saved);
+    drop(a);
+
+    let b = Agent::start(&s.url(), &ns);
+    assert_eq!(number(&b.next_line(), "restored "), fin);
+}
