@@ -88,7 +88,8 @@ pub struct Store {
     pub stats: Stats,
     pub effects: Effects,
     pub rng: SmallRng,
-    /// Whether expired keys are deleted (off while loading or for DEBUG SET-ACTIVE-EXPIRE 0).
+    /// Whether the background expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE 0 turns it
+    /// off; lazy expiry on access always applies, as in Redis).
     pub active_expire: bool,
 }
 
@@ -219,9 +220,6 @@ impl Store {
 
     /// Deletes `key` if it is expired; returns true if it was.
     pub fn expire_if_needed(&mut self, db: usize, key: &Bytes, now: u64) -> bool {
-        if !self.active_expire {
-            return false;
-        }
         if self.dbs[db].get(key).is_some_and(|e| e.is_expired(now)) {
             self.delete_expired(db, key, now);
             true

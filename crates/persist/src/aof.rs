@@ -171,6 +171,8 @@ struct Handle {
 
 struct Inner {
     dir: PathBuf,
+    /// Holds the directory lock as long as the log lives.
+    _data_dir: DataDir,
     policy: FsyncPolicy,
     state: Mutex<State>,
     /// Signalled on append (Always) and on stop.
@@ -252,6 +254,7 @@ impl AppendLog {
         tracing::info!(file = %path.display(), policy = policy.name(), "append log opened");
         let inner = Arc::new(Inner {
             dir: dirp,
+            _data_dir: dir.clone(),
             policy,
             state: Mutex::new(State {
                 file: Arc::new(file),
@@ -315,6 +318,12 @@ impl AppendLog {
         if records.is_empty() {
             return Ok(st.seq);
         }
+        if inner.stop.load(Ordering::SeqCst) {
+            return Err(PersistError::LogBroken {
+                path: st.path.clone(),
+                detail: "the append log is closed".into(),
+            });
+        }
         if let Some(b) = inner.sync.lock().broken.clone() {
             return Err(PersistError::LogBroken {
                 path: st.path.clone(),
@@ -326,7 +335,19 @@ impl AppendLog {
         let mut start = 0;
         let mut acc = 0usize;
         for (i, r) in records.iter().enumerate() {
-            acc += 16 + r.argv.iter().map(|a| a.len() + 10).sum::<usize>();
+            let size = 32 + r.argv.iter().map(|a| a.len() + 10).sum::<usize>();
+            if size >= u32::MAX as usize {
+                // A frame's length field is 32 bits; refuse rather than write garbage.
+                return Err(PersistError::io(
+                    "append to",
+                    st.path.clone(),
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("a single log record of {size} bytes exceeds 4 GiB"),
+                    ),
+                ));
+            }
+            acc += size;
             if acc >= MAX_FRAME_PAYLOAD {
                 codec::encode_frame(&mut st.buf, &records[start..=i]);
                 start = i + 1;

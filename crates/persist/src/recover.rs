@@ -58,6 +58,15 @@ pub struct RecoveryReport {
     pub duration: Duration,
 }
 
+impl RecoveryReport {
+    /// The newest log generation on disk at startup. When the server runs without an
+    /// append log, it passes this as `log_gen` to its snapshots (they then cover every
+    /// log file left on disk).
+    pub fn covered_gen(&self) -> u64 {
+        self.next_gen.saturating_sub(1)
+    }
+}
+
 /// Where reading a log file stopped.
 #[derive(Debug)]
 enum FileEnd {
@@ -394,7 +403,7 @@ pub fn recover_at(
     if damaged {
         // Make what was loaded durable before setting the damaged files aside: a
         // snapshot covering every generation on disk.
-        let info = snapshots.write(store.snapshot(), max_gen)?;
+        let info = snapshots.write(store.snapshot(), covered.max(max_gen))?;
         report.wrote_snapshot = true;
         report.snapshot_size = info.size_bytes;
         for (i, (_, path)) in todo.iter().enumerate() {

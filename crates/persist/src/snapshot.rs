@@ -198,6 +198,8 @@ pub struct SnapshotStore {
 
 struct Inner {
     path: PathBuf,
+    /// Holds the directory lock as long as the store lives.
+    _data_dir: DataDir,
     /// The open fjall database; `None` after a failure poisoned it (reopened lazily).
     db: Mutex<Option<fjall::Database>>,
     busy: AtomicBool,
@@ -284,6 +286,7 @@ impl SnapshotStore {
         Ok(SnapshotStore {
             inner: Arc::new(Inner {
                 path,
+                _data_dir: dir.clone(),
                 db: Mutex::new(Some(db)),
                 busy: AtomicBool::new(false),
                 stats: Mutex::new(stats),
@@ -372,16 +375,29 @@ impl SnapshotStore {
         std::thread::Builder::new()
             .name("redsnap-snapshot".into())
             .spawn(move || {
-                let _busy = busy;
                 let res = this.write_locked(dbs, log_gen);
                 if let (Ok(info), Some(log)) = (&res, &log) {
-                    if let Err(e) = log.compact_through(log_gen, info.size_bytes) {
-                        tracing::warn!(error = %e, "snapshot written, but deleting old log generations failed");
-                    }
+                    compact(log, log_gen, info.size_bytes);
                 }
+                drop(busy);
                 on_done(&res);
             })
             .map_err(|e| PersistError::io("spawn snapshot thread for", self.inner.path.clone(), e))
+    }
+
+    /// SAVE: writes a snapshot on the calling thread (see [`SnapshotStore::write`]),
+    /// then deletes the log generations it covers.
+    pub fn save(
+        &self,
+        dbs: Vec<Db>,
+        log_gen: u64,
+        log: Option<&crate::AppendLog>,
+    ) -> Result<SnapshotInfo> {
+        let info = self.write(dbs, log_gen)?;
+        if let Some(log) = log {
+            compact(log, log_gen, info.size_bytes);
+        }
+        Ok(info)
     }
 
     fn begin(&self) -> Result<BusyGuard> {
@@ -993,4 +1009,10 @@ fn read_entries(
         let _ = tx.send(batch);
     }
     Ok(out)
+}
+
+fn compact(log: &crate::AppendLog, log_gen: u64, base_size: u64) {
+    if let Err(e) = log.compact_through(log_gen, base_size) {
+        tracing::warn!(error = %e, "snapshot written, but deleting the log generations it covers failed");
+    }
 }

@@ -31,6 +31,7 @@
 pub mod checkpoint;
 pub mod codec;
 pub mod config;
+pub mod coord;
 pub mod error;
 pub mod keys;
 pub mod memory;
@@ -42,6 +43,7 @@ pub use checkpoint::{
     new_checkpoint_id, Checkpoint, Checkpointer, ListOptions, MemoryCheckpointer, RedisCheckpointer,
 };
 pub use codec::{Codec, Format};
+pub use coord::{changes_channel, Lock, Watch};
 pub use config::{RedisConfig, TlsConfig, Topology};
 pub use error::{DecodeError, Error, Result};
 pub use memory::Memory;

@@ -515,6 +515,30 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// A plain (non-cluster) client for pub/sub: the server itself, or the
+    /// first seed node of a cluster.
+    pub(crate) fn pubsub_client(&self) -> Result<redis::Client> {
+        if let Some(c) = &self.inner.client {
+            return Ok(c.clone());
+        }
+        let cfg = &self.inner.config;
+        let url = match &cfg.topology {
+            Topology::Cluster(nodes) => nodes
+                .first()
+                .cloned()
+                .ok_or_else(|| Error::Config("no cluster nodes".into()))?,
+            Topology::Standalone(u) => u.clone(),
+        };
+        let info = connection_info(&url, cfg)?;
+        match cfg.tls.as_ref().map(|t| t.to_redis()) {
+            Some(certs) => redis::Client::build_with_tls(info, certs),
+            None => redis::Client::open(info),
+        }
+        .map_err(|e| Error::Config(format!("{}: {e}", cfg.redacted_target())))
+    }
+}
+
 fn connection_info(url: &str, cfg: &RedisConfig) -> Result<redis::ConnectionInfo> {
     let info = url
         .into_connection_info()

@@ -279,6 +279,7 @@ impl Conn {
                 }
                 Step::Async(AsyncOp::Shutdown(ShutdownRequest { save }))
             }
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "script" => crate::scripting::run(self, inner, spec, &argv),
             "function" => {
                 if is(&argv[1], "flush") {
                     ok().into()
@@ -476,25 +477,7 @@ impl Conn {
         }
         inner.store.effects.touched = touched;
         self.in_exec = false;
-        let n = inner.store.effects.log.len() - log_start;
-        if n > 1 {
-            // Wrap the transaction so the log replays it whole or not at all.
-            let first = &inner.store.effects.log[log_start];
-            let (db, time) = (first.db, first.time);
-            inner.store.effects.log.insert(
-                log_start,
-                redsnap_engine::LogRecord {
-                    db,
-                    time,
-                    argv: vec![Bytes::from_static(b"MULTI")],
-                },
-            );
-            inner.store.effects.log.push(redsnap_engine::LogRecord {
-                db,
-                time,
-                argv: vec![Bytes::from_static(b"EXEC")],
-            });
-        }
+        wrap_log_transaction(inner, log_start);
         Reply::Array(replies).into()
     }
 
@@ -734,6 +717,18 @@ pub(crate) fn mark_watchers(inner: &mut Inner, touched: &[(usize, Bytes)]) {
     }
 }
 
+/// Wraps the log records written since `log_start` in MULTI/EXEC markers when there
+/// are several, so that replay applies a transaction or script whole or not at all.
+pub(crate) fn wrap_log_transaction(inner: &mut Inner, log_start: usize) {
+    let n = inner.store.effects.log.len().saturating_sub(log_start);
+    if n > 1 {
+        let first = &inner.store.effects.log[log_start];
+        let (db, time) = (first.db, first.time);
+        inner.store.effects.log.insert(log_start, redsnap_engine::LogRecord { db, time, argv: vec![Bytes::from_static(b"MULTI")] });
+        inner.store.effects.log.push(redsnap_engine::LogRecord { db, time, argv: vec![Bytes::from_static(b"EXEC")] });
+    }
+}
+
 /// Encodes a reply.
 pub(crate) fn encode_reply(out: &mut BytesMut, r: &Reply, resp3: bool) {
     resp::encode(out, r, resp3);
@@ -907,6 +902,9 @@ impl Conn {
         loop {
             // Run what has been parsed, one lock per run of commands.
             while !pending.is_empty() {
+                if self.busy_gate(&mut pending, &mut wbuf).await {
+                    continue;
+                }
                 let step = {
                     let shared = self.shared.clone();
                     let mut inner = shared.inner.lock();
@@ -1035,6 +1033,47 @@ impl Conn {
                     }
                 }
             }
+        }
+    }
+
+    /// While a script holds the server lock longer than `busy-reply-threshold`, answers
+    /// the next pending command without the lock: BUSY, or SCRIPT KILL / SHUTDOWN
+    /// NOSAVE passed to the script. Returns true when it consumed a command.
+    async fn busy_gate(&mut self, pending: &mut VecDeque<Vec<Bytes>>, wbuf: &mut BytesMut) -> bool {
+        loop {
+            if let Some(g) = self.shared.inner.try_lock_for(Duration::from_millis(5)) {
+                drop(g);
+                return false;
+            }
+            let busy = &self.shared.busy;
+            if !busy.running.load(Ordering::Acquire) {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let elapsed = now_ms().saturating_sub(busy.since_ms.load(Ordering::Acquire));
+            if elapsed < busy.threshold_ms.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            let Some(argv) = pending.pop_front() else { return false };
+            let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+            let sub = argv.get(1).map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).unwrap_or_default();
+            let reply = if name == "script" && sub == "kill" {
+                if busy.wrote.load(Ordering::Acquire) {
+                    Reply::err("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
+                } else {
+                    busy.kill.store(1, Ordering::Release);
+                    ok()
+                }
+            } else if name == "shutdown" && sub == "nosave" {
+                busy.kill.store(2, Ordering::Release);
+                let _ = crate::shutdown(&self.shared, ShutdownRequest { save: Some(false) }).await;
+                ok()
+            } else {
+                Reply::err("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+            };
+            encode_reply(wbuf, &reply, self.resp3);
+            return true;
         }
     }
 

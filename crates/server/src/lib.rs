@@ -13,6 +13,7 @@ pub mod resp;
 mod admin;
 mod blocking;
 mod conn;
+mod scripting;
 mod state;
 
 pub use config::Config;
@@ -53,6 +54,7 @@ fn engine_config(c: &Config) -> EngineConfig {
 
 /// Applies runtime-changeable settings after CONFIG SET.
 pub(crate) fn apply_config(inner: &mut Inner) {
+    let _ = inner.config.u64("busy-reply-threshold");
     let databases = inner.store.config.databases;
     inner.store.config = EngineConfig {
         databases,

@@ -114,10 +114,29 @@ pub struct Inner {
     pub paused_until: Option<(Instant, bool)>,
     pub lastsave: u64,
     pub persist_ok: bool,
+    pub scripts: crate::scripting::Scripts,
+}
+
+/// Whether a script is running and for how long, readable without the server lock
+/// (a busy script holds it): other clients get BUSY after `busy-reply-threshold`,
+/// and SCRIPT KILL / SHUTDOWN NOSAVE reach the script through `kill`.
+#[derive(Debug, Default)]
+pub struct BusyState {
+    pub running: std::sync::atomic::AtomicBool,
+    /// When the running script started (ms since the epoch).
+    pub since_ms: AtomicU64,
+    /// Set when the running script has performed a write (SCRIPT KILL then refuses:
+    /// UNKILLABLE).
+    pub wrote: std::sync::atomic::AtomicBool,
+    /// 0 = none, 1 = SCRIPT KILL requested, 2 = SHUTDOWN NOSAVE requested.
+    pub kill: std::sync::atomic::AtomicU8,
+    /// busy-reply-threshold in ms (mirrors the config, readable without the lock).
+    pub threshold_ms: AtomicU64,
 }
 
 /// State shared by every connection.
 pub struct Shared {
+    pub busy: BusyState,
     pub inner: Mutex<Inner>,
     pub next_id: AtomicU64,
     pub started: Instant,
@@ -153,7 +172,9 @@ impl Shared {
                 paused_until: None,
                 lastsave: redsnap_engine::now_ms() / 1000,
                 persist_ok: true,
+                scripts: crate::scripting::Scripts::new(),
             }),
+            busy: BusyState::default(),
             next_id: AtomicU64::new(1),
             started: Instant::now(),
             shutdown: tx,

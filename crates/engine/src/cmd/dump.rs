@@ -9,7 +9,7 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering;
 
 pub const COMMANDS: &[CommandSpec] = &[
-    cmd("dump", 2, READONLY, 1, 1, 1, "keyspace", Some(dump)),
+    cmd("dump", 2, READONLY, 1, 1, 1, "generic", Some(dump)),
     cmd(
         "restore",
         -4,
@@ -17,7 +17,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         1,
         1,
         1,
-        "keyspace",
+        "generic",
         Some(restore),
     ),
 ];

@@ -16,48 +16,13 @@ const fn with_subs(c: CommandSpec, subs: &'static [CommandSpec]) -> CommandSpec 
     CommandSpec { subs, ..c }
 }
 
+#[rustfmt::skip]
 const OBJECT_SUBS: &[CommandSpec] = &[
-    cmd(
-        "object|encoding",
-        3,
-        READONLY,
-        2,
-        2,
-        1,
-        "generic",
-        Some(object),
-    ),
+    cmd("object|encoding", 3, READONLY, 2, 2, 1, "generic", Some(object)),
     cmd("object|freq", 3, READONLY, 2, 2, 1, "generic", Some(object)),
-    cmd(
-        "object|idletime",
-        3,
-        READONLY,
-        2,
-        2,
-        1,
-        "generic",
-        Some(object),
-    ),
-    cmd(
-        "object|refcount",
-        3,
-        READONLY,
-        2,
-        2,
-        1,
-        "generic",
-        Some(object),
-    ),
-    cmd(
-        "object|help",
-        2,
-        LOADING | STALE,
-        0,
-        0,
-        0,
-        "generic",
-        Some(object),
-    ),
+    cmd("object|idletime", 3, READONLY, 2, 2, 1, "generic", Some(object)),
+    cmd("object|refcount", 3, READONLY, 2, 2, 1, "generic", Some(object)),
+    cmd("object|help", 2, LOADING | STALE, 0, 0, 0, "generic", Some(object)),
 ];
 
 #[rustfmt::skip]

@@ -141,7 +141,6 @@ fn get(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// Redis's `setGenericCommand`.
-#[allow(clippy::too_many_arguments)]
 fn set_generic(
     cx: &mut Cx,
     key: &Bytes,

@@ -1,0 +1,222 @@
+//! Coordination: a distributed lock (`SET NX PX` + token-checked release and
+//! extend) and pub/sub change notifications.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::error::{Error, Result};
+use crate::keys::tag_safe;
+use crate::store::RedisStore;
+
+const RELEASE_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+const EXTEND_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
+/// A held lock. Only the holder's random token can release or extend it;
+/// it expires by itself after its TTL if the holder dies. Dropping a `Lock`
+/// does not release it (call [`release`](Self::release)).
+#[derive(Debug)]
+pub struct Lock {
+    store: RedisStore,
+    key: String,
+    token: String,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().clamp(1, i64::MAX as u128) as u64
+}
+
+impl Lock {
+    /// Key of the lock `name`: `redsnap:lock:{name}`.
+    pub fn key_for(name: &str) -> String {
+        format!("redsnap:lock:{{{}}}", tag_safe(name))
+    }
+
+    /// Try once to take the lock for `ttl`; `None` if someone holds it.
+    pub async fn try_acquire(store: &RedisStore, name: &str, ttl: Duration) -> Result<Option<Lock>> {
+        let key = Self::key_for(name);
+        let token = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+        let ok: Option<String> = store
+            .query(
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&token)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms(ttl)),
+            )
+            .await?;
+        Ok(ok.map(|_| Lock {
+            store: store.clone(),
+            key,
+            token,
+        }))
+    }
+
+    /// Retry [`try_acquire`](Self::try_acquire) with backoff (10 ms doubling
+    /// to 200 ms, jittered) until `wait` has passed.
+    pub async fn acquire(
+        store: &RedisStore,
+        name: &str,
+        ttl: Duration,
+        wait: Duration,
+    ) -> Result<Option<Lock>> {
+        let deadline = Instant::now() + wait;
+        let mut delay = Duration::from_millis(10);
+        loop {
+            if let Some(l) = Self::try_acquire(store, name, ttl).await? {
+                return Ok(Some(l));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let jitter = Duration::from_millis(rand::random::<u64>() % 10);
+            tokio::time::sleep((delay + jitter).min(deadline - now)).await;
+            delay = (delay * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// The Redis key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Extend the lock to `ttl` from now; false if we no longer hold it.
+    pub async fn extend(&self, ttl: Duration) -> Result<bool> {
+        let script = redis::Script::new(EXTEND_LUA);
+        let mut inv = script.prepare_invoke();
+        inv.key(&self.key).arg(&self.token).arg(ms(ttl));
+        let n: i64 = self.store.invoke(&inv).await?;
+        Ok(n == 1)
+    }
+
+    /// Release the lock; false if it had expired or was taken by another holder.
+    pub async fn release(self) -> Result<bool> {
+        let script = redis::Script::new(RELEASE_LUA);
+        let mut inv = script.prepare_invoke();
+        inv.key(&self.key).arg(&self.token);
+        let n: i64 = self.store.invoke(&inv).await?;
+        Ok(n == 1)
+    }
+}
+
+/// A subscription to change notifications. Messages arrive on
+/// [`recv`](Self::recv); the background task reconnects (with backoff) if
+/// the connection drops, and messages published while disconnected are lost
+/// (pub/sub is fire-and-forget: re-read state after a reconnect if needed).
+pub struct Watch {
+    rx: mpsc::Receiver<Vec<u8>>,
+    task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").finish()
+    }
+}
+
+impl Watch {
+    /// The next message payload; None when the watch has stopped.
+    pub async fn recv(&mut self) -> Option<Vec<u8>> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Channel on which [`crate::Snapshots`] of namespace `ns` announce saves.
+pub fn changes_channel(ns: &str) -> String {
+    format!("{{{}}}:changes", tag_safe(ns))
+}
+
+impl RedisStore {
+    /// Subscribe to `channel`. Resolves once the subscription is active
+    /// (bounded by the operation timeout). In a cluster the subscription is
+    /// made on the first seed node (classic PUBLISH reaches every node).
+    pub async fn watch(&self, channel: &str) -> Result<Watch> {
+        let client = self.pubsub_client()?;
+        let limit = self.config().operation_timeout;
+        let (tx, rx) = mpsc::channel(1024);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+        let channel = channel.to_string();
+        let store = self.clone();
+        let max_backoff = self.config().max_backoff.max(Duration::from_millis(50));
+        let task = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            let mut delay = Duration::from_millis(50);
+            loop {
+                let attempt = async {
+                    let mut ps = client.get_async_pubsub().await?;
+                    ps.subscribe(&channel).await?;
+                    Ok::<_, redis::RedisError>(ps)
+                };
+                match attempt.await {
+                    Ok(ps) => {
+                        delay = Duration::from_millis(50);
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(Ok(()));
+                        }
+                        let mut stream = ps.into_on_message();
+                        while let Some(msg) = stream.next().await {
+                            if tx.send(msg.get_payload_bytes().to_vec()).await.is_err() {
+                                return;
+                            }
+                        }
+                        tracing::warn!(target: "redsnap", channel = %channel, "pub/sub connection lost; resubscribing");
+                    }
+                    Err(e) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(Err(store.classify(e)));
+                            return;
+                        }
+                        tracing::warn!(target: "redsnap", channel = %channel, error = %e, "pub/sub reconnect failed");
+                    }
+                }
+                if tx.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(max_backoff);
+            }
+        });
+        match tokio::time::timeout(limit, ready_rx).await {
+            Ok(Ok(Ok(()))) => Ok(Watch { rx, task }),
+            Ok(Ok(Err(e))) => {
+                task.abort();
+                Err(e)
+            }
+            Ok(Err(_)) => {
+                task.abort();
+                Err(Error::Stopped("pub/sub task ended".into()))
+            }
+            Err(_) => {
+                task.abort();
+                Err(Error::Timeout(limit))
+            }
+        }
+    }
+
+    /// Publish `payload` on `channel`; returns the number of receivers
+    /// reached (on this node).
+    pub async fn publish(&self, channel: &str, payload: &[u8]) -> Result<i64> {
+        self.query(redis::cmd("PUBLISH").arg(channel).arg(payload)).await
+    }
+}
