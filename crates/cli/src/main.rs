@@ -141,3 +141,7 @@ mod tests {
         assert!(parse_directives(&["x".to_string()]).is_err());
     }
 }
+
+/// Counts allocated bytes for `used_memory` and `maxmemory`.
+#[global_allocator]
+static GLOBAL: redsnap_server::CountingAlloc = redsnap_server::CountingAlloc;

@@ -91,6 +91,8 @@ pub struct Store {
     /// Whether the background expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE 0 turns it
     /// off; lazy expiry on access always applies, as in Redis).
     pub active_expire: bool,
+    /// Whether accesses update LFU counters (an LFU policy is set) instead of LRU clocks.
+    pub lfu: bool,
 }
 
 impl Default for Store {
@@ -109,6 +111,7 @@ impl Store {
             effects: Effects::default(),
             rng: SmallRng::from_os_rng(),
             active_expire: true,
+            lfu: false,
         }
     }
 
@@ -284,6 +287,11 @@ impl<'a> Cx<'a> {
         let found = self.store.dbs[self.db].get(key).is_some();
         if found {
             self.store.stats.keyspace_hits += 1;
+            let (lfu, now) = (self.store.lfu, self.now);
+            let store = &mut *self.store;
+            if let Some(e) = store.dbs[self.db].get(key) {
+                Store::touch_obj(lfu, &e.obj, now, &mut store.rng);
+            }
         } else {
             self.store.stats.keyspace_misses += 1;
         }
@@ -317,7 +325,17 @@ impl<'a> Cx<'a> {
     /// the caller with [`own`] where they come from the request) and marks the key modified.
     pub fn set_value(&mut self, key: &Bytes, value: Value, expire_at: Option<u64>) {
         self.store.dbs[self.db].insert(own(key), value, expire_at);
+        self.touch(key);
         self.modified(key);
+    }
+
+    /// Updates the key's access clock (LRU) or counter (LFU).
+    pub fn touch(&mut self, key: &Bytes) {
+        let (lfu, now) = (self.store.lfu, self.now);
+        let store = &mut *self.store;
+        if let Some(e) = store.dbs[self.db].get(key) {
+            Store::touch_obj(lfu, &e.obj, now, &mut store.rng);
+        }
     }
 
     /// Deletes a live key; marks it modified. Returns whether it existed.
@@ -491,6 +509,7 @@ impl<'a> Cx<'a> {
             None => self.store.dbs[self.db].insert(own(key), empty(), None),
             Some(_) => {}
         }
+        self.touch(key);
         Ok(self.store.dbs[self.db].get_mut(key))
     }
 
@@ -553,5 +572,149 @@ impl Store {
                 }
             }
         }
+    }
+}
+
+/// Key eviction policies (`maxmemory-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictPolicy {
+    NoEviction,
+    AllKeysLru,
+    VolatileLru,
+    AllKeysLfu,
+    VolatileLfu,
+    AllKeysRandom,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl EvictPolicy {
+    pub fn parse(s: &str) -> Option<EvictPolicy> {
+        Some(match s {
+            "noeviction" => EvictPolicy::NoEviction,
+            "allkeys-lru" => EvictPolicy::AllKeysLru,
+            "volatile-lru" => EvictPolicy::VolatileLru,
+            "allkeys-lfu" => EvictPolicy::AllKeysLfu,
+            "volatile-lfu" => EvictPolicy::VolatileLfu,
+            "allkeys-random" => EvictPolicy::AllKeysRandom,
+            "volatile-random" => EvictPolicy::VolatileRandom,
+            "volatile-ttl" => EvictPolicy::VolatileTtl,
+            _ => return None,
+        })
+    }
+    pub fn is_lfu(self) -> bool {
+        matches!(self, EvictPolicy::AllKeysLfu | EvictPolicy::VolatileLfu)
+    }
+    fn volatile_only(self) -> bool {
+        matches!(
+            self,
+            EvictPolicy::VolatileLru
+                | EvictPolicy::VolatileLfu
+                | EvictPolicy::VolatileRandom
+                | EvictPolicy::VolatileTtl
+        )
+    }
+}
+
+/// Initial LFU counter of a new key (Redis's LFU_INIT_VAL).
+const LFU_INIT: u32 = 5;
+
+/// The LFU counter after decay (one point per minute idle, as lfu-decay-time 1).
+fn lfu_decayed(access: u32, now_min: u32) -> u32 {
+    if access == 0 {
+        return LFU_INIT;
+    }
+    let ldt = access >> 8;
+    let counter = access & 0xff;
+    let elapsed = (now_min & 0xffffff).wrapping_sub(ldt) & 0xffffff;
+    counter.saturating_sub(elapsed)
+}
+
+impl Store {
+    /// Records an access for LRU/LFU eviction (through a shared reference: the value
+    /// itself is not copied even if a snapshot shares it).
+    pub fn touch_obj(lfu: bool, obj: &crate::db::Obj, now: u64, rng: &mut SmallRng) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if lfu {
+            let now_min = ((now / 60_000) & 0xffffff) as u32;
+            let mut counter = lfu_decayed(obj.access.load(Relaxed), now_min);
+            if counter < 255 {
+                // Redis's LFULogIncr with lfu-log-factor 10.
+                let base = counter.saturating_sub(LFU_INIT) as f64;
+                let p = 1.0 / (base * 10.0 + 1.0);
+                if rng.random::<f64>() < p {
+                    counter += 1;
+                }
+            }
+            obj.access.store((now_min << 8) | counter, Relaxed);
+        } else {
+            obj.access.store((now / 1000) as u32, Relaxed);
+        }
+    }
+
+    /// Evicts one key chosen by sampling `samples` candidates per database, as Redis's
+    /// approximated LRU/LFU/TTL/random eviction does. Returns false when no key can be
+    /// evicted under the policy.
+    pub fn evict_one(&mut self, policy: EvictPolicy, samples: usize, now: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        if policy == EvictPolicy::NoEviction {
+            return false;
+        }
+        let samples = samples.max(1);
+        let now_s = (now / 1000) as u32;
+        let now_min = ((now / 60_000) & 0xffffff) as u32;
+        let mut best: Option<(u64, usize, Bytes)> = None;
+        for db in 0..self.dbs.len() {
+            let start: u64 = self.rng.random();
+            let cands: Vec<Bytes> = if policy.volatile_only() {
+                self.dbs[db]
+                    .volatile_from(start)
+                    .take(samples)
+                    .map(|k| k.key.clone())
+                    .collect()
+            } else {
+                let mut v = Vec::with_capacity(samples);
+                let mut h = start;
+                for _ in 0..samples {
+                    let Some((k, _)) = self.dbs[db].key_at_or_after(h) else {
+                        break;
+                    };
+                    v.push(k.clone());
+                    h = crate::db::key_hash(k).wrapping_add(1);
+                }
+                v
+            };
+            for key in cands {
+                let Some(e) = self.dbs[db].get(&key) else {
+                    continue;
+                };
+                let access = e.obj.access.load(Relaxed);
+                let score: u64 = match policy {
+                    EvictPolicy::AllKeysLru | EvictPolicy::VolatileLru => {
+                        now_s.saturating_sub(access) as u64
+                    }
+                    EvictPolicy::AllKeysLfu | EvictPolicy::VolatileLfu => {
+                        255 - lfu_decayed(access, now_min).min(255) as u64
+                    }
+                    EvictPolicy::VolatileTtl => u64::MAX - e.expire_at.unwrap_or(u64::MAX),
+                    _ => self.rng.random::<u32>() as u64,
+                };
+                if best.as_ref().is_none_or(|b| score > b.0) {
+                    best = Some((score, db, key));
+                }
+            }
+        }
+        let Some((_, db, key)) = best else {
+            return false;
+        };
+        self.dbs[db].remove(&key);
+        self.stats.evicted_keys += 1;
+        self.effects.touched.push((db, key.clone()));
+        self.effects.log.push(LogRecord {
+            db,
+            time: now,
+            argv: vec![Bytes::from_static(b"DEL"), key],
+        });
+        true
     }
 }

@@ -425,6 +425,15 @@ impl ZSet {
                 };
             }
         }
+        // Mixed scores: walk the score order as Redis walks a listpack. Nothing matches
+        // unless the last member is >= min and the first is <= max (`zzlIsInLexRange`).
+        let in_range = match (self.order.iter().next_back(), self.order.iter().next()) {
+            (Some((_, last)), Some((_, first))) => r.gte_min(last) && r.lte_max(first),
+            _ => false,
+        };
+        if !in_range {
+            return Box::new(std::iter::empty());
+        }
         let r1 = r.clone();
         let r2 = r.clone();
         if rev {

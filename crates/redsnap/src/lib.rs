@@ -35,6 +35,7 @@ pub mod coord;
 pub mod error;
 pub mod keys;
 pub mod memory;
+pub mod resilience;
 pub mod snapshot;
 pub mod store;
 pub mod structured;
@@ -47,6 +48,7 @@ pub use coord::{changes_channel, Lock, Watch};
 pub use config::{RedisConfig, TlsConfig, Topology};
 pub use error::{DecodeError, Error, Result};
 pub use memory::Memory;
+pub use resilience::{BreakerState, CircuitBreaker, LocalFallback};
 pub use snapshot::{
     RetentionPolicy, SaveEvent, SaveOutcome, Snapshot, SnapshotMetrics, Snapshots, Snapshotter,
     SnapshotterConfig, Tier,

@@ -10,6 +10,8 @@
 //! | `{ns}:latest` | string (envelope) | none |
 //! | `{ns}:latest:at` | string, Unix ms of the last write/heartbeat | none |
 //! | `{ns}:snapshots` | sorted set, member = score = epochSec | none |
+//!
+//! Each save also publishes its epoch on the channel `{ns}:changes`.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -26,6 +28,7 @@ use tokio::task::JoinHandle;
 use crate::codec::{decode_key, Codec};
 use crate::error::{Error, Result};
 use crate::keys::{now_millis, now_secs, tag_safe};
+use crate::resilience::{BreakerState, CircuitBreaker, LocalFallback};
 use crate::store::RedisStore;
 
 /// Default snapshot TTL: 24 hours.
@@ -46,6 +49,11 @@ pub enum SaveOutcome {
     },
     /// The encoded state equals the last one written: nothing written.
     Unchanged,
+    /// Redis was unreachable: written to the local fallback, to be replayed.
+    Deferred {
+        /// Its epoch second.
+        epoch: u64,
+    },
 }
 
 /// A restored snapshot.
@@ -58,13 +66,19 @@ pub struct Snapshot<T> {
 }
 
 /// Counters kept by a [`Snapshots`] handle.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SnapshotMetrics {
     /// Snapshots written.
     pub saves: u64,
     /// Saves skipped because nothing changed.
     pub skipped_unchanged: u64,
+    /// Saves written to the local fallback because Redis was unreachable.
+    pub deferred: u64,
+    /// Saves waiting in the local fallback.
+    pub fallback_depth: u64,
+    /// Circuit breaker state.
+    pub breaker: BreakerState,
     /// Failed saves.
     pub failures: u64,
     /// Successful loads.
@@ -84,6 +98,7 @@ struct Counters {
     saves: AtomicU64,
     skipped: AtomicU64,
     failures: AtomicU64,
+    deferred: AtomicU64,
     loads: AtomicU64,
     raw: AtomicU64,
     stored: AtomicU64,
@@ -100,6 +115,8 @@ pub struct Snapshots<T> {
     codec: Codec,
     last_hash: Mutex<Option<u64>>,
     counters: Counters,
+    fallback: Option<LocalFallback>,
+    breaker: CircuitBreaker,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -129,6 +146,8 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             codec: Codec::default(),
             last_hash: Mutex::new(None),
             counters: Counters::default(),
+            fallback: None,
+            breaker: CircuitBreaker::new(3, Duration::from_secs(5)),
             _t: PhantomData,
         }
     }
@@ -175,6 +194,17 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         format!("{}:snapshots", self.tag)
     }
 
+    /// Pub/sub channel announcing each save (payload: the epoch) and
+    /// heartbeat that changed `latest` (payload: `latest`).
+    pub fn changes_channel(&self) -> String {
+        format!("{}:changes", self.tag)
+    }
+
+    /// Subscribe to this namespace's change notifications.
+    pub async fn watch(&self) -> Result<crate::coord::Watch> {
+        self.store.watch(&self.changes_channel()).await
+    }
+
     fn unchanged(&self, h: u64) -> bool {
         matches!(*self.last_hash.lock().unwrap_or_else(|e| e.into_inner()), Some(x) if x == h)
     }
@@ -183,15 +213,147 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         *self.last_hash.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
     }
 
+    /// Keep a local durable copy under `dir` and use it while Redis is
+    /// unreachable: saves that cannot reach Redis are queued there (and
+    /// reported as [`SaveOutcome::Deferred`]), reads are served from it, and
+    /// the queue is replayed into Redis, oldest first, as soon as Redis
+    /// answers again (also after a process restart). A circuit breaker
+    /// (default: open after 3 failures, 5 s cool-down) stops every save from
+    /// waiting on connection timeouts during an outage. Assumes one writer
+    /// per namespace.
+    pub fn with_fallback(mut self, dir: impl AsRef<std::path::Path>) -> Result<Self> {
+        self.fallback = Some(LocalFallback::open(dir, &self.ns)?);
+        Ok(self)
+    }
+
+    /// Circuit breaker settings for the fallback.
+    pub fn with_breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
+        self.breaker = CircuitBreaker::new(threshold, cooldown);
+        self
+    }
+
+    /// Circuit breaker state.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    /// Saves waiting in the local fallback for Redis.
+    pub fn fallback_depth(&self) -> usize {
+        self.fallback
+            .as_ref()
+            .and_then(|f| f.pending().ok())
+            .map(|p| p.len())
+            .unwrap_or(0)
+    }
+
     /// Save `state` now (see [`save_at`](Self::save_at)).
     pub async fn save(&self, state: &T) -> Result<SaveOutcome> {
         self.save_at(state, now_secs()).await
     }
 
+    fn save_pipeline(&self, bytes: &[u8], epoch: u64, ttl: u64) -> redis::Pipeline {
+        let mut p = redis::pipe();
+        p.atomic();
+        if ttl > 0 {
+            p.cmd("SET")
+                .arg(self.snapshot_key(epoch))
+                .arg(bytes)
+                .arg("EX")
+                .arg(ttl)
+                .ignore()
+                .cmd("ZADD")
+                .arg(self.index_key())
+                .arg(epoch)
+                .arg(epoch)
+                .ignore();
+        }
+        p.cmd("SET")
+            .arg(self.latest_key())
+            .arg(bytes)
+            .ignore()
+            .cmd("SET")
+            .arg(self.latest_at_key())
+            .arg(now_millis())
+            .ignore()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(self.index_key())
+            .arg("-inf")
+            .arg(format!("({}", now_secs().max(epoch).saturating_sub(self.ttl.as_secs().max(1))))
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(self.changes_channel())
+            .arg(epoch)
+            .ignore();
+        p
+    }
+
+    /// Replay saves queued in the local fallback into Redis, oldest first.
+    /// Returns how many were replayed.
+    pub async fn replay_fallback(&self) -> Result<usize> {
+        let Some(fb) = &self.fallback else {
+            return Ok(0);
+        };
+        let pending = fb.pending()?;
+        let mut n = 0;
+        for (epoch, path) in pending {
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(target: "redsnap", path = %path.display(), error = %e, "unreadable fallback entry skipped");
+                    continue;
+                }
+            };
+            let age = now_secs().saturating_sub(epoch);
+            let ttl = self.ttl.as_secs().max(1).saturating_sub(age);
+            self.store
+                .query_pipe::<()>(&self.save_pipeline(&bytes, epoch, ttl))
+                .await?;
+            fb.remove(&path)?;
+            n += 1;
+        }
+        if n > 0 {
+            tracing::info!(target: "redsnap", ns = %self.ns, replayed = n, "fallback replayed into Redis");
+        }
+        Ok(n)
+    }
+
+    /// Run `op` against Redis through the breaker, replaying the fallback
+    /// first. `Ok(None)` means Redis is unavailable (breaker open or an
+    /// unavailability error) and the caller should use the fallback.
+    async fn through_breaker<R, F>(&self, op: F) -> Result<Option<R>>
+    where
+        F: std::future::Future<Output = Result<R>>,
+    {
+        if self.fallback.is_none() {
+            return op.await.map(Some);
+        }
+        if !self.breaker.allow() {
+            return Ok(None);
+        }
+        let r = async {
+            self.replay_fallback().await?;
+            op.await
+        }
+        .await;
+        match r {
+            Ok(v) => {
+                self.breaker.on_success();
+                Ok(Some(v))
+            }
+            Err(e) if e.is_unavailable() => {
+                self.breaker.on_failure();
+                tracing::warn!(target: "redsnap", ns = %self.ns, error = %e, "Redis unavailable; using local fallback");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Save `state` as the snapshot of `epoch` (Unix seconds): one atomic
     /// MULTI/EXEC writes `snapshot:<epoch>` with `SET .. EX ttl`, `latest`
-    /// (no expiry), `latest:at`, adds the epoch to the index and drops index
-    /// entries older than the TTL. Skipped (returns
+    /// (no expiry), `latest:at`, adds the epoch to the index, drops index
+    /// entries older than the TTL and publishes the epoch on
+    /// [`changes_channel`](Self::changes_channel). Skipped (returns
     /// [`SaveOutcome::Unchanged`]) when the encoded bytes equal the last
     /// ones written or restored through this handle.
     pub async fn save_at(&self, state: &T, epoch: u64) -> Result<SaveOutcome> {
@@ -203,35 +365,15 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             return Ok(SaveOutcome::Unchanged);
         }
         let ttl = self.ttl.as_secs().max(1);
-        let mut p = redis::pipe();
-        p.atomic()
-            .cmd("SET")
-            .arg(self.snapshot_key(epoch))
-            .arg(&bytes)
-            .arg("EX")
-            .arg(ttl)
-            .ignore()
-            .cmd("SET")
-            .arg(self.latest_key())
-            .arg(&bytes)
-            .ignore()
-            .cmd("SET")
-            .arg(self.latest_at_key())
-            .arg(now_millis())
-            .ignore()
-            .cmd("ZADD")
-            .arg(self.index_key())
-            .arg(epoch)
-            .arg(epoch)
-            .ignore()
-            .cmd("ZREMRANGEBYSCORE")
-            .arg(self.index_key())
-            .arg("-inf")
-            .arg(format!("({}", epoch.saturating_sub(ttl)))
-            .ignore();
-        match self.store.query_pipe::<()>(&p).await {
-            Ok(()) => {
+        let p = self.save_pipeline(&bytes, epoch, ttl);
+        match self.through_breaker(self.store.query_pipe::<()>(&p)).await {
+            Ok(Some(())) => {
                 self.remember(h);
+                if let Some(fb) = &self.fallback {
+                    if let Err(e) = fb.write_latest(&bytes) {
+                        tracing::warn!(target: "redsnap", error = %e, "could not mirror latest locally");
+                    }
+                }
                 let c = &self.counters;
                 c.saves.fetch_add(1, Ordering::Relaxed);
                 c.raw.store(size.raw as u64, Ordering::Relaxed);
@@ -248,6 +390,17 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
                     stored_bytes: size.stored,
                 })
             }
+            Ok(None) => {
+                let fb = self
+                    .fallback
+                    .as_ref()
+                    .ok_or_else(|| Error::Stopped("no fallback".into()))?;
+                fb.push_pending(epoch, &bytes)?;
+                fb.write_latest(&bytes)?;
+                self.remember(h);
+                self.counters.deferred.fetch_add(1, Ordering::Relaxed);
+                Ok(SaveOutcome::Deferred { epoch })
+            }
             Err(e) => {
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(target: "redsnap", ns = %self.ns, error = %e, "snapshot save failed");
@@ -262,13 +415,11 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         let (bytes, size) = self.codec.encode_with_size(state)?;
         let h = hash_bytes(&bytes);
         if self.unchanged(h) {
-            self.store
-                .query::<()>(
-                    redis::cmd("SET")
-                        .arg(self.latest_at_key())
-                        .arg(now_millis()),
-                )
-                .await?;
+            let touch = self
+                .store
+                .query::<()>(redis::cmd("SET").arg(self.latest_at_key()).arg(now_millis()));
+            // A failed touch is harmless; nothing changed.
+            let _ = self.through_breaker(touch).await?;
             self.counters.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(SaveOutcome::Unchanged);
         }
@@ -281,27 +432,55 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             .cmd("SET")
             .arg(self.latest_at_key())
             .arg(now_millis())
+            .ignore()
+            .cmd("PUBLISH")
+            .arg(self.changes_channel())
+            .arg("latest")
             .ignore();
-        self.store.query_pipe::<()>(&p).await?;
+        let written = self.through_breaker(self.store.query_pipe::<()>(&p)).await?;
         self.remember(h);
-        self.counters.at_ms.store(now_millis(), Ordering::Relaxed);
-        Ok(SaveOutcome::Saved {
-            epoch: now_secs(),
-            raw_bytes: size.raw,
-            stored_bytes: size.stored,
-        })
+        if let Some(fb) = &self.fallback {
+            fb.write_latest(&bytes)?;
+        }
+        match written {
+            Some(()) => {
+                self.counters.at_ms.store(now_millis(), Ordering::Relaxed);
+                Ok(SaveOutcome::Saved {
+                    epoch: now_secs(),
+                    raw_bytes: size.raw,
+                    stored_bytes: size.stored,
+                })
+            }
+            None => {
+                self.counters.deferred.fetch_add(1, Ordering::Relaxed);
+                Ok(SaveOutcome::Deferred { epoch: now_secs() })
+            }
+        }
     }
 
-    /// The latest state (written by a save or a heartbeat), if any.
-    pub async fn latest(&self) -> Result<Option<Snapshot<T>>> {
-        let (bytes, at): (Option<Vec<u8>>, Option<u64>) = self
+    async fn latest_bytes(&self) -> Result<(Option<Vec<u8>>, Option<u64>)> {
+        let fetch = self
             .store
-            .query(
-                redis::cmd("MGET")
-                    .arg(self.latest_key())
-                    .arg(self.latest_at_key()),
-            )
-            .await?;
+            .query::<(Option<Vec<u8>>, Option<u64>)>(
+                redis::cmd("MGET").arg(self.latest_key()).arg(self.latest_at_key()),
+            );
+        match self.through_breaker(fetch).await? {
+            Some(v) => Ok(v),
+            None => {
+                let fb = self
+                    .fallback
+                    .as_ref()
+                    .ok_or_else(|| Error::Stopped("no fallback".into()))?;
+                Ok((fb.read_latest()?, None))
+            }
+        }
+    }
+
+    /// The latest state (written by a save or a heartbeat), if any. With a
+    /// fallback, served from the local copy while Redis is unreachable
+    /// (`written_at_ms` is then `None`).
+    pub async fn latest(&self) -> Result<Option<Snapshot<T>>> {
+        let (bytes, at) = self.latest_bytes().await?;
         match bytes {
             None => Ok(None),
             Some(b) => {
@@ -318,10 +497,7 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     /// Restore on boot: the latest state, remembering its bytes so that
     /// saving the same state again is skipped.
     pub async fn restore(&self) -> Result<Option<T>> {
-        let bytes: Option<Vec<u8>> = self
-            .store
-            .query(redis::cmd("GET").arg(self.latest_key()))
-            .await?;
+        let (bytes, _) = self.latest_bytes().await?;
         match bytes {
             None => Ok(None),
             Some(b) => {
@@ -418,6 +594,9 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         SnapshotMetrics {
             saves: c.saves.load(Ordering::Relaxed),
             skipped_unchanged: c.skipped.load(Ordering::Relaxed),
+            deferred: c.deferred.load(Ordering::Relaxed),
+            fallback_depth: self.fallback_depth() as u64,
+            breaker: self.breaker.state(),
             failures: c.failures.load(Ordering::Relaxed),
             loads: c.loads.load(Ordering::Relaxed),
             last_raw_bytes: c.raw.load(Ordering::Relaxed),

@@ -56,6 +56,8 @@ pub(crate) struct Conn {
     pub name: Bytes,
     pub in_exec: bool,
     pending_out: Arc<AtomicU64>,
+    /// `timeout`: seconds of inactivity after which the client is closed (0 = never).
+    idle_timeout: u64,
 }
 
 pub(crate) fn ok() -> Reply {
@@ -120,6 +122,12 @@ impl Conn {
             self.flag_multi();
             return Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.").into();
         }
+        if !crate::perform_evictions(inner)
+            && (spec.has(flags::DENYOOM) || (spec.name == "exec" && self.multi_has_denyoom()))
+        {
+            self.flag_multi();
+            return Reply::err("OOM command not allowed when used memory > 'maxmemory'.").into();
+        }
         if let Some(q) = &mut self.multi {
             if !matches!(
                 spec.name,
@@ -133,6 +141,13 @@ impl Conn {
         let step = self.execute(inner, spec, argv);
         self.after_command(inner);
         step
+    }
+
+    fn multi_has_denyoom(&self) -> bool {
+        self.multi.as_ref().is_some_and(|q| {
+            q.iter()
+                .any(|a| table::lookup(&a[0]).is_some_and(|s| s.has(flags::DENYOOM)))
+        })
     }
 
     fn flag_multi(&mut self) {
@@ -279,7 +294,9 @@ impl Conn {
                 }
                 Step::Async(AsyncOp::Shutdown(ShutdownRequest { save }))
             }
-            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "script" => crate::scripting::run(self, inner, spec, &argv),
+            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "script" => {
+                crate::scripting::run(self, inner, spec, &argv)
+            }
             "function" => {
                 if is(&argv[1], "flush") {
                     ok().into()
@@ -724,8 +741,19 @@ pub(crate) fn wrap_log_transaction(inner: &mut Inner, log_start: usize) {
     if n > 1 {
         let first = &inner.store.effects.log[log_start];
         let (db, time) = (first.db, first.time);
-        inner.store.effects.log.insert(log_start, redsnap_engine::LogRecord { db, time, argv: vec![Bytes::from_static(b"MULTI")] });
-        inner.store.effects.log.push(redsnap_engine::LogRecord { db, time, argv: vec![Bytes::from_static(b"EXEC")] });
+        inner.store.effects.log.insert(
+            log_start,
+            redsnap_engine::LogRecord {
+                db,
+                time,
+                argv: vec![Bytes::from_static(b"MULTI")],
+            },
+        );
+        inner.store.effects.log.push(redsnap_engine::LogRecord {
+            db,
+            time,
+            argv: vec![Bytes::from_static(b"EXEC")],
+        });
     }
 }
 
@@ -852,6 +880,7 @@ where
         name: Bytes::new(),
         in_exec: false,
         pending_out,
+        idle_timeout: shared.inner.lock().config.u64("timeout"),
     };
     let result = conn.run(&mut stream, &mut rx, limits, query_limit).await;
     if let Err(e) = result {
@@ -909,6 +938,7 @@ impl Conn {
                     let shared = self.shared.clone();
                     let mut inner = shared.inner.lock();
                     let mut last = None;
+                    self.idle_timeout = inner.config.u64("timeout");
                     while let Some(argv) = pending.pop_front() {
                         if let Some(c) = inner.clients.get_mut(&self.id) {
                             c.last_active = Instant::now();
@@ -988,7 +1018,20 @@ impl Conn {
                     wbuf = BytesMut::with_capacity(16 * 1024);
                 }
             }
+            let idle = self.idle_timeout;
+            let subscribed = self.subscribed() > 0;
+            let idle_sleep = async move {
+                if idle > 0 && !subscribed {
+                    tokio::time::sleep(Duration::from_secs(idle)).await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
+                _ = idle_sleep => {
+                    tracing::debug!(client = self.id, "closing idle client (timeout {idle}s)");
+                    return Ok(());
+                }
                 n = stream.read_buf(&mut rbuf) => {
                     let n = n?;
                     if n == 0 {
@@ -1055,9 +1098,14 @@ impl Conn {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 continue;
             }
-            let Some(argv) = pending.pop_front() else { return false };
+            let Some(argv) = pending.pop_front() else {
+                return false;
+            };
             let name = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
-            let sub = argv.get(1).map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).unwrap_or_default();
+            let sub = argv
+                .get(1)
+                .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
+                .unwrap_or_default();
             let reply = if name == "script" && sub == "kill" {
                 if busy.wrote.load(Ordering::Acquire) {
                     Reply::err("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")

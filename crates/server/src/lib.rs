@@ -11,10 +11,13 @@ pub mod config;
 pub mod resp;
 
 mod admin;
+mod alloc;
+pub use alloc::CountingAlloc;
 mod blocking;
 mod conn;
 mod scripting;
 mod state;
+mod tls;
 
 pub use config::Config;
 use redsnap_engine::{EngineConfig, Store};
@@ -54,7 +57,7 @@ fn engine_config(c: &Config) -> EngineConfig {
 
 /// Applies runtime-changeable settings after CONFIG SET.
 pub(crate) fn apply_config(inner: &mut Inner) {
-    let _ = inner.config.u64("busy-reply-threshold");
+    inner.store.lfu = inner.config.str("maxmemory-policy").contains("lfu");
     let databases = inner.store.config.databases;
     inner.store.config = EngineConfig {
         databases,
@@ -86,7 +89,32 @@ pub(crate) fn persistence_info(inner: &Inner) -> String {
 
 /// Memory used by the dataset as redsnap accounts it (for INFO and maxmemory).
 pub(crate) fn used_memory(_inner: &Inner) -> u64 {
-    admin::rss_bytes()
+    alloc::allocated().unwrap_or_else(admin::rss_bytes)
+}
+
+/// Frees memory under `maxmemory` by evicting keys per `maxmemory-policy`, as Redis's
+/// performEvictions does before each command. Returns false when memory is still over
+/// the limit (the caller refuses commands that may grow memory: OOM).
+pub(crate) fn perform_evictions(inner: &mut Inner) -> bool {
+    let max = inner.config.u64("maxmemory");
+    if max == 0 {
+        return true;
+    }
+    let policy = redsnap_engine::store::EvictPolicy::parse(&inner.config.str("maxmemory-policy"))
+        .unwrap_or(redsnap_engine::store::EvictPolicy::NoEviction);
+    let samples = inner.config.u64("maxmemory-samples") as usize;
+    let now = redsnap_engine::now_ms();
+    let mut evicted = 0;
+    while used_memory(inner) > max {
+        if evicted >= 10_000 || !inner.store.evict_one(policy, samples, now) {
+            return used_memory(inner) <= max;
+        }
+        evicted += 1;
+    }
+    if evicted > 0 {
+        conn::after_command(inner);
+    }
+    true
 }
 
 pub(crate) async fn shutdown(shared: &Arc<Shared>, req: ShutdownRequest) -> Result<(), String> {
@@ -97,7 +125,7 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, req: ShutdownRequest) -> Resu
 /// A running server.
 pub struct Server {
     shared: Arc<Shared>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Option<tokio_rustls::TlsAcceptor>)>,
 }
 
 impl Server {
@@ -105,9 +133,17 @@ impl Server {
     /// taken (no SO_REUSEPORT: a second instance cannot share the port).
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
         let store = Store::new(engine_config(&config));
-        let port = config.int("port") as u16;
+        let tls = tls::acceptor(&config)?;
         let mut listeners = Vec::new();
-        if port != 0 {
+        let mut ports = vec![(config.int("port") as u16, None)];
+        if let Some(t) = tls {
+            ports.push((config.int("tls-port") as u16, Some(t)));
+        }
+        for (port, tls) in ports {
+            if port == 0 {
+                continue;
+            }
+            let mut bound = 0;
             for addr in config.str("bind").split_whitespace() {
                 let (optional, addr) = match addr.strip_prefix('-') {
                     Some(a) => (true, a),
@@ -122,7 +158,10 @@ impl Server {
                     }
                 };
                 match TcpListener::bind(sa).await {
-                    Ok(l) => listeners.push(l),
+                    Ok(l) => {
+                        listeners.push((l, tls.clone()));
+                        bound += 1;
+                    }
                     Err(e) if optional && e.kind() != std::io::ErrorKind::AddrInUse => {
                         tracing::debug!("optional bind {sa} skipped: {e}");
                     }
@@ -134,11 +173,19 @@ impl Server {
                     }
                 }
             }
-            if listeners.is_empty() {
-                return Err(ServerError::Config("no address to listen on".into()));
+            if bound == 0 {
+                return Err(ServerError::Config(format!(
+                    "no address to listen on for port {port}"
+                )));
             }
         }
+        if listeners.is_empty() {
+            return Err(ServerError::Config(
+                "both port and tls-port are 0: nothing to listen on".into(),
+            ));
+        }
         let shared = Shared::new(store, config);
+        apply_config(&mut shared.inner.lock());
         Ok(Server { shared, listeners })
     }
 
@@ -146,15 +193,15 @@ impl Server {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
+            .filter_map(|(l, _)| l.local_addr().ok())
             .collect()
     }
 
     /// Serves until SIGTERM, SIGINT or SHUTDOWN.
     pub async fn run(self) -> Result<(), ServerError> {
         let shared = self.shared.clone();
-        for l in self.listeners {
-            tokio::spawn(accept_loop(shared.clone(), l));
+        for (l, tls) in self.listeners {
+            tokio::spawn(accept_loop(shared.clone(), l, tls));
         }
         tokio::spawn(cron(shared.clone()));
         let mut rx = shared.shutdown.subscribe();
@@ -178,7 +225,11 @@ impl Server {
     }
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let laddr = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -194,31 +245,74 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             }
         };
         let _ = sock.set_nodelay(true);
-        let refuse = {
+        let refusal: Option<&'static [u8]> = {
             let mut inner = shared.inner.lock();
             let max = inner.config.int("maxclients").max(1) as usize;
             if inner.clients.len() >= max {
                 inner.stats.rejected_connections += 1;
-                true
+                Some(b"-ERR max number of clients reached\r\n")
+            } else if inner.config.bool("protected-mode")
+                && inner.config.str("requirepass").is_empty()
+                && !is_loopback(&addr)
+            {
+                inner.stats.rejected_connections += 1;
+                Some(PROTECTED_MODE_ERROR.as_bytes())
             } else {
-                false
+                None
             }
         };
-        if refuse {
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let mut sock = sock;
-                let _ = sock
-                    .write_all(b"-ERR max number of clients reached\r\n")
-                    .await;
-            });
-            continue;
-        }
         let shared = shared.clone();
         let laddr = laddr.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            conn::serve(shared, sock, addr.to_string(), laddr).await;
+            use tokio::io::AsyncWriteExt;
+            match tls {
+                None => {
+                    let mut sock = sock;
+                    if let Some(msg) = refusal {
+                        let _ = sock.write_all(msg).await;
+                        return;
+                    }
+                    conn::serve(shared, sock, addr.to_string(), laddr).await;
+                }
+                Some(acceptor) => {
+                    // A handshake that does not finish in time is dropped (slow clients
+                    // cannot hold a connection slot forever).
+                    let hs =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(sock)).await;
+                    let mut stream = match hs {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::info!("TLS handshake with {addr} failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!("TLS handshake with {addr} timed out");
+                            return;
+                        }
+                    };
+                    if let Some(msg) = refusal {
+                        let _ = stream.write_all(msg).await;
+                        let _ = stream.shutdown().await;
+                        return;
+                    }
+                    conn::serve(shared, stream, addr.to_string(), laddr).await;
+                }
+            }
         });
+    }
+}
+
+/// Redis's protected-mode refusal, sent to non-loopback clients when no password is set.
+const PROTECTED_MODE_ERROR: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Set up an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Redis treats exactly 127.0.0.1 and ::1 as loopback for protected mode.
+fn is_loopback(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
+        }
     }
 }
 

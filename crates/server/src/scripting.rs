@@ -21,6 +21,14 @@ impl Default for Scripts {
     }
 }
 
-pub(crate) fn run(_conn: &mut Conn, _inner: &mut Inner, spec: &'static CommandSpec, _argv: &[Bytes]) -> Step {
-    Step::Reply(Reply::error(format!("ERR '{}': scripting is not available yet", spec.name)))
+pub(crate) fn run(
+    _conn: &mut Conn,
+    _inner: &mut Inner,
+    spec: &'static CommandSpec,
+    _argv: &[Bytes],
+) -> Step {
+    Step::Reply(Reply::error(format!(
+        "ERR '{}': scripting is not available yet",
+        spec.name
+    )))
 }

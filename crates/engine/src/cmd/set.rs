@@ -192,9 +192,19 @@ fn scard(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 /// A borrowed set plus the store's rng.
 type SetWithRng<'a> = (&'a HashSet<Bytes>, &'a mut SmallRng);
 
-/// The set at `key` (a read: counts hits/misses, WRONGTYPE otherwise) and the rng.
-fn set_and_rng<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<Option<SetWithRng<'a>>, Reply> {
-    if cx.get_set(key)?.is_none() {
+/// The set at `key` (WRONGTYPE if it is not a set) and the rng.
+fn set_and_rng<'a>(
+    cx: &'a mut Cx,
+    key: &Bytes,
+    read: bool,
+) -> Result<Option<SetWithRng<'a>>, Reply> {
+    // Reads count a keyspace hit or miss; writes (SPOP) do not, as in Redis.
+    let exists = if read {
+        cx.get_set(key)?.is_some()
+    } else {
+        cx.check_kind(key, Kind::Set)?
+    };
+    if !exists {
         return Ok(None);
     }
     let db = cx.db;
@@ -220,7 +230,7 @@ fn spop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
                 .ok_or_else(|| Reply::err(reply::ERR_NOT_POSITIVE))?,
         ),
     };
-    let Some((s, rng)) = set_and_rng(cx, key)? else {
+    let Some((s, rng)) = set_and_rng(cx, key, false)? else {
         return Ok(if count.is_some() {
             Reply::Set(Vec::new())
         } else {
@@ -269,7 +279,7 @@ fn srandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         return Err(Reply::err(reply::ERR_SYNTAX));
     }
     let Some(count) = argv.get(2) else {
-        let Some((s, rng)) = set_and_rng(cx, key)? else {
+        let Some((s, rng)) = set_and_rng(cx, key, true)? else {
             return Ok(Reply::Nil);
         };
         return Ok(Reply::opt_bulk(s.iter().choose(rng).cloned()));
@@ -280,7 +290,7 @@ fn srandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
         ));
     }
-    let Some((s, rng)) = set_and_rng(cx, key)? else {
+    let Some((s, rng)) = set_and_rng(cx, key, true)? else {
         return Ok(Reply::Array(Vec::new()));
     };
     if count == 0 || s.is_empty() {
