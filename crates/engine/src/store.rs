@@ -93,6 +93,9 @@ pub struct Store {
     pub active_expire: bool,
     /// Whether accesses update LFU counters (an LFU policy is set) instead of LRU clocks.
     pub lfu: bool,
+    /// Eviction candidates kept across calls (Redis's eviction pool), so each
+    /// eviction chooses among many more keys than one sample.
+    evict_pool: Vec<(usize, Bytes)>,
 }
 
 impl Default for Store {
@@ -112,6 +115,7 @@ impl Store {
             rng: SmallRng::from_os_rng(),
             active_expire: true,
             lfu: false,
+            evict_pool: Vec::new(),
         }
     }
 
@@ -648,7 +652,9 @@ impl Store {
             }
             obj.access.store((now_min << 8) | counter, Relaxed);
         } else {
-            obj.access.store((now / 1000) as u32, Relaxed);
+            // LRU clock in milliseconds (wrapping; idle times are computed with
+            // wrapping subtraction, valid up to ~49 days), finer than Redis's 1 s.
+            obj.access.store(now as u32, Relaxed);
         }
     }
 
@@ -661,49 +667,64 @@ impl Store {
             return false;
         }
         let samples = samples.max(1);
-        let now_s = (now / 1000) as u32;
+        let now_ms32 = now as u32;
         let now_min = ((now / 60_000) & 0xffffff) as u32;
-        let mut best: Option<(u64, usize, Bytes)> = None;
+        let mut cands: Vec<(usize, Bytes)> = std::mem::take(&mut self.evict_pool);
         for db in 0..self.dbs.len() {
             let start: u64 = self.rng.random();
-            let cands: Vec<Bytes> = if policy.volatile_only() {
-                self.dbs[db]
-                    .volatile_from(start)
-                    .take(samples)
-                    .map(|k| k.key.clone())
-                    .collect()
+            if policy.volatile_only() {
+                cands.extend(
+                    self.dbs[db]
+                        .volatile_from(start)
+                        .take(samples)
+                        .map(|k| (db, k.key.clone())),
+                );
             } else {
-                let mut v = Vec::with_capacity(samples);
                 let mut h = start;
                 for _ in 0..samples {
                     let Some((k, _)) = self.dbs[db].key_at_or_after(h) else {
                         break;
                     };
-                    v.push(k.clone());
+                    cands.push((db, k.clone()));
                     h = crate::db::key_hash(k).wrapping_add(1);
-                }
-                v
-            };
-            for key in cands {
-                let Some(e) = self.dbs[db].get(&key) else {
-                    continue;
-                };
-                let access = e.obj.access.load(Relaxed);
-                let score: u64 = match policy {
-                    EvictPolicy::AllKeysLru | EvictPolicy::VolatileLru => {
-                        now_s.saturating_sub(access) as u64
-                    }
-                    EvictPolicy::AllKeysLfu | EvictPolicy::VolatileLfu => {
-                        255 - lfu_decayed(access, now_min).min(255) as u64
-                    }
-                    EvictPolicy::VolatileTtl => u64::MAX - e.expire_at.unwrap_or(u64::MAX),
-                    _ => self.rng.random::<u32>() as u64,
-                };
-                if best.as_ref().is_none_or(|b| score > b.0) {
-                    best = Some((score, db, key));
                 }
             }
         }
+        // Score every candidate with its current access data (keys read since they
+        // entered the pool count as recent); drop candidates that no longer exist.
+        let mut scored: Vec<(u64, usize, Bytes)> = Vec::with_capacity(cands.len());
+        for (db, key) in cands {
+            let Some(e) = self.dbs[db].get(&key) else {
+                continue;
+            };
+            if policy.volatile_only() && e.expire_at.is_none() {
+                continue;
+            }
+            let access = e.obj.access.load(Relaxed);
+            let score: u64 = match policy {
+                EvictPolicy::AllKeysLru | EvictPolicy::VolatileLru => {
+                    // A clock ahead of ours (another thread's later command) is recent.
+                    let idle = now_ms32.wrapping_sub(access);
+                    if idle > u32::MAX / 2 {
+                        0
+                    } else {
+                        idle as u64
+                    }
+                }
+                EvictPolicy::AllKeysLfu | EvictPolicy::VolatileLfu => {
+                    255 - lfu_decayed(access, now_min).min(255) as u64
+                }
+                EvictPolicy::VolatileTtl => u64::MAX - e.expire_at.unwrap_or(u64::MAX),
+                _ => self.rng.random::<u32>() as u64,
+            };
+            if !scored.iter().any(|(_, d, k)| *d == db && *k == key) {
+                scored.push((score, db, key));
+            }
+        }
+        scored.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut rest = scored.into_iter();
+        let best = rest.next();
+        self.evict_pool = rest.take(16).map(|(_, db, k)| (db, k)).collect();
         let Some((_, db, key)) = best else {
             return false;
         };

@@ -190,6 +190,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if which == "all" || which == "persist" {
         bench_persist(n, dir.path())?;
     }
+    if which == "all" || which == "log" {
+        bench_log(dir.path())?;
+    }
     Ok(())
 }
 
@@ -276,6 +279,72 @@ fn bench_persist(n: usize, dir: &Path) -> Result<(), Box<dyn std::error::Error>>
         "redsnap-persist SnapshotStore: full write of the changed state {:.3}s ({:.1} MB)",
         t.elapsed().as_secs_f64(),
         info3.size_bytes as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// Append throughput: single-record batches (`SET key:N <100 bytes>`), one writer
+/// under `no` and `everysec`; 16 writers each waiting for durability under `always`
+/// (group commit).
+fn bench_log(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use bytes::Bytes;
+    use redsnap_engine::LogRecord;
+    use redsnap_persist::{AppendLog, DataDir, FsyncPolicy};
+    let value = Bytes::from(vec![b'x'; 100]);
+    let rec = move |i: u64| LogRecord {
+        db: 0,
+        time: 0,
+        argv: vec![
+            Bytes::from_static(b"SET"),
+            Bytes::from(format!("key:{i:012}")),
+            value.clone(),
+        ],
+    };
+    for policy in [FsyncPolicy::No, FsyncPolicy::EverySec] {
+        let dd = DataDir::open(dir.join(format!("log-{}", policy.name())))?;
+        let log = AppendLog::open(&dd, policy, 1)?;
+        let n = 200_000u64;
+        let t = Instant::now();
+        for i in 0..n {
+            log.append(&[rec(i)])?;
+        }
+        let el = t.elapsed().as_secs_f64();
+        println!(
+            "append log {}: {n} appends in {el:.3}s = {:.0}/s",
+            policy.name(),
+            n as f64 / el
+        );
+    }
+    let dd = DataDir::open(dir.join("log-always"))?;
+    let log = AppendLog::open(&dd, FsyncPolicy::Always, 1)?;
+    let t = Instant::now();
+    let threads: Vec<_> = (0..16u64)
+        .map(|w| {
+            let log = log.clone();
+            let rec = rec.clone();
+            std::thread::spawn(move || -> Result<u64, redsnap_persist::PersistError> {
+                let mut n = 0;
+                let t = Instant::now();
+                while t.elapsed() < std::time::Duration::from_secs(2) {
+                    let seq = log.append(&[rec(w * 1_000_000 + n)])?;
+                    log.wait_durable(seq)?;
+                    n += 1;
+                }
+                Ok(n)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for h in threads {
+        total += h.join().map_err(|_| "writer panicked")??;
+    }
+    let el = t.elapsed().as_secs_f64();
+    let st = log.stats();
+    println!(
+        "append log always, 16 writers: {total} durable appends in {el:.2}s = {:.0}/s with {} fsyncs ({:.1} appends per fsync)",
+        total as f64 / el,
+        st.fsyncs,
+        total as f64 / st.fsyncs.max(1) as f64
     );
     Ok(())
 }

@@ -232,7 +232,7 @@ fn create_generation(dir: &Path, gen: u64) -> Result<(File, PathBuf)> {
 
 impl AppendLog {
     /// Opens the log for appending in a new generation: `max(next_gen, newest file on
-    /// disk + 1)`. Call after [`crate::recover`], passing its `next_gen`, so the new
+    /// disk + 1)`. Call after [`crate::recover()`], passing its `next_gen`, so the new
     /// generation is never one a snapshot already covers.
     pub fn open(dir: &DataDir, policy: FsyncPolicy, next_gen: u64) -> Result<AppendLog> {
         let dirp = dir.path().to_path_buf();

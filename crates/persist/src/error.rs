@@ -36,6 +36,14 @@ pub enum PersistError {
         source: fjall::Error,
     },
 
+    /// The snapshot store could not be opened at all.
+    #[error("cannot open the snapshot store {path}: {source} (refusing to start without the snapshot; move the directory aside to start without it)")]
+    StoreOpen {
+        path: PathBuf,
+        #[source]
+        source: fjall::Error,
+    },
+
     /// A snapshot entry or the snapshot metadata failed its checksum or did not decode.
     #[error("corrupt snapshot in {path} ({location}): {detail}")]
     CorruptSnapshot {
@@ -81,6 +89,10 @@ pub enum PersistError {
     /// An injected failure (tests only).
     #[error("injected failure: {0}")]
     Injected(String),
+
+    /// A worker thread of the snapshot writer or loader failed.
+    #[error("snapshot worker: {0}")]
+    Internal(String),
 }
 
 impl PersistError {
@@ -106,7 +118,7 @@ impl PersistError {
             PersistError::Io { source, .. } => {
                 !matches!(source.kind(), std::io::ErrorKind::NotFound)
             }
-            PersistError::Store { .. } => true,
+            PersistError::Store { .. } | PersistError::StoreOpen { .. } => true,
             _ => false,
         }
     }

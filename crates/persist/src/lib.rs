@@ -4,17 +4,25 @@
 //! # How the server uses it
 //!
 //! ```text
-//! startup:   let dir = DataDir::open(path)?;                       // creates 0700, locks
+//! startup    let dir = DataDir::open(path)?;            // mkdir 0700, lock <dir>/LOCK
 //!            let snaps = SnapshotStore::open(&dir)?;
+//!            snaps.set_incremental(cfg.incremental);      // optional
 //!            let report = recover(&dir, &snaps, &mut store, &LoadOptions::new())?;
 //!            let log = AppendLog::open(&dir, FsyncPolicy::EverySec, report.next_gen)?;
 //!            log.set_base_size(report.snapshot_size);
-//! per batch: (under the store lock) let seq = log.append(&store.effects.log)?; clear it;
-//!            (always) log.durable(seq).await? before replying
-//! snapshot:  (under the store lock) let dbs = store.snapshot(); let gen = log.rotate()?;
-//!            snaps.spawn(dbs, gen, Some(log.clone()), on_done)?     // BGSAVE
-//! shutdown:  snapshot as above and join it (unless NOSAVE); log.close()?
+//! each batch (under the store lock, after executing, before replying)
+//!            let seq = log.append(&store.effects.log)?; store.effects.log.clear();
+//!            // appendfsync always: reply only after
+//!            log.durable(seq).await?;                   // or wait_durable(seq) (blocking)
+//! BGSAVE / save point / interval / log.should_rewrite(pct, min_size)
+//!            (under the store lock) let dbs = store.snapshot(); let gen = log.rotate()?;
+//!            snaps.spawn(dbs, gen, Some(log.clone()), |res| ...)?;  // compacts the log on success
+//! SAVE       snaps.save(dbs, gen, Some(&log))?          // same, on the calling thread
+//! INFO       snaps.stats(), log.stats()
+//! shutdown   final snapshot (unless NOSAVE), join it; log.close()?
 //! ```
+//!
+//! Without an append log, pass `report.covered_gen()` as the snapshot's `gen`.
 //!
 //! See docs/persistence.md for the file formats, the design and the measurements.
 

@@ -123,8 +123,13 @@ fn read_log_file(
             }
             let mut fh = [0u8; FRAME_HEADER];
             r.read_exact(&mut fh).map_err(read_err)?;
-            let plen = u64::from(u32::from_le_bytes([fh[0], fh[1], fh[2], fh[3]]));
-            let crc = u32::from_le_bytes([fh[4], fh[5], fh[6], fh[7]]);
+            let Some((plen, crc)) = codec::check_frame_header(&fh) else {
+                break 'outer FileEnd::Corrupt {
+                    offset: pos,
+                    detail: "frame header checksum mismatch".into(),
+                };
+            };
+            let plen = u64::from(plen);
             if plen == 0 {
                 break 'outer FileEnd::Corrupt {
                     offset: pos,

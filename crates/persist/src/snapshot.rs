@@ -6,7 +6,7 @@
 //! `<data dir>/snapshot/` is a fjall database with
 //! * keyspace `meta`, key `current`: the [`SnapshotMeta`] of the snapshot in force;
 //! * keyspace `snap-<id>`: that snapshot's entries, key = db (u16 BE) ‖ scan hash
-//!   (u64 BE) ‖ key bytes, value = CRC-32C ‖ type ‖ [deadline] ‖ payload (see
+//!   (u64 BE) ‖ key bytes, value = CRC-32C ‖ type ‖ (deadline) ‖ payload (see
 //!   [`crate::codec`]).
 //!
 //! # Atomic switch
@@ -36,6 +36,10 @@ use std::time::{Duration, Instant};
 
 /// The snapshot format this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The most an incremental snapshot holds in memory before it gives up and writes a
+/// full one instead.
+pub const MAX_INCREMENTAL_BYTES: usize = 256 << 20;
 
 const META_KEYSPACE: &str = "meta";
 const CURRENT_KEY: &str = "current";
@@ -228,7 +232,10 @@ fn open_db(path: &Path) -> Result<fjall::Database> {
     fjall::Database::builder(path)
         .worker_threads(1)
         .open()
-        .map_err(store_err(path))
+        .map_err(|source| PersistError::StoreOpen {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn meta_keyspace(db: &fjall::Database, path: &Path) -> Result<fjall::Keyspace> {
@@ -523,7 +530,7 @@ impl SnapshotStore {
             let encoded = encode_all(dbs, path, fail_after, tx);
             let ingested = ingester
                 .join()
-                .map_err(|_| PersistError::Injected("snapshot ingestion thread panicked".into()))?;
+                .map_err(|_| PersistError::Internal("snapshot ingestion thread panicked".into()))?;
             // An encoding error closes the channel early; report it over the
             // ingester's (which then only says the stream ended).
             let (n, checksum) = encoded?;
@@ -567,8 +574,9 @@ impl SnapshotStore {
 
     /// Writes only the entries that differ between `old` (the clone the snapshot in
     /// force was written from) and `new`, plus the new metadata, in one atomic fjall
-    /// batch. Returns `None` when more than a fifth of the keys changed (a full
-    /// snapshot is then cheaper and keeps the batch's memory bounded).
+    /// batch. Returns `None` when more than a fifth of the keys changed, or the
+    /// changes exceed [`MAX_INCREMENTAL_BYTES`] (a full snapshot is then cheaper, and
+    /// the batch's memory stays bounded).
     #[allow(clippy::too_many_arguments)]
     fn write_incremental(
         &self,
@@ -589,6 +597,7 @@ impl SnapshotStore {
             .sum::<usize>()
             .max(old.iter().map(|d| d.len()).sum());
         let limit = total / 5 + 16;
+        let mut bytes = 0usize;
         let fail_after = self.inner.fail_after.load(Ordering::SeqCst);
         let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
         let mut checksum = cur.checksum;
@@ -612,8 +621,9 @@ impl SnapshotStore {
                     keys += 1;
                     val.clone()
                 });
+                bytes += key.len() + v.as_ref().map_or(0, |v| v.len());
                 changes.push((key.clone(), v));
-                changes.len() <= limit
+                changes.len() <= limit && bytes <= MAX_INCREMENTAL_BYTES
             };
             if !diff_db(o, n, &mut emit) {
                 return Ok(None);
@@ -659,7 +669,7 @@ impl SnapshotStore {
 
     /// Loads the snapshot in force into `store` (which should be empty). Keys are
     /// inserted with their absolute deadlines, expired or not: the caller drops the
-    /// expired ones after replaying the log (see [`crate::recover`]), because a
+    /// expired ones after replaying the log (see [`crate::recover()`]), because a
     /// logged command may have changed a key's expiry.
     ///
     /// Damage (a failed entry checksum, an undecodable entry, a store read error, a
@@ -702,7 +712,7 @@ impl SnapshotStore {
             reader.join()
         });
         let read =
-            read.map_err(|_| PersistError::Injected("snapshot reader thread panicked".into()))??;
+            read.map_err(|_| PersistError::Internal("snapshot reader thread panicked".into()))??;
         let ReadOutcome {
             n,
             checksum,
@@ -799,7 +809,7 @@ fn encode_all(
     let mut n: u64 = 0;
     let mut checksum: u64 = 0;
     let mut chunk = Chunk::default();
-    let closed = || PersistError::Injected("snapshot ingestion stopped early".into());
+    let closed = || PersistError::Internal("snapshot ingestion stopped early".into());
     for (i, d) in dbs.iter().enumerate() {
         let dbi = db_index(i, path)?;
         for (k, e) in d.iter() {

@@ -163,7 +163,9 @@ fn flipped_bytes_in_snapshot_are_an_error_naming_the_store() {
     assert!(
         matches!(
             err,
-            PersistError::CorruptSnapshot { .. } | PersistError::Store { .. }
+            PersistError::CorruptSnapshot { .. }
+                | PersistError::Store { .. }
+                | PersistError::StoreOpen { .. }
         ),
         "{err:?}"
     );
@@ -362,4 +364,38 @@ fn incremental_snapshot_writes_only_changes() {
     }
     let info = o.snaps.write(store.snapshot(), 5).expect("write");
     assert!(!info.incremental && info.keys == 0);
+}
+
+#[test]
+fn lost_snapshot_tables_are_an_error_not_an_empty_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::default();
+    populate(&mut store);
+    {
+        let dir = DataDir::open(tmp.path()).expect("open");
+        let snaps = SnapshotStore::open(&dir).expect("snaps");
+        snaps.write(store.snapshot(), 0).expect("write");
+    }
+    // Remove the snapshot's table files (as a careless cleanup or a lost disk would).
+    let mut removed = 0;
+    fn walk(d: &std::path::Path, removed: &mut usize) {
+        for e in std::fs::read_dir(d).expect("read_dir").flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, removed);
+            } else if p.parent().is_some_and(|d| d.ends_with("tables")) {
+                std::fs::remove_file(&p).expect("rm");
+                *removed += 1;
+            }
+        }
+    }
+    walk(&tmp.path().join("snapshot").join("keyspaces"), &mut removed);
+    assert!(removed > 0);
+    match reopen(tmp.path(), &LoadOptions::new()) {
+        Err(e) => eprintln!("reported: {e}"),
+        Ok(o) => panic!(
+            "started with {} keys from a snapshot whose tables are gone",
+            o.store.total_keys()
+        ),
+    }
 }

@@ -277,6 +277,25 @@ mod tests {
         assert!(bytes.windows(needle.len()).any(|w| w == needle));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_value_round_trips(name in ".*", values in proptest::collection::vec(0u32..1000, 0..300), json in proptest::bool::ANY, compress in proptest::bool::ANY) {
+            let s = S { name, values };
+            let codec = Codec { format: if json { Format::Json } else { Format::Msgpack }, compress };
+            let bytes = codec.encode(&s).unwrap();
+            proptest::prop_assert_eq!(decode::<S>(&bytes).unwrap(), s);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200), codec in 1u8..=4) {
+            let mut v = b"RSNP\x01".to_vec();
+            v.push(codec);
+            v.extend_from_slice(&bytes);
+            let _ = decode::<S>(&v);
+            let _ = decode::<S>(&bytes);
+        }
+    }
+
     #[test]
     fn garbage_gives_clear_errors() {
         assert_eq!(decode::<S>(b"RSN"), Err(DecodeError::TooShort { len: 3 }));

@@ -46,9 +46,17 @@ impl Lock {
     }
 
     /// Try once to take the lock for `ttl`; `None` if someone holds it.
-    pub async fn try_acquire(store: &RedisStore, name: &str, ttl: Duration) -> Result<Option<Lock>> {
+    pub async fn try_acquire(
+        store: &RedisStore,
+        name: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lock>> {
         let key = Self::key_for(name);
-        let token = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
+        let token = format!(
+            "{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
         let ok: Option<String> = store
             .query(
                 redis::cmd("SET")
@@ -217,6 +225,7 @@ impl RedisStore {
     /// Publish `payload` on `channel`; returns the number of receivers
     /// reached (on this node).
     pub async fn publish(&self, channel: &str, payload: &[u8]) -> Result<i64> {
-        self.query(redis::cmd("PUBLISH").arg(channel).arg(payload)).await
+        self.query(redis::cmd("PUBLISH").arg(channel).arg(payload))
+            .await
     }
 }

@@ -44,8 +44,8 @@ pub use checkpoint::{
     new_checkpoint_id, Checkpoint, Checkpointer, ListOptions, MemoryCheckpointer, RedisCheckpointer,
 };
 pub use codec::{Codec, Format};
-pub use coord::{changes_channel, Lock, Watch};
 pub use config::{RedisConfig, TlsConfig, Topology};
+pub use coord::{changes_channel, Lock, Watch};
 pub use error::{DecodeError, Error, Result};
 pub use memory::Memory;
 pub use resilience::{BreakerState, CircuitBreaker, LocalFallback};

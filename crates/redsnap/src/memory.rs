@@ -96,6 +96,95 @@ impl Memory {
         self.store.query::<()>(&cmd).await
     }
 
+    /// Store many values with one TTL: one pipeline on a standalone server,
+    /// concurrent single-key writes in a cluster (keys may live in different
+    /// slots). Not atomic as a whole; each key is written atomically.
+    pub async fn set_many<V: Serialize>(
+        &self,
+        items: &[(String, V)],
+        ttl: Option<Duration>,
+    ) -> Result<()> {
+        let ttl = ttl.unwrap_or(self.default_ttl);
+        let mut cmds = Vec::with_capacity(items.len());
+        for (key, value) in items {
+            let json = serde_json::to_string(value).map_err(|e| Error::Encode(e.to_string()))?;
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(json);
+            if !ttl.is_zero() {
+                cmd.arg("PX")
+                    .arg(ttl.as_millis().clamp(1, i64::MAX as u128) as i64);
+            }
+            cmds.push(cmd);
+        }
+        if self.store.is_cluster() {
+            for chunk in cmds.chunks(64) {
+                futures_util::future::try_join_all(chunk.iter().map(|c| self.store.query::<()>(c)))
+                    .await?;
+            }
+        } else {
+            for chunk in cmds.chunks(500) {
+                let mut p = redis::pipe();
+                for c in chunk {
+                    p.add_command(c.clone()).ignore();
+                }
+                self.store.query_pipe::<()>(&p).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Read many keys (MGET on a standalone server, concurrent GETs in a
+    /// cluster). Each entry is parsed separately: a malformed value is an
+    /// error for that entry only.
+    pub async fn get_many<V: DeserializeOwned>(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Result<Option<V>>>> {
+        let raw: Vec<Option<Vec<u8>>> = if keys.is_empty() {
+            Vec::new()
+        } else if self.store.is_cluster() {
+            let mut out = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(64) {
+                let cmds: Vec<redis::Cmd> = chunk
+                    .iter()
+                    .map(|k| {
+                        let mut c = redis::cmd("GET");
+                        c.arg(k);
+                        c
+                    })
+                    .collect();
+                let vals = futures_util::future::try_join_all(
+                    cmds.iter().map(|c| self.store.query::<Option<Vec<u8>>>(c)),
+                )
+                .await?;
+                out.extend(vals);
+            }
+            out
+        } else {
+            let mut out = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(500) {
+                let vals: Vec<Option<Vec<u8>>> =
+                    self.store.query(redis::cmd("MGET").arg(chunk)).await?;
+                out.extend(vals);
+            }
+            out
+        };
+        Ok(keys
+            .iter()
+            .zip(raw)
+            .map(|(k, v)| match v {
+                None => Ok(None),
+                Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                    tracing::warn!(target: "redsnap", key = %k, error = %e, "Malformed JSON in memory key");
+                    Error::MalformedJson {
+                        key: k.clone(),
+                        source: e,
+                    }
+                }),
+            })
+            .collect())
+    }
+
     /// Read and parse the JSON under `key`. Malformed JSON is logged
     /// ("Malformed JSON") and returned as [`Error::MalformedJson`] for that
     /// key only.

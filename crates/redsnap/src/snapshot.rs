@@ -89,8 +89,10 @@ pub struct SnapshotMetrics {
     pub last_stored_bytes: u64,
     /// Duration of the last save in microseconds.
     pub last_save_micros: u64,
-    /// Unix ms of the last successful write to `latest`.
+    /// Unix ms of the last successful write to `latest` (0: none yet).
     pub last_save_at_ms: u64,
+    /// Age of the newest state this handle wrote to Redis, in ms.
+    pub latest_age_ms: Option<u64>,
 }
 
 #[derive(Default)]
@@ -278,7 +280,12 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             .cmd("ZREMRANGEBYSCORE")
             .arg(self.index_key())
             .arg("-inf")
-            .arg(format!("({}", now_secs().max(epoch).saturating_sub(self.ttl.as_secs().max(1))))
+            .arg(format!(
+                "({}",
+                now_secs()
+                    .max(epoch)
+                    .saturating_sub(self.ttl.as_secs().max(1))
+            ))
             .ignore()
             .cmd("PUBLISH")
             .arg(self.changes_channel())
@@ -362,6 +369,10 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         let h = hash_bytes(&bytes);
         if self.unchanged(h) {
             self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+            if self.fallback_depth() > 0 {
+                // Nothing new, but queued saves still need to reach Redis.
+                let _ = self.through_breaker(async { Ok(()) }).await?;
+            }
             return Ok(SaveOutcome::Unchanged);
         }
         let ttl = self.ttl.as_secs().max(1);
@@ -415,9 +426,9 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         let (bytes, size) = self.codec.encode_with_size(state)?;
         let h = hash_bytes(&bytes);
         if self.unchanged(h) {
-            let touch = self
-                .store
-                .query::<()>(redis::cmd("SET").arg(self.latest_at_key()).arg(now_millis()));
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(self.latest_at_key()).arg(now_millis());
+            let touch = self.store.query::<()>(&cmd);
             // A failed touch is harmless; nothing changed.
             let _ = self.through_breaker(touch).await?;
             self.counters.skipped.fetch_add(1, Ordering::Relaxed);
@@ -437,7 +448,9 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             .arg(self.changes_channel())
             .arg("latest")
             .ignore();
-        let written = self.through_breaker(self.store.query_pipe::<()>(&p)).await?;
+        let written = self
+            .through_breaker(self.store.query_pipe::<()>(&p))
+            .await?;
         self.remember(h);
         if let Some(fb) = &self.fallback {
             fb.write_latest(&bytes)?;
@@ -459,11 +472,9 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     }
 
     async fn latest_bytes(&self) -> Result<(Option<Vec<u8>>, Option<u64>)> {
-        let fetch = self
-            .store
-            .query::<(Option<Vec<u8>>, Option<u64>)>(
-                redis::cmd("MGET").arg(self.latest_key()).arg(self.latest_at_key()),
-            );
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(self.latest_key()).arg(self.latest_at_key());
+        let fetch = self.store.query::<(Option<Vec<u8>>, Option<u64>)>(&cmd);
         match self.through_breaker(fetch).await? {
             Some(v) => Ok(v),
             None => {
@@ -603,6 +614,10 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             last_stored_bytes: c.stored.load(Ordering::Relaxed),
             last_save_micros: c.micros.load(Ordering::Relaxed),
             last_save_at_ms: c.at_ms.load(Ordering::Relaxed),
+            latest_age_ms: match c.at_ms.load(Ordering::Relaxed) {
+                0 => None,
+                at => Some(now_millis().saturating_sub(at)),
+            },
         }
     }
 }

@@ -242,3 +242,18 @@ async fn redis_checkpointer_conforms_on_cluster() {
     let (_c, store) = common::cluster();
     conformance(Arc::new(RedisCheckpointer::new(store.clone(), "cp"))).await;
 }
+
+/// The conformance suite against a `redsnap serve` process (the
+/// "redsnap-embedded" implementation is `RedisCheckpointer` pointed at it).
+/// Ignored until the server implements Lua scripting:
+/// `cargo test -p redsnap --test checkpoint_conformance -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn redis_checkpointer_conforms_on_redsnap_server() {
+    let s = redsnap_testsupport::RedsnapServer::start().expect("redsnap serve");
+    let store =
+        redsnap::RedisStore::new(common::quick(redsnap::RedisConfig::new(&s.url()).unwrap()))
+            .unwrap();
+    conformance(Arc::new(RedisCheckpointer::new(store.clone(), "cp"))).await;
+    ttl_conformance(RedisCheckpointer::new(store, "cpttl").with_ttl(Duration::from_secs(2))).await;
+}

@@ -49,10 +49,15 @@ async fn lock_suite(store: &RedisStore) {
         let inside = inside.clone();
         tasks.push(tokio::spawn(async move {
             for _ in 0..3 {
-                let l = Lock::acquire(&store, &name, Duration::from_secs(5), Duration::from_secs(20))
-                    .await
-                    .unwrap()
-                    .expect("acquired");
+                let l = Lock::acquire(
+                    &store,
+                    &name,
+                    Duration::from_secs(5),
+                    Duration::from_secs(20),
+                )
+                .await
+                .unwrap()
+                .expect("acquired");
                 assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 inside.fetch_sub(1, Ordering::SeqCst);
@@ -81,7 +86,10 @@ async fn watch_suite(store: &RedisStore) {
         .unwrap()
         .unwrap();
     assert_eq!(msg, b"latest");
-    let n = store.publish(&snaps.changes_channel(), b"custom").await.unwrap();
+    let n = store
+        .publish(&snaps.changes_channel(), b"custom")
+        .await
+        .unwrap();
     assert!(n >= 0);
     let msg = tokio::time::timeout(Duration::from_secs(5), w.recv())
         .await

@@ -50,6 +50,7 @@ async fn snapshotter_saves_heartbeats_and_takes_a_final_snapshot() {
                 value.fetch_add(1, Ordering::SeqCst);
             }
             SaveOutcome::Unchanged => unchanged += 1,
+            SaveOutcome::Deferred { .. } => panic!("no fallback configured"),
         }
     }
     value.store(1000, Ordering::SeqCst);

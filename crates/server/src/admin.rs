@@ -256,7 +256,7 @@ fn client_kill(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
         }
         for id in &victims {
             if let Some(c) = inner.clients.get(id) {
-                let _ = c.tx.send(ConnMsg::Kill);
+                c.kill();
             }
         }
         return Reply::ok().into();
@@ -298,7 +298,7 @@ fn client_kill(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
     }
     for id in &victims {
         if let Some(c) = inner.clients.get(id) {
-            let _ = c.tx.send(ConnMsg::Kill);
+            c.kill();
         }
     }
     Reply::Int(victims.len() as i64).into()

@@ -56,6 +56,7 @@ pub(crate) struct Conn {
     pub name: Bytes,
     pub in_exec: bool,
     pending_out: Arc<AtomicU64>,
+    kill: Arc<tokio::sync::Notify>,
     /// `timeout`: seconds of inactivity after which the client is closed (0 = never).
     idle_timeout: u64,
 }
@@ -774,7 +775,7 @@ pub(crate) fn publish(inner: &mut Inner, channel: &Bytes, msg: &Bytes) -> usize 
                 let pending = c.pending_out.fetch_add(size, Ordering::Relaxed) + size;
                 if limit > 0 && pending > limit {
                     // Output buffer limit for pub/sub clients: disconnect the slow reader.
-                    let _ = c.tx.send(ConnMsg::Kill);
+                    c.kill();
                     dead.push(id);
                 } else {
                     let _ = c.tx.send(ConnMsg::Push(reply));
@@ -835,6 +836,7 @@ where
     let id = shared.next_client_id();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let pending_out = Arc::new(AtomicU64::new(0));
+    let kill = Arc::new(tokio::sync::Notify::new());
     let (limits, query_limit, authed) = {
         let mut inner = shared.inner.lock();
         let now = Instant::now();
@@ -858,6 +860,7 @@ where
                 no_evict: false,
                 tx,
                 pending_out: pending_out.clone(),
+                kill: kill.clone(),
             },
         );
         inner.stats.total_connections += 1;
@@ -880,6 +883,7 @@ where
         name: Bytes::new(),
         in_exec: false,
         pending_out,
+        kill,
         idle_timeout: shared.inner.lock().config.u64("timeout"),
     };
     let result = conn.run(&mut stream, &mut rx, limits, query_limit).await;
@@ -966,17 +970,17 @@ impl Conn {
                         if let Some(r) = r {
                             encode_reply(&mut wbuf, &r, self.resp3);
                         }
-                        stream.write_all(&wbuf).await?;
+                        self.write(stream, &wbuf).await?;
                         return Ok(());
                     }
                     Some(Step::Sleep(d, r)) => {
-                        stream.write_all(&wbuf).await?;
+                        self.write(stream, &wbuf).await?;
                         wbuf.clear();
                         tokio::time::sleep(d).await;
                         encode_reply(&mut wbuf, &r, self.resp3);
                     }
                     Some(Step::Block(timeout, timeout_reply)) => {
-                        stream.write_all(&wbuf).await?;
+                        self.write(stream, &wbuf).await?;
                         wbuf.clear();
                         let r = self
                             .wait_unblocked(stream, rx, &mut rbuf, timeout, timeout_reply)
@@ -987,7 +991,7 @@ impl Conn {
                         }
                     }
                     Some(Step::Async(AsyncOp::Shutdown(req))) => {
-                        stream.write_all(&wbuf).await?;
+                        self.write(stream, &wbuf).await?;
                         wbuf.clear();
                         match crate::shutdown(&self.shared, req).await {
                             Ok(()) => return Ok(()),
@@ -1008,11 +1012,11 @@ impl Conn {
                     &Reply::error(format!("ERR Protocol error: {e}")),
                     self.resp3,
                 );
-                stream.write_all(&wbuf).await?;
+                self.write(stream, &wbuf).await?;
                 return Ok(());
             }
             if !wbuf.is_empty() {
-                stream.write_all(&wbuf).await?;
+                self.write(stream, &wbuf).await?;
                 wbuf.clear();
                 if wbuf.capacity() > 1 << 20 {
                     wbuf = BytesMut::with_capacity(16 * 1024);
@@ -1076,6 +1080,19 @@ impl Conn {
                     }
                 }
             }
+        }
+    }
+
+    /// Writes replies; gives up when the connection is killed meanwhile (a client
+    /// that never reads must not pin its connection and buffers forever).
+    async fn write<S: AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        buf: &[u8],
+    ) -> std::io::Result<()> {
+        tokio::select! {
+            r = stream.write_all(buf) => r,
+            _ = self.kill.notified() => Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed")),
         }
     }
 
@@ -1152,7 +1169,7 @@ impl Conn {
                     Some(ConnMsg::Unblocked(r)) => return Ok(Some(r)),
                     Some(ConnMsg::Push(r)) => {
                         encode_reply(&mut wbuf, &r, self.resp3);
-                        stream.write_all(&wbuf).await?;
+                        self.write(stream, &wbuf).await?;
                         wbuf.clear();
                     }
                     Some(ConnMsg::Kill) | None => {

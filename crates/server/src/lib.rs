@@ -218,7 +218,7 @@ impl Server {
         let _ = req;
         let inner = shared.inner.lock();
         for c in inner.clients.values() {
-            let _ = c.tx.send(state::ConnMsg::Kill);
+            c.kill();
         }
         tracing::info!("redsnap is now ready to exit, bye bye...");
         Ok(())
@@ -248,7 +248,11 @@ async fn accept_loop(
         let refusal: Option<&'static [u8]> = {
             let mut inner = shared.inner.lock();
             let max = inner.config.int("maxclients").max(1) as usize;
-            if inner.clients.len() >= max {
+            if shared
+                .connections
+                .load(std::sync::atomic::Ordering::Acquire)
+                >= max
+            {
                 inner.stats.rejected_connections += 1;
                 Some(b"-ERR max number of clients reached\r\n")
             } else if inner.config.bool("protected-mode")
@@ -264,7 +268,23 @@ async fn accept_loop(
         let shared = shared.clone();
         let laddr = laddr.clone();
         let tls = tls.clone();
+        if refusal.is_none() {
+            shared
+                .connections
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         tokio::spawn(async move {
+            // Released when this task ends, however it ends.
+            struct Slot(Option<Arc<Shared>>);
+            impl Drop for Slot {
+                fn drop(&mut self) {
+                    if let Some(s) = &self.0 {
+                        s.connections
+                            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+                    }
+                }
+            }
+            let _slot = Slot(refusal.is_none().then(|| shared.clone()));
             use tokio::io::AsyncWriteExt;
             match tls {
                 None => {

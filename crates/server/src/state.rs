@@ -74,6 +74,16 @@ pub struct ClientInfo {
     pub tx: mpsc::UnboundedSender<ConnMsg>,
     /// Bytes queued for this client and not yet written (pub/sub output buffer).
     pub pending_out: Arc<AtomicU64>,
+    /// Closes the connection even while it is stuck writing to a client that does
+    /// not read (CLIENT KILL, output buffer limits, shutdown).
+    pub kill: Arc<tokio::sync::Notify>,
+}
+
+impl ClientInfo {
+    pub fn kill(&self) {
+        self.kill.notify_one();
+        let _ = self.tx.send(ConnMsg::Kill);
+    }
 }
 
 /// A key watched by a client; `expired` records that it was already logically
@@ -137,6 +147,8 @@ pub struct BusyState {
 /// State shared by every connection.
 pub struct Shared {
     pub busy: BusyState,
+    /// Open client connections (counted at accept, before the connection registers).
+    pub connections: std::sync::atomic::AtomicUsize,
     pub inner: Mutex<Inner>,
     pub next_id: AtomicU64,
     pub started: Instant,
@@ -175,6 +187,7 @@ impl Shared {
                 scripts: crate::scripting::Scripts::new(),
             }),
             busy: BusyState::default(),
+            connections: std::sync::atomic::AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             started: Instant::now(),
             shutdown: tx,

@@ -96,7 +96,9 @@ fn run_script(program: &str, args: &[String]) -> Result<String, String> {
         ));
     }
     if out.trim().is_empty() {
-        return Err(format!("{program} {args:?} printed nothing; stderr:\n{err}"));
+        return Err(format!(
+            "{program} {args:?} printed nothing; stderr:\n{err}"
+        ));
     }
     Ok(out)
 }
@@ -139,7 +141,10 @@ fn compare(label: &str, redis: &str, redsnap: &str) {
         }
     }
     if diffs.is_empty() {
-        eprintln!("{label}: {} steps, identical on redis-server and redsnap", a.len());
+        eprintln!(
+            "{label}: {} steps, identical on redis-server and redsnap",
+            a.len()
+        );
         return;
     }
     let redsnap_side: Vec<&str> = diffs.iter().filter_map(|d| d.2).collect();
@@ -260,7 +265,9 @@ fn ioredis_resp2() {
 
 fn redis_cli(protocol: u8) {
     if !have("python3") {
-        eprintln!("SKIPPED redis-cli test: python3 (used to assemble the transcript) is not installed");
+        eprintln!(
+            "SKIPPED redis-cli test: python3 (used to assemble the transcript) is not installed"
+        );
         return;
     }
     assert!(
@@ -300,7 +307,10 @@ fn render(v: &Value) -> String {
         Value::Int(i) => i.to_string(),
         Value::BulkString(b) => quote(b),
         Value::Array(items) => {
-            format!("[{}]", items.iter().map(render).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                items.iter().map(render).collect::<Vec<_>>().join(", ")
+            )
         }
         Value::SimpleString(s) => format!("+{s}"),
         Value::Okay => "+OK".into(),
@@ -352,7 +362,12 @@ impl RsTranscript {
         self.lines.push(format!("{step} => {result}"));
     }
 
-    fn run(&mut self, con: &mut redis::Connection, step: &str, args: &[&str]) -> redis::RedisResult<Value> {
+    fn run(
+        &mut self,
+        con: &mut redis::Connection,
+        step: &str,
+        args: &[&str],
+    ) -> redis::RedisResult<Value> {
         let r = command(args).query::<Value>(con);
         self.record(step, render_result(r.clone(), false));
         r
@@ -364,7 +379,14 @@ impl RsTranscript {
     }
 
     /// An integer reply reduced to whether lo <= n <= hi.
-    fn in_range(&mut self, con: &mut redis::Connection, step: &str, args: &[&str], lo: i64, hi: i64) {
+    fn in_range(
+        &mut self,
+        con: &mut redis::Connection,
+        step: &str,
+        args: &[&str],
+        lo: i64,
+        hi: i64,
+    ) {
         let r = match command(args).query::<Value>(con) {
             Ok(Value::Int(n)) => format!("{}", lo <= n && n <= hi),
             other => render_result(other, false),
@@ -422,7 +444,8 @@ fn redis_rs_scenario(port: u16, protocol: u8) -> String {
         let c = client
             .get_connection_with_timeout(Duration::from_secs(10))
             .expect("redis-rs connect");
-        c.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
         c
     };
     let mut con = connect();
@@ -464,13 +487,20 @@ fn redis_rs_scenario(port: u16, protocol: u8) -> String {
     t.run(&mut con, "persist", &["PERSIST", &k]).ok();
     t.run(&mut con, "ttl_persisted", &["TTL", &k]).ok();
     t.run(&mut con, "ttl_missing", &["TTL", &missing]).ok();
-    t.run(&mut con, "set_ex", &["SET", &m2, "c", "EX", "50"]).ok();
+    t.run(&mut con, "set_ex", &["SET", &m2, "c", "EX", "50"])
+        .ok();
     t.in_range(&mut con, "ttl_set_ex_in_range", &["TTL", &m2], 40, 50);
     t.run(&mut con, "del", &["DEL", &m1, &m2, &missing]).ok();
 
     // ---- hashes
-    t.run(&mut con, "hset", &["HSET", &h, "f1", "v1", "f2", "v2", "n", "5"]).ok();
-    t.run(&mut con, "hset_update", &["HSET", &h, "f1", "v1b"]).ok();
+    t.run(
+        &mut con,
+        "hset",
+        &["HSET", &h, "f1", "v1", "f2", "v2", "n", "5"],
+    )
+    .ok();
+    t.run(&mut con, "hset_update", &["HSET", &h, "f1", "v1b"])
+        .ok();
     t.run(&mut con, "hget", &["HGET", &h, "f1"]).ok();
     t.run(&mut con, "hget_missing", &["HGET", &h, "nope"]).ok();
     // RESP2 HGETALL is a flat array: compare it as a sorted list of field/value pairs.
@@ -487,37 +517,56 @@ fn redis_rs_scenario(port: u16, protocol: u8) -> String {
     };
     t.record("hgetall", hgetall);
     t.run(&mut con, "hincrby", &["HINCRBY", &h, "n", "3"]).ok();
-    t.run(&mut con, "hincrbyfloat", &["HINCRBYFLOAT", &h, "n", "0.5"]).ok();
+    t.run(&mut con, "hincrbyfloat", &["HINCRBYFLOAT", &h, "n", "0.5"])
+        .ok();
     t.run(&mut con, "hexists", &["HEXISTS", &h, "f2"]).ok();
     t.run(&mut con, "hdel", &["HDEL", &h, "f2", "nope"]).ok();
     t.run(&mut con, "hlen", &["HLEN", &h]).ok();
     t.sorted(&mut con, "hkeys", &["HKEYS", &h]);
     t.sorted(&mut con, "hvals", &["HVALS", &h]);
-    t.run(&mut con, "hmget", &["HMGET", &h, "f1", "nope", "n"]).ok();
-    t.run(&mut con, "hgetall_missing", &["HGETALL", &missing]).ok();
+    t.run(&mut con, "hmget", &["HMGET", &h, "f1", "nope", "n"])
+        .ok();
+    t.run(&mut con, "hgetall_missing", &["HGETALL", &missing])
+        .ok();
     t.run(&mut con, "wrongtype", &["LPUSH", &h, "x"]).ok();
 
     // ---- lists
-    t.run(&mut con, "rpush", &["RPUSH", &l, "a", "b", "c", "d"]).ok();
+    t.run(&mut con, "rpush", &["RPUSH", &l, "a", "b", "c", "d"])
+        .ok();
     t.run(&mut con, "lpush", &["LPUSH", &l, "z"]).ok();
-    t.run(&mut con, "lrange_all", &["LRANGE", &l, "0", "-1"]).ok();
-    t.run(&mut con, "lrange_part", &["LRANGE", &l, "1", "2"]).ok();
+    t.run(&mut con, "lrange_all", &["LRANGE", &l, "0", "-1"])
+        .ok();
+    t.run(&mut con, "lrange_part", &["LRANGE", &l, "1", "2"])
+        .ok();
     t.run(&mut con, "llen", &["LLEN", &l]).ok();
     t.run(&mut con, "lindex", &["LINDEX", &l, "-1"]).ok();
     t.run(&mut con, "lpop", &["LPOP", &l]).ok();
     t.run(&mut con, "lpop_count", &["LPOP", &l, "2"]).ok();
     t.run(&mut con, "rpop", &["RPOP", &l]).ok();
-    t.run(&mut con, "blpop_ready", &["BLPOP", "rsc:empty", &l, "1"]).ok();
-    t.run(&mut con, "blpop_timeout", &["BLPOP", "rsc:empty", "0.1"]).ok();
-    t.run(&mut con, "lrange_missing", &["LRANGE", &missing, "0", "-1"]).ok();
+    t.run(&mut con, "blpop_ready", &["BLPOP", "rsc:empty", &l, "1"])
+        .ok();
+    t.run(&mut con, "blpop_timeout", &["BLPOP", "rsc:empty", "0.1"])
+        .ok();
+    t.run(&mut con, "lrange_missing", &["LRANGE", &missing, "0", "-1"])
+        .ok();
     // BLPOP served by a push from another connection.
     let mut blocker = connect();
     let waiter = std::thread::spawn(move || {
-        render_result(command(&["BLPOP", "rsc:bl", "5"]).query::<Value>(&mut blocker), false)
+        render_result(
+            command(&["BLPOP", "rsc:bl", "5"]).query::<Value>(&mut blocker),
+            false,
+        )
     });
     std::thread::sleep(Duration::from_millis(200));
-    t.run(&mut other, "rpush_wakes_blpop", &["RPUSH", "rsc:bl", "woken"]).ok();
-    let woken = waiter.join().unwrap_or_else(|_| "blocker thread panicked".into());
+    t.run(
+        &mut other,
+        "rpush_wakes_blpop",
+        &["RPUSH", "rsc:bl", "woken"],
+    )
+    .ok();
+    let woken = waiter
+        .join()
+        .unwrap_or_else(|_| "blocker thread panicked".into());
     t.record("blpop_woken", woken);
 
     // ---- sets
@@ -525,51 +574,106 @@ fn redis_rs_scenario(port: u16, protocol: u8) -> String {
     t.run(&mut con, "sadd_existing", &["SADD", &s, "a"]).ok();
     t.sorted(&mut con, "smembers", &["SMEMBERS", &s]);
     t.run(&mut con, "sismember", &["SISMEMBER", &s, "a"]).ok();
-    t.run(&mut con, "sismember_no", &["SISMEMBER", &s, "zz"]).ok();
+    t.run(&mut con, "sismember_no", &["SISMEMBER", &s, "zz"])
+        .ok();
     t.run(&mut con, "scard", &["SCARD", &s]).ok();
     t.run(&mut con, "srem", &["SREM", &s, "b", "zz"]).ok();
-    t.run(&mut con, "sadd2", &["SADD", "rsc:set2", "c", "d"]).ok();
+    t.run(&mut con, "sadd2", &["SADD", "rsc:set2", "c", "d"])
+        .ok();
     t.sorted(&mut con, "sinter", &["SINTER", &s, "rsc:set2"]);
     t.sorted(&mut con, "sunion", &["SUNION", &s, "rsc:set2"]);
     t.sorted(&mut con, "sdiff", &["SDIFF", &s, "rsc:set2"]);
     t.run(&mut con, "sadd3", &["SADD", "rsc:set3", "only"]).ok();
     t.run(&mut con, "spop_single", &["SPOP", "rsc:set3"]).ok();
-    t.run(&mut con, "exists_after_spop", &["EXISTS", "rsc:set3"]).ok();
+    t.run(&mut con, "exists_after_spop", &["EXISTS", "rsc:set3"])
+        .ok();
 
     // ---- sorted sets
-    t.run(&mut con, "zadd", &["ZADD", &z, "1", "a", "2.5", "b", "-1", "c"]).ok();
+    t.run(
+        &mut con,
+        "zadd",
+        &["ZADD", &z, "1", "a", "2.5", "b", "-1", "c"],
+    )
+    .ok();
     t.run(&mut con, "zadd_update", &["ZADD", &z, "3", "a"]).ok();
-    t.run(&mut con, "zrange_withscores", &["ZRANGE", &z, "0", "-1", "WITHSCORES"]).ok();
+    t.run(
+        &mut con,
+        "zrange_withscores",
+        &["ZRANGE", &z, "0", "-1", "WITHSCORES"],
+    )
+    .ok();
     t.run(&mut con, "zrange", &["ZRANGE", &z, "0", "-1"]).ok();
-    t.run(&mut con, "zrevrange_withscores", &["ZREVRANGE", &z, "0", "1", "WITHSCORES"]).ok();
-    t.run(&mut con, "zrangebyscore", &["ZRANGEBYSCORE", &z, "0", "3", "WITHSCORES"]).ok();
+    t.run(
+        &mut con,
+        "zrevrange_withscores",
+        &["ZREVRANGE", &z, "0", "1", "WITHSCORES"],
+    )
+    .ok();
+    t.run(
+        &mut con,
+        "zrangebyscore",
+        &["ZRANGEBYSCORE", &z, "0", "3", "WITHSCORES"],
+    )
+    .ok();
     t.run(&mut con, "zscore", &["ZSCORE", &z, "b"]).ok();
-    t.run(&mut con, "zscore_missing", &["ZSCORE", &z, "nope"]).ok();
+    t.run(&mut con, "zscore_missing", &["ZSCORE", &z, "nope"])
+        .ok();
     t.run(&mut con, "zincrby", &["ZINCRBY", &z, "1", "c"]).ok();
     t.run(&mut con, "zrank", &["ZRANK", &z, "a"]).ok();
     t.run(&mut con, "zcard", &["ZCARD", &z]).ok();
     t.run(&mut con, "zrem", &["ZREM", &z, "c", "nope"]).ok();
-    t.run(&mut con, "zrange_after", &["ZRANGE", &z, "0", "-1", "WITHSCORES"]).ok();
+    t.run(
+        &mut con,
+        "zrange_after",
+        &["ZRANGE", &z, "0", "-1", "WITHSCORES"],
+    )
+    .ok();
 
     // ---- pub/sub: subscribe on one connection, publish on another
     let (chan, pat) = ("rsc:chan", "rsc:pat:*");
     let mut subcon = connect();
     {
         let mut ps = subcon.as_pubsub();
-        ps.set_read_timeout(Some(Duration::from_secs(5))).expect("pubsub timeout");
-        t.record("subscribe", render_result(ps.subscribe(chan).map(|_| Value::Okay), false));
-        t.record("psubscribe", render_result(ps.psubscribe(pat).map(|_| Value::Okay), false));
+        ps.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("pubsub timeout");
+        t.record(
+            "subscribe",
+            render_result(ps.subscribe(chan).map(|_| Value::Okay), false),
+        );
+        t.record(
+            "psubscribe",
+            render_result(ps.psubscribe(pat).map(|_| Value::Okay), false),
+        );
         let subscribed = wait_subscribed(&mut other, chan);
         t.record("subscribed", subscribed.to_string());
-        t.run(&mut other, "pubsub_numsub", &["PUBSUB", "NUMSUB", chan]).ok();
-        t.run(&mut other, "pubsub_numpat", &["PUBSUB", "NUMPAT"]).ok();
-        t.run(&mut other, "publish", &["PUBLISH", chan, "hello"]).ok();
+        t.run(&mut other, "pubsub_numsub", &["PUBSUB", "NUMSUB", chan])
+            .ok();
+        t.run(&mut other, "pubsub_numpat", &["PUBSUB", "NUMPAT"])
+            .ok();
+        t.run(&mut other, "publish", &["PUBLISH", chan, "hello"])
+            .ok();
         t.record("message", render_msg(ps.get_message()));
-        t.run(&mut other, "publish_pattern", &["PUBLISH", "rsc:pat:x", "hi"]).ok();
+        t.run(
+            &mut other,
+            "publish_pattern",
+            &["PUBLISH", "rsc:pat:x", "hi"],
+        )
+        .ok();
         t.record("pmessage", render_msg(ps.get_message()));
-        t.run(&mut other, "publish_nobody", &["PUBLISH", "rsc:nobody", "x"]).ok();
-        t.record("unsubscribe", render_result(ps.unsubscribe(chan).map(|_| Value::Okay), false));
-        t.record("punsubscribe", render_result(ps.punsubscribe(pat).map(|_| Value::Okay), false));
+        t.run(
+            &mut other,
+            "publish_nobody",
+            &["PUBLISH", "rsc:nobody", "x"],
+        )
+        .ok();
+        t.record(
+            "unsubscribe",
+            render_result(ps.unsubscribe(chan).map(|_| Value::Okay), false),
+        );
+        t.record(
+            "punsubscribe",
+            render_result(ps.punsubscribe(pat).map(|_| Value::Okay), false),
+        );
         // Dropping the PubSub sends UNSUBSCRIBE + PUNSUBSCRIBE (no arguments) and
         // drains the confirmations; the connection must then be usable again.
     }
@@ -578,38 +682,66 @@ fn redis_rs_scenario(port: u16, protocol: u8) -> String {
     // ---- MULTI/EXEC (pipeline transaction)
     let r = redis::pipe()
         .atomic()
-        .cmd("SET").arg("rsc:tx").arg(1)
-        .cmd("INCR").arg("rsc:tx")
-        .cmd("RPUSH").arg("rsc:txl").arg("a").arg("b")
-        .cmd("LRANGE").arg("rsc:txl").arg(0).arg(-1)
-        .cmd("GET").arg("rsc:tx")
+        .cmd("SET")
+        .arg("rsc:tx")
+        .arg(1)
+        .cmd("INCR")
+        .arg("rsc:tx")
+        .cmd("RPUSH")
+        .arg("rsc:txl")
+        .arg("a")
+        .arg("b")
+        .cmd("LRANGE")
+        .arg("rsc:txl")
+        .arg(0)
+        .arg(-1)
+        .cmd("GET")
+        .arg("rsc:tx")
         .query::<Value>(&mut con);
     t.record("multi_exec", render_result(r, false));
     let r = redis::pipe()
         .atomic()
         .ignore_errors()
-        .cmd("SET").arg("rsc:txs").arg("x")
-        .cmd("INCR").arg("rsc:txs")
-        .cmd("GET").arg("rsc:txs")
+        .cmd("SET")
+        .arg("rsc:txs")
+        .arg("x")
+        .cmd("INCR")
+        .arg("rsc:txs")
+        .cmd("GET")
+        .arg("rsc:txs")
         .query::<Value>(&mut con);
     t.record("multi_exec_runtime_error", render_result(r, false));
     // A queued command with an unknown name aborts the whole transaction.
     let r = redis::pipe()
         .atomic()
-        .cmd("SET").arg("rsc:txs").arg("y")
+        .cmd("SET")
+        .arg("rsc:txs")
+        .arg("y")
         .cmd("NOSUCHCOMMAND")
         .query::<Value>(&mut con);
     t.record("multi_exec_abort", render_result(r, false));
-    t.run(&mut con, "multi_exec_abort_value", &["GET", "rsc:txs"]).ok();
+    t.run(&mut con, "multi_exec_abort_value", &["GET", "rsc:txs"])
+        .ok();
 
     t.run(&mut con, "watch_setup", &["SET", &w, "start"]).ok();
     t.run(&mut con, "watch", &["WATCH", &w]).ok();
-    t.run(&mut other, "watch_other_write", &["SET", &w, "other"]).ok();
-    let r = redis::pipe().atomic().cmd("SET").arg(&w).arg("mine").query::<Value>(&mut con);
+    t.run(&mut other, "watch_other_write", &["SET", &w, "other"])
+        .ok();
+    let r = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(&w)
+        .arg("mine")
+        .query::<Value>(&mut con);
     t.record("watch_conflict", render_result(r, false));
     t.run(&mut con, "watch_conflict_value", &["GET", &w]).ok();
     t.run(&mut con, "watch_again", &["WATCH", &w]).ok();
-    let r = redis::pipe().atomic().cmd("SET").arg(&w).arg("mine").query::<Value>(&mut con);
+    let r = redis::pipe()
+        .atomic()
+        .cmd("SET")
+        .arg(&w)
+        .arg("mine")
+        .query::<Value>(&mut con);
     t.record("watch_ok", render_result(r, false));
     t.run(&mut con, "watch_ok_value", &["GET", &w]).ok();
 

@@ -73,7 +73,10 @@ fn run_benchmark(port: u16, pipeline: u32) -> (bool, String) {
         .collect::<Vec<_>>()
         .join("\n");
     match status {
-        None => (false, format!("timed out after {TIMEOUT:?}; output so far:\n{text}")),
+        None => (
+            false,
+            format!("timed out after {TIMEOUT:?}; output so far:\n{text}"),
+        ),
         Some(s) => {
             let bad = text.contains("Error") || text.contains("ERR");
             (s.success() && !bad, format!("exit status {s}\n{text}"))
@@ -122,7 +125,9 @@ fn check(pipeline: u32) {
         );
     }
     // The server must still answer afterwards.
-    let pong = server.command(&[b"PING"]).expect("PING after the benchmark");
+    let pong = server
+        .command(&[b"PING"])
+        .expect("PING after the benchmark");
     assert_eq!(pong, b"+PONG\r\n");
 }
 

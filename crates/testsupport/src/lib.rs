@@ -1022,7 +1022,8 @@ fn target_dir() -> PathBuf {
 }
 
 /// Path of the redsnap binary: `REDSNAP_BIN`, else `<target>/debug/redsnap`,
-/// building it once (`cargo build -p redsnap-cli --bin redsnap`) if missing.
+/// brought up to date once per test process (`cargo build -p redsnap-cli --bin
+/// redsnap`, a no-op when nothing changed), so tests never run a stale server.
 pub fn redsnap_bin() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("REDSNAP_BIN") {
         let p = PathBuf::from(p);
@@ -1034,7 +1035,7 @@ pub fn redsnap_bin() -> Result<PathBuf> {
     let path = target_dir().join("debug").join("redsnap");
     static BUILD: Once = Once::new();
     static BUILD_ERR: Mutex<Option<String>> = Mutex::new(None);
-    if !path.exists() {
+    {
         BUILD.call_once(|| {
             // cargo's own lock on the target dir serialises concurrent builds
             // from several test processes.
@@ -1068,9 +1069,16 @@ pub struct RedsnapServerBuilder {
     port: Option<u16>,
     dir: Option<PathBuf>,
     env: Vec<(String, String)>,
+    bin: Option<PathBuf>,
 }
 
 impl RedsnapServerBuilder {
+    /// Use this binary instead of [`redsnap_bin`] (e.g. a release build).
+    pub fn bin(mut self, path: impl Into<PathBuf>) -> Self {
+        self.bin = Some(path.into());
+        self
+    }
+
     /// Require this password (passes `--requirepass PW`; PING readiness uses AUTH).
     pub fn password(mut self, pw: &str) -> Self {
         self.password = Some(pw.to_string());
@@ -1099,7 +1107,10 @@ impl RedsnapServerBuilder {
 
     /// Start `redsnap serve` and wait until it answers PING.
     pub fn start(self) -> Result<RedsnapServer> {
-        let bin = redsnap_bin()?;
+        let bin = match self.bin.clone() {
+            Some(b) => b,
+            None => redsnap_bin()?,
+        };
         let (tempdir, dir) = match self.dir.clone() {
             Some(d) => {
                 fs::create_dir_all(&d)?;

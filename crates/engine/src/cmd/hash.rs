@@ -288,8 +288,14 @@ fn hincrbyfloat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             v
         }
     };
-    let (_, text) = crate::num::incr_float(&cur, incr)
-        .ok_or_else(|| Reply::err("ERR increment would produce NaN or Infinity"))?;
+    let text = match ld::incr(&cur, incr) {
+        Some(t) => t,
+        None => {
+            crate::num::incr_float(&cur, incr)
+                .ok_or_else(|| Reply::err("ERR increment would produce NaN or Infinity"))?
+                .1
+        }
+    };
     let new = Bytes::from(text);
     let h = hash_create(cx, key)?;
     match h.get_mut(field) {
@@ -306,6 +312,232 @@ fn hincrbyfloat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         new.clone(),
     ]);
     Ok(Reply::Bulk(new))
+}
+
+/// Redis computes HINCRBYFLOAT (and INCRBYFLOAT) in x87 `long double` (64-bit
+/// significand) and prints the result with `%.17Lf`, trailing zeros removed. This
+/// emulates that exactly for plain decimal operands (below 2^127 as digits, at most 18
+/// decimals); other inputs (exponents, hex, longer) fall back to
+/// [`crate::num::incr_float`].
+mod ld {
+    /// `(-1)^neg * m * 2^e`, `m` normalized (top bit set) unless zero.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct Ld {
+        pub neg: bool,
+        pub m: u64,
+        pub e: i32,
+    }
+
+    fn bitlen(x: u128) -> i32 {
+        128 - x.leading_zeros() as i32
+    }
+
+    /// `num / den` rounded to nearest, ties to even (`den > 0`).
+    fn div_round(num: u128, den: u128) -> u128 {
+        let (q, r) = (num / den, num % den);
+        let rest = den - r;
+        if r > rest || (r == rest && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        }
+    }
+
+    /// `big * 2^k / den`, rounded; None on overflow.
+    fn scaled(big: u128, den: u128, k: i32) -> Option<u128> {
+        if k >= 0 {
+            if bitlen(big) + k > 127 {
+                return None;
+            }
+            Some(div_round(big << k, den))
+        } else {
+            if bitlen(den) - k > 127 {
+                return None;
+            }
+            Some(div_round(big, den << -k))
+        }
+    }
+
+    /// A plain decimal (`[+-]digits[.digits]`) as sign, digits and decimal places,
+    /// within what the conversion below handles exactly (< 2^127, <= 18 places).
+    fn parse_plain(b: &[u8]) -> Option<(bool, u128, u32)> {
+        let (neg, body) = match b.first()? {
+            b'-' => (true, &b[1..]),
+            b'+' => (false, &b[1..]),
+            _ => (false, b),
+        };
+        let (int, frac) = match body.iter().position(|&c| c == b'.') {
+            Some(i) => (&body[..i], &body[i + 1..]),
+            None => (body, &body[..0]),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return None;
+        }
+        if !frac.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let frac = &frac[..frac.iter().rposition(|&c| c != b'0').map_or(0, |i| i + 1)];
+        if frac.len() > 18 {
+            return None;
+        }
+        let mut big: u128 = 0;
+        for &c in int.iter().chain(frac) {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            big = big.checked_mul(10)?.checked_add(u128::from(c - b'0'))?;
+            if bitlen(big) > 127 {
+                return None;
+            }
+        }
+        Some((neg, big, frac.len() as u32))
+    }
+
+    /// `strtold` of a plain decimal.
+    pub fn from_decimal(b: &[u8]) -> Option<Ld> {
+        let (neg, big, scale) = parse_plain(b)?;
+        if big == 0 {
+            return Some(Ld { neg, m: 0, e: 0 });
+        }
+        let den = 10u128.checked_pow(scale)?;
+        let mut k = 64 - (bitlen(big) - bitlen(den));
+        for _ in 0..8 {
+            let q = scaled(big, den, k)?;
+            if q >= 1 << 64 {
+                k -= 1;
+            } else if q < 1 << 63 {
+                k += 1;
+            } else {
+                return Some(Ld {
+                    neg,
+                    m: q as u64,
+                    e: -k,
+                });
+            }
+        }
+        None
+    }
+
+    /// Rounds `mag * 2^e` to a 64-bit significand (ties to even).
+    fn normalize(neg: bool, mag: u128, e: i32) -> Ld {
+        let bl = bitlen(mag);
+        if bl <= 64 {
+            let s = 64 - bl;
+            return Ld {
+                neg,
+                m: (mag << s) as u64,
+                e: e - s,
+            };
+        }
+        let s = bl - 64;
+        let (q, r, half) = (mag >> s, mag & ((1u128 << s) - 1), 1u128 << (s - 1));
+        let q = if r > half || (r == half && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        };
+        if q == 1 << 64 {
+            Ld {
+                neg,
+                m: 1 << 63,
+                e: e + s + 1,
+            }
+        } else {
+            Ld {
+                neg,
+                m: q as u64,
+                e: e + s,
+            }
+        }
+    }
+
+    /// Correctly rounded addition.
+    pub fn add(a: Ld, b: Ld) -> Ld {
+        if a.m == 0 {
+            return b;
+        }
+        if b.m == 0 {
+            return a;
+        }
+        let (hi, lo) = if a.e >= b.e { (a, b) } else { (b, a) };
+        // Work in units of 2^(hi.e - 62): 62 guard bits, then a sticky bit.
+        const X: i32 = 62;
+        let unit = hi.e - X;
+        let h = (hi.m as u128) << X;
+        let shift = lo.e - unit;
+        let (l, sticky) = if shift >= 0 {
+            ((lo.m as u128) << shift, false)
+        } else if -shift >= 64 {
+            (0, true)
+        } else {
+            let s = -shift;
+            (
+                (lo.m as u128) >> s,
+                (lo.m as u128) & ((1u128 << s) - 1) != 0,
+            )
+        };
+        let (neg, mag) = if hi.neg == lo.neg {
+            (hi.neg, (h + l) | sticky as u128)
+        } else if h >= l {
+            // h - (l + eps): floor is h - l - 1 when eps > 0; an odd unit keeps it off ties.
+            (hi.neg, if sticky { (h - l - 1) | 1 } else { h - l })
+        } else {
+            (lo.neg, l - h)
+        };
+        if mag == 0 {
+            return Ld {
+                neg: false,
+                m: 0,
+                e: 0,
+            };
+        }
+        normalize(neg, mag, unit)
+    }
+
+    /// `%.17Lf` with trailing zeros (and a bare `.`) removed; `-0` becomes `0`.
+    pub fn format(x: Ld) -> Option<String> {
+        const SCALE: u128 = 100_000_000_000_000_000;
+        let m = x.m as u128;
+        if x.m == 0 {
+            return Some("0".into());
+        }
+        if x.e >= 0 {
+            // An integer: no decimals to print.
+            if bitlen(m) + x.e > 127 {
+                return None;
+            }
+            let sign = if x.neg { "-" } else { "" };
+            return Some(format!("{sign}{}", m << x.e));
+        }
+        let s = -x.e;
+        let n: u128 = if s >= 127 {
+            0
+        } else {
+            div_round(m * SCALE, 1u128 << s)
+        };
+        if n == 0 {
+            return Some("0".into());
+        }
+        let (int, frac) = (n / SCALE, n % SCALE);
+        let mut out = String::new();
+        if x.neg {
+            out.push('-');
+        }
+        out.push_str(&int.to_string());
+        if frac != 0 {
+            let f = format!("{frac:017}");
+            out.push('.');
+            out.push_str(f.trim_end_matches('0'));
+        }
+        Some(out)
+    }
+
+    /// HINCRBYFLOAT's arithmetic, when both operands are plain decimals in range.
+    pub fn incr(cur: &[u8], incr: &[u8]) -> Option<String> {
+        let a = from_decimal(cur)?;
+        let b = from_decimal(incr)?;
+        format(add(a, b))
+    }
 }
 
 /// Whether Redis would keep this hash in its listpack encoding (HSCAN then answers
@@ -674,6 +906,65 @@ mod tests {
         assert_eq!(s.effects.dirty, d2);
         assert!(s.effects.log.is_empty());
         assert_eq!(d2, d + 1);
+    }
+
+    #[test]
+    fn long_double_arithmetic_matches_redis() {
+        // Results taken from redis-server 7.0.15 (x86-64, 80-bit long double).
+        for (cur, incr, want) in [
+            ("9223372036854775807", "3", "9223372036854775810"),
+            ("9223372036854775807", "2", "9223372036854775809"),
+            ("-9223372036854775808", "0.5", "-9223372036854775807.5"),
+            ("-9223372036854775808", "1.5", "-9223372036854775806.5"),
+            ("-9223372036854775808", "3", "-9223372036854775805"),
+            ("10.5", "0.1", "10.6"),
+            ("0", "1.5", "1.5"),
+            ("3.0", "-3.0", "0"),
+            ("100.1", "0.2", "100.3"),
+            ("1234567.1", "0.1", "1234567.20000000000004547"),
+            ("9999999999999999999", "1", "10000000000000000000"),
+            (
+                "0.00000000000000001",
+                "0.00000000000000001",
+                "0.00000000000000002",
+            ),
+            ("0.5", ".25", "0.75"),
+            ("5.", "+1", "6"),
+            ("99999999999999999999999", "1", "100000000000000000000000"),
+            (
+                "123456789012345678901234567",
+                "0",
+                "123456789012345678899183616",
+            ),
+            (
+                "18446744073709551615",
+                "-9223372036854775807.3",
+                "9223372036854775807.5",
+            ),
+            (
+                "-9223372036854775808.80594427004209",
+                "18446744073709551615.731240322399710",
+                "9223372036854775807",
+            ),
+            (
+                "-98758.658843322822",
+                "-18446744073709551615.9205233797",
+                "-18446744073709650374",
+            ),
+            (
+                "123456789012.123",
+                "0.001",
+                "123456789012.12400000542402267",
+            ),
+            ("0.1", "0.2", "0.3"),
+            ("-0.00001", "0", "-0.00001"),
+        ] {
+            assert_eq!(
+                super::ld::incr(cur.as_bytes(), incr.as_bytes()).as_deref(),
+                Some(want),
+                "{cur} + {incr}"
+            );
+        }
     }
 
     #[test]

@@ -472,14 +472,11 @@ fn listpack_score(score: f64) -> f64 {
 }
 
 /// Stores a computed sorted set at `dst` (deleting `dst` when empty); returns its size.
-fn store_result(cx: &mut Cx, dst: &Bytes, mut z: ZSet, may_be_listpack: bool) -> i64 {
+fn store_result(cx: &mut Cx, dst: &Bytes, mut z: ZSet) -> i64 {
     let n = z.len() as i64;
     if n > 0 {
         let max_member = z.dict.keys().map(|m| m.len()).max().unwrap_or(0);
-        if may_be_listpack
-            && listpack_sized(cx, z.len(), max_member)
-            && z.dict.values().any(|s| *s == 0.0)
-        {
+        if listpack_sized(cx, z.len(), max_member) && z.dict.values().any(|s| *s == 0.0) {
             z = ZSet::from_pairs(
                 z.iter()
                     .map(|(m, s)| (m.clone(), listpack_score(s)))
@@ -843,9 +840,7 @@ fn zrevrange(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 fn zrangestore(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let (items, _) = zrange_select(cx, argv, 2, true, RangeType::Auto, Dir::Auto)?;
-    // Redis stores BYSCORE/BYLEX results as skiplists whatever their size.
-    let by_rank = !argv[5..].iter().any(|a| is(a, "byscore") || is(a, "bylex"));
-    let n = store_result(cx, &argv[1], ZSet::from_pairs(items), by_rank);
+    let n = store_result(cx, &argv[1], ZSet::from_pairs(items));
     Ok(Reply::Int(n))
 }
 
@@ -1177,7 +1172,7 @@ fn zsetop(
         OpOut::Pairs(pairs) => {
             let z = ZSet::from_pairs(pairs);
             match dst {
-                Some(d) => Ok(Reply::Int(store_result(cx, d, z, true))),
+                Some(d) => Ok(Reply::Int(store_result(cx, d, z))),
                 None => {
                     let items: Vec<(Bytes, f64)> = z.iter().map(|(m, s)| (m.clone(), s)).collect();
                     Ok(scored_reply(items, withscores, cx.resp3))
