@@ -266,6 +266,9 @@ def main():
               "the tables show the median of the rounds. Ratio = redsnap rps / redis rps (higher is better); "
               "p99 in milliseconds (lower is better).\n"
               % (first(meta, "clients"), first(meta, "keyspace"), first(meta, "requests"), first(meta, "rounds")))
+    md.append("With `-P 1` every request is a loopback round trip and redis-benchmark needs about as much "
+              "CPU as the server, so both servers land close to the client's limit; `-P 16` (16 requests "
+              "in flight per connection) shows more of each server's own per-command cost.\n")
     if first(meta, "rounds_planned") and first(meta, "rounds_planned") != first(meta, "rounds"):
         md.append("Only %s of the %s planned rounds ran: the next one would not have fit in the time "
                   "budget (BENCH_BUDGET_SECONDS).\n" % (first(meta, "rounds"), first(meta, "rounds_planned")))

@@ -393,7 +393,7 @@ fn hash_from_flat(flat: Vec<Bytes>) -> Result<Value> {
     if flat.is_empty() {
         return Err(RdbError::Empty("hash"));
     }
-    if flat.len() % 2 != 0 {
+    if flat.len() % 2 == 1 {
         return Err(RdbError::Corrupt("hash"));
     }
     let mut h = HashMap::with_capacity(flat.len() / 2);
@@ -421,7 +421,7 @@ fn zset_from_flat(flat: Vec<Bytes>) -> Result<Value> {
     if flat.is_empty() {
         return Err(RdbError::Empty("zset"));
     }
-    if flat.len() % 2 != 0 {
+    if flat.len() % 2 == 1 {
         return Err(RdbError::Corrupt("zset"));
     }
     let mut z = ZSet::new();

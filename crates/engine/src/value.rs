@@ -463,3 +463,118 @@ impl ZSet {
         Some((m, s.0))
     }
 }
+
+#[cfg(test)]
+mod zset_tests {
+    use super::*;
+
+    fn z(pairs: &[(&str, f64)]) -> ZSet {
+        ZSet::from_pairs(
+            pairs
+                .iter()
+                .map(|(m, s)| (Bytes::copy_from_slice(m.as_bytes()), *s)),
+        )
+    }
+    fn members<'a>(it: impl Iterator<Item = (&'a Bytes, f64)>) -> Vec<String> {
+        it.map(|(m, _)| String::from_utf8_lossy(m).into_owned())
+            .collect()
+    }
+    fn sr(min: f64, minex: bool, max: f64, maxex: bool) -> ScoreRange {
+        ScoreRange {
+            min,
+            max,
+            minex,
+            maxex,
+        }
+    }
+
+    #[test]
+    fn score_ranges() {
+        let s = z(&[
+            ("a", -1.5),
+            ("b", 0.0),
+            ("c", 0.0),
+            ("d", 2.0),
+            ("e", f64::INFINITY),
+        ]);
+        assert_eq!(
+            members(s.iter_by_score(&sr(-1.5, true, 0.0, false), false)),
+            ["b", "c"]
+        );
+        assert_eq!(
+            members(s.iter_by_score(&sr(-1.5, false, 0.0, true), true)),
+            ["a"]
+        );
+        assert_eq!(
+            members(s.iter_by_score(&sr(-0.0, false, 2.0, false), true)),
+            ["d", "c", "b"]
+        );
+        assert_eq!(
+            members(s.iter_by_score(&sr(2.0, true, f64::INFINITY, false), false)),
+            ["e"]
+        );
+        assert_eq!(
+            members(s.iter_by_score(&sr(2.0, false, f64::INFINITY, true), false)),
+            ["d"]
+        );
+        assert_eq!(
+            s.count_by_score(&sr(f64::INFINITY, true, f64::INFINITY, false)),
+            0
+        );
+        assert_eq!(s.count_by_score(&sr(3.0, false, 1.0, false)), 0);
+        assert_eq!(s.count_by_score(&sr(0.0, true, 0.0, false)), 0);
+        assert_eq!(s.count_by_score(&ScoreRange::all()), 5);
+        assert_eq!(next_up(-1.0), -0.9999999999999999);
+        assert_eq!(next_up(0.0), f64::from_bits(1));
+    }
+
+    #[test]
+    fn ranks_and_pops() {
+        let mut s = z(&[("a", 1.0), ("b", 2.0), ("c", 3.0)]);
+        assert_eq!(s.rank(b"c"), Some(2));
+        assert_eq!(s.rev_rank(b"c"), Some(0));
+        assert_eq!(s.rank(b"x"), None);
+        assert_eq!(s.range_by_rank(1, 5, true).len(), 2);
+        assert_eq!(s.pop(true), Some((Bytes::from("c"), 3.0)));
+        assert_eq!(s.pop(false), Some((Bytes::from("a"), 1.0)));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.dict.len(), s.order.len());
+    }
+
+    #[test]
+    fn lex_ranges() {
+        let s = z(&[("a", 0.0), ("b", 0.0), ("c", 0.0)]);
+        let v = |b: &str| LexBound::Val(Bytes::copy_from_slice(b.as_bytes()));
+        let r = LexRange {
+            min: v("a"),
+            max: LexBound::Max,
+            minex: true,
+            maxex: true,
+        };
+        assert_eq!(members(s.iter_by_lex(&r, false)), ["b", "c"]);
+        assert_eq!(members(s.iter_by_lex(&r, true)), ["c", "b"]);
+        let r = LexRange {
+            min: LexBound::Min,
+            max: v("b"),
+            minex: true,
+            maxex: false,
+        };
+        assert_eq!(members(s.iter_by_lex(&r, false)), ["a", "b"]);
+        let r = LexRange {
+            min: v("b"),
+            max: v("b"),
+            minex: false,
+            maxex: true,
+        };
+        assert!(r.is_empty());
+        assert_eq!(s.iter_by_lex(&r, false).count(), 0);
+        let r = LexRange {
+            min: LexBound::Max,
+            max: LexBound::Min,
+            minex: true,
+            maxex: true,
+        };
+        assert_eq!(s.iter_by_lex(&r, false).count(), 0);
+        assert_eq!(s.iter_by_lex(&LexRange::all(), false).count(), 3);
+    }
+}

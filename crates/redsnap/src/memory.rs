@@ -227,8 +227,7 @@ impl Memory {
                 "cleanup pattern {pattern:?} must start with \"governance:\""
             )));
         }
-        let keys = self.store.scan_match(pattern).await?;
-        let n = self.store.unlink_keys(&keys).await?;
+        let n = self.store.scan_unlink(pattern).await?;
         tracing::info!(target: "redsnap", pattern, deleted = n, "memory cleanup");
         Ok(n)
     }

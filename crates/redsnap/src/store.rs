@@ -438,6 +438,42 @@ impl RedisStore {
     /// collect the matching keys. Never uses KEYS.
     pub async fn scan_match(&self, pattern: &str) -> Result<Vec<String>> {
         let mut keys = Vec::new();
+        self.scan_each(pattern, |batch| {
+            keys.extend_from_slice(batch);
+            async { Ok(()) }
+        })
+        .await?;
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// Delete (UNLINK) every key matching `pattern`, batch by batch as SCAN
+    /// returns them on every primary (memory stays bounded however many
+    /// keys match). Returns how many keys were deleted.
+    pub async fn scan_unlink(&self, pattern: &str) -> Result<u64> {
+        let total = Arc::new(AtomicU64::new(0));
+        self.scan_each(pattern, |batch| {
+            let batch = batch.to_vec();
+            let this = self.clone();
+            let total = total.clone();
+            async move {
+                let n = this.unlink_keys(&batch).await?;
+                total.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+        })
+        .await?;
+        Ok(total.load(Ordering::Relaxed))
+    }
+
+    /// Call `f` with each SCAN batch (possibly empty batches skipped) from
+    /// every primary.
+    async fn scan_each<F, Fut>(&self, pattern: &str, mut f: F) -> Result<()>
+    where
+        F: FnMut(&[String]) -> Fut,
+        Fut: Future<Output = Result<()>>,
+    {
         let nodes: Vec<Option<(String, u16)>> = if self.is_cluster() {
             self.primaries().await?.into_iter().map(Some).collect()
         } else {
@@ -456,16 +492,16 @@ impl RedisStore {
                     Some((h, p)) => self.query_node(h, *p, cmd).await?,
                     None => self.query(&cmd).await?,
                 };
-                keys.extend(batch);
+                if !batch.is_empty() {
+                    f(&batch).await?;
+                }
                 cursor = next;
                 if cursor == 0 {
                     break;
                 }
             }
         }
-        keys.sort();
-        keys.dedup();
-        Ok(keys)
+        Ok(())
     }
 
     /// Delete keys (UNLINK), in batches on a standalone server and key by

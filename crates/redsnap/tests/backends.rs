@@ -275,6 +275,19 @@ async fn memory_suite(store: &RedisStore) {
             .unwrap(),
         41
     );
+
+    // Many SCAN rounds: 1200 keys, deleted batch by batch.
+    let many: Vec<(String, u8)> = (0..1200)
+        .map(|i| (Memory::key(&tenant, "many", &format!("k{i}")).unwrap(), 1))
+        .collect();
+    mem.set_many(&many, None).await.unwrap();
+    assert_eq!(
+        mem.cleanup(&Memory::pattern(&tenant, Some("many")).unwrap())
+            .await
+            .unwrap(),
+        1200
+    );
+    assert_eq!(mem.get::<i32>(&keep_other).await.unwrap(), Some(1));
 }
 
 async fn structured_suite(store: &RedisStore) {

@@ -47,7 +47,7 @@ pub(crate) fn run(
         )
         .into(),
         "save" | "bgsave" | "bgrewriteaof" | "lastsave" => {
-            crate::persist_command(inner, spec.name, argv).into()
+            crate::persist_command(&conn.shared.clone(), inner, spec.name, argv)
         }
         _ => Reply::error(format!("ERR '{}' is not supported by redsnap", spec.name)).into(),
     }
@@ -468,7 +468,7 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
             }
         }
     } else if is(sub, "reload") {
-        crate::persist_command(inner, "debug-reload", argv).into()
+        crate::persist_command(&conn.shared.clone(), inner, "debug-reload", argv)
     } else if is(sub, "jmap") || is(sub, "quicklist-packed-threshold") || is(sub, "change-repl-id")
     {
         Reply::ok().into()

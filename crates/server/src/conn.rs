@@ -34,6 +34,8 @@ pub(crate) enum Step {
 
 pub(crate) enum AsyncOp {
     Shutdown(ShutdownRequest),
+    /// SAVE (or DEBUG RELOAD when the flag is set).
+    Save(crate::persist::SaveJob, bool),
 }
 
 impl From<Reply> for Step {
@@ -57,6 +59,8 @@ pub(crate) struct Conn {
     pub in_exec: bool,
     pending_out: Arc<AtomicU64>,
     kill: Arc<tokio::sync::Notify>,
+    /// The log sequence number this connection's unsent replies depend on.
+    pending_seq: u64,
     /// `timeout`: seconds of inactivity after which the client is closed (0 = never).
     idle_timeout: u64,
 }
@@ -116,12 +120,12 @@ impl Conn {
             .into();
         }
         if spec.is_write()
-            && !inner.persist_ok
-            && inner.config.bool("stop-writes-on-bgsave-error")
-            && !inner.config.save_points().is_empty()
+            || spec.name == "exec" && self.multi.as_ref().is_some_and(|q| !q.is_empty())
         {
-            self.flag_multi();
-            return Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.").into();
+            if let Some(r) = crate::persist::write_refusal(inner) {
+                self.flag_multi();
+                return r.into();
+            }
         }
         if !crate::perform_evictions(inner)
             && (spec.has(flags::DENYOOM) || (spec.name == "exec" && self.multi_has_denyoom()))
@@ -472,7 +476,6 @@ impl Conn {
             return Reply::NilArray.into();
         }
         self.unwatch(inner);
-        let log_start = inner.store.effects.log.len();
         self.in_exec = true;
         let mut replies = Vec::with_capacity(queue.len());
         let mut touched = std::mem::take(&mut inner.store.effects.touched);
@@ -495,7 +498,6 @@ impl Conn {
         }
         inner.store.effects.touched = touched;
         self.in_exec = false;
-        wrap_log_transaction(inner, log_start);
         Reply::Array(replies).into()
     }
 
@@ -706,7 +708,6 @@ pub(crate) fn after_command(inner: &mut Inner) {
         crate::blocking::serve_ready(inner, &touched, &dbs);
     }
     inner.store.effects.clear_touched();
-    crate::persist_hook(inner);
 }
 
 /// Marks clients watching keys touched by a command.
@@ -732,29 +733,6 @@ pub(crate) fn mark_watchers(inner: &mut Inner, touched: &[(usize, Bytes)]) {
             }
             inner.cas_dirty.insert(c);
         }
-    }
-}
-
-/// Wraps the log records written since `log_start` in MULTI/EXEC markers when there
-/// are several, so that replay applies a transaction or script whole or not at all.
-pub(crate) fn wrap_log_transaction(inner: &mut Inner, log_start: usize) {
-    let n = inner.store.effects.log.len().saturating_sub(log_start);
-    if n > 1 {
-        let first = &inner.store.effects.log[log_start];
-        let (db, time) = (first.db, first.time);
-        inner.store.effects.log.insert(
-            log_start,
-            redsnap_engine::LogRecord {
-                db,
-                time,
-                argv: vec![Bytes::from_static(b"MULTI")],
-            },
-        );
-        inner.store.effects.log.push(redsnap_engine::LogRecord {
-            db,
-            time,
-            argv: vec![Bytes::from_static(b"EXEC")],
-        });
     }
 }
 
@@ -884,6 +862,7 @@ where
         in_exec: false,
         pending_out,
         kill,
+        pending_seq: 0,
         idle_timeout: shared.inner.lock().config.u64("timeout"),
     };
     let result = conn.run(&mut stream, &mut rx, limits, query_limit).await;
@@ -961,6 +940,21 @@ impl Conn {
                             }
                         }
                     }
+                    // One log append (one checksummed frame) for the whole batch, made
+                    // before any reply leaves: replay applies it whole or not at all.
+                    match crate::persist::append(&mut inner) {
+                        Ok(Some(seq)) => self.pending_seq = seq,
+                        Ok(None) => {}
+                        Err(e) => {
+                            // These replies were never durably logged: drop them and
+                            // close, so nothing unlogged is acknowledged.
+                            tracing::error!(
+                                client = self.id,
+                                "closing client after append log failure: {e:?}"
+                            );
+                            return Ok(());
+                        }
+                    }
                     last
                 };
                 match step {
@@ -989,6 +983,19 @@ impl Conn {
                             Some(r) => encode_reply(&mut wbuf, &r, self.resp3),
                             None => return Ok(()),
                         }
+                    }
+                    Some(Step::Async(AsyncOp::Save(job, reload))) => {
+                        self.write(stream, &wbuf).await?;
+                        wbuf.clear();
+                        let r = match crate::persist::run_save(&self.shared, job).await {
+                            Ok(()) if reload => crate::persist::reload(&self.shared),
+                            Ok(()) => ok(),
+                            Err(e) => {
+                                tracing::error!("SAVE failed: {e}");
+                                Reply::err("ERR")
+                            }
+                        };
+                        encode_reply(&mut wbuf, &r, self.resp3);
                     }
                     Some(Step::Async(AsyncOp::Shutdown(req))) => {
                         self.write(stream, &wbuf).await?;
@@ -1166,7 +1173,10 @@ impl Conn {
             };
             tokio::select! {
                 m = rx.recv() => match m {
-                    Some(ConnMsg::Unblocked(r)) => return Ok(Some(r)),
+                    Some(ConnMsg::Unblocked(r)) => {
+                        self.pending_seq = self.shared.log.get().map_or(0, |l| l.stats().seq);
+                        return Ok(Some(r));
+                    }
                     Some(ConnMsg::Push(r)) => {
                         encode_reply(&mut wbuf, &r, self.resp3);
                         self.write(stream, &wbuf).await?;

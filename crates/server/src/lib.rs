@@ -15,6 +15,7 @@ mod alloc;
 pub use alloc::CountingAlloc;
 mod blocking;
 mod conn;
+mod persist;
 mod scripting;
 mod state;
 mod tls;
@@ -38,6 +39,8 @@ pub enum ServerError {
     Bind { addr: String, err: std::io::Error },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("{0}")]
+    Persist(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -65,26 +68,47 @@ pub(crate) fn apply_config(inner: &mut Inner) {
     };
 }
 
-/// Hands the log records of executed commands to persistence.
-pub(crate) fn persist_hook(inner: &mut Inner) {
-    inner.store.effects.log.clear();
-}
-
 pub(crate) fn persist_command(
-    _inner: &mut Inner,
+    shared: &Arc<Shared>,
+    inner: &mut Inner,
     name: &str,
-    _argv: &[bytes::Bytes],
-) -> redsnap_engine::Reply {
-    redsnap_engine::Reply::error(format!(
-        "ERR {name}: persistence is not enabled in this build"
-    ))
+    argv: &[bytes::Bytes],
+) -> conn::Step {
+    use redsnap_engine::Reply;
+    match name {
+        "lastsave" => Reply::Int(inner.lastsave as i64).into(),
+        "bgsave" | "bgrewriteaof" => {
+            if argv.len() > 2 || (argv.len() == 2 && !redsnap_engine::cmd::is(&argv[1], "schedule"))
+            {
+                return Reply::err("ERR syntax error").into();
+            }
+            if let Err(e) = persist::append(inner) {
+                return e.into();
+            }
+            match persist::bgsave(shared, inner) {
+                Ok(()) if name == "bgsave" => Reply::simple("Background saving started").into(),
+                Ok(()) => Reply::simple("Background append only file rewriting started").into(),
+                Err(e) if e.contains("already in progress") && argv.len() == 2 => {
+                    Reply::simple("Background saving scheduled").into()
+                }
+                Err(e) => Reply::error(format!("ERR {e}")).into(),
+            }
+        }
+        "save" | "debug-reload" => {
+            if let Err(e) = persist::append(inner) {
+                return e.into();
+            }
+            match persist::prepare_save(inner) {
+                Ok(job) => conn::Step::Async(conn::AsyncOp::Save(job, name == "debug-reload")),
+                Err(e) => Reply::error(format!("ERR {e}")).into(),
+            }
+        }
+        _ => Reply::error(format!("ERR unknown persistence command '{name}'")).into(),
+    }
 }
 
 pub(crate) fn persistence_info(inner: &Inner) -> String {
-    format!(
-        "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\naof_enabled:0\r\naof_last_write_status:ok\r\n\r\n",
-        inner.store.effects.dirty, inner.lastsave
-    )
+    persist::info(inner)
 }
 
 /// Memory used by the dataset as redsnap accounts it (for INFO and maxmemory).
@@ -117,9 +141,17 @@ pub(crate) fn perform_evictions(inner: &mut Inner) -> bool {
     true
 }
 
+/// Asks the server to shut down and waits for the outcome: Ok means the process is
+/// exiting; Err means the final save failed and the server keeps running.
 pub(crate) async fn shutdown(shared: &Arc<Shared>, req: ShutdownRequest) -> Result<(), String> {
-    shared.shutdown.send_replace(Some(req));
-    Ok(())
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if shared.shutdown.send((req, Some(tx))).is_err() {
+        return Ok(());
+    }
+    match rx.await {
+        Ok(r) => r,
+        Err(_) => Ok(()),
+    }
 }
 
 /// A running server.
@@ -184,8 +216,22 @@ impl Server {
                 "both port and tls-port are 0: nothing to listen on".into(),
             ));
         }
+        let mut store = store;
+        let persistence = persist::open(&config, &mut store)?;
         let shared = Shared::new(store, config);
-        apply_config(&mut shared.inner.lock());
+        {
+            let mut inner = shared.inner.lock();
+            if let Some(p) = &persistence {
+                if let Some(log) = &p.log {
+                    let _ = shared.log.set(log.clone());
+                }
+                if let Some(ms) = p.snaps.stats().last_save_ms {
+                    inner.lastsave = ms / 1000;
+                }
+            }
+            inner.persist = persistence;
+            apply_config(&mut inner);
+        }
         Ok(Server { shared, listeners })
     }
 
@@ -204,18 +250,35 @@ impl Server {
             tokio::spawn(accept_loop(shared.clone(), l, tls));
         }
         tokio::spawn(cron(shared.clone()));
-        let mut rx = shared.shutdown.subscribe();
+        let Some(mut rx) = shared.shutdown_rx.lock().take() else {
+            return Err(ServerError::Config("the server is already running".into()));
+        };
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-        let req = tokio::select! {
-            _ = term.recv() => { tracing::info!("received SIGTERM, shutting down"); ShutdownRequest { save: None } }
-            _ = int.recv() => { tracing::info!("received SIGINT, shutting down"); ShutdownRequest { save: None } }
-            r = async { loop { if rx.changed().await.is_err() { break None; } if let Some(r) = *rx.borrow() { break Some(r); } } } => {
-                tracing::info!("SHUTDOWN requested by a client");
-                r.unwrap_or(ShutdownRequest { save: None })
+        loop {
+            let (req, reply) = tokio::select! {
+                _ = term.recv() => { tracing::info!("received SIGTERM, shutting down"); (ShutdownRequest { save: None }, None) }
+                _ = int.recv() => { tracing::info!("received SIGINT, shutting down"); (ShutdownRequest { save: None }, None) }
+                r = rx.recv() => match r {
+                    Some(r) => { tracing::info!("SHUTDOWN requested by a client"); r }
+                    None => (ShutdownRequest { save: None }, None),
+                },
+            };
+            match persist::shutdown(&shared, req.save).await {
+                Ok(()) => {
+                    if let Some(r) = reply {
+                        let _ = r.send(Ok(()));
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!("refusing to exit: {e}");
+                    if let Some(r) = reply {
+                        let _ = r.send(Err(e));
+                    }
+                }
             }
-        };
-        let _ = req;
+        }
         let inner = shared.inner.lock();
         for c in inner.clients.values() {
             c.kill();
@@ -345,5 +408,9 @@ async fn cron(shared: Arc<Shared>) {
         let now = redsnap_engine::now_ms();
         inner.store.active_expire_cycle(now, 2000);
         conn::after_command(&mut inner);
+        if let Err(e) = persist::append(&mut inner) {
+            tracing::error!("append log: {e:?}");
+        }
+        persist::cron(&shared, &mut inner);
     }
 }

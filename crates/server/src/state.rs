@@ -123,8 +123,8 @@ pub struct Inner {
     /// Until when CLIENT PAUSE holds clients (and whether only writes).
     pub paused_until: Option<(Instant, bool)>,
     pub lastsave: u64,
-    pub persist_ok: bool,
     pub scripts: crate::scripting::Scripts,
+    pub persist: Option<crate::persist::Persistence>,
 }
 
 /// Whether a script is running and for how long, readable without the server lock
@@ -152,7 +152,21 @@ pub struct Shared {
     pub inner: Mutex<Inner>,
     pub next_id: AtomicU64,
     pub started: Instant,
-    pub shutdown: tokio::sync::watch::Sender<Option<ShutdownRequest>>,
+    /// Shutdown requests (SHUTDOWN); each carries a channel for the outcome.
+    pub shutdown: mpsc::UnboundedSender<(
+        ShutdownRequest,
+        Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    )>,
+    pub shutdown_rx: parking_lot::Mutex<
+        Option<
+            mpsc::UnboundedReceiver<(
+                ShutdownRequest,
+                Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+            )>,
+        >,
+    >,
+    /// The append log (for `appendfsync always` waits outside the lock).
+    pub log: std::sync::OnceLock<redsnap_persist::AppendLog>,
     pub run_id: String,
 }
 
@@ -164,7 +178,7 @@ pub struct ShutdownRequest {
 
 impl Shared {
     pub fn new(store: Store, config: Config) -> Arc<Shared> {
-        let (tx, _) = tokio::sync::watch::channel(None);
+        let (tx, rx) = mpsc::unbounded_channel();
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
@@ -183,14 +197,16 @@ impl Shared {
                 stats: ServerStats::default(),
                 paused_until: None,
                 lastsave: redsnap_engine::now_ms() / 1000,
-                persist_ok: true,
                 scripts: crate::scripting::Scripts::new(),
+                persist: None,
             }),
             busy: BusyState::default(),
             connections: std::sync::atomic::AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             started: Instant::now(),
             shutdown: tx,
+            shutdown_rx: parking_lot::Mutex::new(Some(rx)),
+            log: std::sync::OnceLock::new(),
             run_id,
         })
     }

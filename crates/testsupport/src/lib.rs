@@ -1125,26 +1125,18 @@ impl RedsnapServerBuilder {
                 (Some(t), p)
             }
         };
-        // The log lives next to (not inside) the data dir when the dir is
-        // given, so the server sees an untouched directory.
-        let log_dir = match &tempdir {
-            Some(t) => t.path().to_path_buf(),
-            None => dir.clone(),
-        };
-        let logdir_holder = if self.dir.is_some() {
-            Some(
-                tempfile::Builder::new()
-                    .prefix("redsnap-serve-log-")
-                    .tempdir()
-                    .context("creating log temp dir")?,
-            )
-        } else {
-            None
-        };
-        let log_path = match &logdir_holder {
-            Some(t) => t.path().join("redsnap.log"),
-            None => log_dir.join("redsnap.log"),
-        };
+        // The log lives in its own temporary directory, never inside the
+        // data dir, so the server sees only its own files there.
+        let logdir_holder = Some(
+            tempfile::Builder::new()
+                .prefix("redsnap-serve-log-")
+                .tempdir()
+                .context("creating log temp dir")?,
+        );
+        let log_path = logdir_holder
+            .as_ref()
+            .map(|t| t.path().join("redsnap.log"))
+            .unwrap_or_else(|| dir.join("redsnap.log"));
         let fixed_port = self.port;
         let mut server = RedsnapServer {
             bin,

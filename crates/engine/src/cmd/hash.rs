@@ -123,7 +123,7 @@ fn peek_field(cx: &mut Cx, key: &Bytes, field: &Bytes) -> Result<Option<Bytes>, 
 }
 
 fn set_pairs(cx: &mut Cx, argv: &[Bytes], name: &str) -> Result<i64, Reply> {
-    if argv.len() % 2 != 0 {
+    if argv.len() & 1 != 0 {
         return Err(wrong_arity(name));
     }
     let key = &argv[1];
@@ -316,10 +316,10 @@ fn hincrbyfloat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 /// Redis computes HINCRBYFLOAT (and INCRBYFLOAT) in x87 `long double` (64-bit
 /// significand) and prints the result with `%.17Lf`, trailing zeros removed. This
-/// emulates that exactly for plain decimal operands (below 2^127 as digits, at most 18
-/// decimals); other inputs (exponents, hex, longer) fall back to
-/// [`crate::num::incr_float`].
-mod ld {
+/// emulates that exactly for plain decimal operands (an integer part below 2^127,
+/// and at most 18 decimals when it is below 2^65); other inputs (exponents, hex,
+/// longer) fall back to [`crate::num::incr_float`].
+pub mod ld {
     /// `(-1)^neg * m * 2^e`, `m` normalized (top bit set) unless zero.
     #[derive(Debug, Clone, Copy, PartialEq)]
     pub struct Ld {
@@ -358,9 +358,9 @@ mod ld {
         }
     }
 
-    /// A plain decimal (`[+-]digits[.digits]`) as sign, digits and decimal places,
-    /// within what the conversion below handles exactly (< 2^127, <= 18 places).
-    fn parse_plain(b: &[u8]) -> Option<(bool, u128, u32)> {
+    /// A plain decimal (`[+-]digits[.digits]`) as sign and an exact fraction
+    /// `num / den`, within what the conversion below handles exactly.
+    fn parse_plain(b: &[u8]) -> Option<(bool, u128, u128)> {
         let (neg, body) = match b.first()? {
             b'-' => (true, &b[1..]),
             b'+' => (false, &b[1..]),
@@ -370,36 +370,42 @@ mod ld {
             Some(i) => (&body[..i], &body[i + 1..]),
             None => (body, &body[..0]),
         };
-        if int.is_empty() && frac.is_empty() {
-            return None;
-        }
-        if !frac.iter().all(u8::is_ascii_digit) {
+        if (int.is_empty() && frac.is_empty()) || !int.iter().chain(frac).all(u8::is_ascii_digit) {
             return None;
         }
         let frac = &frac[..frac.iter().rposition(|&c| c != b'0').map_or(0, |i| i + 1)];
+        let digits = |ds: &[u8], mut acc: u128| -> Option<u128> {
+            for &c in ds {
+                acc = acc.checked_mul(10)?.checked_add(u128::from(c - b'0'))?;
+                if bitlen(acc) > 127 {
+                    return None;
+                }
+            }
+            Some(acc)
+        };
+        let whole = digits(int, 0)?;
+        if bitlen(whole) >= 65 {
+            // The unit in the last place is >= 2, so rounding boundaries are integers and
+            // a nonzero fraction only tells "strictly above": any one will do.
+            return Some(if frac.is_empty() {
+                (neg, whole, 1)
+            } else {
+                (neg, whole * 2 + 1, 2)
+            })
+            .filter(|(_, n, _)| bitlen(*n) <= 127);
+        }
         if frac.len() > 18 {
             return None;
         }
-        let mut big: u128 = 0;
-        for &c in int.iter().chain(frac) {
-            if !c.is_ascii_digit() {
-                return None;
-            }
-            big = big.checked_mul(10)?.checked_add(u128::from(c - b'0'))?;
-            if bitlen(big) > 127 {
-                return None;
-            }
-        }
-        Some((neg, big, frac.len() as u32))
+        Some((neg, digits(frac, whole)?, 10u128.pow(frac.len() as u32)))
     }
 
     /// `strtold` of a plain decimal.
     pub fn from_decimal(b: &[u8]) -> Option<Ld> {
-        let (neg, big, scale) = parse_plain(b)?;
+        let (neg, big, den) = parse_plain(b)?;
         if big == 0 {
             return Some(Ld { neg, m: 0, e: 0 });
         }
-        let den = 10u128.checked_pow(scale)?;
         let mut k = 64 - (bitlen(big) - bitlen(den));
         for _ in 0..8 {
             let q = scaled(big, den, k)?;
@@ -930,6 +936,21 @@ mod tests {
             ),
             ("0.5", ".25", "0.75"),
             ("5.", "+1", "6"),
+            (
+                "99999999999999999999999.0255142848387873",
+                "0.20",
+                "100000000000000000000000",
+            ),
+            (
+                "1000000000000000000000000000000.695893556746074",
+                "2710.7406873661000601",
+                "1000000000000000000024696061952",
+            ),
+            (
+                "9999999999999999999.68103370781497",
+                "1000000000000000000000000000000.6999030666602524",
+                "1000000000010000000005202509824",
+            ),
             ("99999999999999999999999", "1", "100000000000000000000000"),
             (
                 "123456789012345678901234567",

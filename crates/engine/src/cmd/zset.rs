@@ -527,7 +527,7 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
         }
     }
     let elements = argv.len() - idx;
-    if elements % 2 != 0 || elements == 0 {
+    if elements % 2 == 1 || elements == 0 {
         return Err(Reply::err(reply::ERR_SYNTAX));
     }
     let elements = elements / 2;

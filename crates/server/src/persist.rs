@@ -1,0 +1,426 @@
+//! The server side of persistence: opening and recovering the data directory at
+//! startup, appending each command's log records, snapshot triggers (BGSAVE, SAVE,
+//! save points, `snapshot-interval`, log growth), INFO persistence, and the final
+//! snapshot at shutdown. The storage itself is the `redsnap-persist` crate.
+
+use crate::config::Config;
+use crate::state::{Inner, Shared};
+use crate::ServerError;
+use redsnap_engine::{now_ms, Reply, Store};
+use redsnap_persist::{recover, AppendLog, DataDir, FsyncPolicy, LoadOptions, SnapshotStore};
+use std::fmt::Write;
+use std::sync::Arc;
+
+/// Persistence state kept under the server lock.
+pub struct Persistence {
+    pub dir: DataDir,
+    pub snaps: SnapshotStore,
+    pub log: Option<AppendLog>,
+    /// The log generation snapshots cover when there is no append log.
+    pub fixed_gen: u64,
+    /// `dirty` when the snapshot in progress took its copy.
+    pub dirty_at_start: u64,
+    /// When the last snapshot attempt started (ms), for save points and retries.
+    pub last_attempt_ms: u64,
+    /// The outcome of the last snapshot attempt.
+    pub last_ok: bool,
+    /// A write to the log failed: writes are refused until an append succeeds.
+    pub log_error: Option<String>,
+    pub loaded_keys: u64,
+    pub expired_at_load: u64,
+}
+
+/// Whether the configuration asks for any persistence at all.
+pub fn enabled(c: &Config) -> bool {
+    c.bool("appendonly") || !c.save_points().is_empty() || c.u64("snapshot-interval") > 0
+}
+
+/// Opens the data directory (created 0700, locked) and restores the keyspace from
+/// the snapshot and the log. Refuses to start on damage unless `load-corrupt yes`.
+pub fn open(c: &Config, store: &mut Store) -> Result<Option<Persistence>, ServerError> {
+    if !enabled(c) {
+        return Ok(None);
+    }
+    let err = |e: redsnap_persist::PersistError| ServerError::Persist(e.to_string());
+    let dir = DataDir::open(c.str("dir")).map_err(err)?;
+    let snaps = SnapshotStore::open(&dir).map_err(err)?;
+    let opts = LoadOptions {
+        load_truncated: c.bool("aof-load-truncated"),
+        ignore_corruption: c.bool("load-corrupt"),
+    };
+    let (next_gen, loaded_keys, expired) = if c.bool("restore-on-startup") {
+        let report = recover(&dir, &snaps, store, &opts).map_err(err)?;
+        tracing::info!(
+            keys = report.keys,
+            snapshot_keys = report.snapshot_keys,
+            log_records = report.log_records,
+            expired_dropped = report.expired_dropped,
+            "restored the dataset from {} in {:.3}s",
+            dir.path().display(),
+            report.duration.as_secs_f64()
+        );
+        if report.truncated_bytes > 0 {
+            tracing::warn!(
+                "the append log ended in a torn record: {} bytes cut from {:?}",
+                report.truncated_bytes,
+                report.truncated_file
+            );
+        }
+        for d in &report.ignored_corruption {
+            tracing::warn!("load-corrupt: skipped damage: {d}");
+        }
+        (report.next_gen, report.keys, report.expired_dropped)
+    } else {
+        tracing::warn!("restore-on-startup is off: starting empty; the data in {} will be replaced by the next snapshot", dir.path().display());
+        let gens = redsnap_persist::aof::list_generations(dir.path()).map_err(err)?;
+        (gens.iter().map(|(g, _)| g + 1).max().unwrap_or(1), 0, 0)
+    };
+    let log = if c.bool("appendonly") {
+        let policy = FsyncPolicy::parse(&c.str("appendfsync")).unwrap_or(FsyncPolicy::EverySec);
+        let log = AppendLog::open(&dir, policy, next_gen).map_err(err)?;
+        log.set_base_size(snaps.stats().last_size_bytes);
+        Some(log)
+    } else {
+        None
+    };
+    Ok(Some(Persistence {
+        dir,
+        snaps,
+        log,
+        fixed_gen: next_gen.saturating_sub(1),
+        dirty_at_start: 0,
+        last_attempt_ms: 0,
+        last_ok: true,
+        log_error: None,
+        loaded_keys,
+        expired_at_load: expired,
+    }))
+}
+
+/// Appends the records the last command left. Returns the log sequence number to
+/// wait for (under `appendfsync always`), or an error reply when the log could not
+/// be written (the command's effect is in memory but not durable, so the client is
+/// told).
+pub(crate) fn append(inner: &mut Inner) -> Result<Option<u64>, Reply> {
+    if inner.store.effects.log.is_empty() {
+        return Ok(None);
+    }
+    let records = std::mem::take(&mut inner.store.effects.log);
+    let Some(p) = inner.persist.as_mut() else {
+        return Ok(None);
+    };
+    let Some(log) = &p.log else { return Ok(None) };
+    match log.append(&records) {
+        Ok(seq) => {
+            p.log_error = None;
+            Ok(Some(seq))
+        }
+        Err(e) => {
+            tracing::error!("writing the append log failed: {e}");
+            let msg = format!("MISCONF Errors writing to the AOF file: {e}");
+            p.log_error = Some(msg.clone());
+            Err(Reply::error(msg))
+        }
+    }
+}
+
+/// The MISCONF refusal for write commands while persistence is failing, if any.
+pub(crate) fn write_refusal(inner: &Inner) -> Option<Reply> {
+    let p = inner.persist.as_ref()?;
+    if let Some(e) = &p.log_error {
+        return Some(Reply::error(e.clone()));
+    }
+    let snapshots_configured =
+        !inner.config.save_points().is_empty() || inner.config.u64("snapshot-interval") > 0;
+    if !p.last_ok && snapshots_configured && inner.config.bool("stop-writes-on-bgsave-error") {
+        return Some(Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
+    }
+    None
+}
+
+/// Starts a background snapshot. The copy of the keyspace is taken here, under the
+/// lock, in O(databases); the writing happens on a snapshot thread.
+pub(crate) fn bgsave(shared: &Arc<Shared>, inner: &mut Inner) -> Result<(), String> {
+    let Some(p) = inner.persist.as_mut() else {
+        return Err("persistence is disabled (set appendonly, save or snapshot-interval)".into());
+    };
+    if p.snaps.in_progress() {
+        return Err("Background save already in progress".into());
+    }
+    let dbs = inner.store.snapshot();
+    let gen = match &p.log {
+        Some(log) => log.rotate().map_err(|e| e.to_string())?,
+        None => p.fixed_gen,
+    };
+    p.dirty_at_start = inner.store.effects.dirty;
+    p.last_attempt_ms = now_ms();
+    let shared2 = shared.clone();
+    p.snaps
+        .spawn(dbs, gen, p.log.clone(), move |res| {
+            let mut inner = shared2.inner.lock();
+            finish(
+                &mut inner,
+                res.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+            );
+        })
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn finish(inner: &mut Inner, res: Result<(), String>) {
+    let dirty_at_start = inner.persist.as_ref().map_or(0, |p| p.dirty_at_start);
+    match res {
+        Ok(()) => {
+            inner.store.effects.dirty = inner.store.effects.dirty.saturating_sub(dirty_at_start);
+            inner.lastsave = now_ms() / 1000;
+            if let Some(p) = inner.persist.as_mut() {
+                p.last_ok = true;
+            }
+            tracing::info!("snapshot saved");
+        }
+        Err(e) => {
+            tracing::error!("snapshot failed: {e} (the previous snapshot is intact)");
+            if let Some(p) = inner.persist.as_mut() {
+                p.last_ok = false;
+            }
+        }
+    }
+}
+
+/// What a foreground save (SAVE, shutdown) needs, taken under the lock.
+pub(crate) struct SaveJob {
+    snaps: SnapshotStore,
+    log: Option<AppendLog>,
+    dbs: Vec<redsnap_engine::Db>,
+    gen: u64,
+    dirty: u64,
+}
+
+pub(crate) fn prepare_save(inner: &mut Inner) -> Result<SaveJob, String> {
+    let Some(p) = inner.persist.as_mut() else {
+        return Err("persistence is disabled".into());
+    };
+    if p.snaps.in_progress() {
+        return Err("Background save already in progress".into());
+    }
+    let gen = match &p.log {
+        Some(log) => log.rotate().map_err(|e| e.to_string())?,
+        None => p.fixed_gen,
+    };
+    p.last_attempt_ms = now_ms();
+    Ok(SaveJob {
+        snaps: p.snaps.clone(),
+        log: p.log.clone(),
+        dbs: inner.store.snapshot(),
+        gen,
+        dirty: inner.store.effects.dirty,
+    })
+}
+
+/// Runs a foreground save off the async workers and records its outcome.
+pub(crate) async fn run_save(shared: &Arc<Shared>, job: SaveJob) -> Result<(), String> {
+    let dirty = job.dirty;
+    let res = tokio::task::spawn_blocking(move || {
+        job.snaps
+            .save(job.dbs, job.gen, job.log.as_ref())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    let mut inner = shared.inner.lock();
+    if let Some(p) = inner.persist.as_mut() {
+        p.dirty_at_start = dirty;
+    }
+    finish(&mut inner, res.clone());
+    res
+}
+
+/// Periodic checks: save points, `snapshot-interval`, log growth.
+pub(crate) fn cron(shared: &Arc<Shared>, inner: &mut Inner) {
+    let Some(p) = inner.persist.as_ref() else {
+        return;
+    };
+    if p.snaps.in_progress() {
+        return;
+    }
+    let now = now_ms();
+    let dirty = inner.store.effects.dirty;
+    let since_save = now / 1000 - inner.lastsave.min(now / 1000);
+    // After a failure, retry no sooner than 5 s later (as Redis does).
+    if !p.last_ok && now.saturating_sub(p.last_attempt_ms) < 5000 {
+        return;
+    }
+    let mut reason = None;
+    for (secs, changes) in inner.config.save_points() {
+        if dirty >= changes && since_save >= secs {
+            reason = Some(format!("{changes} changes in {secs} seconds"));
+            break;
+        }
+    }
+    let interval = inner.config.u64("snapshot-interval");
+    if reason.is_none() && interval > 0 && dirty > 0 && since_save >= interval {
+        reason = Some(format!("snapshot-interval {interval}s"));
+    }
+    if reason.is_none() {
+        if let Some(log) = &p.log {
+            if log.should_rewrite(
+                inner.config.u64("auto-aof-rewrite-percentage"),
+                inner.config.u64("auto-aof-rewrite-min-size"),
+            ) {
+                reason = Some("append log grew past auto-aof-rewrite-percentage".into());
+            }
+        }
+    }
+    if let Some(r) = reason {
+        tracing::info!("{r}: starting a snapshot");
+        if let Err(e) = bgsave(shared, inner) {
+            tracing::error!("could not start a snapshot: {e}");
+        }
+    }
+}
+
+pub(crate) fn info(inner: &Inner) -> String {
+    let mut s = String::from("# Persistence\r\n");
+    let Some(p) = inner.persist.as_ref() else {
+        let _ = write!(
+            s,
+            "loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_last_write_status:ok\r\npersistence_enabled:0\r\n\r\n",
+            inner.store.effects.dirty, inner.lastsave
+        );
+        return s;
+    };
+    let st = p.snaps.stats();
+    let now = now_ms();
+    let _ = write!(
+        s,
+        "loading:0\r\npersistence_enabled:1\r\ndir:{}\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_failures:{}\r\nrdb_last_snapshot_size:{}\r\nrdb_last_snapshot_keys:{}\r\nrdb_last_good_snapshot_age_sec:{}\r\nrdb_last_error:{}\r\nloaded_keys:{}\r\nexpired_keys_at_load:{}\r\n",
+        p.dir.path().display(),
+        inner.store.effects.dirty,
+        st.in_progress as u8,
+        st.last_save_ms.map_or(inner.lastsave, |m| m / 1000),
+        if st.last_ok { "ok" } else { "err" },
+        st.last_duration.map_or(-1, |d| d.as_secs() as i64),
+        st.current_started_ms.filter(|_| st.in_progress).map_or(-1, |t| (now.saturating_sub(t) / 1000) as i64),
+        st.count,
+        st.failures,
+        st.last_size_bytes,
+        st.last_keys,
+        st.last_save_ms.map_or(-1, |m| (now.saturating_sub(m) / 1000) as i64),
+        st.last_error.clone().unwrap_or_default().replace(['\r', '\n'], " "),
+        p.loaded_keys,
+        p.expired_at_load,
+    );
+    match &p.log {
+        Some(log) => {
+            let a = log.stats();
+            let _ = write!(
+                s,
+                "aof_enabled:1\r\naof_fsync_policy:{}\r\naof_rewrite_in_progress:{}\r\naof_last_write_status:{}\r\naof_last_write_error:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_current_generation:{}\r\naof_fsyncs:{}\r\naof_last_fsync_status:{}\r\n\r\n",
+                a.policy.name(),
+                st.in_progress as u8,
+                if a.last_write_ok { "ok" } else { "err" },
+                a.last_write_error.unwrap_or_default().replace(['\r', '\n'], " "),
+                a.size,
+                a.base_size,
+                a.current_gen,
+                a.fsyncs,
+                if a.last_fsync_ok { "ok" } else { "err" },
+            );
+        }
+        None => s.push_str("aof_enabled:0\r\naof_last_write_status:ok\r\n\r\n"),
+    }
+    s
+}
+
+/// The final snapshot and log flush at shutdown. `save`: Some(true) SAVE, Some(false)
+/// NOSAVE, None per `snapshot-on-shutdown`. Err means the server must not exit
+/// because data would be lost.
+pub(crate) async fn shutdown(shared: &Arc<Shared>, save: Option<bool>) -> Result<(), String> {
+    let (want_save, log) = {
+        let inner = shared.inner.lock();
+        let Some(p) = inner.persist.as_ref() else {
+            return Ok(());
+        };
+        (
+            save.unwrap_or_else(|| inner.config.bool("snapshot-on-shutdown")),
+            p.log.clone(),
+        )
+    };
+    // Wait for a background snapshot in progress to finish.
+    for _ in 0..6000 {
+        let busy = shared
+            .inner
+            .lock()
+            .persist
+            .as_ref()
+            .is_some_and(|p| p.snaps.in_progress());
+        if !busy {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let log_ok = match &log {
+        Some(l) => match l.flush() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("flushing the append log at shutdown failed: {e}");
+                false
+            }
+        },
+        None => false,
+    };
+    if want_save {
+        let job = prepare_save(&mut shared.inner.lock());
+        let res = match job {
+            Ok(job) => run_save(shared, job).await,
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(()) => tracing::info!("final snapshot saved"),
+            Err(e) if log_ok => tracing::warn!(
+                "final snapshot failed ({e}); the append log holds every write, nothing is lost"
+            ),
+            Err(e) => {
+                return Err(format!(
+                    "final snapshot failed and there is no append log to fall back on: {e}"
+                ))
+            }
+        }
+    }
+    if let Some(l) = &log {
+        if let Err(e) = l.close() {
+            tracing::error!("closing the append log: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// DEBUG RELOAD: after a successful SAVE, empties the keyspace and loads it back from
+/// the data directory.
+pub(crate) fn reload(shared: &Arc<Shared>) -> Reply {
+    let mut inner = shared.inner.lock();
+    let Some(p) = inner.persist.as_ref() else {
+        return Reply::err("ERR persistence is disabled");
+    };
+    let mut fresh = Store::new(inner.store.config.clone());
+    fresh.lfu = inner.store.lfu;
+    let opts = LoadOptions {
+        load_truncated: inner.config.bool("aof-load-truncated"),
+        ignore_corruption: false,
+    };
+    if let Some(log) = &p.log {
+        if let Err(e) = log.flush() {
+            return Reply::error(format!("ERR Error flushing the append log: {e}"));
+        }
+    }
+    match recover(&p.dir, &p.snaps, &mut fresh, &opts) {
+        Ok(_) => {
+            fresh.effects = Default::default();
+            inner.store = fresh;
+            Reply::ok()
+        }
+        Err(e) => Reply::error(format!("ERR Error trying to load the snapshot: {e}")),
+    }
+}
