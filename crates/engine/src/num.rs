@@ -64,6 +64,17 @@ pub fn parse_f64(b: &[u8]) -> Option<f64> {
     if v.is_nan() {
         return None;
     }
+    // strtod reports ERANGE for overflow (HUGE_VAL) and underflow to zero, and Redis
+    // refuses both.
+    if v.is_infinite() && !t.starts_with("inf") {
+        return None;
+    }
+    if v == 0.0 {
+        let mantissa = t.split('e').next().unwrap_or("");
+        if mantissa.bytes().any(|c| (b'1'..=b'9').contains(&c)) {
+            return None;
+        }
+    }
     Some(v)
 }
 
@@ -216,6 +227,11 @@ impl Decimal {
 /// INCRBYFLOAT arithmetic: `cur + incr`, formatted as Redis would store it.
 /// Returns None when the result is not finite.
 pub fn incr_float(cur: &[u8], incr: &[u8]) -> Option<(f64, String)> {
+    // Exact x87 long double emulation for plain decimals (what Redis computes in).
+    if let Some(text) = crate::ld::incr(cur, incr) {
+        let v = parse_f64(text.as_bytes()).unwrap_or(f64::NAN);
+        return Some((v, text));
+    }
     if let (Some(a), Some(b)) = (Decimal::parse(cur), Decimal::parse(incr)) {
         if let Some(sum) = a.add(b) {
             if sum.exact_in_long_double() && a.exact_in_long_double() {
@@ -273,6 +289,10 @@ mod tests {
         assert_eq!(parse_f64(b"1 "), None);
         assert_eq!(parse_f64(b"1e3"), Some(1000.0));
         assert_eq!(parse_f64(b""), None);
+        assert_eq!(parse_f64(b"-1e33372036854775808"), None);
+        assert_eq!(parse_f64(b"1e-400"), None);
+        assert_eq!(parse_f64(b"0e5"), Some(0.0));
+        assert_eq!(parse_f64(b"+inf"), Some(f64::INFINITY));
     }
 
     #[test]

@@ -765,6 +765,28 @@ impl Drop for BusyGuard {
     }
 }
 
+/// The table files of a keyspace directory, for error messages (fjall's read errors
+/// do not say which file failed; its own log line gives the block offset).
+fn table_files(keyspace: &Path) -> String {
+    let dir = keyspace.join("tables");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| {
+                    let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    format!("{} ({len} bytes)", e.path().display())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    if files.is_empty() {
+        format!("none found in {}", dir.display())
+    } else {
+        files.join(", ")
+    }
+}
+
 fn db_index(i: usize, path: &Path) -> Result<u16> {
     u16::try_from(i).map_err(|_| PersistError::CorruptSnapshot {
         path: path.to_path_buf(),
@@ -947,7 +969,10 @@ fn read_entries(
                 let err = PersistError::CorruptSnapshot {
                     path: ks.path().to_path_buf(),
                     location: format!("keyspace {name}, {}", describe(&last_key)),
-                    detail: format!("read error: {e}"),
+                    detail: format!(
+                        "read error: {e}; table files of this keyspace: {}",
+                        table_files(ks.path())
+                    ),
                 };
                 if opts.ignore_corruption {
                     tracing::warn!(error = %err, "loading what is valid: stopping the snapshot load here");

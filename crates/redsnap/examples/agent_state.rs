@@ -9,7 +9,8 @@
 //!
 //! Environment: `REDIS_URL` (default `redis://127.0.0.1:6379`),
 //! `REDIS_PASSWORD`, `AGENT_NAMESPACE` (default `agent`),
-//! `SNAPSHOT_INTERVAL_MS`.
+//! `SNAPSHOT_INTERVAL_MS`, `AGENT_FALLBACK_DIR` (local durable fallback used
+//! while Redis is unreachable; saves made there print `deferred <n>`).
 //!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run -p redsnap --example agent_state
@@ -35,7 +36,12 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
-    let snaps = Arc::new(Snapshots::<Counter>::new(store, &ns));
+    let mut snaps = Snapshots::<Counter>::new(store, &ns);
+    if let Ok(dir) = std::env::var("AGENT_FALLBACK_DIR") {
+        // While Redis is down, saves go to this directory and are replayed later.
+        snaps = snaps.with_fallback(dir)?;
+    }
+    let snaps = Arc::new(snaps);
 
     let restored = snaps.restore().await?.unwrap_or_default();
     println!("restored {}", restored.n);
@@ -59,8 +65,12 @@ async fn main() -> anyhow::Result<()> {
                 Ok(ev) => {
                     if ev.is_final {
                         println!("final {}", ev.state.n);
-                    } else if matches!(ev.outcome, SaveOutcome::Saved { .. }) {
-                        println!("saved {}", ev.state.n);
+                    } else {
+                        match ev.outcome {
+                            SaveOutcome::Saved { .. } => println!("saved {}", ev.state.n),
+                            SaveOutcome::Deferred { .. } => println!("deferred {}", ev.state.n),
+                            SaveOutcome::Unchanged => {}
+                        }
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,

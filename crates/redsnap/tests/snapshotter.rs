@@ -86,7 +86,15 @@ struct Agent {
 
 impl Agent {
     fn start(url: &str, ns: &str) -> Agent {
-        let mut child = Command::new(example_bin())
+        Self::start_with(url, ns, &[])
+    }
+
+    fn start_with(url: &str, ns: &str, env: &[(&str, &str)]) -> Agent {
+        let mut cmd = Command::new(example_bin());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .env("REDIS_URL", url)
             .env("AGENT_NAMESPACE", ns)
             .env("SNAPSHOT_INTERVAL_MS", "200")
@@ -171,4 +179,76 @@ fn agent_example_survives_restart() {
 
     let b = Agent::start(&s.url(), &ns);
     assert_eq!(number(&b.next_line(), "restored "), fin);
+}
+
+fn wait_for(agent: &Agent, prefix: &str) -> u64 {
+    loop {
+        let line = agent.next_line();
+        if line.starts_with(prefix) {
+            return number(&line, prefix);
+        }
+    }
+}
+
+fn final_line(agent: &Agent) -> u64 {
+    let mut fin = None;
+    while let Ok(line) = agent.lines.recv_timeout(Duration::from_secs(2)) {
+        if line.starts_with("final ") {
+            fin = Some(number(&line, "final "));
+        }
+    }
+    fin.expect("final line")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_example_rides_out_a_redis_outage() {
+    let mut s = redsnap_testsupport::RedisServer::start().unwrap();
+    let url = s.url();
+    let ns = common::ns("outage");
+    let fb = tempfile::tempdir().unwrap();
+    let fb_path = fb.path().to_str().unwrap().to_string();
+    let env = [
+        ("AGENT_FALLBACK_DIR", fb_path.as_str()),
+        ("MEMORY_MAX_RECONNECT_ATTEMPTS", "1"),
+    ];
+    let mut a = Agent::start_with(&url, &ns, &env);
+    assert_eq!(number(&a.next_line(), "restored "), 0);
+    wait_for(&a, "saved ");
+    wait_for(&a, "saved ");
+
+    // Outage: saves go to the local fallback.
+    s.stop();
+    wait_for(&a, "deferred ");
+    assert!(a.terminate().success());
+    let n1 = final_line(&a);
+    drop(a);
+
+    // Redeploy while Redis is still down: restored from the fallback.
+    let mut b = Agent::start_with(&url, &ns, &env);
+    assert_eq!(number(&b.next_line(), "restored "), n1);
+
+    // Redis returns (empty): the queue is replayed and saving resumes.
+    s.restart().unwrap();
+    let saved = wait_for(&b, "saved ");
+    assert!(saved > n1);
+    assert!(b.terminate().success());
+    let n2 = final_line(&b);
+    drop(b);
+
+    let store = redsnap::RedisStore::open(&url).unwrap();
+    let snaps = Snapshots::<serde_json::Value>::new(store, &ns);
+    assert_eq!(snaps.latest().await.unwrap().unwrap().state["n"], n2);
+    // Saves made during the outage reached Redis: the local queue is empty
+    // (snapshots are per second, so same-second saves share a key).
+    assert!(!snaps.list(1000).await.unwrap().is_empty());
+    let pending: Vec<_> = std::fs::read_dir(fb.path())
+        .unwrap()
+        .flatten()
+        .flat_map(|ns_dir| {
+            std::fs::read_dir(ns_dir.path().join("pending"))
+                .unwrap()
+                .flatten()
+        })
+        .collect();
+    assert!(pending.is_empty(), "{pending:?}");
 }

@@ -444,6 +444,17 @@ fn command(conn: &mut Conn, argv: &[Bytes]) -> Reply {
 }
 
 fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
+    let allowed = match inner.config.str("enable-debug-command").as_str() {
+        "yes" => true,
+        "local" => inner
+            .clients
+            .get(&conn.id)
+            .is_some_and(|c| c.addr.starts_with("127.0.0.1:") || c.addr.starts_with("[::1]:")),
+        _ => false,
+    };
+    if !allowed {
+        return Reply::err("ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.").into();
+    }
     let sub = &argv[1];
     if is(sub, "sleep") {
         let secs = argv

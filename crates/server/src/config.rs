@@ -178,6 +178,13 @@ static DIRECTIVES: &[Directive] = &[
     d("rdbcompression", Kind::Bool, "yes", true),
     d("rdbchecksum", Kind::Bool, "yes", false),
     d("metrics-port", Kind::Int(0, 65535), "0", false),
+    // Redis defaults to "no"; redsnap allows DEBUG from loopback clients by default.
+    d(
+        "enable-debug-command",
+        Kind::Enum(&["yes", "no", "local"]),
+        "local",
+        false,
+    ),
 ];
 
 fn find(name: &str) -> Option<&'static Directive> {
