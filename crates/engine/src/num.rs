@@ -145,103 +145,16 @@ pub fn fmt_human(v: f64) -> String {
     }
 }
 
-/// A decimal number held exactly as `mantissa * 10^-scale` (scale <= 17).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Decimal {
-    pub mantissa: i128,
-    pub scale: u32,
-}
-
-impl Decimal {
-    /// Parses plain decimal notation (`-12.5`, `3`, `1e3` is not accepted here).
-    pub fn parse(b: &[u8]) -> Option<Decimal> {
-        let s = std::str::from_utf8(b).ok()?;
-        let (neg, body) = match s.as_bytes().first()? {
-            b'-' => (true, &s[1..]),
-            b'+' => (false, &s[1..]),
-            _ => (false, s),
-        };
-        let (int, frac) = body.split_once('.').unwrap_or((body, ""));
-        if int.is_empty() && frac.is_empty() {
-            return None;
-        }
-        if !int.bytes().all(|c| c.is_ascii_digit()) || !frac.bytes().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        let frac = frac.trim_end_matches('0');
-        if frac.len() > 17 || int.len() > 19 {
-            return None;
-        }
-        let mut m: i128 = 0;
-        for c in int.bytes().chain(frac.bytes()) {
-            m = m * 10 + (c - b'0') as i128;
-        }
-        Some(Decimal {
-            mantissa: if neg { -m } else { m },
-            scale: frac.len() as u32,
-        })
-    }
-
-    pub fn add(self, o: Decimal) -> Option<Decimal> {
-        let scale = self.scale.max(o.scale);
-        let a = self.mantissa.checked_mul(10i128.pow(scale - self.scale))?;
-        let b = o.mantissa.checked_mul(10i128.pow(scale - o.scale))?;
-        Some(Decimal {
-            mantissa: a.checked_add(b)?,
-            scale,
-        })
-    }
-
-    /// Whether `long double` arithmetic would print this exactly with 17 decimals:
-    /// true while the integer part stays small enough to keep 17 places within the
-    /// 64-bit mantissa's precision.
-    pub fn exact_in_long_double(self) -> bool {
-        let int_part = self.mantissa.abs() / 10i128.pow(self.scale);
-        int_part < 100
-    }
-
-    pub fn to_f64(self) -> f64 {
-        self.mantissa as f64 / 10f64.powi(self.scale as i32)
-    }
-
-    pub fn format(self) -> String {
-        let neg = self.mantissa < 0;
-        let m = self.mantissa.unsigned_abs();
-        let p = 10u128.pow(self.scale);
-        let int = m / p;
-        let frac = m % p;
-        let mut s = String::new();
-        if neg && m != 0 {
-            s.push('-');
-        }
-        s.push_str(&int.to_string());
-        if self.scale > 0 && frac != 0 {
-            let f = format!("{:0width$}", frac, width = self.scale as usize);
-            s.push('.');
-            s.push_str(f.trim_end_matches('0'));
-        }
-        s
-    }
-}
-
 /// INCRBYFLOAT arithmetic: `cur + incr`, formatted as Redis would store it.
 /// Returns None when the result is not finite.
 pub fn incr_float(cur: &[u8], incr: &[u8]) -> Option<(f64, String)> {
-    // Exact x87 long double emulation for plain decimals (what Redis computes in).
+    // Exact x87 long double emulation for decimals (what Redis computes in).
     if let Some(text) = crate::ld::incr(cur, incr) {
         let v = parse_f64(text.as_bytes()).unwrap_or(f64::NAN);
         return Some((v, text));
     }
-    if let (Some(a), Some(b)) = (Decimal::parse(cur), Decimal::parse(incr)) {
-        if let Some(sum) = a.add(b) {
-            if sum.exact_in_long_double() && a.exact_in_long_double() {
-                return Some((sum.to_f64(), sum.format()));
-            }
-        }
-    }
-    let a = parse_f64(cur)?;
-    let b = parse_f64(incr)?;
-    let v = a + b;
+    // Other forms (huge exponents, very long fractions): f64 arithmetic.
+    let v = parse_f64(cur)? + parse_f64(incr)?;
     if !v.is_finite() {
         return None;
     }

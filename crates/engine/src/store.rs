@@ -721,7 +721,7 @@ impl Store {
                 scored.push((score, db, key));
             }
         }
-        scored.sort_by(|a, b| b.0.cmp(&a.0));
+        scored.sort_by_key(|c| std::cmp::Reverse(c.0));
         let mut rest = scored.into_iter();
         let best = rest.next();
         self.evict_pool = rest.take(16).map(|(_, db, k)| (db, k)).collect();

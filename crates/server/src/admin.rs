@@ -160,7 +160,7 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
         }
     } else if is(sub, "setinfo") {
         let val = String::from_utf8_lossy(&argv[3]).into_owned();
-        if val.contains(|c: char| c == ' ' || c == '\n') {
+        if val.contains([' ', '\n']) {
             return Reply::err(
                 "ERR lib-name and lib-ver cannot contain spaces, newlines or special characters.",
             )
@@ -319,7 +319,7 @@ fn config(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
         let _ = conn;
         Reply::Map(pairs)
     } else if is(sub, "set") {
-        if argv.len() % 2 != 0 {
+        if !argv.len().is_multiple_of(2) {
             return Reply::err("ERR wrong number of arguments for 'config|set' command");
         }
         let mut next = inner.config.clone();

@@ -331,7 +331,7 @@ impl Config {
                 if words.len() == 1 && words[0].is_empty() || words.is_empty() {
                     return Ok(String::new());
                 }
-                if words.len() % 2 != 0 || words.iter().any(|w| w.parse::<u64>().is_err()) {
+                if !words.len().is_multiple_of(2) || words.iter().any(|w| w.parse::<u64>().is_err()) {
                     return Err("Invalid save parameters".into());
                 }
                 Ok(words.join(" "))

@@ -242,7 +242,7 @@ impl Conn {
                 let now = now_ms();
                 for key in &argv[1..] {
                     let list = inner.watches.entry(self.id).or_default();
-                    if list.iter().any(|w| w.db == self.db && &w.key == key) {
+                    if list.iter().any(|w| w.db == self.db && w.key == key) {
                         continue;
                     }
                     let expired = inner.store.dbs[self.db]

@@ -144,6 +144,9 @@ pub struct BusyState {
     pub threshold_ms: AtomicU64,
 }
 
+/// A shutdown request and where to report its outcome.
+pub type ShutdownMsg = (ShutdownRequest, Option<tokio::sync::oneshot::Sender<Result<(), String>>>);
+
 /// State shared by every connection.
 pub struct Shared {
     pub busy: BusyState,
@@ -153,18 +156,8 @@ pub struct Shared {
     pub next_id: AtomicU64,
     pub started: Instant,
     /// Shutdown requests (SHUTDOWN); each carries a channel for the outcome.
-    pub shutdown: mpsc::UnboundedSender<(
-        ShutdownRequest,
-        Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
-    )>,
-    pub shutdown_rx: parking_lot::Mutex<
-        Option<
-            mpsc::UnboundedReceiver<(
-                ShutdownRequest,
-                Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
-            )>,
-        >,
-    >,
+    pub shutdown: mpsc::UnboundedSender<ShutdownMsg>,
+    pub shutdown_rx: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<ShutdownMsg>>>,
     /// The append log (for `appendfsync always` waits outside the lock).
     pub log: std::sync::OnceLock<redsnap_persist::AppendLog>,
     pub run_id: String,

@@ -1418,6 +1418,113 @@ fn full_disk_fails_the_snapshot_visibly_refuses_writes_and_recovers() {
     assert_eq!(q(server.port(), &["DBSIZE"]).int(), 100 + 1000 + 1);
 }
 
+/// Mounts a 4 MB tmpfs under `root`, or explains why not (the caller skips).
+fn mount_tmpfs(root: &Path) -> Result<Mount, String> {
+    let mnt = root.join("mnt");
+    fs::create_dir_all(&mnt).map_err(|e| e.to_string())?;
+    match Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(&mnt)
+        .stderr(Stdio::piped())
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(Mount(mnt)),
+        Ok(o) => Err(format!(
+            "mount -t tmpfs failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("cannot run mount: {e}")),
+    }
+}
+
+#[test]
+#[ignore = "server bug: after an append-log write error (ENOSPC) every write is refused with MISCONF until restart even when space returns: persist::write_refusal refuses while log_error is set, and only a successful append (which refused writes never reach) clears it; no retry in cron"]
+fn full_disk_fails_log_writes_visibly_and_recovers_when_space_returns() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mount = match mount_tmpfs(root.path()) {
+        Ok(m) => m,
+        Err(why) => {
+            eprintln!("SKIPPED full-disk log test: {why}");
+            return;
+        }
+    };
+    let data = mount.0.join("data");
+    let filler = mount.0.join("filler");
+    let mut server = start(
+        &data,
+        &[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+            "--snapshot-interval",
+            "0",
+        ],
+    );
+    let port = server.port();
+    assert!(q(port, &["SET", "before", "1"]).is_ok());
+    fill_disk(&filler, 0);
+    // Writes until one fails: it must not be acknowledged.
+    let mut rng = rand::rng();
+    let mut acked = Vec::new();
+    let mut failed = false;
+    for i in 0..200 {
+        let mut c = Client::connect(port).expect("connect");
+        let v = rand_bytes(&mut rng, 64 * 1024);
+        match c.call(&[format!("fill:{i}").into_bytes(), v.clone()].iter().fold(
+            vec![b"SET".to_vec()],
+            |mut a, x| {
+                a.push(x.clone());
+                a
+            },
+        )) {
+            Ok(R::Simple(s)) if s == "OK" => acked.push((i, v)),
+            Ok(R::Err(e)) => {
+                assert!(e.starts_with("MISCONF"), "unexpected error {e}");
+                failed = true;
+                break;
+            }
+            Ok(other) => panic!("unexpected reply {other:?}"),
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "a full disk must make a log write fail");
+    assert_eq!(info_field(port, "aof_last_write_status"), "err");
+    assert_misconf(port);
+    // Space returns: writes are accepted again without a restart.
+    fs::remove_file(&filler).expect("rm filler");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match Client::connect(port)
+            .expect("connect")
+            .call(&["SET", "after", "1"])
+        {
+            Ok(r) if r.is_ok() => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "writes still refused 10 s after space returned: {other:?}"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(info_field(port, "aof_last_write_status"), "ok");
+    // Every acknowledged write survives a crash.
+    server.kill_9();
+    server.restart().expect("restart");
+    for (i, v) in acked {
+        assert_eq!(
+            q(server.port(), &["GET", &format!("fill:{i}")]).bulk(),
+            Some(v)
+        );
+    }
+    assert!(q(server.port(), &["GET", "after"]).bulk().is_some());
+}
+
 // ---------------------------------------------------------------------------
 // Point-in-time snapshots
 // ---------------------------------------------------------------------------

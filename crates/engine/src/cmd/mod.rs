@@ -45,10 +45,8 @@ pub fn timeout_ms(b: &Bytes) -> Result<u64, Reply> {
     let v = crate::num::parse_f64(b)
         .ok_or_else(|| Reply::err("ERR timeout is not a float or out of range"))?;
     let ms = v * 1000.0;
-    let tval: i64 = if ms.is_nan()
-        || ms >= 9.223_372_036_854_775_807e18
-        || ms < -9.223_372_036_854_775_807e18
-    {
+    const LIMIT: f64 = 9.223_372_036_854_776e18;
+    let tval: i64 = if ms.is_nan() || !(-LIMIT..LIMIT).contains(&ms) {
         i64::MIN
     } else {
         ms as i64

@@ -236,7 +236,7 @@ fn mget(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 }
 
 fn mset_generic(cx: &mut Cx, argv: &[Bytes], nx: bool) -> CmdResult {
-    if argv.len() % 2 == 0 {
+    if argv.len().is_multiple_of(2) {
         return Err(reply::wrong_arity(if nx { "msetnx" } else { "mset" }));
     }
     if nx && argv[1..].chunks_exact(2).any(|kv| cx.exists(&kv[0])) {
