@@ -67,6 +67,27 @@ pub struct Entry {
     pub expire_at: Option<u64>,
 }
 
+/// Entries are "the same" when they share the value allocation and the deadline: a
+/// snapshot diff then skips everything a write did not touch.
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.obj, &other.obj) && self.expire_at == other.expire_at
+    }
+}
+
+/// One difference between two versions of a database.
+#[derive(Debug)]
+pub enum DbChange<'a> {
+    /// The key is new (`old` is None) or changed: its entry before and now.
+    Put {
+        key: &'a Bytes,
+        old: Option<&'a Entry>,
+        new: &'a Entry,
+    },
+    /// The key is gone; its entry before.
+    Delete { key: &'a Bytes, old: &'a Entry },
+}
+
 impl Entry {
     pub fn new(value: Value, expire_at: Option<u64>) -> Entry {
         Entry {
@@ -187,6 +208,31 @@ impl Db {
         self.map.iter().map(|(k, e)| (&k.key, e))
     }
 
+    /// What changed from `old` to `self`, visiting only B-tree nodes that are not
+    /// shared between the two (so the cost follows the number of changes, not the
+    /// size of the database, when `self` was derived from `old` by writes).
+    pub fn diff_from<'a>(&'a self, old: &'a Db) -> impl Iterator<Item = DbChange<'a>> + 'a {
+        old.map.diff(&self.map).map(|d| match d {
+            imbl::ordmap::DiffItem::Add(k, e) => DbChange::Put {
+                key: &k.key,
+                old: None,
+                new: e,
+            },
+            imbl::ordmap::DiffItem::Update {
+                old: (_, o),
+                new: (k, e),
+            } => DbChange::Put {
+                key: &k.key,
+                old: Some(o),
+                new: e,
+            },
+            imbl::ordmap::DiffItem::Remove(k, o) => DbChange::Delete {
+                key: &k.key,
+                old: o,
+            },
+        })
+    }
+
     /// One SCAN step: up to `count` keys (more if several share the last hash) starting
     /// at `cursor`; returns the next cursor (0 when done).
     pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(&Bytes, &Entry)>) {
@@ -279,6 +325,36 @@ mod tests {
         for i in 0..1000 {
             assert!(seen.contains(&Bytes::from(format!("k{i}"))), "k{i} missed");
         }
+    }
+
+    #[test]
+    fn diff_reports_only_changes() {
+        let mut db = Db::new();
+        for i in 0..5000 {
+            db.insert(
+                Bytes::from(format!("k{i}")),
+                Value::Str(Bytes::from("v")),
+                None,
+            );
+        }
+        let old = db.clone();
+        db.insert(Bytes::from("k1"), Value::Str(Bytes::from("changed")), None);
+        db.remove(&Bytes::from("k2"));
+        db.insert(Bytes::from("new"), Value::Str(Bytes::from("x")), None);
+        db.set_expire(&Bytes::from("k3"), Some(99));
+        let mut puts: Vec<String> = Vec::new();
+        let mut dels: Vec<String> = Vec::new();
+        for c in db.diff_from(&old) {
+            match c {
+                DbChange::Put { key, .. } => puts.push(String::from_utf8_lossy(key).into_owned()),
+                DbChange::Delete { key, .. } => {
+                    dels.push(String::from_utf8_lossy(key).into_owned())
+                }
+            }
+        }
+        puts.sort();
+        assert_eq!(puts, vec!["k1", "k3", "new"]);
+        assert_eq!(dels, vec!["k2"]);
     }
 
     #[test]

@@ -878,56 +878,26 @@ fn encode_all(
 
 /// Calls `emit(key, before, after)` for every entry that differs between `old` and
 /// `new` (added, removed, value replaced or copied-on-write, deadline changed), in
-/// order. Unchanged entries are recognised by pointer equality of the shared key and
-/// value `Arc`s, so the walk hashes only around changes. Stops (returning false) when
-/// `emit` returns false.
+/// order. Unchanged entries are recognised by pointer equality of the shared value
+/// `Arc`s, and B-tree nodes shared by both versions are skipped without visiting their
+/// entries (`Db::diff_from`). Stops (returning false) when `emit` returns false.
 fn diff_db(
     old: &Db,
     new: &Db,
     emit: &mut impl FnMut(&[u8], Option<&Entry>, Option<&Entry>) -> bool,
 ) -> bool {
-    use std::cmp::Ordering as O;
-    let mut a = old.iter().peekable();
-    let mut b = new.iter().peekable();
-    loop {
-        let ord = match (a.peek(), b.peek()) {
-            (None, None) => return true,
-            (Some(_), None) => O::Less,
-            (None, Some(_)) => O::Greater,
-            (Some((ka, ea)), Some((kb, eb))) => {
-                let same_key = ka.as_ptr() == kb.as_ptr() && ka.len() == kb.len();
-                if same_key && Arc::ptr_eq(&ea.obj, &eb.obj) && ea.expire_at == eb.expire_at {
-                    a.next();
-                    b.next();
-                    continue;
-                }
-                if same_key || ka == kb {
-                    O::Equal
-                } else {
-                    let ha = (redsnap_engine::db::key_hash(ka), &ka[..]);
-                    let hb = (redsnap_engine::db::key_hash(kb), &kb[..]);
-                    ha.cmp(&hb)
-                }
-            }
-        };
-        let go_on = match ord {
-            O::Less => a.next().is_none_or(|(k, e)| emit(k, Some(e), None)),
-            O::Greater => b.next().is_none_or(|(k, e)| emit(k, None, Some(e))),
-            O::Equal => match (a.next(), b.next()) {
-                (Some((k, ea)), Some((_, eb))) => {
-                    if Arc::ptr_eq(&ea.obj, &eb.obj) && ea.expire_at == eb.expire_at {
-                        true
-                    } else {
-                        emit(k, Some(ea), Some(eb))
-                    }
-                }
-                _ => true,
-            },
+    // The engine's diff skips B-tree nodes shared by the two versions, so the walk is
+    // proportional to what changed since the previous snapshot.
+    for change in new.diff_from(old) {
+        let go_on = match change {
+            redsnap_engine::db::DbChange::Put { key, old, new } => emit(key, old, Some(new)),
+            redsnap_engine::db::DbChange::Delete { key, old } => emit(key, Some(old), None),
         };
         if !go_on {
             return false;
         }
     }
+    true
 }
 
 struct ReadOutcome {

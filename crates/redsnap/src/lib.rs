@@ -12,6 +12,8 @@
 //!   SCAN-based cleanup.
 //! * [`HashMapState`], [`Document`], [`History`]: structured state.
 //! * [`RedisStore::health`]: `{healthy, connectionState, reconnectAttempts, latencyMs}`.
+//! * [`Metrics`]: Prometheus metrics per store; with the default `http`
+//!   feature, [`http::router`] serves `/metrics`, `/health` and `/health/memory`.
 //!
 //! Values are stored in a small versioned envelope (see [`codec`]) so other
 //! languages can read them.
@@ -35,6 +37,9 @@ pub mod coord;
 pub mod error;
 pub mod keys;
 pub mod memory;
+pub mod metrics;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod resilience;
 pub mod snapshot;
 pub mod store;
@@ -48,6 +53,7 @@ pub use config::{RedisConfig, TlsConfig, Topology};
 pub use coord::{changes_channel, Lock, Watch};
 pub use error::{DecodeError, Error, Result};
 pub use memory::Memory;
+pub use metrics::{Metrics, NamespaceStatus};
 pub use resilience::{BreakerState, CircuitBreaker, LocalFallback};
 pub use snapshot::{
     RetentionPolicy, SaveEvent, SaveOutcome, Snapshot, SnapshotMetrics, Snapshots, Snapshotter,

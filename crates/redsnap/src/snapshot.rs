@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 use crate::codec::{decode_key, Codec};
 use crate::error::{Error, Result};
 use crate::keys::{now_millis, now_secs, tag_safe};
+use crate::metrics::NsProbe;
 use crate::resilience::{BreakerState, CircuitBreaker, LocalFallback};
 use crate::store::RedisStore;
 
@@ -118,7 +119,8 @@ pub struct Snapshots<T> {
     last_hash: Mutex<Option<u64>>,
     counters: Counters,
     fallback: Option<LocalFallback>,
-    breaker: CircuitBreaker,
+    breaker: Arc<CircuitBreaker>,
+    probe: Arc<NsProbe>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -140,6 +142,8 @@ fn hash_bytes(b: &[u8]) -> u64 {
 impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     /// Snapshots of namespace `ns` (e.g. `"meta"`), 24 h TTL, msgpack+LZ4.
     pub fn new(store: RedisStore, ns: &str) -> Self {
+        let breaker = Arc::new(CircuitBreaker::new(3, Duration::from_secs(5)));
+        let probe = store.metrics().probe(ns, breaker.clone(), None);
         Self {
             store,
             ns: ns.to_string(),
@@ -149,7 +153,8 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             last_hash: Mutex::new(None),
             counters: Counters::default(),
             fallback: None,
-            breaker: CircuitBreaker::new(3, Duration::from_secs(5)),
+            breaker,
+            probe,
             _t: PhantomData,
         }
     }
@@ -225,13 +230,22 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     /// per namespace.
     pub fn with_fallback(mut self, dir: impl AsRef<std::path::Path>) -> Result<Self> {
         self.fallback = Some(LocalFallback::open(dir, &self.ns)?);
+        self.reprobe();
         Ok(self)
     }
 
     /// Circuit breaker settings for the fallback.
     pub fn with_breaker(mut self, threshold: u32, cooldown: Duration) -> Self {
-        self.breaker = CircuitBreaker::new(threshold, cooldown);
+        self.breaker = Arc::new(CircuitBreaker::new(threshold, cooldown));
+        self.reprobe();
         self
+    }
+
+    fn reprobe(&mut self) {
+        self.probe =
+            self.store
+                .metrics()
+                .probe(&self.ns, self.breaker.clone(), self.fallback.clone());
     }
 
     /// Circuit breaker state.
@@ -365,6 +379,25 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     /// ones written or restored through this handle.
     pub async fn save_at(&self, state: &T, epoch: u64) -> Result<SaveOutcome> {
         let started = std::time::Instant::now();
+        let r = self.save_at_inner(state, epoch, started).await;
+        self.probe
+            .save_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match &r {
+            Ok(SaveOutcome::Saved { .. }) => self.probe.saved.inc(),
+            Ok(SaveOutcome::Deferred { .. }) => self.probe.deferred.inc(),
+            Ok(SaveOutcome::Unchanged) => self.probe.unchanged.inc(),
+            Err(_) => self.probe.save_failures.inc(),
+        };
+        r
+    }
+
+    async fn save_at_inner(
+        &self,
+        state: &T,
+        epoch: u64,
+        started: std::time::Instant,
+    ) -> Result<SaveOutcome> {
         let (bytes, size) = self.codec.encode_with_size(state)?;
         let h = hash_bytes(&bytes);
         if self.unchanged(h) {
@@ -393,7 +426,10 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
                     started.elapsed().as_micros().min(u64::MAX as u128) as u64,
                     Ordering::Relaxed,
                 );
-                c.at_ms.store(now_millis(), Ordering::Relaxed);
+                let now = now_millis();
+                c.at_ms.store(now, Ordering::Relaxed);
+                self.probe.record_bytes(size.raw, size.stored);
+                self.probe.note_latest_at(now);
                 tracing::debug!(target: "redsnap", ns = %self.ns, epoch, raw = size.raw, stored = size.stored, "snapshot saved");
                 Ok(SaveOutcome::Saved {
                     epoch,
@@ -410,6 +446,8 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
                 fb.write_latest(&bytes)?;
                 self.remember(h);
                 self.counters.deferred.fetch_add(1, Ordering::Relaxed);
+                self.probe.record_bytes(size.raw, size.stored);
+                self.probe.note_latest_at(now_millis());
                 Ok(SaveOutcome::Deferred { epoch })
             }
             Err(e) => {
@@ -458,6 +496,7 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         match written {
             Some(()) => {
                 self.counters.at_ms.store(now_millis(), Ordering::Relaxed);
+                self.probe.note_latest_at(now_millis());
                 Ok(SaveOutcome::Saved {
                     epoch: now_secs(),
                     raw_bytes: size.raw,
@@ -466,9 +505,22 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             }
             None => {
                 self.counters.deferred.fetch_add(1, Ordering::Relaxed);
+                self.probe.note_latest_at(now_millis());
                 Ok(SaveOutcome::Deferred { epoch: now_secs() })
             }
         }
+    }
+
+    async fn timed_load<R>(&self, fut: impl std::future::Future<Output = Result<R>>) -> Result<R> {
+        let started = std::time::Instant::now();
+        let r = fut.await;
+        self.probe
+            .load_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if r.is_err() {
+            self.probe.load_failures.inc();
+        }
+        r
     }
 
     async fn latest_bytes(&self) -> Result<(Option<Vec<u8>>, Option<u64>)> {
@@ -476,7 +528,12 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         cmd.arg(self.latest_key()).arg(self.latest_at_key());
         let fetch = self.store.query::<(Option<Vec<u8>>, Option<u64>)>(&cmd);
         match self.through_breaker(fetch).await? {
-            Some(v) => Ok(v),
+            Some(v) => {
+                if let (Some(_), Some(at)) = (&v.0, v.1) {
+                    self.probe.note_latest_at(at);
+                }
+                Ok(v)
+            }
             None => {
                 let fb = self
                     .fallback
@@ -491,12 +548,17 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     /// fallback, served from the local copy while Redis is unreachable
     /// (`written_at_ms` is then `None`).
     pub async fn latest(&self) -> Result<Option<Snapshot<T>>> {
+        self.timed_load(self.latest_untimed()).await
+    }
+
+    async fn latest_untimed(&self) -> Result<Option<Snapshot<T>>> {
         let (bytes, at) = self.latest_bytes().await?;
         match bytes {
             None => Ok(None),
             Some(b) => {
                 let state = decode_key(&self.latest_key(), &b)?;
                 self.counters.loads.fetch_add(1, Ordering::Relaxed);
+                self.probe.loads.inc();
                 Ok(Some(Snapshot {
                     written_at_ms: at,
                     state,
@@ -508,6 +570,10 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     /// Restore on boot: the latest state, remembering its bytes so that
     /// saving the same state again is skipped.
     pub async fn restore(&self) -> Result<Option<T>> {
+        self.timed_load(self.restore_untimed()).await
+    }
+
+    async fn restore_untimed(&self) -> Result<Option<T>> {
         let (bytes, _) = self.latest_bytes().await?;
         match bytes {
             None => Ok(None),
@@ -515,6 +581,7 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
                 let state = decode_key(&self.latest_key(), &b)?;
                 self.remember(hash_bytes(&b));
                 self.counters.loads.fetch_add(1, Ordering::Relaxed);
+                self.probe.loads.inc();
                 Ok(Some(state))
             }
         }
@@ -542,6 +609,10 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
 
     /// The snapshot of `epoch`, if it exists and has not expired.
     pub async fn get(&self, epoch: u64) -> Result<Option<T>> {
+        self.timed_load(self.get_untimed(epoch)).await
+    }
+
+    async fn get_untimed(&self, epoch: u64) -> Result<Option<T>> {
         let key = self.snapshot_key(epoch);
         let bytes: Option<Vec<u8>> = self.store.query(redis::cmd("GET").arg(&key)).await?;
         match bytes {
@@ -549,6 +620,7 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             Some(b) => {
                 let v = decode_key(&key, &b)?;
                 self.counters.loads.fetch_add(1, Ordering::Relaxed);
+                self.probe.loads.inc();
                 Ok(Some(v))
             }
         }

@@ -16,6 +16,7 @@ use tokio::sync::Mutex;
 
 use crate::config::{RedisConfig, Topology};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 
 /// A connection handle usable with redis-rs commands, pipelines and scripts:
 /// either a [`ConnectionManager`] (standalone) or a cluster connection.
@@ -109,6 +110,7 @@ struct Inner {
     state: AtomicU8,
     failures: AtomicU64,
     last_latency_us: AtomicU64,
+    metrics: Metrics,
 }
 
 /// A cheap-to-clone handle on a Redis deployment. Connects lazily on first
@@ -182,6 +184,7 @@ impl RedisStore {
                 state: AtomicU8::new(0),
                 failures: AtomicU64::new(0),
                 last_latency_us: AtomicU64::new(0),
+                metrics: Metrics::new(),
             }),
         })
     }
@@ -199,6 +202,12 @@ impl RedisStore {
     /// The configuration.
     pub fn config(&self) -> &RedisConfig {
         &self.inner.config
+    }
+
+    /// The Prometheus metrics of this store and of every [`crate::Snapshots`]
+    /// handle built on it (see [`crate::metrics`]).
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
     }
 
     /// Whether this store targets a Redis Cluster.
@@ -308,7 +317,11 @@ impl RedisStore {
     ) -> Result<T> {
         match r {
             Ok(v) => {
-                self.inner.failures.store(0, Ordering::Relaxed);
+                let g = self.inner.metrics.store_gauges();
+                if self.inner.failures.swap(0, Ordering::Relaxed) > 0 {
+                    g.reconnects.inc();
+                }
+                g.up.store(1, Ordering::Relaxed);
                 self.inner.state.store(1, Ordering::Relaxed);
                 let us = started.elapsed().as_micros().min(u64::MAX as u128) as u64;
                 self.inner.last_latency_us.store(us, Ordering::Relaxed);
@@ -318,6 +331,9 @@ impl RedisStore {
                 let err = self.classify(e);
                 match &err {
                     Error::Connection { .. } | Error::Timeout(_) => {
+                        let g = self.inner.metrics.store_gauges();
+                        g.reconnect_attempts.inc();
+                        g.up.store(0, Ordering::Relaxed);
                         let n = self.inner.failures.fetch_add(1, Ordering::Relaxed) + 1;
                         let st = if n as usize > self.inner.config.max_reconnect_attempts {
                             3
@@ -328,6 +344,7 @@ impl RedisStore {
                         tracing::warn!(target: "redsnap", attempts = n, error = %err, "Redis unreachable");
                     }
                     Error::Auth { .. } => {
+                        self.inner.metrics.store_gauges().up.store(0, Ordering::Relaxed);
                         self.inner.failures.fetch_add(1, Ordering::Relaxed);
                         self.inner.state.store(3, Ordering::Relaxed);
                         tracing::error!(target: "redsnap", error = %err, "Redis authentication failed");

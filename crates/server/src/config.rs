@@ -99,6 +99,8 @@ static DIRECTIVES: &[Directive] = &[
     d("snapshot-interval", Kind::Int(0, MAXI), "300", true),
     d("snapshot-on-shutdown", Kind::Bool, "yes", true),
     d("restore-on-startup", Kind::Bool, "yes", true),
+    // Write only what changed since the previous snapshot (falls back to a full one).
+    d("snapshot-incremental", Kind::Bool, "yes", true),
     d("load-corrupt", Kind::Bool, "no", false),
     d("proto-max-bulk-len", Kind::Memory, "512mb", true),
     d("client-query-buffer-limit", Kind::Memory, "1gb", true),
@@ -331,7 +333,8 @@ impl Config {
                 if words.len() == 1 && words[0].is_empty() || words.is_empty() {
                     return Ok(String::new());
                 }
-                if !words.len().is_multiple_of(2) || words.iter().any(|w| w.parse::<u64>().is_err()) {
+                if !words.len().is_multiple_of(2) || words.iter().any(|w| w.parse::<u64>().is_err())
+                {
                     return Err("Invalid save parameters".into());
                 }
                 Ok(words.join(" "))

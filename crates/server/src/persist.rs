@@ -44,6 +44,7 @@ pub fn open(c: &Config, store: &mut Store) -> Result<Option<Persistence>, Server
     let err = |e: redsnap_persist::PersistError| ServerError::Persist(e.to_string());
     let dir = DataDir::open(c.str("dir")).map_err(err)?;
     let snaps = SnapshotStore::open(&dir).map_err(err)?;
+    snaps.set_incremental(c.bool("snapshot-incremental"));
     let opts = LoadOptions {
         load_truncated: c.bool("aof-load-truncated"),
         ignore_corruption: c.bool("load-corrupt"),

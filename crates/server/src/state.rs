@@ -145,7 +145,10 @@ pub struct BusyState {
 }
 
 /// A shutdown request and where to report its outcome.
-pub type ShutdownMsg = (ShutdownRequest, Option<tokio::sync::oneshot::Sender<Result<(), String>>>);
+pub type ShutdownMsg = (
+    ShutdownRequest,
+    Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+);
 
 /// State shared by every connection.
 pub struct Shared {
