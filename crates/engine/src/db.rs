@@ -33,6 +33,34 @@ impl ScanKey {
     }
 }
 
+/// A borrowed key for lookups: compares like a [`ScanKey`] without building one (no
+/// clone, no allocation on the read path).
+struct KeyRef<'a> {
+    hash: u64,
+    key: &'a [u8],
+}
+
+impl<'a> KeyRef<'a> {
+    fn new(key: &'a [u8]) -> KeyRef<'a> {
+        KeyRef {
+            hash: key_hash(key),
+            key,
+        }
+    }
+}
+
+impl equivalent::Equivalent<ScanKey> for KeyRef<'_> {
+    fn equivalent(&self, k: &ScanKey) -> bool {
+        self.hash == k.hash && self.key == &k.key[..]
+    }
+}
+
+impl equivalent::Comparable<ScanKey> for KeyRef<'_> {
+    fn compare(&self, k: &ScanKey) -> std::cmp::Ordering {
+        (self.hash, self.key).cmp(&(k.hash, &k.key[..]))
+    }
+}
+
 /// The hash that orders keys (stable for the life of the process).
 pub fn key_hash(key: &[u8]) -> u64 {
     // SipHash-1-3 with fixed keys (std's DefaultHasher::new()).
@@ -129,40 +157,42 @@ impl Db {
     }
 
     /// The entry, expired or not.
-    pub fn get(&self, key: &Bytes) -> Option<&Entry> {
-        self.map.get(&ScanKey::new(key))
+    pub fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.map.get(&KeyRef::new(key))
     }
 
     /// Mutable access to the value; copies it first if a snapshot shares it.
-    pub fn get_mut(&mut self, key: &Bytes) -> Option<&mut Value> {
-        let e = self.map.get_mut(&ScanKey::new(key))?;
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        let e = self.map.get_mut(&KeyRef::new(key))?;
         Some(&mut Arc::make_mut(&mut e.obj).value)
     }
 
     /// Inserts or replaces a key. The key and value must own their bytes
     /// (not slices of a network buffer); see [`own`].
     pub fn insert(&mut self, key: Bytes, value: Value, expire_at: Option<u64>) {
-        let sk = ScanKey::new(&key);
-        if expire_at.is_some() {
-            self.volatile.insert(sk.clone());
-        } else if self.volatile.contains(&sk) {
-            self.volatile.remove(&sk);
-        }
-        self.map.insert(sk, Entry::new(value, expire_at));
+        self.insert_entry(key, Entry::new(value, expire_at));
     }
 
     /// Inserts a whole entry (used by restore from a snapshot).
     pub fn insert_entry(&mut self, key: Bytes, entry: Entry) {
-        let sk = ScanKey::new(&key);
+        let sk = ScanKey {
+            hash: key_hash(&key),
+            key,
+        };
         if entry.expire_at.is_some() {
             self.volatile.insert(sk.clone());
+        } else if !self.volatile.is_empty() {
+            self.volatile.remove(&KeyRef {
+                hash: sk.hash,
+                key: &sk.key,
+            });
         }
         self.map.insert(sk, entry);
     }
 
     /// Replaces the value of an existing key, keeping its expiry. Returns false if absent.
-    pub fn replace_value(&mut self, key: &Bytes, value: Value) -> bool {
-        match self.map.get_mut(&ScanKey::new(key)) {
+    pub fn replace_value(&mut self, key: &[u8], value: Value) -> bool {
+        match self.map.get_mut(&KeyRef::new(key)) {
             Some(e) => {
                 e.obj = Arc::new(Obj {
                     value,
@@ -174,11 +204,11 @@ impl Db {
         }
     }
 
-    pub fn remove(&mut self, key: &Bytes) -> Option<Entry> {
-        let sk = ScanKey::new(key);
-        let e = self.map.remove(&sk)?;
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let kr = KeyRef::new(key);
+        let e = self.map.remove(&kr)?;
         if e.expire_at.is_some() {
-            self.volatile.remove(&sk);
+            self.volatile.remove(&kr);
         }
         Some(e)
     }
@@ -279,7 +309,7 @@ impl Db {
             .map(|(k, e)| (&k.key, e))
     }
 
-    pub fn kind_of(&self, key: &Bytes) -> Option<Kind> {
+    pub fn kind_of(&self, key: &[u8]) -> Option<Kind> {
         self.get(key).map(|e| e.value().kind())
     }
 }

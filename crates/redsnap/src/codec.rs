@@ -107,18 +107,23 @@ impl Codec {
         &self,
         value: &T,
     ) -> Result<(Vec<u8>, EncodedSize)> {
-        let raw = match self.format {
-            Format::Msgpack => {
-                rmp_serde::to_vec_named(value).map_err(|e| Error::Encode(e.to_string()))?
+        // Serialize into a buffer sized like the last value this thread
+        // encoded, so big states are not copied through repeated growth.
+        let mut raw = Vec::with_capacity(SIZE_HINT.with(|h| h.get()));
+        match self.format {
+            Format::Msgpack => rmp_serde::encode::write_named(&mut raw, value)
+                .map_err(|e| Error::Encode(e.to_string()))?,
+            Format::Json => {
+                serde_json::to_writer(&mut raw, value).map_err(|e| Error::Encode(e.to_string()))?
             }
-            Format::Json => serde_json::to_vec(value).map_err(|e| Error::Encode(e.to_string()))?,
         };
+        SIZE_HINT.with(|h| h.set((raw.len() + raw.len() / 8).clamp(256, MAX_SIZE_HINT)));
         let raw_len = raw.len();
         let (plain_id, lz_id) = match self.format {
             Format::Msgpack => (CodecId::Msgpack, CodecId::MsgpackLz4),
             Format::Json => (CodecId::Json, CodecId::JsonLz4),
         };
-        if self.compress && raw.len() >= COMPRESS_MIN {
+        if self.compress && raw.len() >= COMPRESS_MIN && compression_may_pay(&raw) {
             let compressed = lz4_compress(&raw)?;
             if compressed.len() < raw.len() {
                 let out = wrap(lz_id, &compressed);
@@ -153,22 +158,62 @@ fn wrap(id: CodecId, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+thread_local! {
+    static SIZE_HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(256) };
+}
+
+/// Largest serialization buffer preallocated from the size hint.
+const MAX_SIZE_HINT: usize = 64 << 20;
+
+/// Values at least this big are sampled before being compressed whole.
+const SAMPLE_FROM: usize = 1 << 20;
+const SAMPLE_LEN: usize = 64 << 10;
+
+/// For big values, compress a 64 KiB sample from the middle first and skip
+/// compression when it saves less than 10 % (already compressed or random
+/// data), instead of paying for compressing megabytes for nothing.
+fn compression_may_pay(raw: &[u8]) -> bool {
+    if raw.len() < SAMPLE_FROM {
+        return true;
+    }
+    let start = raw.len() / 2 - SAMPLE_LEN / 2;
+    let sample = &raw[start..start + SAMPLE_LEN];
+    lz4_flex::block::compress(sample).len() < SAMPLE_LEN * 9 / 10
+}
+
 fn lz4_compress(raw: &[u8]) -> Result<Vec<u8>> {
     let mut info = lz4_flex::frame::FrameInfo::new();
     info.content_checksum = true;
     info.content_size = Some(raw.len() as u64);
-    let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+    // Compressible states shrink 2-4x: start with room for half the input.
+    let out = Vec::with_capacity(raw.len() / 2 + 64);
+    let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, out);
     enc.write_all(raw)
         .map_err(|e| Error::Encode(format!("lz4: {e}")))?;
     enc.finish().map_err(|e| Error::Encode(format!("lz4: {e}")))
 }
 
 fn lz4_decompress(data: &[u8]) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::new();
+    // The frame header carries the content size (we always set it): size
+    // the output once, bounded so a forged header cannot allocate much.
+    let cap = frame_content_size(data)
+        .map(|n| n.min((data.len() as u64).saturating_mul(255)).min(1 << 30) as usize)
+        .unwrap_or(data.len() * 3);
+    let mut out = Vec::with_capacity(cap);
     lz4_flex::frame::FrameDecoder::new(data)
         .read_to_end(&mut out)
         .map_err(|e| DecodeError::Decompress(e.to_string()))?;
     Ok(out)
+}
+
+/// Content size from an LZ4 frame header, when present (FLG bit 3).
+fn frame_content_size(data: &[u8]) -> Option<u64> {
+    if data.len() < 14 || data[..4] != [0x04, 0x22, 0x4D, 0x18] || data[4] & 0x08 == 0 {
+        return None;
+    }
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&data[6..14]);
+    Some(u64::from_le_bytes(b))
 }
 
 /// Split an envelope into its codec and the (decompressed) serialized bytes.
@@ -263,6 +308,31 @@ mod tests {
         let (big, size) = Codec::MSGPACK_LZ4.encode_with_size(&sample(2000)).unwrap();
         assert_eq!(big[5], CodecId::MsgpackLz4 as u8);
         assert!(size.stored * 2 < size.raw, "{size:?}");
+    }
+
+    #[test]
+    fn incompressible_big_values_are_stored_plain() {
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let noise: Vec<u8> = (0..2 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let bytes = Codec::MSGPACK_LZ4.encode(&serde_bytes_like(&noise)).unwrap();
+        assert_eq!(bytes[5], CodecId::Msgpack as u8);
+        let big = Codec::MSGPACK_LZ4.encode(&sample(300_000)).unwrap();
+        assert_eq!(big[5], CodecId::MsgpackLz4 as u8);
+        assert_eq!(frame_content_size(&big[HEADER_LEN..]).is_some(), true);
+        assert_eq!(decode::<S>(&big).unwrap(), sample(300_000));
+    }
+
+    fn serde_bytes_like(b: &[u8]) -> Vec<u32> {
+        b.chunks(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) | 0x8000_0000)
+            .collect()
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! Coordination: a distributed lock (`SET NX PX` + token-checked release and
-//! extend) and pub/sub change notifications.
+//! extend, with a fencing token) and pub/sub change notifications.
+//!
+//! Limits of the lock: it lives on one Redis primary (a single server, or
+//! the one cluster slot of its hash tag). It is not Redlock: a failover to a
+//! replica that had not yet received the `SET` can hand the lock out twice,
+//! and a holder paused (GC, swap, stopped VM) past its TTL keeps running
+//! while someone else holds the lock. The fencing token covers the second
+//! case for resources that check it; nothing here covers the first.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +17,15 @@ use tokio::task::JoinHandle;
 use crate::error::{Error, Result};
 use crate::keys::tag_safe;
 use crate::store::RedisStore;
+
+/// Take the lock and hand out the next fencing token (both keys share the
+/// lock's hash tag, so this is one slot on a cluster).
+const ACQUIRE_LUA: &str = r#"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('INCR', KEYS[2])
+end
+return false
+"#;
 
 const RELEASE_LUA: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -33,6 +49,7 @@ pub struct Lock {
     store: RedisStore,
     key: String,
     token: String,
+    fence: u64,
 }
 
 fn ms(d: Duration) -> u64 {
@@ -57,20 +74,18 @@ impl Lock {
             rand::random::<u64>(),
             rand::random::<u64>()
         );
-        let ok: Option<String> = store
-            .query(
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&token)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ms(ttl)),
-            )
-            .await?;
-        Ok(ok.map(|_| Lock {
+        let script = redis::Script::new(ACQUIRE_LUA);
+        let mut inv = script.prepare_invoke();
+        inv.key(&key)
+            .key(format!("{key}:fence"))
+            .arg(&token)
+            .arg(ms(ttl));
+        let fence: Option<u64> = store.invoke(&inv).await?;
+        Ok(fence.map(|fence| Lock {
             store: store.clone(),
             key,
             token,
+            fence,
         }))
     }
 
@@ -101,6 +116,21 @@ impl Lock {
     /// The Redis key.
     pub fn key(&self) -> &str {
         &self.key
+    }
+
+    /// The fencing token: a counter (`<key>:fence`, never expiring)
+    /// incremented on every acquisition, so a later holder always has a
+    /// larger token. Pass it to the resource you protect and have it reject
+    /// writes carrying a smaller token than one it has seen: that stops a
+    /// holder that was paused past its TTL from writing after the lock moved on.
+    pub fn fencing_token(&self) -> u64 {
+        self.fence
+    }
+
+    /// The random token stored in the lock key while we hold it (for
+    /// scripts that check ownership server-side: `GET key == token`).
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// Extend the lock to `ttl` from now; false if we no longer hold it.

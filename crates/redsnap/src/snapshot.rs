@@ -171,6 +171,11 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         self
     }
 
+    /// The store this handle writes to.
+    pub fn store(&self) -> &RedisStore {
+        &self.store
+    }
+
     /// The namespace.
     pub fn namespace(&self) -> &str {
         &self.ns

@@ -557,6 +557,11 @@ impl RedisStore {
         }
     }
 
+    /// Consecutive failed operations since the last success.
+    pub fn reconnect_attempts(&self) -> u64 {
+        self.inner.failures.load(Ordering::Relaxed)
+    }
+
     /// The connection state observed by the last operation.
     pub fn connection_state(&self) -> ConnectionState {
         ConnectionState::from_u8(self.inner.state.load(Ordering::Relaxed))

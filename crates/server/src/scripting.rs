@@ -641,11 +641,23 @@ fn run_script(
     busy.running.store(true, Ordering::Release);
     if threshold > 0 {
         let sh = shared.clone();
+        let handed_off = std::sync::atomic::AtomicBool::new(false);
         let _ = lua.set_hook(
             HookTriggers::new().every_nth_instruction(100_000),
             move |_, _| {
                 if sh.busy.kill.load(Ordering::Acquire) != 0 {
                     return Err(mlua::Error::RuntimeError(KILL_MSG.into()));
+                }
+                // A long script blocks this runtime worker: hand its queue (and the
+                // I/O driver) to another thread once, so that other connections can
+                // answer BUSY and pass SCRIPT KILL.
+                if !handed_off.swap(true, Ordering::Relaxed) {
+                    hand_off_worker();
+                }
+                // Wake an idle worker now and then: a worker blocked on the server lock
+                // may have left the I/O driver unattended.
+                if let Ok(h) = tokio::runtime::Handle::try_current() {
+                    h.spawn(async {});
                 }
                 Ok(VmState::Continue)
             },
@@ -704,6 +716,18 @@ fn run_script(
         let _ = lua.gc_step();
     }
     reply
+}
+
+/// Moves the current tokio worker's tasks to another thread (the script goes on
+/// blocking this one). No-op outside a multi-threaded runtime.
+fn hand_off_worker() {
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        // The pause lets the new thread take the worker's core before this thread
+        // would take it back on return.
+        tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(2)));
+    }
 }
 
 /// The reply for an error raised by a script: the message, then where it was raised.
