@@ -11,7 +11,9 @@
 # 4. restarts both servers, loads the same 1,000,000 keys with 100-byte values into each
 #    (SET key:N, one RESP stream through redis-cli --pipe) and reads INFO memory
 #    used_memory and VmRSS from /proc/<pid>/status;
-# 5. writes BENCHMARKS.md and docs/bench-ratios.svg (scripts/bench_report.py).
+# 5. writes BENCHMARKS.md and docs/bench-ratios.svg (scripts/bench_report.py); sections of
+#    BENCHMARKS.md written by other scripts (e.g. "## Persistence" from bench_persist.sh)
+#    are kept.
 #
 # Tests whose command redsnap does not implement yet are left out for both servers
 # and listed in BENCHMARKS.md.

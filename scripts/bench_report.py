@@ -313,8 +313,31 @@ def main():
     md.append("```sh\nscripts/bench.sh            # builds release, ~%d min on this machine\n"
               "BENCH_ROUNDS=1 BENCH_REQUESTS=20000 BENCH_MEM_KEYS=100000 scripts/bench.sh   # quick look\n```\n"
               % max(1, round(int(first(meta, "elapsed_seconds", "0") or 0) / 60)))
+    text = "\n".join(md)
+    # Keep the sections other scripts own (e.g. "## Persistence" from bench_persist.sh).
+    foreign = kept_sections(args.out)
+    if foreign:
+        text = text.rstrip("\n") + "\n\n" + foreign
     with open(args.out, "w", encoding="utf-8") as f:
-        f.write("\n".join(md))
+        f.write(text)
+
+
+# The "## " sections this script writes; any other section of an existing file is kept.
+OWN_SECTIONS = {"Machine", "Throughput", "Memory", "Failures during the run", "Reproduce"}
+
+
+def kept_sections(path):
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    parts = re.split(r"(?m)^(?=## )", text)
+    kept = []
+    for part in parts[1:]:  # parts[0] is the title and intro
+        heading = part.splitlines()[0][3:].strip()
+        if heading not in OWN_SECTIONS:
+            kept.append(part.rstrip("\n") + "\n")
+    return "\n".join(kept)
 
 
 if __name__ == "__main__":

@@ -369,7 +369,8 @@ impl SnapshotStore {
     /// progress (so BGSAVE can answer at once). After the snapshot is durable, log
     /// generations `<= log_gen` are deleted from `log` (compaction). `on_done` runs on
     /// the snapshot thread with the outcome (e.g. to reset the dirty counter, which
-    /// the server should do by subtracting the dirty count it had when it took the clone).
+    /// the server should do by subtracting the dirty count it had when it took the clone),
+    /// before [`SnapshotStore::in_progress`] turns false; it must not wait for that.
     pub fn spawn(
         &self,
         dbs: Vec<Db>,
@@ -386,8 +387,11 @@ impl SnapshotStore {
                 if let (Ok(info), Some(log)) = (&res, &log) {
                     compact(log, log_gen, info.size_bytes);
                 }
-                drop(busy);
+                // The outcome is recorded (on_done) before the snapshot stops counting
+                // as in progress: whoever sees it finished (INFO, the next BGSAVE) also
+                // sees what on_done recorded (e.g. the server's MISCONF state).
                 on_done(&res);
+                drop(busy);
             })
             .map_err(|e| PersistError::io("spawn snapshot thread for", self.inner.path.clone(), e))
     }

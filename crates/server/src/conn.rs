@@ -830,7 +830,7 @@ where
                 db: 0,
                 created: now,
                 last_active: now,
-                last_cmd: "NULL".into(),
+                last_cmd: "NULL",
                 resp: 2,
                 sub: 0,
                 psub: 0,
@@ -921,11 +921,11 @@ impl Conn {
                     let shared = self.shared.clone();
                     let mut inner = shared.inner.lock();
                     let mut last = None;
-                    self.idle_timeout = inner.config.u64("timeout");
+                    self.idle_timeout = inner.tun.timeout;
                     while let Some(argv) = pending.pop_front() {
                         if let Some(c) = inner.clients.get_mut(&self.id) {
                             c.last_active = Instant::now();
-                            c.last_cmd = String::from_utf8_lossy(&argv[0]).to_ascii_lowercase();
+                            c.last_cmd = table::lookup(&argv[0]).map_or("unknown", |s| s.name);
                         }
                         match self.dispatch(&mut inner, argv) {
                             Step::Reply(r) => encode_reply(&mut wbuf, &r, self.resp3),

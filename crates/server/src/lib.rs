@@ -61,6 +61,15 @@ fn engine_config(c: &Config) -> EngineConfig {
 /// Applies runtime-changeable settings after CONFIG SET.
 pub(crate) fn apply_config(inner: &mut Inner) {
     inner.store.lfu = inner.config.str("maxmemory-policy").contains("lfu");
+    let c = &inner.config;
+    inner.tun = state::Tunables {
+        maxmemory: c.u64("maxmemory"),
+        policy: redsnap_engine::store::EvictPolicy::parse(&c.str("maxmemory-policy")),
+        samples: c.u64("maxmemory-samples") as usize,
+        stop_writes_on_bgsave_error: c.bool("stop-writes-on-bgsave-error"),
+        snapshots_configured: !c.save_points().is_empty() || c.u64("snapshot-interval") > 0,
+        timeout: c.u64("timeout"),
+    };
     let databases = inner.store.config.databases;
     inner.store.config = EngineConfig {
         databases,
@@ -120,13 +129,15 @@ pub(crate) fn used_memory(_inner: &Inner) -> u64 {
 /// performEvictions does before each command. Returns false when memory is still over
 /// the limit (the caller refuses commands that may grow memory: OOM).
 pub(crate) fn perform_evictions(inner: &mut Inner) -> bool {
-    let max = inner.config.u64("maxmemory");
+    let max = inner.tun.maxmemory;
     if max == 0 {
         return true;
     }
-    let policy = redsnap_engine::store::EvictPolicy::parse(&inner.config.str("maxmemory-policy"))
+    let policy = inner
+        .tun
+        .policy
         .unwrap_or(redsnap_engine::store::EvictPolicy::NoEviction);
-    let samples = inner.config.u64("maxmemory-samples") as usize;
+    let samples = inner.tun.samples;
     let now = redsnap_engine::now_ms();
     let mut evicted = 0;
     while used_memory(inner) > max {

@@ -131,9 +131,7 @@ pub(crate) fn write_refusal(inner: &Inner) -> Option<Reply> {
     if let Some(e) = &p.log_error {
         return Some(Reply::error(e.clone()));
     }
-    let snapshots_configured =
-        !inner.config.save_points().is_empty() || inner.config.u64("snapshot-interval") > 0;
-    if !p.last_ok && snapshots_configured && inner.config.bool("stop-writes-on-bgsave-error") {
+    if !p.last_ok && inner.tun.snapshots_configured && inner.tun.stop_writes_on_bgsave_error {
         return Some(Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
     }
     None

@@ -65,7 +65,7 @@ pub struct ClientInfo {
     pub db: usize,
     pub created: Instant,
     pub last_active: Instant,
-    pub last_cmd: String,
+    pub last_cmd: &'static str,
     pub resp: u8,
     pub sub: usize,
     pub psub: usize,
@@ -106,6 +106,17 @@ pub struct ServerStats {
     pub pubsub_messages: u64,
 }
 
+/// Settings read on every command, parsed once per CONFIG SET (see `apply_config`).
+#[derive(Debug, Default, Clone)]
+pub struct Tunables {
+    pub maxmemory: u64,
+    pub policy: Option<redsnap_engine::store::EvictPolicy>,
+    pub samples: usize,
+    pub stop_writes_on_bgsave_error: bool,
+    pub snapshots_configured: bool,
+    pub timeout: u64,
+}
+
 /// Everything behind the server lock.
 pub struct Inner {
     pub store: Store,
@@ -125,6 +136,7 @@ pub struct Inner {
     pub lastsave: u64,
     pub scripts: crate::scripting::Scripts,
     pub persist: Option<crate::persist::Persistence>,
+    pub tun: Tunables,
 }
 
 /// Whether a script is running and for how long, readable without the server lock
@@ -195,6 +207,7 @@ impl Shared {
                 lastsave: redsnap_engine::now_ms() / 1000,
                 scripts: crate::scripting::Scripts::new(),
                 persist: None,
+                tun: Tunables::default(),
             }),
             busy: BusyState::default(),
             connections: std::sync::atomic::AtomicUsize::new(0),
