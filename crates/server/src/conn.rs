@@ -1093,10 +1093,24 @@ impl Conn {
     /// Writes replies; gives up when the connection is killed meanwhile (a client
     /// that never reads must not pin its connection and buffers forever).
     async fn write<S: AsyncWrite + Unpin>(
-        &self,
+        &mut self,
         stream: &mut S,
         buf: &[u8],
     ) -> std::io::Result<()> {
+        // appendfsync always: replies to writes leave only once the log is on disk
+        // (group commit: one fsync completes every connection waiting for it).
+        if self.pending_seq > 0 {
+            let seq = std::mem::take(&mut self.pending_seq);
+            if let Some(log) = self.shared.log.get() {
+                if let Err(e) = log.durable(seq).await {
+                    tracing::error!(
+                        client = self.id,
+                        "append log fsync failed, closing the client: {e}"
+                    );
+                    return Err(std::io::Error::other(e.to_string()));
+                }
+            }
+        }
         tokio::select! {
             r = stream.write_all(buf) => r,
             _ = self.kill.notified() => Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed")),

@@ -174,6 +174,13 @@ fn finish(inner: &mut Inner, res: Result<(), String>) {
             inner.lastsave = now_ms() / 1000;
             if let Some(p) = inner.persist.as_mut() {
                 p.last_ok = true;
+                // The snapshot holds everything in memory, including any batch whose
+                // log write failed: the log is consistent again from here on.
+                if p.log_error.take().is_some() {
+                    tracing::info!(
+                        "append log writable again after a successful snapshot; accepting writes"
+                    );
+                }
             }
             tracing::info!("snapshot saved");
         }
@@ -251,7 +258,9 @@ pub(crate) fn cron(shared: &Arc<Shared>, inner: &mut Inner) {
     if !p.last_ok && now.saturating_sub(p.last_attempt_ms) < 5000 {
         return;
     }
-    let mut reason = None;
+    let mut reason = p.log_error.as_ref().map(|_| {
+        "the append log could not be written: snapshotting to make memory durable again".to_string()
+    });
     for (secs, changes) in inner.config.save_points() {
         if dirty >= changes && since_save >= secs {
             reason = Some(format!("{changes} changes in {secs} seconds"));

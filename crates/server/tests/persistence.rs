@@ -936,7 +936,6 @@ fn kill_9_loses_no_acknowledged_write_appendfsync_everysec_with_snapshots() {
 /// writes that are waiting at the same time). A process crash cannot show the
 /// difference (the bytes are in the kernel either way); an OS crash or power loss can.
 #[test]
-#[ignore = "server bug: crates/server/src/conn.rs records pending_seq after persist::append but never awaits log.durable(pending_seq) before writing replies, so appendfsync always acknowledges before fsync"]
 fn appendfsync_always_replies_only_after_the_fsync() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(
@@ -1441,7 +1440,6 @@ fn mount_tmpfs(root: &Path) -> Result<Mount, String> {
 }
 
 #[test]
-#[ignore = "server bug: after an append-log write error (ENOSPC) every write is refused with MISCONF until restart even when space returns: persist::write_refusal refuses while log_error is set, and only a successful append (which refused writes never reach) clears it; no retry in cron"]
 fn full_disk_fails_log_writes_visibly_and_recovers_when_space_returns() {
     let root = tempfile::tempdir().expect("tempdir");
     let mount = match mount_tmpfs(root.path()) {
