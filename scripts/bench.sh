@@ -18,7 +18,7 @@
 # Tests whose command redsnap does not implement yet are left out for both servers
 # and listed in BENCHMARKS.md.
 #
-# Knobs (environment): BENCH_ROUNDS (3), BENCH_BUDGET_SECONDS (420: fewer rounds are run
+# Knobs (environment): BENCH_ROUNDS (3), BENCH_BUDGET_SECONDS (540: fewer rounds are run
 # when the next one would not fit), BENCH_REQUESTS (200000), BENCH_CLIENTS (50),
 # BENCH_KEYSPACE (100000), BENCH_TESTS (the list below), BENCH_MEM_KEYS (1000000),
 # BENCH_VALUE_SIZE (100), BENCH_SKIP_BUILD=1 (use the existing release binary),
@@ -29,7 +29,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 ROUNDS=${BENCH_ROUNDS:-3}
-BUDGET=${BENCH_BUDGET_SECONDS:-420}   # wall-clock budget of the throughput rounds
+BUDGET=${BENCH_BUDGET_SECONDS:-540}   # wall-clock budget of the throughput rounds
 REQUESTS=${BENCH_REQUESTS:-200000}
 CLIENTS=${BENCH_CLIENTS:-50}
 KEYSPACE=${BENCH_KEYSPACE:-100000}
@@ -56,6 +56,7 @@ case "$REDIS_VERSION" in
 esac
 
 START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 if [ -n "${REDSNAP_BIN:-}" ]; then
   BIN=$REDSNAP_BIN
 elif [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
@@ -167,6 +168,7 @@ RUN_LIST=$(IFS=,; echo "${RUN_TESTS[*]}")
 mkdir -p "$WORK/csv"
 FAILED=()
 T_START=$(date +%s)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 DONE_ROUNDS=0
 for round in $(seq 1 "$ROUNDS"); do
   # Keep the throughput part within its time budget: after the first round, run only
@@ -255,6 +257,7 @@ META=$WORK/meta.txt
   if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit (with uncommitted changes)"; fi
   echo "commit=$commit"
   echo "nproc=$(nproc)"
+  echo "loadavg=$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
   echo "cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
   echo "kernel=$(uname -sr)"
   echo "mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"

@@ -251,13 +251,15 @@ def main():
     md.append("| CPU | %s |" % first(meta, "cpu"))
     md.append("| cores (nproc) | %s |" % first(meta, "nproc"))
     md.append("| memory | %s |" % first(meta, "mem_total"))
+    md.append("| load average (1/5/15 min) | %s |" % first(meta, "loadavg"))
     md.append("| kernel | %s |" % first(meta, "kernel"))
     md.append("| redis-server | %s |" % first(meta, "redis_version"))
     md.append("| redis-benchmark | %s |" % first(meta, "benchmark_version"))
     md.append("| redsnap binary | `%s` |" % first(meta, "redsnap_bin"))
     md.append("")
     md.append("Client and servers share the machine: redis-benchmark, redis-server and redsnap compete "
-              "for the same %s cores, so absolute numbers are low and noisy; the ratios are the point. "
+              "for the same %s cores (and with whatever else runs there: see the load average), so absolute "
+              "numbers are low and noisy; the interleaved rounds keep the ratios comparable. "
               "Both servers run with persistence off (redis `--save '' --appendonly no`, redsnap "
               "`--appendonly no --save \"\"`), on loopback.\n" % first(meta, "nproc"))
     md.append("## Throughput\n")
@@ -298,8 +300,8 @@ def main():
     md.append("## Memory\n")
     md.append("Fresh servers, then the same %s `SET key:NNNNNNNNNNNN <%s-byte value>` commands sent to each "
               "as one RESP stream (`redis-cli --pipe`). RSS is VmRSS from `/proc/<pid>/status` (empty server, "
-              "then loaded); used_memory is what each server reports in `INFO memory` (redis counts its "
-              "allocator's live bytes; redsnap's figure is its own estimate).\n"
+              "then loaded); used_memory is what each server reports in `INFO memory` (each server's own "
+              "count of allocated bytes).\n"
               % ("{:,}".format(int(first(meta, "mem_keys", "0") or 0)), first(meta, "value_size")))
     md.append(mem_section(mem))
 

@@ -27,4 +27,4 @@ if [ -d tests/clients ]; then
 fi
 
 cargo build --workspace --all-targets
-cargo test --workspace -- --test-threads=2
+cargo test --workspace --no-fail-fast -- --test-threads=2

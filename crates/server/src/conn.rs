@@ -634,9 +634,13 @@ impl Conn {
                 .filter(|c| pat.is_none_or(|p| redsnap_engine::glob::glob_match(p, c, false)))
                 .map(|c| Reply::Bulk(c.clone()))
                 .collect();
-            v.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+            v.sort_by(|a, b| match (a, b) {
+                (Reply::Bulk(x), Reply::Bulk(y)) => x.cmp(y),
+                _ => std::cmp::Ordering::Equal,
+            });
             Reply::Array(v).into()
         } else if is(sub, "numsub") {
+            // An array of channel, count pairs under RESP2 and RESP3 alike (Redis 7).
             let mut out = Vec::new();
             for c in &argv[2..] {
                 out.push(Reply::Bulk(c.clone()));
@@ -644,16 +648,7 @@ impl Conn {
                     inner.channels.get(c).map_or(0, |v| v.len()) as i64
                 ));
             }
-            if self.resp3 {
-                Reply::Map(
-                    out.chunks(2)
-                        .map(|p| (p[0].clone(), p[1].clone()))
-                        .collect(),
-                )
-                .into()
-            } else {
-                Reply::Array(out).into()
-            }
+            Reply::Array(out).into()
         } else if is(sub, "numpat") {
             let pats: HashSet<&Bytes> = inner.patterns.iter().map(|(p, _)| p).collect();
             Reply::Int(pats.len() as i64).into()

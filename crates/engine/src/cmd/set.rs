@@ -239,7 +239,10 @@ fn spop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     };
     let size = s.len();
     let popped: Vec<Bytes> = match count {
-        None => s.iter().choose(rng).cloned().into_iter().collect(),
+        None => super::pick_one(s.iter(), s.len(), rng)
+            .cloned()
+            .into_iter()
+            .collect(),
         Some(0) => return Ok(Reply::Set(Vec::new())),
         Some(c) if c as u64 >= size as u64 => {
             // The whole set goes.
@@ -282,7 +285,9 @@ fn srandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         let Some((s, rng)) = set_and_rng(cx, key, true)? else {
             return Ok(Reply::Nil);
         };
-        return Ok(Reply::opt_bulk(s.iter().choose(rng).cloned()));
+        return Ok(Reply::opt_bulk(
+            super::pick_one(s.iter(), s.len(), rng).cloned(),
+        ));
     };
     let count = super::int(count)?;
     if count == i64::MIN {
