@@ -21,8 +21,10 @@ pub const MAGIC: &[u8; 4] = b"RSNP";
 pub const VERSION: u8 = 1;
 /// Header length (magic + version + codec).
 pub const HEADER_LEN: usize = 6;
-/// Payloads smaller than this are never compressed.
-pub const COMPRESS_MIN: usize = 64;
+/// Payloads smaller than this are never compressed: below 1 KiB an LZ4
+/// frame saves a few dozen bytes for 4x the encode time (measured in
+/// BENCHMARKS.md, "Library"), so small states are stored as 0x01/0x03.
+pub const COMPRESS_MIN: usize = 1024;
 
 /// Codec id byte of the envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +187,12 @@ fn lz4_compress(raw: &[u8]) -> Result<Vec<u8>> {
     let mut info = lz4_flex::frame::FrameInfo::new();
     info.content_checksum = true;
     info.content_size = Some(raw.len() as u64);
+    // 4 MiB blocks for big values: fewer, larger blocks compress faster and
+    // smaller than 64 KiB ones (BENCHMARKS.md, "Library"); values under
+    // 1 MiB keep 64 KiB blocks so readers allocate little.
+    if raw.len() > 1 << 20 {
+        info.block_size = lz4_flex::frame::BlockSize::Max4MB;
+    }
     // Compressible states shrink 2-4x: start with room for half the input.
     let out = Vec::with_capacity(raw.len() / 2 + 64);
     let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, out);
@@ -321,11 +329,13 @@ mod tests {
                 x as u8
             })
             .collect();
-        let bytes = Codec::MSGPACK_LZ4.encode(&serde_bytes_like(&noise)).unwrap();
+        let bytes = Codec::MSGPACK_LZ4
+            .encode(&serde_bytes_like(&noise))
+            .unwrap();
         assert_eq!(bytes[5], CodecId::Msgpack as u8);
         let big = Codec::MSGPACK_LZ4.encode(&sample(300_000)).unwrap();
         assert_eq!(big[5], CodecId::MsgpackLz4 as u8);
-        assert_eq!(frame_content_size(&big[HEADER_LEN..]).is_some(), true);
+        assert!(frame_content_size(&big[HEADER_LEN..]).is_some());
         assert_eq!(decode::<S>(&big).unwrap(), sample(300_000));
     }
 

@@ -35,11 +35,11 @@ pub mod codec;
 pub mod config;
 pub mod coord;
 pub mod error;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod keys;
 pub mod memory;
 pub mod metrics;
-#[cfg(feature = "http")]
-pub mod http;
 pub mod resilience;
 pub mod snapshot;
 pub mod store;

@@ -177,15 +177,12 @@ impl std::fmt::Debug for Shared {
 #[derive(Debug)]
 struct ScrapeCollector(Arc<Shared>);
 
-fn gauge<N: prometheus_client::encoding::EncodeGaugeValue>(
+fn gauge<N: prometheus_client::encoding::EncodeGaugeValue + Copy>(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     samples: &[(String, N)],
-) -> std::fmt::Result
-where
-    N: Copy,
-{
+) -> std::fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, ConstGauge::new(0i64).metric_type())?;
     for (ns, v) in samples {
         let label = NsLabel {

@@ -344,7 +344,11 @@ impl RedisStore {
                         tracing::warn!(target: "redsnap", attempts = n, error = %err, "Redis unreachable");
                     }
                     Error::Auth { .. } => {
-                        self.inner.metrics.store_gauges().up.store(0, Ordering::Relaxed);
+                        self.inner
+                            .metrics
+                            .store_gauges()
+                            .up
+                            .store(0, Ordering::Relaxed);
                         self.inner.failures.fetch_add(1, Ordering::Relaxed);
                         self.inner.state.store(3, Ordering::Relaxed);
                         tracing::error!(target: "redsnap", error = %err, "Redis authentication failed");

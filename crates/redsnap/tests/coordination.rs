@@ -202,7 +202,11 @@ fn lock_holders_never_overlap_property() {
         "{:?}",
         started.elapsed()
     );
+    // The plans made some holders outlive their TTL, and they were refused.
+    assert!(LOST.load(Ordering::SeqCst) > 0, "no expiry exercised");
 }
+
+static LOST: AtomicUsize = AtomicUsize::new(0);
 
 async fn run_round(store: &RedisStore, round: usize, plan: Plan) {
     let name = format!("prop-{round}-{}", rand::random::<u32>());
@@ -234,20 +238,17 @@ async fn run_round(store: &RedisStore, round: usize, plan: Plan) {
                     tokio::time::sleep(Duration::from_millis(*pause)).await;
                 }
                 if !held {
+                    LOST.fetch_add(1, Ordering::SeqCst);
                     // Expired: extend and release are refused and the current
                     // value (someone else's token, or nothing) is untouched.
-                    let before: Option<String> =
-                        store.query(redis::cmd("GET").arg(lock.key())).await.unwrap();
+                    let before: Option<String> = store
+                        .query(redis::cmd("GET").arg(lock.key()))
+                        .await
+                        .unwrap();
                     assert_ne!(before.as_deref(), Some(lock.token()));
                     assert!(!lock.extend(ttl).await.unwrap());
-                    let key = lock.key().to_string();
+                    // (The release script deletes only our own token.)
                     assert!(!lock.release().await.unwrap());
-                    let after: Option<String> =
-                        store.query(redis::cmd("GET").arg(&key)).await.unwrap();
-                    if let (Some(b), Some(a)) = (&before, &after) {
-                        // Same holder still there unless it released/expired itself.
-                        assert!(a == b || after.is_none() || a != b);
-                    }
                 } else {
                     let _ = lock.release().await.unwrap();
                 }

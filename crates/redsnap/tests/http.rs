@@ -43,7 +43,10 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
                 .then(|| v.trim().to_string())
         })
         .unwrap_or_default();
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -92,9 +95,13 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, Family>, BTreeMap<String, f
         if let Some(rest) = line.strip_prefix("# ") {
             let mut parts = rest.splitn(3, ' ');
             let kw = parts.next().unwrap();
-            let name = parts.next().unwrap_or_else(|| panic!("bad comment {line:?}"));
+            let name = parts
+                .next()
+                .unwrap_or_else(|| panic!("bad comment {line:?}"));
             assert!(valid_name(name), "bad family name in {line:?}");
-            let arg = parts.next().unwrap_or_else(|| panic!("no text in {line:?}"));
+            let arg = parts
+                .next()
+                .unwrap_or_else(|| panic!("no text in {line:?}"));
             let f = fams.entry(name.to_string()).or_default();
             match kw {
                 "HELP" => {
@@ -159,7 +166,9 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, Family>, BTreeMap<String, f
                     }
                 }
                 let end = end.expect("closing quote");
-                rest = after[end + 1..].strip_prefix(',').unwrap_or(&after[end + 1..]);
+                rest = after[end + 1..]
+                    .strip_prefix(',')
+                    .unwrap_or(&after[end + 1..]);
             }
         }
         let num = value.split_whitespace().next().expect("value");
@@ -167,7 +176,9 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, Family>, BTreeMap<String, f
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
             "NaN" => f64::NAN,
-            n => n.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            n => n
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
         };
         // The sample belongs to a declared family (suffixes per type).
         let fam = fams
@@ -182,7 +193,10 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, Family>, BTreeMap<String, f
             .unwrap_or_else(|| panic!("sample {name} without a TYPE"));
         assert!(!fam.1.kind.is_empty() && fam.1.help, "{name}: {:?}", fam.1);
         if fam.1.kind == "counter" {
-            assert!(name.ends_with("_total") || name.ends_with("_created"), "{name}");
+            assert!(
+                name.ends_with("_total") || name.ends_with("_created"),
+                "{name}"
+            );
             assert!(v >= 0.0, "negative counter {line:?}");
         }
         assert!(
@@ -215,7 +229,7 @@ async fn metrics_and_health_over_http() {
         .with_fallback(fb.path())
         .unwrap()
         .with_breaker(1, Duration::from_secs(60));
-    let state: Vec<String> = (0..200).map(|i| format!("item number {i}")).collect();
+    let state: Vec<String> = (0..1000).map(|i| format!("item number {i}")).collect();
     assert!(matches!(
         snaps.save(&state).await.unwrap(),
         SaveOutcome::Saved { .. }
@@ -247,7 +261,11 @@ async fn metrics_and_health_over_http() {
         ("redsnap_reconnects", "counter"),
         ("redsnap_connection_up", "gauge"),
     ] {
-        assert_eq!(fams.get(name).map(|f| f.kind.as_str()), Some(kind), "{name}");
+        assert_eq!(
+            fams.get(name).map(|f| f.kind.as_str()),
+            Some(kind),
+            "{name}"
+        );
     }
     let l = format!("namespace=\"{ns}\"");
     let val = |series: &str| -> f64 {
@@ -256,19 +274,27 @@ async fn metrics_and_health_over_http() {
             .unwrap_or_else(|| panic!("{series} missing:\n{body}"))
     };
     assert_eq!(
-        val(&format!("redsnap_snapshot_saves_total{{{l},outcome=\"saved\"}}")),
+        val(&format!(
+            "redsnap_snapshot_saves_total{{{l},outcome=\"saved\"}}"
+        )),
         1.0
     );
     assert_eq!(
-        val(&format!("redsnap_snapshot_saves_total{{{l},outcome=\"unchanged\"}}")),
+        val(&format!(
+            "redsnap_snapshot_saves_total{{{l},outcome=\"unchanged\"}}"
+        )),
         1.0
     );
     assert_eq!(val(&format!("redsnap_snapshot_loads_total{{{l}}}")), 1.0);
     assert_eq!(
-        val(&format!("redsnap_snapshot_save_duration_seconds_count{{{l}}}")),
+        val(&format!(
+            "redsnap_snapshot_save_duration_seconds_count{{{l}}}"
+        )),
         2.0
     );
-    let sum = val(&format!("redsnap_snapshot_save_duration_seconds_sum{{{l}}}"));
+    let sum = val(&format!(
+        "redsnap_snapshot_save_duration_seconds_sum{{{l}}}"
+    ));
     assert!(sum > 0.0 && sum < 10.0, "{sum}");
     let inf_bucket = samples
         .iter()
@@ -281,7 +307,10 @@ async fn metrics_and_health_over_http() {
     assert_eq!(inf_bucket, Some(2.0), "{body}");
     let raw = val(&format!("redsnap_snapshot_raw_bytes_total{{{l}}}"));
     let stored = val(&format!("redsnap_snapshot_stored_bytes_total{{{l}}}"));
-    assert!(raw > 2000.0 && stored < raw / 2.0, "raw {raw} stored {stored}");
+    assert!(
+        raw > 2000.0 && stored < raw / 2.0,
+        "raw {raw} stored {stored}"
+    );
     let age = val(&format!("redsnap_latest_snapshot_age_seconds{{{l}}}"));
     assert!((0.0..30.0).contains(&age), "{age}");
     assert_eq!(val(&format!("redsnap_breaker_state{{{l}}}")), 0.0);
@@ -334,7 +363,10 @@ async fn metrics_and_health_over_http() {
     let (_, _, body) = get(addr, "/metrics").await;
     let (_, samples) = parse_exposition(&body);
     assert_eq!(samples[&format!("redsnap_breaker_state{{{l}}}")], 2.0);
-    assert_eq!(samples[&format!("redsnap_fallback_journal_depth{{{l}}}")], 1.0);
+    assert_eq!(
+        samples[&format!("redsnap_fallback_journal_depth{{{l}}}")],
+        1.0
+    );
     assert_eq!(
         samples[&format!("redsnap_snapshot_saves_total{{{l},outcome=\"deferred\"}}")],
         1.0
