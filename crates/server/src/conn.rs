@@ -811,7 +811,7 @@ where
     let pending_out = Arc::new(AtomicU64::new(0));
     let kill = Arc::new(tokio::sync::Notify::new());
     let (limits, query_limit, authed) = {
-        let mut inner = shared.inner.lock();
+        let mut inner = shared.lock_async().await;
         let now = Instant::now();
         inner.clients.insert(
             id,
@@ -858,14 +858,14 @@ where
         pending_out,
         kill,
         pending_seq: 0,
-        idle_timeout: shared.inner.lock().config.u64("timeout"),
+        idle_timeout: shared.lock_async().await.tun.timeout,
     };
     let result = conn.run(&mut stream, &mut rx, limits, query_limit).await;
     if let Err(e) = result {
         tracing::debug!(client = id, "connection closed: {e}");
     }
     let _ = stream.shutdown().await;
-    let mut inner = shared.inner.lock();
+    let mut inner = shared.lock_async().await;
     conn.cleanup(&mut inner);
 }
 
@@ -914,7 +914,7 @@ impl Conn {
                 }
                 let step = {
                     let shared = self.shared.clone();
-                    let mut inner = shared.inner.lock();
+                    let mut inner = shared.lock_async().await;
                     let mut last = None;
                     self.idle_timeout = inner.tun.timeout;
                     while let Some(argv) = pending.pop_front() {
@@ -1192,13 +1192,13 @@ impl Conn {
                         wbuf.clear();
                     }
                     Some(ConnMsg::Kill) | None => {
-                        let mut inner = self.shared.inner.lock();
+                        let mut inner = self.shared.lock_async().await;
                         crate::blocking::unblock(&mut inner, self.id);
                         return Ok(None);
                     }
                 },
                 _ = sleep => {
-                    let mut inner = self.shared.inner.lock();
+                    let mut inner = self.shared.lock_async().await;
                     crate::blocking::unblock(&mut inner, self.id);
                     drop(inner);
                     // The reply may have been sent just before the timeout fired.
@@ -1209,7 +1209,7 @@ impl Conn {
                 }
                 n = stream.read_buf(rbuf) => {
                     if n? == 0 {
-                        let mut inner = self.shared.inner.lock();
+                        let mut inner = self.shared.lock_async().await;
                         crate::blocking::unblock(&mut inner, self.id);
                         return Ok(None);
                     }

@@ -320,7 +320,7 @@ async fn accept_loop(
         };
         let _ = sock.set_nodelay(true);
         let refusal: Option<&'static [u8]> = {
-            let mut inner = shared.inner.lock();
+            let mut inner = shared.lock_async().await;
             let max = inner.config.int("maxclients").max(1) as usize;
             if shared
                 .connections
@@ -415,7 +415,10 @@ async fn cron(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
-        let mut inner = shared.inner.lock();
+        // Skip a tick rather than wait while a long script holds the lock.
+        let Some(mut inner) = shared.inner.try_lock_for(Duration::from_millis(5)) else {
+            continue;
+        };
         let now = redsnap_engine::now_ms();
         inner.store.active_expire_cycle(now, 2000);
         conn::after_command(&mut inner);

@@ -235,7 +235,7 @@ pub(crate) async fn run_save(shared: &Arc<Shared>, job: SaveJob) -> Result<(), S
     .await
     .map_err(|e| e.to_string())
     .and_then(|r| r);
-    let mut inner = shared.inner.lock();
+    let mut inner = shared.lock_async().await;
     if let Some(p) = inner.persist.as_mut() {
         p.dirty_at_start = dirty;
     }

@@ -220,6 +220,17 @@ impl Shared {
         })
     }
 
+    /// Takes the server lock from async code without blocking a runtime worker while
+    /// a long script holds it (that would stall every connection on the worker).
+    pub async fn lock_async(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        loop {
+            if let Some(g) = self.inner.try_lock_for(std::time::Duration::from_millis(2)) {
+                return g;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+
     pub fn next_client_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
