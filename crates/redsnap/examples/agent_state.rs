@@ -10,7 +10,8 @@
 //! Environment: `REDIS_URL` (default `redis://127.0.0.1:6379`),
 //! `REDIS_PASSWORD`, `AGENT_NAMESPACE` (default `agent`),
 //! `SNAPSHOT_INTERVAL_MS`, `AGENT_FALLBACK_DIR` (local durable fallback used
-//! while Redis is unreachable; saves made there print `deferred <n>`).
+//! while Redis is unreachable; saves made there print `saved <n> (local fallback)`
+//! and reach Redis when it returns).
 //!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run -p redsnap --example agent_state
@@ -68,7 +69,9 @@ async fn main() -> anyhow::Result<()> {
                     } else {
                         match ev.outcome {
                             SaveOutcome::Saved { .. } => println!("saved {}", ev.state.n),
-                            SaveOutcome::Deferred { .. } => println!("deferred {}", ev.state.n),
+                            SaveOutcome::Deferred { .. } => {
+                                println!("saved {} (local fallback)", ev.state.n)
+                            }
                             SaveOutcome::Unchanged => {}
                         }
                     }

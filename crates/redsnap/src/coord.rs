@@ -8,6 +8,8 @@
 //! while someone else holds the lock. The fencing token covers the second
 //! case for resources that check it; nothing here covers the first.
 
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -142,6 +144,37 @@ impl Lock {
         Ok(n == 1)
     }
 
+    /// Keeps the lock alive in the background: extends it to `ttl` every `ttl / 3`
+    /// until the returned guard is dropped, or until an extension finds the lock
+    /// lost (expired and taken by someone else, or Redis unreachable for longer
+    /// than the TTL), which [`AutoExtend::is_lost`] then reports. Check it (and
+    /// pass [`fencing_token`](Self::fencing_token) to the protected resource)
+    /// before acting on the lock.
+    pub fn auto_extend(&self, ttl: Duration) -> AutoExtend {
+        let lost = Arc::new(AtomicBool::new(false));
+        let (store, key, token) = (self.store.clone(), self.key.clone(), self.token.clone());
+        let flag = lost.clone();
+        let task = tokio::spawn(async move {
+            let every = (ttl / 3).max(Duration::from_millis(1));
+            loop {
+                tokio::time::sleep(every).await;
+                let script = redis::Script::new(EXTEND_LUA);
+                let mut inv = script.prepare_invoke();
+                inv.key(&key).arg(&token).arg(ms(ttl));
+                match store.invoke::<i64>(&inv).await {
+                    Ok(1) => {}
+                    Ok(_) => {
+                        flag.store(true, AtomicOrdering::SeqCst);
+                        return;
+                    }
+                    // A transient error: the next tick retries while the TTL lasts.
+                    Err(e) => tracing::warn!(key = %key, "lock extension failed: {e}"),
+                }
+            }
+        });
+        AutoExtend { task, lost }
+    }
+
     /// Release the lock; false if it had expired or was taken by another holder.
     pub async fn release(self) -> Result<bool> {
         let script = redis::Script::new(RELEASE_LUA);
@@ -149,6 +182,27 @@ impl Lock {
         inv.key(&self.key).arg(&self.token);
         let n: i64 = self.store.invoke(&inv).await?;
         Ok(n == 1)
+    }
+}
+
+/// The background extension started by [`Lock::auto_extend`]; dropping it stops
+/// extending (the lock then expires after its TTL unless released).
+#[derive(Debug)]
+pub struct AutoExtend {
+    task: tokio::task::JoinHandle<()>,
+    lost: Arc<AtomicBool>,
+}
+
+impl AutoExtend {
+    /// True once an extension found that the lock is no longer ours.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(AtomicOrdering::SeqCst)
+    }
+}
+
+impl Drop for AutoExtend {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

@@ -415,11 +415,8 @@ async fn cluster_all_apis() {
     assert!(slots.windows(2).all(|w| w[0] == w[1]), "{slots:?}");
 }
 
-/// Same suite against a `redsnap serve` process. Ignored until the server
-/// implements everything the library uses (MULTI, Lua, SCAN, PUBLISH...):
-/// `cargo test -p redsnap --test backends -- --ignored`.
+/// Same suite against a `redsnap serve` process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn redsnap_server_all_apis() {
     let s = redsnap_testsupport::RedsnapServer::start().expect("redsnap serve");
     let store =

@@ -245,10 +245,7 @@ async fn redis_checkpointer_conforms_on_cluster() {
 
 /// The conformance suite against a `redsnap serve` process (the
 /// "redsnap-embedded" implementation is `RedisCheckpointer` pointed at it).
-/// Ignored until the server implements Lua scripting:
-/// `cargo test -p redsnap --test checkpoint_conformance -- --ignored`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
 async fn redis_checkpointer_conforms_on_redsnap_server() {
     let s = redsnap_testsupport::RedsnapServer::start().expect("redsnap serve");
     let store =

@@ -278,3 +278,41 @@ async fn run_round(store: &RedisStore, round: usize, plan: Plan) {
     }
     let _: i64 = store.query(redis::cmd("DEL").arg(&log)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_extend_keeps_the_lock_until_dropped() {
+    let (_server, store) = common::plain();
+    let name = common::ns("auto-extend");
+    let ttl = Duration::from_millis(300);
+    let lock = Lock::try_acquire(&store, &name, ttl)
+        .await
+        .unwrap()
+        .expect("free lock");
+    let keeper = lock.auto_extend(ttl);
+    // Well past the TTL, the lock is still ours.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!keeper.is_lost());
+    assert!(
+        Lock::try_acquire(&store, &name, ttl)
+            .await
+            .unwrap()
+            .is_none(),
+        "extended lock must still be held"
+    );
+    // Stop extending: it expires by itself and another holder gets it.
+    drop(keeper);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let next = Lock::try_acquire(&store, &name, ttl)
+        .await
+        .unwrap()
+        .expect("lock expired after the keeper stopped");
+    assert!(next.fencing_token() > lock.fencing_token());
+    // The old holder's keeper notices the loss.
+    let stale = lock.auto_extend(ttl);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(stale.is_lost());
+    assert!(
+        !lock.release().await.unwrap(),
+        "an expired holder cannot release the new holder's lock"
+    );
+}

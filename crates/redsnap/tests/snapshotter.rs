@@ -143,7 +143,8 @@ impl Drop for Agent {
 
 fn number(line: &str, prefix: &str) -> u64 {
     line.strip_prefix(prefix)
-        .and_then(|n| n.trim().parse().ok())
+        .and_then(|n| n.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("expected {prefix:?}<n>, got {line:?}"))
 }
 
@@ -182,9 +183,15 @@ fn agent_example_survives_restart() {
 }
 
 fn wait_for(agent: &Agent, prefix: &str) -> u64 {
+    wait_for_save(agent, prefix, false)
+}
+
+/// Waits for a line starting with `prefix`; with `fallback`, only one that says the
+/// save went to the local fallback, without it only one acknowledged by Redis.
+fn wait_for_save(agent: &Agent, prefix: &str, fallback: bool) -> u64 {
     loop {
         let line = agent.next_line();
-        if line.starts_with(prefix) {
+        if line.starts_with(prefix) && line.ends_with("(local fallback)") == fallback {
             return number(&line, prefix);
         }
     }
@@ -218,7 +225,7 @@ async fn agent_example_rides_out_a_redis_outage() {
 
     // Outage: saves go to the local fallback.
     s.stop();
-    wait_for(&a, "deferred ");
+    wait_for_save(&a, "saved ", true);
     assert!(a.terminate().success());
     let n1 = final_line(&a);
     drop(a);
