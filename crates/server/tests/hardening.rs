@@ -115,6 +115,66 @@ fn tls_with_and_without_client_certificates() {
         ok,
         "a client with a certificate signed by the CA connects: {text}"
     );
+
+    // redis-py with ssl: refused without a client certificate, served with one.
+    let py = |with_cert: bool| {
+        let certs = if with_cert {
+            format!(
+                ", ssl_certfile={:?}, ssl_keyfile={:?}",
+                path(&files.client_cert),
+                path(&files.client_key)
+            )
+        } else {
+            String::new()
+        };
+        let code = format!(
+            "import redis\nr = redis.Redis(host='127.0.0.1', port={tls_port}, ssl=True, ssl_ca_certs={ca:?}{certs}, socket_timeout=5)\nr.set('tls-py', 'ok')\nprint(r.get('tls-py').decode())"
+        );
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(code)
+            .output()
+            .expect("python3");
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (out, err) = py(true);
+    assert_eq!(
+        out, "ok",
+        "redis-py over TLS with a client certificate: {err}"
+    );
+    let (out, _) = py(false);
+    assert_ne!(
+        out, "ok",
+        "redis-py without a client certificate must be refused"
+    );
+
+    // redis-rs over rediss:// with the test CA and a client certificate.
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let certs = redis::TlsCertificates {
+        client_tls: Some(redis::ClientTlsConfig {
+            client_cert: files.client_cert_pem().expect("cert"),
+            client_key: files.client_key_pem().expect("key"),
+        }),
+        root_cert: Some(files.ca_pem().expect("ca")),
+    };
+    let client = redis::Client::build_with_tls(format!("rediss://127.0.0.1:{tls_port}/"), certs)
+        .expect("client");
+    let mut con = client
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("redis-rs TLS connection");
+    let _: () = redis::cmd("SET")
+        .arg("tls-rs")
+        .arg("ok")
+        .query(&mut con)
+        .expect("set");
+    let v: String = redis::cmd("GET")
+        .arg("tls-rs")
+        .query(&mut con)
+        .expect("get");
+    assert_eq!(v, "ok");
     // Plain TCP to the TLS port gets nothing useful, and the server stays up.
     let _ = raw_command(tls_port, &[b"PING"]);
     let (ok, _) = cli_tls(tls_port, &files, true);
