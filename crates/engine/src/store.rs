@@ -93,6 +93,9 @@ pub struct Store {
     pub active_expire: bool,
     /// Whether accesses update LFU counters (an LFU policy is set) instead of LRU clocks.
     pub lfu: bool,
+    /// Whether commands leave log records (off when nothing consumes them: the
+    /// server runs without an append log).
+    pub log_enabled: bool,
     /// Eviction candidates kept across calls (Redis's eviction pool), so each
     /// eviction chooses among many more keys than one sample.
     evict_pool: Vec<(usize, Bytes)>,
@@ -115,6 +118,7 @@ impl Store {
             rng: SmallRng::from_os_rng(),
             active_expire: true,
             lfu: false,
+            log_enabled: true,
             evict_pool: Vec::new(),
         }
     }
@@ -141,7 +145,6 @@ impl Store {
             ));
         };
         let dirty_before = self.effects.dirty;
-        let log_before = self.effects.log.len();
         let mut cx = Cx {
             store: self,
             db,
@@ -154,9 +157,7 @@ impl Store {
             Err(e) => e,
         };
         let custom = cx.custom_log;
-        if spec.is_write() && !custom && self.effects.dirty > dirty_before {
-            // Keep lazily-expired DELs (already logged) before the command itself.
-            let _ = log_before;
+        if self.log_enabled && spec.is_write() && !custom && self.effects.dirty > dirty_before {
             self.effects.log.push(LogRecord {
                 db,
                 time: now,

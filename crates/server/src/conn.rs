@@ -81,6 +81,10 @@ impl Conn {
             self.flag_multi();
             return table::unknown_command(&argv).into();
         };
+        if let Some(c) = inner.clients.get_mut(&self.id) {
+            c.last_active = Instant::now();
+            c.last_cmd = spec.name;
+        }
         let sub = match table::check_arity(spec, &argv) {
             Ok(s) => s,
             Err(e) => {
@@ -918,10 +922,6 @@ impl Conn {
                     let mut last = None;
                     self.idle_timeout = inner.tun.timeout;
                     while let Some(argv) = pending.pop_front() {
-                        if let Some(c) = inner.clients.get_mut(&self.id) {
-                            c.last_active = Instant::now();
-                            c.last_cmd = table::lookup(&argv[0]).map_or("unknown", |s| s.name);
-                        }
                         match self.dispatch(&mut inner, argv) {
                             Step::Reply(r) => encode_reply(&mut wbuf, &r, self.resp3),
                             Step::Many(v) => {

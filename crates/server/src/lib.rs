@@ -240,6 +240,7 @@ impl Server {
                     inner.lastsave = ms / 1000;
                 }
             }
+            inner.store.log_enabled = persistence.as_ref().is_some_and(|p| p.log.is_some());
             inner.persist = persistence;
             apply_config(&mut inner);
         }
