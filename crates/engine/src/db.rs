@@ -12,7 +12,6 @@
 
 use crate::value::{Kind, Value};
 use bytes::Bytes;
-use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -61,13 +60,33 @@ impl equivalent::Comparable<ScanKey> for KeyRef<'_> {
     }
 }
 
-/// The hash that orders keys (stable for the life of the process).
+/// The hash that orders keys. Fixed (not seeded per process): the snapshot store keys
+/// entries by it. A word-at-a-time multiply-rotate hash with murmur3's finalizer, so
+/// keys spread uniformly (random sampling for eviction, RANDOMKEY and active expiry
+/// starts at a random hash) at a fraction of SipHash's cost (measured: SipHash was
+/// ~16 % of a pipelined SET's instructions). Collisions cost nothing structural: keys
+/// are ordered by (hash, bytes) in a B-tree.
 pub fn key_hash(key: &[u8]) -> u64 {
-    // SipHash-1-3 with fixed keys (std's DefaultHasher::new()).
-    #[allow(deprecated)]
-    let mut h = std::hash::SipHasher::new();
-    key.hash(&mut h);
-    h.finish()
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h: u64 = 0x243F_6A88_85A3_08D3 ^ (key.len() as u64).wrapping_mul(K);
+    let mut chunks = key.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    // murmur3 fmix64
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 /// A stored value plus its access clock (for LRU/LFU eviction).
@@ -403,5 +422,25 @@ mod tests {
         );
         assert_eq!(db.volatile_len(), 1);
         assert_eq!(snap.volatile_len(), 0);
+    }
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::key_hash;
+
+    #[test]
+    fn hash_spreads_similar_keys() {
+        // Sequential keys land all over the hash space (top 4 bits roughly uniform).
+        let mut buckets = [0u32; 16];
+        for i in 0..16_000 {
+            buckets[(key_hash(format!("key:{i:012}").as_bytes()) >> 60) as usize] += 1;
+        }
+        assert!(
+            buckets.iter().all(|&b| (800..1200).contains(&b)),
+            "{buckets:?}"
+        );
+        assert_ne!(key_hash(b""), key_hash(b"\0"));
+        assert_ne!(key_hash(b"ab"), key_hash(b"ba"));
     }
 }
