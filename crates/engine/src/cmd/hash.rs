@@ -427,17 +427,9 @@ fn hrandfield(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 mod tests {
     use crate::reply::Reply;
     use crate::store::{LogRecord, Store};
-    use bytes::Bytes;
     use std::collections::HashSet;
 
-    fn argv(args: &[&str]) -> Vec<Bytes> {
-        args.iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect()
-    }
-    fn run(s: &mut Store, args: &[&str]) -> Reply {
-        s.exec(0, 1000, &argv(args))
-    }
+    use crate::cmd::testutil::{argv, run};
     fn run3(s: &mut Store, args: &[&str]) -> Reply {
         let a = argv(args);
         let spec = crate::table::lookup(&a[0]).expect("known command");

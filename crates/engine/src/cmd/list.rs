@@ -530,16 +530,8 @@ fn lmpop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 mod tests {
     use crate::reply::Reply;
     use crate::store::{LogRecord, Store};
-    use bytes::Bytes;
 
-    fn argv(args: &[&str]) -> Vec<Bytes> {
-        args.iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect()
-    }
-    fn run(s: &mut Store, args: &[&str]) -> Reply {
-        s.exec(0, 1000, &argv(args))
-    }
+    use crate::cmd::testutil::{argv, run};
     fn bulk(s: &str) -> Reply {
         Reply::bulk_str(s)
     }

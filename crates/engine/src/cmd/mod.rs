@@ -93,3 +93,22 @@ pub fn pick_one<'a, T: 'a>(
     }
     it.nth(rng.random_range(0..len.min(1024)))
 }
+
+/// Helpers shared by the command modules' unit tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use crate::reply::Reply;
+    use crate::store::Store;
+    use bytes::Bytes;
+
+    pub fn argv(args: &[&str]) -> Vec<Bytes> {
+        args.iter()
+            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
+            .collect()
+    }
+
+    /// Runs a command in db 0 at clock 1000.
+    pub fn run(s: &mut Store, args: &[&str]) -> Reply {
+        s.exec(0, 1000, &argv(args))
+    }
+}

@@ -543,14 +543,7 @@ mod tests {
     use bytes::Bytes;
     use std::collections::HashSet;
 
-    fn argv(args: &[&str]) -> Vec<Bytes> {
-        args.iter()
-            .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-            .collect()
-    }
-    fn run(s: &mut Store, args: &[&str]) -> Reply {
-        s.exec(0, 1000, &argv(args))
-    }
+    use crate::cmd::testutil::{argv, run};
     fn bulk(s: &str) -> Reply {
         Reply::bulk_str(s)
     }
