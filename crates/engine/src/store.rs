@@ -228,6 +228,10 @@ impl Store {
 
     /// Deletes `key` if it is expired; returns true if it was.
     pub fn expire_if_needed(&mut self, db: usize, key: &Bytes, now: u64) -> bool {
+        // No key of this database has a deadline: nothing to look up.
+        if self.dbs[db].volatile_len() == 0 {
+            return false;
+        }
         if self.dbs[db].get(key).is_some_and(|e| e.is_expired(now)) {
             self.delete_expired(db, key, now);
             true
@@ -329,8 +333,10 @@ impl<'a> Cx<'a> {
     /// Stores a value (key and value bytes are copied out of the request buffer by
     /// the caller with [`own`] where they come from the request) and marks the key modified.
     pub fn set_value(&mut self, key: &Bytes, value: Value, expire_at: Option<u64>) {
-        self.store.dbs[self.db].insert(own(key), value, expire_at);
-        self.touch(key);
+        // Stamp the access clock before inserting (one B-tree search, not two).
+        let entry = Entry::new(value, expire_at);
+        Store::touch_obj(self.store.lfu, &entry.obj, self.now, &mut self.store.rng);
+        self.store.dbs[self.db].insert_entry(own(key), entry);
         self.modified(key);
     }
 
