@@ -92,10 +92,9 @@ fn block_cmd(
                 _ => "ZPOPMAX",
             };
             for k in keys {
-                let exists = inner.store.dbs[db]
-                    .get(k)
-                    .is_some_and(|e| !e.is_expired(now_ms()));
-                if !exists {
+                // A key whose deadline passed is still popped at: the pop deletes it
+                // (lazy expiry, logged), as Redis's lookupKeyWrite does here.
+                if inner.store.dbs[db].get(k).is_none() {
                     continue;
                 }
                 let r = run(inner, db, resp3, vec![b(op), k.clone()]);

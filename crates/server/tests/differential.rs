@@ -848,7 +848,17 @@ impl Pair {
         let a = self.redis.call(args);
         let b = self.redsnap.call(args);
         self.compared += 1;
+        if std::env::var_os("REDSNAP_DIFF_TRACE").is_some() {
+            eprintln!(
+                "{context} {} -> {:?}",
+                show(args),
+                String::from_utf8_lossy(&a.1)
+            );
+        }
         if !same(cmp, &a, &b, queued) {
+            if std::env::var_os("REDSNAP_DIFF_TRACE").is_some() {
+                eprintln!("MISMATCH redsnap -> {:?}", String::from_utf8_lossy(&b.1));
+            }
             // The key's value in db 0 on both sides helps to diagnose.
             let dump = |port: u16| {
                 let Some(k) = args.get(1) else {
