@@ -25,6 +25,10 @@ const MAX_CHARS: usize = 5 * 1024;
 /// Largest binary exponent of a finite x87 long double (values below 2^16384).
 const MAX_EXP: i32 = 16384;
 
+/// Exponent of a normalized significand at the smallest normal long double
+/// (2^63 * 2^MIN_E = 2^-16382); also the unit of subnormals.
+const MIN_E: i32 = -16445;
+
 /// `num / den` rounded to nearest, ties to even (`den > 0`).
 fn div_round_big(num: &BigUint, den: &BigUint) -> BigUint {
     let (q, r) = num.div_rem(den);
@@ -75,17 +79,35 @@ fn parse_decimal(b: &[u8]) -> Option<(bool, BigUint, i64)> {
     Some((neg, d, exp.checked_sub(frac.len() as i64)?))
 }
 
-/// `strtold` of a decimal, correctly rounded to a 64-bit significand; None when it is
-/// not a plain or exponent decimal, or is outside the finite long double range.
-pub fn from_decimal(b: &[u8]) -> Option<Ld> {
-    let (neg, d, e10) = parse_decimal(b)?;
+/// What `strtold` makes of an operand, as far as this module emulates it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Parsed {
+    /// A decimal within long double's finite range, correctly rounded.
+    Num(Ld),
+    /// A decimal beyond the largest long double (strtold: ERANGE, HUGE_VAL).
+    Overflow,
+    /// A decimal too small for a normal long double (subnormals are not emulated).
+    Underflow,
+    /// Not a plain or exponent decimal (hex, inf, nan, garbage).
+    Other,
+}
+
+/// `strtold` of a decimal, correctly rounded to a 64-bit significand.
+pub fn parse(b: &[u8]) -> Parsed {
+    let Some((neg, d, e10)) = parse_decimal(b) else {
+        return Parsed::Other;
+    };
     if d.is_zero() {
-        return Some(Ld { neg, m: 0, e: 0 });
+        return Parsed::Num(Ld { neg, m: 0, e: 0 });
     }
-    // Far outside long double's range (about 1e-4951 .. 1e+4932): not handled here.
+    // Far outside long double's range (about 3.4e-4932 .. 1.2e+4932): decided by the
+    // magnitude alone; close to the edges the exact conversion below decides.
     let magnitude = e10 as f64 + d.bits() as f64 * std::f64::consts::LOG10_2;
-    if !(-4900.0..=4940.0).contains(&magnitude) {
-        return None;
+    if magnitude > 4940.0 {
+        return Parsed::Overflow;
+    }
+    if magnitude < -4960.0 {
+        return Parsed::Underflow;
     }
     let ten = BigUint::from(10u32);
     let (num, den) = if e10 >= 0 {
@@ -104,19 +126,44 @@ pub fn from_decimal(b: &[u8]) -> Option<Ld> {
             65.. => k -= 1,
             0..=63 => k += 1,
             _ => {
-                let e = i32::try_from(-k).ok()?;
+                let (Ok(e), Some(m)) = (i32::try_from(-k), q.to_u64()) else {
+                    return Parsed::Other;
+                };
                 if e + 64 > MAX_EXP {
-                    return None;
+                    return Parsed::Overflow;
                 }
-                return Some(Ld {
-                    neg,
-                    m: q.to_u64()?,
-                    e,
-                });
+                if e < MIN_E {
+                    return subnormal(neg, &num, &den);
+                }
+                return Parsed::Num(Ld { neg, m, e });
             }
         }
     }
-    None
+    Parsed::Other
+}
+
+/// Below the smallest normal long double (2^-16382) the significand loses bits: the
+/// value is rounded to a multiple of 2^-16445 (the smallest subnormal); what rounds
+/// to zero is strtold's underflow (ERANGE), which Redis refuses.
+fn subnormal(neg: bool, num: &BigUint, den: &BigUint) -> Parsed {
+    let q = div_round_big(&(num << ((-MIN_E) as usize)), den);
+    let Some(q) = q.to_u64().filter(|&q| q != 0) else {
+        return Parsed::Underflow;
+    };
+    let s = q.leading_zeros() as i32;
+    Parsed::Num(Ld {
+        neg,
+        m: q << s,
+        e: MIN_E - s,
+    })
+}
+
+/// `strtold` of a decimal within the finite range; None otherwise.
+pub fn from_decimal(b: &[u8]) -> Option<Ld> {
+    match parse(b) {
+        Parsed::Num(x) => Some(x),
+        _ => None,
+    }
 }
 
 /// Rounds `mag * 2^e` to a 64-bit significand (ties to even).
@@ -255,5 +302,34 @@ mod exponent_tests {
             super::incr(b"0.759223372036854775808", b"3").as_deref(),
             Some("3.75922337203685478")
         );
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use crate::num::{incr_float, ld_valid};
+
+    #[test]
+    fn long_double_range_beyond_f64() {
+        // Found by the differential test (seed 5554141258728902117): 1e342 is a long
+        // double, not a double. Checked against redis-server 7.0.15.
+        assert_eq!(ld_valid(b"1e342"), Some(true));
+        let (_, text) = incr_float(b"1e342", b"-1.25").expect("in range");
+        assert!(text.starts_with("10000000000000000000474252912118232088"));
+        assert_eq!(text.len(), 343);
+        assert_eq!(ld_valid(b"1e4933"), None);
+        assert_eq!(ld_valid(b"inf"), Some(false));
+        assert_eq!(ld_valid(b" 1"), None);
+        // Subnormals are numbers; what rounds to zero is not (redis-server 7.0.15).
+        assert_eq!(ld_valid(b"1e-4940"), Some(true));
+        assert_eq!(ld_valid(b"4e-4951"), Some(true));
+        assert_eq!(ld_valid(b"1e-4951"), None);
+        assert_eq!(ld_valid(b"1e-4960"), None);
+        assert_eq!(
+            incr_float(b"4e-4951", b"0").map(|x| x.1).as_deref(),
+            Some("0")
+        );
+        // The sum leaves the finite range: NaN or Infinity.
+        assert_eq!(incr_float(b"1.1e4932", b"1.1e4932"), None);
     }
 }

@@ -48,6 +48,20 @@ pub fn parse_u64(b: &[u8]) -> Option<u64> {
 
 /// Redis's `string2d` / `getDoubleFromObject`: a `strtod` float, no leading space, no NaN.
 /// Accepts `inf`, `+inf`, `-inf`, `infinity` (any case), hex floats are not accepted.
+/// Redis's string2ld (strtold, long double range, at most 5 KiB of text): None when
+/// `b` is not a number, else whether it is finite. Decimals are converted exactly;
+/// other forms (hex, inf) follow [`parse_f64`].
+pub fn ld_valid(b: &[u8]) -> Option<bool> {
+    if b.is_empty() || b.len() > 5 * 1024 || b[0].is_ascii_whitespace() {
+        return None;
+    }
+    match crate::ld::parse(b) {
+        crate::ld::Parsed::Num(_) => Some(true),
+        crate::ld::Parsed::Overflow | crate::ld::Parsed::Underflow => None,
+        crate::ld::Parsed::Other => parse_f64(b).map(f64::is_finite),
+    }
+}
+
 pub fn parse_f64(b: &[u8]) -> Option<f64> {
     if b.is_empty() || b[0].is_ascii_whitespace() || b.len() > 5000 {
         return None;
@@ -148,8 +162,11 @@ pub fn fmt_human(v: f64) -> String {
 /// INCRBYFLOAT arithmetic: `cur + incr`, formatted as Redis would store it.
 /// Returns None when the result is not finite.
 pub fn incr_float(cur: &[u8], incr: &[u8]) -> Option<(f64, String)> {
-    // Exact x87 long double emulation for decimals (what Redis computes in).
-    if let Some(text) = crate::ld::incr(cur, incr) {
+    use crate::ld::Parsed;
+    // Exact x87 long double emulation for decimals (what Redis computes in); a sum
+    // beyond the long double range is Infinity.
+    if let (Parsed::Num(a), Parsed::Num(b)) = (crate::ld::parse(cur), crate::ld::parse(incr)) {
+        let text = crate::ld::format(crate::ld::add(a, b))?;
         let v = parse_f64(text.as_bytes()).unwrap_or(f64::NAN);
         return Some((v, text));
     }

@@ -607,8 +607,8 @@ fn incrbyfloat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let cur = get_string_w(cx, key)?;
     let cur_bytes: &[u8] = cur.as_deref().unwrap_or(b"0");
     let not_float = || Reply::err(reply::ERR_NOT_FLOAT);
-    num::parse_f64(cur_bytes).ok_or_else(not_float)?;
-    num::parse_f64(incr).ok_or_else(not_float)?;
+    num::ld_valid(cur_bytes).ok_or_else(not_float)?;
+    num::ld_valid(incr).ok_or_else(not_float)?;
     let (_, text) = num::incr_float(cur_bytes, incr)
         .ok_or_else(|| Reply::err("ERR increment would produce NaN or Infinity"))?;
     let result = Bytes::from(text);
