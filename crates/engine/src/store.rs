@@ -293,18 +293,21 @@ impl<'a> Cx<'a> {
     /// A live entry for a read command: counts a keyspace hit or miss.
     pub fn lookup_read(&mut self, key: &Bytes) -> Option<&Entry> {
         self.store.expire_if_needed(self.db, key, self.now);
-        let found = self.store.dbs[self.db].get(key).is_some();
-        if found {
-            self.store.stats.keyspace_hits += 1;
-            let (lfu, now) = (self.store.lfu, self.now);
-            let store = &mut *self.store;
-            if let Some(e) = store.dbs[self.db].get(key) {
+        // One B-tree search: the entry, its access clock and the counters are
+        // disjoint fields of the store.
+        let (lfu, now) = (self.store.lfu, self.now);
+        let store = &mut *self.store;
+        match store.dbs[self.db].get(key) {
+            Some(e) => {
+                store.stats.keyspace_hits += 1;
                 Store::touch_obj(lfu, &e.obj, now, &mut store.rng);
+                Some(e)
             }
-        } else {
-            self.store.stats.keyspace_misses += 1;
+            None => {
+                store.stats.keyspace_misses += 1;
+                None
+            }
         }
-        self.store.dbs[self.db].get(key)
     }
 
     pub fn exists(&mut self, key: &Bytes) -> bool {

@@ -1,7 +1,8 @@
 //! A counting global allocator: `used_memory` in INFO and the `maxmemory` check read
 //! the bytes currently allocated, as Redis reads its allocator's statistics.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use mimalloc::MiMalloc as System;
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static ALLOCATED: AtomicUsize = AtomicUsize::new(0);

@@ -15,6 +15,7 @@ mod alloc;
 pub use alloc::CountingAlloc;
 mod blocking;
 mod conn;
+mod lua_raw;
 mod persist;
 mod scripting;
 mod state;
@@ -69,6 +70,7 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         stop_writes_on_bgsave_error: c.bool("stop-writes-on-bgsave-error"),
         snapshots_configured: !c.save_points().is_empty() || c.u64("snapshot-interval") > 0,
         timeout: c.u64("timeout"),
+        busy_reply_threshold: c.u64("busy-reply-threshold"),
     };
     let databases = inner.store.config.databases;
     inner.store.config = EngineConfig {

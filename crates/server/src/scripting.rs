@@ -17,6 +17,7 @@
 //! the script through that flag.
 
 use crate::conn::{Conn, Step};
+use crate::lua_raw;
 use crate::state::Inner;
 use bytes::Bytes;
 use mlua::ffi;
@@ -113,10 +114,6 @@ local function err_handler(err)
   return err
 end
 
-local run_protected = I.run_protected
-local function runner(f)
-  return run_protected(err_handler, f)
-end
 
 -- Removed globals (Redis 7.0 does not load or removes these).
 for _, k in raw_ipairs({ 'print', 'dofile', 'loadfile', 'getfenv', 'setfenv', 'newproxy',
@@ -203,8 +200,9 @@ local function push_error(buf)
 end
 
 local R = {}
-R.call = shim(I.call)
-R.pcall = shim(I.pcall)
+-- C functions on the raw Lua API (they raise their errors themselves).
+R.call = I.call
+R.pcall = I.pcall
 R.acl_check_cmd = shim(I.acl)
 R.error_reply = function(...)
   local e = ...
@@ -546,7 +544,7 @@ raw_setmetatable(GP, { __index = G, __newindex = ro_newindex, __metatable = fals
 prot[GP] = G
 fakemeta[GP] = protect({ __index = missing_global })
 
-return runner, GP
+return err_handler, GP
 "###;
 
 const KILL_MSG: &str = "Script killed by user with SCRIPT KILL...";
@@ -606,9 +604,11 @@ struct Script {
 /// The Lua state and the script cache.
 pub struct Scripts {
     lua: Lua,
-    globals: Table,
     env: Table,
-    runner: Function,
+    /// The error handler scripts run under (adds the script position).
+    err_handler: Function,
+    /// Whether the SCRIPT KILL / busy hook is installed (once, for good).
+    hooked: bool,
     cache: HashMap<String, Script>,
     ctx: Arc<CtxCell>,
     calls: u32,
@@ -631,16 +631,22 @@ impl Scripts {
         let ctx = Arc::new(CtxCell::default());
         let api = lua.create_table()?;
         {
-            let c = ctx.clone();
-            api.set(
-                "call",
-                lua.create_function(move |lua, args: MultiValue| redis_call(lua, &c, args, true))?,
-            )?;
-            let c = ctx.clone();
-            api.set(
-                "pcall",
-                lua.create_function(move |lua, args: MultiValue| redis_call(lua, &c, args, false))?,
-            )?;
+            // redis.call / redis.pcall: C closures over the run context (upvalue 1).
+            let cell = Arc::as_ptr(&ctx) as *mut std::ffi::c_void;
+            for (name, f) in [
+                ("call", lua_redis_call as ffi::lua_CFunction),
+                ("pcall", lua_redis_pcall as ffi::lua_CFunction),
+            ] {
+                // SAFETY: pushes a C closure with one light userdata upvalue; the cell
+                // outlives the Lua state (both are owned by `Scripts`).
+                let func: Function = unsafe {
+                    lua.exec_raw((), |l| {
+                        ffi::lua_pushlightuserdata(l, cell);
+                        ffi::lua_pushcclosure(l, f, 1);
+                    })?
+                };
+                api.set(name, func)?;
+            }
             let c = ctx.clone();
             api.set(
                 "acl",
@@ -669,9 +675,6 @@ impl Scripts {
         }
         // SAFETY: plain Lua C functions following the Lua 5.1 API contract.
         api.set("shim", unsafe { lua.create_c_function(make_shim)? })?;
-        api.set("run_protected", unsafe {
-            lua.create_c_function(run_protected)?
-        })?;
         api.set(
             "errmsg",
             lua.create_function(|_, v: Value| {
@@ -779,12 +782,12 @@ impl Scripts {
             .set_name("=redsnap")
             .set_mode(ChunkMode::Text)
             .into_function()?;
-        let (runner, env): (Function, Table) = prelude.call((api, globals.clone()))?;
+        let (err_handler, env): (Function, Table) = prelude.call((api, globals.clone()))?;
         Ok(Scripts {
             lua,
-            globals,
             env,
-            runner,
+            err_handler,
+            hooked: false,
             cache: HashMap::new(),
             ctx,
             calls: 0,
@@ -865,17 +868,6 @@ unsafe extern "C-unwind" fn lib_shim(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_error(l)
         }
     }
-}
-
-/// run_protected(handler, f): calls f with handler as the error function (a plain
-/// lua_pcall, so the handler sees the stack exactly as Redis's does) and returns
-/// (ok, result-or-error).
-unsafe extern "C-unwind" fn run_protected(l: *mut ffi::lua_State) -> c_int {
-    ffi::lua_settop(l, 2);
-    let rc = ffi::lua_pcall(l, 0, 1, 1);
-    ffi::lua_pushboolean(l, (rc == 0) as c_int);
-    ffi::lua_insert(l, 2);
-    2
 }
 
 /// The message of a Lua error as Lua code would see it.
@@ -1132,38 +1124,37 @@ fn run_script(
     run: RunCtx,
 ) -> Reply {
     let lua = inner.scripts.lua.clone();
-    let globals = inner.scripts.globals.clone();
-    let runner = inner.scripts.runner.clone();
+    let err_handler = inner.scripts.err_handler.clone();
     let ctx = inner.scripts.ctx.clone();
     inner.scripts.calls += 1;
     let gc_now = inner.scripts.calls.is_multiple_of(50);
 
-    let set_array = |name: &str, items: &[Bytes]| -> mlua::Result<()> {
-        let t = lua.create_table()?;
-        for (i, k) in items.iter().enumerate() {
-            t.raw_set(i + 1, lua.create_string(k)?)?;
-        }
-        globals.raw_set(name, t)
-    };
-    if let Err(e) = set_array("KEYS", keys).and_then(|_| set_array("ARGV", args)) {
-        return Reply::error(format!("ERR Error running script: {}", error_text(&e)));
-    }
-
-    // Busy-script state for other connections, and the hook that lets SCRIPT KILL in.
+    // Busy-script state for other connections, and the hook that lets SCRIPT KILL in
+    // (installed once; it checks the state, so idle it costs one test per 100k
+    // instructions).
     let shared = conn.shared.clone();
-    let threshold = inner.config.u64("busy-reply-threshold");
+    let threshold = inner.tun.busy_reply_threshold;
     let busy = &shared.busy;
     busy.wrote.store(false, Ordering::Release);
     busy.kill.store(0, Ordering::Release);
     busy.threshold_ms.store(threshold, Ordering::Release);
     busy.since_ms.store(now_ms(), Ordering::Release);
     busy.running.store(true, Ordering::Release);
-    if threshold > 0 {
-        let sh = shared.clone();
-        let handed_off = std::sync::atomic::AtomicBool::new(false);
+    busy.handed_off.store(false, Ordering::Relaxed);
+    if !inner.scripts.hooked {
+        inner.scripts.hooked = true;
+        // Weak: the hook lives in the Lua state, which the shared state owns.
+        let weak = Arc::downgrade(&shared);
         let _ = lua.set_hook(
             HookTriggers::new().every_nth_instruction(100_000),
             move |_, _| {
+                let Some(sh) = weak.upgrade() else {
+                    return Ok(VmState::Continue);
+                };
+                let threshold = sh.busy.threshold_ms.load(Ordering::Acquire);
+                if threshold == 0 {
+                    return Ok(VmState::Continue);
+                }
                 if sh.busy.kill.load(Ordering::Acquire) != 0 {
                     return Err(mlua::Error::RuntimeError(KILL_MSG.into()));
                 }
@@ -1175,7 +1166,7 @@ fn run_script(
                 if elapsed < threshold / 4 {
                     return Ok(VmState::Continue);
                 }
-                if !handed_off.swap(true, Ordering::Relaxed) {
+                if !sh.busy.handed_off.swap(true, Ordering::Relaxed) {
                     hand_off_worker();
                 }
                 // Wake an idle worker now and then: a worker blocked on the server lock
@@ -1195,19 +1186,24 @@ fn run_script(
 
     // From here until the context is cleared, `conn` and `inner` are only used
     // through the context by the `redis` library callbacks.
-    let result = runner.call::<MultiValue>(func);
+    let mut ok = false;
+    // SAFETY: the stack holds [handler, func] (pushed by exec_raw); KEYS and ARGV are
+    // set raw in the globals, then func runs under lua_pcall with the handler, and
+    // only its result is left on the stack.
+    let result: mlua::Result<Value> = unsafe {
+        lua.exec_raw((err_handler, func), |l| {
+            lua_raw::set_global_array(l, b"KEYS", keys);
+            lua_raw::set_global_array(l, b"ARGV", args);
+            ok = ffi::lua_pcall(l, 0, 1, 1) == 0;
+            ffi::lua_remove(l, 1);
+        })
+    };
 
     let run = ctx.get().take();
     let resp3 = run.as_ref().is_some_and(|r| r.resp3);
-    if threshold > 0 {
-        lua.remove_hook();
-    }
     busy.running.store(false, Ordering::Release);
     let reply = match result {
-        Ok(values) => {
-            let mut it = values.into_iter();
-            let ok = matches!(it.next(), Some(Value::Boolean(true)));
-            let v = it.next().unwrap_or(Value::Nil);
+        Ok(v) => {
             if ok {
                 lua_to_reply(&v, resp3, 0)
             } else {
@@ -1270,7 +1266,7 @@ fn error_from_table(t: &Table, sha: &str) -> Reply {
 }
 
 /// Redis's luaPushErrorBuff: "-CODE msg" or "msg" (code ERR) into "CODE msg".
-fn error_text_from_buf(buf: &[u8]) -> Vec<u8> {
+pub(crate) fn error_text_from_buf(buf: &[u8]) -> Vec<u8> {
     let (code, msg): (&[u8], &[u8]) = if let Some(rest) = buf.strip_prefix(b"-") {
         match rest.iter().position(|&c| c == b' ') {
             Some(sp) => (&rest[..sp], &rest[sp + 1..]),
@@ -1319,40 +1315,69 @@ fn status(raise: bool, v: Value) -> (i32, Value) {
     (raise as i32, v)
 }
 
-/// redis.call / redis.pcall: the converted reply, raised when it is an error and
-/// this is redis.call.
-fn redis_call(
-    lua: &Lua,
-    cell: &CtxCell,
-    args: MultiValue,
-    raise: bool,
-) -> mlua::Result<(i32, Value)> {
+unsafe extern "C-unwind" fn lua_redis_call(l: *mut ffi::lua_State) -> c_int {
+    redis_call_raw(l, true)
+}
+
+unsafe extern "C-unwind" fn lua_redis_pcall(l: *mut ffi::lua_State) -> c_int {
+    redis_call_raw(l, false)
+}
+
+/// redis.call / redis.pcall: the converted reply, raised when it is an error and this
+/// is redis.call. Every Rust value is dropped before `lua_error` jumps away.
+unsafe fn redis_call_raw(l: *mut ffi::lua_State, raise: bool) -> c_int {
+    let raise_now = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        redis_call_body(l, raise)
+    })) {
+        Ok(r) => r,
+        Err(_) => {
+            ffi::lua_settop(l, 0);
+            lua_raw::push_error_table(l, b"internal error running the command", false);
+            true
+        }
+    };
+    if raise_now {
+        ffi::lua_error(l)
+    } else {
+        1
+    }
+}
+
+/// Pushes the call's result (or error table) and says whether to raise it.
+unsafe fn redis_call_body(l: *mut ffi::lua_State, raise: bool) -> bool {
+    // SAFETY: upvalue 1 is the `CtxCell` of the `Scripts` owning this state.
+    let cell = &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const CtxCell);
     let Some(ctx) = cell.get().as_mut() else {
-        return Ok(status(
-            true,
-            error_table(
-                lua,
-                b"redis.call/pcall can only be called inside a script invocation",
-                false,
-            )?,
-        ));
+        lua_raw::push_error_table(
+            l,
+            b"redis.call/pcall can only be called inside a script invocation",
+            false,
+        );
+        return true;
     };
-    let argv = match lua_args_to_argv(&args) {
+    let argv = match lua_raw::read_argv(l) {
         Ok(a) => a,
-        Err(msg) => return Ok(status(raise, error_table(lua, msg, false)?)),
+        Err(msg) => {
+            lua_raw::push_error_table(l, msg, false);
+            return raise;
+        }
     };
-    drop(args);
     // SAFETY: the pointers were taken from the `&mut` references of the EVAL being
     // served, which are not used while the script runs (see `run_script`).
-    let conn = unsafe { &mut *ctx.conn };
-    let inner = unsafe { &mut *ctx.inner };
+    let conn = &mut *ctx.conn;
+    let inner = &mut *ctx.inner;
     let reply = match script_call(ctx, conn, inner, argv) {
         Ok(r) => r,
-        Err(msg) => return Ok(status(raise, error_table(lua, &msg, true)?)),
+        Err(msg) => {
+            lua_raw::push_error_table(l, &msg, true);
+            return raise;
+        }
     };
-    let is_err = reply.is_error();
-    let v = reply_to_lua(lua, &reply, ctx.resp3)?;
-    Ok(status(raise && is_err, v))
+    if !lua_raw::push_reply(l, &reply, ctx.resp3) {
+        lua_raw::push_error_table(l, b"reached lua stack limit", false);
+        return raise;
+    }
+    raise && reply.is_error()
 }
 
 /// Redis's scriptCall: the checks a command from a script goes through, then the run.
@@ -1455,96 +1480,6 @@ fn acl_check(lua: &Lua, cell: &CtxCell, args: MultiValue) -> mlua::Result<(i32, 
             )?,
         )),
     }
-}
-
-fn single_field(lua: &Lua, field: &str, v: Value) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.raw_set(field, v)?;
-    Ok(Value::Table(t))
-}
-
-/// A command reply as the script sees it (Redis's redisProtocolToLuaType), for the
-/// protocol the script selected with redis.setresp.
-fn reply_to_lua(lua: &Lua, r: &Reply, resp3: bool) -> mlua::Result<Value> {
-    Ok(match r {
-        Reply::Simple(s) => single_field(lua, "ok", Value::String(lua.create_string(s)?))?,
-        Reply::Error(e) => {
-            let mut buf = b"-".to_vec();
-            buf.extend_from_slice(e);
-            error_table(lua, &buf, true)?
-        }
-        Reply::Int(i) => Value::Number(*i as f64),
-        Reply::Bulk(b) => Value::String(lua.create_string(b)?),
-        Reply::Nil | Reply::NilArray => {
-            if resp3 {
-                Value::Nil
-            } else {
-                Value::Boolean(false)
-            }
-        }
-        Reply::Array(items) | Reply::Push(items) => array_to_lua(lua, items, resp3)?,
-        Reply::Set(items) => {
-            if resp3 {
-                let t = lua.create_table()?;
-                for it in items {
-                    t.raw_set(reply_to_lua(lua, it, resp3)?, true)?;
-                }
-                single_field(lua, "set", Value::Table(t))?
-            } else {
-                array_to_lua(lua, items, resp3)?
-            }
-        }
-        Reply::Map(pairs) => {
-            if resp3 {
-                let t = lua.create_table()?;
-                for (k, v) in pairs {
-                    t.raw_set(reply_to_lua(lua, k, resp3)?, reply_to_lua(lua, v, resp3)?)?;
-                }
-                single_field(lua, "map", Value::Table(t))?
-            } else {
-                let t = lua.create_table()?;
-                let mut i = 1;
-                for (k, v) in pairs {
-                    t.raw_set(i, reply_to_lua(lua, k, resp3)?)?;
-                    t.raw_set(i + 1, reply_to_lua(lua, v, resp3)?)?;
-                    i += 2;
-                }
-                Value::Table(t)
-            }
-        }
-        Reply::Double(d) => {
-            if resp3 {
-                single_field(lua, "double", Value::Number(*d))?
-            } else {
-                Value::String(lua.create_string(redsnap_engine::num::fmt_g17(*d))?)
-            }
-        }
-        Reply::Bool(b) => {
-            if resp3 {
-                Value::Boolean(*b)
-            } else {
-                Value::Number(*b as i64 as f64)
-            }
-        }
-        Reply::Verbatim(fmt, text) => {
-            if resp3 {
-                let inner = lua.create_table()?;
-                inner.raw_set("format", *fmt)?;
-                inner.raw_set("string", lua.create_string(text)?)?;
-                single_field(lua, "verbatim_string", Value::Table(inner))?
-            } else {
-                Value::String(lua.create_string(text)?)
-            }
-        }
-    })
-}
-
-fn array_to_lua(lua: &Lua, items: &[Reply], resp3: bool) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    for (i, it) in items.iter().enumerate() {
-        t.raw_set(i + 1, reply_to_lua(lua, it, resp3)?)?;
-    }
-    Ok(Value::Table(t))
 }
 
 fn replace_newlines(b: &[u8]) -> Bytes {

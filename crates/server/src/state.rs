@@ -115,6 +115,8 @@ pub struct Tunables {
     pub stop_writes_on_bgsave_error: bool,
     pub snapshots_configured: bool,
     pub timeout: u64,
+    /// busy-reply-threshold (lua-time-limit) in ms.
+    pub busy_reply_threshold: u64,
 }
 
 /// Everything behind the server lock.
@@ -154,6 +156,8 @@ pub struct BusyState {
     pub kill: std::sync::atomic::AtomicU8,
     /// busy-reply-threshold in ms (mirrors the config, readable without the lock).
     pub threshold_ms: AtomicU64,
+    /// Whether the running script has handed its runtime worker's queue off.
+    pub handed_off: std::sync::atomic::AtomicBool,
 }
 
 /// A shutdown request and where to report its outcome.

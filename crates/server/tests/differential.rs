@@ -774,7 +774,12 @@ impl Gen {
             93 => a = cmd![b(self.pick(&["FLUSHDB"]))],
             94 => a = cmd![b("MOVE"), self.key("s"), b(self.pick(&["1", "0", "99"]))],
             95 => a = cmd![b("SWAPDB"), b("0"), b(self.pick(&["1", "0", "x"]))],
-            96 => a = cmd![b("EXPIRETIME"), self.key("s")],
+            96 => {
+                // The deadline of a relative EXPIRE depends on each server's clock at
+                // that moment: the two may fall on either side of a second boundary.
+                a = cmd![b("EXPIRETIME"), self.key("s")];
+                cmp = Ttl(1);
+            }
             97 => a = cmd![b("OBJECT"), b("FREQ")],
             _ => a = cmd![b("ZSCAN"), self.key("z"), b("x")],
         }

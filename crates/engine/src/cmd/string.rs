@@ -155,7 +155,15 @@ fn set_generic(
         None => None,
     };
     let old = if o.get { get_string(cx, key)? } else { None };
-    let found = cx.exists(key);
+    // Existence only matters under NX / XX (a plain SET overwrites whatever is there,
+    // after deleting it if it expired, as Redis's lookupKeyWrite does: free when no
+    // key of the database has a deadline).
+    let found = if o.nx || o.xx {
+        cx.exists(key)
+    } else {
+        cx.store.expire_if_needed(cx.db, key, cx.now);
+        false
+    };
     if (o.nx && found) || (o.xx && !found) {
         return Ok(if o.get {
             Reply::opt_bulk(old)

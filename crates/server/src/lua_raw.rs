@@ -1,0 +1,249 @@
+//! The hot path of scripting on the raw Lua C API: KEYS/ARGV tables, `redis.call`
+//! arguments and replies moved between the Lua stack and Rust without mlua values
+//! (each mlua value is a registry reference: measured, they made EVALSHA of a
+//! two-command script cost twice what Redis's does; see ARCHITECTURE.md).
+//!
+//! Conventions: every function here leaves the stack balanced as documented, never
+//! raises a Lua error itself (pushes can only fail on out-of-memory, where Lua's
+//! allocator aborts the process as Rust's does), and holds no Rust value with a
+//! destructor across a call that could raise.
+
+use bytes::Bytes;
+use mlua::ffi;
+use redsnap_engine::Reply;
+use std::os::raw::c_int;
+
+/// Pushes a byte string.
+///
+/// # Safety
+/// `l` is a valid Lua state with one free stack slot.
+#[inline]
+pub(crate) unsafe fn push_bytes(l: *mut ffi::lua_State, b: &[u8]) {
+    ffi::lua_pushlstring_(l, b.as_ptr().cast(), b.len());
+}
+
+/// `t[key] = <top>` for the table just below the top (pops the value).
+unsafe fn set_field(l: *mut ffi::lua_State, key: &[u8]) {
+    push_bytes(l, key);
+    ffi::lua_insert(l, -2);
+    ffi::lua_rawset(l, -3);
+}
+
+/// Pushes a new array table of the given strings.
+///
+/// # Safety
+/// `l` is a valid Lua state with two free stack slots.
+pub(crate) unsafe fn push_array(l: *mut ffi::lua_State, items: &[Bytes]) {
+    ffi::lua_createtable(l, items.len().min(c_int::MAX as usize) as c_int, 0);
+    for (i, it) in items.iter().enumerate() {
+        push_bytes(l, it);
+        ffi::lua_rawseti_(l, -2, (i + 1) as c_int);
+    }
+}
+
+/// Sets the global `name` (raw: the globals are read-only to scripts) to a new array
+/// table of the given strings.
+///
+/// # Safety
+/// `l` is a valid Lua state with three free stack slots.
+pub(crate) unsafe fn set_global_array(l: *mut ffi::lua_State, name: &[u8], items: &[Bytes]) {
+    push_bytes(l, name);
+    push_array(l, items);
+    ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+}
+
+/// The arguments of a `redis.call` on the stack (1..=top) as a command's argv, with
+/// Redis's conversions (numbers as `%.17g`); the error text otherwise.
+///
+/// # Safety
+/// `l` is a valid Lua state.
+pub(crate) unsafe fn read_argv(l: *mut ffi::lua_State) -> Result<Vec<Bytes>, &'static [u8]> {
+    let n = ffi::lua_gettop(l);
+    if n == 0 {
+        return Err(b"Please specify at least one argument for this redis lib call");
+    }
+    let mut argv = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        match ffi::lua_type(l, i) {
+            ffi::LUA_TSTRING => {
+                let mut len = 0usize;
+                let p = ffi::lua_tolstring(l, i, &mut len);
+                if p.is_null() {
+                    argv.push(Bytes::new());
+                } else {
+                    argv.push(Bytes::copy_from_slice(std::slice::from_raw_parts(
+                        p.cast::<u8>(),
+                        len,
+                    )));
+                }
+            }
+            ffi::LUA_TNUMBER => {
+                let v = ffi::lua_tonumber(l, i);
+                argv.push(Bytes::from(redsnap_engine::num::fmt_g(v, 17)));
+            }
+            _ => return Err(b"Lua redis lib command arguments must be strings or integers"),
+        }
+    }
+    Ok(argv)
+}
+
+/// Pushes Redis's error table for a reply text (`-CODE msg`, or `msg` for ERR):
+/// `{err = 'CODE msg'}`, with `ignore_error_stats_update = true` when asked.
+///
+/// # Safety
+/// `l` is a valid Lua state with three free stack slots.
+pub(crate) unsafe fn push_error_table(l: *mut ffi::lua_State, buf: &[u8], ignore_stats: bool) {
+    ffi::lua_createtable(l, 0, 2);
+    push_bytes(l, &crate::scripting::error_text_from_buf(buf));
+    set_field(l, b"err");
+    if ignore_stats {
+        ffi::lua_pushboolean(l, 1);
+        set_field(l, b"ignore_error_stats_update");
+    }
+}
+
+/// `{name = <top>}` in place of the top value.
+unsafe fn wrap_single(l: *mut ffi::lua_State, name: &[u8]) {
+    ffi::lua_createtable(l, 0, 1);
+    ffi::lua_insert(l, -2);
+    set_field(l, name);
+}
+
+/// Pushes a command reply as the script sees it (Redis's redisProtocolToLuaType), for
+/// the protocol the script selected with redis.setresp. Returns false (pushing
+/// nothing) when the Lua stack cannot grow for a deeply nested reply.
+///
+/// # Safety
+/// `l` is a valid Lua state.
+pub(crate) unsafe fn push_reply(l: *mut ffi::lua_State, r: &Reply, resp3: bool) -> bool {
+    if ffi::lua_checkstack(l, 4) == 0 {
+        return false;
+    }
+    match r {
+        Reply::Simple(s) => {
+            push_bytes(l, s);
+            wrap_single(l, b"ok");
+        }
+        Reply::Error(e) => {
+            let mut buf = Vec::with_capacity(e.len() + 1);
+            buf.push(b'-');
+            buf.extend_from_slice(e);
+            push_error_table(l, &buf, true);
+        }
+        Reply::Int(i) => ffi::lua_pushnumber(l, *i as f64),
+        Reply::Bulk(b) => push_bytes(l, b),
+        Reply::Nil | Reply::NilArray => {
+            if resp3 {
+                ffi::lua_pushnil(l);
+            } else {
+                ffi::lua_pushboolean(l, 0);
+            }
+        }
+        Reply::Array(items) | Reply::Push(items) => return push_list(l, items, resp3),
+        Reply::Set(items) => {
+            if !resp3 {
+                return push_list(l, items, resp3);
+            }
+            ffi::lua_createtable(l, 0, items.len().min(c_int::MAX as usize) as c_int);
+            for it in items {
+                if !push_reply(l, it, resp3) {
+                    ffi::lua_pop(l, 1);
+                    return false;
+                }
+                set_key_true(l);
+            }
+            wrap_single(l, b"set");
+        }
+        Reply::Map(pairs) => {
+            if resp3 {
+                ffi::lua_createtable(l, 0, pairs.len().min(c_int::MAX as usize) as c_int);
+                for (k, v) in pairs {
+                    if !push_reply(l, k, resp3) {
+                        ffi::lua_pop(l, 1);
+                        return false;
+                    }
+                    if !push_reply(l, v, resp3) {
+                        ffi::lua_pop(l, 2);
+                        return false;
+                    }
+                    rawset_nonnil_key(l);
+                }
+                wrap_single(l, b"map");
+            } else {
+                let n = pairs.len().saturating_mul(2).min(c_int::MAX as usize);
+                ffi::lua_createtable(l, n as c_int, 0);
+                let mut i: c_int = 1;
+                for (k, v) in pairs {
+                    for it in [k, v] {
+                        if !push_reply(l, it, resp3) {
+                            ffi::lua_pop(l, 1);
+                            return false;
+                        }
+                        ffi::lua_rawseti_(l, -2, i);
+                        i = i.saturating_add(1);
+                    }
+                }
+            }
+        }
+        Reply::Double(d) => {
+            if resp3 {
+                ffi::lua_pushnumber(l, *d);
+                wrap_single(l, b"double");
+            } else {
+                push_bytes(l, redsnap_engine::num::fmt_g17(*d).as_bytes());
+            }
+        }
+        Reply::Bool(b) => {
+            if resp3 {
+                ffi::lua_pushboolean(l, *b as c_int);
+            } else {
+                ffi::lua_pushnumber(l, *b as i64 as f64);
+            }
+        }
+        Reply::Verbatim(fmt, text) => {
+            if resp3 {
+                ffi::lua_createtable(l, 0, 2);
+                push_bytes(l, fmt.as_bytes());
+                set_field(l, b"format");
+                push_bytes(l, text);
+                set_field(l, b"string");
+                wrap_single(l, b"verbatim_string");
+            } else {
+                push_bytes(l, text);
+            }
+        }
+    }
+    true
+}
+
+/// `t[<top>] = true` for the table below the top (pops the key; a nil key is
+/// dropped, as Lua cannot hold it).
+unsafe fn set_key_true(l: *mut ffi::lua_State) {
+    if ffi::lua_type(l, -1) == ffi::LUA_TNIL {
+        ffi::lua_pop(l, 1);
+        return;
+    }
+    ffi::lua_pushboolean(l, 1);
+    ffi::lua_rawset(l, -3);
+}
+
+/// `t[k] = v` with k, v on top of the table (pops both; a nil key is dropped).
+unsafe fn rawset_nonnil_key(l: *mut ffi::lua_State) {
+    if ffi::lua_type(l, -2) == ffi::LUA_TNIL {
+        ffi::lua_pop(l, 2);
+        return;
+    }
+    ffi::lua_rawset(l, -3);
+}
+
+unsafe fn push_list(l: *mut ffi::lua_State, items: &[Reply], resp3: bool) -> bool {
+    ffi::lua_createtable(l, items.len().min(c_int::MAX as usize) as c_int, 0);
+    for (i, it) in items.iter().enumerate() {
+        if !push_reply(l, it, resp3) {
+            ffi::lua_pop(l, 1);
+            return false;
+        }
+        ffi::lua_rawseti_(l, -2, (i + 1).min(c_int::MAX as usize) as c_int);
+    }
+    true
+}
