@@ -100,7 +100,11 @@ fn main() -> Result<()> {
                 _ => (None, args.clone()),
             };
             let config = build_config(file, &directives)?;
+            // `io-threads` runtime workers run connections (parsing, replies, socket
+            // I/O); commands themselves run one at a time under the server lock.
+            let workers = config.u64("io-threads").clamp(1, 128) as usize;
             let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;

@@ -1,7 +1,9 @@
 //! A counting global allocator: `used_memory` in INFO and the `maxmemory` check read
-//! the bytes currently allocated, as Redis reads its allocator's statistics.
+//! the bytes currently allocated, as Redis reads its allocator's statistics. The
+//! allocations themselves go to mimalloc (built without transparent huge pages: with
+//! them, 150 clients announcing large bulks held 171 MiB of RSS instead of 12 MiB).
 
-use mimalloc::MiMalloc as System;
+use mimalloc::MiMalloc as Backend;
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -10,29 +12,29 @@ static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 /// Install in the binary with `#[global_allocator]`.
 pub struct CountingAlloc;
 
-// SAFETY: every method forwards to the system allocator unchanged and only adds
+// SAFETY: every method forwards to the backend allocator unchanged and only adds
 // relaxed counter updates.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { Backend.alloc(layout) };
         if !p.is_null() {
             ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
         }
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { Backend.alloc_zeroed(layout) };
         if !p.is_null() {
             ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
         }
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { Backend.dealloc(ptr, layout) };
         ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { Backend.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             if new_size > layout.size() {
                 ALLOCATED.fetch_add(new_size - layout.size(), Ordering::Relaxed);
