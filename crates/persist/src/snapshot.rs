@@ -383,6 +383,9 @@ impl SnapshotStore {
         std::thread::Builder::new()
             .name("redsnap-snapshot".into())
             .spawn(move || {
+                // A background snapshot yields the CPU to the server: clients' latency
+                // comes first, the snapshot takes what is left (BENCHMARKS.md).
+                lower_thread_priority(BACKGROUND_NICE);
                 let res = this.write_locked(dbs, log_gen);
                 if let (Ok(info), Some(log)) = (&res, &log) {
                     compact(log, log_gen, info.size_bytes);
@@ -396,7 +399,7 @@ impl SnapshotStore {
             .map_err(|e| PersistError::io("spawn snapshot thread for", self.inner.path.clone(), e))
     }
 
-    /// SAVE: writes a snapshot on the calling thread (see [`SnapshotStore::write`]),
+    /// SAVE: writes a snapshot on the calling thread (at its priority) (see [`SnapshotStore::write`]),
     /// then deletes the log generations it covers.
     pub fn save(
         &self,
@@ -1024,4 +1027,22 @@ fn compact(log: &crate::AppendLog, log_gen: u64, base_size: u64) {
     if let Err(e) = log.compact_through(log_gen, base_size) {
         tracing::warn!(error = %e, "snapshot written, but deleting the log generations it covers failed");
     }
+}
+
+/// Nice value of the background snapshot thread (0 = normal, 19 = lowest).
+const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority (Linux: nice is per thread).
+/// Best effort: a failure leaves the thread at normal priority.
+fn lower_thread_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread's own id.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, nice) != 0 {
+            tracing::debug!("could not lower the snapshot thread's priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
