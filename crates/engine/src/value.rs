@@ -578,3 +578,18 @@ mod zset_tests {
         assert_eq!(s.iter_by_lex(&LexRange::all(), false).count(), 3);
     }
 }
+
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn print_sizes() {
+        eprintln!(
+            "Value={} ZSet={} Entry={} ScanKey={} Obj={}",
+            std::mem::size_of::<super::Value>(),
+            std::mem::size_of::<super::ZSet>(),
+            std::mem::size_of::<crate::db::Entry>(),
+            std::mem::size_of::<crate::db::ScanKey>(),
+            std::mem::size_of::<crate::db::Obj>()
+        );
+    }
+}

@@ -1066,8 +1066,16 @@ fn eval(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes], evalsha: bool, ro: b
     if numkeys < 0 {
         return Reply::err("ERR Number of keys can't be negative");
     }
-    let sha = if evalsha {
-        String::from_utf8_lossy(&argv[1]).to_ascii_lowercase()
+    // The SHA1 in lower case, on the stack for EVALSHA (no allocation per call).
+    let mut lower = [0u8; 40];
+    let sha: std::borrow::Cow<str> = if evalsha {
+        for (d, c) in lower.iter_mut().zip(argv[1].iter()) {
+            *d = c.to_ascii_lowercase();
+        }
+        match std::str::from_utf8(&lower) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => return Reply::err(NOSCRIPT_ERR),
+        }
     } else {
         let sha = sha1_hex(&argv[1]);
         if !inner.scripts.cache.contains_key(&sha) {
@@ -1075,9 +1083,9 @@ fn eval(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes], evalsha: bool, ro: b
                 return e;
             }
         }
-        sha
+        std::borrow::Cow::Owned(sha)
     };
-    let Some(script) = inner.scripts.cache.get(&sha) else {
+    let Some(script) = inner.scripts.cache.get(sha.as_ref()) else {
         return Reply::err(NOSCRIPT_ERR);
     };
     let (func, sflags) = (script.func.clone(), script.flags);
@@ -1110,7 +1118,7 @@ fn eval(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes], evalsha: bool, ro: b
         dirty: false,
         repl: 3,
     };
-    run_script(conn, inner, &sha, func, keys, args, run)
+    run_script(conn, inner, sha.as_ref(), func, keys, args, run)
 }
 
 #[allow(clippy::too_many_arguments)]
