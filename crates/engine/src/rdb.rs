@@ -386,7 +386,7 @@ fn set_from(members: Vec<Bytes>) -> Result<Value> {
             return Err(RdbError::Duplicate("set"));
         }
     }
-    Ok(Value::Set(s))
+    Ok(Value::Set(Box::new(s)))
 }
 
 fn hash_from_flat(flat: Vec<Bytes>) -> Result<Value> {
@@ -403,7 +403,7 @@ fn hash_from_flat(flat: Vec<Bytes>) -> Result<Value> {
             return Err(RdbError::Duplicate("hash"));
         }
     }
-    Ok(Value::Hash(h))
+    Ok(Value::Hash(Box::new(h)))
 }
 
 fn zset_add(z: &mut ZSet, m: Bytes, score: f64) -> Result<()> {
@@ -430,7 +430,7 @@ fn zset_from_flat(flat: Vec<Bytes>) -> Result<Value> {
         let score = crate::num::parse_f64(&s).ok_or(RdbError::BadScore)?;
         zset_add(&mut z, m, score)?;
     }
-    Ok(Value::ZSet(z))
+    Ok(Value::ZSet(Box::new(z)))
 }
 
 fn list_from(items: VecDeque<Bytes>) -> Result<Value> {
@@ -476,7 +476,7 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
                 };
                 zset_add(&mut z, m, s)?;
             }
-            Ok(Value::ZSet(z))
+            Ok(Value::ZSet(Box::new(z)))
         }
         HASH => {
             let n = r.read_len()?;
@@ -491,7 +491,7 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
                     return Err(RdbError::Duplicate("hash"));
                 }
             }
-            Ok(Value::Hash(h))
+            Ok(Value::Hash(Box::new(h)))
         }
         SET_INTSET => set_from(parse_intset(&r.read_string()?)?),
         LIST_ZIPLIST => list_from(parse_ziplist(&r.read_string()?)?.into()),
@@ -600,13 +600,13 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
         }
         Value::Set(s) => {
             write_len(out, s.len() as u64);
-            for e in s {
+            for e in s.iter() {
                 write_string(out, e);
             }
         }
         Value::Hash(h) => {
             write_len(out, h.len() as u64);
-            for (f, v) in h {
+            for (f, v) in h.iter() {
                 write_string(out, f);
                 write_string(out, v);
             }
@@ -730,18 +730,20 @@ mod tests {
         assert_eq!(real("l1"), Value::List(bs(&["a", "b", "1", "2"]).into()));
         assert_eq!(
             real("si"),
-            Value::Set(bs(&["1", "2", "3", "-5", "70000"]).into_iter().collect())
+            Value::Set(Box::new(
+                bs(&["1", "2", "3", "-5", "70000"]).into_iter().collect()
+            ))
         );
         assert_eq!(
             real("ss"),
-            Value::Set(bs(&["a", "b", "c"]).into_iter().collect())
+            Value::Set(Box::new(bs(&["a", "b", "c"]).into_iter().collect()))
         );
         assert_eq!(
             real("s4"),
-            Value::Set(bs(&["1", "2"]).into_iter().collect())
+            Value::Set(Box::new(bs(&["1", "2"]).into_iter().collect()))
         );
         let h = |v: &[(&str, &str)]| {
-            Value::Hash(
+            Value::Hash(Box::new(
                 v.iter()
                     .map(|(f, x)| {
                         (
@@ -750,15 +752,15 @@ mod tests {
                         )
                     })
                     .collect(),
-            )
+            ))
         };
         assert_eq!(real("h1"), h(&[("f1", "v1"), ("f2", "2")]));
         assert_eq!(real("h2"), h(&[("f1", "v1"), ("f2", "v2")]));
         let z = |v: &[(&str, f64)]| {
-            Value::ZSet(ZSet::from_pairs(
+            Value::ZSet(Box::new(ZSet::from_pairs(
                 v.iter()
                     .map(|(m, s)| (Bytes::copy_from_slice(m.as_bytes()), *s)),
-            ))
+            )))
         };
         assert_eq!(real("z1"), z(&[("a", 1.0), ("b", 2.5), ("c", -3.0)]));
         assert_eq!(real("z2"), z(&[("a", 1.0), ("b", 2.5)]));
@@ -789,17 +791,19 @@ mod tests {
             Value::Str(Bytes::from("007")),
             Value::Str(Bytes::from(vec![0u8; 20000])),
             Value::List(big.clone().into()),
-            Value::Set(big.iter().cloned().collect()),
-            Value::Hash(big.iter().map(|b| (b.clone(), b.clone())).collect()),
-            Value::ZSet(ZSet::from_pairs(
+            Value::Set(Box::new(big.iter().cloned().collect())),
+            Value::Hash(Box::new(
+                big.iter().map(|b| (b.clone(), b.clone())).collect(),
+            )),
+            Value::ZSet(Box::new(ZSet::from_pairs(
                 big.iter()
                     .enumerate()
                     .map(|(i, b)| (b.clone(), i as f64 / 3.0)),
-            )),
-            Value::ZSet(ZSet::from_pairs(vec![
+            ))),
+            Value::ZSet(Box::new(ZSet::from_pairs(vec![
                 (Bytes::from("a"), f64::INFINITY),
                 (Bytes::from("b"), -0.0),
-            ])),
+            ]))),
         ];
         for v in values {
             let p = dump_payload(&v);
@@ -873,10 +877,10 @@ mod tests {
         let v = decode_value(types::ZSET, &body).unwrap();
         assert_eq!(
             v,
-            Value::ZSet(ZSet::from_pairs(vec![
+            Value::ZSet(Box::new(ZSet::from_pairs(vec![
                 (Bytes::from("m"), 1.5),
                 (Bytes::from("n"), f64::INFINITY)
-            ]))
+            ])))
         );
     }
 

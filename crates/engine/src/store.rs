@@ -477,10 +477,10 @@ impl<'a> Cx<'a> {
         key: &Bytes,
         create: bool,
     ) -> Result<Option<&mut HashMap<Bytes, Bytes>>, Reply> {
-        self.container_mut(key, create, Kind::Hash, || Value::Hash(HashMap::new()))
+        self.container_mut(key, create, Kind::Hash, || Value::Hash(Box::default()))
             .map(|v| {
                 v.map(|v| match v {
-                    Value::Hash(h) => h,
+                    Value::Hash(h) => &mut **h,
                     _ => unreachable!("kind checked"),
                 })
             })
@@ -491,23 +491,25 @@ impl<'a> Cx<'a> {
         key: &Bytes,
         create: bool,
     ) -> Result<Option<&mut HashSet<Bytes>>, Reply> {
-        self.container_mut(key, create, Kind::Set, || Value::Set(HashSet::new()))
+        self.container_mut(key, create, Kind::Set, || Value::Set(Box::default()))
             .map(|v| {
                 v.map(|v| match v {
-                    Value::Set(s) => s,
+                    Value::Set(s) => &mut **s,
                     _ => unreachable!("kind checked"),
                 })
             })
     }
 
     pub fn zset_mut(&mut self, key: &Bytes, create: bool) -> Result<Option<&mut ZSet>, Reply> {
-        self.container_mut(key, create, Kind::ZSet, || Value::ZSet(ZSet::new()))
-            .map(|v| {
-                v.map(|v| match v {
-                    Value::ZSet(z) => z,
-                    _ => unreachable!("kind checked"),
-                })
+        self.container_mut(key, create, Kind::ZSet, || {
+            Value::ZSet(Box::new(ZSet::new()))
+        })
+        .map(|v| {
+            v.map(|v| match v {
+                Value::ZSet(z) => &mut **z,
+                _ => unreachable!("kind checked"),
             })
+        })
     }
 
     fn container_mut(

@@ -177,13 +177,13 @@ pub fn encode_entry(out: &mut Vec<u8>, store_key: &[u8], value: &Value, expire_a
         }
         Value::Set(s) => {
             put_varint(out, s.len() as u64);
-            for e in s {
+            for e in s.iter() {
                 put_bytes(out, e);
             }
         }
         Value::Hash(h) => {
             put_varint(out, h.len() as u64);
-            for (k, v) in h {
+            for (k, v) in h.iter() {
                 put_bytes(out, k);
                 put_bytes(out, v);
             }
@@ -253,7 +253,7 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
             for _ in 0..n {
                 s.insert(r.bytes()?);
             }
-            Value::Set(s)
+            Value::Set(Box::new(s))
         }
         TAG_HASH => {
             let n = r.len(2)?;
@@ -263,7 +263,7 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
                 let v = r.bytes()?;
                 h.insert(k, v);
             }
-            Value::Hash(h)
+            Value::Hash(Box::new(h))
         }
         TAG_ZSET => {
             let n = r.len(9)?;
@@ -279,7 +279,7 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
                 }
                 z.insert(m, s);
             }
-            Value::ZSet(z)
+            Value::ZSet(Box::new(z))
         }
         t => {
             return Err(DecodeError {
@@ -389,9 +389,15 @@ mod tests {
             Value::Str(Bytes::from("hello")),
             Value::Str(Bytes::new()),
             Value::List(VecDeque::from(vec![Bytes::from("x"), Bytes::new()])),
-            Value::Hash(HashMap::from([(Bytes::from("f"), Bytes::from("v"))])),
-            Value::Set(HashSet::from([Bytes::from("m1"), Bytes::from("m2")])),
-            Value::ZSet(z),
+            Value::Hash(Box::new(HashMap::from([(
+                Bytes::from("f"),
+                Bytes::from("v"),
+            )]))),
+            Value::Set(Box::new(HashSet::from([
+                Bytes::from("m1"),
+                Bytes::from("m2"),
+            ]))),
+            Value::ZSet(Box::new(z)),
         ];
         let mut k = Vec::new();
         let mut enc = Vec::new();

@@ -942,14 +942,18 @@ mod tests {
         );
         assert_eq!(r(&mut s, &["ttl", "d"]), int(50));
         // A copy is independent of its source.
-        s.dbs[0].insert(b("h"), Value::Hash(HashMap::from([(b("f"), b("v"))])), None);
+        s.dbs[0].insert(
+            b("h"),
+            Value::Hash(Box::new(HashMap::from([(b("f"), b("v"))]))),
+            None,
+        );
         assert_eq!(r(&mut s, &["copy", "h", "h2"]), int(1));
         if let Some(Value::Hash(h)) = s.dbs[0].get_mut(&b("h")) {
             h.insert(b("g"), b("w"));
         }
         assert_eq!(
             s.dbs[0].get(&b("h2")).map(|e| e.value().clone()),
-            Some(Value::Hash(HashMap::from([(b("f"), b("v"))])))
+            Some(Value::Hash(Box::new(HashMap::from([(b("f"), b("v"))]))))
         );
         let d0 = s.effects.dirty;
         assert_eq!(r(&mut s, &["copy", "h", "h2"]), int(0));
@@ -986,26 +990,41 @@ mod tests {
 
         s.dbs[0].insert(b("l"), Value::List(VecDeque::from([b("x")])), None);
         assert_eq!(r(&mut s, &["object", "encoding", "l"]), bulk("quicklist"));
-        s.dbs[0].insert(b("s"), Value::Set(HashSet::from([b("1"), b("2")])), None);
+        s.dbs[0].insert(
+            b("s"),
+            Value::Set(Box::new(HashSet::from([b("1"), b("2")]))),
+            None,
+        );
         assert_eq!(r(&mut s, &["object", "encoding", "s"]), bulk("intset"));
-        s.dbs[0].insert(b("s"), Value::Set(HashSet::from([b("1"), b("a")])), None);
+        s.dbs[0].insert(
+            b("s"),
+            Value::Set(Box::new(HashSet::from([b("1"), b("a")]))),
+            None,
+        );
         assert_eq!(r(&mut s, &["object", "encoding", "s"]), bulk("hashtable"));
-        s.dbs[0].insert(b("h"), Value::Hash(HashMap::from([(b("a"), b("b"))])), None);
+        s.dbs[0].insert(
+            b("h"),
+            Value::Hash(Box::new(HashMap::from([(b("a"), b("b"))]))),
+            None,
+        );
         assert_eq!(r(&mut s, &["object", "encoding", "h"]), bulk("listpack"));
         s.dbs[0].insert(
             b("h"),
-            Value::Hash(HashMap::from([(b("a"), Bytes::from(vec![b'x'; 65]))])),
+            Value::Hash(Box::new(HashMap::from([(
+                b("a"),
+                Bytes::from(vec![b'x'; 65]),
+            )]))),
             None,
         );
         assert_eq!(r(&mut s, &["object", "encoding", "h"]), bulk("hashtable"));
         let mut z = crate::value::ZSet::new();
         z.insert(b("a"), 1.0);
-        s.dbs[0].insert(b("z"), Value::ZSet(z.clone()), None);
+        s.dbs[0].insert(b("z"), Value::ZSet(Box::new(z.clone())), None);
         assert_eq!(r(&mut s, &["object", "encoding", "z"]), bulk("listpack"));
         for i in 0..200 {
             z.insert(Bytes::from(format!("m{i}")), i as f64);
         }
-        s.dbs[0].insert(b("z"), Value::ZSet(z), None);
+        s.dbs[0].insert(b("z"), Value::ZSet(Box::new(z)), None);
         assert_eq!(r(&mut s, &["object", "encoding", "z"]), bulk("skiplist"));
 
         assert_eq!(

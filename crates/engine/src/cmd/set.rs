@@ -333,7 +333,7 @@ fn borrow_sets<'a>(cx: &'a Cx, keys: &[Bytes]) -> Vec<Option<&'a HashSet<Bytes>>
     let db = &cx.store.dbs[cx.db];
     keys.iter()
         .map(|k| match db.get(k).map(|e| e.value()) {
-            Some(Value::Set(s)) => Some(s),
+            Some(Value::Set(s)) => Some(&**s),
             _ => None,
         })
         .collect()
@@ -409,7 +409,11 @@ fn store_op(cx: &mut Cx, argv: &[Bytes], op: SetOp) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     let n = members.len();
-    cx.set_value(dst, Value::Set(members.into_iter().collect()), None);
+    cx.set_value(
+        dst,
+        Value::Set(Box::new(members.into_iter().collect())),
+        None,
+    );
     Ok(Reply::Int(n as i64))
 }
 

@@ -341,10 +341,10 @@ mod tests {
             Bytes::copy_from_slice(v.as_bytes()),
         )]
         .into_iter()
-        .collect();
+        .collect::<std::collections::HashMap<_, _>>();
         s.dbs[0].insert(
             Bytes::copy_from_slice(key.as_bytes()),
-            crate::value::Value::Hash(h),
+            crate::value::Value::Hash(Box::new(h)),
             None,
         );
     }
@@ -474,8 +474,15 @@ mod tests {
             strs(&["c"])
         );
         assert_eq!(run(&mut s, &["SORT", "z", "ALPHA"]), strs(&["a", "b", "c"]));
-        let set = ["c", "a", "b"].iter().map(|x| Bytes::from(*x)).collect();
-        s.dbs[0].insert(Bytes::from("s"), crate::value::Value::Set(set), None);
+        let set = ["c", "a", "b"]
+            .iter()
+            .map(|x| Bytes::from(*x))
+            .collect::<std::collections::HashSet<_>>();
+        s.dbs[0].insert(
+            Bytes::from("s"),
+            crate::value::Value::Set(Box::new(set)),
+            None,
+        );
         assert_eq!(
             run(&mut s, &["SORT", "s", "BY", "nosort", "STORE", "sd"]),
             Reply::Int(3)

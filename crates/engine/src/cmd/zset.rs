@@ -483,7 +483,7 @@ fn store_result(cx: &mut Cx, dst: &Bytes, mut z: ZSet) -> i64 {
                     .collect::<Vec<_>>(),
             );
         }
-        cx.set_value(dst, Value::ZSet(z), None);
+        cx.set_value(dst, Value::ZSet(Box::new(z)), None);
     } else {
         cx.delete(dst);
     }
@@ -1807,7 +1807,9 @@ mod tests {
         run(&mut s, &["ZADD", "z2", "10", "b", "20", "c", "30", "d"]);
         s.dbs[0].insert(
             Bytes::from("s"),
-            crate::value::Value::Set(["a", "x"].iter().map(|x| Bytes::from(*x)).collect()),
+            crate::value::Value::Set(Box::new(
+                ["a", "x"].iter().map(|x| Bytes::from(*x)).collect(),
+            )),
             None,
         );
         assert_eq!(

@@ -46,12 +46,15 @@ pub fn populate(store: &mut Store) {
         );
         d.insert(
             b("hash"),
-            Value::Hash(HashMap::from([(b("f1"), b("v1")), (b("f2"), b(""))])),
+            Value::Hash(Box::new(HashMap::from([
+                (b("f1"), b("v1")),
+                (b("f2"), b("")),
+            ]))),
             None,
         );
         d.insert(
             b("set"),
-            Value::Set(HashSet::from([b("m1"), b("m2"), b("m3")])),
+            Value::Set(Box::new(HashSet::from([b("m1"), b("m2"), b("m3")]))),
             Some(t + 7_200_000),
         );
         let mut z = ZSet::new();
@@ -59,7 +62,7 @@ pub fn populate(store: &mut Store) {
         z.insert(b("neg"), -2.5);
         z.insert(b("inf"), f64::INFINITY);
         z.insert(b("tiny"), 1e-300);
-        d.insert(b("zset"), Value::ZSet(z), None);
+        d.insert(b("zset"), Value::ZSet(Box::new(z)), None);
         for i in 0..20 {
             d.insert(b(&format!("k{i}")), Value::Str(b(&i.to_string())), None);
         }
