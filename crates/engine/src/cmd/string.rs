@@ -570,22 +570,22 @@ fn lcs(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 /// Redis's `incrDecrCommand`: adds `incr` to the integer at `key` (keeping its TTL).
 fn incr_decr(cx: &mut Cx, key: &Bytes, incr: i64) -> CmdResult {
-    let cur = get_string_w(cx, key)?;
-    let value = match &cur {
-        None => 0,
-        Some(s) => num::parse_i64(s).ok_or_else(|| Reply::err(reply::ERR_NOT_INT))?,
-    };
-    let new = value
-        .checked_add(incr)
-        .ok_or_else(|| Reply::err(reply::ERR_OVERFLOW))?;
-    let v = Value::Str(num::int_bytes(new));
-    if cur.is_some() {
-        cx.db().replace_value(key, v);
+    // One B-tree search; the value is replaced in place (its `Arc<Obj>` is copied
+    // first if a snapshot shares it, so a snapshot diff still sees the change).
+    if let Some(v) = cx.value_mut(key) {
+        let Value::Str(s) = v else {
+            return Err(Reply::wrongtype());
+        };
+        let new = num::parse_i64(s)
+            .ok_or_else(|| Reply::err(reply::ERR_NOT_INT))?
+            .checked_add(incr)
+            .ok_or_else(|| Reply::err(reply::ERR_OVERFLOW))?;
+        *s = num::int_bytes(new);
         cx.modified(key);
-    } else {
-        cx.set_value(key, v, None);
+        return Ok(Reply::Int(new));
     }
-    Ok(Reply::Int(new))
+    cx.set_value(key, Value::Str(num::int_bytes(incr)), None);
+    Ok(Reply::Int(incr))
 }
 
 fn incr(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
