@@ -108,17 +108,28 @@ impl Clone for Obj {
 }
 
 /// A map entry: the value and its absolute expiry deadline (ms since the epoch).
+/// The deadline is stored in 8 bytes ([`NO_DEADLINE`] when there is none; Redis
+/// refuses deadlines beyond i64::MAX, so the value is never a real one): every key
+/// has an entry in a B-tree leaf, and `Option<u64>` would take 16.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub obj: Arc<Obj>,
-    pub expire_at: Option<u64>,
+    expire: u64,
+}
+
+/// [`Entry`]'s stored deadline when the key does not expire.
+const NO_DEADLINE: u64 = u64::MAX;
+
+fn pack_deadline(at: Option<u64>) -> u64 {
+    // A deadline of u64::MAX ms could not be told from none; it is the same in effect.
+    at.unwrap_or(NO_DEADLINE)
 }
 
 /// Entries are "the same" when they share the value allocation and the deadline: a
 /// snapshot diff then skips everything a write did not touch.
 impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.obj, &other.obj) && self.expire_at == other.expire_at
+        Arc::ptr_eq(&self.obj, &other.obj) && self.expire == other.expire
     }
 }
 
@@ -142,14 +153,18 @@ impl Entry {
                 value,
                 access: AtomicU32::new(0),
             }),
-            expire_at,
+            expire: pack_deadline(expire_at),
         }
     }
     pub fn value(&self) -> &Value {
         &self.obj.value
     }
+    /// The absolute deadline in ms since the epoch, if the key expires.
+    pub fn expire_at(&self) -> Option<u64> {
+        (self.expire != NO_DEADLINE).then_some(self.expire)
+    }
     pub fn is_expired(&self, now: u64) -> bool {
-        matches!(self.expire_at, Some(t) if t < now)
+        self.expire != NO_DEADLINE && self.expire < now
     }
 }
 
@@ -198,7 +213,7 @@ impl Db {
             hash: key_hash(&key),
             key,
         };
-        if entry.expire_at.is_some() {
+        if entry.expire_at().is_some() {
             self.volatile.insert(sk.clone());
         } else if !self.volatile.is_empty() {
             self.volatile.remove(&KeyRef {
@@ -226,7 +241,7 @@ impl Db {
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let kr = KeyRef::new(key);
         let e = self.map.remove(&kr)?;
-        if e.expire_at.is_some() {
+        if e.expire_at().is_some() {
             self.volatile.remove(&kr);
         }
         Some(e)
@@ -238,7 +253,7 @@ impl Db {
         let Some(e) = self.map.get_mut(&sk) else {
             return false;
         };
-        e.expire_at = expire_at;
+        e.expire = pack_deadline(expire_at);
         if expire_at.is_some() {
             self.volatile.insert(sk);
         } else {

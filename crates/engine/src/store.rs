@@ -709,7 +709,7 @@ impl Store {
             let Some(e) = self.dbs[db].get(&key) else {
                 continue;
             };
-            if policy.volatile_only() && e.expire_at.is_none() {
+            if policy.volatile_only() && e.expire_at().is_none() {
                 continue;
             }
             let access = e.obj.access.load(Relaxed);
@@ -726,7 +726,7 @@ impl Store {
                 EvictPolicy::AllKeysLfu | EvictPolicy::VolatileLfu => {
                     255 - lfu_decayed(access, now_min).min(255) as u64
                 }
-                EvictPolicy::VolatileTtl => u64::MAX - e.expire_at.unwrap_or(u64::MAX),
+                EvictPolicy::VolatileTtl => u64::MAX - e.expire_at().unwrap_or(u64::MAX),
                 _ => self.rng.random::<u32>() as u64,
             };
             if !scored.iter().any(|(_, d, k)| *d == db && *k == key) {

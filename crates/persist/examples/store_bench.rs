@@ -217,7 +217,7 @@ fn bench_persist(n: usize, dir: &Path) -> Result<(), Box<dyn std::error::Error>>
     let (mut key, mut val, mut total) = (Vec::new(), Vec::new(), 0usize);
     for (k, e) in store.dbs[0].iter() {
         redsnap_persist::codec::entry_key(&mut key, 0, k);
-        redsnap_persist::codec::encode_entry(&mut val, &key, e.value(), e.expire_at);
+        redsnap_persist::codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
         total += key.len() + val.len();
     }
     println!(

@@ -616,13 +616,13 @@ impl SnapshotStore {
             let mut emit = |k: &[u8], before: Option<&Entry>, after: Option<&Entry>| -> bool {
                 codec::entry_key(&mut key, dbi, k);
                 if let Some(e) = before {
-                    codec::encode_entry(&mut val, &key, e.value(), e.expire_at);
+                    codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
                     checksum =
                         checksum.wrapping_sub(u64::from(codec::stored_crc(&val).unwrap_or(0)));
                     keys -= 1;
                 }
                 let v = after.map(|e| {
-                    codec::encode_entry(&mut val, &key, e.value(), e.expire_at);
+                    codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
                     checksum =
                         checksum.wrapping_add(u64::from(codec::stored_crc(&val).unwrap_or(0)));
                     keys += 1;
@@ -855,7 +855,7 @@ fn encode_all(
                     detail: "database iteration is not in (hash, key) order; cannot ingest".into(),
                 });
             }
-            codec::encode_entry(&mut val, &key, e.value(), e.expire_at);
+            codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
             checksum = checksum.wrapping_add(u64::from(codec::stored_crc(&val).unwrap_or(0)));
             let (Ok(kl), Ok(vl)) = (u32::try_from(key.len()), u32::try_from(val.len())) else {
                 return Err(PersistError::CorruptSnapshot {

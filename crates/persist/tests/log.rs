@@ -136,7 +136,7 @@ fn snapshot_plus_log_and_compaction() {
     assert_eq!(dump(&o.store), dump(&live));
     assert!(o.store.dbs[2]
         .get(&b("keep"))
-        .is_some_and(|e| e.expire_at.is_none()));
+        .is_some_and(|e| e.expire_at().is_none()));
     // A new log starts after every generation on disk.
     let log = open_log(&o, FsyncPolicy::No);
     assert!(log.generation() > 2);

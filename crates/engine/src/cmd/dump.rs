@@ -158,7 +158,7 @@ mod tests {
         );
         assert_eq!(s.effects.dirty, d + 1);
         assert_eq!(
-            s.dbs[0].get(&Bytes::from("z")).and_then(|e| e.expire_at),
+            s.dbs[0].get(&Bytes::from("z")).and_then(|e| e.expire_at()),
             Some(1_005_000)
         );
         assert_eq!(
@@ -177,7 +177,9 @@ mod tests {
             Reply::ok()
         );
         assert_eq!(
-            s.dbs[0].get(&Bytes::from("abs")).and_then(|e| e.expire_at),
+            s.dbs[0]
+                .get(&Bytes::from("abs"))
+                .and_then(|e| e.expire_at()),
             Some(2_000_000)
         );
         // An absolute deadline in the past: OK, nothing stored; with REPLACE the old key goes.

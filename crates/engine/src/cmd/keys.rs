@@ -245,7 +245,7 @@ fn expire_generic(
         let base = i64::try_from(cx.now).unwrap_or(i64::MAX);
         when = when.checked_add(base).ok_or_else(invalid)?;
     }
-    let Some(current) = cx.entry(key).map(|e| e.expire_at) else {
+    let Some(current) = cx.entry(key).map(|e| e.expire_at()) else {
         return Ok(Reply::Int(0));
     };
     let current = current.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
@@ -291,7 +291,7 @@ fn ttl_generic(cx: &mut Cx, key: &Bytes, ms: bool, abs: bool) -> CmdResult {
     let Some(e) = cx.lookup_read(key) else {
         return Ok(Reply::Int(-2));
     };
-    let Some(at) = e.expire_at else {
+    let Some(at) = e.expire_at() else {
         return Ok(Reply::Int(-1));
     };
     let t = if abs { at } else { at.saturating_sub(now) };
@@ -317,7 +317,7 @@ fn pexpiretime(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 fn persist(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    if cx.entry(key).is_some_and(|e| e.expire_at.is_some()) {
+    if cx.entry(key).is_some_and(|e| e.expire_at().is_some()) {
         cx.db().set_expire(key, None);
         cx.modified(key);
         return Ok(Reply::Int(1));
@@ -411,7 +411,7 @@ fn copy(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     }
     let Some((value, expire_at)) = cx
         .lookup_read(key)
-        .map(|e| (e.value().clone(), e.expire_at))
+        .map(|e| (e.value().clone(), e.expire_at()))
     else {
         return Ok(Reply::Int(0));
     };

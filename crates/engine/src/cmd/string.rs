@@ -172,7 +172,7 @@ fn set_generic(
         });
     }
     let ttl = if o.keepttl {
-        cx.entry(key).and_then(|e| e.expire_at)
+        cx.entry(key).and_then(|e| e.expire_at())
     } else {
         deadline
     };
@@ -297,7 +297,7 @@ fn getex(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             cx.db().set_expire(key, Some(ms));
             cx.modified(key);
         }
-        None if o.persist && cx.entry(key).is_some_and(|e| e.expire_at.is_some()) => {
+        None if o.persist && cx.entry(key).is_some_and(|e| e.expire_at().is_some()) => {
             cx.db().set_expire(key, None);
             cx.modified(key);
         }
