@@ -16,11 +16,48 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-/// A key in map order.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// A key in map order: by hash, then by bytes.
+#[derive(Debug, Clone)]
 pub struct ScanKey {
     pub hash: u64,
     pub key: Bytes,
+}
+
+impl ScanKey {
+    /// Same hash and same bytes. Two versions of a database (a snapshot and the live
+    /// map) hold clones of one `Bytes` per key, so a snapshot diff compares every
+    /// unchanged key by pointer, not with a memcmp (which was ~17 % of an incremental
+    /// snapshot's profile).
+    fn same_key(&self, other: &ScanKey) -> bool {
+        (self.key.as_ptr() == other.key.as_ptr() && self.key.len() == other.key.len())
+            || self.key == other.key
+    }
+}
+
+impl PartialEq for ScanKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.same_key(other)
+    }
+}
+
+impl Eq for ScanKey {}
+
+impl PartialOrd for ScanKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ScanKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.hash.cmp(&other.hash).then_with(|| {
+            if self.key.as_ptr() == other.key.as_ptr() && self.key.len() == other.key.len() {
+                std::cmp::Ordering::Equal
+            } else {
+                self.key.cmp(&other.key)
+            }
+        })
+    }
 }
 
 impl ScanKey {
@@ -357,6 +394,31 @@ pub fn own(b: &Bytes) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scan_key_order_is_hash_then_bytes_whatever_the_allocation() {
+        use std::cmp::Ordering;
+        let a = ScanKey::new(&Bytes::from("key:1"));
+        let same_bytes_elsewhere = ScanKey {
+            hash: a.hash,
+            key: Bytes::copy_from_slice(b"key:1"),
+        };
+        assert_eq!(a.cmp(&a.clone()), Ordering::Equal);
+        assert_eq!(a.cmp(&same_bytes_elsewhere), Ordering::Equal);
+        assert_eq!(a, same_bytes_elsewhere);
+        let b = ScanKey {
+            hash: a.hash,
+            key: Bytes::from("key:2"),
+        };
+        assert_eq!(a.cmp(&b), Ordering::Less);
+        assert_eq!(b.cmp(&a), Ordering::Greater);
+        assert_ne!(a, b);
+        let c = ScanKey {
+            hash: a.hash.wrapping_add(1),
+            key: Bytes::from("key:0"),
+        };
+        assert_eq!(a.cmp(&c), a.hash.cmp(&c.hash));
+    }
 
     #[test]
     fn scan_survives_growth() {
