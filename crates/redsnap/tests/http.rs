@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use redsnap::{RedisConfig, RedisStore, SaveOutcome, Snapshots};
+use redsnap::{SaveOutcome, Snapshots};
 use redsnap_testsupport::RedisServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -207,23 +207,11 @@ fn parse_exposition(text: &str) -> (BTreeMap<String, Family>, BTreeMap<String, f
     (fams, samples)
 }
 
-fn store_for(port: u16) -> RedisStore {
-    RedisStore::new(
-        RedisConfig::new(&format!("redis://127.0.0.1:{port}"))
-            .unwrap()
-            .connection_timeout(Duration::from_millis(200))
-            .response_timeout(Duration::from_secs(2))
-            .max_reconnect_attempts(1)
-            .operation_timeout(Duration::from_secs(3)),
-    )
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_health_over_http() {
     let fb = tempfile::tempdir().unwrap();
     let mut server = RedisServer::start().unwrap();
-    let store = store_for(server.port());
+    let store = common::outage_store(server.port());
     let ns = common::ns("http");
     let snaps = Snapshots::<Vec<String>>::new(store.clone(), &ns)
         .with_fallback(fb.path())

@@ -6,20 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use redsnap::{BreakerState, ConnectionState, RedisConfig, RedisStore, SaveOutcome, Snapshots};
+use redsnap::{BreakerState, ConnectionState, RedisStore, SaveOutcome, Snapshots};
 use redsnap_testsupport::RedisServer;
-
-fn store_for(port: u16) -> RedisStore {
-    RedisStore::new(
-        RedisConfig::new(&format!("redis://127.0.0.1:{port}"))
-            .unwrap()
-            .connection_timeout(Duration::from_millis(200))
-            .response_timeout(Duration::from_secs(2))
-            .max_reconnect_attempts(1)
-            .operation_timeout(Duration::from_secs(3)),
-    )
-    .unwrap()
-}
 
 fn snaps(store: RedisStore, ns: &str, dir: &std::path::Path) -> Snapshots<Vec<u64>> {
     Snapshots::new(store, ns)
@@ -49,7 +37,7 @@ async fn writes_during_a_long_outage_and_a_restart_all_reach_redis() {
     let port = server.port();
     let ns = common::ns("long-outage");
     let base = redsnap::keys::now_secs() - 100;
-    let first = snaps(store_for(port), &ns, fb.path());
+    let first = snaps(common::outage_store(port), &ns, fb.path());
     assert!(matches!(
         first.save_at(&vec![0], base).await.unwrap(),
         SaveOutcome::Saved { .. }
@@ -74,7 +62,7 @@ async fn writes_during_a_long_outage_and_a_restart_all_reach_redis() {
     // "Process restart" in the middle of the outage: drop everything and
     // build a new store and handle over the same fallback directory.
     drop(first);
-    let second = snaps(store_for(port), &ns, fb.path());
+    let second = snaps(common::outage_store(port), &ns, fb.path());
     assert_eq!(second.fallback_depth(), 10);
     assert_eq!(second.restore().await.unwrap(), Some(vec![10]));
     // The new process goes on saving (restore remembered [10]: unchanged).
@@ -109,7 +97,7 @@ async fn writes_during_a_long_outage_and_a_restart_all_reach_redis() {
     assert_eq!(second.breaker_state(), BreakerState::Closed);
 
     // Every write made during the outage, by both processes, is in Redis.
-    let check = Snapshots::<Vec<u64>>::new(store_for(port), &ns);
+    let check = Snapshots::<Vec<u64>>::new(common::outage_store(port), &ns);
     let listed = check.list(1000).await.unwrap();
     for e in 1..=last {
         assert!(
@@ -135,7 +123,7 @@ async fn writes_during_a_long_outage_and_a_restart_all_reach_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_goes_unhealthy_and_back_with_reconnect_attempts_counting() {
     let mut server = RedisServer::start().unwrap();
-    let store = store_for(server.port());
+    let store = common::outage_store(server.port());
     assert_eq!(store.connection_state(), ConnectionState::Idle);
     let h = store.health().await;
     assert!(h.healthy, "{h:?}");
@@ -186,7 +174,7 @@ async fn breaker_opens_half_opens_and_closes_as_configured() {
     let fb = tempfile::tempdir().unwrap();
     let mut server = RedisServer::start().unwrap();
     let cooldown = Duration::from_millis(800);
-    let s = Snapshots::<Vec<u64>>::new(store_for(server.port()), &common::ns("breaker"))
+    let s = Snapshots::<Vec<u64>>::new(common::outage_store(server.port()), &common::ns("breaker"))
         .with_fallback(fb.path())
         .unwrap()
         .with_breaker(3, cooldown);

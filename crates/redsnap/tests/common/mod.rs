@@ -14,6 +14,20 @@ pub fn quick(cfg: RedisConfig) -> RedisConfig {
         .operation_timeout(Duration::from_secs(20))
 }
 
+/// A store for outage tests: fails fast (one reconnect attempt) so that the fallback
+/// takes over quickly while the test stops and restarts the server at `port`.
+pub fn outage_store(port: u16) -> RedisStore {
+    RedisStore::new(
+        RedisConfig::new(&format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .connection_timeout(Duration::from_millis(200))
+            .response_timeout(Duration::from_secs(2))
+            .max_reconnect_attempts(1)
+            .operation_timeout(Duration::from_secs(3)),
+    )
+    .unwrap()
+}
+
 pub fn plain() -> (RedisServer, RedisStore) {
     let s = RedisServer::start().expect("redis-server");
     let store = RedisStore::new(quick(RedisConfig::new(&s.url()).unwrap())).unwrap();
