@@ -6,10 +6,12 @@
 //! immune to hash flooding (collisions only fall back to byte comparison), and lets
 //! active expiry and random picks start at a random point.
 //!
-//! The map is `imbl::OrdMap`, a B-tree with structural sharing: cloning a database is
-//! O(1), which is how a snapshot captures one point in time without stopping writes.
-//! Values sit behind an `Arc` and are copied only when written while shared.
+//! The map is a persistent hash trie ([`crate::trie`]) with structural sharing: cloning
+//! a database is O(1), which is how a snapshot captures one point in time without
+//! stopping writes. Values sit behind an `Arc` and are copied only when written while
+//! shared.
 
+use crate::trie::Trie;
 use crate::value::{Kind, Value};
 use bytes::Bytes;
 use std::ops::Bound;
@@ -106,7 +108,7 @@ impl equivalent::Comparable<ScanKey> for KeyRef<'_> {
 /// keys spread uniformly (random sampling for eviction, RANDOMKEY and active expiry
 /// starts at a random hash) at a fraction of SipHash's cost (measured: SipHash was
 /// ~16 % of a pipelined SET's instructions). Collisions cost nothing structural: keys
-/// are ordered by (hash, bytes) in a B-tree.
+/// with one hash share a trie slot, ordered by bytes.
 pub fn key_hash(key: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h: u64 = 0x243F_6A88_85A3_08D3 ^ (key.len() as u64).wrapping_mul(K);
@@ -151,7 +153,7 @@ impl Clone for Obj {
 /// A map entry: the value and its absolute expiry deadline (ms since the epoch).
 /// The deadline is stored in 8 bytes ([`NO_DEADLINE`] when there is none; Redis
 /// refuses deadlines beyond i64::MAX, so the value is never a real one): every key
-/// has an entry in a B-tree leaf, and `Option<u64>` would take 16.
+/// has an entry in a trie leaf, and `Option<u64>` would take 16.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub obj: Arc<Obj>,
@@ -212,7 +214,7 @@ impl Entry {
 /// One of the 16 databases.
 #[derive(Debug, Clone, Default)]
 pub struct Db {
-    map: imbl::OrdMap<ScanKey, Entry>,
+    map: Trie<Entry>,
     /// Keys that carry an expiry, for active expiry sampling and `expires=` in INFO.
     volatile: imbl::OrdSet<ScanKey>,
 }
@@ -233,12 +235,12 @@ impl Db {
 
     /// The entry, expired or not.
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.get(&KeyRef::new(key))
+        self.map.get(key_hash(key), key).map(|l| &l.value)
     }
 
     /// Mutable access to the value; copies it first if a snapshot shares it.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
-        let e = self.map.get_mut(&KeyRef::new(key))?;
+        let e = self.map.get_mut(key_hash(key), key)?;
         Some(&mut Arc::make_mut(&mut e.obj).value)
     }
 
@@ -250,24 +252,21 @@ impl Db {
 
     /// Inserts a whole entry (used by restore from a snapshot).
     pub fn insert_entry(&mut self, key: Bytes, entry: Entry) {
-        let sk = ScanKey {
-            hash: key_hash(&key),
-            key,
-        };
+        let hash = key_hash(&key);
         if entry.expire_at().is_some() {
-            self.volatile.insert(sk.clone());
-        } else if !self.volatile.is_empty() {
-            self.volatile.remove(&KeyRef {
-                hash: sk.hash,
-                key: &sk.key,
+            self.volatile.insert(ScanKey {
+                hash,
+                key: key.clone(),
             });
+        } else if !self.volatile.is_empty() {
+            self.volatile.remove(&KeyRef { hash, key: &key });
         }
-        self.map.insert(sk, entry);
+        self.map.insert(hash, key, entry);
     }
 
     /// Replaces the value of an existing key, keeping its expiry. Returns false if absent.
     pub fn replace_value(&mut self, key: &[u8], value: Value) -> bool {
-        match self.map.get_mut(&KeyRef::new(key)) {
+        match self.map.get_mut(key_hash(key), key) {
             Some(e) => {
                 e.obj = Arc::new(Obj {
                     value,
@@ -281,7 +280,7 @@ impl Db {
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let kr = KeyRef::new(key);
-        let e = self.map.remove(&kr)?;
+        let e = self.map.remove(kr.hash, key)?.value;
         if e.expire_at().is_some() {
             self.volatile.remove(&kr);
         }
@@ -291,7 +290,7 @@ impl Db {
     /// Sets or clears the expiry of an existing key. Returns false if absent.
     pub fn set_expire(&mut self, key: &Bytes, expire_at: Option<u64>) -> bool {
         let sk = ScanKey::new(key);
-        let Some(e) = self.map.get_mut(&sk) else {
+        let Some(e) = self.map.get_mut(sk.hash, key) else {
             return false;
         };
         e.expire = pack_deadline(expire_at);
@@ -304,55 +303,49 @@ impl Db {
     }
 
     pub fn clear(&mut self) {
-        self.map = imbl::OrdMap::new();
+        self.map = Trie::default();
         self.volatile = imbl::OrdSet::new();
     }
 
     /// All entries in map order (a snapshot iterates a clone of the db).
     pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter().map(|(k, e)| (&k.key, e))
+        self.map.iter().map(|l| (&l.key, &l.value))
     }
 
-    /// What changed from `old` to `self`, visiting only B-tree nodes that are not
-    /// shared between the two (so the cost follows the number of changes, not the
-    /// size of the database, when `self` was derived from `old` by writes).
-    pub fn diff_from<'a>(&'a self, old: &'a Db) -> impl Iterator<Item = DbChange<'a>> + 'a {
-        old.map.diff(&self.map).map(|d| match d {
-            imbl::ordmap::DiffItem::Add(k, e) => DbChange::Put {
-                key: &k.key,
-                old: None,
-                new: e,
+    /// Calls `f` with what changed from `old` to `self`, in key order, visiting only
+    /// trie nodes that are not shared between the two (so the cost follows the number
+    /// of changes, not the size of the database, when `self` was derived from `old` by
+    /// writes). Returns false as soon as `f` does.
+    pub fn diff_from<'a>(&'a self, old: &'a Db, mut f: impl FnMut(DbChange<'a>) -> bool) -> bool {
+        self.map.diff(
+            &old.map,
+            &|a, b| a == b,
+            &mut |before, after| match (before, after) {
+                (before, Some(l)) => f(DbChange::Put {
+                    key: &l.key,
+                    old: before.map(|b| &b.value),
+                    new: &l.value,
+                }),
+                (Some(b), None) => f(DbChange::Delete {
+                    key: &b.key,
+                    old: &b.value,
+                }),
+                (None, None) => true,
             },
-            imbl::ordmap::DiffItem::Update {
-                old: (_, o),
-                new: (k, e),
-            } => DbChange::Put {
-                key: &k.key,
-                old: Some(o),
-                new: e,
-            },
-            imbl::ordmap::DiffItem::Remove(k, o) => DbChange::Delete {
-                key: &k.key,
-                old: o,
-            },
-        })
+        )
     }
 
     /// One SCAN step: up to `count` keys (more if several share the last hash) starting
     /// at `cursor`; returns the next cursor (0 when done).
     pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(&Bytes, &Entry)>) {
-        let start = ScanKey {
-            hash: cursor,
-            key: Bytes::new(),
-        };
         let mut out = Vec::with_capacity(count.min(1024));
         let mut last_hash = None;
-        for (k, e) in self.map.range((Bound::Included(start), Bound::Unbounded)) {
-            if out.len() >= count.max(1) && Some(k.hash) != last_hash {
-                return (k.hash, out);
+        for l in self.map.iter_from(cursor) {
+            if out.len() >= count.max(1) && Some(l.hash) != last_hash {
+                return (l.hash, out);
             }
-            last_hash = Some(k.hash);
-            out.push((&k.key, e));
+            last_hash = Some(l.hash);
+            out.push((&l.key, &l.value));
         }
         (0, out)
     }
@@ -373,15 +366,11 @@ impl Db {
 
     /// A key at (or after) a random point in hash order, wrapping around.
     pub fn key_at_or_after(&self, hash: u64) -> Option<(&Bytes, &Entry)> {
-        let start = ScanKey {
-            hash,
-            key: Bytes::new(),
-        };
         self.map
-            .range((Bound::Included(start), Bound::Unbounded))
+            .iter_from(hash)
             .next()
             .or_else(|| self.map.iter().next())
-            .map(|(k, e)| (&k.key, e))
+            .map(|l| (&l.key, &l.value))
     }
 
     pub fn kind_of(&self, key: &[u8]) -> Option<Kind> {
@@ -474,14 +463,15 @@ mod tests {
         db.set_expire(&Bytes::from("k3"), Some(99));
         let mut puts: Vec<String> = Vec::new();
         let mut dels: Vec<String> = Vec::new();
-        for c in db.diff_from(&old) {
+        db.diff_from(&old, |c| {
             match c {
                 DbChange::Put { key, .. } => puts.push(String::from_utf8_lossy(key).into_owned()),
                 DbChange::Delete { key, .. } => {
                     dels.push(String::from_utf8_lossy(key).into_owned())
                 }
             }
-        }
+            true
+        });
         puts.sort();
         assert_eq!(puts, vec!["k1", "k3", "new"]);
         assert_eq!(dels, vec!["k2"]);

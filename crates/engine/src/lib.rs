@@ -3,7 +3,7 @@
 //! with typed [`Reply`] values and leaves [`Effects`] (touched keys, dirty count, log
 //! records) for the layers above.
 //!
-//! Data model: each database is a persistent B-tree (`imbl::OrdMap`) keyed by
+//! Data model: each database is a persistent hash trie (`trie::Trie`) ordered by
 //! `(hash, key)` with values behind `Arc`s, so a snapshot is an O(1) clone and writes
 //! copy only what they touch while a snapshot is being written. See ARCHITECTURE.md.
 
@@ -16,6 +16,7 @@ pub mod rdb;
 pub mod reply;
 pub mod store;
 pub mod table;
+pub mod trie;
 pub mod value;
 
 pub use db::{Db, Entry};

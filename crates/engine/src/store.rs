@@ -293,7 +293,7 @@ impl<'a> Cx<'a> {
     /// A live entry for a read command: counts a keyspace hit or miss.
     pub fn lookup_read(&mut self, key: &Bytes) -> Option<&Entry> {
         self.store.expire_if_needed(self.db, key, self.now);
-        // One B-tree search: the entry, its access clock and the counters are
+        // One trie search: the entry, its access clock and the counters are
         // disjoint fields of the store.
         let (lfu, now) = (self.store.lfu, self.now);
         let store = &mut *self.store;
@@ -336,7 +336,7 @@ impl<'a> Cx<'a> {
     /// Stores a value (key and value bytes are copied out of the request buffer by
     /// the caller with [`own`] where they come from the request) and marks the key modified.
     pub fn set_value(&mut self, key: &Bytes, value: Value, expire_at: Option<u64>) {
-        // Stamp the access clock before inserting (one B-tree search, not two).
+        // Stamp the access clock before inserting (one trie search, not two).
         let entry = Entry::new(value, expire_at);
         Store::touch_obj(self.store.lfu, &entry.obj, self.now, &mut self.store.rng);
         self.store.dbs[self.db].insert_entry(own(key), entry);

@@ -587,7 +587,7 @@ mod size_probe {
     fn value_stays_small() {
         assert!(std::mem::size_of::<super::Value>() <= 40);
         assert!(std::mem::size_of::<crate::db::Obj>() <= 48);
-        // A B-tree leaf slot: the (hash, key) and the entry (value pointer, deadline).
+        // A trie leaf: the (hash, key) and the entry (value pointer, deadline).
         assert!(std::mem::size_of::<crate::db::Entry>() <= 16);
     }
 }

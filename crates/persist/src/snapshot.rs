@@ -20,7 +20,7 @@
 //! # Not stopping the world
 //!
 //! The writer takes a `Vec<Db>`: an O(1) clone of the keyspace taken by the server
-//! under its lock (`Store::snapshot`). Databases are persistent B-trees with values
+//! under its lock (`Store::snapshot`). Databases are persistent hash tries with values
 //! behind `Arc`s, so the server keeps writing while this thread walks the clone; a
 //! write copies only the tree path and the value it touches.
 
@@ -485,7 +485,7 @@ impl SnapshotStore {
             if prev.id == cur.id && prev.dbs.len() == dbs.len() {
                 let res =
                     self.write_incremental(&db, cur, &prev.dbs, dbs, log_gen, created_ms, started);
-                // Freeing the previous version's own B-tree nodes (those the writes since
+                // Freeing the previous version's own trie nodes (those the writes since
                 // then replaced) is proportional to the changes but was a quarter of an
                 // incremental snapshot's time: done off this path, like Redis's lazyfree.
                 lazy_drop(prev);
@@ -890,25 +890,19 @@ fn encode_all(
 /// Calls `emit(key, before, after)` for every entry that differs between `old` and
 /// `new` (added, removed, value replaced or copied-on-write, deadline changed), in
 /// order. Unchanged entries are recognised by pointer equality of the shared value
-/// `Arc`s, and B-tree nodes shared by both versions are skipped without visiting their
+/// `Arc`s, and trie nodes shared by both versions are skipped without visiting their
 /// entries (`Db::diff_from`). Stops (returning false) when `emit` returns false.
 fn diff_db(
     old: &Db,
     new: &Db,
     emit: &mut impl FnMut(&[u8], Option<&Entry>, Option<&Entry>) -> bool,
 ) -> bool {
-    // The engine's diff skips B-tree nodes shared by the two versions, so the walk is
+    // The engine's diff skips trie nodes shared by the two versions, so the walk is
     // proportional to what changed since the previous snapshot.
-    for change in new.diff_from(old) {
-        let go_on = match change {
-            redsnap_engine::db::DbChange::Put { key, old, new } => emit(key, old, Some(new)),
-            redsnap_engine::db::DbChange::Delete { key, old } => emit(key, Some(old), None),
-        };
-        if !go_on {
-            return false;
-        }
-    }
-    true
+    new.diff_from(old, |change| match change {
+        redsnap_engine::db::DbChange::Put { key, old, new } => emit(key, old, Some(new)),
+        redsnap_engine::db::DbChange::Delete { key, old } => emit(key, Some(old), None),
+    })
 }
 
 struct ReadOutcome {

@@ -8,7 +8,7 @@
 //! allocator aborts the process as Rust's does), and holds no Rust value with a
 //! destructor across a call that could raise.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use mlua::ffi;
 use redsnap_engine::Reply;
 use std::os::raw::c_int;
@@ -53,39 +53,65 @@ pub(crate) unsafe fn set_global_array(l: *mut ffi::lua_State, name: &[u8], items
 }
 
 /// The arguments of a `redis.call` on the stack (1..=top) as a command's argv, with
-/// Redis's conversions (numbers as `%.17g`); the error text otherwise.
+/// Redis's conversions (numbers as `%.17g`); the error text otherwise. The bytes are
+/// copied into `buf` and the arguments are slices of it: one buffer for the whole
+/// call, reused from call to call once the previous call's arguments are dropped.
 ///
 /// # Safety
 /// `l` is a valid Lua state.
-pub(crate) unsafe fn read_argv(l: *mut ffi::lua_State) -> Result<Vec<Bytes>, &'static [u8]> {
+pub(crate) unsafe fn read_argv(
+    l: *mut ffi::lua_State,
+    buf: &mut BytesMut,
+) -> Result<Vec<Bytes>, &'static [u8]> {
     let n = ffi::lua_gettop(l);
     if n == 0 {
         return Err(b"Please specify at least one argument for this redis lib call");
     }
-    let mut argv = Vec::with_capacity(n as usize);
-    for i in 1..=n {
+    // A buffer grown by a huge argument is not kept.
+    if buf.capacity() > ARGV_BUF_KEEP {
+        *buf = BytesMut::new();
+    }
+    buf.clear();
+    // Where each argument ends in `buf` (on the stack for the usual few arguments).
+    let mut small = [0usize; 16];
+    let mut large = Vec::new();
+    let ends: &mut [usize] = if n as usize <= small.len() {
+        &mut small[..n as usize]
+    } else {
+        large.resize(n as usize, 0);
+        &mut large
+    };
+    for (i, end) in (1..=n).zip(ends.iter_mut()) {
         match ffi::lua_type(l, i) {
             ffi::LUA_TSTRING => {
                 let mut len = 0usize;
                 let p = ffi::lua_tolstring(l, i, &mut len);
-                if p.is_null() {
-                    argv.push(Bytes::new());
-                } else {
-                    argv.push(Bytes::copy_from_slice(std::slice::from_raw_parts(
-                        p.cast::<u8>(),
-                        len,
-                    )));
+                if !p.is_null() {
+                    buf.extend_from_slice(std::slice::from_raw_parts(p.cast::<u8>(), len));
                 }
             }
             ffi::LUA_TNUMBER => {
                 let v = ffi::lua_tonumber(l, i);
-                argv.push(Bytes::from(redsnap_engine::num::fmt_g(v, 17)));
+                buf.extend_from_slice(redsnap_engine::num::fmt_g(v, 17).as_bytes());
             }
             _ => return Err(b"Lua redis lib command arguments must be strings or integers"),
         }
+        *end = buf.len();
     }
-    Ok(argv)
+    let all = buf.split().freeze();
+    let mut start = 0;
+    Ok(ends
+        .iter()
+        .map(|&end| {
+            let b = all.slice(start..end);
+            start = end;
+            b
+        })
+        .collect())
 }
+
+/// The largest argument buffer kept between `redis.call`s.
+const ARGV_BUF_KEEP: usize = 64 * 1024;
 
 /// Pushes Redis's error table for a reply text (`-CODE msg`, or `msg` for ERR):
 /// `{err = 'CODE msg'}`, with `ignore_error_stats_update = true` when asked.

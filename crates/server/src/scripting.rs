@@ -581,7 +581,7 @@ struct RunCtx {
 /// held and a script runs (the callbacks run synchronously inside `run_script`), so
 /// there is never concurrent access.
 #[derive(Default)]
-struct CtxCell(UnsafeCell<Option<RunCtx>>);
+struct CtxCell(UnsafeCell<Option<RunCtx>>, UnsafeCell<bytes::BytesMut>);
 // SAFETY: see above: accessed only under the server lock, from the thread running the
 // script.
 unsafe impl Send for CtxCell {}
@@ -593,6 +593,13 @@ impl CtxCell {
         // SAFETY: no two references are alive at once: each callback takes it, uses it,
         // and returns before another callback can run.
         unsafe { &mut *self.0.get() }
+    }
+
+    /// The buffer `redis.call` copies its arguments into (see `lua_raw::read_argv`).
+    #[allow(clippy::mut_from_ref)]
+    fn argv_buf(&self) -> &mut bytes::BytesMut {
+        // SAFETY: as for `get`: used only by the callback running now.
+        unsafe { &mut *self.1.get() }
     }
 }
 
@@ -1363,7 +1370,7 @@ unsafe fn redis_call_body(l: *mut ffi::lua_State, raise: bool) -> bool {
         );
         return true;
     };
-    let argv = match lua_raw::read_argv(l) {
+    let argv = match lua_raw::read_argv(l, cell.argv_buf()) {
         Ok(a) => a,
         Err(msg) => {
             lua_raw::push_error_table(l, msg, false);

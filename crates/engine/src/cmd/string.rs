@@ -570,7 +570,7 @@ fn lcs(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 /// Redis's `incrDecrCommand`: adds `incr` to the integer at `key` (keeping its TTL).
 fn incr_decr(cx: &mut Cx, key: &Bytes, incr: i64) -> CmdResult {
-    // One B-tree search; the value is replaced in place (its `Arc<Obj>` is copied
+    // One trie search; the value is replaced in place (its `Arc<Obj>` is copied
     // first if a snapshot shares it, so a snapshot diff still sees the change).
     if let Some(v) = cx.value_mut(key) {
         let Value::Str(s) = v else {

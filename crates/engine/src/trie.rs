@@ -1,0 +1,737 @@
+//! A persistent hash trie ordered by hash: the keyspace map of a database.
+//!
+//! A key lives on the path given by its 64-bit hash, read six bits at a time from the
+//! top: 64-way nodes with a bitmap of the occupied slots (HAMT-style, no empty slots
+//! stored). Visiting slots in index order therefore visits keys in ascending hash
+//! order; keys with the very same hash share one slot, sorted by bytes. That is the
+//! `(hash, key)` order that SCAN cursors, random picks and the snapshot store rely on.
+//!
+//! Nodes are shared between versions through `Arc` and copied on write
+//! (`Arc::make_mut`): a clone is O(1), and [`Trie::diff`] skips every subtree two
+//! versions share by pointer, so its cost follows the number of changes, not the size
+//! of the map.
+//!
+//! A lookup reads one node per level (about log64(n): 3 levels for 100k keys) and
+//! compares one key, where a B-tree of 16-key nodes reads five levels and binary-searches
+//! each (see ARCHITECTURE.md for the measurement).
+
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Hash bits per level (64-way nodes).
+const BITS: u32 = 6;
+
+/// The slot index of `hash` at `level`: bits from the top, so slot order is hash order.
+/// Levels 0..=9 read six bits each, level 10 the last four (shifted up, order kept).
+#[inline]
+fn index(hash: u64, level: u32) -> u32 {
+    let end = BITS * (level + 1);
+    if end <= 64 {
+        ((hash >> (64 - end)) & 63) as u32
+    } else {
+        ((hash << (end - 64)) & 63) as u32
+    }
+}
+
+/// One key and its value.
+#[derive(Debug, Clone)]
+pub struct Leaf<V> {
+    pub hash: u64,
+    pub key: Bytes,
+    pub value: V,
+}
+
+impl<V> Leaf<V> {
+    /// Same hash and bytes; two versions share one `Bytes` per unchanged key, so the
+    /// common case is a pointer comparison.
+    fn same_key(&self, other: &Leaf<V>) -> bool {
+        self.hash == other.hash
+            && ((self.key.as_ptr() == other.key.as_ptr() && self.key.len() == other.key.len())
+                || self.key == other.key)
+    }
+
+    fn order(&self, other: &Leaf<V>) -> std::cmp::Ordering {
+        if self.same_key(other) {
+            return std::cmp::Ordering::Equal;
+        }
+        (self.hash, &self.key[..]).cmp(&(other.hash, &other.key[..]))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Slot<V> {
+    Leaf(Leaf<V>),
+    Node(Node<V>),
+    /// Two or more keys with the same full hash, sorted by bytes.
+    Same(Arc<Vec<Leaf<V>>>),
+}
+
+impl<V> Slot<V> {
+    /// The hash of the keys held directly (None for a node).
+    fn hash(&self) -> Option<u64> {
+        match self {
+            Slot::Leaf(l) => Some(l.hash),
+            Slot::Same(v) => v.first().map(|l| l.hash),
+            Slot::Node(_) => None,
+        }
+    }
+}
+
+/// A node: the bitmap of occupied slot indexes, and the occupied slots in index order.
+/// The bitmap sits next to the pointer, in the parent's slot, so a lookup touches one
+/// cache line per level (the slot it follows), not a node header and then its slots.
+#[derive(Debug, Clone)]
+struct Node<V> {
+    bitmap: u64,
+    slots: Arc<[Slot<V>]>,
+}
+
+impl<V> Node<V> {
+    fn empty() -> Node<V> {
+        Node {
+            bitmap: 0,
+            slots: Arc::from(Vec::new()),
+        }
+    }
+
+    /// Whether `idx` is occupied, and the position its slot has (or would have).
+    #[inline]
+    fn locate(&self, idx: u32) -> (bool, usize) {
+        let bit = 1u64 << idx;
+        (
+            self.bitmap & bit != 0,
+            (self.bitmap & (bit - 1)).count_ones() as usize,
+        )
+    }
+}
+
+impl<V: Clone> Node<V> {
+    fn from_slots(bitmap: u64, slots: Vec<Slot<V>>) -> Node<V> {
+        Node {
+            bitmap,
+            slots: Arc::from(slots),
+        }
+    }
+
+    /// The slots, copied first if another version shares them.
+    fn slots_mut(&mut self) -> &mut [Slot<V>] {
+        Arc::make_mut(&mut self.slots)
+    }
+
+    /// Rebuilds the slot array with one slot more or less.
+    fn edit(&mut self, f: impl FnOnce(&mut Vec<Slot<V>>)) {
+        let old = std::mem::replace(&mut self.slots, Arc::from(Vec::new()));
+        let mut v = into_vec(old);
+        f(&mut v);
+        self.slots = Arc::from(v);
+    }
+
+    fn insert_slot(&mut self, idx: u32, pos: usize, slot: Slot<V>) {
+        self.edit(|v| v.insert(pos, slot));
+        self.bitmap |= 1u64 << idx;
+    }
+
+    fn remove_slot(&mut self, idx: u32, pos: usize) -> Option<Slot<V>> {
+        let mut out = None;
+        self.edit(|v| {
+            if pos < v.len() {
+                out = Some(v.remove(pos));
+            }
+        });
+        self.bitmap &= !(1u64 << idx);
+        out
+    }
+}
+
+/// The slots as an owned vector (with room for one more): moved out of the array when
+/// nothing else shares it, cloned when another version does.
+fn into_vec<V: Clone>(mut old: Arc<[Slot<V>]>) -> Vec<Slot<V>> {
+    let mut v = Vec::with_capacity(old.len() + 1);
+    if Arc::get_mut(&mut old).is_none() {
+        v.extend(old.iter().cloned());
+        return v;
+    }
+    // SAFETY: this is the only reference to the array (`get_mut` succeeded). The
+    // elements are moved out bitwise, then the allocation is released as an array of
+    // `ManuallyDrop` (same layout: `repr(transparent)`), so every element is dropped
+    // exactly once, by its new owner. Nothing between the reads and the release can
+    // panic (the vector's capacity is reserved above).
+    unsafe {
+        let raw = Arc::into_raw(old) as *const [std::mem::ManuallyDrop<Slot<V>>];
+        let arr = Arc::from_raw(raw);
+        for s in arr.iter() {
+            v.push(std::ptr::read(&**s));
+        }
+        drop(arr);
+    }
+    v
+}
+
+/// The map: keys ordered by `(hash, bytes)`; the caller supplies each key's hash.
+#[derive(Debug, Clone)]
+pub struct Trie<V> {
+    root: Node<V>,
+    len: usize,
+}
+
+impl<V> Default for Trie<V> {
+    fn default() -> Self {
+        Trie {
+            root: Node::empty(),
+            len: 0,
+        }
+    }
+}
+
+impl<V: Clone> Trie<V> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&Leaf<V>> {
+        let mut node = &self.root;
+        let mut level = 0;
+        loop {
+            let (present, pos) = node.locate(index(hash, level));
+            if !present {
+                return None;
+            }
+            match &node.slots[pos] {
+                Slot::Leaf(l) => return (l.hash == hash && l.key[..] == *key).then_some(l),
+                Slot::Node(n) => {
+                    node = n;
+                    level += 1;
+                }
+                Slot::Same(v) => return v.iter().find(|l| l.hash == hash && l.key[..] == *key),
+            }
+        }
+    }
+
+    /// Mutable access to a value; copies the nodes on its path that another version
+    /// shares (callers ask for keys they know exist).
+    pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut V> {
+        let mut node = &mut self.root;
+        let mut level = 0;
+        loop {
+            let (present, pos) = node.locate(index(hash, level));
+            if !present {
+                return None;
+            }
+            match &mut node.slots_mut()[pos] {
+                Slot::Leaf(l) => {
+                    return (l.hash == hash && l.key[..] == *key).then_some(&mut l.value)
+                }
+                Slot::Node(n) => {
+                    node = n;
+                    level += 1;
+                }
+                Slot::Same(v) => {
+                    if v.first().map(|l| l.hash) != Some(hash) {
+                        return None;
+                    }
+                    let i = v.binary_search_by(|l| l.key[..].cmp(key)).ok()?;
+                    return Arc::make_mut(v).get_mut(i).map(|l| &mut l.value);
+                }
+            }
+        }
+    }
+
+    /// Inserts or replaces; returns the previous value. A replaced key keeps its
+    /// stored bytes (equal to `key`).
+    pub fn insert(&mut self, hash: u64, key: Bytes, value: V) -> Option<V> {
+        let old = insert_at(&mut self.root, 0, Leaf { hash, key, value });
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+
+    pub fn remove(&mut self, hash: u64, key: &[u8]) -> Option<Leaf<V>> {
+        // Look first: removing an absent key must not copy nodes a snapshot shares.
+        self.get(hash, key)?;
+        let out = remove_at(&mut self.root, 0, hash, key);
+        if out.is_some() {
+            self.len -= 1;
+        }
+        out
+    }
+
+    /// All keys in `(hash, bytes)` order.
+    pub fn iter(&self) -> Iter<'_, V> {
+        let mut stack = Vec::with_capacity(12);
+        stack.push(self.root.slots.iter());
+        Iter {
+            stack,
+            same: [].iter(),
+        }
+    }
+
+    /// The keys whose hash is `hash` or more, in order.
+    pub fn iter_from(&self, hash: u64) -> Iter<'_, V> {
+        let mut stack = Vec::with_capacity(12);
+        let mut node = &self.root;
+        let mut level = 0;
+        loop {
+            let (present, pos) = node.locate(index(hash, level));
+            if !present {
+                stack.push(node.slots[pos..].iter());
+                break;
+            }
+            match &node.slots[pos] {
+                Slot::Node(n) => {
+                    stack.push(node.slots[pos + 1..].iter());
+                    node = n;
+                    level += 1;
+                }
+                s => {
+                    let from = if s.hash().is_some_and(|h| h >= hash) {
+                        pos
+                    } else {
+                        pos + 1
+                    };
+                    stack.push(node.slots[from..].iter());
+                    break;
+                }
+            }
+        }
+        Iter {
+            stack,
+            same: [].iter(),
+        }
+    }
+
+    /// Calls `f(before, after)` for every key whose value differs between `old` and
+    /// `self` (added: before is None; removed: after is None; changed: `eq` says the
+    /// values differ), in key order. Subtrees the two versions share are skipped.
+    /// Returns false as soon as `f` does.
+    pub fn diff<'a>(
+        &'a self,
+        old: &'a Trie<V>,
+        eq: &impl Fn(&V, &V) -> bool,
+        f: &mut impl FnMut(Option<&'a Leaf<V>>, Option<&'a Leaf<V>>) -> bool,
+    ) -> bool {
+        diff_nodes(&old.root, &self.root, eq, f)
+    }
+}
+
+fn insert_at<V: Clone>(node: &mut Node<V>, level: u32, leaf: Leaf<V>) -> Option<V> {
+    let idx = index(leaf.hash, level);
+    let (present, pos) = node.locate(idx);
+    if !present {
+        node.insert_slot(idx, pos, Slot::Leaf(leaf));
+        return None;
+    }
+    let slot = &mut node.slots_mut()[pos];
+    match slot {
+        Slot::Node(n) => return insert_at(n, level + 1, leaf),
+        Slot::Leaf(l) if l.hash == leaf.hash && l.key == leaf.key => {
+            return Some(std::mem::replace(&mut l.value, leaf.value));
+        }
+        Slot::Same(v) if v.first().map(|l| l.hash) == Some(leaf.hash) => {
+            let v = Arc::make_mut(v);
+            return match v.binary_search_by(|l| l.key[..].cmp(&leaf.key[..])) {
+                Ok(i) => Some(std::mem::replace(&mut v[i].value, leaf.value)),
+                Err(i) => {
+                    v.insert(i, leaf);
+                    None
+                }
+            };
+        }
+        _ => {}
+    }
+    // A leaf of another key, or keys of another hash: both go one level down.
+    let old = std::mem::replace(slot, Slot::Node(Node::empty()));
+    *slot = split(old, leaf, level + 1);
+    None
+}
+
+/// The slot holding `old` (a leaf or same-hash keys) and `leaf`, which share the path
+/// down to `level`.
+fn split<V: Clone>(old: Slot<V>, leaf: Leaf<V>, level: u32) -> Slot<V> {
+    let Some(oh) = old.hash() else {
+        // A node (not reached: nodes are descended into); insert into it.
+        let mut old = old;
+        if let Slot::Node(n) = &mut old {
+            insert_at(n, level, leaf);
+        }
+        return old;
+    };
+    if oh == leaf.hash {
+        let mut v = match old {
+            Slot::Leaf(l) => vec![l],
+            Slot::Same(v) => Arc::unwrap_or_clone(v),
+            Slot::Node(_) => Vec::new(),
+        };
+        let i = v
+            .binary_search_by(|l| l.key[..].cmp(&leaf.key[..]))
+            .unwrap_or_else(|i| i);
+        v.insert(i, leaf);
+        return Slot::Same(Arc::new(v));
+    }
+    let (a, b) = (index(oh, level), index(leaf.hash, level));
+    if a == b {
+        return Slot::Node(Node::from_slots(
+            1u64 << a,
+            vec![split(old, leaf, level + 1)],
+        ));
+    }
+    let new = Slot::Leaf(leaf);
+    let slots = if a < b {
+        vec![old, new]
+    } else {
+        vec![new, old]
+    };
+    Slot::Node(Node::from_slots((1u64 << a) | (1u64 << b), slots))
+}
+
+fn remove_at<V: Clone>(node: &mut Node<V>, level: u32, hash: u64, key: &[u8]) -> Option<Leaf<V>> {
+    let idx = index(hash, level);
+    let (present, pos) = node.locate(idx);
+    if !present {
+        return None;
+    }
+    let (out, now_empty) = match &mut node.slots_mut()[pos] {
+        Slot::Leaf(l) => {
+            if l.hash != hash || l.key[..] != *key {
+                return None;
+            }
+            (None, true)
+        }
+        slot @ Slot::Same(_) => {
+            let Slot::Same(v) = slot else { return None };
+            if v.first().map(|l| l.hash) != Some(hash) {
+                return None;
+            }
+            let i = v.binary_search_by(|l| l.key[..].cmp(key)).ok()?;
+            let v = Arc::make_mut(v);
+            let out = v.remove(i);
+            let last = if v.len() == 1 { v.pop() } else { None };
+            if let Some(last) = last {
+                *slot = Slot::Leaf(last);
+            }
+            (Some(out), false)
+        }
+        slot @ Slot::Node(_) => {
+            let Slot::Node(child) = slot else { return None };
+            let out = remove_at(child, level + 1, hash, key)?;
+            let now_empty = child.slots.is_empty();
+            // One leaf (or same-hash group) left below: pull it up.
+            let last = if child.slots.len() == 1 && !matches!(child.slots[0], Slot::Node(_)) {
+                child.remove_slot(child.bitmap.trailing_zeros(), 0)
+            } else {
+                None
+            };
+            if let Some(last) = last {
+                *slot = last;
+            }
+            (Some(out), now_empty)
+        }
+    };
+    if now_empty {
+        let removed = node.remove_slot(idx, pos);
+        if let (None, Some(Slot::Leaf(l))) = (&out, removed) {
+            return Some(l);
+        }
+    }
+    out
+}
+
+fn diff_nodes<'a, V: Clone>(
+    old: &'a Node<V>,
+    new: &'a Node<V>,
+    eq: &impl Fn(&V, &V) -> bool,
+    f: &mut impl FnMut(Option<&'a Leaf<V>>, Option<&'a Leaf<V>>) -> bool,
+) -> bool {
+    if Arc::ptr_eq(&old.slots, &new.slots) {
+        return true;
+    }
+    let mut bits = old.bitmap | new.bitmap;
+    while bits != 0 {
+        let idx = bits.trailing_zeros();
+        bits &= bits - 1;
+        let slot_of = |n: &'a Node<V>| {
+            let (present, pos) = n.locate(idx);
+            present.then(|| &n.slots[pos])
+        };
+        if !diff_slots(slot_of(old), slot_of(new), eq, f) {
+            return false;
+        }
+    }
+    true
+}
+
+fn diff_slots<'a, V: Clone>(
+    old: Option<&'a Slot<V>>,
+    new: Option<&'a Slot<V>>,
+    eq: &impl Fn(&V, &V) -> bool,
+    f: &mut impl FnMut(Option<&'a Leaf<V>>, Option<&'a Leaf<V>>) -> bool,
+) -> bool {
+    match (old, new) {
+        (Some(Slot::Node(a)), Some(Slot::Node(b))) => diff_nodes(a, b, eq, f),
+        (Some(Slot::Same(a)), Some(Slot::Same(b))) if Arc::ptr_eq(a, b) => true,
+        (Some(Slot::Leaf(a)), Some(Slot::Leaf(b))) if a.same_key(b) => {
+            eq(&a.value, &b.value) || f(Some(a), Some(b))
+        }
+        _ => {
+            // Different shapes: merge the two ordered key sequences.
+            let mut a = Iter::of_slot(old).peekable();
+            let mut b = Iter::of_slot(new).peekable();
+            loop {
+                let go_on = match (a.peek(), b.peek()) {
+                    (None, None) => return true,
+                    (Some(x), None) => {
+                        let x = *x;
+                        a.next();
+                        f(Some(x), None)
+                    }
+                    (None, Some(y)) => {
+                        let y = *y;
+                        b.next();
+                        f(None, Some(y))
+                    }
+                    (Some(x), Some(y)) => {
+                        let (x, y) = (*x, *y);
+                        match x.order(y) {
+                            std::cmp::Ordering::Less => {
+                                a.next();
+                                f(Some(x), None)
+                            }
+                            std::cmp::Ordering::Greater => {
+                                b.next();
+                                f(None, Some(y))
+                            }
+                            std::cmp::Ordering::Equal => {
+                                a.next();
+                                b.next();
+                                eq(&x.value, &y.value) || f(Some(x), Some(y))
+                            }
+                        }
+                    }
+                };
+                if !go_on {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Keys in order (see [`Trie::iter`] and [`Trie::iter_from`]).
+pub struct Iter<'a, V> {
+    stack: Vec<std::slice::Iter<'a, Slot<V>>>,
+    same: std::slice::Iter<'a, Leaf<V>>,
+}
+
+impl<'a, V> Iter<'a, V> {
+    fn of_slot(slot: Option<&'a Slot<V>>) -> Iter<'a, V> {
+        Iter {
+            stack: slot
+                .map(|s| vec![std::slice::from_ref(s).iter()])
+                .unwrap_or_default(),
+            same: [].iter(),
+        }
+    }
+}
+
+impl<'a, V> Iterator for Iter<'a, V> {
+    type Item = &'a Leaf<V>;
+
+    fn next(&mut self) -> Option<&'a Leaf<V>> {
+        loop {
+            if let Some(l) = self.same.next() {
+                return Some(l);
+            }
+            let top = self.stack.last_mut()?;
+            match top.next() {
+                None => {
+                    self.stack.pop();
+                }
+                Some(Slot::Leaf(l)) => return Some(l),
+                Some(Slot::Node(n)) => self.stack.push(n.slots.iter()),
+                Some(Slot::Same(v)) => self.same = v.iter(),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    /// Hashes that collide often (few distinct values, shared prefixes) to reach
+    /// same-hash groups and deep splits.
+    fn weak_hash(key: &[u8], mode: u8) -> u64 {
+        let h = crate::db::key_hash(key);
+        match mode {
+            0 => h,
+            1 => h & 0xF000_0000_0000_000F, // shared middle bits: deep paths
+            _ => h % 3,                     // many full collisions
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u16, u32),
+        Remove(u16),
+        Snapshot,
+        Get(u16),
+        From(u64),
+        /// From a key's own hash (exact-hash boundary).
+        FromKey(u16),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u16..300, any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+            2 => (0u16..300).prop_map(Op::Remove),
+            1 => Just(Op::Snapshot),
+            1 => (0u16..300).prop_map(Op::Get),
+            1 => any::<u64>().prop_map(Op::From),
+            1 => (0u16..300).prop_map(Op::FromKey),
+        ]
+    }
+
+    /// The reference model: (hash, key) -> value.
+    type Model = BTreeMap<(u64, Bytes), u32>;
+
+    fn key(k: u16) -> Bytes {
+        Bytes::from(format!("k{k}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Against a BTreeMap keyed by (hash, bytes): contents, order, ranges, length,
+        /// and diffs between versions (with the old version left untouched).
+        #[test]
+        fn behaves_like_an_ordered_map(mode in 0u8..3, ops in proptest::collection::vec(op(), 1..400)) {
+            let mut t: Trie<u32> = Trie::default();
+            let mut m: Model = BTreeMap::new();
+            let mut snap: Option<(Trie<u32>, Model)> = None;
+            for o in ops {
+                match o {
+                    Op::Insert(k, v) => {
+                        let kb = key(k);
+                        let h = weak_hash(&kb, mode);
+                        prop_assert_eq!(t.insert(h, kb.clone(), v), m.insert((h, kb), v));
+                    }
+                    Op::Remove(k) => {
+                        let kb = key(k);
+                        let h = weak_hash(&kb, mode);
+                        prop_assert_eq!(t.remove(h, &kb).map(|l| l.value), m.remove(&(h, kb)));
+                    }
+                    Op::Get(k) => {
+                        let kb = key(k);
+                        let h = weak_hash(&kb, mode);
+                        prop_assert_eq!(t.get(h, &kb).map(|l| l.value), m.get(&(h, kb.clone())).copied());
+                        if let Some(v) = t.get_mut(h, &kb) {
+                            *v = v.wrapping_add(1);
+                            if let Some(mv) = m.get_mut(&(h, kb)) { *mv = mv.wrapping_add(1); }
+                        }
+                    }
+                    Op::From(_) | Op::FromKey(_) => {
+                        let h = match o {
+                            Op::FromKey(k) => weak_hash(&key(k), mode),
+                            Op::From(h) => h,
+                            _ => 0,
+                        };
+                        let got: Vec<(u64, Bytes)> = t.iter_from(h).map(|l| (l.hash, l.key.clone())).collect();
+                        let want: Vec<(u64, Bytes)> = m.range((h, Bytes::new())..).map(|(k, _)| k.clone()).collect();
+                        prop_assert_eq!(got, want);
+                    }
+                    Op::Snapshot => {
+                        if let Some((old, old_m)) = &snap {
+                            let mut changes = Vec::new();
+                            t.diff(old, &|a, b| a == b, &mut |a, b| {
+                                changes.push((a.map(|l| (l.hash, l.key.clone(), l.value)), b.map(|l| (l.hash, l.key.clone(), l.value))));
+                                true
+                            });
+                            let mut want = Vec::new();
+                            let keys: std::collections::BTreeSet<&(u64, Bytes)> = old_m.keys().chain(m.keys()).collect();
+                            for k in keys {
+                                let (a, b) = (old_m.get(k), m.get(k));
+                                if a != b {
+                                    want.push((a.map(|v| (k.0, k.1.clone(), *v)), b.map(|v| (k.0, k.1.clone(), *v))));
+                                }
+                            }
+                            prop_assert_eq!(changes, want);
+                            // The old version still holds what it held.
+                            let old_items: Vec<(u64, Bytes, u32)> = old.iter().map(|l| (l.hash, l.key.clone(), l.value)).collect();
+                            let old_want: Vec<(u64, Bytes, u32)> = old_m.iter().map(|(k, v)| (k.0, k.1.clone(), *v)).collect();
+                            prop_assert_eq!(old_items, old_want);
+                        }
+                        snap = Some((t.clone(), m.clone()));
+                    }
+                }
+                prop_assert_eq!(t.len(), m.len());
+            }
+            let items: Vec<(u64, Bytes, u32)> = t.iter().map(|l| (l.hash, l.key.clone(), l.value)).collect();
+            let want: Vec<(u64, Bytes, u32)> = m.iter().map(|(k, v)| (k.0, k.1.clone(), *v)).collect();
+            prop_assert_eq!(items, want);
+        }
+    }
+
+    #[test]
+    fn diff_of_a_few_changes_visits_few_nodes() {
+        // 100k keys, 10 changed: the diff reports exactly those, and skips shared
+        // subtrees (the number of values compared stays far below the map size).
+        let mut t: Trie<u32> = Trie::default();
+        for i in 0..100_000u32 {
+            let k = Bytes::from(format!("key:{i}"));
+            t.insert(crate::db::key_hash(&k), k, i);
+        }
+        let old = t.clone();
+        for i in (0..100_000u32).step_by(10_000) {
+            let k = Bytes::from(format!("key:{i}"));
+            t.insert(crate::db::key_hash(&k), k, i + 1);
+        }
+        let compared = std::cell::Cell::new(0usize);
+        let mut n = 0;
+        t.diff(
+            &old,
+            &|a, b| {
+                compared.set(compared.get() + 1);
+                a == b
+            },
+            &mut |_, _| {
+                n += 1;
+                true
+            },
+        );
+        assert_eq!(n, 10);
+        assert!(compared.get() < 2_000, "compared {}", compared.get());
+    }
+
+    #[test]
+    fn index_keeps_hash_order() {
+        for level in 0..11 {
+            let mut prev = 0;
+            for top in 0..64u64 {
+                let h = if level < 10 {
+                    top << (58 - 6 * level)
+                } else {
+                    top >> 2
+                };
+                let i = index(h, level);
+                assert!(i >= prev);
+                prev = i;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    /// A slot holds a key inline (hash, `Bytes`, entry: 56 bytes) plus the variant tag;
+    /// a node pointer with its bitmap and a same-hash group fit in the same space.
+    #[test]
+    fn slot_is_one_leaf_wide() {
+        assert_eq!(std::mem::size_of::<super::Leaf<crate::db::Entry>>(), 56);
+        assert!(std::mem::size_of::<super::Slot<crate::db::Entry>>() <= 64);
+    }
+}
