@@ -57,6 +57,9 @@ pub(crate) struct Conn {
     pub patterns: HashSet<Bytes>,
     pub name: Bytes,
     pub in_exec: bool,
+    /// The clock of the script running on this connection: commands it calls see
+    /// the time the script started, as in Redis.
+    pub script_now: Option<u64>,
     pending_out: Arc<AtomicU64>,
     kill: Arc<tokio::sync::Notify>,
     /// The log sequence number this connection's unsent replies depend on.
@@ -176,7 +179,7 @@ impl Conn {
             if matches!(spec.name, "flushdb" | "flushall" | "swapdb") {
                 self.touch_watched_before_flush(inner, spec.name, &argv);
             }
-            let now = now_ms();
+            let now = self.script_now.unwrap_or_else(now_ms);
             let r = inner.store.call(spec, self.db, now, &argv, self.resp3);
             return Step::Reply(r);
         }
@@ -859,6 +862,7 @@ where
         patterns: HashSet::new(),
         name: Bytes::new(),
         in_exec: false,
+        script_now: None,
         pending_out,
         kill,
         pending_seq: 0,

@@ -72,6 +72,11 @@ pub(crate) unsafe fn read_argv(
         *buf = BytesMut::new();
     }
     buf.clear();
+    // Room for many calls' arguments: the buffer is reclaimed in place (no
+    // allocation) once the previous calls' arguments are dropped.
+    if buf.capacity() < 512 {
+        buf.reserve(8 * 1024);
+    }
     // Where each argument ends in `buf` (on the stack for the usual few arguments).
     let mut small = [0usize; 16];
     let mut large = Vec::new();
@@ -112,6 +117,43 @@ pub(crate) unsafe fn read_argv(
 
 /// The largest argument buffer kept between `redis.call`s.
 const ARGV_BUF_KEEP: usize = 64 * 1024;
+
+/// The script result on top of the stack as a reply when it is a scalar (string,
+/// number, boolean, nil: Redis's luaReplyToRedisReply for those); None for a table,
+/// which the caller converts the general way.
+///
+/// # Safety
+/// `l` is a valid Lua state with a value on top.
+pub(crate) unsafe fn scalar_reply(l: *mut ffi::lua_State, resp3: bool) -> Option<Reply> {
+    Some(match ffi::lua_type(l, -1) {
+        ffi::LUA_TSTRING => {
+            let mut len = 0usize;
+            let p = ffi::lua_tolstring(l, -1, &mut len);
+            if p.is_null() {
+                Reply::Bulk(Bytes::new())
+            } else {
+                Reply::Bulk(Bytes::copy_from_slice(std::slice::from_raw_parts(
+                    p.cast::<u8>(),
+                    len,
+                )))
+            }
+        }
+        // Lua numbers are doubles; the reply is the integer part, as in Redis.
+        ffi::LUA_TNUMBER => Reply::Int(ffi::lua_tonumber(l, -1) as i64),
+        ffi::LUA_TBOOLEAN => {
+            let b = ffi::lua_toboolean(l, -1) != 0;
+            if resp3 {
+                Reply::Bool(b)
+            } else if b {
+                Reply::Int(1)
+            } else {
+                Reply::Nil
+            }
+        }
+        ffi::LUA_TTABLE => return None,
+        _ => Reply::Nil,
+    })
+}
 
 /// Pushes Redis's error table for a reply text (`-CODE msg`, or `msg` for ERR):
 /// `{err = 'CODE msg'}`, with `ignore_error_stats_update = true` when asked.

@@ -22,8 +22,8 @@ use crate::state::Inner;
 use bytes::Bytes;
 use mlua::ffi;
 use mlua::{
-    chunk::ChunkMode, Function, HookTriggers, LightUserData, Lua, LuaOptions, MultiValue, StdLib,
-    Table, Value, VmState,
+    chunk::ChunkMode, Function, HookTriggers, LightUserData, Lua, LuaOptions, MultiValue,
+    RegistryKey, StdLib, Table, Value, VmState,
 };
 use redsnap_engine::num::fmt_g;
 use redsnap_engine::table::{self, flags, CommandSpec};
@@ -604,16 +604,28 @@ impl CtxCell {
 }
 
 struct Script {
-    func: Function,
+    /// The compiled body, held in the registry (its index is what a run pushes).
+    func: RegistryKey,
     flags: u32,
 }
+
+/// The main Lua state as a raw pointer, for the hot path of a run (`run_script`),
+/// which drives it with the C API instead of through mlua. Every use of the state,
+/// mlua's or raw, happens under the server lock, one at a time.
+struct RawState(*mut ffi::lua_State);
+// SAFETY: see above: the state is only used by whoever holds the server lock.
+unsafe impl Send for RawState {}
+unsafe impl Sync for RawState {}
 
 /// The Lua state and the script cache.
 pub struct Scripts {
     lua: Lua,
+    raw: RawState,
     env: Table,
     /// The error handler scripts run under (adds the script position).
-    err_handler: Function,
+    err_handler: RegistryKey,
+    /// `run_entry` as a Lua function (made once, not per run).
+    entry: RegistryKey,
     /// Whether the SCRIPT KILL / busy hook is installed (once, for good).
     hooked: bool,
     cache: HashMap<String, Script>,
@@ -790,10 +802,23 @@ impl Scripts {
             .set_mode(ChunkMode::Text)
             .into_function()?;
         let (err_handler, env): (Function, Table) = prelude.call((api, globals.clone()))?;
+        let err_handler = lua.create_registry_value(err_handler)?;
+        let mut main: *mut ffi::lua_State = std::ptr::null_mut();
+        // SAFETY: only reads the state pointer (mlua's main state at the top level) and
+        // makes a C function value.
+        let entry: Function = unsafe {
+            lua.exec_raw((), |l| {
+                main = l;
+                ffi::lua_pushcfunction(l, run_entry);
+            })?
+        };
+        let entry = lua.create_registry_value(entry)?;
         Ok(Scripts {
             lua,
+            raw: RawState(main),
             env,
             err_handler,
+            entry,
             hooked: false,
             cache: HashMap::new(),
             ctx,
@@ -826,6 +851,10 @@ impl Scripts {
                 msg.extend_from_slice(error_text(&e).as_bytes());
                 error_reply_bytes(msg)
             })?;
+        let func = self
+            .lua
+            .create_registry_value(func)
+            .map_err(|e| Reply::error(format!("ERR Error compiling script: {}", error_text(&e))))?;
         self.cache.insert(sha.clone(), Script { func, flags });
         Ok(sha)
     }
@@ -1095,7 +1124,7 @@ fn eval(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes], evalsha: bool, ro: b
     let Some(script) = inner.scripts.cache.get(sha.as_ref()) else {
         return Reply::err(NOSCRIPT_ERR);
     };
-    let (func, sflags) = (script.func.clone(), script.flags);
+    let (func, sflags) = (script.func.id(), script.flags);
 
     let script_oom = !crate::perform_evictions(inner);
     if sflags & SF_COMPAT == 0 {
@@ -1128,18 +1157,41 @@ fn eval(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes], evalsha: bool, ro: b
     run_script(conn, inner, sha.as_ref(), func, keys, args, run)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What `run_entry` needs: the script's KEYS and ARGV.
+struct RunArgs<'a> {
+    keys: &'a [Bytes],
+    args: &'a [Bytes],
+}
+
+/// Called (protected, with the error handler) as `run_entry(args, func)`: sets KEYS
+/// and ARGV (raw: the globals are read-only to scripts) and calls the script, leaving
+/// its first result. Holds no Rust value with a destructor: an error raised by the
+/// script unwinds through it with a long jump.
+unsafe extern "C-unwind" fn run_entry(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: argument 1 is the `RunArgs` of the run in progress (see `run_script`).
+    let a = &*(ffi::lua_touserdata(l, 1) as *const RunArgs);
+    lua_raw::set_global_array(l, b"KEYS", a.keys);
+    lua_raw::set_global_array(l, b"ARGV", a.args);
+    ffi::lua_remove(l, 1);
+    ffi::lua_call(l, 0, 1);
+    1
+}
+
+/// Registry slot a non-scalar script result is handed to mlua through.
+const RESULT_SLOT: &std::ffi::CStr = c"redsnap.script_result";
+
 fn run_script(
     conn: &mut Conn,
     inner: &mut Inner,
     sha: &str,
-    func: Function,
+    func: c_int,
     keys: &[Bytes],
     args: &[Bytes],
     run: RunCtx,
 ) -> Reply {
     let lua = inner.scripts.lua.clone();
-    let err_handler = inner.scripts.err_handler.clone();
+    let raw = inner.scripts.raw.0;
+    let (handler, entry) = (inner.scripts.err_handler.id(), inner.scripts.entry.id());
     let ctx = inner.scripts.ctx.clone();
     inner.scripts.calls += 1;
     let gc_now = inner.scripts.calls.is_multiple_of(50);
@@ -1153,7 +1205,8 @@ fn run_script(
     busy.wrote.store(false, Ordering::Release);
     busy.kill.store(0, Ordering::Release);
     busy.threshold_ms.store(threshold, Ordering::Release);
-    busy.since_ms.store(now_ms(), Ordering::Release);
+    let started = now_ms();
+    busy.since_ms.store(started, Ordering::Release);
     busy.running.store(true, Ordering::Release);
     busy.handed_off.store(false, Ordering::Relaxed);
     if !inner.scripts.hooked {
@@ -1197,28 +1250,54 @@ fn run_script(
     let saved_db = conn.db;
     let saved_in_exec = conn.in_exec;
     conn.in_exec = true;
+    // Time stands still while a script runs (Redis: keys do not expire mid-script).
+    conn.script_now = Some(started);
     *ctx.get() = Some(run);
 
     // From here until the context is cleared, `conn` and `inner` are only used
     // through the context by the `redis` library callbacks.
-    let mut ok = false;
-    // SAFETY: the stack holds [handler, func] (pushed by exec_raw); KEYS and ARGV are
-    // set raw in the globals, then func runs under lua_pcall with the handler, and
-    // only its result is left on the stack.
-    let result: mlua::Result<Value> = unsafe {
-        lua.exec_raw((err_handler, func), |l| {
-            lua_raw::set_global_array(l, b"KEYS", keys);
-            lua_raw::set_global_array(l, b"ARGV", args);
-            ok = ffi::lua_pcall(l, 0, 1, 1) == 0;
-            ffi::lua_remove(l, 1);
-        })
+    let run_args = RunArgs { keys, args };
+    // SAFETY: the raw state is the main state of `lua`, used under the server lock
+    // only (see `RawState`). The stack is restored to `base` before leaving; the
+    // pushed values are registry entries made by `Scripts` (handler, entry, the
+    // script) and a pointer to `run_args`, which outlives the call.
+    let (ok, fast) = unsafe {
+        let base = ffi::lua_gettop(raw);
+        if ffi::lua_checkstack(raw, 8) == 0 {
+            (false, Some(Reply::err("ERR reached lua stack limit")))
+        } else {
+            ffi::lua_rawgeti_(raw, ffi::LUA_REGISTRYINDEX, handler);
+            ffi::lua_rawgeti_(raw, ffi::LUA_REGISTRYINDEX, entry);
+            ffi::lua_pushlightuserdata(raw, &run_args as *const RunArgs as *mut _);
+            ffi::lua_rawgeti_(raw, ffi::LUA_REGISTRYINDEX, func);
+            let ok = ffi::lua_pcall(raw, 2, 1, base + 1) == 0;
+            let resp3 = ctx.get().as_ref().is_some_and(|r| r.resp3);
+            let fast = if ok {
+                lua_raw::scalar_reply(raw, resp3)
+            } else {
+                None
+            };
+            if fast.is_none() {
+                // Tables and errors go through mlua's values (not the hot path).
+                ffi::lua_setfield(raw, ffi::LUA_REGISTRYINDEX, RESULT_SLOT.as_ptr());
+            }
+            ffi::lua_settop(raw, base);
+            (ok, fast)
+        }
     };
 
     let run = ctx.get().take();
     let resp3 = run.as_ref().is_some_and(|r| r.resp3);
     busy.running.store(false, Ordering::Release);
-    let reply = match result {
-        Ok(v) => {
+    conn.script_now = None;
+    let reply = match fast {
+        Some(r) => r,
+        None => {
+            let slot = RESULT_SLOT.to_str().unwrap_or_default();
+            let v = lua
+                .named_registry_value::<Value>(slot)
+                .unwrap_or(Value::Nil);
+            let _ = lua.unset_named_registry_value(slot);
             if ok {
                 lua_to_reply(&v, resp3, 0)
             } else {
@@ -1233,11 +1312,6 @@ fn run_script(
                     }
                 }
             }
-        }
-        Err(e) => {
-            let text = error_text(&e);
-            let text: String = text.chars().take(100).collect();
-            Reply::error(format!("ERR Error running script {sha}, {text}"))
         }
     };
     conn.in_exec = saved_in_exec;

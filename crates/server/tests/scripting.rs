@@ -11,6 +11,11 @@ use std::time::Duration;
 /// Cases separated by `===`; one command per line, arguments separated by ` | `,
 /// `\n` in an argument is a newline, `\xNN` a byte. A line starting with `~` runs
 /// without comparing its reply (HELLO, whose reply names the server).
+///
+/// One case checks that time stands still inside a script: a key set to expire in
+/// 1 ms is still there 5 ms later in the same script, and gone after it (PTTL is not
+/// compared: Redis 7.0 freezes only the expiry check, 7.2 and redsnap the whole
+/// command clock).
 const CASES: &str = r#"
 EVAL | return tostring(math.random()) | 0
 ===
@@ -23,6 +28,9 @@ EVAL | return math.random(0) | 0
 EVAL | return math.random(1, 2, 3) | 0
 ===
 EVAL | return 1 | 0
+===
+EVAL | redis.call('SET', KEYS[1], 'v', 'PX', 1) local t = redis.call('TIME') local u repeat u = redis.call('TIME') until (u[1] - t[1]) * 1000000 + (u[2] - t[2]) > 5000 return {redis.call('GET', KEYS[1]), redis.call('EXISTS', KEYS[1])} | 1 | frozen
+EXISTS | frozen
 ===
 EVAL | return x | 0
 ===
