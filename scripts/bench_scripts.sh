@@ -11,7 +11,9 @@ redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP
 RPID=$!
 target/release/redsnap serve --port "$SP" --appendonly no --save "" --dir "$TMP/rs" >/dev/null 2>&1 &
 SPID=$!
-trap 'kill $RPID $SPID 2>/dev/null; rm -rf "$TMP"' EXIT
+# Wait for both to exit before removing their directories (redsnap writes a final
+# snapshot on SIGTERM and, like Redis, refuses to exit if that fails).
+trap 'kill $RPID $SPID 2>/dev/null; wait $RPID $SPID 2>/dev/null; rm -rf "$TMP"' EXIT
 for p in "$RP" "$SP"; do for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done; done
 SCRIPT="redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])"
 SHA=$(redis-cli -p "$RP" script load "$SCRIPT")

@@ -264,6 +264,22 @@ impl Db {
         self.map.insert(hash, key, entry);
     }
 
+    /// Stores `entry` under `key`, copying the key bytes (see [`own`]) only when the key
+    /// is new: an overwrite keeps the stored key and replaces the entry in place.
+    pub fn set_entry(&mut self, key: &Bytes, entry: Entry) {
+        let hash = key_hash(key);
+        let expires = entry.expire_at().is_some();
+        if !expires && self.volatile.is_empty() {
+            if let Some(e) = self.map.get_mut(hash, key) {
+                *e = entry;
+                return;
+            }
+            self.map.insert(hash, own(key), entry);
+            return;
+        }
+        self.insert_entry(own(key), entry);
+    }
+
     /// Replaces the value of an existing key, keeping its expiry. Returns false if absent.
     pub fn replace_value(&mut self, key: &[u8], value: Value) -> bool {
         match self.map.get_mut(key_hash(key), key) {

@@ -339,7 +339,7 @@ impl<'a> Cx<'a> {
         // Stamp the access clock before inserting (one trie search, not two).
         let entry = Entry::new(value, expire_at);
         Store::touch_obj(self.store.lfu, &entry.obj, self.now, &mut self.store.rng);
-        self.store.dbs[self.db].insert_entry(own(key), entry);
+        self.store.dbs[self.db].set_entry(key, entry);
         self.modified(key);
     }
 

@@ -1022,6 +1022,11 @@ impl Conn {
                 return Ok(());
             }
             if !wbuf.is_empty() {
+                // Let the other ready connections run first: replies then leave in a
+                // burst at the end of the scheduler's round, as Redis writes them before
+                // going back to epoll (see ARCHITECTURE.md: the client is woken once
+                // per burst instead of once per reply).
+                tokio::task::yield_now().await;
                 self.write(stream, &wbuf).await?;
                 wbuf.clear();
                 if wbuf.capacity() > 1 << 20 {
