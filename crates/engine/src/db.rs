@@ -264,19 +264,47 @@ impl Db {
         self.map.insert(hash, key, entry);
     }
 
-    /// Stores `entry` under `key`, copying the key bytes (see [`own`]) only when the key
-    /// is new: an overwrite keeps the stored key and replaces the entry in place.
-    pub fn set_entry(&mut self, key: &Bytes, entry: Entry) {
+    /// Sets `key` to `value` (and its deadline). An overwrite keeps the stored key
+    /// bytes and, when no snapshot shares it, the value's allocation (only the value
+    /// inside is replaced); a new key's bytes are copied (see [`own`]). The access
+    /// clock carries over, as Redis's dbOverwrite keeps the LFU counter; `stamp` then
+    /// updates it.
+    pub fn set_value(
+        &mut self,
+        key: &Bytes,
+        value: Value,
+        expire_at: Option<u64>,
+        stamp: impl FnOnce(&Obj),
+    ) {
         let hash = key_hash(key);
-        let expires = entry.expire_at().is_some();
-        if !expires && self.volatile.is_empty() {
+        if expire_at.is_none() && self.volatile.is_empty() {
             if let Some(e) = self.map.get_mut(hash, key) {
-                *e = entry;
+                match Arc::get_mut(&mut e.obj) {
+                    Some(obj) => obj.value = value,
+                    None => {
+                        let access = e.obj.access.load(Ordering::Relaxed);
+                        e.obj = Arc::new(Obj {
+                            value,
+                            access: AtomicU32::new(access),
+                        });
+                    }
+                }
+                e.expire = NO_DEADLINE;
+                stamp(&e.obj);
                 return;
             }
+            let entry = Entry::new(value, None);
+            stamp(&entry.obj);
             self.map.insert(hash, own(key), entry);
             return;
         }
+        let access = self
+            .map
+            .get(hash, key)
+            .map_or(0, |l| l.value.obj.access.load(Ordering::Relaxed));
+        let entry = Entry::new(value, expire_at);
+        entry.obj.access.store(access, Ordering::Relaxed);
+        stamp(&entry.obj);
         self.insert_entry(own(key), entry);
     }
 
@@ -491,6 +519,34 @@ mod tests {
         puts.sort();
         assert_eq!(puts, vec!["k1", "k3", "new"]);
         assert_eq!(dels, vec!["k2"]);
+    }
+
+    #[test]
+    fn overwrite_reuses_the_value_only_when_unshared() {
+        let mut db = Db::new();
+        let k = Bytes::from("k");
+        db.set_value(&k, Value::Str(Bytes::from("1")), None, |_| {});
+        let before = Arc::as_ptr(&db.get(&k).unwrap().obj);
+        db.set_value(&k, Value::Str(Bytes::from("2")), None, |_| {});
+        // Nothing shares it: the same allocation holds the new value.
+        assert_eq!(Arc::as_ptr(&db.get(&k).unwrap().obj), before);
+        let snap = db.clone();
+        db.set_value(&k, Value::Str(Bytes::from("3")), None, |_| {});
+        // A snapshot shares it: the snapshot keeps "2", the diff sees the change.
+        assert_eq!(snap.get(&k).unwrap().value(), &Value::Str(Bytes::from("2")));
+        assert_eq!(db.get(&k).unwrap().value(), &Value::Str(Bytes::from("3")));
+        let mut changed = 0;
+        db.diff_from(&snap, |_| {
+            changed += 1;
+            true
+        });
+        assert_eq!(changed, 1);
+        // With a deadline and back: the volatile set follows.
+        db.set_value(&k, Value::Str(Bytes::from("4")), Some(u64::MAX - 1), |_| {});
+        assert_eq!(db.volatile_len(), 1);
+        db.set_value(&k, Value::Str(Bytes::from("5")), None, |_| {});
+        assert_eq!(db.volatile_len(), 0);
+        assert_eq!(db.get(&k).unwrap().expire_at(), None);
     }
 
     #[test]

@@ -336,10 +336,12 @@ impl<'a> Cx<'a> {
     /// Stores a value (key and value bytes are copied out of the request buffer by
     /// the caller with [`own`] where they come from the request) and marks the key modified.
     pub fn set_value(&mut self, key: &Bytes, value: Value, expire_at: Option<u64>) {
-        // Stamp the access clock before inserting (one trie search, not two).
-        let entry = Entry::new(value, expire_at);
-        Store::touch_obj(self.store.lfu, &entry.obj, self.now, &mut self.store.rng);
-        self.store.dbs[self.db].set_entry(key, entry);
+        let (lfu, now) = (self.store.lfu, self.now);
+        let store = &mut *self.store;
+        let rng = &mut store.rng;
+        store.dbs[self.db].set_value(key, value, expire_at, |obj| {
+            Store::touch_obj(lfu, obj, now, rng)
+        });
         self.modified(key);
     }
 
