@@ -90,7 +90,8 @@ impl<V> Node<V> {
     fn empty() -> Node<V> {
         Node {
             bitmap: 0,
-            slots: Arc::from(Vec::new()),
+            // The empty array is a shared static: no allocation.
+            slots: Arc::default(),
         }
     }
 
@@ -118,53 +119,60 @@ impl<V: Clone> Node<V> {
         Arc::make_mut(&mut self.slots)
     }
 
-    /// Rebuilds the slot array with one slot more or less.
-    fn edit(&mut self, f: impl FnOnce(&mut Vec<Slot<V>>)) {
-        let old = std::mem::replace(&mut self.slots, Arc::from(Vec::new()));
-        let mut v = into_vec(old);
-        f(&mut v);
-        self.slots = Arc::from(v);
-    }
-
     fn insert_slot(&mut self, idx: u32, pos: usize, slot: Slot<V>) {
-        self.edit(|v| v.insert(pos, slot));
+        let old = std::mem::take(&mut self.slots);
+        self.slots = rebuild(old, pos, Some(slot)).0;
         self.bitmap |= 1u64 << idx;
     }
 
     fn remove_slot(&mut self, idx: u32, pos: usize) -> Option<Slot<V>> {
-        let mut out = None;
-        self.edit(|v| {
-            if pos < v.len() {
-                out = Some(v.remove(pos));
-            }
-        });
+        let old = std::mem::take(&mut self.slots);
+        let (slots, removed) = rebuild(old, pos, None);
+        self.slots = slots;
         self.bitmap &= !(1u64 << idx);
-        out
+        removed
     }
 }
 
-/// The slots as an owned vector (with room for one more): moved out of the array when
-/// nothing else shares it, cloned when another version does.
-fn into_vec<V: Clone>(mut old: Arc<[Slot<V>]>) -> Vec<Slot<V>> {
-    let mut v = Vec::with_capacity(old.len() + 1);
+/// A new slot array: `old` with `insert` placed at `pos`, or without the slot at
+/// `pos` (returned) when `insert` is None. One allocation and one copy: the slots are
+/// moved out of `old` when nothing else shares it, cloned when another version does.
+fn rebuild<V: Clone>(
+    mut old: Arc<[Slot<V>]>,
+    pos: usize,
+    insert: Option<Slot<V>>,
+) -> (Arc<[Slot<V>]>, Option<Slot<V>>) {
+    let pos = pos.min(old.len());
+    let skip = usize::from(insert.is_none() && pos < old.len());
     if Arc::get_mut(&mut old).is_none() {
-        v.extend(old.iter().cloned());
-        return v;
+        let removed = (skip == 1).then(|| old[pos].clone());
+        let new = old[..pos]
+            .iter()
+            .cloned()
+            .chain(insert)
+            .chain(old[pos + skip..].iter().cloned())
+            .collect();
+        return (new, removed);
     }
-    // SAFETY: this is the only reference to the array (`get_mut` succeeded). The
-    // elements are moved out bitwise, then the allocation is released as an array of
-    // `ManuallyDrop` (same layout: `repr(transparent)`), so every element is dropped
-    // exactly once, by its new owner. Nothing between the reads and the release can
-    // panic (the vector's capacity is reserved above).
+    // SAFETY: this is the only reference to the array (`get_mut` succeeded). Every
+    // element is moved out bitwise exactly once (into the new array or `removed`),
+    // then the allocation is released as an array of `ManuallyDrop` (same layout:
+    // `repr(transparent)`), so no element is dropped twice. Nothing between the reads
+    // and the release can panic (cloning is not involved; allocation failure aborts).
     unsafe {
         let raw = Arc::into_raw(old) as *const [std::mem::ManuallyDrop<Slot<V>>];
         let arr = Arc::from_raw(raw);
-        for s in arr.iter() {
-            v.push(std::ptr::read(&**s));
-        }
+        let take = |s: &std::mem::ManuallyDrop<Slot<V>>| std::ptr::read(&**s);
+        let removed = (skip == 1).then(|| take(&arr[pos]));
+        let new = arr[..pos]
+            .iter()
+            .map(take)
+            .chain(insert)
+            .chain(arr[pos + skip..].iter().map(take))
+            .collect();
         drop(arr);
+        (new, removed)
     }
-    v
 }
 
 /// The map: keys ordered by `(hash, bytes)`; the caller supplies each key's hash.
