@@ -29,26 +29,51 @@ unsafe fn set_field(l: *mut ffi::lua_State, key: &[u8]) {
     ffi::lua_rawset(l, -3);
 }
 
-/// Pushes a new array table of the given strings.
+/// Sets the global `name` (raw: the globals are read-only to scripts) to the table
+/// held in upvalue `up` of the running C closure, emptied and refilled with `items`.
+/// The same two tables serve every run (no allocation, no garbage per call): a script
+/// cannot keep a reference past its run (globals and library tables are read-only),
+/// and whatever it did to the table (elements, fields, a metatable) is undone here.
+/// A table a script grew beyond `KEEP` entries is replaced by a new one, so its
+/// memory is not held.
 ///
 /// # Safety
-/// `l` is a valid Lua state with two free stack slots.
-pub(crate) unsafe fn push_array(l: *mut ffi::lua_State, items: &[Bytes]) {
-    ffi::lua_createtable(l, items.len().min(c_int::MAX as usize) as c_int, 0);
+/// `l` is a valid Lua state running a C closure whose upvalue `up` is a table, with
+/// four free stack slots.
+pub(crate) unsafe fn refill_global_array(
+    l: *mut ffi::lua_State,
+    name: &[u8],
+    up: c_int,
+    items: &[Bytes],
+) {
+    const KEEP: usize = 256;
+    let up = ffi::lua_upvalueindex(up);
+    ffi::lua_pushvalue(l, up);
+    let t = ffi::lua_gettop(l);
+    ffi::lua_pushnil(l);
+    ffi::lua_setmetatable(l, t);
+    let mut cleared = 0usize;
+    ffi::lua_pushnil(l);
+    while ffi::lua_next(l, t) != 0 {
+        // Assigning nil to the current key is allowed during a traversal.
+        ffi::lua_pop(l, 1);
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_pushnil(l);
+        ffi::lua_rawset(l, t);
+        cleared += 1;
+    }
+    if cleared > KEEP {
+        ffi::lua_pop(l, 1);
+        ffi::lua_createtable(l, items.len().min(c_int::MAX as usize) as c_int, 0);
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_replace(l, up);
+    }
     for (i, it) in items.iter().enumerate() {
         push_bytes(l, it);
-        ffi::lua_rawseti_(l, -2, (i + 1) as c_int);
+        ffi::lua_rawseti_(l, t, (i + 1).min(c_int::MAX as usize) as c_int);
     }
-}
-
-/// Sets the global `name` (raw: the globals are read-only to scripts) to a new array
-/// table of the given strings.
-///
-/// # Safety
-/// `l` is a valid Lua state with three free stack slots.
-pub(crate) unsafe fn set_global_array(l: *mut ffi::lua_State, name: &[u8], items: &[Bytes]) {
     push_bytes(l, name);
-    push_array(l, items);
+    ffi::lua_insert(l, -2);
     ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
 }
 

@@ -809,7 +809,10 @@ impl Scripts {
         let entry: Function = unsafe {
             lua.exec_raw((), |l| {
                 main = l;
-                ffi::lua_pushcfunction(l, run_entry);
+                // Upvalues: the KEYS and ARGV tables every run refills.
+                ffi::lua_createtable(l, 4, 0);
+                ffi::lua_createtable(l, 4, 0);
+                ffi::lua_pushcclosure(l, run_entry, 2);
             })?
         };
         let entry = lua.create_registry_value(entry)?;
@@ -1170,8 +1173,8 @@ struct RunArgs<'a> {
 unsafe extern "C-unwind" fn run_entry(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: argument 1 is the `RunArgs` of the run in progress (see `run_script`).
     let a = &*(ffi::lua_touserdata(l, 1) as *const RunArgs);
-    lua_raw::set_global_array(l, b"KEYS", a.keys);
-    lua_raw::set_global_array(l, b"ARGV", a.args);
+    lua_raw::refill_global_array(l, b"KEYS", 1, a.keys);
+    lua_raw::refill_global_array(l, b"ARGV", 2, a.args);
     ffi::lua_remove(l, 1);
     ffi::lua_call(l, 0, 1);
     1

@@ -12,7 +12,9 @@ use std::time::Duration;
 /// `\n` in an argument is a newline, `\xNN` a byte. A line starting with `~` runs
 /// without comparing its reply (HELLO, whose reply names the server).
 ///
-/// One case checks that time stands still inside a script: a key set to expire in
+/// Cases check that a script sees fresh KEYS and ARGV whatever the previous script
+/// did to them (redsnap refills the same two tables), and that time stands still
+/// inside a script: a key set to expire in
 /// 1 ms is still there 5 ms later in the same script, and gone after it (PTTL is not
 /// compared: Redis 7.0 freezes only the expiry check, 7.2 and redsnap the whole
 /// command clock).
@@ -28,6 +30,11 @@ EVAL | return math.random(0) | 0
 EVAL | return math.random(1, 2, 3) | 0
 ===
 EVAL | return 1 | 0
+===
+EVAL | KEYS[7] = 'x' KEYS.f = 1 ARGV[1] = nil setmetatable(KEYS, {__index = function() return 'meta' end}) return KEYS[9] | 1 | a | v
+EVAL | return {#KEYS, KEYS[1], tostring(KEYS[7]), tostring(KEYS.f), tostring(KEYS[9]), #ARGV, ARGV[1], tostring(getmetatable(KEYS))} | 1 | b | w
+EVAL | for i = 1, 1000 do KEYS['k' .. i] = i end return #KEYS | 1 | c
+EVAL | return {#KEYS, tostring(KEYS.k1), KEYS[1]} | 1 | d
 ===
 EVAL | redis.call('SET', KEYS[1], 'v', 'PX', 1) local t = redis.call('TIME') local u repeat u = redis.call('TIME') until (u[1] - t[1]) * 1000000 + (u[2] - t[2]) > 5000 return {redis.call('GET', KEYS[1]), redis.call('EXISTS', KEYS[1])} | 1 | frozen
 EXISTS | frozen
