@@ -592,6 +592,8 @@ mod tests {
         From(u64),
         /// From a key's own hash (exact-hash boundary).
         FromKey(u16),
+        /// Continue writing to the snapshot (the clone) and keep the other version.
+        Swap,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -602,6 +604,7 @@ mod tests {
             1 => (0u16..300).prop_map(Op::Get),
             1 => any::<u64>().prop_map(Op::From),
             1 => (0u16..300).prop_map(Op::FromKey),
+            1 => Just(Op::Swap),
         ]
     }
 
@@ -651,6 +654,12 @@ mod tests {
                         let got: Vec<(u64, Bytes)> = t.iter_from(h).map(|l| (l.hash, l.key.clone())).collect();
                         let want: Vec<(u64, Bytes)> = m.range((h, Bytes::new())..).map(|(k, _)| k.clone()).collect();
                         prop_assert_eq!(got, want);
+                    }
+                    Op::Swap => {
+                        if let Some((st, sm)) = snap.as_mut() {
+                            std::mem::swap(&mut t, st);
+                            std::mem::swap(&mut m, sm);
+                        }
                     }
                     Op::Snapshot => {
                         if let Some((old, old_m)) = &snap {
