@@ -4,26 +4,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use redsnap::{BreakerState, RedisConfig, RedisStore, SaveOutcome, Snapshots};
+use redsnap::{BreakerState, SaveOutcome, Snapshots};
 use redsnap_testsupport::RedisServer;
-
-fn store_for(port: u16) -> RedisStore {
-    RedisStore::new(
-        RedisConfig::new(&format!("redis://127.0.0.1:{port}"))
-            .unwrap()
-            .connection_timeout(Duration::from_millis(300))
-            .response_timeout(Duration::from_secs(2))
-            .max_reconnect_attempts(1)
-            .operation_timeout(Duration::from_secs(5)),
-    )
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_goes_to_fallback_and_is_replayed() {
     let fb_dir = tempfile::tempdir().unwrap();
     let mut s = RedisServer::start().unwrap();
-    let store = store_for(s.port());
+    let store = common::outage_store(s.port());
     let ns = common::ns("resilient");
     let snaps = Snapshots::<u64>::new(store.clone(), &ns)
         .with_fallback(fb_dir.path())
@@ -67,7 +55,7 @@ async fn outage_goes_to_fallback_and_is_replayed() {
     assert_eq!(m.fallback_depth, 3);
 
     // A restart of the process during the outage restores from the fallback.
-    let reborn = Snapshots::<u64>::new(store_for(s.port()), &ns)
+    let reborn = Snapshots::<u64>::new(common::outage_store(s.port()), &ns)
         .with_fallback(fb_dir.path())
         .unwrap()
         .with_breaker(1, Duration::from_millis(500));
@@ -110,7 +98,7 @@ async fn outage_goes_to_fallback_and_is_replayed() {
 #[tokio::test]
 async fn without_fallback_an_outage_is_an_error() {
     let mut s = RedisServer::start().unwrap();
-    let snaps = Snapshots::<u64>::new(store_for(s.port()), &common::ns("nofb"));
+    let snaps = Snapshots::<u64>::new(common::outage_store(s.port()), &common::ns("nofb"));
     snaps.save(&1).await.unwrap();
     s.stop();
     let err = snaps.save(&2).await.unwrap_err();

@@ -165,19 +165,21 @@ pub(crate) unsafe fn scalar_reply(l: *mut ffi::lua_State, resp3: bool) -> Option
         }
         // Lua numbers are doubles; the reply is the integer part, as in Redis.
         ffi::LUA_TNUMBER => Reply::Int(ffi::lua_tonumber(l, -1) as i64),
-        ffi::LUA_TBOOLEAN => {
-            let b = ffi::lua_toboolean(l, -1) != 0;
-            if resp3 {
-                Reply::Bool(b)
-            } else if b {
-                Reply::Int(1)
-            } else {
-                Reply::Nil
-            }
-        }
+        ffi::LUA_TBOOLEAN => bool_reply(ffi::lua_toboolean(l, -1) != 0, resp3),
         ffi::LUA_TTABLE => return None,
         _ => Reply::Nil,
     })
+}
+
+/// A script's boolean as a reply: true/false under RESP3; 1 or nil under RESP2.
+pub(crate) fn bool_reply(b: bool, resp3: bool) -> Reply {
+    if resp3 {
+        Reply::Bool(b)
+    } else if b {
+        Reply::Int(1)
+    } else {
+        Reply::Nil
+    }
 }
 
 /// Pushes Redis's error table for a reply text (`-CODE msg`, or `msg` for ERR):

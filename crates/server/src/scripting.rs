@@ -1264,17 +1264,19 @@ fn run_script(
     // only (see `RawState`). The stack is restored to `base` before leaving; the
     // pushed values are registry entries made by `Scripts` (handler, entry, the
     // script) and a pointer to `run_args`, which outlives the call.
-    let (ok, fast) = unsafe {
+    let (ok, fast, run) = unsafe {
         let base = ffi::lua_gettop(raw);
         if ffi::lua_checkstack(raw, 8) == 0 {
-            (false, Some(Reply::err("ERR reached lua stack limit")))
+            let run = ctx.get().take();
+            (false, Some(Reply::err("ERR reached lua stack limit")), run)
         } else {
             ffi::lua_rawgeti_(raw, ffi::LUA_REGISTRYINDEX, handler);
             ffi::lua_rawgeti_(raw, ffi::LUA_REGISTRYINDEX, entry);
             ffi::lua_pushlightuserdata(raw, &run_args as *const RunArgs as *mut _);
             ffi::lua_rawgeti_(raw, ffi::LUA_REGISTRYINDEX, func);
             let ok = ffi::lua_pcall(raw, 2, 1, base + 1) == 0;
-            let resp3 = ctx.get().as_ref().is_some_and(|r| r.resp3);
+            let run = ctx.get().take();
+            let resp3 = run.as_ref().is_some_and(|r| r.resp3);
             let fast = if ok {
                 lua_raw::scalar_reply(raw, resp3)
             } else {
@@ -1285,11 +1287,10 @@ fn run_script(
                 ffi::lua_setfield(raw, ffi::LUA_REGISTRYINDEX, RESULT_SLOT.as_ptr());
             }
             ffi::lua_settop(raw, base);
-            (ok, fast)
+            (ok, fast, run)
         }
     };
 
-    let run = ctx.get().take();
     let resp3 = run.as_ref().is_some_and(|r| r.resp3);
     busy.running.store(false, Ordering::Release);
     conn.script_now = None;
@@ -1593,15 +1594,7 @@ fn lua_to_reply(v: &Value, resp3: bool, depth: usize) -> Reply {
     }
     match v {
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Boolean(b) => {
-            if resp3 {
-                Reply::Bool(*b)
-            } else if *b {
-                Reply::Int(1)
-            } else {
-                Reply::Nil
-            }
-        }
+        Value::Boolean(b) => lua_raw::bool_reply(*b, resp3),
         Value::Integer(i) => Reply::Int(*i),
         Value::Number(n) => Reply::Int(*n as i64),
         Value::Table(t) => {
