@@ -11,6 +11,7 @@
 //! stopping writes. Values sit behind an `Arc` and are copied only when written while
 //! shared.
 
+use crate::key::Key;
 use crate::trie::Trie;
 use crate::value::{Kind, Value};
 use bytes::Bytes;
@@ -23,14 +24,14 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ScanKey {
     pub hash: u64,
-    pub key: Bytes,
+    pub key: Key,
 }
 
 impl ScanKey {
-    pub fn new(key: &Bytes) -> ScanKey {
+    pub fn new(key: &[u8]) -> ScanKey {
         ScanKey {
             hash: key_hash(key),
-            key: key.clone(),
+            key: Key::new(key),
         }
     }
 }
@@ -141,12 +142,12 @@ impl PartialEq for Entry {
 pub enum DbChange<'a> {
     /// The key is new (`old` is None) or changed: its entry before and now.
     Put {
-        key: &'a Bytes,
+        key: &'a Key,
         old: Option<&'a Entry>,
         new: &'a Entry,
     },
     /// The key is gone; its entry before.
-    Delete { key: &'a Bytes, old: &'a Entry },
+    Delete { key: &'a Key, old: &'a Entry },
 }
 
 impl Entry {
@@ -204,14 +205,15 @@ impl Db {
         Some(&mut Arc::make_mut(&mut e.obj).value)
     }
 
-    /// Inserts or replaces a key. The key and value must own their bytes
-    /// (not slices of a network buffer); see [`own`].
-    pub fn insert(&mut self, key: Bytes, value: Value, expire_at: Option<u64>) {
+    /// Inserts or replaces a key (its bytes are copied into the map). The value must
+    /// own its bytes (not slices of a network buffer); see [`own`].
+    pub fn insert(&mut self, key: impl AsRef<[u8]>, value: Value, expire_at: Option<u64>) {
         self.insert_entry(key, Entry::new(value, expire_at));
     }
 
     /// Inserts a whole entry (used by restore from a snapshot).
-    pub fn insert_entry(&mut self, key: Bytes, entry: Entry) {
+    pub fn insert_entry(&mut self, key: impl AsRef<[u8]>, entry: Entry) {
+        let key = Key::new(key.as_ref());
         let hash = key_hash(&key);
         if entry.expire_at().is_some() {
             self.volatile.insert(ScanKey {
@@ -255,7 +257,7 @@ impl Db {
             }
             let entry = Entry::new(value, None);
             stamp(&entry.obj);
-            self.map.insert(hash, own(key), entry);
+            self.map.insert(hash, Key::new(key), entry);
             return;
         }
         let access = self
@@ -265,7 +267,7 @@ impl Db {
         let entry = Entry::new(value, expire_at);
         entry.obj.access.store(access, Ordering::Relaxed);
         stamp(&entry.obj);
-        self.insert_entry(own(key), entry);
+        self.insert_entry(key, entry);
     }
 
     /// Replaces the value of an existing key, keeping its expiry. Returns false if absent.
@@ -292,16 +294,22 @@ impl Db {
     }
 
     /// Sets or clears the expiry of an existing key. Returns false if absent.
-    pub fn set_expire(&mut self, key: &Bytes, expire_at: Option<u64>) -> bool {
-        let sk = ScanKey::new(key);
-        let Some(e) = self.map.get_mut(sk.hash, key) else {
+    pub fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>) -> bool {
+        let kr = KeyRef::new(key);
+        let Some(l) = self.map.get(kr.hash, key) else {
             return false;
         };
-        e.expire = pack_deadline(expire_at);
+        let stored = l.key.clone();
+        if let Some(e) = self.map.get_mut(kr.hash, key) {
+            e.expire = pack_deadline(expire_at);
+        }
         if expire_at.is_some() {
-            self.volatile.insert(sk);
+            self.volatile.insert(ScanKey {
+                hash: kr.hash,
+                key: stored,
+            });
         } else {
-            self.volatile.remove(&sk);
+            self.volatile.remove(&kr);
         }
         true
     }
@@ -312,7 +320,7 @@ impl Db {
     }
 
     /// All entries in map order (a snapshot iterates a clone of the db).
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Entry)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
         self.map.iter().map(|l| (&l.key, &l.value))
     }
 
@@ -341,7 +349,7 @@ impl Db {
 
     /// One SCAN step: up to `count` keys (more if several share the last hash) starting
     /// at `cursor`; returns the next cursor (0 when done).
-    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(&Bytes, &Entry)>) {
+    pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<(&Key, &Entry)>) {
         let mut out = Vec::with_capacity(count.min(1024));
         let mut last_hash = None;
         for l in self.map.iter_from(cursor) {
@@ -358,7 +366,7 @@ impl Db {
     pub fn volatile_from(&self, hash: u64) -> impl Iterator<Item = &ScanKey> {
         let start = ScanKey {
             hash,
-            key: Bytes::new(),
+            key: Key::empty(),
         };
         self.volatile
             .range((Bound::Included(start.clone()), Bound::Unbounded))
@@ -369,7 +377,7 @@ impl Db {
     }
 
     /// A key at (or after) a random point in hash order, wrapping around.
-    pub fn key_at_or_after(&self, hash: u64) -> Option<(&Bytes, &Entry)> {
+    pub fn key_at_or_after(&self, hash: u64) -> Option<(&Key, &Entry)> {
         self.map
             .iter_from(hash)
             .next()
@@ -398,21 +406,21 @@ mod tests {
         let a = ScanKey::new(&Bytes::from("key:1"));
         let same_bytes_elsewhere = ScanKey {
             hash: a.hash,
-            key: Bytes::copy_from_slice(b"key:1"),
+            key: Key::new(b"key:1"),
         };
         assert_eq!(a.cmp(&a.clone()), Ordering::Equal);
         assert_eq!(a.cmp(&same_bytes_elsewhere), Ordering::Equal);
         assert_eq!(a, same_bytes_elsewhere);
         let b = ScanKey {
             hash: a.hash,
-            key: Bytes::from("key:2"),
+            key: Key::from("key:2"),
         };
         assert_eq!(a.cmp(&b), Ordering::Less);
         assert_eq!(b.cmp(&a), Ordering::Greater);
         assert_ne!(a, b);
         let c = ScanKey {
             hash: a.hash.wrapping_add(1),
-            key: Bytes::from("key:0"),
+            key: Key::from("key:0"),
         };
         assert_eq!(a.cmp(&c), a.hash.cmp(&c.hash));
     }
@@ -446,7 +454,7 @@ mod tests {
             }
         }
         for i in 0..1000 {
-            assert!(seen.contains(&Bytes::from(format!("k{i}"))), "k{i} missed");
+            assert!(seen.contains(&Key::from(format!("k{i}").as_str())), "k{i} missed");
         }
     }
 

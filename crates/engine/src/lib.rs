@@ -10,6 +10,7 @@
 pub mod cmd;
 pub mod db;
 pub mod glob;
+pub mod key;
 pub mod ld;
 pub mod num;
 pub mod rdb;

@@ -195,7 +195,7 @@ impl Store {
                 let sample: Vec<Bytes> = self.dbs[db]
                     .volatile_from(start)
                     .take(20)
-                    .map(|k| k.key.clone())
+                    .map(|k| k.key.to_bytes())
                     .collect();
                 let mut expired = 0;
                 for key in &sample {
@@ -691,7 +691,7 @@ impl Store {
                     self.dbs[db]
                         .volatile_from(start)
                         .take(samples)
-                        .map(|k| (db, k.key.clone())),
+                        .map(|k| (db, k.key.to_bytes())),
                 );
             } else {
                 let mut h = start;
@@ -699,7 +699,7 @@ impl Store {
                     let Some((k, _)) = self.dbs[db].key_at_or_after(h) else {
                         break;
                     };
-                    cands.push((db, k.clone()));
+                    cands.push((db, k.to_bytes()));
                     h = crate::db::key_hash(k).wrapping_add(1);
                 }
             }

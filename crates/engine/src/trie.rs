@@ -15,7 +15,7 @@
 //! compares one key, where a B-tree of 16-key nodes reads five levels and binary-searches
 //! each (see ARCHITECTURE.md for the measurement).
 
-use bytes::Bytes;
+use crate::key::Key;
 use std::sync::Arc;
 
 /// Hash bits per level (64-way nodes).
@@ -37,17 +37,14 @@ fn index(hash: u64, level: u32) -> u32 {
 #[derive(Debug, Clone)]
 pub struct Leaf<V> {
     pub hash: u64,
-    pub key: Bytes,
+    pub key: Key,
     pub value: V,
 }
 
 impl<V> Leaf<V> {
-    /// Same hash and bytes; two versions share one `Bytes` per unchanged key, so the
-    /// common case is a pointer comparison.
+    /// Same hash and bytes (for a long key two versions share, a pointer comparison).
     fn same_key(&self, other: &Leaf<V>) -> bool {
-        self.hash == other.hash
-            && ((self.key.as_ptr() == other.key.as_ptr() && self.key.len() == other.key.len())
-                || self.key == other.key)
+        self.hash == other.hash && self.key.same(&other.key)
     }
 
     fn order(&self, other: &Leaf<V>) -> std::cmp::Ordering {
@@ -250,7 +247,7 @@ impl<V: Clone> Trie<V> {
 
     /// Inserts or replaces; returns the previous value. A replaced key keeps its
     /// stored bytes (equal to `key`).
-    pub fn insert(&mut self, hash: u64, key: Bytes, value: V) -> Option<V> {
+    pub fn insert(&mut self, hash: u64, key: Key, value: V) -> Option<V> {
         let old = insert_at(&mut self.root, 0, Leaf { hash, key, value });
         if old.is_none() {
             self.len += 1;
@@ -571,6 +568,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
+    use bytes::Bytes;
 
     /// Hashes that collide often (few distinct values, shared prefixes) to reach
     /// same-hash groups and deep splits.
@@ -611,8 +609,13 @@ mod tests {
     /// The reference model: (hash, key) -> value.
     type Model = BTreeMap<(u64, Bytes), u32>;
 
+    /// Short keys (held inline) and, for every third one, a long key (on the heap).
     fn key(k: u16) -> Bytes {
-        Bytes::from(format!("k{k}"))
+        if k % 3 == 0 {
+            Bytes::from(format!("k{k:0>30}"))
+        } else {
+            Bytes::from(format!("k{k}"))
+        }
     }
 
     proptest! {
@@ -629,7 +632,7 @@ mod tests {
                     Op::Insert(k, v) => {
                         let kb = key(k);
                         let h = weak_hash(&kb, mode);
-                        prop_assert_eq!(t.insert(h, kb.clone(), v), m.insert((h, kb), v));
+                        prop_assert_eq!(t.insert(h, Key::from(&kb), v), m.insert((h, kb), v));
                     }
                     Op::Remove(k) => {
                         let kb = key(k);
@@ -651,7 +654,7 @@ mod tests {
                             Op::From(h) => h,
                             _ => 0,
                         };
-                        let got: Vec<(u64, Bytes)> = t.iter_from(h).map(|l| (l.hash, l.key.clone())).collect();
+                        let got: Vec<(u64, Bytes)> = t.iter_from(h).map(|l| (l.hash, l.key.to_bytes())).collect();
                         let want: Vec<(u64, Bytes)> = m.range((h, Bytes::new())..).map(|(k, _)| k.clone()).collect();
                         prop_assert_eq!(got, want);
                     }
@@ -665,7 +668,7 @@ mod tests {
                         if let Some((old, old_m)) = &snap {
                             let mut changes = Vec::new();
                             t.diff(old, &|a, b| a == b, &mut |a, b| {
-                                changes.push((a.map(|l| (l.hash, l.key.clone(), l.value)), b.map(|l| (l.hash, l.key.clone(), l.value))));
+                                changes.push((a.map(|l| (l.hash, l.key.to_bytes(), l.value)), b.map(|l| (l.hash, l.key.to_bytes(), l.value))));
                                 true
                             });
                             let mut want = Vec::new();
@@ -678,7 +681,7 @@ mod tests {
                             }
                             prop_assert_eq!(changes, want);
                             // The old version still holds what it held.
-                            let old_items: Vec<(u64, Bytes, u32)> = old.iter().map(|l| (l.hash, l.key.clone(), l.value)).collect();
+                            let old_items: Vec<(u64, Bytes, u32)> = old.iter().map(|l| (l.hash, l.key.to_bytes(), l.value)).collect();
                             let old_want: Vec<(u64, Bytes, u32)> = old_m.iter().map(|(k, v)| (k.0, k.1.clone(), *v)).collect();
                             prop_assert_eq!(old_items, old_want);
                         }
@@ -687,7 +690,7 @@ mod tests {
                 }
                 prop_assert_eq!(t.len(), m.len());
             }
-            let items: Vec<(u64, Bytes, u32)> = t.iter().map(|l| (l.hash, l.key.clone(), l.value)).collect();
+            let items: Vec<(u64, Bytes, u32)> = t.iter().map(|l| (l.hash, l.key.to_bytes(), l.value)).collect();
             let want: Vec<(u64, Bytes, u32)> = m.iter().map(|(k, v)| (k.0, k.1.clone(), *v)).collect();
             prop_assert_eq!(items, want);
         }
@@ -699,12 +702,12 @@ mod tests {
         // subtrees (the number of values compared stays far below the map size).
         let mut t: Trie<u32> = Trie::default();
         for i in 0..100_000u32 {
-            let k = Bytes::from(format!("key:{i}"));
+            let k = Key::from(format!("key:{i}").as_str());
             t.insert(crate::db::key_hash(&k), k, i);
         }
         let old = t.clone();
         for i in (0..100_000u32).step_by(10_000) {
-            let k = Bytes::from(format!("key:{i}"));
+            let k = Key::from(format!("key:{i}").as_str());
             t.insert(crate::db::key_hash(&k), k, i + 1);
         }
         let compared = std::cell::Cell::new(0usize);
@@ -744,11 +747,11 @@ mod tests {
 
 #[cfg(test)]
 mod size_probe {
-    /// A slot holds a key inline (hash, `Bytes`, entry: 56 bytes) plus the variant tag;
-    /// a node pointer with its bitmap and a same-hash group fit in the same space.
+    /// A slot holds a leaf inline (hash, key handle, entry: 48 bytes) plus the variant
+    /// tag; a node pointer with its bitmap and a same-hash group fit in the same space.
     #[test]
     fn slot_is_one_leaf_wide() {
-        assert_eq!(std::mem::size_of::<super::Leaf<crate::db::Entry>>(), 56);
-        assert!(std::mem::size_of::<super::Slot<crate::db::Entry>>() <= 64);
+        assert_eq!(std::mem::size_of::<super::Leaf<crate::db::Entry>>(), 48);
+        assert!(std::mem::size_of::<super::Slot<crate::db::Entry>>() <= 56);
     }
 }

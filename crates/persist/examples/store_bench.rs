@@ -226,7 +226,7 @@ fn bench_persist(n: usize, dir: &Path) -> Result<(), Box<dyn std::error::Error>>
     );
     let entries: Vec<(Bytes, Value)> = store.dbs[0]
         .iter()
-        .map(|(k, e)| (k.clone(), e.value().clone()))
+        .map(|(k, e)| (k.to_bytes(), e.value().clone()))
         .collect();
     let t = Instant::now();
     let mut db = redsnap_engine::Db::new();

@@ -18,7 +18,6 @@ use crate::codec::{self, CRC32C, FRAME_HEADER};
 use crate::datadir::{sync_dir, DataDir};
 use crate::error::{PersistError, Result};
 use crate::snapshot::{LoadOptions, SnapshotMeta, SnapshotStore};
-use bytes::Bytes;
 use redsnap_engine::{LogRecord, Reply, Store};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -250,7 +249,7 @@ fn only_zeros_from(path: &Path, offset: u64) -> Result<bool> {
 pub fn drop_expired(store: &mut Store, now: u64) -> u64 {
     let mut n = 0;
     for db in store.dbs.iter_mut() {
-        let expired: Vec<Bytes> = db
+        let expired: Vec<redsnap_engine::key::Key> = db
             .volatile_from(0)
             .filter(|k| db.get(&k.key).is_some_and(|e| e.is_expired(now)))
             .map(|k| k.key.clone())

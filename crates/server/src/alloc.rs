@@ -3,6 +3,7 @@
 //! allocations themselves go to mimalloc (built without transparent huge pages: with
 //! them, 150 clients announcing large bulks held 171 MiB of RSS instead of 12 MiB).
 
+use libmimalloc_sys as mi;
 use mimalloc::MiMalloc as Backend;
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
@@ -55,29 +56,57 @@ fn count(delta: isize) {
 /// Install in the binary with `#[global_allocator]`.
 pub struct CountingAlloc;
 
-// SAFETY: every method forwards to the backend allocator unchanged and only adds
-// counter updates (which neither allocate nor touch the returned memory).
+/// Whether plain `mi_malloc(size)` meets the alignment: mimalloc's blocks of 16 bytes
+/// or more are 16-aligned (its size classes are whole double words and a page's first
+/// block is 16-aligned), smaller ones 8-aligned; an alignment no larger than the size
+/// (both powers of two below 16 then) is met too. The same rule as the standard
+/// library's `System` allocator with malloc.
+///
+/// The `mimalloc` crate sends every request to `mi_malloc_aligned`, whose fast path
+/// needs a free block already at hand: otherwise a size class that is not a power of
+/// two (24, 48, 80 bytes: a Lua table, a trie node) falls to over-allocation (size +
+/// alignment - 1, then aligned inside). That was 41 % of a script call's allocations.
+#[inline]
+fn plain(size: usize, align: usize) -> bool {
+    align <= 16 && align <= size.max(1)
+}
+
+// SAFETY: every method forwards to mimalloc (plain calls where `plain` says the
+// alignment is met, the aligned ones otherwise; `mi_free` releases either) and only
+// adds counter updates (which neither allocate nor touch the returned memory).
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { Backend.alloc(layout) };
+        let p = if plain(layout.size(), layout.align()) {
+            unsafe { mi::mi_malloc(layout.size()) as *mut u8 }
+        } else {
+            unsafe { Backend.alloc(layout) }
+        };
         if !p.is_null() {
             count(layout.size() as isize);
         }
         p
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { Backend.alloc_zeroed(layout) };
+        let p = if plain(layout.size(), layout.align()) {
+            unsafe { mi::mi_zalloc(layout.size()) as *mut u8 }
+        } else {
+            unsafe { Backend.alloc_zeroed(layout) }
+        };
         if !p.is_null() {
             count(layout.size() as isize);
         }
         p
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { Backend.dealloc(ptr, layout) };
+        unsafe { mi::mi_free(ptr as *mut std::ffi::c_void) };
         count(-(layout.size() as isize));
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { Backend.realloc(ptr, layout, new_size) };
+        let p = if plain(new_size, layout.align()) {
+            unsafe { mi::mi_realloc(ptr as *mut std::ffi::c_void, new_size) as *mut u8 }
+        } else {
+            unsafe { Backend.realloc(ptr, layout, new_size) }
+        };
         if !p.is_null() {
             count(new_size as isize - layout.size() as isize);
         }
@@ -100,6 +129,30 @@ pub fn allocated() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_meet_the_alignment_asked() {
+        // Sizes around every small size class, at every alignment up to 64: the plain
+        // and the aligned paths both return memory aligned as asked.
+        let a = CountingAlloc;
+        for size in 1..=300usize {
+            for align in [1usize, 2, 4, 8, 16, 32, 64] {
+                let l = Layout::from_size_align(size, align).unwrap();
+                let mut held = Vec::new();
+                for _ in 0..8 {
+                    let p = unsafe { a.alloc(l) };
+                    assert!(!p.is_null());
+                    assert_eq!(p as usize % align, 0, "size {size} align {align}");
+                    held.push(p);
+                }
+                for (i, p) in held.into_iter().enumerate() {
+                    let q = unsafe { a.realloc(p, l, size + i * 7) };
+                    assert_eq!(q as usize % align, 0, "realloc {size} align {align}");
+                    unsafe { a.dealloc(q, Layout::from_size_align(size + i * 7, align).unwrap()) };
+                }
+            }
+        }
+    }
 
     #[test]
     fn shards_sum_across_threads() {

@@ -121,7 +121,7 @@ fn keys(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         .db()
         .iter()
         .filter(|(k, e)| (all || glob_match(pat, k, false)) && !e.is_expired(now))
-        .map(|(k, _)| Reply::Bulk(k.clone()))
+        .map(|(k, _)| Reply::Bulk(k.to_bytes()))
         .collect();
     Ok(Reply::Array(out))
 }
@@ -155,7 +155,7 @@ fn scan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let (next, batch) = cx.db().scan(cursor, count);
     let batch: Vec<(Bytes, Kind, bool)> = batch
         .into_iter()
-        .map(|(k, e)| (k.clone(), e.value().kind(), e.is_expired(now)))
+        .map(|(k, e)| (k.to_bytes(), e.value().kind(), e.is_expired(now)))
         .collect();
     let mut out = Vec::with_capacity(batch.len().min(1024));
     for (key, kind, expired) in batch {
@@ -335,15 +335,15 @@ fn randomkey(cx: &mut Cx, _argv: &[Bytes]) -> CmdResult {
             return Ok(Reply::Nil);
         };
         if !e.is_expired(now) {
-            return Ok(Reply::Bulk(k.clone()));
+            return Ok(Reply::Bulk(k.to_bytes()));
         }
-        let k = k.clone();
+        let k = k.to_bytes();
         cx.store.expire_if_needed(db, &k, now);
     }
     let live = cx.store.dbs[db]
         .iter()
         .find(|(_, e)| !e.is_expired(now))
-        .map(|(k, _)| k.clone());
+        .map(|(k, _)| k.to_bytes());
     Ok(Reply::opt_bulk(live))
 }
 

@@ -74,7 +74,7 @@ pub fn dump(store: &Store) -> BTreeMap<(usize, Bytes), (Value, Option<u64>)> {
     let mut m = BTreeMap::new();
     for (i, d) in store.dbs.iter().enumerate() {
         for (k, e) in d.iter() {
-            m.insert((i, k.clone()), (e.value().clone(), e.expire_at()));
+            m.insert((i, k.to_bytes()), (e.value().clone(), e.expire_at()));
         }
     }
     m
