@@ -29,20 +29,24 @@ unsafe fn set_field(l: *mut ffi::lua_State, key: &[u8]) {
     ffi::lua_rawset(l, -3);
 }
 
-/// Sets the global `name` (raw: the globals are read-only to scripts) to the table
-/// held in upvalue `up` of the running C closure, emptied and refilled with `items`.
-/// The same two tables serve every run (no allocation, no garbage per call): a script
-/// cannot keep a reference past its run (globals and library tables are read-only),
-/// and whatever it did to the table (elements, fields, a metatable) is undone here.
-/// A table a script grew beyond `KEEP` entries is replaced by a new one, so its
-/// memory is not held.
+/// Sets the global named by upvalue `name_up` (raw: the globals are read-only to
+/// scripts) to the table held in upvalue `up` of the running C closure, emptied and
+/// refilled with `items`. The same two tables serve every run (no allocation, no
+/// garbage per call): a script cannot keep a reference past its run (globals and
+/// library tables are read-only), and whatever it did to the table (elements, fields,
+/// a metatable) is undone here. A table a script grew beyond `KEEP` entries is
+/// replaced by a new one, so its memory is not held.
+///
+/// The usual run costs little: the previous run's elements are cleared by index
+/// (`1..=#t`), one `next` confirms nothing else is left (otherwise every key is
+/// cleared), and the global is only assigned when it no longer holds the table.
 ///
 /// # Safety
-/// `l` is a valid Lua state running a C closure whose upvalue `up` is a table, with
-/// four free stack slots.
+/// `l` is a valid Lua state running a C closure whose upvalue `up` is a table and
+/// `name_up` a string, with four free stack slots.
 pub(crate) unsafe fn refill_global_array(
     l: *mut ffi::lua_State,
-    name: &[u8],
+    name_up: c_int,
     up: c_int,
     items: &[Bytes],
 ) {
@@ -50,17 +54,30 @@ pub(crate) unsafe fn refill_global_array(
     let up = ffi::lua_upvalueindex(up);
     ffi::lua_pushvalue(l, up);
     let t = ffi::lua_gettop(l);
-    ffi::lua_pushnil(l);
-    ffi::lua_setmetatable(l, t);
-    let mut cleared = 0usize;
-    ffi::lua_pushnil(l);
-    while ffi::lua_next(l, t) != 0 {
-        // Assigning nil to the current key is allowed during a traversal.
+    if ffi::lua_getmetatable(l, t) != 0 {
         ffi::lua_pop(l, 1);
-        ffi::lua_pushvalue(l, -1);
         ffi::lua_pushnil(l);
-        ffi::lua_rawset(l, t);
-        cleared += 1;
+        ffi::lua_setmetatable(l, t);
+    }
+    let len = ffi::lua_objlen(l, t);
+    for i in 1..=len.min(KEEP + 1) {
+        ffi::lua_pushnil(l);
+        ffi::lua_rawseti_(l, t, i as c_int);
+    }
+    let mut cleared = len;
+    ffi::lua_pushnil(l);
+    if ffi::lua_next(l, t) != 0 {
+        // Something beyond the elements (fields, holes): clear every key.
+        ffi::lua_pop(l, 2);
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, t) != 0 {
+            // Assigning nil to the current key is allowed during a traversal.
+            ffi::lua_pop(l, 1);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_pushnil(l);
+            ffi::lua_rawset(l, t);
+            cleared += 1;
+        }
     }
     if cleared > KEEP {
         ffi::lua_pop(l, 1);
@@ -72,9 +89,18 @@ pub(crate) unsafe fn refill_global_array(
         push_bytes(l, it);
         ffi::lua_rawseti_(l, t, (i + 1).min(c_int::MAX as usize) as c_int);
     }
-    push_bytes(l, name);
-    ffi::lua_insert(l, -2);
-    ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+    let name = ffi::lua_upvalueindex(name_up);
+    ffi::lua_pushvalue(l, name);
+    ffi::lua_rawget(l, ffi::LUA_GLOBALSINDEX);
+    let bound = ffi::lua_rawequal(l, -1, t) != 0;
+    ffi::lua_pop(l, 1);
+    if bound {
+        ffi::lua_pop(l, 1);
+    } else {
+        ffi::lua_pushvalue(l, name);
+        ffi::lua_insert(l, -2);
+        ffi::lua_rawset(l, ffi::LUA_GLOBALSINDEX);
+    }
 }
 
 /// The arguments of a `redis.call` on the stack (1..=top) as a command's argv, with

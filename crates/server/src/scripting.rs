@@ -809,10 +809,13 @@ impl Scripts {
         let entry: Function = unsafe {
             lua.exec_raw((), |l| {
                 main = l;
-                // Upvalues: the KEYS and ARGV tables every run refills.
+                // Upvalues: the KEYS and ARGV tables every run refills, and
+                // their global names.
                 ffi::lua_createtable(l, 4, 0);
                 ffi::lua_createtable(l, 4, 0);
-                ffi::lua_pushcclosure(l, run_entry, 2);
+                lua_raw::push_bytes(l, b"KEYS");
+                lua_raw::push_bytes(l, b"ARGV");
+                ffi::lua_pushcclosure(l, run_entry, 4);
             })?
         };
         let entry = lua.create_registry_value(entry)?;
@@ -1173,8 +1176,8 @@ struct RunArgs<'a> {
 unsafe extern "C-unwind" fn run_entry(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: argument 1 is the `RunArgs` of the run in progress (see `run_script`).
     let a = &*(ffi::lua_touserdata(l, 1) as *const RunArgs);
-    lua_raw::refill_global_array(l, b"KEYS", 1, a.keys);
-    lua_raw::refill_global_array(l, b"ARGV", 2, a.args);
+    lua_raw::refill_global_array(l, 3, 1, a.keys);
+    lua_raw::refill_global_array(l, 4, 2, a.args);
     ffi::lua_remove(l, 1);
     ffi::lua_call(l, 0, 1);
     1
