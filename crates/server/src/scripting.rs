@@ -630,7 +630,6 @@ pub struct Scripts {
     hooked: bool,
     cache: HashMap<String, Script>,
     ctx: Arc<CtxCell>,
-    calls: u32,
 }
 
 impl Scripts {
@@ -828,7 +827,6 @@ impl Scripts {
             hooked: false,
             cache: HashMap::new(),
             ctx,
-            calls: 0,
         })
     }
 
@@ -1199,8 +1197,6 @@ fn run_script(
     let raw = inner.scripts.raw.0;
     let (handler, entry) = (inner.scripts.err_handler.id(), inner.scripts.entry.id());
     let ctx = inner.scripts.ctx.clone();
-    inner.scripts.calls += 1;
-    let gc_now = inner.scripts.calls.is_multiple_of(50);
 
     // Busy-script state for other connections, and the hook that lets SCRIPT KILL in
     // (installed once; it checks the state, so idle it costs one test per 100k
@@ -1327,9 +1323,6 @@ fn run_script(
         if let Some(c) = inner.clients.get_mut(&conn.id) {
             c.db = saved_db;
         }
-    }
-    if gc_now {
-        let _ = lua.gc_step();
     }
     reply
 }

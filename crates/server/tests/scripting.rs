@@ -35,6 +35,8 @@ EVAL | KEYS[7] = 'x' KEYS.f = 1 ARGV[1] = nil setmetatable(KEYS, {__index = func
 EVAL | return {#KEYS, KEYS[1], tostring(KEYS[7]), tostring(KEYS.f), tostring(KEYS[9]), #ARGV, ARGV[1], tostring(getmetatable(KEYS))} | 1 | b | w
 EVAL | for i = 1, 1000 do KEYS['k' .. i] = i end return #KEYS | 1 | c
 EVAL | return {#KEYS, tostring(KEYS.k1), KEYS[1]} | 1 | d
+EVAL | for i = 2, 600 do KEYS[i] = i end ARGV[3] = 'x' return #KEYS | 1 | e | f
+EVAL | return {#KEYS, KEYS[1], tostring(KEYS[2]), tostring(KEYS[600]), #ARGV, tostring(ARGV[3])} | 1 | g
 ===
 EVAL | redis.call('SET', KEYS[1], 'v', 'PX', 1) local t = redis.call('TIME') local u repeat u = redis.call('TIME') until (u[1] - t[1]) * 1000000 + (u[2] - t[2]) > 5000 return {redis.call('GET', KEYS[1]), redis.call('EXISTS', KEYS[1])} | 1 | frozen
 EXISTS | frozen
