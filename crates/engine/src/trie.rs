@@ -611,7 +611,7 @@ mod tests {
 
     /// Short keys (held inline) and, for every third one, a long key (on the heap).
     fn key(k: u16) -> Bytes {
-        if k % 3 == 0 {
+        if k.is_multiple_of(3) {
             Bytes::from(format!("k{k:0>30}"))
         } else {
             Bytes::from(format!("k{k}"))
