@@ -454,7 +454,10 @@ mod tests {
             }
         }
         for i in 0..1000 {
-            assert!(seen.contains(&Key::from(format!("k{i}").as_str())), "k{i} missed");
+            assert!(
+                seen.contains(&Key::from(format!("k{i}").as_str())),
+                "k{i} missed"
+            );
         }
     }
 

@@ -566,9 +566,9 @@ impl<'a, V> Iterator for Iter<'a, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
-    use bytes::Bytes;
 
     /// Hashes that collide often (few distinct values, shared prefixes) to reach
     /// same-hash groups and deep splits.

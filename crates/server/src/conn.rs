@@ -66,6 +66,9 @@ pub(crate) struct Conn {
     pending_seq: u64,
     /// `timeout`: seconds of inactivity after which the client is closed (0 = never).
     idle_timeout: u64,
+    /// When the current batch of pipelined commands started (their clients'
+    /// last-activity time).
+    batch_start: Instant,
 }
 
 pub(crate) fn ok() -> Reply {
@@ -85,7 +88,7 @@ impl Conn {
             return table::unknown_command(&argv).into();
         };
         if let Some(c) = inner.clients.get_mut(&self.id) {
-            c.last_active = Instant::now();
+            c.last_active = self.batch_start;
             c.last_cmd = spec.name;
         }
         let sub = match table::check_arity(spec, &argv) {
@@ -749,19 +752,18 @@ pub(crate) fn publish(inner: &mut Inner, channel: &Bytes, msg: &Bytes) -> usize 
     let mut dead = Vec::new();
     let limit = pubsub_hard_limit(&inner.config);
     let size = (channel.len() + msg.len() + 32) as u64;
-    let mut deliver =
-        |id: u64, reply: Reply, clients: &std::collections::HashMap<u64, ClientInfo>| {
-            if let Some(c) = clients.get(&id) {
-                let pending = c.pending_out.fetch_add(size, Ordering::Relaxed) + size;
-                if limit > 0 && pending > limit {
-                    // Output buffer limit for pub/sub clients: disconnect the slow reader.
-                    c.kill();
-                    dead.push(id);
-                } else {
-                    let _ = c.tx.send(ConnMsg::Push(reply));
-                }
+    let mut deliver = |id: u64, reply: Reply, clients: &crate::state::ClientMap| {
+        if let Some(c) = clients.get(&id) {
+            let pending = c.pending_out.fetch_add(size, Ordering::Relaxed) + size;
+            if limit > 0 && pending > limit {
+                // Output buffer limit for pub/sub clients: disconnect the slow reader.
+                c.kill();
+                dead.push(id);
+            } else {
+                let _ = c.tx.send(ConnMsg::Push(reply));
             }
-        };
+        }
+    };
     if let Some(subs) = inner.channels.get(channel) {
         for &id in subs {
             deliver(
@@ -867,6 +869,7 @@ where
         kill,
         pending_seq: 0,
         idle_timeout: shared.lock_async().await.tun.timeout,
+        batch_start: Instant::now(),
     };
     let result = conn.run(&mut stream, &mut rx, limits, query_limit).await;
     if let Err(e) = result {
@@ -925,6 +928,8 @@ impl Conn {
                     let mut inner = shared.lock_async().await;
                     let mut last = None;
                     self.idle_timeout = inner.tun.timeout;
+                    // One clock read per batch (CLIENT LIST's idle= is in seconds).
+                    self.batch_start = Instant::now();
                     while let Some(argv) = pending.pop_front() {
                         match self.dispatch(&mut inner, argv) {
                             Step::Reply(r) => encode_reply(&mut wbuf, &r, self.resp3),
