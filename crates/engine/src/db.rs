@@ -199,6 +199,22 @@ impl Db {
         self.map.get(key_hash(key), key).map(|l| &l.value)
     }
 
+    /// Brings the trie paths and value objects of `keys` into the cache (see
+    /// [`Trie::prefetch_paths`]): a hint before running a batch of commands.
+    pub fn prefetch(&self, keys: &[&[u8]]) {
+        let mut hashes = [0u64; 32];
+        let n = keys.len().min(hashes.len());
+        for (h, k) in hashes.iter_mut().zip(keys) {
+            *h = key_hash(k);
+        }
+        self.map.prefetch_paths(&hashes[..n], |l| {
+            // The object's reference count and its value.
+            let p = Arc::as_ptr(&l.value.obj).cast::<u8>();
+            crate::trie::prefetch(p.wrapping_sub(16));
+            crate::trie::prefetch(p.wrapping_add(40));
+        });
+    }
+
     /// Mutable access to the value; copies it first if a snapshot shares it.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
         let e = self.map.get_mut(key_hash(key), key)?;
