@@ -234,8 +234,8 @@ impl<V: Clone> Trie<V> {
     }
 
     /// Brings the paths to several keys into the cache, level by level across the
-    /// keys, and calls `found` with each leaf reached (to prefetch what its value
-    /// points to). The reads of one level are independent between keys, so their
+    /// keys, and calls `found` with each leaf reached that has the key's hash (to
+    /// prefetch what its value points to). The reads of one level are independent between keys, so their
     /// cache misses overlap, where looking the keys up one after the other waits for
     /// each miss in turn. Used before running a batch of pipelined commands: their
     /// own lookups then hit the cache. A hint only: nothing is changed.
@@ -262,8 +262,8 @@ impl<V: Clone> Trie<V> {
                         *c = Some(next);
                         deeper = true;
                     }
-                    Slot::Leaf(l) => found(l),
-                    Slot::Same(_) => {}
+                    Slot::Leaf(l) if l.hash == hash => found(l),
+                    Slot::Leaf(_) | Slot::Same(_) => {}
                 }
             }
             if !deeper {
@@ -781,6 +781,26 @@ mod tests {
         );
         assert_eq!(n, 10);
         assert!(compared.get() < 2_000, "compared {}", compared.get());
+    }
+
+    #[test]
+    fn prefetch_reaches_the_leaves_of_present_keys() {
+        let mut t: Trie<u32> = Trie::default();
+        for i in 0..10_000u32 {
+            let k = Key::from(format!("key:{i}").as_str());
+            t.insert(crate::db::key_hash(&k), k, i);
+        }
+        // Present and absent keys, more than one batch's worth.
+        let names: Vec<String> = (0..40).map(|i| format!("key:{}", i * 499)).collect();
+        let hashes: Vec<u64> = names.iter().map(|n| crate::db::key_hash(n.as_bytes())).collect();
+        let mut reached = Vec::new();
+        t.prefetch_paths(&hashes, |l| reached.push(l.value));
+        reached.sort_unstable();
+        let want: Vec<u32> = (0..32u32).map(|i| i * 499).filter(|&v| v < 10_000).collect();
+        assert_eq!(reached, want);
+        // An empty trie and an empty batch reach nothing.
+        Trie::<u32>::default().prefetch_paths(&hashes, |_| panic!("empty trie"));
+        t.prefetch_paths(&[], |_| panic!("empty batch"));
     }
 
     #[test]
