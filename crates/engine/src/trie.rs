@@ -792,11 +792,17 @@ mod tests {
         }
         // Present and absent keys, more than one batch's worth.
         let names: Vec<String> = (0..40).map(|i| format!("key:{}", i * 499)).collect();
-        let hashes: Vec<u64> = names.iter().map(|n| crate::db::key_hash(n.as_bytes())).collect();
+        let hashes: Vec<u64> = names
+            .iter()
+            .map(|n| crate::db::key_hash(n.as_bytes()))
+            .collect();
         let mut reached = Vec::new();
         t.prefetch_paths(&hashes, |l| reached.push(l.value));
         reached.sort_unstable();
-        let want: Vec<u32> = (0..32u32).map(|i| i * 499).filter(|&v| v < 10_000).collect();
+        let want: Vec<u32> = (0..32u32)
+            .map(|i| i * 499)
+            .filter(|&v| v < 10_000)
+            .collect();
         assert_eq!(reached, want);
         // An empty trie and an empty batch reach nothing.
         Trie::<u32>::default().prefetch_paths(&hashes, |_| panic!("empty trie"));

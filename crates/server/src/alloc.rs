@@ -130,8 +130,12 @@ pub fn allocated() -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// The tests move the shared counters: one at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn blocks_meet_the_alignment_asked() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         // Sizes around every small size class, at every alignment up to 64: the plain
         // and the aligned paths both return memory aligned as asked.
         let a = CountingAlloc;
@@ -156,6 +160,7 @@ mod tests {
 
     #[test]
     fn shards_sum_across_threads() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         // Allocated on one thread, freed on another: the sum returns to where it was.
         let before: isize = COUNTS.iter().map(|s| s.0.load(Ordering::Relaxed)).sum();
         count(1000);
