@@ -11,7 +11,7 @@
 
 use crate::value::{Value, ZSet};
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// The RDB version Redis 7.0 writes (and the newest it accepts in DUMP payloads).
 pub const RDB_VERSION: u16 = 10;
@@ -380,7 +380,7 @@ fn set_from(members: Vec<Bytes>) -> Result<Value> {
     if members.is_empty() {
         return Err(RdbError::Empty("set"));
     }
-    let mut s = HashSet::with_capacity(members.len());
+    let mut s = crate::value::Set::with_capacity(members.len());
     for m in members {
         if !s.insert(m) {
             return Err(RdbError::Duplicate("set"));

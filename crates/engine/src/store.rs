@@ -8,7 +8,7 @@ use crate::value::{Kind, Value, ZSet};
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// What handlers return: `Err` carries an error reply so `?` can be used.
 pub type CmdResult = Result<Reply, Reply>;
@@ -442,7 +442,7 @@ impl<'a> Cx<'a> {
         }
     }
 
-    pub fn get_set(&mut self, key: &Bytes) -> Result<Option<&HashSet<Bytes>>, Reply> {
+    pub fn get_set(&mut self, key: &Bytes) -> Result<Option<&crate::value::Set>, Reply> {
         match self.lookup_read(key).map(|e| e.value()) {
             None => Ok(None),
             Some(Value::Set(s)) => Ok(Some(s)),
@@ -492,7 +492,7 @@ impl<'a> Cx<'a> {
         &mut self,
         key: &Bytes,
         create: bool,
-    ) -> Result<Option<&mut HashSet<Bytes>>, Reply> {
+    ) -> Result<Option<&mut crate::value::Set>, Reply> {
         self.container_mut(key, create, Kind::Set, || Value::Set(Box::default()))
             .map(|v| {
                 v.map(|v| match v {

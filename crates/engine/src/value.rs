@@ -1,7 +1,7 @@
 //! Values held in the keyspace.
 
 use bytes::Bytes;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 /// One value. Containers use std collections; a value is shared between the live
 /// keyspace and any snapshot in progress through an `Arc` and copied on first write
@@ -11,9 +11,15 @@ pub enum Value {
     Str(Bytes),
     List(VecDeque<Bytes>),
     Hash(Box<HashMap<Bytes, Bytes>>),
-    Set(Box<HashSet<Bytes>>),
+    Set(Box<Set>),
     ZSet(Box<ZSet>),
 }
+
+/// A set's members. An `IndexSet` (a hash index over a dense array) rather than a
+/// `HashSet`: SPOP and SRANDMEMBER pick a uniformly random member by position in
+/// O(1), where a `HashSet` can only be walked (SPOP at `-P 16` was 0.48x Redis,
+/// walking up to 1,024 members per pick, and never picked beyond them).
+pub type Set = indexmap::IndexSet<Bytes>;
 
 /// The type of a value, as TYPE and SCAN TYPE name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use redsnap_engine::{LogRecord, Value, ZSet};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// CRC-32C (Castagnoli), as used by iSCSI, ext4 and most storage engines
 /// (slice-by-16 tables: about 4x faster than byte-at-a-time on 100-byte entries).
@@ -249,7 +249,7 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
         }
         TAG_SET => {
             let n = r.len(1)?;
-            let mut s = HashSet::with_capacity(n);
+            let mut s = redsnap_engine::value::Set::with_capacity(n);
             for _ in 0..n {
                 s.insert(r.bytes()?);
             }
@@ -393,7 +393,7 @@ mod tests {
                 Bytes::from("f"),
                 Bytes::from("v"),
             )]))),
-            Value::Set(Box::new(HashSet::from([
+            Value::Set(Box::new(redsnap_engine::value::Set::from([
                 Bytes::from("m1"),
                 Bytes::from("m2"),
             ]))),

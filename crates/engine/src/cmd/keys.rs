@@ -540,7 +540,7 @@ mod tests {
     use crate::store::Store;
     use crate::value::Value;
     use bytes::Bytes;
-    use std::collections::{HashMap, HashSet, VecDeque};
+    use std::collections::{HashMap, VecDeque};
 
     const T0: u64 = 1_700_000_000_000;
 
@@ -992,13 +992,13 @@ mod tests {
         assert_eq!(r(&mut s, &["object", "encoding", "l"]), bulk("quicklist"));
         s.dbs[0].insert(
             b("s"),
-            Value::Set(Box::new(HashSet::from([b("1"), b("2")]))),
+            Value::Set(Box::new(crate::value::Set::from([b("1"), b("2")]))),
             None,
         );
         assert_eq!(r(&mut s, &["object", "encoding", "s"]), bulk("intset"));
         s.dbs[0].insert(
             b("s"),
-            Value::Set(Box::new(HashSet::from([b("1"), b("a")]))),
+            Value::Set(Box::new(crate::value::Set::from([b("1"), b("a")]))),
             None,
         );
         assert_eq!(r(&mut s, &["object", "encoding", "s"]), bulk("hashtable"));

@@ -5,10 +5,9 @@ use crate::db::own;
 use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
-use crate::value::{Kind, Value};
+use crate::value::{Kind, Set, Value};
 use bytes::Bytes;
 use rand::rngs::SmallRng;
-use rand::seq::IteratorRandom;
 use rand::Rng;
 use std::collections::HashSet;
 
@@ -111,7 +110,7 @@ const MAX_RANDOM_REPLY: u64 = 1 << 22;
 /// Members per SREM record when SPOP is logged.
 const SREM_BATCH: usize = 1024;
 
-fn set_create<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<&'a mut HashSet<Bytes>, Reply> {
+fn set_create<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<&'a mut Set, Reply> {
     cx.set_mut(key, true)?
         .ok_or_else(|| Reply::err("ERR internal error: set not created"))
 }
@@ -145,7 +144,7 @@ fn srem(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     };
     let mut removed = 0u64;
     for m in &argv[2..] {
-        if s.remove(m) {
+        if s.swap_remove(m) {
             removed += 1;
             if s.is_empty() {
                 break;
@@ -190,7 +189,7 @@ fn scard(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// A borrowed set plus the store's rng.
-type SetWithRng<'a> = (&'a HashSet<Bytes>, &'a mut SmallRng);
+type SetWithRng<'a> = (&'a Set, &'a mut SmallRng);
 
 /// The set at `key` (WRONGTYPE if it is not a set) and the rng.
 fn set_and_rng<'a>(
@@ -239,10 +238,7 @@ fn spop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     };
     let size = s.len();
     let popped: Vec<Bytes> = match count {
-        None => super::pick_one(s.iter(), s.len(), rng)
-            .cloned()
-            .into_iter()
-            .collect(),
+        None => random_member(s, rng).cloned().into_iter().collect(),
         Some(0) => return Ok(Reply::Set(Vec::new())),
         Some(c) if c as u64 >= size as u64 => {
             // The whole set goes.
@@ -252,13 +248,13 @@ fn spop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             cx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
             return Ok(all);
         }
-        Some(c) => s.iter().cloned().choose_multiple(rng, c as usize),
+        Some(c) => random_members(s, rng, c as usize),
     };
     let Some(set) = cx.set_mut(key, false)? else {
         return Ok(Reply::Nil);
     };
     for m in &popped {
-        set.remove(m);
+        set.swap_remove(m);
     }
     cx.remove_if_empty(key);
     cx.modified_n(key, popped.len() as u64);
@@ -285,9 +281,7 @@ fn srandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         let Some((s, rng)) = set_and_rng(cx, key, true)? else {
             return Ok(Reply::Nil);
         };
-        return Ok(Reply::opt_bulk(
-            super::pick_one(s.iter(), s.len(), rng).cloned(),
-        ));
+        return Ok(Reply::opt_bulk(random_member(s, rng).cloned()));
     };
     let count = super::int(count)?;
     if count == i64::MIN {
@@ -307,19 +301,32 @@ fn srandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         if n > MAX_RANDOM_REPLY {
             return Err(Reply::err("ERR value is out of range"));
         }
-        let all: Vec<&Bytes> = s.iter().collect();
         return Ok(Reply::Array(
             (0..n)
-                .map(|_| Reply::Bulk(all[rng.random_range(0..all.len())].clone()))
+                .filter_map(|_| random_member(s, rng).cloned().map(Reply::Bulk))
                 .collect(),
         ));
     }
     if count as u64 >= s.len() as u64 {
         return Ok(Reply::bulks(s.iter().cloned()));
     }
-    Ok(Reply::bulks(
-        s.iter().cloned().choose_multiple(rng, count as usize),
-    ))
+    Ok(Reply::bulks(random_members(s, rng, count as usize)))
+}
+
+/// A uniformly random member (by position: O(1)).
+fn random_member<'a>(s: &'a Set, rng: &mut SmallRng) -> Option<&'a Bytes> {
+    if s.is_empty() {
+        return None;
+    }
+    s.get_index(rng.random_range(0..s.len()))
+}
+
+/// `n` distinct members chosen uniformly (`n` < the set's size): O(n).
+fn random_members(s: &Set, rng: &mut SmallRng, n: usize) -> Vec<Bytes> {
+    rand::seq::index::sample(rng, s.len(), n.min(s.len()))
+        .iter()
+        .filter_map(|i| s.get_index(i).cloned())
+        .collect()
 }
 
 /// Looks up every key as a read (expiring, counting hits, WRONGTYPE on any non-set,
@@ -329,7 +336,7 @@ fn lookup_sets(cx: &mut Cx, keys: &[Bytes]) -> Result<Vec<bool>, Reply> {
 }
 
 /// The sets at `keys` (None for missing ones) after [`lookup_sets`].
-fn borrow_sets<'a>(cx: &'a Cx, keys: &[Bytes]) -> Vec<Option<&'a HashSet<Bytes>>> {
+fn borrow_sets<'a>(cx: &'a Cx, keys: &[Bytes]) -> Vec<Option<&'a Set>> {
     let db = &cx.store.dbs[cx.db];
     keys.iter()
         .map(|k| match db.get(k).map(|e| e.value()) {
@@ -340,7 +347,7 @@ fn borrow_sets<'a>(cx: &'a Cx, keys: &[Bytes]) -> Vec<Option<&'a HashSet<Bytes>>
 }
 
 /// The intersection, stopping at `limit` members (0 = no limit).
-fn intersect<'a>(sets: &[Option<&'a HashSet<Bytes>>], limit: usize) -> Vec<&'a Bytes> {
+fn intersect<'a>(sets: &[Option<&'a Set>], limit: usize) -> Vec<&'a Bytes> {
     let Some(mut sets) = sets.iter().copied().collect::<Option<Vec<_>>>() else {
         return Vec::new();
     };
@@ -360,7 +367,7 @@ fn intersect<'a>(sets: &[Option<&'a HashSet<Bytes>>], limit: usize) -> Vec<&'a B
     out
 }
 
-fn union<'a>(sets: &[Option<&'a HashSet<Bytes>>]) -> HashSet<&'a Bytes> {
+fn union<'a>(sets: &[Option<&'a Set>]) -> HashSet<&'a Bytes> {
     let mut out = HashSet::new();
     for s in sets.iter().flatten() {
         out.extend(s.iter());
@@ -368,7 +375,7 @@ fn union<'a>(sets: &[Option<&'a HashSet<Bytes>>]) -> HashSet<&'a Bytes> {
     out
 }
 
-fn diff<'a>(sets: &[Option<&'a HashSet<Bytes>>]) -> Vec<&'a Bytes> {
+fn diff<'a>(sets: &[Option<&'a Set>]) -> Vec<&'a Bytes> {
     let Some((Some(first), rest)) = sets.split_first() else {
         return Vec::new();
     };
@@ -498,7 +505,7 @@ fn smove(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let Some(s) = cx.set_mut(src, false)? else {
         return Ok(Reply::Int(0));
     };
-    if !s.remove(member) {
+    if !s.swap_remove(member) {
         return Ok(Reply::Int(0));
     }
     cx.remove_if_empty(src);
@@ -510,7 +517,7 @@ fn smove(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// Whether Redis 7.0 would keep this set as an intset (SSCAN then answers it whole).
-fn is_intset(cx: &Cx, s: &HashSet<Bytes>) -> bool {
+fn is_intset(cx: &Cx, s: &Set) -> bool {
     s.len() <= cx.config().set_max_intset_entries
         && s.iter().all(|m| crate::num::parse_i64(m).is_some())
 }
@@ -825,6 +832,44 @@ mod tests {
         );
         assert_eq!(run(&mut s, &["exists", "s"]), Reply::Int(0));
         assert_eq!(s.effects.dirty, d + 5);
+    }
+
+    #[test]
+    fn random_picks_cover_a_large_set_evenly() {
+        // 5,000 members; single picks and counted picks reach all of them about
+        // equally (the first 1,024 in iteration order are not favoured).
+        let mut s = Store::default();
+        let names: Vec<String> = (0..5000).map(|i| format!("m{i}")).collect();
+        let mut cmd = vec!["sadd", "s"];
+        cmd.extend(names.iter().map(|n| n.as_str()));
+        run(&mut s, &cmd);
+        let mut hits = std::collections::HashMap::new();
+        for _ in 0..20_000 {
+            let Reply::Bulk(m) = run(&mut s, &["srandmember", "s"]) else {
+                panic!()
+            };
+            *hits.entry(m).or_insert(0u32) += 1;
+        }
+        for m in members(run(&mut s, &["srandmember", "s", "2000"])) {
+            *hits.entry(Bytes::from(m)).or_insert(0u32) += 1;
+        }
+        // 22,000 picks over 5,000 members: nearly every member is hit, and the ten
+        // groups of 500 (by number) get 10 % each within a loose margin.
+        assert!(hits.len() > 4_900, "{} members picked", hits.len());
+        let mut groups = [0u32; 10];
+        for (m, n) in &hits {
+            let i: usize = std::str::from_utf8(&m[1..]).unwrap().parse().unwrap();
+            groups[i / 500] += n;
+        }
+        assert!(
+            groups.iter().all(|&g| (1_800..2_600).contains(&g)),
+            "{groups:?}"
+        );
+        // SPOP with a count takes distinct members, then the set is smaller by that.
+        let popped = members(run(&mut s, &["spop", "s", "1000"]));
+        let distinct: std::collections::HashSet<_> = popped.iter().collect();
+        assert_eq!(distinct.len(), 1000);
+        assert_eq!(run(&mut s, &["scard", "s"]), Reply::Int(4000));
     }
 
     #[test]

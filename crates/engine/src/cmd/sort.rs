@@ -477,7 +477,7 @@ mod tests {
         let set = ["c", "a", "b"]
             .iter()
             .map(|x| Bytes::from(*x))
-            .collect::<std::collections::HashSet<_>>();
+            .collect::<crate::value::Set>();
         s.dbs[0].insert(
             Bytes::from("s"),
             crate::value::Value::Set(Box::new(set)),

@@ -8,7 +8,7 @@ use crate::table::{cmd, flags::*, CommandSpec};
 use crate::value::{Kind, LexBound, LexRange, ScoreRange, Value, ZSet};
 use bytes::Bytes;
 use rand::Rng;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 pub const COMMANDS: &[CommandSpec] = &[
     cmd(
@@ -1044,7 +1044,7 @@ fn aggregate(target: &mut f64, val: f64, agg: Agg) {
 /// An input of ZUNION & co: a sorted set, a plain set (scores 1) or nothing.
 enum Src<'a> {
     None,
-    Set(&'a HashSet<Bytes>),
+    Set(&'a crate::value::Set),
     Z(&'a ZSet),
 }
 

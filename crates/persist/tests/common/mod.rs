@@ -6,7 +6,7 @@ use redsnap_engine::{Reply, Store, Value, ZSet};
 use redsnap_persist::{
     recover, AppendLog, DataDir, FsyncPolicy, LoadOptions, RecoveryReport, SnapshotStore,
 };
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -54,7 +54,11 @@ pub fn populate(store: &mut Store) {
         );
         d.insert(
             b("set"),
-            Value::Set(Box::new(HashSet::from([b("m1"), b("m2"), b("m3")]))),
+            Value::Set(Box::new(redsnap_engine::value::Set::from([
+                b("m1"),
+                b("m2"),
+                b("m3"),
+            ]))),
             Some(t + 7_200_000),
         );
         let mut z = ZSet::new();
