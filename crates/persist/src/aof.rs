@@ -194,7 +194,12 @@ struct State {
     last_write_ok: bool,
     last_write_error: Option<String>,
     write_errors: u64,
-    buf: Vec<u8>,
+    /// Frames encoded and not yet written: [`AppendLog::stage`] adds to it,
+    /// [`AppendLog::write_staged`] writes all of it with one `write(2)`.
+    staged: Vec<u8>,
+    /// Batches staged so far, and how many of them have been written.
+    staged_token: u64,
+    written_token: u64,
     /// Test hook: fail the next appends after writing half the bytes.
     inject_write_error: bool,
 }
@@ -267,7 +272,9 @@ impl AppendLog {
                 last_write_ok: true,
                 last_write_error: None,
                 write_errors: 0,
-                buf: Vec::new(),
+                staged: Vec::new(),
+                staged_token: 0,
+                written_token: 0,
                 inject_write_error: false,
             }),
             appended: Condvar::new(),
@@ -311,13 +318,65 @@ impl AppendLog {
     /// Appends records with one `write(2)` (a batch, e.g. a MULTI/EXEC, goes into one
     /// checksummed frame, so replay applies it whole or not at all). Returns the
     /// sequence number to pass to [`AppendLog::wait_durable`]. An empty batch returns
-    /// the last sequence number.
+    /// the last sequence number. Anything staged before is written first; on failure
+    /// nothing of it stays staged (the caller learns the records were not logged).
     pub fn append(&self, records: &[LogRecord]) -> Result<u64> {
         let inner = self.inner();
         let mut st = inner.state.lock();
         if records.is_empty() {
             return Ok(st.seq);
         }
+        Self::check_open(inner, &st)?;
+        Self::encode_staged(&mut st, records)?;
+        let res = Self::write_staged_locked(inner, &mut st);
+        if res.is_err() {
+            st.staged.clear();
+            st.written_token = st.staged_token;
+        }
+        res
+    }
+
+    /// Encodes a batch of records as a frame (or several, for a huge batch) without
+    /// writing it; returns the batch's token. A server stages each connection's batch
+    /// under its lock and calls [`AppendLog::write_staged`] once per scheduler round,
+    /// before any reply leaves, as Redis writes its log once per event-loop iteration:
+    /// one `write(2)` for the round instead of one per connection. A batch is in the
+    /// kernel (safe from a process crash) once `written_token() >= token`.
+    pub fn stage(&self, records: &[LogRecord]) -> Result<u64> {
+        let inner = self.inner();
+        let mut st = inner.state.lock();
+        Self::check_open(inner, &st)?;
+        if !records.is_empty() {
+            Self::encode_staged(&mut st, records)?;
+            st.staged_token += 1;
+        }
+        Ok(st.staged_token)
+    }
+
+    /// Writes every staged frame with one `write(2)`; returns the sequence number
+    /// covering them (for [`AppendLog::durable`]). On failure the file is cut back to
+    /// its previous length and the frames stay staged, to be written by a later call
+    /// (the batches they hold were applied in memory: writing them later keeps the log
+    /// equal to memory); the callers whose batches they are must not acknowledge them.
+    pub fn write_staged(&self) -> Result<u64> {
+        let inner = self.inner();
+        let mut st = inner.state.lock();
+        if st.staged.is_empty() {
+            return Ok(st.seq);
+        }
+        Self::write_staged_locked(inner, &mut st)
+    }
+
+    /// The last batch token staged, and the last one written.
+    pub fn staged_token(&self) -> u64 {
+        self.inner().state.lock().staged_token
+    }
+
+    pub fn written_token(&self) -> u64 {
+        self.inner().state.lock().written_token
+    }
+
+    fn check_open(inner: &Inner, st: &State) -> Result<()> {
         if inner.stop.load(Ordering::SeqCst) {
             return Err(PersistError::LogBroken {
                 path: st.path.clone(),
@@ -330,11 +389,14 @@ impl AppendLog {
                 detail: b,
             });
         }
-        let st = &mut *st;
-        st.buf.clear();
+        Ok(())
+    }
+
+    /// Encodes `records` at the end of the staged bytes.
+    fn encode_staged(st: &mut State, records: &[LogRecord]) -> Result<()> {
         let mut start = 0;
         let mut acc = 0usize;
-        for (i, r) in records.iter().enumerate() {
+        for r in records {
             let size = 32 + r.argv.iter().map(|a| a.len() + 10).sum::<usize>();
             if size >= u32::MAX as usize {
                 // A frame's length field is 32 bits; refuse rather than write garbage.
@@ -347,26 +409,33 @@ impl AppendLog {
                     ),
                 ));
             }
-            acc += size;
+        }
+        for (i, r) in records.iter().enumerate() {
+            acc += 32 + r.argv.iter().map(|a| a.len() + 10).sum::<usize>();
             if acc >= MAX_FRAME_PAYLOAD {
-                codec::encode_frame(&mut st.buf, &records[start..=i]);
+                codec::encode_frame(&mut st.staged, &records[start..=i]);
                 start = i + 1;
                 acc = 0;
             }
         }
         if start < records.len() {
-            codec::encode_frame(&mut st.buf, &records[start..]);
+            codec::encode_frame(&mut st.staged, &records[start..]);
         }
+        Ok(())
+    }
+
+    /// Writes the staged bytes (see [`AppendLog::write_staged`]).
+    fn write_staged_locked(inner: &Inner, st: &mut State) -> Result<u64> {
         let res = if st.inject_write_error {
-            let half = st.buf.len() / 2;
-            (&*st.file).write_all(&st.buf[..half]).and_then(|_| {
+            let half = st.staged.len() / 2;
+            (&*st.file).write_all(&st.staged[..half]).and_then(|_| {
                 Err(std::io::Error::new(
                     std::io::ErrorKind::StorageFull,
                     "No space left on device (injected)",
                 ))
             })
         } else {
-            (&*st.file).write_all(&st.buf)
+            (&*st.file).write_all(&st.staged)
         };
         if let Err(e) = res {
             st.last_write_ok = false;
@@ -382,19 +451,18 @@ impl AppendLog {
                 tracing::error!(file = %st.path.display(), "{detail}; refusing further appends");
                 inner.sync.lock().broken = Some(detail);
             }
-            if st.buf.capacity() > (64 << 20) {
-                st.buf = Vec::new();
-            }
             return Err(PersistError::io("append to", st.path.clone(), e));
         }
-        let n = st.buf.len() as u64;
+        let n = st.staged.len() as u64;
         st.file_len += n;
         *st.gens.entry(st.gen).or_insert(0) += n;
         st.seq += 1;
+        st.written_token = st.staged_token;
         st.last_write_ok = true;
         st.last_write_error = None;
-        if st.buf.capacity() > (64 << 20) {
-            st.buf = Vec::new();
+        st.staged.clear();
+        if st.staged.capacity() > (64 << 20) {
+            st.staged = Vec::new();
         }
         let seq = st.seq;
         if inner.policy == FsyncPolicy::Always {
@@ -472,6 +540,11 @@ impl AppendLog {
         let inner = self.inner();
         let (old_file, old_gen, old_seq) = {
             let mut st = inner.state.lock();
+            // Staged batches ran before the keyspace copy this rotation goes with: they
+            // belong to the generation it covers.
+            if !st.staged.is_empty() {
+                Self::write_staged_locked(inner, &mut st)?;
+            }
             let (file, path) = create_generation(&inner.dir, st.gen + 1)?;
             let old_file = std::mem::replace(&mut st.file, Arc::new(file));
             let old_gen = st.gen;
@@ -566,10 +639,15 @@ impl AppendLog {
         self.inner().state.lock().gen
     }
 
-    /// fsyncs everything appended so far (for shutdown and SHUTDOWN/SIGTERM).
+    /// Writes what is staged and fsyncs everything appended so far (for shutdown and
+    /// SHUTDOWN/SIGTERM).
     pub fn flush(&self) -> Result<()> {
         let (file, seq) = {
-            let st = self.inner().state.lock();
+            let inner = self.inner();
+            let mut st = inner.state.lock();
+            if !st.staged.is_empty() {
+                Self::write_staged_locked(inner, &mut st)?;
+            }
             (st.file.clone(), st.seq)
         };
         self.sync_file(&file, seq)
@@ -628,7 +706,10 @@ impl Drop for Handle {
     fn drop(&mut self) {
         self.stop();
         // Hand the last bytes to the disk on a clean drop (best effort).
-        let st = self.inner.state.lock();
+        let mut st = self.inner.state.lock();
+        if !st.staged.is_empty() {
+            let _ = AppendLog::write_staged_locked(&self.inner, &mut st);
+        }
         if let Err(e) = st.file.sync_data() {
             tracing::warn!(file = %st.path.display(), error = %e, "fsync of the append log on close failed");
         }

@@ -382,6 +382,70 @@ fn injected_write_error_is_reported_and_leaves_no_partial_frame() {
 }
 
 #[test]
+fn staged_batches_are_written_together_in_order_and_survive_failures() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let first_gen;
+    {
+        let o = reopen(tmp.path(), &LoadOptions::new()).expect("open");
+        let log = open_log(&o, FsyncPolicy::EverySec);
+        let path = tmp.path().join(log_file_name(log.generation()));
+        let header = std::fs::metadata(&path).expect("log").len();
+        // Staged batches stay in memory until written.
+        let t1 = log.stage(&[rec(0, &["SET", "a", "1"])]).expect("stage");
+        let t2 = log
+            .stage(&[rec(0, &["INCR", "n"]), rec(0, &["INCR", "n"])])
+            .expect("stage");
+        assert!(t2 > t1);
+        assert_eq!(log.staged_token(), t2);
+        assert!(log.written_token() < t1);
+        assert_eq!(std::fs::metadata(&path).expect("log").len(), header);
+        let seq = log.write_staged().expect("write");
+        assert_eq!(log.written_token(), t2);
+        assert!(std::fs::metadata(&path).expect("log").len() > header);
+        // Nothing staged: no write, the same sequence number.
+        assert_eq!(log.write_staged().expect("write"), seq);
+        // A failed write keeps the batch staged and the file unchanged; a later
+        // write (space back) writes it, in order.
+        let len = std::fs::metadata(&path).expect("log").len();
+        let t3 = log.stage(&[rec(0, &["INCR", "n"])]).expect("stage");
+        log.inject_write_error(true);
+        assert!(log
+            .write_staged()
+            .expect_err("must fail")
+            .is_write_failure());
+        assert!(log.written_token() < t3);
+        assert_eq!(std::fs::metadata(&path).expect("log").len(), len);
+        log.inject_write_error(false);
+        log.write_staged().expect("write after space returns");
+        assert_eq!(log.written_token(), t3);
+        // Rotation writes what is staged into the generation it closes.
+        log.stage(&[rec(0, &["SET", "before-rotation", "x"])])
+            .expect("stage");
+        first_gen = log.rotate().expect("rotate");
+        log.stage(&[rec(0, &["SET", "after-rotation", "y"])])
+            .expect("stage");
+        // Closing writes the rest.
+        log.close().expect("close");
+    }
+    let closed = tmp.path().join(log_file_name(first_gen));
+    let closed_bytes = std::fs::read(&closed).expect("closed generation");
+    assert!(closed_bytes.windows(15).any(|w| w == b"before-rotation"));
+    assert!(!closed_bytes.windows(14).any(|w| w == b"after-rotation"));
+    let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");
+    let db = &o.store.dbs[0];
+    assert_eq!(
+        db.get(&b("a")).map(|e| e.value().clone()),
+        Some(Value::Str(b("1")))
+    );
+    assert_eq!(
+        db.get(&b("n")).map(|e| e.value().clone()),
+        Some(Value::Str(b("3")))
+    );
+    assert!(db.get(&b("before-rotation")).is_some());
+    assert!(db.get(&b("after-rotation")).is_some());
+}
+
+#[test]
 fn group_commit_covers_concurrent_writers() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = DataDir::open(tmp.path()).expect("open");

@@ -62,8 +62,9 @@ pub(crate) struct Conn {
     pub script_now: Option<u64>,
     pending_out: Arc<AtomicU64>,
     kill: Arc<tokio::sync::Notify>,
-    /// The log sequence number this connection's unsent replies depend on.
-    pending_seq: u64,
+    /// The append-log token of this connection's last staged batch, until its
+    /// replies have been written (0: none pending).
+    pending_token: u64,
     /// `timeout`: seconds of inactivity after which the client is closed (0 = never).
     idle_timeout: u64,
     /// When the current batch of pipelined commands started (their clients'
@@ -898,7 +899,7 @@ where
         script_now: None,
         pending_out,
         kill,
-        pending_seq: 0,
+        pending_token: 0,
         idle_timeout: shared.lock_async().await.tun.timeout,
         batch_start: Instant::now(),
     };
@@ -981,7 +982,7 @@ impl Conn {
                     // One log append (one checksummed frame) for the whole batch, made
                     // before any reply leaves: replay applies it whole or not at all.
                     match crate::persist::append(&mut inner) {
-                        Ok(Some(seq)) => self.pending_seq = seq,
+                        Ok(Some(token)) => self.pending_token = token,
                         Ok(None) => {}
                         Err(e) => {
                             // These replies were never durably logged: drop them and
@@ -1060,11 +1061,12 @@ impl Conn {
                 self.write(stream, &wbuf).await?;
                 return Ok(());
             }
-            if !wbuf.is_empty() {
+            if !wbuf.is_empty() || self.pending_token > 0 {
                 // Let the other ready connections run first: replies then leave in a
                 // burst at the end of the scheduler's round, as Redis writes them before
                 // going back to epoll (see ARCHITECTURE.md: the client is woken once
-                // per burst instead of once per reply).
+                // per burst instead of once per reply), and the first of them writes
+                // the round's staged log batches with one write(2) (`Conn::write`).
                 tokio::task::yield_now().await;
                 self.write(stream, &wbuf).await?;
                 wbuf.clear();
@@ -1140,18 +1142,42 @@ impl Conn {
         stream: &mut S,
         buf: &[u8],
     ) -> std::io::Result<()> {
-        // appendfsync always: replies to writes leave only once the log is on disk
-        // (group commit: one fsync completes every connection waiting for it).
-        if self.pending_seq > 0 {
-            let seq = std::mem::take(&mut self.pending_seq);
-            if let Some(log) = self.shared.log.get() {
-                if let Err(e) = log.durable(seq).await {
+        if let Some(log) = self.shared.log.get() {
+            // No reply leaves before the log records of every batch that ran before it
+            // are in the kernel (this connection's, and any another connection ran
+            // whose effects a reply could show): the first writer of a round writes
+            // all the staged batches with one write(2), later ones find nothing staged.
+            match log.write_staged() {
+                Ok(seq) => {
+                    // appendfsync always: replies to writes leave only once the log is
+                    // on disk (group commit: one fsync completes every connection
+                    // waiting for it).
+                    if std::mem::take(&mut self.pending_token) > 0 {
+                        if let Err(e) = log.durable(seq).await {
+                            tracing::error!(
+                                client = self.id,
+                                "append log fsync failed, closing the client: {e}"
+                            );
+                            return Err(std::io::Error::other(e.to_string()));
+                        }
+                    }
+                }
+                Err(e) if self.pending_token > log.written_token() => {
+                    // This connection's batch is not logged: nothing of it may be
+                    // acknowledged. Writes are refused (MISCONF) until the log or a
+                    // snapshot succeeds.
                     tracing::error!(
                         client = self.id,
-                        "append log fsync failed, closing the client: {e}"
+                        "closing client after append log failure: {e}"
                     );
+                    let msg = format!("MISCONF Errors writing to the AOF file: {e}");
+                    if let Some(p) = self.shared.lock_async().await.persist.as_mut() {
+                        p.log_error = Some(msg);
+                    }
                     return Err(std::io::Error::other(e.to_string()));
                 }
+                // Other connections' batches failed; what this one replies is logged.
+                Err(_) => self.pending_token = 0,
             }
         }
         tokio::select! {
@@ -1231,7 +1257,12 @@ impl Conn {
             tokio::select! {
                 m = rx.recv() => match m {
                     Some(ConnMsg::Unblocked(r)) => {
-                        self.pending_seq = self.shared.log.get().map_or(0, |l| l.stats().seq);
+                        // The pop ran in another connection's batch: once its lock is
+                        // released, that batch is staged; the reply waits for it.
+                        if let Some(log) = self.shared.log.get() {
+                            drop(self.shared.lock_async().await);
+                            self.pending_token = log.staged_token();
+                        }
                         return Ok(Some(r));
                     }
                     Some(ConnMsg::Push(r)) => {

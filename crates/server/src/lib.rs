@@ -428,6 +428,13 @@ async fn cron(shared: Arc<Shared>) {
         if let Err(e) = persist::append(&mut inner) {
             tracing::error!("append log: {e:?}");
         }
+        // Connections write the staged log batches before their replies; a batch no
+        // reply follows (CLIENT REPLY OFF, a client gone) is written here, within a tick.
+        if let Some(log) = shared.log.get() {
+            if let Err(e) = log.write_staged() {
+                tracing::error!("append log: {e}");
+            }
+        }
         persist::cron(&shared, &mut inner);
     }
 }

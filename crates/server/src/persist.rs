@@ -98,10 +98,10 @@ pub fn open(c: &Config, store: &mut Store) -> Result<Option<Persistence>, Server
     }))
 }
 
-/// Appends the records the last command left. Returns the log sequence number to
-/// wait for (under `appendfsync always`), or an error reply when the log could not
-/// be written (the command's effect is in memory but not durable, so the client is
-/// told).
+/// Stages the records the last batch left in the append log (written before the
+/// batch's replies leave, see `Conn::write`). Returns the batch's token, or an error
+/// reply when the log refuses it (closed, broken, a record too large: the effect is in
+/// memory but will not be logged, so the client is told).
 pub(crate) fn append(inner: &mut Inner) -> Result<Option<u64>, Reply> {
     if inner.store.effects.log.is_empty() {
         return Ok(None);
@@ -111,10 +111,14 @@ pub(crate) fn append(inner: &mut Inner) -> Result<Option<u64>, Reply> {
         return Ok(None);
     };
     let Some(log) = &p.log else { return Ok(None) };
-    match log.append(&records) {
-        Ok(seq) => {
-            p.log_error = None;
-            Ok(Some(seq))
+    // Staged, not written: the connection writes the round's staged batches before its
+    // replies leave (`Conn::write`), one write(2) for every connection of the round.
+    match log.stage(&records) {
+        Ok(token) => {
+            if p.log_error.is_some() && log.stats().last_write_ok {
+                p.log_error = None;
+            }
+            Ok(Some(token))
         }
         Err(e) => {
             tracing::error!("writing the append log failed: {e}");
