@@ -979,8 +979,8 @@ impl Conn {
                             }
                         }
                     }
-                    // One log append (one checksummed frame) for the whole batch, made
-                    // before any reply leaves: replay applies it whole or not at all.
+                    // One staged log frame for the whole batch, written before any reply
+                    // leaves (`Conn::write`): replay applies it whole or not at all.
                     match crate::persist::append(&mut inner) {
                         Ok(Some(token)) => self.pending_token = token,
                         Ok(None) => {}
@@ -1144,24 +1144,11 @@ impl Conn {
     ) -> std::io::Result<()> {
         if let Some(log) = self.shared.log.get() {
             // No reply leaves before the log records of every batch that ran before it
-            // are in the kernel (this connection's, and any another connection ran
-            // whose effects a reply could show): the first writer of a round writes
-            // all the staged batches with one write(2), later ones find nothing staged.
-            match log.write_staged() {
-                Ok(seq) => {
-                    // appendfsync always: replies to writes leave only once the log is
-                    // on disk (group commit: one fsync completes every connection
-                    // waiting for it).
-                    if std::mem::take(&mut self.pending_token) > 0 {
-                        if let Err(e) = log.durable(seq).await {
-                            tracing::error!(
-                                client = self.id,
-                                "append log fsync failed, closing the client: {e}"
-                            );
-                            return Err(std::io::Error::other(e.to_string()));
-                        }
-                    }
-                }
+            // are in the kernel (this connection's, and those of other connections,
+            // whose effects a reply could show): the first writer of a round writes all
+            // the staged batches with one write(2); later ones find nothing staged.
+            let seq = match log.write_staged() {
+                Ok(seq) => seq,
                 Err(e) if self.pending_token > log.written_token() => {
                     // This connection's batch is not logged: nothing of it may be
                     // acknowledged. Writes are refused (MISCONF) until the log or a
@@ -1176,8 +1163,19 @@ impl Conn {
                     }
                     return Err(std::io::Error::other(e.to_string()));
                 }
-                // Other connections' batches failed; what this one replies is logged.
-                Err(_) => self.pending_token = 0,
+                // Other connections' batches failed; this one's was written before.
+                Err(_) => log.stats().seq,
+            };
+            // appendfsync always: replies to writes leave only once the log is on disk
+            // (group commit: one fsync completes every connection waiting for it).
+            if std::mem::take(&mut self.pending_token) > 0 {
+                if let Err(e) = log.durable(seq).await {
+                    tracing::error!(
+                        client = self.id,
+                        "append log fsync failed, closing the client: {e}"
+                    );
+                    return Err(std::io::Error::other(e.to_string()));
+                }
             }
         }
         tokio::select! {
