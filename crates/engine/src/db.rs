@@ -312,17 +312,14 @@ impl Db {
     /// Sets or clears the expiry of an existing key. Returns false if absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>) -> bool {
         let kr = KeyRef::new(key);
-        let Some(l) = self.map.get(kr.hash, key) else {
+        let Some(e) = self.map.get_mut(kr.hash, key) else {
             return false;
         };
-        let stored = l.key.clone();
-        if let Some(e) = self.map.get_mut(kr.hash, key) {
-            e.expire = pack_deadline(expire_at);
-        }
+        e.expire = pack_deadline(expire_at);
         if expire_at.is_some() {
             self.volatile.insert(ScanKey {
                 hash: kr.hash,
-                key: stored,
+                key: Key::new(key),
             });
         } else {
             self.volatile.remove(&kr);

@@ -418,9 +418,14 @@ impl<'a> Cx<'a> {
 
     // ----- typed access -----
 
+    /// The string value of a key (counting a hit or miss), WRONGTYPE for other types.
+    /// Values of up to 64 bytes are copied rather than shared: sharing promotes the
+    /// stored `Bytes` to a shared buffer (an allocation, and a cache miss when the
+    /// value is later replaced); larger ones are shared (no copy).
     pub fn get_str(&mut self, key: &Bytes) -> Result<Option<Bytes>, Reply> {
         match self.lookup_read(key).map(|e| e.value()) {
             None => Ok(None),
+            Some(Value::Str(s)) if s.len() <= 64 => Ok(Some(Bytes::copy_from_slice(s))),
             Some(Value::Str(s)) => Ok(Some(s.clone())),
             Some(_) => Err(Reply::wrongtype()),
         }

@@ -6,7 +6,6 @@ use crate::reply::{wrong_arity, Reply};
 use crate::store::{CmdResult, Cx};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::OnceLock;
 
 /// A command handler run by the engine.
@@ -142,30 +141,9 @@ fn all_groups() -> [&'static [CommandSpec]; 10] {
     ]
 }
 
-/// FNV-1a over a command name: the index is fixed and small, and names come from
-/// clients only as lookups, so SipHash's flooding resistance buys nothing here (it
-/// was ~2 % of a pipelined EVALSHA's profile, three lookups per call).
-#[derive(Default)]
-struct NameHasher(u64);
-
-impl std::hash::Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type Index = HashMap<&'static str, &'static CommandSpec, BuildHasherDefault<NameHasher>>;
+/// Every command by name. Lookups go through [`front`] first; the index serves
+/// [`all`] and the names a shared front slot defers to.
+type Index = HashMap<&'static str, &'static CommandSpec>;
 
 fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();

@@ -235,9 +235,9 @@ impl<V: Clone> Trie<V> {
 
     /// Brings the paths to several keys into the cache, level by level across the
     /// keys, and calls `found` with each leaf reached that has the key's hash (to
-    /// prefetch what its value points to). The reads of one level are independent between keys, so their
-    /// cache misses overlap, where looking the keys up one after the other waits for
-    /// each miss in turn. Used before running a batch of pipelined commands: their
+    /// prefetch what its value points to). The reads of one level are independent
+    /// between keys, so their cache misses overlap, where looking the keys up one
+    /// after the other waits for each miss in turn. Used before running a batch of pipelined commands: their
     /// own lookups then hit the cache. A hint only: nothing is changed.
     pub fn prefetch_paths(&self, hashes: &[u64], mut found: impl FnMut(&Leaf<V>)) {
         const MAX: usize = 32;

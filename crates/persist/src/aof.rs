@@ -394,10 +394,13 @@ impl AppendLog {
 
     /// Encodes `records` at the end of the staged bytes.
     fn encode_staged(st: &mut State, records: &[LogRecord]) -> Result<()> {
+        // An upper bound of a record's encoded size.
+        let size_of = |r: &LogRecord| 32 + r.argv.iter().map(|a| a.len() + 10).sum::<usize>();
         let mut start = 0;
         let mut acc = 0usize;
+        // Checked before anything is encoded, so a refused batch stages nothing.
         for r in records {
-            let size = 32 + r.argv.iter().map(|a| a.len() + 10).sum::<usize>();
+            let size = size_of(r);
             if size >= u32::MAX as usize {
                 // A frame's length field is 32 bits; refuse rather than write garbage.
                 return Err(PersistError::io(
@@ -411,7 +414,7 @@ impl AppendLog {
             }
         }
         for (i, r) in records.iter().enumerate() {
-            acc += 32 + r.argv.iter().map(|a| a.len() + 10).sum::<usize>();
+            acc += size_of(r);
             if acc >= MAX_FRAME_PAYLOAD {
                 codec::encode_frame(&mut st.staged, &records[start..=i]);
                 start = i + 1;

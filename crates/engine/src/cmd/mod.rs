@@ -78,22 +78,6 @@ pub fn norm_range(start: i64, end: i64, len: usize) -> Option<(usize, usize)> {
     Some((s as usize, e as usize))
 }
 
-/// One element of a hash-table collection picked at random. Up to 1024 elements the
-/// pick is uniform; above, it is uniform among the first 1024 in table order, which
-/// itself follows the (randomly seeded) hashes: O(1) instead of O(n), like Redis's
-/// approximate `dictGetFairRandomKey`, at the cost of exact uniformity on huge sets.
-pub fn pick_one<'a, T: 'a>(
-    mut it: impl Iterator<Item = &'a T>,
-    len: usize,
-    rng: &mut rand::rngs::SmallRng,
-) -> Option<&'a T> {
-    use rand::Rng;
-    if len == 0 {
-        return None;
-    }
-    it.nth(rng.random_range(0..len.min(1024)))
-}
-
 /// Helpers shared by the command modules' unit tests.
 #[cfg(test)]
 pub(crate) mod testutil {

@@ -137,22 +137,7 @@ fn get_string_w(cx: &mut Cx, key: &Bytes) -> Result<Option<Bytes>, Reply> {
 }
 
 fn get(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
-    match cx.lookup_read(&argv[1]).map(|e| e.value()) {
-        None => Ok(Reply::Nil),
-        Some(Value::Str(s)) => Ok(Reply::Bulk(reply_copy(s))),
-        Some(_) => Err(Reply::wrongtype()),
-    }
-}
-
-/// A stored string for a reply: small ones copied (a fresh allocation freed with the
-/// reply) rather than shared, which would promote the stored `Bytes` to a shared
-/// buffer (an extra allocation, and a cache miss when the value is later replaced).
-fn reply_copy(s: &Bytes) -> Bytes {
-    if s.len() <= 64 {
-        Bytes::copy_from_slice(s)
-    } else {
-        s.clone()
-    }
+    Ok(Reply::opt_bulk(get_string(cx, &argv[1])?))
 }
 
 /// Redis's `setGenericCommand`.
