@@ -332,10 +332,15 @@ fn config(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
         }
         inner.config = next;
         crate::apply_config(inner);
+        crate::publish_live(&conn.shared, &inner.config);
         Reply::ok()
     } else if is(sub, "resetstat") {
         inner.stats = Default::default();
         inner.store.stats = Default::default();
+        conn.shared
+            .live
+            .rejected_connections
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         Reply::ok()
     } else if is(sub, "rewrite") {
         Reply::err("ERR The server is running without a config file")
@@ -597,7 +602,10 @@ pub(crate) fn info(conn: &Conn, inner: &Inner, sections: &[Bytes]) -> String {
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\r\n",
             st.total_connections,
             st.total_commands,
-            st.rejected_connections,
+            conn.shared
+                .live
+                .rejected_connections
+                .load(std::sync::atomic::Ordering::Relaxed),
             es.expired_keys,
             es.evicted_keys,
             es.keyspace_hits,

@@ -14,6 +14,7 @@ mod admin;
 mod alloc;
 pub use alloc::CountingAlloc;
 mod blocking;
+mod busy;
 mod conn;
 mod lua_raw;
 mod persist;
@@ -25,6 +26,7 @@ pub use config::Config;
 use redsnap_engine::{EngineConfig, Store};
 use state::{Inner, Shared, ShutdownRequest};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -77,6 +79,27 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         databases,
         ..engine_config(&inner.config)
     };
+}
+
+/// Publishes the settings that connections read without the server lock
+/// ([`state::LiveConfig`]); called with `apply_config` at startup and after CONFIG SET.
+pub(crate) fn publish_live(shared: &Shared, c: &Config) {
+    use std::sync::atomic::Ordering::Release;
+    let live = &shared.live;
+    live.maxclients
+        .store(c.int("maxclients").max(1) as usize, Release);
+    live.protected_mode.store(c.bool("protected-mode"), Release);
+    *live.requirepass.write() = bytes::Bytes::from(c.str("requirepass").into_bytes());
+    live.proto_max_bulk_len
+        .store(c.u64("proto-max-bulk-len"), Release);
+    live.query_buffer_limit
+        .store(c.u64("client-query-buffer-limit"), Release);
+    live.timeout.store(c.u64("timeout"), Release);
+    live.tcp_keepalive.store(c.u64("tcp-keepalive"), Release);
+    shared
+        .busy
+        .threshold_ms
+        .store(c.u64("busy-reply-threshold"), Release);
 }
 
 pub(crate) fn persist_command(
@@ -245,6 +268,7 @@ impl Server {
             inner.store.log_enabled = persistence.as_ref().is_some_and(|p| p.log.is_some());
             inner.persist = persistence;
             apply_config(&mut inner);
+            publish_live(&shared, &inner.config);
         }
         Ok(Server { shared, listeners })
     }
@@ -271,8 +295,8 @@ impl Server {
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         loop {
             let (req, reply) = tokio::select! {
-                _ = term.recv() => { tracing::info!("received SIGTERM, shutting down"); (ShutdownRequest { save: None }, None) }
-                _ = int.recv() => { tracing::info!("received SIGINT, shutting down"); (ShutdownRequest { save: None }, None) }
+                _ = term.recv() => { signal_received(&shared, "SIGTERM"); (ShutdownRequest { save: None }, None) }
+                _ = int.recv() => { signal_received(&shared, "SIGINT"); (ShutdownRequest { save: None }, None) }
                 r = rx.recv() => match r {
                     Some(r) => { tracing::info!("SHUTDOWN requested by a client"); r }
                     None => (ShutdownRequest { save: None }, None),
@@ -293,12 +317,25 @@ impl Server {
                 }
             }
         }
-        let inner = shared.inner.lock();
+        let inner = shared.lock_async().await;
         for c in inner.clients.values() {
             c.kill();
         }
         tracing::info!("redsnap is now ready to exit, bye bye...");
         Ok(())
+    }
+}
+
+/// Logs a shutdown signal. During a busy script the shutdown is scheduled, as in
+/// Redis: it runs (with its final snapshot) as soon as the script ends or is killed
+/// with SCRIPT KILL; SHUTDOWN NOSAVE from any connection exits without the snapshot.
+fn signal_received(shared: &Shared, name: &str) {
+    if shared.busy.running.load(Ordering::Acquire) {
+        tracing::warn!(
+            "received {name} during a running script: shutdown scheduled for when the script ends (SCRIPT KILL stops it; SHUTDOWN NOSAVE exits without a final snapshot)"
+        );
+    } else {
+        tracing::info!("received {name}, shutting down");
     }
 }
 
@@ -322,26 +359,34 @@ async fn accept_loop(
             }
         };
         let _ = sock.set_nodelay(true);
-        let refusal: Option<&'static [u8]> = {
-            let mut inner = shared.lock_async().await;
-            let max = inner.config.int("maxclients").max(1) as usize;
-            if shared
-                .connections
-                .load(std::sync::atomic::Ordering::Acquire)
-                >= max
-            {
-                inner.stats.rejected_connections += 1;
-                Some(b"-ERR max number of clients reached\r\n")
-            } else if inner.config.bool("protected-mode")
-                && inner.config.str("requirepass").is_empty()
-                && !is_loopback(&addr)
-            {
-                inner.stats.rejected_connections += 1;
-                Some(PROTECTED_MODE_ERROR.as_bytes())
-            } else {
-                None
+        // Nothing here waits for the server lock: a busy script holds it, and new
+        // connections must still be accepted (to answer BUSY, SCRIPT KILL, SHUTDOWN
+        // NOSAVE). The limits come from `LiveConfig`.
+        let live = &shared.live;
+        let keepalive = live.tcp_keepalive.load(Ordering::Acquire);
+        if keepalive > 0 {
+            let ka = socket2::TcpKeepalive::new()
+                .with_time(Duration::from_secs(keepalive))
+                .with_interval(Duration::from_secs((keepalive / 3).max(1)));
+            if let Err(e) = socket2::SockRef::from(&sock).set_tcp_keepalive(&ka) {
+                tracing::debug!("tcp-keepalive on {addr}: {e}");
             }
+        }
+        let refusal: Option<&'static [u8]> = if shared.connections.load(Ordering::Acquire)
+            >= live.maxclients.load(Ordering::Acquire)
+        {
+            Some(b"-ERR max number of clients reached\r\n")
+        } else if live.protected_mode.load(Ordering::Acquire)
+            && !live.requires_auth()
+            && !is_loopback(&addr)
+        {
+            Some(PROTECTED_MODE_ERROR.as_bytes())
+        } else {
+            None
         };
+        if refusal.is_some() {
+            live.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        }
         let shared = shared.clone();
         let laddr = laddr.clone();
         let tls = tls.clone();

@@ -350,21 +350,28 @@ pub(crate) fn info(inner: &Inner) -> String {
 /// NOSAVE, None per `snapshot-on-shutdown`. Err means the server must not exit
 /// because data would be lost.
 pub(crate) async fn shutdown(shared: &Arc<Shared>, save: Option<bool>) -> Result<(), String> {
+    // The lock is taken without blocking a runtime worker: while a busy script holds
+    // it, connections must still reach SCRIPT KILL and SHUTDOWN NOSAVE.
     let (want_save, log) = {
-        let inner = shared.inner.lock();
+        let inner = shared.lock_async().await;
         let Some(p) = inner.persist.as_ref() else {
             return Ok(());
         };
+        // SHUTDOWN NOSAVE sent during a busy script wins over a pending SIGTERM's save:
+        // the killed script's partial effects must not reach a snapshot.
+        let nosave = shared
+            .nosave_shutdown
+            .load(std::sync::atomic::Ordering::Acquire);
         (
-            save.unwrap_or_else(|| inner.config.bool("snapshot-on-shutdown")),
+            !nosave && save.unwrap_or_else(|| inner.config.bool("snapshot-on-shutdown")),
             p.log.clone(),
         )
     };
     // Wait for a background snapshot in progress to finish.
     for _ in 0..6000 {
         let busy = shared
-            .inner
-            .lock()
+            .lock_async()
+            .await
             .persist
             .as_ref()
             .is_some_and(|p| p.snaps.in_progress());
@@ -384,7 +391,7 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, save: Option<bool>) -> Result
         None => false,
     };
     if want_save {
-        let job = prepare_save(&mut shared.inner.lock());
+        let job = prepare_save(&mut *shared.lock_async().await);
         let res = match job {
             Ok(job) => run_save(shared, job).await,
             Err(e) => Err(e),

@@ -14,7 +14,15 @@ pub struct Limits {
     pub max_multibulk_len: u64,
     /// Largest inline request line.
     pub max_inline_len: usize,
+    /// The client has not authenticated while a password is required: Redis 6.2's
+    /// limits apply (at most 10 arguments and 16 KB per bulk, CVE-2021-32675).
+    pub unauthenticated: bool,
 }
+
+/// Most arguments in one request before authentication (Redis: 10).
+pub const UNAUTH_MAX_ARGS: i64 = 10;
+/// Largest bulk before authentication (Redis: 16384 bytes).
+pub const UNAUTH_MAX_BULK: i64 = 16384;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -22,6 +30,7 @@ impl Default for Limits {
             max_bulk_len: 512 * 1024 * 1024,
             max_multibulk_len: 1024 * 1024 * 1024,
             max_inline_len: 64 * 1024,
+            unauthenticated: false,
         }
     }
 }
@@ -104,6 +113,9 @@ impl Parser {
                 }
                 _ => return Err(ProtocolError("invalid multibulk length".into())),
             };
+            if n > UNAUTH_MAX_ARGS && limits.unauthenticated {
+                return Err(ProtocolError("unauthenticated multibulk length".into()));
+            }
             buf.advance(cr + 2);
             if n <= 0 {
                 // `*0` and `*-1` are empty requests, skipped silently.
@@ -136,6 +148,9 @@ impl Parser {
                         Some(l) if l >= 0 && (l as u64) <= limits.max_bulk_len => l as usize,
                         _ => return Err(ProtocolError("invalid bulk length".into())),
                     };
+                    if l as i64 > UNAUTH_MAX_BULK && limits.unauthenticated {
+                        return Err(ProtocolError("unauthenticated bulk length".into()));
+                    }
                     buf.advance(cr + 2);
                     self.bulk_len = Some(l);
                     l
@@ -418,6 +433,30 @@ mod tests {
     }
 
     #[test]
+    fn limits_before_authentication() {
+        let unauth = Limits {
+            unauthenticated: true,
+            ..Limits::default()
+        };
+        let parse =
+            |input: &[u8], limits: &Limits| Parser::new().next(&mut BytesMut::from(input), limits);
+        assert_eq!(
+            parse(b"*11\r\n", &unauth).unwrap_err().0,
+            "unauthenticated multibulk length"
+        );
+        assert_eq!(
+            parse(b"*2\r\n$4\r\nAUTH\r\n$16385\r\n", &unauth)
+                .unwrap_err()
+                .0,
+            "unauthenticated bulk length"
+        );
+        // At the limits, and once authenticated: accepted.
+        assert_eq!(parse(b"*10\r\n", &unauth), Ok(None));
+        assert_eq!(parse(b"*2\r\n$4\r\nAUTH\r\n$16384\r\n", &unauth), Ok(None));
+        assert_eq!(parse(b"*11\r\n", &Limits::default()), Ok(None));
+    }
+
+    #[test]
     fn split_in_pieces() {
         let input = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456789\r\n";
         let mut p = Parser::new();
@@ -459,7 +498,7 @@ mod tests {
         fn garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..512)) {
             let mut p = Parser::new();
             let mut buf = BytesMut::from(&data[..]);
-            let limits = Limits { max_bulk_len: 1 << 20, max_multibulk_len: 1 << 20, max_inline_len: 256 };
+            let limits = Limits { max_bulk_len: 1 << 20, max_multibulk_len: 1 << 20, max_inline_len: 256, unauthenticated: false };
             for _ in 0..600 {
                 match p.next(&mut buf, &limits) {
                     Ok(Some(a)) => prop_assert!(a.len() <= data.len()),

@@ -100,7 +100,6 @@ pub struct WatchedKey {
 pub struct ServerStats {
     pub total_connections: u64,
     pub total_commands: u64,
-    pub rejected_connections: u64,
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     pub pubsub_messages: u64,
@@ -184,6 +183,32 @@ pub struct BusyState {
     pub handed_off: std::sync::atomic::AtomicBool,
 }
 
+/// The settings that the path from `accept` to a connection's first reply needs,
+/// readable without the server lock (a busy script holds it for as long as it runs).
+/// Written by `apply_config` at startup and after every CONFIG SET.
+#[derive(Debug, Default)]
+pub struct LiveConfig {
+    pub maxclients: std::sync::atomic::AtomicUsize,
+    pub protected_mode: std::sync::atomic::AtomicBool,
+    /// `requirepass` ("" = none), for AUTH/HELLO while a script is busy.
+    pub requirepass: parking_lot::RwLock<Bytes>,
+    pub proto_max_bulk_len: AtomicU64,
+    /// `client-query-buffer-limit` (0 = none).
+    pub query_buffer_limit: AtomicU64,
+    /// `timeout` in seconds (0 = never).
+    pub timeout: AtomicU64,
+    /// `tcp-keepalive` in seconds (0 = off), applied to each accepted socket.
+    pub tcp_keepalive: AtomicU64,
+    /// Connections refused (maxclients, protected mode), for INFO.
+    pub rejected_connections: AtomicU64,
+}
+
+impl LiveConfig {
+    pub fn requires_auth(&self) -> bool {
+        !self.requirepass.read().is_empty()
+    }
+}
+
 /// A shutdown request and where to report its outcome.
 pub type ShutdownMsg = (
     ShutdownRequest,
@@ -193,6 +218,11 @@ pub type ShutdownMsg = (
 /// State shared by every connection.
 pub struct Shared {
     pub busy: BusyState,
+    pub live: LiveConfig,
+    /// Set by SHUTDOWN NOSAVE while a script is busy: whatever shutdown is pending
+    /// (SIGTERM, SHUTDOWN) then exits without a final snapshot, and the batch of the
+    /// killed script is not logged (nothing of it was acknowledged).
+    pub nosave_shutdown: std::sync::atomic::AtomicBool,
     /// Open client connections (counted at accept, before the connection registers).
     pub connections: std::sync::atomic::AtomicUsize,
     pub inner: Mutex<Inner>,
@@ -238,6 +268,8 @@ impl Shared {
                 tun: Tunables::default(),
             }),
             busy: BusyState::default(),
+            live: LiveConfig::default(),
+            nosave_shutdown: std::sync::atomic::AtomicBool::new(false),
             connections: std::sync::atomic::AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
             started: Instant::now(),

@@ -112,13 +112,13 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
     srv(
         "auth",
         -2,
-        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
         "connection",
     ),
     srv(
         "hello",
         -1,
-        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
         "connection",
     ),
     srv("select", 2, LOADING | STALE | FAST, "connection"),
@@ -393,6 +393,8 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
         &[
             sub("function|flush", -2, WRITE | NOSCRIPT),
             sub("function|list", -2, NOSCRIPT),
+            sub("function|kill", 2, NOSCRIPT | ALLOW_BUSY),
+            sub("function|stats", 2, NOSCRIPT | ALLOW_BUSY),
             sub("function|help", 2, LOADING | STALE),
         ],
     ),
