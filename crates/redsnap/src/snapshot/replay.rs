@@ -26,7 +26,7 @@ use crate::resilience::{Admission, PendingKind};
 const REPLAY_LUA: &str = r#"
 local at = tonumber(ARGV[2])
 local cur = redis.call('GET', KEYS[2])
-cur = cur and tonumber(cur)
+if cur then cur = tonumber(cur) else cur = nil end
 local epoch = ARGV[3]
 if epoch ~= '' and tonumber(ARGV[4]) > 0 then
   redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[4])
