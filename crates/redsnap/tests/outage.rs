@@ -1,12 +1,21 @@
 //! Issue 6 under a real outage: a redis-server stopped for more than 5 s
 //! while the service keeps saving, a process restart in the middle of it,
-//! health transitions and the circuit breaker's states.
+//! health transitions and the circuit breaker's states. Issue 11 item 10:
+//! heartbeats made during an outage reach Redis, replay never replaces a
+//! newer `latest` written by another instance, and saves keep their interval
+//! while Redis is unreachable (a client partitioned by a proxy).
 
 mod common;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redsnap::{BreakerState, ConnectionState, RedisStore, SaveOutcome, Snapshots};
+use common::proxy::{Mode, Proxy};
+use redsnap::{
+    BreakerState, ConnectionState, RedisConfig, RedisStore, SaveOutcome, Snapshots, Snapshotter,
+    SnapshotterConfig,
+};
 use redsnap_testsupport::RedisServer;
 
 fn snaps(store: RedisStore, ns: &str, dir: &std::path::Path) -> Snapshots<Vec<u64>> {
@@ -256,4 +265,270 @@ fn metric_value(text: &str, series: &str) -> f64 {
         .trim()
         .parse()
         .unwrap()
+}
+
+fn now_ms() -> u64 {
+    redsnap::keys::now_millis()
+}
+
+/// `latest:at` as stored in Redis.
+async fn latest_at(store: &RedisStore, s: &Snapshots<Vec<u64>>) -> u64 {
+    store
+        .query::<u64>(redis::cmd("GET").arg(s.latest_at_key()))
+        .await
+        .unwrap()
+}
+
+/// Wait until the proxied handle has replayed its whole queue, saving
+/// `state` (the state it queued last, so the save itself is skipped as
+/// unchanged and only the replay writes).
+async fn drain_replay(s: &Snapshots<Vec<u64>>, state: &Vec<u64>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = s.save(state).await.unwrap();
+        assert_ne!(
+            std::mem::discriminant(&out),
+            std::mem::discriminant(&SaveOutcome::Saved {
+                epoch: 0,
+                raw_bytes: 0,
+                stored_bytes: 0
+            }),
+            "the queued state was saved again instead of replayed: {out:?}"
+        );
+        if s.fallback_depth() == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "queue never drained");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_heartbeat_during_an_outage_reaches_redis_when_it_returns() {
+    let fb = tempfile::tempdir().unwrap();
+    let server = RedisServer::start().unwrap();
+    let proxy = Proxy::start(server.port()).unwrap();
+    let direct = common::outage_store(server.port());
+    let ns = common::ns("hb-outage");
+    let s = snaps(common::outage_store(proxy.port()), &ns, fb.path());
+    assert!(matches!(
+        s.save(&vec![1]).await.unwrap(),
+        SaveOutcome::Saved { .. }
+    ));
+
+    proxy.set_mode(Mode::Blackhole);
+    let before = now_ms();
+    // The heartbeat changes `latest` while Redis is unreachable.
+    assert!(matches!(
+        s.heartbeat(&vec![2]).await.unwrap(),
+        SaveOutcome::Deferred { .. }
+    ));
+    let after = now_ms();
+    assert_eq!(s.fallback_depth(), 1, "the heartbeat is queued for replay");
+    // Read locally meanwhile.
+    assert_eq!(s.latest().await.unwrap().unwrap().state, vec![2]);
+
+    proxy.set_mode(Mode::Forward);
+    // Saving the same state again is not a new write: only the replay writes.
+    drain_replay(&s, &vec![2]).await;
+    let reader = Snapshots::<Vec<u64>>::new(direct.clone(), &ns);
+    assert_eq!(reader.latest().await.unwrap().unwrap().state, vec![2]);
+    let at = latest_at(&direct, &s).await;
+    assert!(
+        (before..=after).contains(&at),
+        "latest:at keeps the heartbeat's own time: {before} <= {at} <= {after}"
+    );
+    // A heartbeat is no history entry.
+    assert_eq!(reader.list(10).await.unwrap().len(), 1);
+    // Redis has it now: the same state is unchanged, a new one is saved.
+    assert_eq!(s.save(&vec![2]).await.unwrap(), SaveOutcome::Unchanged);
+    assert!(matches!(
+        s.save(&vec![3]).await.unwrap(),
+        SaveOutcome::Saved { .. }
+    ));
+    assert_eq!(reader.latest().await.unwrap().unwrap().state, vec![3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_of_a_partitioned_instance_never_replaces_a_newer_latest() {
+    let fb_a = tempfile::tempdir().unwrap();
+    let server = RedisServer::start().unwrap();
+    let proxy = Proxy::start(server.port()).unwrap();
+    let ns = common::ns("two-instances");
+    let direct = common::outage_store(server.port());
+    // Instance A reaches Redis through the proxy; instance B directly.
+    let a = snaps(common::outage_store(proxy.port()), &ns, fb_a.path());
+    let b = Snapshots::<Vec<u64>>::new(direct.clone(), &ns);
+    let base = redsnap::keys::now_secs() - 100;
+    assert!(matches!(
+        a.save_at(&vec![0], base).await.unwrap(),
+        SaveOutcome::Saved { .. }
+    ));
+
+    // A is partitioned and saves S1 at t1 (and heartbeats S1b after it).
+    proxy.set_mode(Mode::Blackhole);
+    let s1 = vec![1];
+    assert_eq!(
+        a.save_at(&s1, base + 1).await.unwrap(),
+        SaveOutcome::Deferred { epoch: base + 1 }
+    );
+    let s1b = vec![11];
+    assert!(matches!(
+        a.heartbeat(&s1b).await.unwrap(),
+        SaveOutcome::Deferred { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // B saves S2 at t2 > t1 while A is partitioned.
+    let t2_before = now_ms();
+    assert!(matches!(
+        b.save_at(&vec![2], base + 2).await.unwrap(),
+        SaveOutcome::Saved { .. }
+    ));
+    let b_at = latest_at(&direct, &b).await;
+    assert!(b_at >= t2_before);
+
+    // A comes back and replays.
+    proxy.set_mode(Mode::Forward);
+    drain_replay(&a, &s1b).await;
+    let latest = b.latest().await.unwrap().unwrap();
+    assert_eq!(latest.state, vec![2], "B's newer latest stays");
+    assert_eq!(latest.written_at_ms, Some(b_at), "latest:at stays B's");
+    // S1 is in history (with a TTL counted from its epoch), next to S2.
+    let listed = b.list(10).await.unwrap();
+    assert!(listed.contains(&(base + 1)), "{listed:?}");
+    assert!(listed.contains(&(base + 2)), "{listed:?}");
+    assert_eq!(b.get(base + 1).await.unwrap(), Some(s1.clone()));
+    let ttl: i64 = direct
+        .query(redis::cmd("TTL").arg(b.snapshot_key(base + 1)))
+        .await
+        .unwrap();
+    assert!(ttl > 86_000 && ttl < 86_400 - 90, "{ttl}");
+
+    // Second partition: B writes S4, then A saves S5 later (t5 > t4). A's
+    // replay now carries the newest state: it replaces `latest`, and
+    // `latest:at` keeps A's own save time, not the replay's.
+    proxy.set_mode(Mode::Blackhole);
+    assert!(matches!(
+        b.save_at(&vec![4], base + 4).await.unwrap(),
+        SaveOutcome::Saved { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let t5_before = now_ms();
+    assert_eq!(
+        a.save_at(&vec![5], base + 5).await.unwrap(),
+        SaveOutcome::Deferred { epoch: base + 5 }
+    );
+    let t5_after = now_ms();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    proxy.set_mode(Mode::Forward);
+    drain_replay(&a, &vec![5]).await;
+    let latest = b.latest().await.unwrap().unwrap();
+    assert_eq!(latest.state, vec![5]);
+    let at = latest.written_at_ms.unwrap();
+    assert!((t5_before..=t5_after).contains(&at), "{t5_before} <= {at} <= {t5_after}");
+    assert_eq!(b.get(base + 4).await.unwrap(), Some(vec![4]));
+    assert_eq!(b.get(base + 5).await.unwrap(), Some(vec![5]));
+}
+
+/// The next save event within `limit`.
+async fn next<T>(
+    events: &mut tokio::sync::broadcast::Receiver<redsnap::SaveEvent<T>>,
+    limit: Duration,
+) -> Option<redsnap::SaveEvent<T>> {
+    match tokio::time::timeout(limit, events.recv()).await {
+        Ok(Ok(ev)) => Some(ev),
+        Ok(Err(e)) => panic!("{e}"),
+        Err(_) => None,
+    }
+}
+
+/// A store whose every failed attempt to reach a partitioned server costs
+/// seconds, as with the default settings: 1 s connection timeout, 2
+/// reconnect attempts.
+fn slow_failing_store(port: u16) -> RedisStore {
+    RedisStore::new(
+        RedisConfig::new(&format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(Duration::from_secs(2))
+            .max_reconnect_attempts(2)
+            .operation_timeout(Duration::from_secs(4)),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_keep_their_interval_while_redis_is_unreachable() {
+    let fb = tempfile::tempdir().unwrap();
+    let server = RedisServer::start().unwrap();
+    let proxy = Proxy::start(server.port()).unwrap();
+    let s = Snapshots::<u64>::new(slow_failing_store(proxy.port()), &common::ns("interval"))
+        .with_fallback(fb.path())
+        .unwrap()
+        .with_breaker(2, Duration::from_millis(300));
+    let counter = Arc::new(AtomicU64::new(0));
+    let c = counter.clone();
+    let interval = Duration::from_millis(200);
+    let snapshotter = Snapshotter::spawn(
+        Arc::new(s),
+        SnapshotterConfig {
+            interval,
+            heartbeat: None,
+            retention: None,
+            ..SnapshotterConfig::default()
+        },
+        // A new state on every tick, so that no save is skipped.
+        move || c.fetch_add(1, Ordering::SeqCst),
+    );
+    let mut events = snapshotter.subscribe();
+    let ev = next(&mut events, Duration::from_secs(20)).await.unwrap();
+    assert!(matches!(ev.outcome, SaveOutcome::Saved { .. }), "{:?}", ev.outcome);
+
+    proxy.set_mode(Mode::Blackhole);
+    // The save that finds Redis unreachable waits for the store's timeouts.
+    loop {
+        let ev = next(&mut events, Duration::from_secs(30)).await.unwrap();
+        if matches!(ev.outcome, SaveOutcome::Deferred { .. }) {
+            break;
+        }
+    }
+    // From then on every save goes to the fallback: count them over a
+    // 6 s window (30 intervals; a save that waited on Redis would cost
+    // seconds, as each failed attempt does here).
+    let window = Duration::from_secs(6);
+    let start = Instant::now();
+    let mut deferred = 0u32;
+    while let Some(left) = window.checked_sub(start.elapsed()) {
+        match next(&mut events, left).await {
+            Some(ev) => {
+                assert!(
+                    matches!(ev.outcome, SaveOutcome::Deferred { .. }),
+                    "{:?}",
+                    ev.outcome
+                );
+                deferred += 1;
+            }
+            None => break,
+        }
+    }
+    let expected = (window.as_millis() / interval.as_millis()) as u32;
+    assert!(
+        deferred >= expected / 2,
+        "{deferred} saves in a {window:?} outage at a {interval:?} interval (expected about {expected})"
+    );
+
+    // Redis reachable again: the queue drains and saves reach Redis.
+    proxy.set_mode(Mode::Forward);
+    loop {
+        let ev = next(&mut events, Duration::from_secs(30))
+            .await
+            .expect("no save reached Redis after the partition");
+        if matches!(ev.outcome, SaveOutcome::Saved { .. }) {
+            break;
+        }
+    }
+    assert!(matches!(
+        snapshotter.shutdown().await.unwrap(),
+        SaveOutcome::Saved { .. }
+    ));
 }
