@@ -369,7 +369,11 @@ mod tests {
         f.push_snapshot(3, 3_000, b"a").unwrap();
         f.push_latest(21_000, b"c").unwrap();
         // A file of an earlier version: saved at the start of its epoch.
-        fs::write(f.dir().join("pending").join(format!("{:020}.rsnp", 4)), b"d").unwrap();
+        fs::write(
+            f.dir().join("pending").join(format!("{:020}.rsnp", 4)),
+            b"d",
+        )
+        .unwrap();
         fs::write(f.dir().join("pending").join(".tmp-1-2"), b"x").unwrap();
         let p = f.pending().unwrap();
         let kinds: Vec<_> = p.iter().map(|x| (x.kind, x.at_ms)).collect();

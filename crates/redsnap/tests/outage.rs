@@ -425,7 +425,10 @@ async fn replay_of_a_partitioned_instance_never_replaces_a_newer_latest() {
     let latest = b.latest().await.unwrap().unwrap();
     assert_eq!(latest.state, vec![5]);
     let at = latest.written_at_ms.unwrap();
-    assert!((t5_before..=t5_after).contains(&at), "{t5_before} <= {at} <= {t5_after}");
+    assert!(
+        (t5_before..=t5_after).contains(&at),
+        "{t5_before} <= {at} <= {t5_after}"
+    );
     assert_eq!(b.get(base + 4).await.unwrap(), Some(vec![4]));
     assert_eq!(b.get(base + 5).await.unwrap(), Some(vec![5]));
 }
@@ -482,7 +485,11 @@ async fn saves_keep_their_interval_while_redis_is_unreachable() {
     );
     let mut events = snapshotter.subscribe();
     let ev = next(&mut events, Duration::from_secs(20)).await.unwrap();
-    assert!(matches!(ev.outcome, SaveOutcome::Saved { .. }), "{:?}", ev.outcome);
+    assert!(
+        matches!(ev.outcome, SaveOutcome::Saved { .. }),
+        "{:?}",
+        ev.outcome
+    );
 
     proxy.set_mode(Mode::Blackhole);
     // The save that finds Redis unreachable waits for the store's timeouts.
@@ -512,6 +519,7 @@ async fn saves_keep_their_interval_while_redis_is_unreachable() {
         }
     }
     let expected = (window.as_millis() / interval.as_millis()) as u32;
+    eprintln!("{deferred} saves to the fallback in {window:?} (interval {interval:?})");
     assert!(
         deferred >= expected / 2,
         "{deferred} saves in a {window:?} outage at a {interval:?} interval (expected about {expected})"
