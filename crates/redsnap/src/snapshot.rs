@@ -452,11 +452,18 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         let (bytes, size) = self.codec.encode_with_size(state)?;
         let h = hash_bytes(&bytes);
         if self.unchanged(h) {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(self.latest_at_key()).arg(now_millis());
-            let touch = self.store.query::<()>(&cmd);
-            // A failed touch is harmless; nothing changed.
-            let _ = self.through_breaker(touch).await?;
+            if self.fallback_depth() > 0 {
+                // Unchanged from the queued state: replay the queue, but do
+                // not touch `latest:at`, which after the replay may belong
+                // to a newer state written by another instance.
+                let _ = self.through_breaker(async { Ok(()) }).await?;
+            } else {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(self.latest_at_key()).arg(now_millis());
+                let touch = self.store.query::<()>(&cmd);
+                // A failed touch is harmless; nothing changed.
+                let _ = self.through_breaker(touch).await?;
+            }
             self.counters.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(SaveOutcome::Unchanged);
         }

@@ -288,6 +288,27 @@ impl RedisStore {
         }
     }
 
+    /// Bound one request by one connection attempt plus one response
+    /// (`connection_timeout + response_timeout`) instead of the whole
+    /// reconnect schedule. For callers that have somewhere else to go when
+    /// Redis is down (the snapshot fallback); a request that would succeed
+    /// is never cut, since redis-rs bounds its response by `response_timeout`.
+    pub(crate) async fn within_one_attempt<T>(
+        &self,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let cfg = &self.inner.config;
+        let limit = cfg.connection_timeout + cfg.response_timeout;
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                let err = Error::Timeout(limit);
+                self.note_unreachable(&err);
+                Err(err)
+            }
+        }
+    }
+
     /// Bookkeeping for an operation that could not reach the server.
     fn note_unreachable(&self, err: &Error) {
         let g = self.inner.metrics.store_gauges();

@@ -280,19 +280,19 @@ async fn latest_at(store: &RedisStore, s: &Snapshots<Vec<u64>>) -> u64 {
 }
 
 /// Wait until the proxied handle has replayed its whole queue, saving
-/// `state` (the state it queued last, so the save itself is skipped as
-/// unchanged and only the replay writes).
-async fn drain_replay(s: &Snapshots<Vec<u64>>, state: &Vec<u64>) {
+/// (or, with `heartbeat`, heartbeating) `state`: the state it queued last,
+/// so that the save itself is skipped as unchanged and only the replay
+/// writes.
+async fn drain_replay_with(s: &Snapshots<Vec<u64>>, state: &Vec<u64>, heartbeat: bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = s.save(state).await.unwrap();
-        assert_ne!(
-            std::mem::discriminant(&out),
-            std::mem::discriminant(&SaveOutcome::Saved {
-                epoch: 0,
-                raw_bytes: 0,
-                stored_bytes: 0
-            }),
+        let out = if heartbeat {
+            s.heartbeat(state).await.unwrap()
+        } else {
+            s.save(state).await.unwrap()
+        };
+        assert!(
+            !matches!(out, SaveOutcome::Saved { .. }),
             "the queued state was saved again instead of replayed: {out:?}"
         );
         if s.fallback_depth() == 0 {
@@ -301,6 +301,10 @@ async fn drain_replay(s: &Snapshots<Vec<u64>>, state: &Vec<u64>) {
         assert!(Instant::now() < deadline, "queue never drained");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+async fn drain_replay(s: &Snapshots<Vec<u64>>, state: &Vec<u64>) {
+    drain_replay_with(s, state, false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,7 +393,9 @@ async fn replay_of_a_partitioned_instance_never_replaces_a_newer_latest() {
 
     // A comes back and replays.
     proxy.set_mode(Mode::Forward);
-    drain_replay(&a, &s1b).await;
+    // (Heartbeating the queued state: it replays, and must not touch B's
+    // `latest:at` either.)
+    drain_replay_with(&a, &s1b, true).await;
     let latest = b.latest().await.unwrap().unwrap();
     assert_eq!(latest.state, vec![2], "B's newer latest stays");
     assert_eq!(latest.written_at_ms, Some(b_at), "latest:at stays B's");
@@ -445,17 +451,18 @@ async fn next<T>(
     }
 }
 
-/// A store whose every failed attempt to reach a partitioned server costs
-/// seconds, as with the default settings: 1 s connection timeout, 2
-/// reconnect attempts.
+/// A store as configured by default but with shorter timeouts (1 s to
+/// connect, 2 s for a response; default 2 s and 5 s): 10 reconnect attempts
+/// with backoff, so that sitting through the reconnect schedule against a
+/// partitioned server costs about 14 s.
 fn slow_failing_store(port: u16) -> RedisStore {
     RedisStore::new(
         RedisConfig::new(&format!("redis://127.0.0.1:{port}"))
             .unwrap()
             .connection_timeout(Duration::from_secs(1))
             .response_timeout(Duration::from_secs(2))
-            .max_reconnect_attempts(2)
-            .operation_timeout(Duration::from_secs(4)),
+            .max_reconnect_attempts(10)
+            .operation_timeout(Duration::from_secs(30)),
     )
     .unwrap()
 }
@@ -492,17 +499,71 @@ async fn saves_keep_their_interval_while_redis_is_unreachable() {
     );
 
     proxy.set_mode(Mode::Blackhole);
-    // The save that finds Redis unreachable waits for the store's timeouts.
+    // Count the saves made during an 8 s partition (40 intervals). The save
+    // that finds Redis unreachable waits for at most one connection attempt
+    // and one response (3 s); every later one goes straight to the fallback.
+    let window = Duration::from_secs(8);
+    let start = Instant::now();
+    let mut deferred = 0u32;
+    while let Some(left) = window.checked_sub(start.elapsed()) {
+        match next(&mut events, left).await {
+            // (A save under way when the partition began may still land.)
+            Some(ev) => deferred += matches!(ev.outcome, SaveOutcome::Deferred { .. }) as u32,
+            None => break,
+        }
+    }
+    let expected = (window.as_millis() / interval.as_millis()) as u32;
+    eprintln!("{deferred} saves to the fallback in {window:?} (interval {interval:?})");
+    assert!(
+        deferred >= 15,
+        "{deferred} saves in a {window:?} outage at a {interval:?} interval (expected about {expected})"
+    );
+
+    // Redis reachable again: the queue drains and saves reach Redis.
+    proxy.set_mode(Mode::Forward);
     loop {
-        let ev = next(&mut events, Duration::from_secs(30)).await.unwrap();
-        if matches!(ev.outcome, SaveOutcome::Deferred { .. }) {
+        let ev = next(&mut events, Duration::from_secs(30))
+            .await
+            .expect("no save reached Redis after the partition");
+        if matches!(ev.outcome, SaveOutcome::Saved { .. }) {
             break;
         }
     }
-    // From then on every save goes to the fallback: count them over a
-    // 6 s window (30 intervals; a save that waited on Redis would cost
-    // seconds, as each failed attempt does here).
-    let window = Duration::from_secs(6);
+    assert!(matches!(
+        snapshotter.shutdown().await.unwrap(),
+        SaveOutcome::Saved { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_booted_during_a_partition_keeps_its_interval() {
+    let fb = tempfile::tempdir().unwrap();
+    let server = RedisServer::start().unwrap();
+    let proxy = Proxy::start(server.port()).unwrap();
+    proxy.set_mode(Mode::Blackhole);
+    // A fresh store (never connected) whose connection attempts hang: its
+    // first connection would sit through 10 attempts, about 14 s.
+    let s = Snapshots::<u64>::new(slow_failing_store(proxy.port()), &common::ns("boot"))
+        .with_fallback(fb.path())
+        .unwrap()
+        .with_breaker(2, Duration::from_millis(300));
+    let counter = Arc::new(AtomicU64::new(0));
+    let c = counter.clone();
+    let interval = Duration::from_millis(200);
+    let snapshotter = Snapshotter::spawn(
+        Arc::new(s),
+        SnapshotterConfig {
+            interval,
+            heartbeat: None,
+            retention: None,
+            ..SnapshotterConfig::default()
+        },
+        move || c.fetch_add(1, Ordering::SeqCst),
+    );
+    let mut events = snapshotter.subscribe();
+    // 8 s (40 intervals): the first save waits for at most one connection
+    // attempt and one response (3 s), the later ones go to the fallback.
+    let window = Duration::from_secs(8);
     let start = Instant::now();
     let mut deferred = 0u32;
     while let Some(left) = window.checked_sub(start.elapsed()) {
@@ -518,14 +579,11 @@ async fn saves_keep_their_interval_while_redis_is_unreachable() {
             None => break,
         }
     }
-    let expected = (window.as_millis() / interval.as_millis()) as u32;
-    eprintln!("{deferred} saves to the fallback in {window:?} (interval {interval:?})");
+    eprintln!("{deferred} saves to the fallback in {window:?} after booting");
     assert!(
-        deferred >= expected / 2,
-        "{deferred} saves in a {window:?} outage at a {interval:?} interval (expected about {expected})"
+        deferred >= 15,
+        "{deferred} saves in the first {window:?} of a partition at a {interval:?} interval"
     );
-
-    // Redis reachable again: the queue drains and saves reach Redis.
     proxy.set_mode(Mode::Forward);
     loop {
         let ev = next(&mut events, Duration::from_secs(30))

@@ -90,7 +90,10 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
                 }
             }
             inv.arg(self.changes_channel());
-            let replaced: i64 = self.store.invoke(&inv).await?;
+            let replaced: i64 = self
+                .store
+                .within_one_attempt(self.store.invoke(&inv))
+                .await?;
             fb.remove(&entry.path)?;
             let h = hash_bytes(&bytes);
             {
@@ -144,9 +147,11 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             self.start_probe();
             return Ok(None);
         }
+        // Each request waits for at most one connection attempt: with a
+        // fallback at hand, a save need not sit through the reconnect schedule.
         let r = async {
             self.replay_fallback().await?;
-            op.await
+            self.store.within_one_attempt(op).await
         }
         .await;
         match r {
@@ -178,7 +183,9 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         let probing = self.probing.clone();
         let ns = self.ns.clone();
         rt.spawn(async move {
-            match store.query::<String>(&redis::cmd("PING")).await {
+            let cmd = redis::cmd("PING");
+            let ping = store.query::<String>(&cmd);
+            match store.within_one_attempt(ping).await {
                 Err(e) if e.is_unavailable() => {
                     tracing::debug!(target: "redsnap", ns = %ns, error = %e, "probe: Redis still unavailable");
                     breaker.on_failure();
