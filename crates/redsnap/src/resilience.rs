@@ -358,6 +358,31 @@ mod tests {
     }
 
     #[test]
+    fn one_probe_per_cool_down() {
+        let b = CircuitBreaker::new(1, Duration::from_millis(50));
+        assert_eq!(b.admit(), Admission::Allow);
+        b.on_failure();
+        assert_eq!(b.admit(), Admission::Fallback);
+        std::thread::sleep(Duration::from_millis(60));
+        // One caller probes; the others use the fallback meanwhile.
+        assert_eq!(b.admit(), Admission::Probe);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert_eq!(b.admit(), Admission::Fallback);
+        assert!(!b.allow());
+        // A probe that never reports does not block recovery: after another
+        // cool-down, another probe.
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(b.admit(), Admission::Probe);
+        b.on_failure();
+        assert_eq!(b.state(), BreakerState::Open);
+        assert_eq!(b.admit(), Admission::Fallback);
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(b.admit(), Admission::Probe);
+        b.on_success();
+        assert_eq!(b.admit(), Admission::Allow);
+    }
+
+    #[test]
     fn fallback_files() {
         let d = tempfile::tempdir().unwrap();
         let f = LocalFallback::open(d.path(), "a/b{c}").unwrap();
