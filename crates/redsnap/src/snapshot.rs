@@ -363,8 +363,10 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     /// (no expiry), `latest:at`, adds the epoch to the index, drops index
     /// entries older than the TTL and publishes the epoch on
     /// [`changes_channel`](Self::changes_channel). Skipped (returns
-    /// [`SaveOutcome::Unchanged`]) when the encoded bytes equal the last
-    /// ones written or restored through this handle.
+    /// [`SaveOutcome::Unchanged`]) when the encoded bytes equal what `latest`
+    /// holds in Redis as far as this handle knows (written, replayed or
+    /// restored through it) or, while saves wait in the fallback, the newest
+    /// of them (the replay brings it to Redis).
     pub async fn save_at(&self, state: &T, epoch: u64) -> Result<SaveOutcome> {
         let started = std::time::Instant::now();
         let r = self.save_at_inner(state, epoch, started).await;
@@ -447,7 +449,9 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     }
 
     /// Heartbeat: write `state` to `latest` only (no history entry) when it
-    /// changed, and always refresh `latest:at`.
+    /// changed, and otherwise refresh `latest:at` (unless saves wait in the
+    /// fallback: then it only replays them). With a fallback, a changed state
+    /// that cannot reach Redis is queued and replayed like a save.
     pub async fn heartbeat(&self, state: &T) -> Result<SaveOutcome> {
         let (bytes, size) = self.codec.encode_with_size(state)?;
         let h = hash_bytes(&bytes);
