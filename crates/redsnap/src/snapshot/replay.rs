@@ -116,7 +116,7 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             tracing::info!(target: "redsnap", ns = %self.ns, replayed = n, kept_newer, "fallback replayed into Redis");
         }
         if kept_newer > 0 {
-            tracing::warn!(target: "redsnap", ns = %self.ns, kept_newer, "replayed saves older than the latest in Redis went to history only");
+            tracing::warn!(target: "redsnap", ns = %self.ns, kept_newer, "replayed saves older than the latest in Redis did not replace it (their snapshots went to history)");
         }
         Ok(n)
     }
