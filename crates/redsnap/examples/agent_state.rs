@@ -10,8 +10,10 @@
 //! Environment: `REDIS_URL` (default `redis://127.0.0.1:6379`),
 //! `REDIS_PASSWORD`, `AGENT_NAMESPACE` (default `agent`),
 //! `SNAPSHOT_INTERVAL_MS`, `AGENT_FALLBACK_DIR` (local durable fallback used
-//! while Redis is unreachable; saves made there print `saved <n> (local fallback)`
-//! and reach Redis when it returns).
+//! while Redis is unreachable; saves made there print `saved <n> (local fallback)`,
+//! one per interval since saves stop waiting on Redis once it was found down,
+//! and reach Redis when it returns, without replacing a newer state another
+//! instance saved meanwhile).
 //!
 //! ```text
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run -p redsnap --example agent_state

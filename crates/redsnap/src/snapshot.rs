@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `{ns}:snapshot:<epochSec>` | string (envelope) | TTL (default 24 h) |
 //! | `{ns}:latest` | string (envelope) | none |
-//! | `{ns}:latest:at` | string, Unix ms of the last write/heartbeat | none |
+//! | `{ns}:latest:at` | string, Unix ms at which `latest` was saved (or last heartbeat) | none |
 //! | `{ns}:snapshots` | sorted set, member = score = epochSec | none |
 //!
 //! Each save also publishes its epoch on the channel `{ns}:changes`.
@@ -16,7 +16,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ use crate::keys::{now_millis, now_secs, tag_safe};
 use crate::metrics::NsProbe;
 use crate::resilience::{BreakerState, CircuitBreaker, LocalFallback};
 use crate::store::RedisStore;
+
+mod replay;
 
 /// Default snapshot TTL: 24 hours.
 pub const DEFAULT_SNAPSHOT_TTL: Duration = Duration::from_secs(86_400);
@@ -116,10 +118,12 @@ pub struct Snapshots<T> {
     tag: String,
     ttl: Duration,
     codec: Codec,
-    last_hash: Mutex<Option<u64>>,
+    known: Mutex<Known>,
     counters: Counters,
     fallback: Option<LocalFallback>,
     breaker: Arc<CircuitBreaker>,
+    /// A background probe of Redis is under way (see `replay.rs`).
+    probing: Arc<AtomicBool>,
     probe: Arc<NsProbe>,
     _t: PhantomData<fn() -> T>,
 }
@@ -131,6 +135,19 @@ impl<T> std::fmt::Debug for Snapshots<T> {
             .field("ttl", &self.ttl)
             .finish()
     }
+}
+
+/// What this handle knows of the state `latest` holds, as hashes of the
+/// encoded bytes: the unchanged-skip compares a save with them.
+#[derive(Debug, Default)]
+struct Known {
+    /// What `latest` holds in Redis: written, replayed or read by this
+    /// handle. None when unknown (e.g. a replay found a newer `latest`
+    /// written by another instance).
+    redis: Option<u64>,
+    /// The newest state queued in the fallback, which reaches Redis when the
+    /// queue is replayed. Only meaningful while the queue is not empty.
+    queued: Option<u64>,
 }
 
 fn hash_bytes(b: &[u8]) -> u64 {
@@ -150,10 +167,11 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             tag: format!("{{{}}}", tag_safe(ns)),
             ttl: DEFAULT_SNAPSHOT_TTL,
             codec: Codec::default(),
-            last_hash: Mutex::new(None),
+            known: Mutex::new(Known::default()),
             counters: Counters::default(),
             fallback: None,
             breaker,
+            probing: Arc::new(AtomicBool::new(false)),
             probe,
             _t: PhantomData,
         }
@@ -217,22 +235,42 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         self.store.watch(&self.changes_channel()).await
     }
 
-    fn unchanged(&self, h: u64) -> bool {
-        matches!(*self.last_hash.lock().unwrap_or_else(|e| e.into_inner()), Some(x) if x == h)
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn remember(&self, h: u64) {
-        *self.last_hash.lock().unwrap_or_else(|e| e.into_inner()) = Some(h);
+    /// Whether `h` is the state Redis holds, or will hold once the local
+    /// queue is replayed: never the local mirror of a state Redis has not got.
+    fn unchanged(&self, h: u64) -> bool {
+        let queued = self.fallback_depth() > 0;
+        let k = self.known();
+        let expected = if queued { k.queued } else { k.redis };
+        expected == Some(h)
+    }
+
+    /// `latest` in Redis now holds the state hashed `h`.
+    fn wrote_redis(&self, h: u64) {
+        let mut k = self.known();
+        k.redis = Some(h);
+        k.queued = None;
+    }
+
+    /// The state hashed `h` was queued in the fallback.
+    fn queued_locally(&self, h: u64) {
+        self.known().queued = Some(h);
     }
 
     /// Keep a local durable copy under `dir` and use it while Redis is
-    /// unreachable: saves that cannot reach Redis are queued there (and
-    /// reported as [`SaveOutcome::Deferred`]), reads are served from it, and
-    /// the queue is replayed into Redis, oldest first, as soon as Redis
-    /// answers again (also after a process restart). A circuit breaker
-    /// (default: open after 3 failures, 5 s cool-down) stops every save from
-    /// waiting on connection timeouts during an outage. Assumes one writer
-    /// per namespace.
+    /// unreachable: saves and heartbeats that cannot reach Redis are queued
+    /// there (and reported as [`SaveOutcome::Deferred`]), reads are served
+    /// from it, and the queue is replayed into Redis, in the order the saves
+    /// were made, as soon as Redis answers again (also after a process
+    /// restart). Replay never replaces a `latest` newer than the queued save
+    /// (written meanwhile by another instance): the snapshots still land in
+    /// history. Once one operation found Redis unreachable, saves no longer
+    /// wait on it: they go to the fallback while a background probe (and,
+    /// after `threshold` failures, the circuit breaker's cool-down; default
+    /// 3 failures, 5 s) tells when Redis answers again.
     pub fn with_fallback(mut self, dir: impl AsRef<std::path::Path>) -> Result<Self> {
         self.fallback = Some(LocalFallback::open(dir, &self.ns)?);
         self.reprobe();
@@ -272,7 +310,8 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         self.save_at(state, now_secs()).await
     }
 
-    fn save_pipeline(&self, bytes: &[u8], epoch: u64, ttl: u64) -> redis::Pipeline {
+    fn save_pipeline(&self, bytes: &[u8], epoch: u64, at_ms: u64) -> redis::Pipeline {
+        let ttl = self.ttl.as_secs().max(1);
         let mut p = redis::pipe();
         p.atomic();
         if ttl > 0 {
@@ -294,17 +333,12 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             .ignore()
             .cmd("SET")
             .arg(self.latest_at_key())
-            .arg(now_millis())
+            .arg(at_ms)
             .ignore()
             .cmd("ZREMRANGEBYSCORE")
             .arg(self.index_key())
             .arg("-inf")
-            .arg(format!(
-                "({}",
-                now_secs()
-                    .max(epoch)
-                    .saturating_sub(self.ttl.as_secs().max(1))
-            ))
+            .arg(self.trim_bound(epoch))
             .ignore()
             .cmd("PUBLISH")
             .arg(self.changes_channel())
@@ -313,66 +347,15 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         p
     }
 
-    /// Replay saves queued in the local fallback into Redis, oldest first.
-    /// Returns how many were replayed.
-    pub async fn replay_fallback(&self) -> Result<usize> {
-        let Some(fb) = &self.fallback else {
-            return Ok(0);
-        };
-        let pending = fb.pending()?;
-        let mut n = 0;
-        for (epoch, path) in pending {
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(target: "redsnap", path = %path.display(), error = %e, "unreadable fallback entry skipped");
-                    continue;
-                }
-            };
-            let age = now_secs().saturating_sub(epoch);
-            let ttl = self.ttl.as_secs().max(1).saturating_sub(age);
-            self.store
-                .query_pipe::<()>(&self.save_pipeline(&bytes, epoch, ttl))
-                .await?;
-            fb.remove(&path)?;
-            n += 1;
-        }
-        if n > 0 {
-            tracing::info!(target: "redsnap", ns = %self.ns, replayed = n, "fallback replayed into Redis");
-        }
-        Ok(n)
-    }
-
-    /// Run `op` against Redis through the breaker, replaying the fallback
-    /// first. `Ok(None)` means Redis is unavailable (breaker open or an
-    /// unavailability error) and the caller should use the fallback.
-    async fn through_breaker<R, F>(&self, op: F) -> Result<Option<R>>
-    where
-        F: std::future::Future<Output = Result<R>>,
-    {
-        if self.fallback.is_none() {
-            return op.await.map(Some);
-        }
-        if !self.breaker.allow() {
-            return Ok(None);
-        }
-        let r = async {
-            self.replay_fallback().await?;
-            op.await
-        }
-        .await;
-        match r {
-            Ok(v) => {
-                self.breaker.on_success();
-                Ok(Some(v))
-            }
-            Err(e) if e.is_unavailable() => {
-                self.breaker.on_failure();
-                tracing::warn!(target: "redsnap", ns = %self.ns, error = %e, "Redis unavailable; using local fallback");
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
+    /// Index entries below this bound (exclusive, `(<epoch>`) are older
+    /// than the TTL and dropped by a save of `epoch`.
+    fn trim_bound(&self, epoch: u64) -> String {
+        format!(
+            "({}",
+            now_secs()
+                .max(epoch)
+                .saturating_sub(self.ttl.as_secs().max(1))
+        )
     }
 
     /// Save `state` as the snapshot of `epoch` (Unix seconds): one atomic
@@ -380,8 +363,10 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     /// (no expiry), `latest:at`, adds the epoch to the index, drops index
     /// entries older than the TTL and publishes the epoch on
     /// [`changes_channel`](Self::changes_channel). Skipped (returns
-    /// [`SaveOutcome::Unchanged`]) when the encoded bytes equal the last
-    /// ones written or restored through this handle.
+    /// [`SaveOutcome::Unchanged`]) when the encoded bytes equal what `latest`
+    /// holds in Redis as far as this handle knows (written, replayed or
+    /// restored through it) or, while saves wait in the fallback, the newest
+    /// of them (the replay brings it to Redis).
     pub async fn save_at(&self, state: &T, epoch: u64) -> Result<SaveOutcome> {
         let started = std::time::Instant::now();
         let r = self.save_at_inner(state, epoch, started).await;
@@ -413,11 +398,11 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             }
             return Ok(SaveOutcome::Unchanged);
         }
-        let ttl = self.ttl.as_secs().max(1);
-        let p = self.save_pipeline(&bytes, epoch, ttl);
+        let at_ms = now_millis();
+        let p = self.save_pipeline(&bytes, epoch, at_ms);
         match self.through_breaker(self.store.query_pipe::<()>(&p)).await {
             Ok(Some(())) => {
-                self.remember(h);
+                self.wrote_redis(h);
                 if let Some(fb) = &self.fallback {
                     if let Err(e) = fb.write_latest(&bytes) {
                         tracing::warn!(target: "redsnap", error = %e, "could not mirror latest locally");
@@ -447,12 +432,12 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
                     .fallback
                     .as_ref()
                     .ok_or_else(|| Error::Stopped("no fallback".into()))?;
-                fb.push_pending(epoch, &bytes)?;
+                fb.push_snapshot(epoch, at_ms, &bytes)?;
                 fb.write_latest(&bytes)?;
-                self.remember(h);
+                self.queued_locally(h);
                 self.counters.deferred.fetch_add(1, Ordering::Relaxed);
                 self.probe.record_bytes(size.raw, size.stored);
-                self.probe.note_latest_at(now_millis());
+                self.probe.note_latest_at(at_ms);
                 Ok(SaveOutcome::Deferred { epoch })
             }
             Err(e) => {
@@ -464,19 +449,29 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     }
 
     /// Heartbeat: write `state` to `latest` only (no history entry) when it
-    /// changed, and always refresh `latest:at`.
+    /// changed, and otherwise refresh `latest:at` (unless saves wait in the
+    /// fallback: then it only replays them). With a fallback, a changed state
+    /// that cannot reach Redis is queued and replayed like a save.
     pub async fn heartbeat(&self, state: &T) -> Result<SaveOutcome> {
         let (bytes, size) = self.codec.encode_with_size(state)?;
         let h = hash_bytes(&bytes);
         if self.unchanged(h) {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(self.latest_at_key()).arg(now_millis());
-            let touch = self.store.query::<()>(&cmd);
-            // A failed touch is harmless; nothing changed.
-            let _ = self.through_breaker(touch).await?;
+            if self.fallback_depth() > 0 {
+                // Unchanged from the queued state: replay the queue, but do
+                // not touch `latest:at`, which after the replay may belong
+                // to a newer state written by another instance.
+                let _ = self.through_breaker(async { Ok(()) }).await?;
+            } else {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(self.latest_at_key()).arg(now_millis());
+                let touch = self.store.query::<()>(&cmd);
+                // A failed touch is harmless; nothing changed.
+                let _ = self.through_breaker(touch).await?;
+            }
             self.counters.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(SaveOutcome::Unchanged);
         }
+        let at_ms = now_millis();
         let mut p = redis::pipe();
         p.atomic()
             .cmd("SET")
@@ -485,7 +480,7 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
             .ignore()
             .cmd("SET")
             .arg(self.latest_at_key())
-            .arg(now_millis())
+            .arg(at_ms)
             .ignore()
             .cmd("PUBLISH")
             .arg(self.changes_channel())
@@ -494,24 +489,35 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         let written = self
             .through_breaker(self.store.query_pipe::<()>(&p))
             .await?;
-        self.remember(h);
-        if let Some(fb) = &self.fallback {
-            fb.write_latest(&bytes)?;
-        }
         match written {
             Some(()) => {
-                self.counters.at_ms.store(now_millis(), Ordering::Relaxed);
-                self.probe.note_latest_at(now_millis());
+                self.wrote_redis(h);
+                if let Some(fb) = &self.fallback {
+                    fb.write_latest(&bytes)?;
+                }
+                self.counters.at_ms.store(at_ms, Ordering::Relaxed);
+                self.probe.note_latest_at(at_ms);
                 Ok(SaveOutcome::Saved {
-                    epoch: now_secs(),
+                    epoch: at_ms / 1000,
                     raw_bytes: size.raw,
                     stored_bytes: size.stored,
                 })
             }
             None => {
+                // Queued like a save (without a history entry), so that the
+                // replay brings it to Redis.
+                let fb = self
+                    .fallback
+                    .as_ref()
+                    .ok_or_else(|| Error::Stopped("no fallback".into()))?;
+                fb.push_latest(at_ms, &bytes)?;
+                fb.write_latest(&bytes)?;
+                self.queued_locally(h);
                 self.counters.deferred.fetch_add(1, Ordering::Relaxed);
-                self.probe.note_latest_at(now_millis());
-                Ok(SaveOutcome::Deferred { epoch: now_secs() })
+                self.probe.note_latest_at(at_ms);
+                Ok(SaveOutcome::Deferred {
+                    epoch: at_ms / 1000,
+                })
             }
         }
     }
@@ -528,23 +534,25 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         r
     }
 
-    async fn latest_bytes(&self) -> Result<(Option<Vec<u8>>, Option<u64>)> {
+    /// `latest`'s bytes, `latest:at`, and whether they came from Redis (not
+    /// from the fallback's local copy).
+    async fn latest_bytes(&self) -> Result<(Option<Vec<u8>>, Option<u64>, bool)> {
         let mut cmd = redis::cmd("MGET");
         cmd.arg(self.latest_key()).arg(self.latest_at_key());
         let fetch = self.store.query::<(Option<Vec<u8>>, Option<u64>)>(&cmd);
         match self.through_breaker(fetch).await? {
-            Some(v) => {
-                if let (Some(_), Some(at)) = (&v.0, v.1) {
+            Some((bytes, at)) => {
+                if let (Some(_), Some(at)) = (&bytes, at) {
                     self.probe.note_latest_at(at);
                 }
-                Ok(v)
+                Ok((bytes, at, true))
             }
             None => {
                 let fb = self
                     .fallback
                     .as_ref()
                     .ok_or_else(|| Error::Stopped("no fallback".into()))?;
-                Ok((fb.read_latest()?, None))
+                Ok((fb.read_latest()?, None, false))
             }
         }
     }
@@ -557,7 +565,7 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     }
 
     async fn latest_untimed(&self) -> Result<Option<Snapshot<T>>> {
-        let (bytes, at) = self.latest_bytes().await?;
+        let (bytes, at, _) = self.latest_bytes().await?;
         match bytes {
             None => Ok(None),
             Some(b) => {
@@ -579,12 +587,19 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     }
 
     async fn restore_untimed(&self) -> Result<Option<T>> {
-        let (bytes, _) = self.latest_bytes().await?;
+        let (bytes, _, from_redis) = self.latest_bytes().await?;
         match bytes {
             None => Ok(None),
             Some(b) => {
                 let state = decode_key(&self.latest_key(), &b)?;
-                self.remember(hash_bytes(&b));
+                let h = hash_bytes(&b);
+                if from_redis || self.fallback_depth() == 0 {
+                    // From Redis, or the local mirror of what Redis got.
+                    self.wrote_redis(h);
+                } else {
+                    // The local copy is the newest queued save.
+                    self.queued_locally(h);
+                }
                 self.counters.loads.fetch_add(1, Ordering::Relaxed);
                 self.probe.loads.inc();
                 Ok(Some(state))

@@ -2,7 +2,7 @@
 //! Redis / redsnap server or a Redis Cluster, with health tracking.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -108,6 +108,9 @@ struct Inner {
     client: Option<redis::Client>,
     backend: Backend,
     state: AtomicU8,
+    /// The last operation could not reach the server (connection error or
+    /// timeout); cleared by the next answer, even an error reply.
+    unreachable: AtomicBool,
     failures: AtomicU64,
     last_latency_us: AtomicU64,
     metrics: Metrics,
@@ -182,6 +185,7 @@ impl RedisStore {
                 client,
                 backend,
                 state: AtomicU8::new(0),
+                unreachable: AtomicBool::new(false),
                 failures: AtomicU64::new(0),
                 last_latency_us: AtomicU64::new(0),
                 metrics: Metrics::new(),
@@ -276,8 +280,49 @@ impl RedisStore {
         let limit = self.inner.config.operation_timeout;
         match tokio::time::timeout(limit, fut).await {
             Ok(r) => r,
-            Err(_) => Err(Error::Timeout(limit)),
+            Err(_) => {
+                let err = Error::Timeout(limit);
+                self.note_unreachable(&err);
+                Err(err)
+            }
         }
+    }
+
+    /// Bound one request by one connection attempt plus one response
+    /// (`connection_timeout + response_timeout`) instead of the whole
+    /// reconnect schedule. For callers that have somewhere else to go when
+    /// Redis is down (the snapshot fallback); a request that would succeed
+    /// is never cut, since redis-rs bounds its response by `response_timeout`.
+    pub(crate) async fn within_one_attempt<T>(
+        &self,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let cfg = &self.inner.config;
+        let limit = cfg.connection_timeout + cfg.response_timeout;
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                let err = Error::Timeout(limit);
+                self.note_unreachable(&err);
+                Err(err)
+            }
+        }
+    }
+
+    /// Bookkeeping for an operation that could not reach the server.
+    fn note_unreachable(&self, err: &Error) {
+        let g = self.inner.metrics.store_gauges();
+        g.reconnect_attempts.inc();
+        g.up.store(0, Ordering::Relaxed);
+        self.inner.unreachable.store(true, Ordering::Relaxed);
+        let n = self.inner.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let st = if n as usize > self.inner.config.max_reconnect_attempts {
+            3
+        } else {
+            2
+        };
+        self.inner.state.store(st, Ordering::Relaxed);
+        tracing::warn!(target: "redsnap", attempts = n, error = %err, "Redis unreachable");
     }
 
     /// Map a redis-rs error to our error type.
@@ -323,6 +368,7 @@ impl RedisStore {
                 }
                 g.up.store(1, Ordering::Relaxed);
                 self.inner.state.store(1, Ordering::Relaxed);
+                self.inner.unreachable.store(false, Ordering::Relaxed);
                 let us = started.elapsed().as_micros().min(u64::MAX as u128) as u64;
                 self.inner.last_latency_us.store(us, Ordering::Relaxed);
                 Ok(v)
@@ -330,20 +376,9 @@ impl RedisStore {
             Err(e) => {
                 let err = self.classify(e);
                 match &err {
-                    Error::Connection { .. } | Error::Timeout(_) => {
-                        let g = self.inner.metrics.store_gauges();
-                        g.reconnect_attempts.inc();
-                        g.up.store(0, Ordering::Relaxed);
-                        let n = self.inner.failures.fetch_add(1, Ordering::Relaxed) + 1;
-                        let st = if n as usize > self.inner.config.max_reconnect_attempts {
-                            3
-                        } else {
-                            2
-                        };
-                        self.inner.state.store(st, Ordering::Relaxed);
-                        tracing::warn!(target: "redsnap", attempts = n, error = %err, "Redis unreachable");
-                    }
+                    Error::Connection { .. } | Error::Timeout(_) => self.note_unreachable(&err),
                     Error::Auth { .. } => {
+                        self.inner.unreachable.store(false, Ordering::Relaxed);
                         self.inner
                             .metrics
                             .store_gauges()
@@ -356,6 +391,7 @@ impl RedisStore {
                     }
                     _ => {
                         // The server answered: the connection is fine.
+                        self.inner.unreachable.store(false, Ordering::Relaxed);
                         self.inner.state.store(1, Ordering::Relaxed);
                     }
                 }
@@ -564,6 +600,13 @@ impl RedisStore {
     /// Consecutive failed operations since the last success.
     pub fn reconnect_attempts(&self) -> u64 {
         self.inner.failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last operation failed to reach the server (a connection
+    /// error or a timeout, not an error reply). The snapshot fallback uses it
+    /// to stop waiting on Redis as soon as one operation found it down.
+    pub fn is_unreachable(&self) -> bool {
+        self.inner.unreachable.load(Ordering::Relaxed)
     }
 
     /// The connection state observed by the last operation.

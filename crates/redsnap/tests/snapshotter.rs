@@ -259,3 +259,38 @@ async fn agent_example_rides_out_a_redis_outage() {
         .collect();
     assert!(pending.is_empty(), "{pending:?}");
 }
+
+/// Issue 11 item 10: with the store's default reconnect settings, saves made
+/// while Redis is down keep the snapshot interval (200 ms here) instead of
+/// each waiting through the reconnect schedule.
+#[test]
+fn agent_example_keeps_its_interval_during_an_outage() {
+    let mut s = redsnap_testsupport::RedisServer::start().unwrap();
+    let ns = common::ns("interval");
+    let fb = tempfile::tempdir().unwrap();
+    let fb_path = fb.path().to_str().unwrap().to_string();
+    let a = Agent::start_with(&s.url(), &ns, &[("AGENT_FALLBACK_DIR", fb_path.as_str())]);
+    assert_eq!(number(&a.next_line(), "restored "), 0);
+    wait_for(&a, "saved ");
+    wait_for(&a, "saved ");
+
+    s.stop();
+    let window = Duration::from_secs(6);
+    let stopped = Instant::now();
+    let mut deferred = 0u32;
+    while let Some(left) = window.checked_sub(stopped.elapsed()) {
+        match a.lines.recv_timeout(left) {
+            Ok(line) if line.ends_with("(local fallback)") => deferred += 1,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    // 30 intervals; a save that waited through the reconnect schedule
+    // (about 4 s by default) would leave only a few.
+    assert!(
+        deferred >= 10,
+        "{deferred} saves to the fallback in a {window:?} outage at a 200 ms interval"
+    );
+    s.restart().unwrap();
+    wait_for(&a, "saved ");
+}

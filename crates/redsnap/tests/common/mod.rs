@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::time::Duration;
 
 use redsnap::{RedisConfig, RedisStore, TlsConfig};
