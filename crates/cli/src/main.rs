@@ -81,13 +81,36 @@ fn build_config(file: Option<PathBuf>, directives: &[String]) -> Result<Config> 
     Ok(config)
 }
 
+/// Logs to stderr. `REDSNAP_LOG` (an `EnvFilter` such as `debug` or
+/// `redsnap=debug,fjall=warn`) wins when set; otherwise the level follows the
+/// `loglevel` directive, at startup and after CONFIG SET.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("REDSNAP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    use tracing_subscriber::prelude::*;
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("REDSNAP_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+        return;
+    }
+    let (filter, handle) =
+        tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
+    redsnap_server::set_log_level_hook(Box::new(move |level: &str| {
+        let directive = match level {
+            "debug" | "verbose" => "debug",
+            "notice" => "info",
+            "warning" => "warn",
+            "nothing" => "off",
+            other => return Err(format!("unknown loglevel '{other}'")),
+        };
+        handle
+            .reload(tracing_subscriber::EnvFilter::new(directive))
+            .map_err(|e| e.to_string())
+    }));
 }
 
 fn main() -> Result<()> {

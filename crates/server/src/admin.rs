@@ -566,7 +566,10 @@ pub(crate) fn info(conn: &Conn, inner: &Inner, sections: &[Bytes]) -> String {
             now_ms() * 1000,
             uptime,
             uptime / 86400,
-            cfg.int("hz"),
+            conn.shared
+                .live
+                .hz
+                .load(std::sync::atomic::Ordering::Relaxed),
         );
     }
     if want("clients") {

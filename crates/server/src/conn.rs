@@ -75,6 +75,8 @@ pub(crate) struct Conn {
     pub(crate) deferred: Vec<crate::busy::Deferred>,
     /// QUIT answered during a busy script: close once the reply is written.
     pub(crate) closing: bool,
+    /// When the client last sent something (for `timeout`).
+    last_io: Instant,
 }
 
 pub(crate) fn ok() -> Reply {
@@ -893,6 +895,7 @@ where
         batch_start: now,
         deferred: Vec::new(),
         closing: false,
+        last_io: now,
     };
     // Registered in the client table now, or at the first batch when a busy script
     // holds the lock: a new connection is served (BUSY, SCRIPT KILL, SHUTDOWN
@@ -962,6 +965,7 @@ impl Conn {
         let mut parser = Parser::new();
         let mut pending: VecDeque<Vec<Bytes>> = VecDeque::new();
         let mut proto_err: Option<String> = None;
+        let mut config_changed = self.shared.live.generation.subscribe();
         loop {
             // Run what has been parsed, one lock per run of commands.
             loop {
@@ -992,7 +996,6 @@ impl Conn {
                         self.sync_deferred(&mut inner);
                     }
                     let mut last = None;
-                    self.idle_timeout = inner.tun.timeout;
                     // One clock read per batch (CLIENT LIST's idle= is in seconds).
                     self.batch_start = Instant::now();
                     if pending.len() > 1 {
@@ -1114,11 +1117,15 @@ impl Conn {
                     wbuf = BytesMut::with_capacity(16 * 1024);
                 }
             }
+            // `timeout`: read when the wait starts and again whenever the
+            // configuration changes (CONFIG SET acts on idle clients at once).
+            self.idle_timeout = self.shared.live.timeout.load(Ordering::Acquire);
             let idle = self.idle_timeout;
             let subscribed = self.subscribed() > 0;
+            let idle_since = self.last_io;
             let idle_sleep = async move {
                 if idle > 0 && !subscribed {
-                    tokio::time::sleep(Duration::from_secs(idle)).await
+                    tokio::time::sleep_until((idle_since + Duration::from_secs(idle)).into()).await
                 } else {
                     std::future::pending().await
                 }
@@ -1128,8 +1135,10 @@ impl Conn {
                     tracing::debug!(client = self.id, "closing idle client (timeout {idle}s)");
                     return Ok(());
                 }
+                _ = config_changed.changed() => {}
                 n = stream.read_buf(&mut rbuf) => {
                     let n = n?;
+                    self.last_io = Instant::now();
                     if n == 0 {
                         if parser.in_progress() || !rbuf.is_empty() {
                             tracing::debug!(client = self.id, "client closed the connection in the middle of a command");

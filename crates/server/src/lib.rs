@@ -71,7 +71,6 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         samples: c.u64("maxmemory-samples") as usize,
         stop_writes_on_bgsave_error: c.bool("stop-writes-on-bgsave-error"),
         snapshots_configured: !c.save_points().is_empty() || c.u64("snapshot-interval") > 0,
-        timeout: c.u64("timeout"),
         busy_reply_threshold: c.u64("busy-reply-threshold"),
     };
     let databases = inner.store.config.databases;
@@ -79,6 +78,17 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         databases,
         ..engine_config(&inner.config)
     };
+}
+
+/// Sets the log level when `loglevel` changes (at startup and by CONFIG SET); the
+/// binary installs it, since it owns the logging subscriber. Redis's levels are
+/// passed as named in the configuration (`debug verbose notice warning nothing`).
+pub type LogLevelHook = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+static LOG_LEVEL_HOOK: std::sync::OnceLock<LogLevelHook> = std::sync::OnceLock::new();
+
+/// Installs the [`LogLevelHook`] (once per process; later calls are ignored).
+pub fn set_log_level_hook(hook: LogLevelHook) {
+    let _ = LOG_LEVEL_HOOK.set(hook);
 }
 
 /// Publishes the settings that connections read without the server lock
@@ -96,6 +106,13 @@ pub(crate) fn publish_live(shared: &Shared, c: &Config) {
         .store(c.u64("client-query-buffer-limit"), Release);
     live.timeout.store(c.u64("timeout"), Release);
     live.tcp_keepalive.store(c.u64("tcp-keepalive"), Release);
+    live.hz.store(c.u64("hz").clamp(1, 500), Release);
+    live.generation.send_modify(|g| *g += 1);
+    if let Some(hook) = LOG_LEVEL_HOOK.get() {
+        if let Err(e) = hook(&c.str("loglevel")) {
+            tracing::warn!("loglevel: {e}");
+        }
+    }
     shared
         .busy
         .threshold_ms
@@ -460,9 +477,11 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 
 /// Periodic work: active expiry (Redis's serverCron/activeExpireCycle).
 async fn cron(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
-        tick.tick().await;
+        // `hz` times a second, as Redis's serverCron (CONFIG SET hz acts at the next
+        // tick).
+        let hz = shared.live.hz.load(Ordering::Acquire).clamp(1, 500);
+        tokio::time::sleep(Duration::from_millis(1000 / hz)).await;
         // Skip a tick rather than wait while a long script holds the lock.
         let Some(mut inner) = shared.inner.try_lock_for(Duration::from_millis(5)) else {
             continue;

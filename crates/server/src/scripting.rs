@@ -1274,8 +1274,8 @@ fn run_script(
                 if elapsed < threshold / 4 {
                     return Ok(VmState::Continue);
                 }
-                if !sh.busy.handed_off.swap(true, Ordering::Relaxed) {
-                    hand_off_worker();
+                if !sh.busy.handed_off.load(Ordering::Relaxed) && hand_off_worker() {
+                    sh.busy.handed_off.store(true, Ordering::Relaxed);
                 }
                 // Wake an idle worker now and then: a worker blocked on the server lock
                 // may have left the I/O driver unattended.
@@ -1367,14 +1367,29 @@ fn run_script(
 
 /// Moves the current tokio worker's tasks to another thread (the script goes on
 /// blocking this one). No-op outside a multi-threaded runtime.
-fn hand_off_worker() {
-    let multi = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if multi {
-        // The pause lets the new thread take the worker's core before this thread
-        // would take it back on return.
-        tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(2)));
+///
+/// Returns whether the hand-off is confirmed: `block_in_place` gives the worker's
+/// core to a new thread, and takes it back on return if that thread has not picked
+/// it up yet (under load it may not have started). So the closure waits until a
+/// task spawned meanwhile has run, which needs a worker with a core: then the new
+/// thread holds it. Unconfirmed, the caller tries again at its next hook.
+fn hand_off_worker() -> bool {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return true;
+    };
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return true;
     }
+    tokio::task::block_in_place(|| {
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        handle.spawn(async move { flag.store(true, Ordering::Release) });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+        while !ran.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        ran.load(Ordering::Acquire)
+    })
 }
 
 /// The reply for an error raised by a script: the message, then where it was raised.

@@ -113,7 +113,6 @@ pub struct Tunables {
     pub samples: usize,
     pub stop_writes_on_bgsave_error: bool,
     pub snapshots_configured: bool,
-    pub timeout: u64,
     /// busy-reply-threshold (lua-time-limit) in ms.
     pub busy_reply_threshold: u64,
 }
@@ -186,7 +185,7 @@ pub struct BusyState {
 /// The settings that the path from `accept` to a connection's first reply needs,
 /// readable without the server lock (a busy script holds it for as long as it runs).
 /// Written by `apply_config` at startup and after every CONFIG SET.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LiveConfig {
     pub maxclients: std::sync::atomic::AtomicUsize,
     pub protected_mode: std::sync::atomic::AtomicBool,
@@ -201,6 +200,27 @@ pub struct LiveConfig {
     pub tcp_keepalive: AtomicU64,
     /// Connections refused (maxclients, protected mode), for INFO.
     pub rejected_connections: AtomicU64,
+    /// The `hz` the cron runs at (read by the cron at each tick).
+    pub hz: AtomicU64,
+    /// Bumped after each change: idle connections re-read `timeout`.
+    pub generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            maxclients: Default::default(),
+            protected_mode: Default::default(),
+            requirepass: Default::default(),
+            proto_max_bulk_len: Default::default(),
+            query_buffer_limit: Default::default(),
+            timeout: Default::default(),
+            tcp_keepalive: Default::default(),
+            rejected_connections: Default::default(),
+            hz: AtomicU64::new(10),
+            generation: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl LiveConfig {

@@ -38,17 +38,36 @@ fn cmd(c: &mut RawConn, args: &[&[u8]]) -> String {
     }
 }
 
-/// Sends a command on its own connection and returns its reply when it comes.
+/// Sends a command on its own connection and returns its reply (one line: the
+/// scripts here end with an error) when it comes, waiting up to 60 s: the script
+/// runs for as long as the sequence around it takes.
 fn in_background(port: u16, auth: Option<&str>, args: &[&[u8]]) -> JoinHandle<String> {
-    let mut c = RawConn::connect(port).expect("connect");
+    let mut t = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    t.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let read_line = |t: &mut TcpStream| {
+        let mut out = Vec::new();
+        let mut b = [0u8; 1];
+        while !out.ends_with(b"\r\n") {
+            match t.read(&mut b) {
+                Ok(1) => out.push(b[0]),
+                Ok(_) => return format!("<closed after {:?}>", String::from_utf8_lossy(&out)),
+                Err(e) => return format!("<io error: {e}>"),
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
     if let Some(p) = auth {
-        c.command_ok(&[b"AUTH", p.as_bytes()]).expect("auth");
+        t.write_all(&redsnap_testsupport::encode_command(&[
+            b"AUTH",
+            p.as_bytes(),
+        ]))
+        .expect("auth");
+        assert_eq!(read_line(&mut t), "+OK\r\n");
     }
-    let args: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
-    std::thread::spawn(move || {
-        let a: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
-        cmd(&mut c, &a)
-    })
+    t.write_all(&redsnap_testsupport::encode_command(args))
+        .expect("write");
+    std::thread::spawn(move || read_line(&mut t))
 }
 
 fn wait_busy(port: u16) {
@@ -500,5 +519,64 @@ fn limits_before_authentication_match_redis() {
     );
     assert_eq!(b[3].0, "+OK\r\n+OK\r\n:20000\r\n+OK\r\n");
     r.stop();
+    s.stop();
+}
+
+/// The script's worker hands its queue to a new thread once the script runs long;
+/// under load that thread may start late, and a hand-off that was not confirmed is
+/// retried (it was tried once, and a lost race left every connection stuck until the
+/// script ended, which for `while true do end` is never). Many short-threshold busy
+/// scripts in a row, with the CPU kept busy by spinning threads.
+#[test]
+fn busy_scripts_under_cpu_load_never_lock_out_new_connections() {
+    let mut s = RedsnapServer::builder()
+        .extra_args(&[
+            "--busy-reply-threshold",
+            "10",
+            "--appendonly",
+            "no",
+            "--save",
+            "",
+        ])
+        .start()
+        .expect("redsnap");
+    let port = s.port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinners: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    std::hint::black_box(x);
+                }
+            })
+        })
+        .collect();
+    for round in 0..25 {
+        let script = in_background(port, None, &[b"EVAL", b"while true do end", b"0"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut c = RawConn::connect(port).expect("connect");
+            let r = cmd(&mut c, &[b"SCRIPT", b"KILL"]);
+            if r == "+OK\r\n" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: SCRIPT KILL from a new connection got {r:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(script
+            .join()
+            .expect("script")
+            .starts_with("-ERR Script killed"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in spinners {
+        let _ = t.join();
+    }
     s.stop();
 }
