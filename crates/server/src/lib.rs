@@ -79,6 +79,19 @@ pub(crate) fn apply_config(inner: &mut Inner) {
     };
 }
 
+/// CONFIG SET: applies the new configuration (`inner.config`; `old` is the previous
+/// one): persistence parameters first (they can fail, e.g. `appendonly yes` when the
+/// data directory cannot be opened; then nothing was changed), then the tunables.
+pub(crate) fn apply_config_change(
+    shared: &Arc<Shared>,
+    inner: &mut Inner,
+    old: &config::Config,
+) -> Result<(), String> {
+    persist::apply_config(shared, inner, old)?;
+    apply_config(inner);
+    Ok(())
+}
+
 pub(crate) fn persist_command(
     shared: &Arc<Shared>,
     inner: &mut Inner,
@@ -236,7 +249,7 @@ impl Server {
             let mut inner = shared.inner.lock();
             if let Some(p) = &persistence {
                 if let Some(log) = &p.log {
-                    let _ = shared.log.set(log.clone());
+                    shared.log.set(Some(log.clone()));
                 }
                 if let Some(ms) = p.snaps.stats().last_save_ms {
                     inner.lastsave = ms / 1000;
