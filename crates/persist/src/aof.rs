@@ -218,7 +218,9 @@ struct Handle {
     syncer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
-/// Lock order: `file` before `stage` before `sync`; `fault` alone.
+/// Lock order: `file` before `stage` before `meta` before `sync`; `fault` alone.
+/// `file` is held during file I/O (writes, and a rotation's fsync and file creation);
+/// nothing a server calls under its lock waits for it (figures come from `meta`).
 struct Inner {
     dir: PathBuf,
     /// Holds the directory lock as long as the log lives.
@@ -228,6 +230,8 @@ struct Inner {
     stage: Mutex<Stage>,
     /// The file being written (held during writes and rotation file work).
     file: Mutex<FileState>,
+    /// Figures about the files, readable while I/O runs.
+    meta: Mutex<Meta>,
     sync: Mutex<SyncState>,
     /// Wakes the syncer: writes under `always`, rotations, policy changes, stop.
     kick: Condvar,
@@ -246,6 +250,8 @@ struct Inner {
     stage_gen: AtomicU64,
     file_gen: AtomicU64,
     max_frame: AtomicUsize,
+    /// Test hook: fail the next writes after writing half the bytes.
+    inject_write_error: AtomicBool,
     /// Test hook: a fault for the fsyncs of one generation.
     fault: Mutex<Option<(u64, FsyncFault)>>,
     fault_cleared: Condvar,
@@ -273,14 +279,18 @@ struct FileState {
     /// Not yet part of the log: named `<name>.pending` until [`AppendLog::commit_pending`].
     pending: bool,
     written_token: u64,
+}
+
+struct Meta {
+    /// The generation of the file being written, and its length.
+    gen: u64,
+    file_len: u64,
     /// Live generations and their sizes.
     gens: BTreeMap<u64, u64>,
     base_size: u64,
     last_write_ok: bool,
     last_write_error: Option<String>,
     write_errors: u64,
-    /// Test hook: fail the next writes after writing half the bytes.
-    inject_write_error: bool,
 }
 
 type Waiter = (
@@ -390,12 +400,15 @@ impl AppendLog {
                 file_len: LOG_HEADER as u64,
                 pending,
                 written_token: 0,
+            }),
+            meta: Mutex::new(Meta {
+                gen,
+                file_len: LOG_HEADER as u64,
                 gens,
                 base_size: 0,
                 last_write_ok: true,
                 last_write_error: None,
                 write_errors: 0,
-                inject_write_error: false,
             }),
             sync: Mutex::new(SyncState {
                 durable: 0,
@@ -415,6 +428,7 @@ impl AppendLog {
             stage_gen: AtomicU64::new(gen),
             file_gen: AtomicU64::new(gen),
             max_frame: AtomicUsize::new(MAX_FRAME_PAYLOAD),
+            inject_write_error: AtomicBool::new(false),
             fault: Mutex::new(None),
             fault_cleared: Condvar::new(),
         });
@@ -579,6 +593,21 @@ impl AppendLog {
         write_staged_locked(inner, &mut f)
     }
 
+    /// [`AppendLog::write_staged`] unless another thread is writing (or finishing a
+    /// rotation) right now: then returns None at once. For callers under a server
+    /// lock (the cron), which must not wait for I/O.
+    pub fn try_write_staged(&self) -> Result<Option<u64>> {
+        let inner = self.inner();
+        let written = inner.written_token.load(Ordering::SeqCst);
+        if written >= inner.staged_token.load(Ordering::SeqCst) {
+            return Ok(Some(written));
+        }
+        match inner.file.try_lock() {
+            Some(mut f) => write_staged_locked(inner, &mut f).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The last batch token staged, the last one written, the last one durable.
     pub fn staged_token(&self) -> u64 {
         self.inner().staged_token.load(Ordering::SeqCst)
@@ -732,10 +761,10 @@ impl AppendLog {
     pub fn compact_through(&self, gen: u64, base_size: u64) -> Result<()> {
         let inner = self.inner();
         let doomed: Vec<u64> = {
-            let mut f = inner.file.lock();
-            f.base_size = base_size;
-            let current = f.gen;
-            f.gens
+            let mut m = inner.meta.lock();
+            m.base_size = base_size;
+            let current = m.gen;
+            m.gens
                 .range(..=gen)
                 .map(|(g, _)| *g)
                 .filter(|g| *g < current)
@@ -746,11 +775,11 @@ impl AppendLog {
             let p = inner.dir.join(log_file_name(g));
             match std::fs::remove_file(&p) {
                 Ok(()) => {
-                    inner.file.lock().gens.remove(&g);
+                    inner.meta.lock().gens.remove(&g);
                     tracing::debug!(file = %p.display(), "deleted append log generation covered by the snapshot");
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    inner.file.lock().gens.remove(&g);
+                    inner.meta.lock().gens.remove(&g);
                 }
                 Err(e) => {
                     first_err.get_or_insert(PersistError::io("delete", p, e));
@@ -766,7 +795,7 @@ impl AppendLog {
 
     /// Bytes in the live generations (the log since the last snapshot).
     pub fn size(&self) -> u64 {
-        self.inner().file.lock().gens.values().sum()
+        self.inner().meta.lock().gens.values().sum()
     }
 
     /// Whether the log has grown enough to warrant a snapshot + compaction, by
@@ -777,8 +806,8 @@ impl AppendLog {
             return false;
         }
         let (size, base) = {
-            let f = self.inner().file.lock();
-            (f.gens.values().sum::<u64>(), f.base_size)
+            let m = self.inner().meta.lock();
+            (m.gens.values().sum::<u64>(), m.base_size)
         };
         size >= min_size
             && (base == 0 || size.saturating_mul(100) >= base.saturating_mul(percentage))
@@ -786,12 +815,12 @@ impl AppendLog {
 
     /// Sets the base size (e.g. the size of the snapshot loaded at startup).
     pub fn set_base_size(&self, base_size: u64) {
-        self.inner().file.lock().base_size = base_size;
+        self.inner().meta.lock().base_size = base_size;
     }
 
     /// The generation of the file being written.
     pub fn generation(&self) -> u64 {
-        self.inner().file.lock().gen
+        self.inner().meta.lock().gen
     }
 
     /// Writes what is staged, finishes a pending rotation and fsyncs everything
@@ -817,25 +846,25 @@ impl AppendLog {
     /// Figures for INFO and metrics.
     pub fn stats(&self) -> AofStats {
         let inner = self.inner();
-        let f = inner.file.lock();
+        let m = inner.meta.lock();
         let stage_gen = inner.stage_gen.load(Ordering::SeqCst);
         let s = inner.sync.lock();
         AofStats {
             policy: self.policy(),
-            current_gen: f.gen,
-            size: f.gens.values().sum(),
-            base_size: f.base_size,
-            current_file_size: f.file_len,
-            last_write_ok: f.last_write_ok,
-            last_write_error: f.last_write_error.clone(),
-            write_errors: f.write_errors,
+            current_gen: m.gen,
+            size: m.gens.values().sum(),
+            base_size: m.base_size,
+            current_file_size: m.file_len,
+            last_write_ok: m.last_write_ok,
+            last_write_error: m.last_write_error.clone(),
+            write_errors: m.write_errors,
             last_fsync_ok: s.broken.is_none(),
             fsyncs: s.fsyncs,
-            seq: f.written_token,
+            seq: inner.written_token.load(Ordering::SeqCst),
             durable_seq: s.durable,
             staged_seq: inner.staged_token.load(Ordering::SeqCst),
             broken: s.broken.clone(),
-            rotation_pending: stage_gen > f.gen,
+            rotation_pending: stage_gen > m.gen,
             fsync_paused: inner.paused.load(Ordering::SeqCst),
         }
     }
@@ -843,7 +872,7 @@ impl AppendLog {
     /// Test hook: make writes fail (after writing half of their bytes) as a full disk would.
     #[doc(hidden)]
     pub fn inject_write_error(&self, on: bool) {
-        self.inner().file.lock().inject_write_error = on;
+        self.inner().inject_write_error.store(on, Ordering::SeqCst);
     }
 
     /// Test hook: make the fsyncs of generation `gen` fail or stall (None clears it).
@@ -947,7 +976,7 @@ fn write_staged_locked(inner: &Inner, f: &mut FileState) -> Result<u64> {
                 return Err(e);
             }
         }
-        let res = if f.inject_write_error {
+        let res = if inner.inject_write_error.load(Ordering::SeqCst) {
             let half = seg.bytes.len() / 2;
             (&*f.file).write_all(&seg.bytes[..half]).and_then(|_| {
                 Err(std::io::Error::new(
@@ -959,9 +988,12 @@ fn write_staged_locked(inner: &Inner, f: &mut FileState) -> Result<u64> {
             (&*f.file).write_all(&seg.bytes)
         };
         if let Err(e) = res {
-            f.last_write_ok = false;
-            f.last_write_error = Some(e.to_string());
-            f.write_errors += 1;
+            {
+                let mut m = inner.meta.lock();
+                m.last_write_ok = false;
+                m.last_write_error = Some(e.to_string());
+                m.write_errors += 1;
+            }
             tracing::error!(file = %f.path.display(), error = %e, "append log write failed");
             // Undo a short write so the file never holds a partial frame mid-log.
             if let Err(te) = f.file.set_len(f.file_len) {
@@ -978,10 +1010,14 @@ fn write_staged_locked(inner: &Inner, f: &mut FileState) -> Result<u64> {
         }
         let n = seg.bytes.len() as u64;
         f.file_len += n;
-        *f.gens.entry(f.gen).or_insert(0) += n;
         f.written_token = seg.last_token;
-        f.last_write_ok = true;
-        f.last_write_error = None;
+        {
+            let mut m = inner.meta.lock();
+            m.file_len = f.file_len;
+            *m.gens.entry(f.gen).or_insert(0) += n;
+            m.last_write_ok = true;
+            m.last_write_error = None;
+        }
         inner.written_token.store(seg.last_token, Ordering::SeqCst);
     }
     if FsyncPolicy::from_u8(inner.policy.load(Ordering::SeqCst)) == FsyncPolicy::Always {
@@ -1026,7 +1062,12 @@ fn advance(inner: &Inner, f: &mut FileState, target: u64) -> Result<()> {
         f.path = path;
         f.file_len = LOG_HEADER as u64;
         let g = f.gen;
-        f.gens.insert(g, LOG_HEADER as u64);
+        {
+            let mut m = inner.meta.lock();
+            m.gen = g;
+            m.file_len = LOG_HEADER as u64;
+            m.gens.insert(g, LOG_HEADER as u64);
+        }
         inner.file_gen.store(g, Ordering::SeqCst);
         tracing::debug!(generation = g, "append log generation started");
     }

@@ -443,8 +443,9 @@ async fn cron(shared: Arc<Shared>) {
         }
         // Connections write the staged log batches before their replies; a batch no
         // reply follows (CLIENT REPLY OFF, a client gone) is written here, within a tick.
+        // Never waits for I/O under the lock: skipped while a writer is busy.
         if let Some(log) = shared.log.get() {
-            if let Err(e) = log.write_staged() {
+            if let Err(e) = log.try_write_staged() {
                 tracing::error!("append log: {e}");
             }
         }
