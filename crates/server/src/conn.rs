@@ -1187,11 +1187,18 @@ impl Conn {
             // batch that saw only durable data waits for nothing.
             if always && log.durable_token() < written {
                 if let Err(e) = log.durable(written).await {
-                    tracing::error!(
-                        client = self.id,
-                        "append log fsync failed, closing the client: {e}"
-                    );
-                    return Err(std::io::Error::other(e.to_string()));
+                    // The fsync failed: what it covered will never be known durable.
+                    // A client whose own write it held is disconnected (never
+                    // acknowledged); writes are refused from now on (MISCONF, see
+                    // `persist::write_refusal`). Other replies still leave: the server
+                    // stays usable for reads (Redis exits instead).
+                    if own > log.durable_token() {
+                        tracing::error!(
+                            client = self.id,
+                            "append log fsync failed, closing the client: {e}"
+                        );
+                        return Err(std::io::Error::other(e.to_string()));
+                    }
                 }
             }
         }

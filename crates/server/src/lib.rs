@@ -262,6 +262,12 @@ impl Server {
         Ok(Server { shared, listeners })
     }
 
+    /// The append log in use (for tests that inject faults into it).
+    #[doc(hidden)]
+    pub fn append_log(&self) -> Option<redsnap_persist::AppendLog> {
+        self.shared.log.get()
+    }
+
     /// The addresses actually bound.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
