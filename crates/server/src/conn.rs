@@ -1166,10 +1166,11 @@ impl Conn {
             // the staged batches with one write(2); later ones find nothing staged.
             let written = match log.write_staged() {
                 Ok(written) => written,
-                Err(e) if own > log.written_token() || always => {
-                    // This connection's batch (or, under `always`, one this reply may
-                    // show) is not logged: nothing of it may be acknowledged. Writes
-                    // are refused (MISCONF) until the log or a snapshot succeeds.
+                Err(e) if own > log.written_token() => {
+                    // This connection's batch is not logged: nothing of it may be
+                    // acknowledged. Writes are refused (MISCONF) until the log or a
+                    // snapshot succeeds. (Other replies still leave, as after a failed
+                    // fsync below: the server stays usable for reads.)
                     tracing::error!(
                         client = self.id,
                         "closing client after append log failure: {e}"
