@@ -570,9 +570,12 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, save: Option<bool>) -> Result
             return Ok(());
         };
         (
-            save.unwrap_or_else(|| {
-                inner.config.bool("snapshot-on-shutdown") && enabled(&inner.config)
-            }),
+            // A log started at runtime counts only after its first snapshot: without
+            // one, what it holds would be dropped at the next start.
+            p.log_pending
+                || save.unwrap_or_else(|| {
+                    inner.config.bool("snapshot-on-shutdown") && enabled(&inner.config)
+                }),
             p.log.clone(),
         )
     };
