@@ -12,6 +12,11 @@
 //!   then replay stops at the damage (everything before it is one consistent point in
 //!   time), a fresh snapshot of what was loaded is written, and the damaged and later
 //!   files are renamed `*.corrupt` rather than deleted.
+//! * Every replayed file is fsynced before recovery returns (a killed process may have
+//!   left its last writes in the page cache only), so the generation the server opens
+//!   next never becomes durable before the records replayed from before it.
+//! * `appendonly.<gen>.log.pending` files (a log started at runtime whose first
+//!   snapshot never became durable) are not part of the log: they are deleted.
 
 use crate::aof::{check_header, list_generations, LOG_HEADER};
 use crate::codec::{self, CRC32C, FRAME_HEADER};
