@@ -10,12 +10,14 @@
 //!            let report = recover(&dir, &snaps, &mut store, &LoadOptions::new())?;
 //!            let log = AppendLog::open(&dir, FsyncPolicy::EverySec, report.next_gen)?;
 //!            log.set_base_size(report.snapshot_size);
-//! each batch (under the store lock, after executing, before replying)
-//!            let seq = log.append(&store.effects.log)?; store.effects.log.clear();
-//!            // appendfsync always: reply only after
-//!            log.durable(seq).await?;                   // or wait_durable(seq) (blocking)
+//! each batch (under the store lock, after executing)
+//!            let token = log.stage(&store.effects.log)?; store.effects.log.clear();
+//!            // before any reply leaves (outside the lock)
+//!            let written = log.write_staged()?;
+//!            // appendfsync always: every reply waits for what was written before it
+//!            if log.waits_for_fsync() { log.durable(written).await?; }
 //! BGSAVE / save point / interval / log.should_rewrite(pct, min_size)
-//!            (under the store lock) let dbs = store.snapshot(); let gen = log.rotate()?;
+//!            (under the store lock) let dbs = store.snapshot(); let gen = log.rotate()?; // no I/O
 //!            snaps.spawn(dbs, gen, Some(log.clone()), |res| ...)?;  // compacts the log on success
 //! SAVE       snaps.save(dbs, gen, Some(&log))?          // same, on the calling thread
 //! INFO       snaps.stats(), log.stats()

@@ -12,6 +12,11 @@
 //!   then replay stops at the damage (everything before it is one consistent point in
 //!   time), a fresh snapshot of what was loaded is written, and the damaged and later
 //!   files are renamed `*.corrupt` rather than deleted.
+//! * Every replayed file is fsynced before recovery returns (a killed process may have
+//!   left its last writes in the page cache only), so the generation the server opens
+//!   next never becomes durable before the records replayed from before it.
+//! * `appendonly.<gen>.log.pending` files (a log started at runtime whose first
+//!   snapshot never became durable) are not part of the log: they are deleted.
 
 use crate::aof::{check_header, list_generations, LOG_HEADER};
 use crate::codec::{self, CRC32C, FRAME_HEADER};
@@ -34,6 +39,13 @@ pub struct RecoveryReport {
     pub snapshot_entries_skipped: u64,
     /// Log files replayed, in order.
     pub log_files: Vec<PathBuf>,
+    /// Replayed log files fsynced before recovery returned (all of them): a file the
+    /// crashed process wrote may still sit in the page cache, and the generation the
+    /// server appends to next must not become durable before it.
+    pub synced_log_files: Vec<PathBuf>,
+    /// Leftover `*.log.pending` files deleted (a log started at runtime whose first
+    /// snapshot never finished).
+    pub pending_deleted: Vec<PathBuf>,
     pub log_records: u64,
     /// Replayed commands that answered with an error (logged, not fatal).
     pub replay_errors: u64,
@@ -245,6 +257,42 @@ fn only_zeros_from(path: &Path, offset: u64) -> Result<bool> {
     }
 }
 
+/// fsyncs a log file that was replayed (it may hold bytes a killed process left in
+/// the page cache).
+fn sync_log_file(path: &Path) -> Result<()> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| PersistError::io("fsync append log", path, e))
+}
+
+/// Deletes `appendonly.<gen>.log.pending` files: logs started at runtime whose first
+/// snapshot never became durable (they were never part of the log).
+fn delete_pending(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| PersistError::io("list", dir, e))?;
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| PersistError::io("list", dir, e))?;
+        let name = ent.file_name();
+        let Some(base) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(crate::aof::PENDING_SUFFIX))
+        else {
+            continue;
+        };
+        if crate::aof::parse_log_file_name(base).is_none() {
+            continue;
+        }
+        let p = ent.path();
+        tracing::warn!(file = %p.display(), "deleting an append log that was never started (its first snapshot did not finish)");
+        std::fs::remove_file(&p).map_err(|e| PersistError::io("delete", &p, e))?;
+        out.push(p);
+    }
+    if !out.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(out)
+}
+
 /// Drops every key whose deadline is before `now`; returns how many.
 pub fn drop_expired(store: &mut Store, now: u64) -> u64 {
     let mut n = 0;
@@ -304,6 +352,7 @@ pub fn recover_at(
     report.snapshot = loaded.meta;
     report.snapshot_size = snapshots.stats().last_size_bytes;
 
+    report.pending_deleted = delete_pending(dir.path())?;
     let all = list_generations(dir.path())?;
     let max_gen = all.last().map_or(0, |(g, _)| *g);
     // Generations a durable snapshot covers are leftovers of an interrupted compaction.
@@ -374,6 +423,9 @@ pub fn recover_at(
         };
         let (end, _) = read_log_file(path, *gen, i == last_idx, opts, &mut apply)?;
         report.log_files.push(path.clone());
+        // In log order, before anything is appended after it (a new generation).
+        sync_log_file(path)?;
+        report.synced_log_files.push(path.clone());
         match end {
             FileEnd::Clean => {}
             FileEnd::Torn { offset: cut } => {

@@ -101,7 +101,7 @@ fn snapshot_plus_log_and_compaction() {
         let covered = log.rotate().expect("rotate");
         assert_eq!(covered, gen_before);
         // A key whose expiry is changed by the log after the snapshot.
-        ok(&mut live, 2, &["SET", "keep", "x", "PX", "1"]);
+        ok(&mut live, 2, &["SET", "keep", "x", "PX", "600000"]);
         flush_effects(&mut live, &log);
         let (tx, rx) = std::sync::mpsc::channel();
         let h = o

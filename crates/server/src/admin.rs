@@ -330,9 +330,14 @@ fn config(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
                 return Reply::error(format!("ERR {e}"));
             }
         }
-        inner.config = next;
-        crate::apply_config(inner);
-        crate::publish_live(&conn.shared, &inner.config);
+        let old = std::mem::replace(&mut inner.config, next);
+        let shared = conn.shared.clone();
+        if let Err(e) = crate::apply_config_change(&shared, inner, &old) {
+            inner.config = old;
+            crate::apply_config(inner);
+            return Reply::error(format!("ERR {e}"));
+        }
+        crate::publish_live(&shared, &inner.config);
         Reply::ok()
     } else if is(sub, "resetstat") {
         inner.stats = Default::default();

@@ -82,7 +82,7 @@ static DIRECTIVES: &[Directive] = &[
     d("loglevel", Kind::Enum(LOGLEVEL), "notice", true),
     d("logfile", Kind::Str, "", false),
     d("save", Kind::Save, "3600 1 300 100 60 10000", true),
-    d("dbfilename", Kind::Str, "dump.rdb", true),
+    d("dbfilename", Kind::Str, "dump.rdb", false),
     d("appendonly", Kind::Bool, "yes", true),
     d("appendfsync", Kind::Enum(FSYNC), "everysec", true),
     d("appendfilename", Kind::Str, "appendonly.aof", false),
@@ -178,7 +178,7 @@ static DIRECTIVES: &[Directive] = &[
     d("io-threads", Kind::Int(1, 128), "1", false),
     d("appendfsync-no-rewrite", Kind::Bool, "no", true),
     da("no-appendfsync-on-rewrite", &[], Kind::Bool, "no", true),
-    d("rdbcompression", Kind::Bool, "yes", true),
+    d("rdbcompression", Kind::Bool, "yes", false),
     d("rdbchecksum", Kind::Bool, "yes", false),
     d("metrics-port", Kind::Int(0, 65535), "0", false),
     // Redis defaults to "no"; redsnap allows DEBUG from loopback clients by default.

@@ -1155,6 +1155,7 @@ impl Conn {
                 m = rx.recv() => {
                     match m {
                         Some(ConnMsg::Push(r)) => {
+                            self.push_barrier().await;
                             let before = wbuf.len();
                             encode_reply(&mut wbuf, &r, self.resp3);
                             let sz = (wbuf.len() - before) as u64;
@@ -1209,6 +1210,16 @@ impl Conn {
         false
     }
 
+    /// Before a pub/sub message is written under `appendfsync always`: the batch that
+    /// published it (a script or MULTI may also have written) stages its log records
+    /// when it releases the server lock; taking the lock once waits for that, so the
+    /// fsync wait in [`Conn::write`] covers the writes the message may reveal.
+    async fn push_barrier(&self) {
+        if self.shared.log.get().is_some_and(|l| l.waits_for_fsync()) {
+            drop(self.shared.lock_async().await);
+        }
+    }
+
     /// Writes replies; gives up when the connection is killed meanwhile (a client
     /// that never reads must not pin its connection and buffers forever).
     async fn write<S: AsyncWrite + Unpin>(
@@ -1217,16 +1228,23 @@ impl Conn {
         buf: &[u8],
     ) -> std::io::Result<()> {
         if let Some(log) = self.shared.log.get() {
+            let own = std::mem::take(&mut self.pending_token);
+            // Under `appendfsync always` (not paused for a snapshot), any reply may show
+            // the effects of the batches that ran before it, this connection's or
+            // others': it leaves only once they are fsynced (Redis fsyncs in
+            // beforeSleep before writing the replies of the round).
+            let always = log.waits_for_fsync();
             // No reply leaves before the log records of every batch that ran before it
             // are in the kernel (this connection's, and those of other connections,
             // whose effects a reply could show): the first writer of a round writes all
             // the staged batches with one write(2); later ones find nothing staged.
-            let seq = match log.write_staged() {
-                Ok(seq) => seq,
-                Err(e) if self.pending_token > log.written_token() => {
+            let written = match log.write_staged() {
+                Ok(written) => written,
+                Err(e) if own > log.written_token() => {
                     // This connection's batch is not logged: nothing of it may be
                     // acknowledged. Writes are refused (MISCONF) until the log or a
-                    // snapshot succeeds.
+                    // snapshot succeeds. (Other replies still leave, as after a failed
+                    // fsync below: the server stays usable for reads.)
                     tracing::error!(
                         client = self.id,
                         "closing client after append log failure: {e}"
@@ -1238,17 +1256,24 @@ impl Conn {
                     return Err(std::io::Error::other(e.to_string()));
                 }
                 // Other connections' batches failed; this one's was written before.
-                Err(_) => log.stats().seq,
+                Err(_) => log.written_token(),
             };
-            // appendfsync always: replies to writes leave only once the log is on disk
-            // (group commit: one fsync completes every connection waiting for it).
-            if std::mem::take(&mut self.pending_token) > 0 {
-                if let Err(e) = log.durable(seq).await {
-                    tracing::error!(
-                        client = self.id,
-                        "append log fsync failed, closing the client: {e}"
-                    );
-                    return Err(std::io::Error::other(e.to_string()));
+            // Group commit: one fsync completes every connection waiting for it. A
+            // batch that saw only durable data waits for nothing.
+            if always && log.durable_token() < written {
+                if let Err(e) = log.durable(written).await {
+                    // The fsync failed: what it covered will never be known durable.
+                    // A client whose own write it held is disconnected (never
+                    // acknowledged); writes are refused from now on (MISCONF, see
+                    // `persist::write_refusal`). Other replies still leave: the server
+                    // stays usable for reads (Redis exits instead).
+                    if own > log.durable_token() {
+                        tracing::error!(
+                            client = self.id,
+                            "append log fsync failed, closing the client: {e}"
+                        );
+                        return Err(std::io::Error::other(e.to_string()));
+                    }
                 }
             }
         }
@@ -1292,6 +1317,7 @@ impl Conn {
                         return Ok(Some(r));
                     }
                     Some(ConnMsg::Push(r)) => {
+                        self.push_barrier().await;
                         encode_reply(&mut wbuf, &r, self.resp3);
                         self.write(stream, &wbuf).await?;
                         wbuf.clear();

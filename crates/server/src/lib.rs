@@ -119,6 +119,19 @@ pub(crate) fn publish_live(shared: &Shared, c: &Config) {
         .store(c.u64("busy-reply-threshold"), Release);
 }
 
+/// CONFIG SET: applies the new configuration (`inner.config`; `old` is the previous
+/// one): persistence parameters first (they can fail, e.g. `appendonly yes` when the
+/// data directory cannot be opened; then nothing was changed), then the tunables.
+pub(crate) fn apply_config_change(
+    shared: &Arc<Shared>,
+    inner: &mut Inner,
+    old: &config::Config,
+) -> Result<(), String> {
+    persist::apply_config(shared, inner, old)?;
+    apply_config(inner);
+    Ok(())
+}
+
 pub(crate) fn persist_command(
     shared: &Arc<Shared>,
     inner: &mut Inner,
@@ -276,7 +289,7 @@ impl Server {
             let mut inner = shared.inner.lock();
             if let Some(p) = &persistence {
                 if let Some(log) = &p.log {
-                    let _ = shared.log.set(log.clone());
+                    shared.log.set(Some(log.clone()));
                 }
                 if let Some(ms) = p.snaps.stats().last_save_ms {
                     inner.lastsave = ms / 1000;
@@ -288,6 +301,12 @@ impl Server {
             publish_live(&shared, &inner.config);
         }
         Ok(Server { shared, listeners })
+    }
+
+    /// The append log in use (for tests that inject faults into it).
+    #[doc(hidden)]
+    pub fn append_log(&self) -> Option<redsnap_persist::AppendLog> {
+        self.shared.log.get()
     }
 
     /// The addresses actually bound.
@@ -494,8 +513,9 @@ async fn cron(shared: Arc<Shared>) {
         }
         // Connections write the staged log batches before their replies; a batch no
         // reply follows (CLIENT REPLY OFF, a client gone) is written here, within a tick.
+        // Never waits for I/O under the lock: skipped while a writer is busy.
         if let Some(log) = shared.log.get() {
-            if let Err(e) = log.write_staged() {
+            if let Err(e) = log.try_write_staged() {
                 tracing::error!("append log: {e}");
             }
         }

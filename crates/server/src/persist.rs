@@ -28,6 +28,44 @@ pub struct Persistence {
     pub log_error: Option<String>,
     pub loaded_keys: u64,
     pub expired_at_load: u64,
+    /// The log was started at runtime (`CONFIG SET appendonly yes`) and its first
+    /// snapshot is not durable yet: its file is `*.pending` until then.
+    pub log_pending: bool,
+    /// Whether the last snapshot written was incremental, and how many entries it
+    /// wrote (INFO `rdb_last_snapshot_incremental`, `rdb_last_snapshot_changed`).
+    pub last_incremental: bool,
+    pub last_changed: u64,
+}
+
+/// The append log as the connections see it when they write replies. Swapped when
+/// `CONFIG SET appendonly` starts or stops the log; a stopped log stays here until
+/// its final fsync is done, so replies that wait for it still can.
+#[derive(Default)]
+pub struct LogSlot(parking_lot::RwLock<Option<AppendLog>>);
+
+impl LogSlot {
+    pub fn get(&self) -> Option<AppendLog> {
+        self.0.read().clone()
+    }
+    pub fn set(&self, log: Option<AppendLog>) {
+        *self.0.write() = log;
+    }
+    /// Empties the slot if it still holds `log`.
+    pub fn clear_if(&self, log: &AppendLog) {
+        let mut g = self.0.write();
+        if g.as_ref().is_some_and(|l| l.same(log)) {
+            *g = None;
+        }
+    }
+}
+
+/// `no-appendfsync-on-rewrite` (or redsnap's older name `appendfsync-no-rewrite`).
+fn no_fsync_on_rewrite(c: &Config) -> bool {
+    c.bool("no-appendfsync-on-rewrite") || c.bool("appendfsync-no-rewrite")
+}
+
+fn fsync_policy(c: &Config) -> FsyncPolicy {
+    FsyncPolicy::parse(&c.str("appendfsync")).unwrap_or(FsyncPolicy::EverySec)
 }
 
 /// Whether the configuration asks for any persistence at all.
@@ -77,8 +115,7 @@ pub fn open(c: &Config, store: &mut Store) -> Result<Option<Persistence>, Server
         (gens.iter().map(|(g, _)| g + 1).max().unwrap_or(1), 0, 0)
     };
     let log = if c.bool("appendonly") {
-        let policy = FsyncPolicy::parse(&c.str("appendfsync")).unwrap_or(FsyncPolicy::EverySec);
-        let log = AppendLog::open(&dir, policy, next_gen).map_err(err)?;
+        let log = AppendLog::open(&dir, fsync_policy(c), next_gen).map_err(err)?;
         log.set_base_size(snaps.stats().last_size_bytes);
         Some(log)
     } else {
@@ -95,7 +132,139 @@ pub fn open(c: &Config, store: &mut Store) -> Result<Option<Persistence>, Server
         log_error: None,
         loaded_keys,
         expired_at_load: expired,
+        log_pending: false,
+        last_incremental: false,
+        last_changed: 0,
     }))
+}
+
+/// Applies the persistence parameters after CONFIG SET (`old` is the configuration
+/// before it), so that each takes effect at once: opens the data directory when
+/// persistence is turned on at runtime, starts or stops the append log
+/// (`appendonly`), switches the live log's fsync policy (`appendfsync`), pauses fsyncs
+/// during a snapshot (`no-appendfsync-on-rewrite`), and sets incremental snapshots.
+/// Save points, `snapshot-interval`, `snapshot-on-shutdown`, `auto-aof-rewrite-*`,
+/// `aof-load-truncated` and `stop-writes-on-bgsave-error` are read live where they
+/// act (the cron, shutdown, DEBUG RELOAD, `Tunables`). On error nothing was changed.
+pub(crate) fn apply_config(
+    shared: &Arc<Shared>,
+    inner: &mut Inner,
+    old: &Config,
+) -> Result<(), String> {
+    let c = inner.config.clone();
+    if inner.persist.is_none() && enabled(&c) {
+        inner.persist = Some(open_at_runtime(&c)?);
+    }
+    if c.bool("appendonly") && inner.persist.as_ref().is_some_and(|p| p.log.is_none()) {
+        start_log(shared, inner).map_err(|e| {
+            tracing::error!("could not turn on the append log: {e}");
+            format!("CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF ({e})")
+        })?;
+    }
+    if !c.bool("appendonly") && old.bool("appendonly") {
+        stop_log(shared, inner);
+    }
+    let Some(p) = inner.persist.as_mut() else {
+        return Ok(());
+    };
+    if let Some(log) = &p.log {
+        log.set_policy(fsync_policy(&c));
+        log.set_fsync_paused(no_fsync_on_rewrite(&c) && p.snaps.in_progress());
+    }
+    p.snaps.set_incremental(c.bool("snapshot-incremental"));
+    Ok(())
+}
+
+/// Persistence turned on at runtime (everything was off at startup): the data
+/// directory is opened and locked, nothing is loaded (memory is the dataset); the
+/// first snapshot replaces what the directory held.
+fn open_at_runtime(c: &Config) -> Result<Persistence, String> {
+    let dir = DataDir::open(c.str("dir")).map_err(|e| e.to_string())?;
+    let snaps = SnapshotStore::open(&dir).map_err(|e| e.to_string())?;
+    let gens = redsnap_persist::aof::list_generations(dir.path()).map_err(|e| e.to_string())?;
+    let newest = gens.iter().map(|(g, _)| *g).max().unwrap_or(0);
+    tracing::info!(
+        "persistence turned on at runtime: using {}; the next snapshot replaces what it holds",
+        dir.path().display()
+    );
+    Ok(Persistence {
+        dir,
+        snaps,
+        log: None,
+        fixed_gen: newest,
+        dirty_at_start: 0,
+        last_attempt_ms: 0,
+        last_ok: true,
+        log_error: None,
+        loaded_keys: 0,
+        expired_at_load: 0,
+        log_pending: false,
+        last_incremental: false,
+        last_changed: 0,
+    })
+}
+
+/// `appendonly yes` at runtime, as Redis's BGREWRITEAOF starts an AOF: a new log
+/// generation (pending) receives every write from now on, and a snapshot of this
+/// moment covers everything before it; once that snapshot is durable the generation
+/// becomes part of the log. Until then a crash recovers the previous state (as in
+/// Redis, whose new AOF only counts after its first rewrite).
+fn start_log(shared: &Arc<Shared>, inner: &mut Inner) -> Result<(), String> {
+    let policy = fsync_policy(&inner.config);
+    let Some(p) = inner.persist.as_mut() else {
+        return Err("persistence is not open".into());
+    };
+    // The one file created under the lock (an administrative command, once).
+    let log =
+        AppendLog::open_pending(&p.dir, policy, p.fixed_gen + 1).map_err(|e| e.to_string())?;
+    log.set_base_size(p.snaps.stats().last_size_bytes);
+    p.fixed_gen = log.generation() - 1;
+    p.log = Some(log.clone());
+    p.log_pending = true;
+    p.log_error = None;
+    shared.log.set(Some(log));
+    inner.store.log_enabled = true;
+    tracing::info!("append log turned on: writing a snapshot to start it from");
+    if let Err(e) = bgsave(shared, inner) {
+        // The cron starts it as soon as the snapshot in progress is done.
+        tracing::info!("the snapshot that starts the append log is scheduled: {e}");
+    }
+    Ok(())
+}
+
+/// `appendonly no` at runtime: no more writes are logged; the log is flushed, fsynced
+/// and closed off the lock, and its files stay on disk (as Redis leaves them); later
+/// snapshots cover them.
+fn stop_log(shared: &Arc<Shared>, inner: &mut Inner) {
+    // Records of commands that ran before CONFIG SET in this batch still go to the log.
+    if let Err(e) = append(inner) {
+        tracing::error!("append log: {e:?}");
+    }
+    inner.store.log_enabled = false;
+    let Some(p) = inner.persist.as_mut() else {
+        return;
+    };
+    let Some(log) = p.log.take() else { return };
+    p.log_pending = false;
+    p.log_error = None;
+    p.fixed_gen = p.fixed_gen.max(log.stats().current_gen);
+    p.fixed_gen = p.fixed_gen.max(log.staged_generation());
+    tracing::info!("append log turned off");
+    let shared = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("redsnap-aof-close".into())
+        .spawn({
+            let log = log.clone();
+            move || {
+                if let Err(e) = log.close() {
+                    tracing::error!("closing the append log: {e}");
+                }
+                shared.log.clear_if(&log);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("could not start the thread that closes the append log: {e}");
+    }
 }
 
 /// Stages the records the last batch left in the append log (written before the
@@ -135,6 +304,12 @@ pub(crate) fn write_refusal(inner: &Inner) -> Option<Reply> {
     if let Some(e) = &p.log_error {
         return Some(Reply::error(e.clone()));
     }
+    if let Some(log) = p.log.as_ref().filter(|l| l.is_broken()) {
+        let detail = log.stats().broken.unwrap_or_default();
+        return Some(Reply::error(format!(
+            "MISCONF Errors writing to the AOF file: {detail}"
+        )));
+    }
     if !p.last_ok && inner.tun.snapshots_configured && inner.tun.stop_writes_on_bgsave_error {
         return Some(Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
     }
@@ -150,34 +325,66 @@ pub(crate) fn bgsave(shared: &Arc<Shared>, inner: &mut Inner) -> Result<(), Stri
     if p.snaps.in_progress() {
         return Err("Background save already in progress".into());
     }
+    let (gen, commit) = snapshot_gen(p)?;
     let dbs = inner.store.snapshot();
-    let gen = match &p.log {
-        Some(log) => log.rotate().map_err(|e| e.to_string())?,
-        None => p.fixed_gen,
-    };
     p.dirty_at_start = inner.store.effects.dirty;
     p.last_attempt_ms = now_ms();
     let shared2 = shared.clone();
-    p.snaps
+    let pause = p.log.clone().filter(|_| no_fsync_on_rewrite(&inner.config));
+    let res = p
+        .snaps
         .spawn(dbs, gen, p.log.clone(), move |res| {
+            let res = match res {
+                Ok(info) => commit_log(commit.as_ref())
+                    .map(|_| info)
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
             let mut inner = shared2.inner.lock();
-            finish(
-                &mut inner,
-                res.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-            );
+            finish(&mut inner, res);
         })
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    if let (Ok(()), Some(log)) = (&res, pause) {
+        log.set_fsync_paused(true);
+    }
+    res
 }
 
-fn finish(inner: &mut Inner, res: Result<(), String>) {
+/// The log generation a snapshot taken now covers (rotating the log: no I/O), and
+/// the pending log its success starts, if any.
+fn snapshot_gen(p: &mut Persistence) -> Result<(u64, Option<AppendLog>), String> {
+    Ok(match &p.log {
+        Some(log) if p.log_pending => (p.fixed_gen, Some(log.clone())),
+        Some(log) => (log.rotate().map_err(|e| e.to_string())?, None),
+        None => (p.fixed_gen, None),
+    })
+}
+
+/// After the snapshot that starts a pending log is durable: make the log count.
+fn commit_log(log: Option<&AppendLog>) -> redsnap_persist::Result<()> {
+    match log {
+        Some(l) => l.commit_pending(),
+        None => Ok(()),
+    }
+}
+
+fn finish(inner: &mut Inner, res: Result<&redsnap_persist::SnapshotInfo, String>) {
     let dirty_at_start = inner.persist.as_ref().map_or(0, |p| p.dirty_at_start);
+    if let Some(log) = inner.persist.as_ref().and_then(|p| p.log.as_ref()) {
+        log.set_fsync_paused(false);
+    }
     match res {
-        Ok(()) => {
+        Ok(info) => {
             inner.store.effects.dirty = inner.store.effects.dirty.saturating_sub(dirty_at_start);
             inner.lastsave = now_ms() / 1000;
             if let Some(p) = inner.persist.as_mut() {
                 p.last_ok = true;
+                p.last_incremental = info.incremental;
+                p.last_changed = info.changed;
+                if p.log_pending && p.log.as_ref().is_some_and(|l| !l.is_pending()) {
+                    p.log_pending = false;
+                }
                 // The snapshot holds everything in memory, including any batch whose
                 // log write failed: the log is consistent again from here on.
                 if p.log_error.take().is_some() {
@@ -201,6 +408,8 @@ fn finish(inner: &mut Inner, res: Result<(), String>) {
 pub(crate) struct SaveJob {
     snaps: SnapshotStore,
     log: Option<AppendLog>,
+    /// A pending log that this save starts.
+    commit: Option<AppendLog>,
     dbs: Vec<redsnap_engine::Db>,
     gen: u64,
     dirty: u64,
@@ -213,14 +422,12 @@ pub(crate) fn prepare_save(inner: &mut Inner) -> Result<SaveJob, String> {
     if p.snaps.in_progress() {
         return Err("Background save already in progress".into());
     }
-    let gen = match &p.log {
-        Some(log) => log.rotate().map_err(|e| e.to_string())?,
-        None => p.fixed_gen,
-    };
+    let (gen, commit) = snapshot_gen(p)?;
     p.last_attempt_ms = now_ms();
     Ok(SaveJob {
         snaps: p.snaps.clone(),
         log: p.log.clone(),
+        commit,
         dbs: inner.store.snapshot(),
         gen,
         dirty: inner.store.effects.dirty,
@@ -233,7 +440,7 @@ pub(crate) async fn run_save(shared: &Arc<Shared>, job: SaveJob) -> Result<(), S
     let res = tokio::task::spawn_blocking(move || {
         job.snaps
             .save(job.dbs, job.gen, job.log.as_ref())
-            .map(|_| ())
+            .and_then(|info| commit_log(job.commit.as_ref()).map(|_| info))
             .map_err(|e| e.to_string())
     })
     .await
@@ -243,8 +450,8 @@ pub(crate) async fn run_save(shared: &Arc<Shared>, job: SaveJob) -> Result<(), S
     if let Some(p) = inner.persist.as_mut() {
         p.dirty_at_start = dirty;
     }
-    finish(&mut inner, res.clone());
-    res
+    finish(&mut inner, res.as_ref().map_err(|e| e.clone()));
+    res.map(|_| ())
 }
 
 /// Periodic checks: save points, `snapshot-interval`, log growth.
@@ -265,6 +472,9 @@ pub(crate) fn cron(shared: &Arc<Shared>, inner: &mut Inner) {
     let mut reason = p.log_error.as_ref().map(|_| {
         "the append log could not be written: snapshotting to make memory durable again".to_string()
     });
+    if reason.is_none() && p.log_pending {
+        reason = Some("the append log was turned on".into());
+    }
     for (secs, changes) in inner.config.save_points() {
         if dirty >= changes && since_save >= secs {
             reason = Some(format!("{changes} changes in {secs} seconds"));
@@ -307,7 +517,7 @@ pub(crate) fn info(inner: &Inner) -> String {
     let now = now_ms();
     let _ = write!(
         s,
-        "loading:0\r\npersistence_enabled:1\r\ndir:{}\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_failures:{}\r\nrdb_last_snapshot_size:{}\r\nrdb_last_snapshot_keys:{}\r\nrdb_last_good_snapshot_age_sec:{}\r\nrdb_last_error:{}\r\nloaded_keys:{}\r\nexpired_keys_at_load:{}\r\n",
+        "loading:0\r\npersistence_enabled:1\r\ndir:{}\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_failures:{}\r\nrdb_last_snapshot_size:{}\r\nrdb_last_snapshot_keys:{}\r\nrdb_last_good_snapshot_age_sec:{}\r\nrdb_last_error:{}\r\nrdb_last_snapshot_incremental:{}\r\nrdb_last_snapshot_changed:{}\r\nloaded_keys:{}\r\nexpired_keys_at_load:{}\r\n",
         p.dir.path().display(),
         inner.store.effects.dirty,
         st.in_progress as u8,
@@ -321,6 +531,8 @@ pub(crate) fn info(inner: &Inner) -> String {
         st.last_keys,
         st.last_save_ms.map_or(-1, |m| (now.saturating_sub(m) / 1000) as i64),
         st.last_error.clone().unwrap_or_default().replace(['\r', '\n'], " "),
+        p.last_incremental as u8,
+        p.last_changed,
         p.loaded_keys,
         p.expired_at_load,
     );
@@ -329,9 +541,11 @@ pub(crate) fn info(inner: &Inner) -> String {
             let a = log.stats();
             let _ = write!(
                 s,
-                "aof_enabled:1\r\naof_fsync_policy:{}\r\naof_rewrite_in_progress:{}\r\naof_last_write_status:{}\r\naof_last_write_error:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_current_generation:{}\r\naof_fsyncs:{}\r\naof_last_fsync_status:{}\r\n\r\n",
+                "aof_enabled:1\r\naof_fsync_policy:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_fsync_paused:{}\r\naof_last_write_status:{}\r\naof_last_write_error:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_current_generation:{}\r\naof_fsyncs:{}\r\naof_last_fsync_status:{}\r\n\r\n",
                 a.policy.name(),
                 st.in_progress as u8,
+                (p.log_pending && !st.in_progress) as u8,
+                a.fsync_paused as u8,
                 if a.last_write_ok { "ok" } else { "err" },
                 a.last_write_error.unwrap_or_default().replace(['\r', '\n'], " "),
                 a.size,
@@ -363,7 +577,14 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, save: Option<bool>) -> Result
             .nosave_shutdown
             .load(std::sync::atomic::Ordering::Acquire);
         (
-            !nosave && save.unwrap_or_else(|| inner.config.bool("snapshot-on-shutdown")),
+            // A log started at runtime counts only after its first snapshot: without
+            // one, what it holds would be dropped at the next start. SHUTDOWN NOSAVE
+            // during a busy script wins over both.
+            !nosave
+                && (p.log_pending
+                    || save.unwrap_or_else(|| {
+                        inner.config.bool("snapshot-on-shutdown") && enabled(&inner.config)
+                    })),
             p.log.clone(),
         )
     };

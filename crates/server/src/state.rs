@@ -252,7 +252,7 @@ pub struct Shared {
     pub shutdown: mpsc::UnboundedSender<ShutdownMsg>,
     pub shutdown_rx: parking_lot::Mutex<Option<mpsc::UnboundedReceiver<ShutdownMsg>>>,
     /// The append log (for `appendfsync always` waits outside the lock).
-    pub log: std::sync::OnceLock<redsnap_persist::AppendLog>,
+    pub log: crate::persist::LogSlot,
     pub run_id: String,
 }
 
@@ -295,7 +295,7 @@ impl Shared {
             started: Instant::now(),
             shutdown: tx,
             shutdown_rx: parking_lot::Mutex::new(Some(rx)),
-            log: std::sync::OnceLock::new(),
+            log: Default::default(),
             run_id,
         })
     }
