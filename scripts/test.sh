@@ -8,6 +8,7 @@ need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v tclsh >/dev/null 2>&1 || need_apt+=(tcl)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} from Debian's packages"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -28,3 +29,7 @@ fi
 
 cargo build --workspace --all-targets
 cargo test --workspace --no-fail-fast -- --test-threads=2
+
+# Redis's own test suite against a redsnap started here: the units the issues name
+# must run to the end with the server still answering (scripts/redis_suite.sh).
+scripts/redis_suite.sh unit/multi

@@ -1274,7 +1274,8 @@ fn run_script(
                 if elapsed < threshold / 4 {
                     return Ok(VmState::Continue);
                 }
-                if !sh.busy.handed_off.load(Ordering::Relaxed) && hand_off_worker() {
+                let killed = || sh.busy.kill.load(Ordering::Acquire) != 0;
+                if !sh.busy.handed_off.load(Ordering::Relaxed) && hand_off_worker(killed) {
                     sh.busy.handed_off.store(true, Ordering::Relaxed);
                 }
                 // Wake an idle worker now and then: a worker blocked on the server lock
@@ -1372,8 +1373,9 @@ fn run_script(
 /// core to a new thread, and takes it back on return if that thread has not picked
 /// it up yet (under load it may not have started). So the closure waits until a
 /// task spawned meanwhile has run, which needs a worker with a core: then the new
-/// thread holds it. Unconfirmed, the caller tries again at its next hook.
-fn hand_off_worker() -> bool {
+/// thread holds it. Unconfirmed, the caller tries again at its next hook. `stop`
+/// (SCRIPT KILL) ends the wait early.
+fn hand_off_worker(stop: impl Fn() -> bool) -> bool {
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return true;
     };
@@ -1384,8 +1386,8 @@ fn hand_off_worker() -> bool {
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = ran.clone();
         handle.spawn(async move { flag.store(true, Ordering::Release) });
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
-        while !ran.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        while !ran.load(Ordering::Acquire) && !stop() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         ran.load(Ordering::Acquire)
