@@ -10,6 +10,7 @@
 pub mod cmd;
 pub mod db;
 pub mod glob;
+pub mod hash;
 pub mod key;
 pub mod ld;
 pub mod num;
@@ -21,6 +22,7 @@ pub mod trie;
 pub mod value;
 
 pub use db::{Db, Entry};
+pub use hash::{HashSeed, KeyHasher};
 pub use reply::Reply;
 pub use store::{CmdResult, Cx, Effects, EngineConfig, LogRecord, Store};
 pub use table::{lookup, CommandSpec};
