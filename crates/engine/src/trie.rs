@@ -331,10 +331,7 @@ impl<V: Clone> Trie<V> {
     pub fn iter(&self) -> Iter<'_, V> {
         let mut stack = Vec::with_capacity(12);
         stack.push(self.root.slots.iter());
-        Iter {
-            stack,
-            same: None,
-        }
+        Iter { stack, same: None }
     }
 
     /// The keys whose hash is `hash` or more, in order.
@@ -365,10 +362,7 @@ impl<V: Clone> Trie<V> {
                 }
             }
         }
-        Iter {
-            stack,
-            same: None,
-        }
+        Iter { stack, same: None }
     }
 
     /// Calls `f(before, after)` for every key whose value differs between `old` and
@@ -834,7 +828,10 @@ mod tests {
             let c = group_comparisons();
             assert_eq!(t.get(H, &name(i)).map(|l| l.value), Some(i));
             let c = group_comparisons() - c;
-            assert!(c <= bound, "lookup of key {i}: {c} comparisons (bound {bound})");
+            assert!(
+                c <= bound,
+                "lookup of key {i}: {c} comparisons (bound {bound})"
+            );
         }
         let c = group_comparisons();
         assert!(t.get(H, b"flood:absent").is_none());
@@ -864,7 +861,10 @@ mod tests {
         );
         // Order: the group in byte order, after the neighbour or before it by hash.
         let keys: Vec<Bytes> = t.iter_from(H).take(3).map(|l| l.key.to_bytes()).collect();
-        assert_eq!(keys, vec!["flood:00000000", "flood:00000001", "flood:00000002"]);
+        assert_eq!(
+            keys,
+            vec!["flood:00000000", "flood:00000001", "flood:00000002"]
+        );
         let all: Vec<&Leaf<u32>> = t.iter().filter(|l| l.hash == H).collect();
         assert_eq!(all.len(), N as usize);
         assert!(all.windows(2).all(|w| w[0].key[..] < w[1].key[..]));

@@ -8,8 +8,8 @@
 //! the whole iteration is returned at least once whatever is added or removed meanwhile.
 
 use super::is;
-use crate::hash::process_hasher;
 use crate::glob::glob_match;
+use crate::hash::process_hasher;
 use crate::reply::{self, Reply};
 use bytes::Bytes;
 use std::collections::BinaryHeap;
