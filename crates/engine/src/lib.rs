@@ -21,6 +21,12 @@ pub mod table;
 pub mod trie;
 pub mod value;
 
+#[cfg(test)]
+mod test_alloc;
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOC: test_alloc::Tracking = test_alloc::Tracking;
+
 pub use db::{Db, Entry};
 pub use hash::{HashSeed, KeyHasher};
 pub use reply::Reply;

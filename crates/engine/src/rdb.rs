@@ -7,7 +7,12 @@
 //! the older ziplist/quicklist v1 ones, LZF-compressed and integer-encoded strings.
 //!
 //! Nothing here panics on malformed input, and no allocation is sized by a length
-//! read from the input before the bytes backing it have been seen.
+//! read from the input before the bytes backing it have been seen: an LZF string
+//! grows as it is decompressed. What a payload may build is bounded by a [`Budget`]
+//! of bytes shared by every nesting level (a quicklist of LZF-compressed listpacks
+//! expands each node up to 264 times, and each tiny listpack entry into a whole
+//! element): decompressed strings and every decoded element are charged to it, and
+//! decoding stops with [`RdbError::TooLarge`] when it runs out.
 
 use crate::value::{Value, ZSet};
 use bytes::Bytes;
@@ -64,6 +69,8 @@ pub enum RdbError {
     Trailing,
     #[error("DUMP payload version or checksum are wrong")]
     BadFooter,
+    #[error("the value would take more memory than allowed")]
+    TooLarge,
 }
 
 pub type Result<T> = std::result::Result<T, RdbError>;
@@ -76,23 +83,72 @@ pub fn crc64(data: &[u8]) -> u64 {
 }
 
 mod compact;
+use compact::{intset_in, listpack_in, ziplist_in};
 pub use compact::{parse_intset, parse_listpack, parse_ziplist};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 // ----- reading -----
 
-/// A cursor over RDB bytes.
+/// The memory a decoded value may take, in bytes (an estimate: element bytes plus
+/// [`ELEMENT_COST`] per element, and decompressed strings in full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget(u64);
+
+/// What one decoded element costs beyond its bytes (its handle, its allocation's
+/// header and its slot in the container), for the [`Budget`].
+pub const ELEMENT_COST: u64 = 48;
+
+impl Budget {
+    pub const fn new(bytes: u64) -> Budget {
+        Budget(bytes)
+    }
+    pub const fn unlimited() -> Budget {
+        Budget(u64::MAX)
+    }
+    /// What is left.
+    pub fn left(&self) -> u64 {
+        self.0
+    }
+    /// Takes `n` bytes, or fails with [`RdbError::TooLarge`] (leaving nothing).
+    pub fn charge(&mut self, n: u64) -> Result<()> {
+        match self.0.checked_sub(n) {
+            Some(left) => {
+                self.0 = left;
+                Ok(())
+            }
+            None => {
+                self.0 = 0;
+                Err(RdbError::TooLarge)
+            }
+        }
+    }
+    /// One element of `len` bytes.
+    pub fn element(&mut self, len: usize) -> Result<()> {
+        self.charge((len as u64).saturating_add(ELEMENT_COST))
+    }
+}
+
+/// A cursor over RDB bytes, with the budget of what decoding may build.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    pub budget: Budget,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader with no limit on what decoding builds (for trusted input).
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf, pos: 0 }
+        Reader::with_budget(buf, Budget::unlimited())
+    }
+    pub fn with_budget(buf: &'a [u8], budget: Budget) -> Reader<'a> {
+        Reader {
+            buf,
+            pos: 0,
+            budget,
+        }
     }
     pub fn position(&self) -> usize {
         self.pos
@@ -147,8 +203,17 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A string in any RDB string encoding (raw, integer, LZF).
+    /// A string in any RDB string encoding (raw, integer, LZF), charged to the budget
+    /// as one element.
     pub fn read_string(&mut self) -> Result<Bytes> {
+        let s = self.read_blob()?;
+        self.budget.element(s.len())?;
+        Ok(s)
+    }
+
+    /// A string that holds a compact encoding (listpack, ziplist, intset): parsed and
+    /// dropped, so only a decompressed one is charged (its elements are, when parsed).
+    fn read_blob(&mut self) -> Result<Bytes> {
         let (n, enc) = self.read_len_or_enc()?;
         if !enc {
             return Ok(Bytes::copy_from_slice(self.read_exact(n)?));
@@ -161,6 +226,8 @@ impl<'a> Reader<'a> {
                 let clen = self.read_len()?;
                 let ulen = self.read_len()?;
                 let data = self.read_exact(clen)?;
+                // Charged before it is built: the expansion is the attack.
+                self.budget.charge(ulen)?;
                 return lzf_decompress(data, ulen).map(Bytes::from);
             }
             _ => return Err(RdbError::BadStringEncoding),
@@ -188,14 +255,19 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// LZF decompression (liblzf's `lzf_decompress`) into exactly `out_len` bytes.
+/// How many times its input an LZF output reserves before it is produced.
+pub const LZF_RESERVE_FACTOR: usize = 4;
+
+/// LZF decompression (liblzf's `lzf_decompress`) into exactly `out_len` bytes. The
+/// output grows as it is produced: the declared length reserves at most
+/// [`LZF_RESERVE_FACTOR`] times the input up front, whatever it says.
 pub fn lzf_decompress(input: &[u8], out_len: u64) -> Result<Vec<u8>> {
     // One 3-byte back reference expands to at most 264 bytes.
     if out_len > (input.len() as u64).saturating_mul(264) {
         return Err(RdbError::Lzf);
     }
-    let out_len = out_len as usize;
-    let mut out = Vec::with_capacity(out_len);
+    let out_len = usize::try_from(out_len).map_err(|_| RdbError::Lzf)?;
+    let mut out = Vec::with_capacity(out_len.min(input.len().saturating_mul(LZF_RESERVE_FACTOR)));
     let mut i = 0;
     while i < input.len() {
         let ctrl = input[i] as usize;
@@ -349,12 +421,12 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
             }
             Ok(Value::Hash(Box::new(h)))
         }
-        SET_INTSET => set_from(parse_intset(&r.read_string()?)?),
-        LIST_ZIPLIST => list_from(parse_ziplist(&r.read_string()?)?.into()),
-        ZSET_ZIPLIST => zset_from_flat(parse_ziplist(&r.read_string()?)?),
-        HASH_ZIPLIST => hash_from_flat(parse_ziplist(&r.read_string()?)?),
-        HASH_LISTPACK => hash_from_flat(parse_listpack(&r.read_string()?)?),
-        ZSET_LISTPACK => zset_from_flat(parse_listpack(&r.read_string()?)?),
+        SET_INTSET => set_from(intset_in(&r.read_blob()?, &mut r.budget)?),
+        LIST_ZIPLIST => list_from(ziplist_in(&r.read_blob()?, &mut r.budget)?.into()),
+        ZSET_ZIPLIST => zset_from_flat(ziplist_in(&r.read_blob()?, &mut r.budget)?),
+        HASH_ZIPLIST => hash_from_flat(ziplist_in(&r.read_blob()?, &mut r.budget)?),
+        HASH_LISTPACK => hash_from_flat(listpack_in(&r.read_blob()?, &mut r.budget)?),
+        ZSET_LISTPACK => zset_from_flat(listpack_in(&r.read_blob()?, &mut r.budget)?),
         LIST_QUICKLIST | LIST_QUICKLIST_2 => {
             let nodes = r.read_len()?;
             let mut l = VecDeque::new();
@@ -364,11 +436,11 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
                         // PLAIN: one element.
                         1 => l.push_back(r.read_string()?),
                         // PACKED: a listpack (empty ones are skipped, as Redis does).
-                        2 => l.extend(parse_listpack(&r.read_string()?)?),
+                        2 => l.extend(listpack_in(&r.read_blob()?, &mut r.budget)?),
                         _ => return Err(RdbError::Corrupt("quicklist")),
                     }
                 } else {
-                    l.extend(parse_ziplist(&r.read_string()?)?);
+                    l.extend(ziplist_in(&r.read_blob()?, &mut r.budget)?);
                 }
             }
             list_from(l)
@@ -517,9 +589,14 @@ pub fn verify_payload(p: &[u8]) -> Result<()> {
 /// Verifies and decodes a DUMP payload. Like Redis, bytes between the value and
 /// the footer are ignored.
 pub fn parse_payload(p: &[u8]) -> Result<Value> {
+    parse_payload_within(p, Budget::unlimited())
+}
+
+/// [`parse_payload`], building at most what `budget` allows (RESTORE's decoder).
+pub fn parse_payload_within(p: &[u8], budget: Budget) -> Result<Value> {
     verify_payload(p)?;
     let body = &p[..p.len() - 10];
-    let mut r = Reader::new(body);
+    let mut r = Reader::with_budget(body, budget);
     let ty = r.read_u8()?;
     read_value(&mut r, ty)
 }

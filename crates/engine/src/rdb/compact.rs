@@ -1,10 +1,15 @@
 //! Redis's compact blob encodings inside RDB values: ziplist, listpack, intset.
 
-use super::{RdbError, Reader, Result};
+use super::{Budget, RdbError, Reader, Result};
 use bytes::Bytes;
 
 /// The entries of a ziplist blob.
 pub fn parse_ziplist(zl: &[u8]) -> Result<Vec<Bytes>> {
+    ziplist_in(zl, &mut Budget::unlimited())
+}
+
+/// [`parse_ziplist`], charging each entry to `budget`.
+pub(super) fn ziplist_in(zl: &[u8], budget: &mut Budget) -> Result<Vec<Bytes>> {
     const WHAT: &str = "ziplist";
     if zl.len() < 11
         || u32::from_le_bytes([zl[0], zl[1], zl[2], zl[3]]) as usize != zl.len()
@@ -54,6 +59,7 @@ pub fn parse_ziplist(zl: &[u8]) -> Result<Vec<Bytes>> {
                 crate::num::int_bytes(v)
             }
         };
+        budget.element(entry.len())?;
         out.push(entry);
     }
     if !r.is_at_end() {
@@ -64,6 +70,11 @@ pub fn parse_ziplist(zl: &[u8]) -> Result<Vec<Bytes>> {
 
 /// The entries of a listpack blob.
 pub fn parse_listpack(lp: &[u8]) -> Result<Vec<Bytes>> {
+    listpack_in(lp, &mut Budget::unlimited())
+}
+
+/// [`parse_listpack`], charging each entry to `budget`.
+pub(super) fn listpack_in(lp: &[u8], budget: &mut Budget) -> Result<Vec<Bytes>> {
     const WHAT: &str = "listpack";
     if lp.len() < 7
         || u32::from_le_bytes([lp[0], lp[1], lp[2], lp[3]]) as usize != lp.len()
@@ -121,6 +132,7 @@ pub fn parse_listpack(lp: &[u8]) -> Result<Vec<Bytes>> {
             _ => 5,
         };
         r.read_exact(backlen).map_err(corrupt)?;
+        budget.element(entry.len())?;
         out.push(entry);
     }
     if !r.is_at_end() || (declared != u16::MAX && declared as usize != out.len()) {
@@ -131,6 +143,11 @@ pub fn parse_listpack(lp: &[u8]) -> Result<Vec<Bytes>> {
 
 /// The members of an intset blob, as decimal strings.
 pub fn parse_intset(is: &[u8]) -> Result<Vec<Bytes>> {
+    intset_in(is, &mut Budget::unlimited())
+}
+
+/// [`parse_intset`], charging each member to `budget`.
+pub(super) fn intset_in(is: &[u8], budget: &mut Budget) -> Result<Vec<Bytes>> {
     const WHAT: &str = "intset";
     if is.len() < 8 {
         return Err(RdbError::Corrupt(WHAT));
@@ -140,7 +157,7 @@ pub fn parse_intset(is: &[u8]) -> Result<Vec<Bytes>> {
     if !matches!(enc, 2 | 4 | 8) || (is.len() - 8) as u64 != (n as u64) * (enc as u64) {
         return Err(RdbError::Corrupt(WHAT));
     }
-    Ok(is[8..]
+    is[8..]
         .chunks_exact(enc)
         .map(|c| {
             let v = match enc {
@@ -148,7 +165,9 @@ pub fn parse_intset(is: &[u8]) -> Result<Vec<Bytes>> {
                 4 => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64,
                 _ => i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
             };
-            crate::num::int_bytes(v)
+            let m = crate::num::int_bytes(v);
+            budget.element(m.len())?;
+            Ok(m)
         })
-        .collect())
+        .collect()
 }

@@ -292,3 +292,227 @@ fn truncations_and_noise_never_panic() {
         }
     }
 }
+
+/// A tiny LZF encoder for tests: literal runs and back references.
+struct Lzf(Vec<u8>);
+
+impl Lzf {
+    fn literal(&mut self, bytes: &[u8]) -> &mut Lzf {
+        for c in bytes.chunks(32) {
+            self.0.push((c.len() - 1) as u8);
+            self.0.extend_from_slice(c);
+        }
+        self
+    }
+    /// Copies `len` (3..=264) bytes from `dist` back.
+    fn back(&mut self, len: usize, dist: usize) -> &mut Lzf {
+        let (l, d) = (len - 2, dist - 1);
+        if l < 7 {
+            self.0.push(((l << 5) | (d >> 8)) as u8);
+        } else {
+            self.0.push(((7 << 5) | (d >> 8)) as u8);
+            self.0.push((l - 7) as u8);
+        }
+        self.0.push(d as u8);
+        self
+    }
+}
+
+/// An LZF-compressed listpack of `n` entries holding the integer 1 (two bytes each):
+/// a few bytes that decode to `6 + 2n + 1` bytes and `n` elements.
+fn lzf_listpack_of_ones(n: usize) -> (Vec<u8>, usize) {
+    let total = 6 + 2 * n + 1;
+    let mut head = (total as u32).to_le_bytes().to_vec();
+    head.extend_from_slice(&(n as u16).to_le_bytes());
+    head.extend_from_slice(&[0x01, 0x01]);
+    let mut z = Lzf(Vec::new());
+    z.literal(&head);
+    let mut left = 2 * (n - 1);
+    while left > 0 {
+        let take = left.min(264);
+        // Whole entries: copy an even count of bytes (at least 3, so 4).
+        let take = if take < 4 { 4 } else { take - take % 2 };
+        z.back(take, 2);
+        left -= take;
+    }
+    z.literal(&[0xff]);
+    (z.0, total)
+}
+
+/// A DUMP payload: a quicklist of `nodes` LZF-compressed listpacks of `n` ones.
+pub(crate) fn quicklist_bomb(nodes: usize, n: usize) -> Vec<u8> {
+    let (lzf, ulen) = lzf_listpack_of_ones(n);
+    let mut p = vec![types::LIST_QUICKLIST_2];
+    write_len(&mut p, nodes as u64);
+    for _ in 0..nodes {
+        write_len(&mut p, 2); // PACKED
+        p.push(0xc3); // LZF string
+        write_len(&mut p, lzf.len() as u64);
+        write_len(&mut p, ulen as u64);
+        p.extend_from_slice(&lzf);
+    }
+    with_footer(p)
+}
+
+fn with_footer(mut p: Vec<u8>) -> Vec<u8> {
+    p.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = crc64(&p);
+    p.extend_from_slice(&crc.to_le_bytes());
+    p
+}
+
+#[test]
+fn the_test_lzf_encoder_builds_what_it_says() {
+    let (lzf, ulen) = lzf_listpack_of_ones(1000);
+    let lp = lzf_decompress(&lzf, ulen as u64).expect("valid LZF");
+    let items = parse_listpack(&lp).expect("valid listpack");
+    assert_eq!(items.len(), 1000);
+    assert!(items.iter().all(|i| i.as_ref() == b"1"));
+    let v = parse_payload(&quicklist_bomb(3, 1000)).expect("decodes");
+    assert!(matches!(v, Value::List(l) if l.len() == 3000));
+}
+
+/// An LZF string declaring 264 times its compressed size: before, the whole declared
+/// output was reserved before a byte was decompressed (a 512 MB payload could ask for
+/// 135 GB at once); now the output grows as it is produced.
+#[test]
+fn lzf_reserves_only_what_it_produces() {
+    // 1,000 literal-run bytes that end early: invalid, declared 264,000 bytes.
+    let data = vec![0x1f_u8; 1000];
+    let mut p = vec![types::STRING, 0xc3];
+    write_len(&mut p, data.len() as u64);
+    write_len(&mut p, 264_000);
+    p.extend_from_slice(&data);
+    let p = with_footer(p);
+    let (res, largest, _) = crate::test_alloc::measure(|| parse_payload(&p));
+    assert!(res.is_err());
+    assert!(
+        largest <= data.len() * LZF_RESERVE_FACTOR,
+        "reserved {largest} bytes for {} compressed",
+        data.len()
+    );
+    // A valid 264x expansion still decodes, growing as it goes.
+    let mut z = Lzf(Vec::new());
+    z.literal(b"ab");
+    for _ in 0..100 {
+        z.back(264, 2);
+    }
+    let out = lzf_decompress(&z.0, 2 + 26_400).expect("valid");
+    assert!(out.chunks(2).all(|c| c == b"ab"));
+}
+
+/// A quicklist of LZF-compressed listpacks of tiny entries expands thousands of
+/// times (each node up to 264 times, each 2-byte entry into an element): decoding
+/// stops when the budget shared by all nodes runs out, having held about the budget.
+#[test]
+fn nested_expansion_stops_at_the_budget() {
+    let p = quicklist_bomb(200, 20_000);
+    let budget = 8 << 20;
+    let (res, _, peak) =
+        crate::test_alloc::measure(|| parse_payload_within(&p, Budget::new(budget)));
+    assert_eq!(res, Err(RdbError::TooLarge));
+    // Unbounded, the payload (about 90 KB) decodes into 4M elements, over 200 MB.
+    assert!(p.len() < 100_000, "{}", p.len());
+    assert!(peak < 2 * budget as usize, "held {peak} bytes");
+    // Within a budget large enough, the same shape decodes.
+    let small = quicklist_bomb(2, 20_000);
+    assert!(matches!(
+        parse_payload_within(&small, Budget::new(8 << 20)),
+        Ok(Value::List(l)) if l.len() == 40_000
+    ));
+    // Every kind of element is charged: strings, intsets, listpack hashes.
+    let big = dump_payload(&Value::List(
+        (0..1000).map(|i| Bytes::from(format!("{i}"))).collect(),
+    ));
+    assert_eq!(
+        parse_payload_within(&big, Budget::new(10_000)),
+        Err(RdbError::TooLarge)
+    );
+    assert!(parse_payload_within(&big, Budget::new(100_000)).is_ok());
+    let si = unhex(
+        REAL.iter()
+            .find(|(n, _)| *n == "si")
+            .map(|(_, h)| *h)
+            .unwrap_or(""),
+    );
+    assert_eq!(
+        parse_payload_within(&si, Budget::new(100)),
+        Err(RdbError::TooLarge)
+    );
+    assert!(parse_payload_within(&si, Budget::new(1000)).is_ok());
+    let h1 = unhex(
+        REAL.iter()
+            .find(|(n, _)| *n == "h1")
+            .map(|(_, h)| *h)
+            .unwrap_or(""),
+    );
+    assert_eq!(
+        parse_payload_within(&h1, Budget::new(100)),
+        Err(RdbError::TooLarge)
+    );
+}
+
+mod fuzzish {
+    use super::super::*;
+    use proptest::prelude::*;
+
+    fn seeds() -> Vec<Vec<u8>> {
+        super::REAL.iter().map(|(_, h)| super::unhex(h)).collect()
+    }
+
+    /// Makes a mutated payload acceptable to the footer check, so the decoder sees it.
+    fn refoot(mut q: Vec<u8>) -> Vec<u8> {
+        if q.len() < 10 {
+            return q;
+        }
+        let n = q.len();
+        q[n - 10..n - 8].copy_from_slice(&RDB_VERSION.to_le_bytes());
+        let crc = crc64(&q[..n - 8]);
+        q[n - 8..].copy_from_slice(&crc.to_le_bytes());
+        q
+    }
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Flip(usize, u8),
+        Insert(usize, Vec<u8>),
+        Remove(usize, usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Flip(i, b)),
+            (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..8))
+                .prop_map(|(i, b)| Edit::Insert(i, b)),
+            (any::<usize>(), 1usize..6).prop_map(|(i, n)| Edit::Remove(i, n)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Mutated real payloads and random bytes: no panic, bounded building, and
+        /// whatever decodes re-encodes to a payload that decodes to the same value.
+        #[test]
+        fn mutated_payloads_never_panic(
+            which in 0usize..64,
+            edits in proptest::collection::vec(edit(), 0..6),
+            noise in proptest::collection::vec(any::<u8>(), 0..64),
+            random in any::<bool>(),
+        ) {
+            let seeds = seeds();
+            let mut q = if random { noise } else { seeds[which % seeds.len()].clone() };
+            for e in edits {
+                let len = q.len().max(1);
+                match e {
+                    Edit::Flip(i, b) => if !q.is_empty() { q[i % len] ^= b.max(1) },
+                    Edit::Insert(i, b) => { let at = i % (q.len() + 1); q.splice(at..at, b); }
+                    Edit::Remove(i, n) => if !q.is_empty() { let at = i % len; let end = (at + n).min(q.len()); q.drain(at..end); },
+                }
+            }
+            let q = refoot(q);
+            if let Ok(v) = parse_payload_within(&q, Budget::new(1 << 20)) {
+                prop_assert_eq!(parse_payload(&dump_payload(&v)), Ok(v));
+            }
+        }
+    }
+}
