@@ -60,7 +60,7 @@ const CURRENT_KEY: &str = "current";
 const SNAP_PREFIX: &str = "snap-";
 
 /// Metadata of one snapshot, stored (checksummed) under `meta/current`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct SnapshotMeta {
     pub format_version: u32,
     /// Sequence number of the snapshot (names its keyspace `snap-<id>`).
@@ -78,6 +78,21 @@ pub struct SnapshotMeta {
     /// The key hash seed the entry keys were computed with (`None`: format 1, the
     /// unseeded hash). Secret: never logged.
     pub hash_seed: Option<HashSeed>,
+}
+
+impl std::fmt::Debug for SnapshotMeta {
+    /// Everything but the hash seed's value (it keeps colliding keys out of reach).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotMeta")
+            .field("format_version", &self.format_version)
+            .field("id", &self.id)
+            .field("log_gen", &self.log_gen)
+            .field("created_ms", &self.created_ms)
+            .field("keys", &self.keys)
+            .field("checksum", &self.checksum)
+            .field("hash_seed", &self.hash_seed.map(|_| "<set>"))
+            .finish()
+    }
 }
 
 impl SnapshotMeta {

@@ -58,6 +58,9 @@ fn hash_seed_survives_restart_and_incremental_snapshots_update_in_place() {
         let info = snaps.write(store.snapshot(), 1).expect("write");
         assert_eq!(info.meta.hash_seed, Some(SEED));
         assert_eq!(info.meta.format_version, 2);
+        // The seed is not shown in debug output (logs).
+        let shown = format!("{info:?}");
+        assert!(!shown.contains(&SEED.to_string()) && !shown.contains(&format!("{SEED:x}")));
     }
     // Restart: a fresh store has a random seed until the snapshot gives it its own.
     let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");

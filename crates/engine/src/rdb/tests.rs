@@ -516,3 +516,24 @@ mod fuzzish {
         }
     }
 }
+
+/// Every seed of the fuzz corpus (DUMP payloads of each type and encoding from
+/// redis-server 7.0.15, and hand-made ziplist ones) decodes within RESTORE's budget.
+#[test]
+fn the_fuzz_seed_corpus_decodes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz-engine/corpus/restore_payload");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("seed corpus") {
+        let path = e.expect("entry").path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if !name.as_deref().is_some_and(|n| n.starts_with("seed-")) {
+            continue;
+        }
+        let p = with_footer(std::fs::read(&path).expect("read"));
+        let v = parse_payload_within(&p, Budget::new(64 << 20));
+        assert!(v.is_ok(), "{}: {v:?}", path.display());
+        n += 1;
+    }
+    assert!(n >= 24, "{n} seeds");
+}
