@@ -552,6 +552,37 @@ mod tests {
     }
 
     #[test]
+    fn a_chosen_seed_orders_the_keys_and_rehashing_keeps_everything() {
+        let a = KeyHasher::with_seed(11);
+        let b = KeyHasher::with_seed(22);
+        let mut db = Db::with_hasher(a);
+        for i in 0..500 {
+            let exp = (i % 3 == 0).then_some(1_000_000 + i as u64);
+            db.insert(
+                Bytes::from(format!("k{i}")),
+                Value::Str(Bytes::from("v")),
+                exp,
+            );
+        }
+        // Iteration is in the chosen seed's hash order.
+        let hashes: Vec<u64> = db.iter_hashed().map(|(h, _, _)| h).collect();
+        assert!(hashes.windows(2).all(|w| w[0] <= w[1]));
+        assert!(db.iter_hashed().all(|(h, k, _)| h == a.hash(k)));
+        let re = db.rehashed(b);
+        assert_eq!(re.hasher(), b);
+        assert_eq!(re.len(), 500);
+        assert_eq!(re.volatile_len(), db.volatile_len());
+        assert!(re.iter_hashed().all(|(h, k, _)| h == b.hash(k)));
+        for i in 0..500 {
+            let k = format!("k{i}");
+            assert_eq!(
+                re.get(k.as_bytes()).and_then(|e| e.expire_at()),
+                db.get(k.as_bytes()).and_then(|e| e.expire_at())
+            );
+        }
+    }
+
+    #[test]
     fn snapshot_clone_is_isolated() {
         let mut db = Db::new();
         db.insert(Bytes::from("a"), Value::Str(Bytes::from("1")), None);

@@ -86,60 +86,73 @@ impl KeyHasher {
     }
 }
 
-/// One SipRound.
+macro_rules! sipround {
+    ($v0:ident, $v1:ident, $v2:ident, $v3:ident) => {
+        $v0 = $v0.wrapping_add($v1);
+        $v1 = $v1.rotate_left(13);
+        $v1 ^= $v0;
+        $v0 = $v0.rotate_left(32);
+        $v2 = $v2.wrapping_add($v3);
+        $v3 = $v3.rotate_left(16);
+        $v3 ^= $v2;
+        $v0 = $v0.wrapping_add($v3);
+        $v3 = $v3.rotate_left(21);
+        $v3 ^= $v0;
+        $v2 = $v2.wrapping_add($v1);
+        $v1 = $v1.rotate_left(17);
+        $v1 ^= $v2;
+        $v2 = $v2.rotate_left(32);
+    };
+}
+
+/// The little-endian word of the 0..=7 bytes of `t` (as std's SipHasher reads a
+/// tail: in 4-, 2- and 1-byte pieces, no copy loop).
 #[inline(always)]
-fn round(v: &mut [u64; 4]) {
-    v[0] = v[0].wrapping_add(v[1]);
-    v[1] = v[1].rotate_left(13);
-    v[1] ^= v[0];
-    v[0] = v[0].rotate_left(32);
-    v[2] = v[2].wrapping_add(v[3]);
-    v[3] = v[3].rotate_left(16);
-    v[3] ^= v[2];
-    v[0] = v[0].wrapping_add(v[3]);
-    v[3] = v[3].rotate_left(21);
-    v[3] ^= v[0];
-    v[2] = v[2].wrapping_add(v[1]);
-    v[1] = v[1].rotate_left(17);
-    v[1] ^= v[2];
-    v[2] = v[2].rotate_left(32);
+fn tail_word(t: &[u8]) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    if t.len() >= 4 {
+        w = u64::from(u32::from_le_bytes([t[0], t[1], t[2], t[3]]));
+        i = 4;
+    }
+    if t.len() - i >= 2 {
+        w |= u64::from(u16::from_le_bytes([t[i], t[i + 1]])) << (8 * i);
+        i += 2;
+    }
+    if i < t.len() {
+        w |= u64::from(t[i]) << (8 * i);
+    }
+    w
 }
 
 /// SipHash with `C` compression and `D` finalization rounds over a byte slice (the
 /// reference algorithm, read a word at a time; no streaming state).
 #[inline(always)]
 fn sip<const C: usize, const D: usize>(k0: u64, k1: u64, msg: &[u8]) -> u64 {
-    let mut v = [
-        k0 ^ 0x736f_6d65_7073_6575,
-        k1 ^ 0x646f_7261_6e64_6f6d,
-        k0 ^ 0x6c79_6765_6e65_7261,
-        k1 ^ 0x7465_6462_7974_6573,
-    ];
+    let mut v0 = k0 ^ 0x736f_6d65_7073_6575;
+    let mut v1 = k1 ^ 0x646f_7261_6e64_6f6d;
+    let mut v2 = k0 ^ 0x6c79_6765_6e65_7261;
+    let mut v3 = k1 ^ 0x7465_6462_7974_6573;
     let mut chunks = msg.chunks_exact(8);
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let m = u64::from_le_bytes(w);
-        v[3] ^= m;
+        let m = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        v3 ^= m;
         for _ in 0..C {
-            round(&mut v);
+            sipround!(v0, v1, v2, v3);
         }
-        v[0] ^= m;
+        v0 ^= m;
     }
-    let rest = chunks.remainder();
-    let mut w = [0u8; 8];
-    w[..rest.len()].copy_from_slice(rest);
-    let b = u64::from_le_bytes(w) | ((msg.len() as u64) << 56);
-    v[3] ^= b;
+    let b = tail_word(chunks.remainder()) | ((msg.len() as u64) << 56);
+    v3 ^= b;
     for _ in 0..C {
-        round(&mut v);
+        sipround!(v0, v1, v2, v3);
     }
-    v[0] ^= b;
-    v[2] ^= 0xff;
+    v0 ^= b;
+    v2 ^= 0xff;
     for _ in 0..D {
-        round(&mut v);
+        sipround!(v0, v1, v2, v3);
     }
-    v[0] ^ v[1] ^ v[2] ^ v[3]
+    v0 ^ v1 ^ v2 ^ v3
 }
 
 /// SipHash-1-3 (the variant of Rust's standard `HashMap`).
