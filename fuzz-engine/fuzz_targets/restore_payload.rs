@@ -17,7 +17,11 @@ fuzz_target!(|body: &[u8]| {
     p.extend_from_slice(&crc.to_le_bytes());
     if let Ok(v) = rdb::parse_payload_within(&p, Budget::new(64 << 20)) {
         let again = rdb::parse_payload(&rdb::dump_payload(&v));
-        assert_eq!(again.as_ref(), Ok(&v), "re-encoded value decodes differently");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&v),
+            "re-encoded value decodes differently"
+        );
     }
     // The compact blob parsers on their own.
     let _ = rdb::parse_listpack(body);
