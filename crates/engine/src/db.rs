@@ -159,6 +159,61 @@ pub struct Db {
     volatile: imbl::OrdSet<ScanKey>,
     /// The dataset's key hash (the same in every database of a store).
     hasher: KeyHasher,
+    memo: HashMemo,
+}
+
+/// The hashes a batch prefetch ([`Db::prefetch`]) just computed, in batch order, so
+/// that the batch's commands do not hash their key a second time (the keyed hash is
+/// ~130 instructions for a short key). An entry is used only for a key with the same
+/// bytes, so it can never give a wrong hash, whatever ran in between; keys longer
+/// than a `Key` holds inline are not kept. Not shared by clones.
+#[derive(Default)]
+struct HashMemo {
+    keys: std::cell::RefCell<Vec<(u64, Key)>>,
+    /// Where the next command's key should be.
+    next: std::cell::Cell<usize>,
+}
+
+impl Clone for HashMemo {
+    fn clone(&self) -> Self {
+        HashMemo::default()
+    }
+}
+
+impl std::fmt::Debug for HashMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashMemo")
+    }
+}
+
+impl HashMemo {
+    /// The remembered hash of `key`, looked for at the expected position and the
+    /// one after it (a command that hashed no key skips one).
+    #[inline]
+    fn take(&self, key: &[u8]) -> Option<u64> {
+        let keys = self.keys.try_borrow().ok()?;
+        let i = self.next.get();
+        for (j, (h, k)) in keys.iter().enumerate().skip(i).take(2) {
+            if k[..] == *key {
+                self.next.set(j + 1);
+                return Some(*h);
+            }
+        }
+        None
+    }
+
+    fn record<'k>(&self, hashed: impl Iterator<Item = (u64, &'k [u8])>) {
+        let Ok(mut keys) = self.keys.try_borrow_mut() else {
+            return;
+        };
+        keys.clear();
+        keys.extend(
+            hashed
+                .filter(|(_, k)| k.len() <= crate::key::INLINE)
+                .map(|(h, k)| (h, Key::new(k))),
+        );
+        self.next.set(0);
+    }
 }
 
 impl Db {
@@ -173,6 +228,7 @@ impl Db {
             map: Trie::default(),
             volatile: imbl::OrdSet::new(),
             hasher,
+            memo: HashMemo::default(),
         }
     }
 
@@ -183,7 +239,10 @@ impl Db {
     /// The hash that orders `key` in this database.
     #[inline]
     pub fn key_hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash(key)
+        match self.memo.take(key) {
+            Some(h) => h,
+            None => self.hasher.hash(key),
+        }
     }
 
     /// This database's contents ordered by another hash (every key rehashed).
@@ -210,13 +269,16 @@ impl Db {
     }
 
     /// Brings the trie paths and value objects of `keys` into the cache (see
-    /// [`Trie::prefetch_paths`]): a hint before running a batch of commands.
+    /// [`Trie::prefetch_paths`]): a hint before running a batch of commands. The
+    /// hashes computed are remembered for the batch's commands (see `HashMemo`).
     pub fn prefetch(&self, keys: &[&[u8]]) {
         let mut hashes = [0u64; 32];
         let n = keys.len().min(hashes.len());
         for (h, k) in hashes.iter_mut().zip(keys) {
-            *h = self.key_hash(k);
+            *h = self.hasher.hash(k);
         }
+        self.memo
+            .record(hashes[..n].iter().copied().zip(keys.iter().copied()));
         self.map.prefetch_paths(&hashes[..n], |l| {
             // The object's reference count and its value.
             let p = Arc::as_ptr(&l.value.obj).cast::<u8>();
@@ -580,6 +642,37 @@ mod tests {
                 db.get(k.as_bytes()).and_then(|e| e.expire_at())
             );
         }
+    }
+
+    #[test]
+    fn prefetched_hashes_are_reused_only_for_the_same_bytes() {
+        let h = KeyHasher::with_seed(3);
+        let mut db = Db::with_hasher(h);
+        for k in ["a", "b", "c", "d"] {
+            db.insert(Bytes::from(k), Value::Str(Bytes::from(k)), None);
+        }
+        let long = "x".repeat(40);
+        db.prefetch(&[b"a", long.as_bytes(), b"b", b"c", b"d"]);
+        // In order, with a miss in between and an unexpected key: always right.
+        assert_eq!(db.key_hash(b"a"), h.hash(b"a"));
+        assert_eq!(db.memo.next.get(), 1);
+        assert_eq!(db.key_hash(b"zz"), h.hash(b"zz"));
+        assert_eq!(db.key_hash(long.as_bytes()), h.hash(long.as_bytes()));
+        assert_eq!(db.key_hash(b"b"), h.hash(b"b"));
+        assert_eq!(db.memo.next.get(), 2);
+        // "c" skipped: "d" is still found one position further.
+        assert_eq!(db.key_hash(b"d"), h.hash(b"d"));
+        assert_eq!(db.memo.next.get(), 4);
+        assert_eq!(
+            db.get(b"c").map(|e| e.value().clone()),
+            Some(Value::Str(Bytes::from("c")))
+        );
+        // A clone starts without the memo; writes after a prefetch are right.
+        assert!(db.clone().memo.keys.borrow().is_empty());
+        db.prefetch(&[b"a"]);
+        db.remove(b"a");
+        assert!(db.get(b"a").is_none());
+        assert!(db.iter_hashed().all(|(hh, k, _)| hh == h.hash(k)));
     }
 
     #[test]
