@@ -162,6 +162,24 @@ pub struct Db {
     memo: HashMemo,
 }
 
+/// Longest key a [`HashMemo`] keeps.
+const MEMO_KEY: usize = 22;
+
+/// A remembered key: its hash, length and bytes (plain data, no allocation).
+#[derive(Clone, Copy)]
+struct MemoEntry {
+    hash: u64,
+    len: u8,
+    bytes: [u8; MEMO_KEY],
+}
+
+impl MemoEntry {
+    #[inline]
+    fn is(&self, key: &[u8]) -> bool {
+        usize::from(self.len) == key.len() && self.bytes[..key.len()] == *key
+    }
+}
+
 /// The hashes a batch prefetch ([`Db::prefetch`]) just computed, in batch order, so
 /// that the batch's commands do not hash their key a second time (the keyed hash is
 /// ~130 instructions for a short key). An entry is used only for a key with the same
@@ -169,7 +187,7 @@ pub struct Db {
 /// than a `Key` holds inline are not kept. Not shared by clones.
 #[derive(Default)]
 struct HashMemo {
-    keys: std::cell::RefCell<Vec<(u64, Key)>>,
+    entries: std::cell::RefCell<Vec<MemoEntry>>,
     /// Where the next command's key should be.
     next: std::cell::Cell<usize>,
 }
@@ -191,27 +209,33 @@ impl HashMemo {
     /// one after it (a command that hashed no key skips one).
     #[inline]
     fn take(&self, key: &[u8]) -> Option<u64> {
-        let keys = self.keys.try_borrow().ok()?;
+        let entries = self.entries.try_borrow().ok()?;
         let i = self.next.get();
-        for (j, (h, k)) in keys.iter().enumerate().skip(i).take(2) {
-            if k[..] == *key {
-                self.next.set(j + 1);
-                return Some(*h);
-            }
+        if let Some(e) = entries.get(i).filter(|e| e.is(key)) {
+            self.next.set(i + 1);
+            return Some(e.hash);
         }
-        None
+        let e = entries.get(i + 1).filter(|e| e.is(key))?;
+        self.next.set(i + 2);
+        Some(e.hash)
     }
 
     fn record<'k>(&self, hashed: impl Iterator<Item = (u64, &'k [u8])>) {
-        let Ok(mut keys) = self.keys.try_borrow_mut() else {
+        let Ok(mut entries) = self.entries.try_borrow_mut() else {
             return;
         };
-        keys.clear();
-        keys.extend(
-            hashed
-                .filter(|(_, k)| k.len() <= crate::key::INLINE)
-                .map(|(h, k)| (h, Key::new(k))),
-        );
+        entries.clear();
+        for (hash, k) in hashed {
+            if k.len() <= MEMO_KEY {
+                let mut bytes = [0u8; MEMO_KEY];
+                bytes[..k.len()].copy_from_slice(k);
+                entries.push(MemoEntry {
+                    hash,
+                    len: k.len() as u8,
+                    bytes,
+                });
+            }
+        }
         self.next.set(0);
     }
 }
@@ -668,7 +692,7 @@ mod tests {
             Some(Value::Str(Bytes::from("c")))
         );
         // A clone starts without the memo; writes after a prefetch are right.
-        assert!(db.clone().memo.keys.borrow().is_empty());
+        assert!(db.clone().memo.entries.borrow().is_empty());
         db.prefetch(&[b"a"]);
         db.remove(b"a");
         assert!(db.get(b"a").is_none());
