@@ -2,15 +2,17 @@
 //!
 //! Keys are ordered by `(hash(key), key)`. That order gives SCAN a cursor that
 //! survives any growth or shrinking of the map (the cursor is the next hash to visit,
-//! so a key present for the whole scan is returned at least once), makes lookups
-//! immune to hash flooding (collisions only fall back to byte comparison), and lets
-//! active expiry and random picks start at a random point.
+//! so a key present for the whole scan is returned at least once), and lets active
+//! expiry and random picks start at a random point. The hash is seeded per dataset
+//! ([`crate::hash`]), so colliding keys cannot be computed in advance, and keys that do
+//! share a hash are searched in O(log n) (see `trie::group`).
 //!
 //! The map is a persistent hash trie ([`crate::trie`]) with structural sharing: cloning
 //! a database is O(1), which is how a snapshot captures one point in time without
 //! stopping writes. Values sit behind an `Arc` and are copied only when written while
 //! shared.
 
+use crate::hash::KeyHasher;
 use crate::key::Key;
 use crate::trie::Trie;
 use crate::value::{Kind, Value};
@@ -28,9 +30,9 @@ pub struct ScanKey {
 }
 
 impl ScanKey {
-    pub fn new(key: &[u8]) -> ScanKey {
+    pub fn new(hasher: &KeyHasher, key: &[u8]) -> ScanKey {
         ScanKey {
-            hash: key_hash(key),
+            hash: hasher.hash(key),
             key: Key::new(key),
         }
     }
@@ -44,9 +46,9 @@ struct KeyRef<'a> {
 }
 
 impl<'a> KeyRef<'a> {
-    fn new(key: &'a [u8]) -> KeyRef<'a> {
+    fn new(hasher: &KeyHasher, key: &'a [u8]) -> KeyRef<'a> {
         KeyRef {
-            hash: key_hash(key),
+            hash: hasher.hash(key),
             key,
         }
     }
@@ -62,35 +64,6 @@ impl equivalent::Comparable<ScanKey> for KeyRef<'_> {
     fn compare(&self, k: &ScanKey) -> std::cmp::Ordering {
         (self.hash, self.key).cmp(&(k.hash, &k.key[..]))
     }
-}
-
-/// The hash that orders keys. Fixed (not seeded per process): the snapshot store keys
-/// entries by it. A word-at-a-time multiply-rotate hash with murmur3's finalizer, so
-/// keys spread uniformly (random sampling for eviction, RANDOMKEY and active expiry
-/// starts at a random hash) at a fraction of SipHash's cost (measured: SipHash was
-/// ~16 % of a pipelined SET's instructions). Collisions cost nothing structural: keys
-/// with one hash share a trie slot, ordered by bytes.
-pub fn key_hash(key: &[u8]) -> u64 {
-    const K: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut h: u64 = 0x243F_6A88_85A3_08D3 ^ (key.len() as u64).wrapping_mul(K);
-    let mut chunks = key.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(23) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    // murmur3 fmix64
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    h ^ (h >> 33)
 }
 
 /// A stored value plus its access clock (for LRU/LFU eviction).
@@ -142,12 +115,18 @@ impl PartialEq for Entry {
 pub enum DbChange<'a> {
     /// The key is new (`old` is None) or changed: its entry before and now.
     Put {
+        /// The key's hash in this database.
+        hash: u64,
         key: &'a Key,
         old: Option<&'a Entry>,
         new: &'a Entry,
     },
     /// The key is gone; its entry before.
-    Delete { key: &'a Key, old: &'a Entry },
+    Delete {
+        hash: u64,
+        key: &'a Key,
+        old: &'a Entry,
+    },
 }
 
 impl Entry {
@@ -178,11 +157,125 @@ pub struct Db {
     map: Trie<Entry>,
     /// Keys that carry an expiry, for active expiry sampling and `expires=` in INFO.
     volatile: imbl::OrdSet<ScanKey>,
+    /// The dataset's key hash (the same in every database of a store).
+    hasher: KeyHasher,
+    memo: HashMemo,
+}
+
+/// Longest key a [`HashMemo`] keeps.
+const MEMO_KEY: usize = 22;
+
+/// A remembered key: its hash, length and bytes (plain data, no allocation).
+#[derive(Clone, Copy)]
+struct MemoEntry {
+    hash: u64,
+    len: u8,
+    bytes: [u8; MEMO_KEY],
+}
+
+impl MemoEntry {
+    #[inline]
+    fn is(&self, key: &[u8]) -> bool {
+        usize::from(self.len) == key.len() && self.bytes[..key.len()] == *key
+    }
+}
+
+/// The hashes a batch prefetch ([`Db::prefetch`]) just computed, in batch order, so
+/// that the batch's commands do not hash their key a second time (the keyed hash is
+/// ~130 instructions for a short key). An entry is used only for a key with the same
+/// bytes, so it can never give a wrong hash, whatever ran in between; keys longer
+/// than a `Key` holds inline are not kept. Not shared by clones.
+#[derive(Default)]
+struct HashMemo {
+    entries: std::cell::RefCell<Vec<MemoEntry>>,
+    /// Where the next command's key should be.
+    next: std::cell::Cell<usize>,
+}
+
+impl Clone for HashMemo {
+    fn clone(&self) -> Self {
+        HashMemo::default()
+    }
+}
+
+impl std::fmt::Debug for HashMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashMemo")
+    }
+}
+
+impl HashMemo {
+    /// The remembered hash of `key`, looked for at the expected position and the
+    /// one after it (a command that hashed no key skips one).
+    #[inline]
+    fn take(&self, key: &[u8]) -> Option<u64> {
+        let entries = self.entries.try_borrow().ok()?;
+        let i = self.next.get();
+        if let Some(e) = entries.get(i).filter(|e| e.is(key)) {
+            self.next.set(i + 1);
+            return Some(e.hash);
+        }
+        let e = entries.get(i + 1).filter(|e| e.is(key))?;
+        self.next.set(i + 2);
+        Some(e.hash)
+    }
+
+    fn record<'k>(&self, hashed: impl Iterator<Item = (u64, &'k [u8])>) {
+        let Ok(mut entries) = self.entries.try_borrow_mut() else {
+            return;
+        };
+        entries.clear();
+        for (hash, k) in hashed {
+            if k.len() <= MEMO_KEY {
+                let mut bytes = [0u8; MEMO_KEY];
+                bytes[..k.len()].copy_from_slice(k);
+                entries.push(MemoEntry {
+                    hash,
+                    len: k.len() as u8,
+                    bytes,
+                });
+            }
+        }
+        self.next.set(0);
+    }
 }
 
 impl Db {
+    /// An empty database with a random hash seed.
     pub fn new() -> Db {
         Db::default()
+    }
+
+    /// An empty database ordered by `hasher`.
+    pub fn with_hasher(hasher: KeyHasher) -> Db {
+        Db {
+            map: Trie::default(),
+            volatile: imbl::OrdSet::new(),
+            hasher,
+            memo: HashMemo::default(),
+        }
+    }
+
+    pub fn hasher(&self) -> KeyHasher {
+        self.hasher
+    }
+
+    /// The hash that orders `key` in this database.
+    #[inline]
+    pub fn key_hash(&self, key: &[u8]) -> u64 {
+        match self.memo.take(key) {
+            Some(h) => h,
+            None => self.hasher.hash(key),
+        }
+    }
+
+    /// This database's contents ordered by another hash (every key rehashed).
+    pub fn rehashed(&self, hasher: KeyHasher) -> Db {
+        let mut d = Db::with_hasher(hasher);
+        for (k, e) in self.iter() {
+            d.insert_entry(k, e.clone());
+        }
+        d
     }
     pub fn len(&self) -> usize {
         self.map.len()
@@ -196,17 +289,20 @@ impl Db {
 
     /// The entry, expired or not.
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.map.get(key_hash(key), key).map(|l| &l.value)
+        self.map.get(self.key_hash(key), key).map(|l| &l.value)
     }
 
     /// Brings the trie paths and value objects of `keys` into the cache (see
-    /// [`Trie::prefetch_paths`]): a hint before running a batch of commands.
+    /// [`Trie::prefetch_paths`]): a hint before running a batch of commands. The
+    /// hashes computed are remembered for the batch's commands (see `HashMemo`).
     pub fn prefetch(&self, keys: &[&[u8]]) {
         let mut hashes = [0u64; 32];
         let n = keys.len().min(hashes.len());
         for (h, k) in hashes.iter_mut().zip(keys) {
-            *h = key_hash(k);
+            *h = self.hasher.hash(k);
         }
+        self.memo
+            .record(hashes[..n].iter().copied().zip(keys.iter().copied()));
         self.map.prefetch_paths(&hashes[..n], |l| {
             // The object's reference count and its value.
             let p = Arc::as_ptr(&l.value.obj).cast::<u8>();
@@ -217,7 +313,7 @@ impl Db {
 
     /// Mutable access to the value; copies it first if a snapshot shares it.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
-        let e = self.map.get_mut(key_hash(key), key)?;
+        let e = self.map.get_mut(self.key_hash(key), key)?;
         Some(&mut Arc::make_mut(&mut e.obj).value)
     }
 
@@ -230,7 +326,7 @@ impl Db {
     /// Inserts a whole entry (used by restore from a snapshot).
     pub fn insert_entry(&mut self, key: impl AsRef<[u8]>, entry: Entry) {
         let key = Key::new(key.as_ref());
-        let hash = key_hash(&key);
+        let hash = self.key_hash(&key);
         if entry.expire_at().is_some() {
             self.volatile.insert(ScanKey {
                 hash,
@@ -254,7 +350,7 @@ impl Db {
         expire_at: Option<u64>,
         stamp: impl FnOnce(&Obj),
     ) {
-        let hash = key_hash(key);
+        let hash = self.key_hash(key);
         if expire_at.is_none() && self.volatile.is_empty() {
             if let Some(e) = self.map.get_mut(hash, key) {
                 match Arc::get_mut(&mut e.obj) {
@@ -288,7 +384,7 @@ impl Db {
 
     /// Replaces the value of an existing key, keeping its expiry. Returns false if absent.
     pub fn replace_value(&mut self, key: &[u8], value: Value) -> bool {
-        match self.map.get_mut(key_hash(key), key) {
+        match self.map.get_mut(self.key_hash(key), key) {
             Some(e) => {
                 e.obj = Arc::new(Obj {
                     value,
@@ -301,7 +397,7 @@ impl Db {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let kr = KeyRef::new(key);
+        let kr = KeyRef::new(&self.hasher, key);
         let e = self.map.remove(kr.hash, key)?.value;
         if e.expire_at().is_some() {
             self.volatile.remove(&kr);
@@ -311,7 +407,7 @@ impl Db {
 
     /// Sets or clears the expiry of an existing key. Returns false if absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>) -> bool {
-        let kr = KeyRef::new(key);
+        let kr = KeyRef::new(&self.hasher, key);
         let Some(e) = self.map.get_mut(kr.hash, key) else {
             return false;
         };
@@ -327,6 +423,7 @@ impl Db {
         true
     }
 
+    /// Empties the database (the hash stays: it belongs to the dataset).
     pub fn clear(&mut self) {
         self.map = Trie::default();
         self.volatile = imbl::OrdSet::new();
@@ -335,6 +432,11 @@ impl Db {
     /// All entries in map order (a snapshot iterates a clone of the db).
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
         self.map.iter().map(|l| (&l.key, &l.value))
+    }
+
+    /// All entries in map order with their hashes (no hash computed).
+    pub fn iter_hashed(&self) -> impl Iterator<Item = (u64, &Key, &Entry)> {
+        self.map.iter().map(|l| (l.hash, &l.key, &l.value))
     }
 
     /// Calls `f` with what changed from `old` to `self`, in key order, visiting only
@@ -347,11 +449,13 @@ impl Db {
             &|a, b| a == b,
             &mut |before, after| match (before, after) {
                 (before, Some(l)) => f(DbChange::Put {
+                    hash: l.hash,
                     key: &l.key,
                     old: before.map(|b| &b.value),
                     new: &l.value,
                 }),
                 (Some(b), None) => f(DbChange::Delete {
+                    hash: b.hash,
                     key: &b.key,
                     old: &b.value,
                 }),
@@ -416,7 +520,7 @@ mod tests {
     #[test]
     fn scan_key_order_is_hash_then_bytes_whatever_the_allocation() {
         use std::cmp::Ordering;
-        let a = ScanKey::new(&Bytes::from("key:1"));
+        let a = ScanKey::new(&KeyHasher::with_seed(5), &Bytes::from("key:1"));
         let same_bytes_elsewhere = ScanKey {
             hash: a.hash,
             key: Key::new(b"key:1"),
@@ -534,6 +638,68 @@ mod tests {
     }
 
     #[test]
+    fn a_chosen_seed_orders_the_keys_and_rehashing_keeps_everything() {
+        let a = KeyHasher::with_seed(11);
+        let b = KeyHasher::with_seed(22);
+        let mut db = Db::with_hasher(a);
+        for i in 0..500 {
+            let exp = (i % 3 == 0).then_some(1_000_000 + i as u64);
+            db.insert(
+                Bytes::from(format!("k{i}")),
+                Value::Str(Bytes::from("v")),
+                exp,
+            );
+        }
+        // Iteration is in the chosen seed's hash order.
+        let hashes: Vec<u64> = db.iter_hashed().map(|(h, _, _)| h).collect();
+        assert!(hashes.windows(2).all(|w| w[0] <= w[1]));
+        assert!(db.iter_hashed().all(|(h, k, _)| h == a.hash(k)));
+        let re = db.rehashed(b);
+        assert_eq!(re.hasher(), b);
+        assert_eq!(re.len(), 500);
+        assert_eq!(re.volatile_len(), db.volatile_len());
+        assert!(re.iter_hashed().all(|(h, k, _)| h == b.hash(k)));
+        for i in 0..500 {
+            let k = format!("k{i}");
+            assert_eq!(
+                re.get(k.as_bytes()).and_then(|e| e.expire_at()),
+                db.get(k.as_bytes()).and_then(|e| e.expire_at())
+            );
+        }
+    }
+
+    #[test]
+    fn prefetched_hashes_are_reused_only_for_the_same_bytes() {
+        let h = KeyHasher::with_seed(3);
+        let mut db = Db::with_hasher(h);
+        for k in ["a", "b", "c", "d"] {
+            db.insert(Bytes::from(k), Value::Str(Bytes::from(k)), None);
+        }
+        let long = "x".repeat(40);
+        db.prefetch(&[b"a", long.as_bytes(), b"b", b"c", b"d"]);
+        // In order, with a miss in between and an unexpected key: always right.
+        assert_eq!(db.key_hash(b"a"), h.hash(b"a"));
+        assert_eq!(db.memo.next.get(), 1);
+        assert_eq!(db.key_hash(b"zz"), h.hash(b"zz"));
+        assert_eq!(db.key_hash(long.as_bytes()), h.hash(long.as_bytes()));
+        assert_eq!(db.key_hash(b"b"), h.hash(b"b"));
+        assert_eq!(db.memo.next.get(), 2);
+        // "c" skipped: "d" is still found one position further.
+        assert_eq!(db.key_hash(b"d"), h.hash(b"d"));
+        assert_eq!(db.memo.next.get(), 4);
+        assert_eq!(
+            db.get(b"c").map(|e| e.value().clone()),
+            Some(Value::Str(Bytes::from("c")))
+        );
+        // A clone starts without the memo; writes after a prefetch are right.
+        assert!(db.clone().memo.entries.borrow().is_empty());
+        db.prefetch(&[b"a"]);
+        db.remove(b"a");
+        assert!(db.get(b"a").is_none());
+        assert!(db.iter_hashed().all(|(hh, k, _)| hh == h.hash(k)));
+    }
+
+    #[test]
     fn snapshot_clone_is_isolated() {
         let mut db = Db::new();
         db.insert(Bytes::from("a"), Value::Str(Bytes::from("1")), None);
@@ -549,25 +715,5 @@ mod tests {
         );
         assert_eq!(db.volatile_len(), 1);
         assert_eq!(snap.volatile_len(), 0);
-    }
-}
-
-#[cfg(test)]
-mod hash_tests {
-    use super::key_hash;
-
-    #[test]
-    fn hash_spreads_similar_keys() {
-        // Sequential keys land all over the hash space (top 4 bits roughly uniform).
-        let mut buckets = [0u32; 16];
-        for i in 0..16_000 {
-            buckets[(key_hash(format!("key:{i:012}").as_bytes()) >> 60) as usize] += 1;
-        }
-        assert!(
-            buckets.iter().all(|&b| (800..1200).contains(&b)),
-            "{buckets:?}"
-        );
-        assert_ne!(key_hash(b""), key_hash(b"\0"));
-        assert_ne!(key_hash(b"ab"), key_hash(b"ba"));
     }
 }

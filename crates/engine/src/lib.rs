@@ -10,6 +10,7 @@
 pub mod cmd;
 pub mod db;
 pub mod glob;
+pub mod hash;
 pub mod key;
 pub mod ld;
 pub mod num;
@@ -20,7 +21,14 @@ pub mod table;
 pub mod trie;
 pub mod value;
 
+#[cfg(test)]
+mod test_alloc;
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOC: test_alloc::Tracking = test_alloc::Tracking;
+
 pub use db::{Db, Entry};
+pub use hash::{HashSeed, KeyHasher};
 pub use reply::Reply;
 pub use store::{CmdResult, Cx, Effects, EngineConfig, LogRecord, Store};
 pub use table::{lookup, CommandSpec};

@@ -7,7 +7,12 @@
 //! the older ziplist/quicklist v1 ones, LZF-compressed and integer-encoded strings.
 //!
 //! Nothing here panics on malformed input, and no allocation is sized by a length
-//! read from the input before the bytes backing it have been seen.
+//! read from the input before the bytes backing it have been seen: an LZF string
+//! grows as it is decompressed. What a payload may build is bounded by a [`Budget`]
+//! of bytes shared by every nesting level (a quicklist of LZF-compressed listpacks
+//! expands each node up to 264 times, and each tiny listpack entry into a whole
+//! element): decompressed strings and every decoded element are charged to it, and
+//! decoding stops with [`RdbError::TooLarge`] when it runs out.
 
 use crate::value::{Value, ZSet};
 use bytes::Bytes;
@@ -64,6 +69,8 @@ pub enum RdbError {
     Trailing,
     #[error("DUMP payload version or checksum are wrong")]
     BadFooter,
+    #[error("the value would take more memory than allowed")]
+    TooLarge,
 }
 
 pub type Result<T> = std::result::Result<T, RdbError>;
@@ -75,18 +82,73 @@ pub fn crc64(data: &[u8]) -> u64 {
     CRC64.checksum(data)
 }
 
+mod compact;
+use compact::{intset_in, listpack_in, ziplist_in};
+pub use compact::{parse_intset, parse_listpack, parse_ziplist};
+
+#[cfg(test)]
+pub(crate) mod tests;
+
 // ----- reading -----
 
-/// A cursor over RDB bytes.
+/// The memory a decoded value may take, in bytes (an estimate: element bytes plus
+/// [`ELEMENT_COST`] per element, and decompressed strings in full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget(u64);
+
+/// What one decoded element costs beyond its bytes (its handle, its allocation's
+/// header and its slot in the container), for the [`Budget`].
+pub const ELEMENT_COST: u64 = 48;
+
+impl Budget {
+    pub const fn new(bytes: u64) -> Budget {
+        Budget(bytes)
+    }
+    pub const fn unlimited() -> Budget {
+        Budget(u64::MAX)
+    }
+    /// What is left.
+    pub fn left(&self) -> u64 {
+        self.0
+    }
+    /// Takes `n` bytes, or fails with [`RdbError::TooLarge`] (leaving nothing).
+    pub fn charge(&mut self, n: u64) -> Result<()> {
+        match self.0.checked_sub(n) {
+            Some(left) => {
+                self.0 = left;
+                Ok(())
+            }
+            None => {
+                self.0 = 0;
+                Err(RdbError::TooLarge)
+            }
+        }
+    }
+    /// One element of `len` bytes.
+    pub fn element(&mut self, len: usize) -> Result<()> {
+        self.charge((len as u64).saturating_add(ELEMENT_COST))
+    }
+}
+
+/// A cursor over RDB bytes, with the budget of what decoding may build.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    pub budget: Budget,
 }
 
 impl<'a> Reader<'a> {
+    /// A reader with no limit on what decoding builds (for trusted input).
     pub fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf, pos: 0 }
+        Reader::with_budget(buf, Budget::unlimited())
+    }
+    pub fn with_budget(buf: &'a [u8], budget: Budget) -> Reader<'a> {
+        Reader {
+            buf,
+            pos: 0,
+            budget,
+        }
     }
     pub fn position(&self) -> usize {
         self.pos
@@ -141,8 +203,17 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A string in any RDB string encoding (raw, integer, LZF).
+    /// A string in any RDB string encoding (raw, integer, LZF), charged to the budget
+    /// as one element.
     pub fn read_string(&mut self) -> Result<Bytes> {
+        let s = self.read_blob()?;
+        self.budget.element(s.len())?;
+        Ok(s)
+    }
+
+    /// A string that holds a compact encoding (listpack, ziplist, intset): parsed and
+    /// dropped, so only a decompressed one is charged (its elements are, when parsed).
+    fn read_blob(&mut self) -> Result<Bytes> {
         let (n, enc) = self.read_len_or_enc()?;
         if !enc {
             return Ok(Bytes::copy_from_slice(self.read_exact(n)?));
@@ -155,6 +226,8 @@ impl<'a> Reader<'a> {
                 let clen = self.read_len()?;
                 let ulen = self.read_len()?;
                 let data = self.read_exact(clen)?;
+                // Charged before it is built: the expansion is the attack.
+                self.budget.charge(ulen)?;
                 return lzf_decompress(data, ulen).map(Bytes::from);
             }
             _ => return Err(RdbError::BadStringEncoding),
@@ -182,14 +255,19 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// LZF decompression (liblzf's `lzf_decompress`) into exactly `out_len` bytes.
+/// How many times its input an LZF output reserves before it is produced.
+pub const LZF_RESERVE_FACTOR: usize = 4;
+
+/// LZF decompression (liblzf's `lzf_decompress`) into exactly `out_len` bytes. The
+/// output grows as it is produced: the declared length reserves at most
+/// [`LZF_RESERVE_FACTOR`] times the input up front, whatever it says.
 pub fn lzf_decompress(input: &[u8], out_len: u64) -> Result<Vec<u8>> {
     // One 3-byte back reference expands to at most 264 bytes.
     if out_len > (input.len() as u64).saturating_mul(264) {
         return Err(RdbError::Lzf);
     }
-    let out_len = out_len as usize;
-    let mut out = Vec::with_capacity(out_len);
+    let out_len = usize::try_from(out_len).map_err(|_| RdbError::Lzf)?;
+    let mut out = Vec::with_capacity(out_len.min(input.len().saturating_mul(LZF_RESERVE_FACTOR)));
     let mut i = 0;
     while i < input.len() {
         let ctrl = input[i] as usize;
@@ -224,156 +302,6 @@ pub fn lzf_decompress(input: &[u8], out_len: u64) -> Result<Vec<u8>> {
         return Err(RdbError::Lzf);
     }
     Ok(out)
-}
-
-/// The entries of a ziplist blob.
-pub fn parse_ziplist(zl: &[u8]) -> Result<Vec<Bytes>> {
-    const WHAT: &str = "ziplist";
-    if zl.len() < 11
-        || u32::from_le_bytes([zl[0], zl[1], zl[2], zl[3]]) as usize != zl.len()
-        || zl[zl.len() - 1] != 0xff
-    {
-        return Err(RdbError::Corrupt(WHAT));
-    }
-    let mut r = Reader::new(&zl[10..]);
-    let mut out = Vec::new();
-    let corrupt = |_| RdbError::Corrupt(WHAT);
-    loop {
-        let first = r.read_u8().map_err(corrupt)?;
-        if first == 0xff {
-            break;
-        }
-        // prevlen: 1 byte, or 0xFE + 4 bytes.
-        if first == 0xfe {
-            r.read_exact(4).map_err(corrupt)?;
-        }
-        let enc = r.read_u8().map_err(corrupt)?;
-        let entry: Bytes = match enc >> 6 {
-            0 => Bytes::copy_from_slice(r.read_exact((enc & 0x3f) as u64).map_err(corrupt)?),
-            1 => {
-                let n = (((enc & 0x3f) as u64) << 8) | r.read_u8().map_err(corrupt)? as u64;
-                Bytes::copy_from_slice(r.read_exact(n).map_err(corrupt)?)
-            }
-            2 => {
-                if enc != 0x80 {
-                    return Err(RdbError::Corrupt(WHAT));
-                }
-                let n = u32::from_be_bytes(r.read_array().map_err(corrupt)?) as u64;
-                Bytes::copy_from_slice(r.read_exact(n).map_err(corrupt)?)
-            }
-            _ => {
-                let v: i64 = match enc {
-                    0xc0 => i16::from_le_bytes(r.read_array().map_err(corrupt)?) as i64,
-                    0xd0 => i32::from_le_bytes(r.read_array().map_err(corrupt)?) as i64,
-                    0xe0 => i64::from_le_bytes(r.read_array().map_err(corrupt)?),
-                    0xf0 => {
-                        let b: [u8; 3] = r.read_array().map_err(corrupt)?;
-                        (i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as i64
-                    }
-                    0xfe => r.read_u8().map_err(corrupt)? as i8 as i64,
-                    0xf1..=0xfd => (enc & 0x0f) as i64 - 1,
-                    _ => return Err(RdbError::Corrupt(WHAT)),
-                };
-                crate::num::int_bytes(v)
-            }
-        };
-        out.push(entry);
-    }
-    if !r.is_at_end() {
-        return Err(RdbError::Corrupt(WHAT));
-    }
-    Ok(out)
-}
-
-/// The entries of a listpack blob.
-pub fn parse_listpack(lp: &[u8]) -> Result<Vec<Bytes>> {
-    const WHAT: &str = "listpack";
-    if lp.len() < 7
-        || u32::from_le_bytes([lp[0], lp[1], lp[2], lp[3]]) as usize != lp.len()
-        || lp[lp.len() - 1] != 0xff
-    {
-        return Err(RdbError::Corrupt(WHAT));
-    }
-    let declared = u16::from_le_bytes([lp[4], lp[5]]);
-    let mut r = Reader::new(&lp[6..]);
-    let corrupt = |_| RdbError::Corrupt(WHAT);
-    let mut out = Vec::new();
-    loop {
-        let start = r.position();
-        let enc = r.read_u8().map_err(corrupt)?;
-        if enc == 0xff {
-            break;
-        }
-        let entry: Bytes = if enc & 0x80 == 0 {
-            crate::num::int_bytes((enc & 0x7f) as i64)
-        } else if enc & 0xc0 == 0x80 {
-            Bytes::copy_from_slice(r.read_exact((enc & 0x3f) as u64).map_err(corrupt)?)
-        } else if enc & 0xe0 == 0xc0 {
-            let uv = (((enc & 0x1f) as i64) << 8) | r.read_u8().map_err(corrupt)? as i64;
-            crate::num::int_bytes(if uv >= 1 << 12 { uv - (1 << 13) } else { uv })
-        } else if enc & 0xf0 == 0xe0 {
-            let n = (((enc & 0x0f) as u64) << 8) | r.read_u8().map_err(corrupt)? as u64;
-            Bytes::copy_from_slice(r.read_exact(n).map_err(corrupt)?)
-        } else {
-            match enc {
-                0xf0 => {
-                    let n = u32::from_le_bytes(r.read_array().map_err(corrupt)?) as u64;
-                    Bytes::copy_from_slice(r.read_exact(n).map_err(corrupt)?)
-                }
-                0xf1 => crate::num::int_bytes(
-                    i16::from_le_bytes(r.read_array().map_err(corrupt)?) as i64
-                ),
-                0xf2 => {
-                    let b: [u8; 3] = r.read_array().map_err(corrupt)?;
-                    crate::num::int_bytes((i32::from_le_bytes([0, b[0], b[1], b[2]]) >> 8) as i64)
-                }
-                0xf3 => crate::num::int_bytes(
-                    i32::from_le_bytes(r.read_array().map_err(corrupt)?) as i64
-                ),
-                0xf4 => crate::num::int_bytes(i64::from_le_bytes(r.read_array().map_err(corrupt)?)),
-                _ => return Err(RdbError::Corrupt(WHAT)),
-            }
-        };
-        // Skip the back-length, which encodes the entry's size so far.
-        let size = (r.position() - start) as u64;
-        let backlen = match size {
-            0..=127 => 1,
-            128..=16382 => 2,
-            16383..=2097150 => 3,
-            2097151..=268435454 => 4,
-            _ => 5,
-        };
-        r.read_exact(backlen).map_err(corrupt)?;
-        out.push(entry);
-    }
-    if !r.is_at_end() || (declared != u16::MAX && declared as usize != out.len()) {
-        return Err(RdbError::Corrupt(WHAT));
-    }
-    Ok(out)
-}
-
-/// The members of an intset blob, as decimal strings.
-pub fn parse_intset(is: &[u8]) -> Result<Vec<Bytes>> {
-    const WHAT: &str = "intset";
-    if is.len() < 8 {
-        return Err(RdbError::Corrupt(WHAT));
-    }
-    let enc = u32::from_le_bytes([is[0], is[1], is[2], is[3]]) as usize;
-    let n = u32::from_le_bytes([is[4], is[5], is[6], is[7]]) as usize;
-    if !matches!(enc, 2 | 4 | 8) || (is.len() - 8) as u64 != (n as u64) * (enc as u64) {
-        return Err(RdbError::Corrupt(WHAT));
-    }
-    Ok(is[8..]
-        .chunks_exact(enc)
-        .map(|c| {
-            let v = match enc {
-                2 => i16::from_le_bytes([c[0], c[1]]) as i64,
-                4 => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64,
-                _ => i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]),
-            };
-            crate::num::int_bytes(v)
-        })
-        .collect())
 }
 
 fn set_from(members: Vec<Bytes>) -> Result<Value> {
@@ -493,12 +421,12 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
             }
             Ok(Value::Hash(Box::new(h)))
         }
-        SET_INTSET => set_from(parse_intset(&r.read_string()?)?),
-        LIST_ZIPLIST => list_from(parse_ziplist(&r.read_string()?)?.into()),
-        ZSET_ZIPLIST => zset_from_flat(parse_ziplist(&r.read_string()?)?),
-        HASH_ZIPLIST => hash_from_flat(parse_ziplist(&r.read_string()?)?),
-        HASH_LISTPACK => hash_from_flat(parse_listpack(&r.read_string()?)?),
-        ZSET_LISTPACK => zset_from_flat(parse_listpack(&r.read_string()?)?),
+        SET_INTSET => set_from(intset_in(&r.read_blob()?, &mut r.budget)?),
+        LIST_ZIPLIST => list_from(ziplist_in(&r.read_blob()?, &mut r.budget)?.into()),
+        ZSET_ZIPLIST => zset_from_flat(ziplist_in(&r.read_blob()?, &mut r.budget)?),
+        HASH_ZIPLIST => hash_from_flat(ziplist_in(&r.read_blob()?, &mut r.budget)?),
+        HASH_LISTPACK => hash_from_flat(listpack_in(&r.read_blob()?, &mut r.budget)?),
+        ZSET_LISTPACK => zset_from_flat(listpack_in(&r.read_blob()?, &mut r.budget)?),
         LIST_QUICKLIST | LIST_QUICKLIST_2 => {
             let nodes = r.read_len()?;
             let mut l = VecDeque::new();
@@ -508,11 +436,11 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
                         // PLAIN: one element.
                         1 => l.push_back(r.read_string()?),
                         // PACKED: a listpack (empty ones are skipped, as Redis does).
-                        2 => l.extend(parse_listpack(&r.read_string()?)?),
+                        2 => l.extend(listpack_in(&r.read_blob()?, &mut r.budget)?),
                         _ => return Err(RdbError::Corrupt("quicklist")),
                     }
                 } else {
-                    l.extend(parse_ziplist(&r.read_string()?)?);
+                    l.extend(ziplist_in(&r.read_blob()?, &mut r.budget)?);
                 }
             }
             list_from(l)
@@ -661,305 +589,14 @@ pub fn verify_payload(p: &[u8]) -> Result<()> {
 /// Verifies and decodes a DUMP payload. Like Redis, bytes between the value and
 /// the footer are ignored.
 pub fn parse_payload(p: &[u8]) -> Result<Value> {
-    verify_payload(p)?;
-    let body = &p[..p.len() - 10];
-    let mut r = Reader::new(body);
-    let ty = r.read_u8()?;
-    read_value(&mut r, ty)
+    parse_payload_within(p, Budget::unlimited())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-    fn bs(v: &[&str]) -> Vec<Bytes> {
-        v.iter()
-            .map(|x| Bytes::copy_from_slice(x.as_bytes()))
-            .collect()
-    }
-
-    /// Payloads from `DUMP` on a real redis-server 7.0.15.
-    const REAL: &[(&str, &str)] = &[
-        ("s1", "000568656c6c6f0a006372df766534200a"),
-        ("s2", "00c139300a009d94ea2793fc08b9"),
-        (
-            "s3",
-            "00c31240640a6162636465666768696a61e04e0901696a0a00d485292a1f2eff66",
-        ),
-        (
-            "l1",
-            "1201021111000000040081610281620201010201ff0a006d72713e9b43482b",
-        ),
-        (
-            "si",
-            "0b1c0400000005000000fbffffff010000000200000003000000701101000a0023e5f3765598617d",
-        ),
-        ("ss", "02030162016101630a0099cc80dd5982d255"),
-        (
-            "h1",
-            "10151500000004008266310382763103826632030201ff0a005c5ea813feec1ff5",
-        ),
-        (
-            "z1",
-            "111a1a0000000600816302dffd02816102010181620283322e3504ff0a00a68a1ab1a9f2dcc2",
-        ),
-        (
-            "z2",
-            "0502016200000000000004400161000000000000f03f0a00f46eb73919767291",
-        ),
-        ("h2", "04020266320276320266310276310a008b6523ec6bc03cf6"),
-        ("s4", "0202c002c0010a000b850052aea91fa1"),
-    ];
-
-    fn real(name: &str) -> Value {
-        let hex = REAL.iter().find(|(n, _)| *n == name).unwrap().1;
-        parse_payload(&unhex(hex)).unwrap_or_else(|e| panic!("{name}: {e}"))
-    }
-
-    #[test]
-    fn decodes_real_redis_payloads() {
-        assert_eq!(real("s1"), Value::Str(Bytes::from("hello")));
-        assert_eq!(real("s2"), Value::Str(Bytes::from("12345")));
-        assert_eq!(real("s3"), Value::Str(Bytes::from("abcdefghij".repeat(10))));
-        assert_eq!(real("l1"), Value::List(bs(&["a", "b", "1", "2"]).into()));
-        assert_eq!(
-            real("si"),
-            Value::Set(Box::new(
-                bs(&["1", "2", "3", "-5", "70000"]).into_iter().collect()
-            ))
-        );
-        assert_eq!(
-            real("ss"),
-            Value::Set(Box::new(bs(&["a", "b", "c"]).into_iter().collect()))
-        );
-        assert_eq!(
-            real("s4"),
-            Value::Set(Box::new(bs(&["1", "2"]).into_iter().collect()))
-        );
-        let h = |v: &[(&str, &str)]| {
-            Value::Hash(Box::new(
-                v.iter()
-                    .map(|(f, x)| {
-                        (
-                            Bytes::copy_from_slice(f.as_bytes()),
-                            Bytes::copy_from_slice(x.as_bytes()),
-                        )
-                    })
-                    .collect(),
-            ))
-        };
-        assert_eq!(real("h1"), h(&[("f1", "v1"), ("f2", "2")]));
-        assert_eq!(real("h2"), h(&[("f1", "v1"), ("f2", "v2")]));
-        let z = |v: &[(&str, f64)]| {
-            Value::ZSet(Box::new(ZSet::from_pairs(
-                v.iter()
-                    .map(|(m, s)| (Bytes::copy_from_slice(m.as_bytes()), *s)),
-            )))
-        };
-        assert_eq!(real("z1"), z(&[("a", 1.0), ("b", 2.5), ("c", -3.0)]));
-        assert_eq!(real("z2"), z(&[("a", 1.0), ("b", 2.5)]));
-    }
-
-    #[test]
-    fn our_payloads_match_redis_bytes_where_encodings_agree() {
-        // Strings and plain sets/hashes use the same encodings Redis picks.
-        assert_eq!(hex(&dump_payload(&real("s1"))), REAL[0].1);
-        assert_eq!(hex(&dump_payload(&real("s2"))), REAL[1].1);
-        assert_eq!(hex(&dump_payload(&real("z2"))), REAL[8].1);
-    }
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
-    #[test]
-    fn round_trips() {
-        let mut big = Vec::new();
-        for i in 0..1000 {
-            big.push(Bytes::from(format!("element-{i}")));
-        }
-        let values = vec![
-            Value::Str(Bytes::new()),
-            Value::Str(Bytes::from("-2147483648")),
-            Value::Str(Bytes::from("2147483648")),
-            Value::Str(Bytes::from("007")),
-            Value::Str(Bytes::from(vec![0u8; 20000])),
-            Value::List(big.clone().into()),
-            Value::Set(Box::new(big.iter().cloned().collect())),
-            Value::Hash(Box::new(
-                big.iter().map(|b| (b.clone(), b.clone())).collect(),
-            )),
-            Value::ZSet(Box::new(ZSet::from_pairs(
-                big.iter()
-                    .enumerate()
-                    .map(|(i, b)| (b.clone(), i as f64 / 3.0)),
-            ))),
-            Value::ZSet(Box::new(ZSet::from_pairs(vec![
-                (Bytes::from("a"), f64::INFINITY),
-                (Bytes::from("b"), -0.0),
-            ]))),
-        ];
-        for v in values {
-            let p = dump_payload(&v);
-            assert_eq!(parse_payload(&p).as_ref(), Ok(&v));
-            assert_eq!(
-                decode_value(value_type(&v), &encode_value(&v)).as_ref(),
-                Ok(&v)
-            );
-        }
-    }
-
-    #[test]
-    fn lengths() {
-        for n in [
-            0u64,
-            63,
-            64,
-            16383,
-            16384,
-            u32::MAX as u64,
-            u32::MAX as u64 + 1,
-            u64::MAX,
-        ] {
-            let mut out = Vec::new();
-            write_len(&mut out, n);
-            let mut r = Reader::new(&out);
-            assert_eq!(r.read_len(), Ok(n));
-            assert!(r.is_at_end());
-        }
-    }
-
-    #[test]
-    fn lzf() {
-        // "aaaaaaaaaa": literal 'a', then a back reference of length 9 at distance 1.
-        assert_eq!(
-            lzf_decompress(&[0x00, b'a', 0xe0, 0x00, 0x00], 10),
-            Ok(vec![b'a'; 10])
-        );
-        assert_eq!(
-            lzf_decompress(&[0x00, b'a', 0xe0, 0x00, 0x00], 11),
-            Err(RdbError::Lzf)
-        );
-        assert_eq!(lzf_decompress(&[0x20, 0x05], 3), Err(RdbError::Lzf));
-        assert_eq!(lzf_decompress(&[0x05, b'a'], 6), Err(RdbError::Lzf));
-        assert_eq!(lzf_decompress(&[0x00, b'a'], u64::MAX), Err(RdbError::Lzf));
-    }
-
-    #[test]
-    fn old_encodings() {
-        // A ziplist list: "ab", 5 (4-bit immediate), 300 (int16).
-        let mut zl = vec![0, 0, 0, 0, 0, 0, 0, 0, 3, 0];
-        zl.extend_from_slice(&[0x00, 0x02, b'a', b'b']);
-        zl.extend_from_slice(&[0x04, 0xf6]);
-        zl.extend_from_slice(&[0x02, 0xc0, 0x2c, 0x01]);
-        zl.push(0xff);
-        let n = zl.len() as u32;
-        zl[0..4].copy_from_slice(&n.to_le_bytes());
-        let mut body = Vec::new();
-        write_len(&mut body, zl.len() as u64);
-        body.extend_from_slice(&zl);
-        assert_eq!(
-            decode_value(types::LIST_ZIPLIST, &body),
-            Ok(Value::List(bs(&["ab", "5", "300"]).into()))
-        );
-        // Old-style zset with ASCII scores.
-        let mut body = vec![2];
-        write_string(&mut body, b"m");
-        body.extend_from_slice(&[3, b'1', b'.', b'5']);
-        write_string(&mut body, b"n");
-        body.push(254);
-        let v = decode_value(types::ZSET, &body).unwrap();
-        assert_eq!(
-            v,
-            Value::ZSet(Box::new(ZSet::from_pairs(vec![
-                (Bytes::from("m"), 1.5),
-                (Bytes::from("n"), f64::INFINITY)
-            ])))
-        );
-    }
-
-    #[test]
-    fn rejects_malformed() {
-        // Empty containers, duplicates, NaN scores, bad footers.
-        assert_eq!(decode_value(types::SET, &[0]), Err(RdbError::Empty("set")));
-        assert_eq!(
-            decode_value(types::SET, &[2, 1, b'a', 1, b'a']),
-            Err(RdbError::Duplicate("set"))
-        );
-        let mut nan = vec![1, 1, b'a'];
-        nan.extend_from_slice(&f64::NAN.to_le_bytes());
-        assert_eq!(decode_value(types::ZSET_2, &nan), Err(RdbError::BadScore));
-        assert_eq!(
-            decode_value(types::STREAM_LISTPACKS, &[0]),
-            Err(RdbError::UnsupportedType(15))
-        );
-        assert_eq!(
-            decode_value(types::STRING, &[1, b'a', b'b']),
-            Err(RdbError::Trailing)
-        );
-        let mut p = dump_payload(&Value::Str(Bytes::from("x")));
-        let n = p.len();
-        p[n - 1] ^= 1;
-        assert_eq!(parse_payload(&p), Err(RdbError::BadFooter));
-        assert_eq!(parse_payload(&[0; 5]), Err(RdbError::BadFooter));
-        // A huge declared length with no data behind it.
-        assert_eq!(
-            decode_value(
-                types::LIST,
-                &[0x81, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
-            ),
-            Err(RdbError::Eof)
-        );
-        assert_eq!(
-            decode_value(types::STRING, &[0x80, 0xff, 0xff, 0xff, 0xff]),
-            Err(RdbError::Eof)
-        );
-    }
-
-    #[test]
-    fn truncations_and_noise_never_panic() {
-        for (_, hex) in REAL {
-            let p = unhex(hex);
-            let body = &p[..p.len() - 10];
-            for cut in 0..body.len() {
-                assert!(decode_value(body[0], &body[1..cut.max(1)]).is_err() || cut == body.len());
-            }
-        }
-        // Deterministic pseudo-random bytes through every type.
-        let mut x: u64 = 0x9e3779b97f4a7c15;
-        for round in 0..20000 {
-            let len = (round % 64) + 1;
-            let mut buf = Vec::with_capacity(len);
-            for _ in 0..len {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                buf.push(x as u8);
-            }
-            let _ = decode_value((round % 20) as u8, &buf);
-            let _ = parse_listpack(&buf);
-            let _ = parse_ziplist(&buf);
-            let _ = parse_intset(&buf);
-        }
-        // Mutating real payloads (fix the CRC so parsing gets past the footer).
-        for (_, hex) in REAL {
-            let p = unhex(hex);
-            for i in 0..p.len() - 10 {
-                for flip in [0x01u8, 0x80, 0xff] {
-                    let mut q = p.clone();
-                    q[i] ^= flip;
-                    let n = q.len();
-                    let crc = crc64(&q[..n - 8]);
-                    q[n - 8..].copy_from_slice(&crc.to_le_bytes());
-                    let _ = parse_payload(&q);
-                }
-            }
-        }
-    }
+/// [`parse_payload`], building at most what `budget` allows (RESTORE's decoder).
+pub fn parse_payload_within(p: &[u8], budget: Budget) -> Result<Value> {
+    verify_payload(p)?;
+    let body = &p[..p.len() - 10];
+    let mut r = Reader::with_budget(body, budget);
+    let ty = r.read_u8()?;
+    read_value(&mut r, ty)
 }

@@ -2,6 +2,7 @@
 //! effects a command leaves for the layers above (WATCH, blocked clients, the log).
 
 use crate::db::{own, Db, Entry};
+use crate::hash::KeyHasher;
 use crate::reply::{self, Reply};
 use crate::table::{self, CommandSpec};
 use crate::value::{Kind, Value, ZSet};
@@ -108,8 +109,17 @@ impl Default for Store {
 }
 
 impl Store {
+    /// An empty store with a random key-hash seed (a dataset loaded from a snapshot
+    /// takes the snapshot's seed: [`Store::set_key_hasher`]).
     pub fn new(config: EngineConfig) -> Store {
-        let dbs = (0..config.databases).map(|_| Db::new()).collect();
+        Store::with_hasher(config, KeyHasher::random())
+    }
+
+    /// An empty store whose databases order keys by `hasher`.
+    pub fn with_hasher(config: EngineConfig, hasher: KeyHasher) -> Store {
+        let dbs = (0..config.databases)
+            .map(|_| Db::with_hasher(hasher))
+            .collect();
         Store {
             dbs,
             config,
@@ -120,6 +130,23 @@ impl Store {
             lfu: false,
             log_enabled: true,
             evict_pool: Vec::new(),
+        }
+    }
+
+    /// The key hash of the dataset (every database uses the same one).
+    pub fn key_hasher(&self) -> KeyHasher {
+        self.dbs
+            .first()
+            .map_or_else(KeyHasher::legacy, |d| d.hasher())
+    }
+
+    /// Orders every database by `hasher` (loading a snapshot takes its seed). Keys
+    /// already present are rehashed (O(n); free on the empty store of a startup).
+    pub fn set_key_hasher(&mut self, hasher: KeyHasher) {
+        for d in &mut self.dbs {
+            if d.hasher() != hasher {
+                *d = d.rehashed(hasher);
+            }
         }
     }
 
@@ -705,7 +732,7 @@ impl Store {
                         break;
                     };
                     cands.push((db, k.to_bytes()));
-                    h = crate::db::key_hash(k).wrapping_add(1);
+                    h = self.dbs[db].key_hash(k).wrapping_add(1);
                 }
             }
         }

@@ -18,6 +18,11 @@
 use crate::key::Key;
 use std::sync::Arc;
 
+mod group;
+#[cfg(test)]
+pub(crate) use group::comparisons as group_comparisons;
+use group::{Group, GroupIter};
+
 /// Hash bits per level (64-way nodes).
 const BITS: u32 = 6;
 
@@ -76,8 +81,9 @@ impl<V> Leaf<V> {
 enum Slot<V> {
     Leaf(Leaf<V>),
     Node(Node<V>),
-    /// Two or more keys with the same full hash, sorted by bytes.
-    Same(Arc<Vec<Leaf<V>>>),
+    /// Two or more keys with the same full hash, sorted by bytes (a persistent
+    /// B-tree: O(log n) whatever the number of keys an attacker or chance put there).
+    Same(Arc<Group<V>>),
 }
 
 impl<V> Slot<V> {
@@ -85,7 +91,7 @@ impl<V> Slot<V> {
     fn hash(&self) -> Option<u64> {
         match self {
             Slot::Leaf(l) => Some(l.hash),
-            Slot::Same(v) => v.first().map(|l| l.hash),
+            Slot::Same(g) => Some(g.hash()),
             Slot::Node(_) => None,
         }
     }
@@ -228,7 +234,7 @@ impl<V: Clone> Trie<V> {
                     node = n;
                     level += 1;
                 }
-                Slot::Same(v) => return v.iter().find(|l| l.hash == hash && l.key[..] == *key),
+                Slot::Same(g) => return if g.hash() == hash { g.get(key) } else { None },
             }
         }
     }
@@ -290,12 +296,12 @@ impl<V: Clone> Trie<V> {
                     node = n;
                     level += 1;
                 }
-                Slot::Same(v) => {
-                    if v.first().map(|l| l.hash) != Some(hash) {
+                Slot::Same(g) => {
+                    // Look first: an absent key must not copy a group a snapshot shares.
+                    if g.hash() != hash || g.get(key).is_none() {
                         return None;
                     }
-                    let i = v.binary_search_by(|l| l.key[..].cmp(key)).ok()?;
-                    return Arc::make_mut(v).get_mut(i).map(|l| &mut l.value);
+                    return Arc::make_mut(g).get_mut(key).map(|l| &mut l.value);
                 }
             }
         }
@@ -325,10 +331,7 @@ impl<V: Clone> Trie<V> {
     pub fn iter(&self) -> Iter<'_, V> {
         let mut stack = Vec::with_capacity(12);
         stack.push(self.root.slots.iter());
-        Iter {
-            stack,
-            same: [].iter(),
-        }
+        Iter { stack, same: None }
     }
 
     /// The keys whose hash is `hash` or more, in order.
@@ -359,10 +362,7 @@ impl<V: Clone> Trie<V> {
                 }
             }
         }
-        Iter {
-            stack,
-            same: [].iter(),
-        }
+        Iter { stack, same: None }
     }
 
     /// Calls `f(before, after)` for every key whose value differs between `old` and
@@ -392,16 +392,7 @@ fn insert_at<V: Clone>(node: &mut Node<V>, level: u32, leaf: Leaf<V>) -> Option<
         Slot::Leaf(l) if l.hash == leaf.hash && l.key == leaf.key => {
             return Some(std::mem::replace(&mut l.value, leaf.value));
         }
-        Slot::Same(v) if v.first().map(|l| l.hash) == Some(leaf.hash) => {
-            let v = Arc::make_mut(v);
-            return match v.binary_search_by(|l| l.key[..].cmp(&leaf.key[..])) {
-                Ok(i) => Some(std::mem::replace(&mut v[i].value, leaf.value)),
-                Err(i) => {
-                    v.insert(i, leaf);
-                    None
-                }
-            };
-        }
+        Slot::Same(g) if g.hash() == leaf.hash => return Arc::make_mut(g).insert(leaf),
         _ => {}
     }
     // A leaf of another key, or keys of another hash: both go one level down.
@@ -422,16 +413,17 @@ fn split<V: Clone>(old: Slot<V>, leaf: Leaf<V>, level: u32) -> Slot<V> {
         return old;
     };
     if oh == leaf.hash {
-        let mut v = match old {
-            Slot::Leaf(l) => vec![l],
-            Slot::Same(v) => Arc::unwrap_or_clone(v),
-            Slot::Node(_) => Vec::new(),
+        let g = match old {
+            Slot::Leaf(l) => Group::pair(l, leaf),
+            Slot::Same(g) => {
+                let mut g = Arc::unwrap_or_clone(g);
+                g.insert(leaf);
+                g
+            }
+            // Not reached: `oh` is None for a node.
+            Slot::Node(_) => return Slot::Leaf(leaf),
         };
-        let i = v
-            .binary_search_by(|l| l.key[..].cmp(&leaf.key[..]))
-            .unwrap_or_else(|i| i);
-        v.insert(i, leaf);
-        return Slot::Same(Arc::new(v));
+        return Slot::Same(Arc::new(g));
     }
     let (a, b) = (index(oh, level), index(leaf.hash, level));
     if a == b {
@@ -463,14 +455,13 @@ fn remove_at<V: Clone>(node: &mut Node<V>, level: u32, hash: u64, key: &[u8]) ->
             (None, true)
         }
         slot @ Slot::Same(_) => {
-            let Slot::Same(v) = slot else { return None };
-            if v.first().map(|l| l.hash) != Some(hash) {
+            let Slot::Same(g) = slot else { return None };
+            if g.hash() != hash || g.get(key).is_none() {
                 return None;
             }
-            let i = v.binary_search_by(|l| l.key[..].cmp(key)).ok()?;
-            let v = Arc::make_mut(v);
-            let out = v.remove(i);
-            let last = if v.len() == 1 { v.pop() } else { None };
+            let g = Arc::make_mut(g);
+            let out = g.remove(key)?;
+            let last = g.take_single();
             if let Some(last) = last {
                 *slot = Slot::Leaf(last);
             }
@@ -533,7 +524,7 @@ fn diff_slots<'a, V: Clone>(
 ) -> bool {
     match (old, new) {
         (Some(Slot::Node(a)), Some(Slot::Node(b))) => diff_nodes(a, b, eq, f),
-        (Some(Slot::Same(a)), Some(Slot::Same(b))) if Arc::ptr_eq(a, b) => true,
+        (Some(Slot::Same(a)), Some(Slot::Same(b))) if Arc::ptr_eq(a, b) || a.ptr_eq(b) => true,
         (Some(Slot::Leaf(a)), Some(Slot::Leaf(b))) if a.same_key(b) => {
             eq(&a.value, &b.value) || f(Some(a), Some(b))
         }
@@ -584,7 +575,7 @@ fn diff_slots<'a, V: Clone>(
 /// Keys in order (see [`Trie::iter`] and [`Trie::iter_from`]).
 pub struct Iter<'a, V> {
     stack: Vec<std::slice::Iter<'a, Slot<V>>>,
-    same: std::slice::Iter<'a, Leaf<V>>,
+    same: Option<GroupIter<'a, V>>,
 }
 
 impl<'a, V> Iter<'a, V> {
@@ -593,7 +584,7 @@ impl<'a, V> Iter<'a, V> {
             stack: slot
                 .map(|s| vec![std::slice::from_ref(s).iter()])
                 .unwrap_or_default(),
-            same: [].iter(),
+            same: None,
         }
     }
 }
@@ -603,8 +594,11 @@ impl<'a, V> Iterator for Iter<'a, V> {
 
     fn next(&mut self) -> Option<&'a Leaf<V>> {
         loop {
-            if let Some(l) = self.same.next() {
-                return Some(l);
+            if let Some(it) = &mut self.same {
+                match it.next() {
+                    Some(l) => return Some(l),
+                    None => self.same = None,
+                }
             }
             let top = self.stack.last_mut()?;
             match top.next() {
@@ -613,7 +607,7 @@ impl<'a, V> Iterator for Iter<'a, V> {
                 }
                 Some(Slot::Leaf(l)) => return Some(l),
                 Some(Slot::Node(n)) => self.stack.push(n.slots.iter()),
-                Some(Slot::Same(v)) => self.same = v.iter(),
+                Some(Slot::Same(g)) => self.same = Some(g.iter()),
             }
         }
     }
@@ -629,7 +623,7 @@ mod tests {
     /// Hashes that collide often (few distinct values, shared prefixes) to reach
     /// same-hash groups and deep splits.
     fn weak_hash(key: &[u8], mode: u8) -> u64 {
-        let h = crate::db::key_hash(key);
+        let h = crate::hash::legacy_hash(key);
         match mode {
             0 => h,
             1 => h & 0xF000_0000_0000_000F, // shared middle bits: deep paths
@@ -759,12 +753,12 @@ mod tests {
         let mut t: Trie<u32> = Trie::default();
         for i in 0..100_000u32 {
             let k = Key::from(format!("key:{i}").as_str());
-            t.insert(crate::db::key_hash(&k), k, i);
+            t.insert(crate::hash::legacy_hash(&k), k, i);
         }
         let old = t.clone();
         for i in (0..100_000u32).step_by(10_000) {
             let k = Key::from(format!("key:{i}").as_str());
-            t.insert(crate::db::key_hash(&k), k, i + 1);
+            t.insert(crate::hash::legacy_hash(&k), k, i + 1);
         }
         let compared = std::cell::Cell::new(0usize);
         let mut n = 0;
@@ -788,13 +782,13 @@ mod tests {
         let mut t: Trie<u32> = Trie::default();
         for i in 0..10_000u32 {
             let k = Key::from(format!("key:{i}").as_str());
-            t.insert(crate::db::key_hash(&k), k, i);
+            t.insert(crate::hash::legacy_hash(&k), k, i);
         }
         // Present and absent keys, more than one batch's worth.
         let names: Vec<String> = (0..40).map(|i| format!("key:{}", i * 499)).collect();
         let hashes: Vec<u64> = names
             .iter()
-            .map(|n| crate::db::key_hash(n.as_bytes()))
+            .map(|n| crate::hash::legacy_hash(n.as_bytes()))
             .collect();
         let mut reached = Vec::new();
         t.prefetch_paths(&hashes, |l| reached.push(l.value));
@@ -807,6 +801,80 @@ mod tests {
         // An empty trie and an empty batch reach nothing.
         Trie::<u32>::default().prefetch_paths(&hashes, |_| panic!("empty trie"));
         t.prefetch_paths(&[], |_| panic!("empty batch"));
+    }
+
+    /// 50,000 keys forced into one same-hash group (the trie takes the hash from the
+    /// caller): every operation still works, and a lookup costs O(log n) key
+    /// comparisons (counted, not timed), where the group was a vector searched
+    /// linearly and inserted into with a memmove of the whole group.
+    #[test]
+    fn a_huge_same_hash_group_stays_logarithmic() {
+        const N: u32 = 50_000;
+        const H: u64 = 0x0123_4567_89ab_cdef;
+        let name = |i: u32| Key::from(format!("flood:{i:08}").as_str());
+        let mut t: Trie<u32> = Trie::default();
+        // A neighbour with another hash, so the group sits below a node.
+        t.insert(H ^ 1, Key::from("other"), 7);
+        let before = group_comparisons();
+        for i in 0..N {
+            assert_eq!(t.insert(H, name(i), i), None);
+        }
+        let per_insert = (group_comparisons() - before) / u64::from(N);
+        // log2(50,000) is about 16: a B-tree search is a few of those per insert.
+        assert!(per_insert <= 64, "{per_insert} comparisons per insert");
+        assert_eq!(t.len(), N as usize + 1);
+        let bound = 4 * u64::from(32 - N.leading_zeros()); // 4 * ceil(log2 N)
+        for i in (0..N).step_by(997) {
+            let c = group_comparisons();
+            assert_eq!(t.get(H, &name(i)).map(|l| l.value), Some(i));
+            let c = group_comparisons() - c;
+            assert!(
+                c <= bound,
+                "lookup of key {i}: {c} comparisons (bound {bound})"
+            );
+        }
+        let c = group_comparisons();
+        assert!(t.get(H, b"flood:absent").is_none());
+        assert!(group_comparisons() - c <= bound);
+        // A clone (snapshot), then writes on the live version only.
+        let snap = t.clone();
+        *t.get_mut(H, &name(5)).unwrap() = 1_000_005;
+        assert_eq!(t.insert(H, name(6), 1_000_006), Some(6));
+        assert_eq!(t.remove(H, &name(7)).map(|l| l.value), Some(7));
+        assert!(t.remove(H, b"flood:absent").is_none());
+        t.insert(H, Key::from("flood:zzz"), 1);
+        assert_eq!(snap.get(H, &name(5)).map(|l| l.value), Some(5));
+        assert_eq!(snap.get(H, &name(7)).map(|l| l.value), Some(7));
+        let mut changes = Vec::new();
+        t.diff(&snap, &|a, b| a == b, &mut |a, b| {
+            changes.push((a.map(|l| l.value), b.map(|l| l.value)));
+            true
+        });
+        assert_eq!(
+            changes,
+            vec![
+                (Some(5), Some(1_000_005)),
+                (Some(6), Some(1_000_006)),
+                (Some(7), None),
+                (None, Some(1)),
+            ]
+        );
+        // Order: the group in byte order, after the neighbour or before it by hash.
+        let keys: Vec<Bytes> = t.iter_from(H).take(3).map(|l| l.key.to_bytes()).collect();
+        assert_eq!(
+            keys,
+            vec!["flood:00000000", "flood:00000001", "flood:00000002"]
+        );
+        let all: Vec<&Leaf<u32>> = t.iter().filter(|l| l.hash == H).collect();
+        assert_eq!(all.len(), N as usize);
+        assert!(all.windows(2).all(|w| w[0].key[..] < w[1].key[..]));
+        // Shrinking back to one key turns the group into a plain leaf.
+        for i in 0..N {
+            t.remove(H, &name(i));
+        }
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get(H, b"flood:zzz").map(|l| l.value), Some(1));
+        assert_eq!(snap.len(), N as usize + 1);
     }
 
     #[test]

@@ -26,7 +26,7 @@ fn dataset(n: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut v: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
         .map(|i| {
             let key = format!("key:{i:012}");
-            let h = redsnap_engine::db::key_hash(key.as_bytes());
+            let h = redsnap_engine::KeyHasher::with_seed(1).hash(key.as_bytes());
             let mut k = Vec::with_capacity(10 + key.len());
             k.extend_from_slice(&0u16.to_be_bytes());
             k.extend_from_slice(&h.to_be_bytes());
@@ -215,8 +215,8 @@ fn bench_persist(n: usize, dir: &Path) -> Result<(), Box<dyn std::error::Error>>
     // the engine's maps alone.
     let t = Instant::now();
     let (mut key, mut val, mut total) = (Vec::new(), Vec::new(), 0usize);
-    for (k, e) in store.dbs[0].iter() {
-        redsnap_persist::codec::entry_key(&mut key, 0, k);
+    for (h, k, e) in store.dbs[0].iter_hashed() {
+        redsnap_persist::codec::entry_key(&mut key, 0, h, k);
         redsnap_persist::codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
         total += key.len() + val.len();
     }

@@ -131,14 +131,21 @@ const TAG_SET: u8 = 3;
 const TAG_ZSET: u8 = 4;
 const TAG_HAS_EXPIRY: u8 = 0x80;
 
-/// The store key of an entry: db (u16 big endian), the key's scan hash (u64 big
-/// endian), then the key bytes. Big endian so that the store's byte order equals the
-/// order in which a `Db` iterates (db, hash, key), which lets the writer bulk-ingest.
-pub fn entry_key(out: &mut Vec<u8>, db: u16, key: &[u8]) {
+/// The store key of an entry: db (u16 big endian), the key's hash in the dataset
+/// (u64 big endian; `Db::key_hash`, seeded by the seed in the snapshot's metadata),
+/// then the key bytes. Big endian so that the store's byte order equals the order in
+/// which a `Db` iterates (db, hash, key), which lets the writer bulk-ingest.
+pub fn entry_key(out: &mut Vec<u8>, db: u16, hash: u64, key: &[u8]) {
     out.clear();
     out.extend_from_slice(&db.to_be_bytes());
-    out.extend_from_slice(&redsnap_engine::db::key_hash(key).to_be_bytes());
+    out.extend_from_slice(&hash.to_be_bytes());
     out.extend_from_slice(key);
+}
+
+/// The hash stored in an entry's store key.
+pub fn entry_key_hash(k: &[u8]) -> Option<u64> {
+    let b: [u8; 8] = k.get(2..10)?.try_into().ok()?;
+    Some(u64::from_be_bytes(b))
 }
 
 /// Splits a store key into (db, key bytes).
@@ -402,7 +409,7 @@ mod tests {
         let mut k = Vec::new();
         let mut enc = Vec::new();
         for (i, v) in values.iter().enumerate() {
-            entry_key(&mut k, 3, b"key");
+            entry_key(&mut k, 3, 99, b"key");
             let exp = if i % 2 == 0 { Some(123_456_789) } else { None };
             encode_entry(&mut enc, &k, v, exp);
             let (v2, e2) = decode_entry(&k, &enc).expect("decodes");
@@ -419,7 +426,7 @@ mod tests {
             }
             // A different key with the same value bytes is detected too.
             let mut other = Vec::new();
-            entry_key(&mut other, 3, b"kez");
+            entry_key(&mut other, 3, 99, b"kez");
             assert!(decode_entry(&other, &enc).is_err());
         }
     }

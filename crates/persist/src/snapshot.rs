@@ -5,9 +5,19 @@
 //!
 //! `<data dir>/snapshot/` is a fjall database with
 //! * keyspace `meta`, key `current`: the [`SnapshotMeta`] of the snapshot in force;
-//! * keyspace `snap-<id>`: that snapshot's entries, key = db (u16 BE) ‖ scan hash
+//! * keyspace `snap-<id>`: that snapshot's entries, key = db (u16 BE) ‖ key hash
 //!   (u64 BE) ‖ key bytes, value = CRC-32C ‖ type ‖ (deadline) ‖ payload (see
 //!   [`crate::codec`]).
+//!
+//! # The hash seed
+//!
+//! The key hash is seeded per dataset (`redsnap_engine::hash`); the metadata keeps the
+//! seed (format 2), loading gives the store that seed, so the entry keys computed
+//! after a restart are the stored ones. A format 1 snapshot (written before seeds, on
+//! the unseeded hash) still loads: its keys go into the store under the store's own
+//! random seed, and the next snapshot, which is always a full one after a load, is
+//! written in format 2 under that seed. An incremental snapshot is only written onto
+//! a keyspace whose seed is the one the databases use.
 //!
 //! # Atomic switch
 //!
@@ -28,14 +38,18 @@ use crate::codec::{self, CRC32C};
 use crate::datadir::DataDir;
 use crate::error::{PersistError, Result};
 use parking_lot::Mutex;
-use redsnap_engine::{Db, Entry, Store};
+use redsnap_engine::{Db, Entry, HashSeed, KeyHasher, Store};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The snapshot format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The snapshot format this build writes (2: the metadata holds the key hash seed).
+/// It also reads format 1 (no seed: entry keys on the unseeded hash).
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The format before hash seeds.
+const FORMAT_UNSEEDED: u32 = 1;
 
 /// The most an incremental snapshot holds in memory before it gives up and writes a
 /// full one instead.
@@ -46,7 +60,7 @@ const CURRENT_KEY: &str = "current";
 const SNAP_PREFIX: &str = "snap-";
 
 /// Metadata of one snapshot, stored (checksummed) under `meta/current`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct SnapshotMeta {
     pub format_version: u32,
     /// Sequence number of the snapshot (names its keyspace `snap-<id>`).
@@ -61,6 +75,24 @@ pub struct SnapshotMeta {
     /// Wrapping sum of the entries' CRC-32Cs (order-independent, so an incremental
     /// snapshot can update it; detects lost, extra or altered entries).
     pub checksum: u64,
+    /// The key hash seed the entry keys were computed with (`None`: format 1, the
+    /// unseeded hash). Secret: never logged.
+    pub hash_seed: Option<HashSeed>,
+}
+
+impl std::fmt::Debug for SnapshotMeta {
+    /// Everything but the hash seed's value (it keeps colliding keys out of reach).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotMeta")
+            .field("format_version", &self.format_version)
+            .field("id", &self.id)
+            .field("log_gen", &self.log_gen)
+            .field("created_ms", &self.created_ms)
+            .field("keys", &self.keys)
+            .field("checksum", &self.checksum)
+            .field("hash_seed", &self.hash_seed.map(|_| "<set>"))
+            .finish()
+    }
 }
 
 impl SnapshotMeta {
@@ -73,6 +105,9 @@ impl SnapshotMeta {
         out.extend_from_slice(&self.created_ms.to_le_bytes());
         out.extend_from_slice(&self.keys.to_le_bytes());
         out.extend_from_slice(&self.checksum.to_le_bytes());
+        if let Some(seed) = self.hash_seed {
+            out.extend_from_slice(&seed.to_le_bytes());
+        }
         let crc = CRC32C.checksum(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
@@ -93,7 +128,7 @@ impl SnapshotMeta {
             return Err(corrupt("metadata checksum mismatch"));
         }
         let version = u32::from_le_bytes([b[9], b[10], b[11], b[12]]);
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != FORMAT_UNSEEDED {
             return Err(PersistError::UnsupportedVersion {
                 path: path.to_path_buf(),
                 found: version,
@@ -107,6 +142,13 @@ impl SnapshotMeta {
         let created_ms = next()?;
         let keys = next()?;
         let checksum = next()?;
+        let hash_seed = if version == FORMAT_UNSEEDED {
+            None
+        } else {
+            let lo = next()?;
+            let hi = next()?;
+            Some(u128::from(lo) | (u128::from(hi) << 64))
+        };
         Ok(SnapshotMeta {
             format_version: version,
             id,
@@ -114,6 +156,7 @@ impl SnapshotMeta {
             created_ms,
             keys,
             checksum,
+            hash_seed,
         })
     }
 }
@@ -481,8 +524,12 @@ impl SnapshotStore {
         let current = read_current(&db, path)?;
         // Incremental when the previous snapshot's clone is at hand and still in force.
         let prev = self.inner.prev.lock().take();
+        let hasher = dataset_hasher(dbs, path)?;
         if let (Some(prev), Some(cur)) = (prev, current.as_ref()) {
-            if prev.id == cur.id && prev.dbs.len() == dbs.len() {
+            // The keyspace's entry keys must be on the databases' hash.
+            let same_hash = cur.hash_seed == Some(hasher.seed())
+                && prev.dbs.iter().all(|d| d.hasher() == hasher);
+            if prev.id == cur.id && prev.dbs.len() == dbs.len() && same_hash {
                 let res =
                     self.write_incremental(&db, cur, &prev.dbs, dbs, log_gen, created_ms, started);
                 // Freeing the previous version's own trie nodes (those the writes since
@@ -497,14 +544,16 @@ impl SnapshotStore {
                 }
             }
         }
-        self.write_full(&db, current, dbs, log_gen, created_ms, started)
+        self.write_full(&db, current, dbs, hasher, log_gen, created_ms, started)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn write_full(
         &self,
         db: &fjall::Database,
         current: Option<SnapshotMeta>,
         dbs: &[Db],
+        hasher: KeyHasher,
         log_gen: u64,
         created_ms: u64,
         started: Instant,
@@ -555,6 +604,7 @@ impl SnapshotStore {
             created_ms,
             keys: n,
             checksum,
+            hash_seed: Some(hasher.seed()),
         };
         // The switch: point `current` at the new keyspace and make it durable.
         meta_keyspace(db, path)?
@@ -617,25 +667,26 @@ impl SnapshotStore {
         let mut val = Vec::new();
         for (i, (o, n)) in old.iter().zip(new.iter()).enumerate() {
             let dbi = db_index(i, path)?;
-            let mut emit = |k: &[u8], before: Option<&Entry>, after: Option<&Entry>| -> bool {
-                codec::entry_key(&mut key, dbi, k);
-                if let Some(e) = before {
-                    codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
-                    checksum =
-                        checksum.wrapping_sub(u64::from(codec::stored_crc(&val).unwrap_or(0)));
-                    keys -= 1;
-                }
-                let v = after.map(|e| {
-                    codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
-                    checksum =
-                        checksum.wrapping_add(u64::from(codec::stored_crc(&val).unwrap_or(0)));
-                    keys += 1;
-                    val.clone()
-                });
-                bytes += key.len() + v.as_ref().map_or(0, |v| v.len());
-                changes.push((key.clone(), v));
-                changes.len() <= limit && bytes <= MAX_INCREMENTAL_BYTES
-            };
+            let mut emit =
+                |hash: u64, k: &[u8], before: Option<&Entry>, after: Option<&Entry>| -> bool {
+                    codec::entry_key(&mut key, dbi, hash, k);
+                    if let Some(e) = before {
+                        codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
+                        checksum =
+                            checksum.wrapping_sub(u64::from(codec::stored_crc(&val).unwrap_or(0)));
+                        keys -= 1;
+                    }
+                    let v = after.map(|e| {
+                        codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
+                        checksum =
+                            checksum.wrapping_add(u64::from(codec::stored_crc(&val).unwrap_or(0)));
+                        keys += 1;
+                        val.clone()
+                    });
+                    bytes += key.len() + v.as_ref().map_or(0, |v| v.len());
+                    changes.push((key.clone(), v));
+                    changes.len() <= limit && bytes <= MAX_INCREMENTAL_BYTES
+                };
             if !diff_db(o, n, &mut emit) {
                 return Ok(None);
             }
@@ -655,6 +706,7 @@ impl SnapshotStore {
             created_ms,
             keys,
             checksum,
+            hash_seed: cur.hash_seed,
         };
         let meta_ks = meta_keyspace(db, path)?;
         let changed = changes.len() as u64;
@@ -710,11 +762,27 @@ impl SnapshotStore {
             .keyspace(&name, fjall::KeyspaceCreateOptions::default)
             .map_err(&serr)?;
         let ndbs = store.dbs.len();
+        // Entry keys carry the hash of the snapshot's seed: the store takes it, so the
+        // keys of later (incremental) snapshots are the stored ones. A format 1
+        // snapshot was written on the unseeded hash; its keys go in under the store's
+        // own seed (the next snapshot, a full one, is written under that seed).
+        let stored_hasher = match meta.hash_seed {
+            Some(seed) => {
+                store.set_key_hasher(KeyHasher::with_seed(seed));
+                KeyHasher::with_seed(seed)
+            }
+            None => {
+                tracing::info!(
+                    "the snapshot predates hash seeds: loading it under a new random seed; the next snapshot is written with it"
+                );
+                KeyHasher::legacy()
+            }
+        };
         // Two stages: a reader thread iterates the store, verifies and decodes
         // entries; this thread inserts them into the keyspace.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, bytes::Bytes, Entry)>>(8);
         let read = std::thread::scope(|sc| {
-            let reader = sc.spawn(|| read_entries(&ks, &name, ndbs, opts, tx));
+            let reader = sc.spawn(|| read_entries(&ks, &name, ndbs, stored_hasher, opts, tx));
             for batch in rx {
                 for (d, key, entry) in batch {
                     store.dbs[d].insert_entry(key, entry);
@@ -845,13 +913,13 @@ fn encode_all(
     let closed = || PersistError::Internal("snapshot ingestion stopped early".into());
     for (i, d) in dbs.iter().enumerate() {
         let dbi = db_index(i, path)?;
-        for (k, e) in d.iter() {
+        for (hash, k, e) in d.iter_hashed() {
             if n >= fail_after {
                 return Err(PersistError::Injected(format!(
                     "no space left on device (after {n} entries)"
                 )));
             }
-            codec::entry_key(&mut key, dbi, k);
+            codec::entry_key(&mut key, dbi, hash, k);
             if n > 0 && key <= prev {
                 return Err(PersistError::CorruptSnapshot {
                     path: path.to_path_buf(),
@@ -895,14 +963,31 @@ fn encode_all(
 fn diff_db(
     old: &Db,
     new: &Db,
-    emit: &mut impl FnMut(&[u8], Option<&Entry>, Option<&Entry>) -> bool,
+    emit: &mut impl FnMut(u64, &[u8], Option<&Entry>, Option<&Entry>) -> bool,
 ) -> bool {
     // The engine's diff skips trie nodes shared by the two versions, so the walk is
     // proportional to what changed since the previous snapshot.
     new.diff_from(old, |change| match change {
-        redsnap_engine::db::DbChange::Put { key, old, new } => emit(key, old, Some(new)),
-        redsnap_engine::db::DbChange::Delete { key, old } => emit(key, Some(old), None),
+        redsnap_engine::db::DbChange::Put {
+            hash,
+            key,
+            old,
+            new,
+        } => emit(hash, key, old, Some(new)),
+        redsnap_engine::db::DbChange::Delete { hash, key, old } => emit(hash, key, Some(old), None),
     })
+}
+
+/// The key hash the databases share (a snapshot's entry keys are computed with it).
+fn dataset_hasher(dbs: &[Db], path: &Path) -> Result<KeyHasher> {
+    let hasher = dbs.first().map_or_else(KeyHasher::random, |d| d.hasher());
+    if dbs.iter().any(|d| d.hasher() != hasher) {
+        return Err(PersistError::Internal(format!(
+            "snapshot of {}: the databases do not share one key hash",
+            path.display()
+        )));
+    }
+    Ok(hasher)
 }
 
 struct ReadOutcome {
@@ -919,6 +1004,7 @@ fn read_entries(
     ks: &fjall::Keyspace,
     name: &str,
     ndbs: usize,
+    hasher: KeyHasher,
     opts: &LoadOptions,
     tx: std::sync::mpsc::SyncSender<Vec<(usize, bytes::Bytes, Entry)>>,
 ) -> Result<ReadOutcome> {
@@ -967,7 +1053,13 @@ fn read_entries(
                 detail: "store key shorter than 10 bytes".into(),
             }),
             Some((d, key)) => codec::decode_entry(&k, &v).and_then(|(value, exp)| {
-                if (d as usize) < ndbs {
+                if codec::entry_key_hash(&k) != Some(hasher.hash(key)) {
+                    Err(codec::DecodeError {
+                        offset: 2,
+                        detail: "the key's stored hash is not the hash of the snapshot's seed"
+                            .into(),
+                    })
+                } else if (d as usize) < ndbs {
                     Ok((d as usize, key, value, exp))
                 } else {
                     Err(codec::DecodeError {

@@ -190,7 +190,8 @@ fn damaged_entry_is_named_and_skipped_when_asked() {
             .keyspace("snap-1", fjall::KeyspaceCreateOptions::default)
             .expect("ks");
         let mut key = Vec::new();
-        redsnap_persist::codec::entry_key(&mut key, 7, b"hash");
+        let hash = store.dbs[7].key_hash(b"hash");
+        redsnap_persist::codec::entry_key(&mut key, 7, hash, b"hash");
         let mut v = ks.get(&key).expect("get").expect("present").to_vec();
         let last = v.len() - 1;
         v[last] ^= 1;

@@ -29,6 +29,21 @@ fn dump(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     })
 }
 
+/// The most memory one RESTORE may build: four times the largest payload a client
+/// can send (`proto-max-bulk-len`, 2 GiB by default), at least 64 MiB. A payload
+/// expands (LZF up to 264 times, each listpack entry into an element), so without a
+/// bound one request could allocate far beyond `maxmemory` before any check; Redis
+/// keeps listpacks compact and only fails a too large LZF allocation. Refused payloads
+/// get "Bad data format".
+fn restore_budget(cx: &Cx) -> rdb::Budget {
+    rdb::Budget::new(
+        cx.config()
+            .proto_max_bulk_len
+            .saturating_mul(4)
+            .max(64 << 20),
+    )
+}
+
 /// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
 fn restore(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
@@ -71,7 +86,7 @@ fn restore(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     if ttl < 0 {
         return Err(Reply::err("ERR Invalid TTL value, must be >= 0"));
     }
-    let value = match rdb::parse_payload(&argv[3]) {
+    let value = match rdb::parse_payload_within(&argv[3], restore_budget(cx)) {
         Ok(v) => v,
         Err(RdbError::BadFooter) => {
             return Err(Reply::err("ERR DUMP payload version or checksum are wrong"))
@@ -286,5 +301,28 @@ mod tests {
             .map(|x| Bytes::from(*x))
             .collect();
         assert_eq!(v, Some(Value::List(want)));
+    }
+
+    /// A payload of about 90 KB that would decode into 4M list elements (over 200 MB)
+    /// is refused within RESTORE's budget (64 MiB at the smallest), not built.
+    #[test]
+    fn restore_refuses_a_payload_that_expands_beyond_its_budget() {
+        let mut s = Store::new(crate::store::EngineConfig {
+            proto_max_bulk_len: 1 << 20,
+            ..Default::default()
+        });
+        let bomb = crate::rdb::tests::quicklist_bomb(200, 20_000);
+        let (r, _, peak) =
+            crate::test_alloc::measure(|| run(&mut s, &[b"RESTORE", b"k", b"0", &bomb]));
+        assert_eq!(err(r), "ERR Bad data format");
+        assert!(peak < 128 << 20, "held {peak} bytes");
+        assert!(s.dbs[0].get(b"k").is_none());
+        // A small one of the same shape is restored.
+        let ok = crate::rdb::tests::quicklist_bomb(2, 1000);
+        assert_eq!(run(&mut s, &[b"RESTORE", b"k", b"0", &ok]), Reply::ok());
+        assert!(matches!(
+            s.dbs[0].get(b"k").map(|e| e.value().clone()),
+            Some(Value::List(l)) if l.len() == 2000
+        ));
     }
 }

@@ -3,13 +3,13 @@
 //!
 //! Small collections (Redis's listpack/intset encodings) are answered whole with
 //! cursor 0, as Redis does; the caller decides when a collection counts as small.
-//! Larger ones are walked in the order of [`crate::db::key_hash`] of their elements and
-//! the cursor is the next hash to visit, so (as with `Db::scan`) an element present for
+//! Larger ones are walked in the order of a hash of their elements (seeded once per
+//! process, [`crate::hash::process_hasher`]) and the cursor is the next hash to visit, so (as with `Db::scan`) an element present for
 //! the whole iteration is returned at least once whatever is added or removed meanwhile.
 
 use super::is;
-use crate::db::key_hash;
 use crate::glob::glob_match;
+use crate::hash::process_hasher;
 use crate::reply::{self, Reply};
 use bytes::Bytes;
 use std::collections::BinaryHeap;
@@ -100,8 +100,9 @@ where
     // The `target` lowest hashes at or after the cursor (a max-heap keeps the bound).
     let mut heap: BinaryHeap<u64> = BinaryHeap::with_capacity(target.min(len).min(1024));
     let mut more = false;
+    let hasher = process_hasher();
     for (k, _) in items.clone() {
-        let h = key_hash(k);
+        let h = hasher.hash(k);
         if h < cursor {
             continue;
         }
@@ -120,7 +121,7 @@ where
     };
     let mut out: Vec<(u64, &'a Bytes, V)> = Vec::with_capacity(heap.len());
     for (k, v) in items {
-        let h = key_hash(k);
+        let h = hasher.hash(k);
         if h >= cursor && h <= threshold {
             out.push((h, k, v));
         }

@@ -561,6 +561,18 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
         cx.config().zset_max_listpack_value,
     );
     let mut nan = false;
+    // Redis's encoding decides how a zero is stored: a listpack keeps integral scores
+    // as integers (`-0` reads back as `0`), a skiplist keeps the double. A new set is
+    // created as a skiplist when its first member is too long (Redis 7.0 looks only at
+    // that one); an existing set's form is inferred from its shape; a set converts
+    // before an insert that would make it too long or add a too long member, and
+    // never converts back within the command.
+    let mut skiplist = if exists {
+        cx.get_zset(key)?
+            .is_some_and(|z| z.len() > lp_entries || z.dict.keys().any(|m| m.len() > lp_value))
+    } else {
+        lp_entries == 0 || argv[idx + 1].len() > lp_value
+    };
     if let Some(z) = cx.zset_mut(key, true)? {
         for (j, &incr_by) in scores.iter().enumerate() {
             let member = &argv[idx + 2 * j + 1];
@@ -581,10 +593,13 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
                         continue;
                     }
                     if score != cur {
-                        let small = z.len() <= lp_entries && member.len() <= lp_value;
                         z.insert(
                             own(member),
-                            if small { listpack_score(score) } else { score },
+                            if skiplist {
+                                score
+                            } else {
+                                listpack_score(score)
+                            },
                         );
                         updated += 1;
                     }
@@ -593,10 +608,16 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
                     if xx {
                         continue;
                     }
-                    let small = z.len() < lp_entries && member.len() <= lp_value;
+                    if z.len() + 1 > lp_entries || member.len() > lp_value {
+                        skiplist = true;
+                    }
                     z.insert(
                         own(member),
-                        if small { listpack_score(score) } else { score },
+                        if skiplist {
+                            score
+                        } else {
+                            listpack_score(score)
+                        },
                     );
                     added += 1;
                 }
@@ -1494,6 +1515,45 @@ mod tests {
             run(&mut s, &["ZUNION", "1", "z", "WEIGHTS", "-1", "WITHSCORES"]),
             Reply::Array(v) if neg(v[1].clone())
         ));
+    }
+
+    /// Checked against redis-server 7.0.15: a set created with a long first member is
+    /// a skiplist at once and keeps `-0`; a long member added later converts the set
+    /// only from that insert on (earlier zeros in the same ZADD were stored by the
+    /// listpack as `0`).
+    #[test]
+    fn negative_zero_is_kept_once_the_set_is_a_skiplist() {
+        let mut s = Store::default();
+        let long = "x".repeat(70);
+        let zrange = |s: &mut Store, k: &str| match run(s, &["ZRANGE", k, "0", "-1", "WITHSCORES"])
+        {
+            Reply::Array(v) => v,
+            r => panic!("{r:?}"),
+        };
+        let neg = |r: &Reply| matches!(r, Reply::Double(v) if *v == 0.0 && v.is_sign_negative());
+        let zero = |r: &Reply| matches!(r, Reply::Double(v) if *v == 0.0 && !v.is_sign_negative());
+        // ZADD z 1 <long> -0 m: m keeps -0.
+        assert_eq!(
+            run(&mut s, &["ZADD", "z1", "1", &long, "-0", "m"]),
+            Reply::Int(2)
+        );
+        let v = zrange(&mut s, "z1");
+        assert_eq!(v[0], Reply::bulk_str("m"));
+        assert!(neg(&v[1]), "{v:?}");
+        // The long member second: m was stored by the listpack.
+        run(&mut s, &["ZADD", "z2", "-0", "m", "1", &long]);
+        assert!(zero(&zrange(&mut s, "z2")[1]));
+        // An existing skiplist (by member length) keeps -0 on a later ZADD/ZINCRBY.
+        run(&mut s, &["ZADD", "z3", "1", &long]);
+        run(&mut s, &["ZADD", "z3", "-0", "m"]);
+        assert!(neg(&zrange(&mut s, "z3")[1]));
+        assert!(neg(&run(&mut s, &["ZINCRBY", "z3", "-0", "q"])));
+        assert!(neg(&run(&mut s, &["ZSCORE", "z3", "q"])));
+        // Conversion in the middle of one ZADD: before it 0, after it -0.
+        run(&mut s, &["ZADD", "z4", "1", "a"]);
+        run(&mut s, &["ZADD", "z4", "-0", "m", "2", &long, "-0", "n"]);
+        assert!(zero(&run(&mut s, &["ZSCORE", "z4", "m"])));
+        assert!(neg(&run(&mut s, &["ZSCORE", "z4", "n"])));
     }
 
     #[test]
