@@ -19,6 +19,8 @@
 mod bit;
 mod cjson;
 mod cmsgpack;
+#[cfg(test)]
+mod lib_tests;
 mod sandbox;
 
 use crate::conn::{Conn, Step};

@@ -126,14 +126,14 @@ pub(super) fn mp_encode(v: &Value, level: usize, out: &mut Vec<u8>) -> mlua::Res
 }
 
 /// How deep `cmsgpack.unpack` nests, in Lua stack slots. Redis 7.0's lua_cmsgpack
-/// recurses and checks its Lua stack (8,000 slots, two per array level: the table
-/// and the index): 3,998 array levels decode, one more is `stack overflow (in
-/// function mp_decode_to_lua_array)`. Its maps have no check at all (a deep map
+/// recurses and checks its Lua stack (8,000 slots, two per array: the table and the
+/// index): 3,999 nested arrays decode, one more is `stack overflow (in function
+/// mp_decode_to_lua_array)`. Its maps have no check at all (a deep map
 /// overruns the stack); here a map level counts three slots (table, key, value).
 /// Decoding is iterative (an explicit stack of open containers), so the limit is
 /// Redis's and not the thread's stack; the open containers also hold mlua
 /// references, whose stack has the same 8,000-slot bound.
-pub(super) const MP_MAX_SLOTS: usize = 2 * 3998;
+pub(super) const MP_MAX_SLOTS: usize = 2 * 3999;
 
 /// Most values one unpack returns. Redis's limit is its Lua stack: 7,999 values. The
 /// values are returned through `unpack` in the prelude, whose own stack check leaves
