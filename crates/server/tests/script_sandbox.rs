@@ -323,6 +323,9 @@ fn script_library_bounds_match_redis() {
         "return cmsgpack.unpack('\\221\\255\\255\\255\\255')",
         "return cmsgpack.unpack('\\223\\255\\255\\255\\255\\1')",
         "return cmsgpack.unpack('\\219\\255\\255\\255\\255ab')",
+        // Counts beyond a C int are taken modulo 2^32, as lua_cmsgpack's ints.
+        "return {cmsgpack.unpack_one(string.rep('\\0', 3), 1e10)}",
+        "return cmsgpack.unpack_limit('x', 1e300)",
         // Packing a cyclic or deep table: Redis cuts it at 16 levels.
         "local t = {} t[1] = t return #cmsgpack.pack(t)",
         "local t = {} local c = t for i = 1, 100 do c.a = {} c = c.a end return cmsgpack.pack(t)",

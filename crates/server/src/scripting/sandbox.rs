@@ -74,9 +74,12 @@ pub(super) fn register_libs(lua: &Lua, api: &Table) -> mlua::Result<()> {
     )?;
     api.set(
         "mp_unpack",
-        lua.create_function(|lua, (s, limit, offset): (mlua::LuaString, i64, i64)| {
+        lua.create_function(|lua, (s, limit, offset): (mlua::LuaString, f64, f64)| {
+            // lua_cmsgpack reads them as C ints: any number is taken modulo 2^32
+            // (saturating first, as Rust's casts do), never an error.
+            let int = |x: f64| (x as i64) as i32 as i64;
             let data = s.as_bytes().to_vec();
-            mp_unpack(lua, &data, limit, offset)
+            mp_unpack(lua, &data, int(limit), int(offset))
         })?,
     )?;
     api.set(
