@@ -109,7 +109,8 @@ unsafe extern "C-unwind" fn ro_next(l: *mut ffi::lua_State) -> c_int {
     ffi::lua_settop(l, 2);
     ffi::lua_pushvalue(l, 1);
     ffi::lua_rawget(l, ffi::lua_upvalueindex(1));
-    if ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+    let proxy = ffi::lua_type(l, -1) == ffi::LUA_TTABLE;
+    if proxy {
         ffi::lua_replace(l, 1);
     } else {
         ffi::lua_pop(l, 1);
@@ -118,6 +119,11 @@ unsafe extern "C-unwind" fn ro_next(l: *mut ffi::lua_State) -> c_int {
     if ffi::lua_next(l, 1) == 0 {
         ffi::lua_pushnil(l);
         return 1;
+    }
+    if !proxy {
+        // A script's own table holds no shared table (it could only have got
+        // proxies to store).
+        return 2;
     }
     ffi::lua_pushvalue(l, -1);
     ffi::lua_rawget(l, ffi::lua_upvalueindex(2));
@@ -156,7 +162,9 @@ unsafe extern "C-unwind" fn ro_guard(l: *mut ffi::lua_State) -> c_int {
     }
     match ffi::lua_tocfunction(l, ffi::lua_upvalueindex(2)) {
         // The original runs in this very frame (not through lua_call), so its error
-        // messages name the function and the script position as Redis's do.
+        // messages name the function and the script position as Redis's do. It is
+        // a C function of Lua's table library (no upvalues), called on the state
+        // and arguments Lua gave this closure, as Lua would call it.
         Some(f) => f(l),
         None => 0,
     }
