@@ -6,8 +6,8 @@ mod common;
 use libfuzzer_sys::fuzz_target;
 
 const OPS: [&str; 12] = [
-    "tobit", "tohex", "bnot", "band", "bor", "bxor", "lshift", "rshift", "arshift", "rol",
-    "ror", "bswap",
+    "tobit", "tohex", "bnot", "band", "bor", "bxor", "lshift", "rshift", "arshift", "rol", "ror",
+    "bswap",
 ];
 
 fuzz_target!(|data: &[u8]| {
