@@ -2,12 +2,13 @@
 //! LOAD/EXISTS/FLUSH/KILL/HELP.
 //!
 //! One long-lived Lua 5.1 state (mlua, vendored) holds every script compiled once and
-//! cached by SHA1, as Redis does. The sandbox follows Redis 7.0: no io/os/loadfile/
-//! dofile/require/print, read-only globals and libraries, errors for reads of
+//! cached by SHA1, as Redis does. The sandbox (`sandbox.rs`, `sandbox.lua`) follows
+//! Redis 7.0: no io/os/loadfile/dofile/require/print, read-only globals and libraries
+//! that no script can reach but through read-only proxies, errors for reads of
 //! undefined globals, bytecode refused by `loadstring`. The `redis` library runs
 //! commands through the normal command path (lookup, arity, NOSCRIPT, read-only and
 //! OOM checks, then `Conn::execute`) with Redis's conversions both ways; `cjson`,
-//! `cmsgpack` and `bit` are implemented here in Rust.
+//! `cmsgpack` and `bit` are implemented in Rust in the submodules of those names.
 //!
 //! Scripts run under the server lock, so they are atomic. Their commands leave
 //! append-log records as executed; the server appends the whole command's records as
