@@ -37,7 +37,11 @@ LOGS=$(mktemp -d /tmp/redsnap-suite-logs.XXXXXX)
 "$BIN" serve --port "$PORT" --bind 127.0.0.1 --dir "$DATA" --save "" --appendonly no \
   >"$LOGS/server.log" 2>&1 &
 PID=$!
-cleanup() { kill -9 "$PID" 2>/dev/null || true; rm -rf "$DATA"; }
+cleanup() {
+  kill -9 "$PID" 2>/dev/null || true
+  wait "$PID" 2>/dev/null || true
+  rm -rf "$DATA"
+}
 trap cleanup EXIT
 for _ in $(seq 1 100); do
   redis-cli -p "$PORT" ping >/dev/null 2>&1 && break
