@@ -291,19 +291,9 @@ fn watch_during_a_busy_script_aborts_the_transaction() {
 
 /// `redis-cli ARGS...` with a time limit; returns its stdout.
 fn redis_cli(port: u16, args: &[&str]) -> String {
-    let mut child = Command::new("redis-cli")
-        .arg("-p")
-        .arg(port.to_string())
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("redis-cli");
+    let mut child = spawn_redis_cli(port, args);
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
+    while !matches!(child.try_wait(), Ok(Some(_))) {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
@@ -378,11 +368,7 @@ fn redis_cli_shutdown_nosave_stops_a_script_that_wrote() {
             "0",
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !redis_cli(port, &["PING"]).starts_with("BUSY") {
-        assert!(Instant::now() < deadline, "never BUSY");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_busy(port);
     assert!(redis_cli(port, &["SCRIPT", "KILL"]).starts_with("UNKILLABLE"));
     assert!(redis_cli(port, &["SHUTDOWN"]).starts_with("BUSY"));
     let _ = redis_cli(port, &["SHUTDOWN", "NOSAVE"]);
