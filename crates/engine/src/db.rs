@@ -45,15 +45,6 @@ struct KeyRef<'a> {
     key: &'a [u8],
 }
 
-impl<'a> KeyRef<'a> {
-    fn new(hasher: &KeyHasher, key: &'a [u8]) -> KeyRef<'a> {
-        KeyRef {
-            hash: hasher.hash(key),
-            key,
-        }
-    }
-}
-
 impl equivalent::Equivalent<ScanKey> for KeyRef<'_> {
     fn equivalent(&self, k: &ScanKey) -> bool {
         self.hash == k.hash && self.key == &k.key[..]
@@ -397,7 +388,10 @@ impl Db {
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let kr = KeyRef::new(&self.hasher, key);
+        let kr = KeyRef {
+            hash: self.key_hash(key),
+            key,
+        };
         let e = self.map.remove(kr.hash, key)?.value;
         if e.expire_at().is_some() {
             self.volatile.remove(&kr);
@@ -407,7 +401,10 @@ impl Db {
 
     /// Sets or clears the expiry of an existing key. Returns false if absent.
     pub fn set_expire(&mut self, key: &[u8], expire_at: Option<u64>) -> bool {
-        let kr = KeyRef::new(&self.hasher, key);
+        let kr = KeyRef {
+            hash: self.key_hash(key),
+            key,
+        };
         let Some(e) = self.map.get_mut(kr.hash, key) else {
             return false;
         };

@@ -107,10 +107,6 @@ impl Budget {
     pub const fn unlimited() -> Budget {
         Budget(u64::MAX)
     }
-    /// What is left.
-    pub fn left(&self) -> u64 {
-        self.0
-    }
     /// Takes `n` bytes, or fails with [`RdbError::TooLarge`] (leaving nothing).
     pub fn charge(&mut self, n: u64) -> Result<()> {
         match self.0.checked_sub(n) {
@@ -206,17 +202,28 @@ impl<'a> Reader<'a> {
     /// A string in any RDB string encoding (raw, integer, LZF), charged to the budget
     /// as one element.
     pub fn read_string(&mut self) -> Result<Bytes> {
-        let s = self.read_blob()?;
-        self.budget.element(s.len())?;
+        let (s, charged) = self.read_blob_charged()?;
+        if charged {
+            // The decompressed bytes were charged as they were built.
+            self.budget.charge(ELEMENT_COST)?;
+        } else {
+            self.budget.element(s.len())?;
+        }
         Ok(s)
     }
 
     /// A string that holds a compact encoding (listpack, ziplist, intset): parsed and
     /// dropped, so only a decompressed one is charged (its elements are, when parsed).
     fn read_blob(&mut self) -> Result<Bytes> {
+        self.read_blob_charged().map(|(b, _)| b)
+    }
+
+    /// [`Reader::read_blob`], and whether its bytes were charged to the budget (LZF:
+    /// charged before decompression, since the expansion is the attack).
+    fn read_blob_charged(&mut self) -> Result<(Bytes, bool)> {
         let (n, enc) = self.read_len_or_enc()?;
         if !enc {
-            return Ok(Bytes::copy_from_slice(self.read_exact(n)?));
+            return Ok((Bytes::copy_from_slice(self.read_exact(n)?), false));
         }
         let v: i64 = match n {
             0 => self.read_u8()? as i8 as i64,
@@ -228,11 +235,11 @@ impl<'a> Reader<'a> {
                 let data = self.read_exact(clen)?;
                 // Charged before it is built: the expansion is the attack.
                 self.budget.charge(ulen)?;
-                return lzf_decompress(data, ulen).map(Bytes::from);
+                return lzf_decompress(data, ulen).map(|v| (Bytes::from(v), true));
             }
             _ => return Err(RdbError::BadStringEncoding),
         };
-        Ok(crate::num::int_bytes(v))
+        Ok((crate::num::int_bytes(v), false))
     }
 
     /// An 8-byte little-endian IEEE double (RDB_TYPE_ZSET_2 scores).

@@ -314,19 +314,17 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         let ttl = self.ttl.as_secs().max(1);
         let mut p = redis::pipe();
         p.atomic();
-        if ttl > 0 {
-            p.cmd("SET")
-                .arg(self.snapshot_key(epoch))
-                .arg(bytes)
-                .arg("EX")
-                .arg(ttl)
-                .ignore()
-                .cmd("ZADD")
-                .arg(self.index_key())
-                .arg(epoch)
-                .arg(epoch)
-                .ignore();
-        }
+        p.cmd("SET")
+            .arg(self.snapshot_key(epoch))
+            .arg(bytes)
+            .arg("EX")
+            .arg(ttl)
+            .ignore()
+            .cmd("ZADD")
+            .arg(self.index_key())
+            .arg(epoch)
+            .arg(epoch)
+            .ignore();
         p.cmd("SET")
             .arg(self.latest_key())
             .arg(bytes)
@@ -416,10 +414,10 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
                     started.elapsed().as_micros().min(u64::MAX as u128) as u64,
                     Ordering::Relaxed,
                 );
-                let now = now_millis();
-                c.at_ms.store(now, Ordering::Relaxed);
+                // The time written to `latest:at`.
+                c.at_ms.store(at_ms, Ordering::Relaxed);
                 self.probe.record_bytes(size.raw, size.stored);
-                self.probe.note_latest_at(now);
+                self.probe.note_latest_at(at_ms);
                 tracing::debug!(target: "redsnap", ns = %self.ns, epoch, raw = size.raw, stored = size.stored, "snapshot saved");
                 Ok(SaveOutcome::Saved {
                     epoch,

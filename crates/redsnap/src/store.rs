@@ -277,15 +277,8 @@ impl RedisStore {
     }
 
     async fn bounded<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
-        let limit = self.inner.config.operation_timeout;
-        match tokio::time::timeout(limit, fut).await {
-            Ok(r) => r,
-            Err(_) => {
-                let err = Error::Timeout(limit);
-                self.note_unreachable(&err);
-                Err(err)
-            }
-        }
+        self.bounded_by(self.inner.config.operation_timeout, fut)
+            .await
     }
 
     /// Bound one request by one connection attempt plus one response
@@ -298,7 +291,16 @@ impl RedisStore {
         fut: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         let cfg = &self.inner.config;
-        let limit = cfg.connection_timeout + cfg.response_timeout;
+        self.bounded_by(cfg.connection_timeout + cfg.response_timeout, fut)
+            .await
+    }
+
+    /// Runs `fut` for at most `limit`; a timeout counts as an unreachable server.
+    async fn bounded_by<T>(
+        &self,
+        limit: std::time::Duration,
+        fut: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         match tokio::time::timeout(limit, fut).await {
             Ok(r) => r,
             Err(_) => {

@@ -18,7 +18,7 @@
 //! stale read.
 
 use crate::conn::{encode_reply, ok, Conn};
-use crate::state::{Inner, Shared, ShutdownRequest, WatchedKey};
+use crate::state::{Inner, Shared, ShutdownRequest};
 use bytes::{Bytes, BytesMut};
 use parking_lot::MutexGuard;
 use redsnap_engine::cmd::is;
@@ -131,16 +131,8 @@ impl Conn {
                 return BusyStep::Reply(e);
             }
         };
-        if !self.authed && !spec.has(flags::NO_AUTH) {
-            if self.shared.live.requires_auth() {
-                self.flag_multi();
-                return BusyStep::Reply(Reply::err("NOAUTH Authentication required."));
-            }
-            self.authed = true;
-        }
-        if self.multi.is_some() && (spec.has(flags::NO_MULTI) || sub.has(flags::NO_MULTI)) {
-            self.flag_multi();
-            return BusyStep::Reply(Reply::err("ERR Command not allowed inside a transaction"));
+        if let Err(e) = self.check_auth_and_multi(spec, sub) {
+            return BusyStep::Reply(e);
         }
         if !(spec.has(flags::ALLOW_BUSY) || sub.has(flags::ALLOW_BUSY))
             || (spec.name == "shutdown" && !argv[1..].iter().any(|a| is(a, "nosave")))
@@ -169,13 +161,7 @@ impl Conn {
         }
         let busy = &self.shared.busy;
         BusyStep::Reply(match sub.name {
-            "auth" => match crate::conn::check_auth(&self.shared.live.requirepass.read(), &argv) {
-                Ok(()) => {
-                    self.authed = true;
-                    ok()
-                }
-                Err(e) => e,
-            },
+            "auth" => self.auth_local(&argv).map_or_else(|e| e, |()| ok()),
             "hello" => {
                 let r = self.hello_local(&argv);
                 self.deferred.push(Deferred::ClientFields);
@@ -217,12 +203,7 @@ impl Conn {
             }
             "quit" => return BusyStep::Close(ok()),
             "reset" => {
-                self.multi = None;
-                self.multi_err = false;
-                self.db = 0;
-                self.resp3 = false;
-                self.name = Bytes::new();
-                self.authed = !self.shared.live.requires_auth();
+                self.reset_local();
                 self.deferred.push(Deferred::Reset);
                 Reply::simple("RESET")
             }
@@ -234,10 +215,6 @@ impl Conn {
                     ok()
                 }
             }
-            // Only EVAL scripts exist (FUNCTION LOAD is not built): FUNCTION KILL and
-            // FUNCTION STATS answer BUSY during one, as in Redis (`scriptKill`,
-            // `functionStatsCommand`).
-            "function|kill" | "function|stats" => Reply::err(BUSY_EVAL),
             "shutdown" => {
                 self.shared.nosave_shutdown.store(true, Ordering::Release);
                 busy.kill.store(2, Ordering::Release);
@@ -247,6 +224,9 @@ impl Conn {
                 );
                 return BusyStep::Shutdown;
             }
+            // FUNCTION KILL and FUNCTION STATS among them: only EVAL scripts exist
+            // (FUNCTION LOAD is not built), and during one Redis answers BUSY to both
+            // (`scriptKill`, `functionStatsCommand`).
             _ => Reply::err(BUSY_EVAL),
         })
     }
@@ -262,14 +242,8 @@ impl Conn {
                 }
                 Deferred::Unwatch => self.unwatch(inner),
                 Deferred::Watch { db, keys } => {
-                    let list = inner.watches.entry(self.id).or_default();
-                    for key in keys {
-                        list.push(WatchedKey {
-                            db,
-                            key: key.clone(),
-                            expired: false,
-                        });
-                        inner.watched.entry((db, key)).or_default().push(self.id);
+                    for key in &keys {
+                        self.watch_key(inner, db, key, false);
                     }
                     inner.cas_dirty.insert(self.id);
                 }

@@ -65,8 +65,6 @@ pub(crate) struct Conn {
     /// The append-log token of this connection's last staged batch, until its
     /// replies have been written (0: none pending).
     pending_token: u64,
-    /// `timeout`: seconds of inactivity after which the client is closed (0 = never).
-    idle_timeout: u64,
     /// When the current batch of pipelined commands started (their clients'
     /// last-activity time).
     batch_start: Instant,
@@ -106,17 +104,8 @@ impl Conn {
                 return e.into();
             }
         };
-        if !self.authed && !spec.has(flags::NO_AUTH) {
-            if inner.config.str("requirepass").is_empty() {
-                self.authed = true;
-            } else {
-                self.flag_multi();
-                return Reply::err("NOAUTH Authentication required.").into();
-            }
-        }
-        if self.multi.is_some() && (spec.has(flags::NO_MULTI) || sub.has(flags::NO_MULTI)) {
-            self.flag_multi();
-            return Reply::err("ERR Command not allowed inside a transaction").into();
+        if let Err(e) = self.check_auth_and_multi(spec, sub) {
+            return e.into();
         }
         if !self.resp3
             && self.subscribed() > 0
@@ -164,6 +153,28 @@ impl Conn {
         let step = self.execute(inner, spec, argv);
         self.after_command(inner);
         step
+    }
+
+    /// `processCommand`'s authentication and transaction checks (a refusal flags an
+    /// open transaction). Shared by `dispatch` and the busy path (`busy.rs`).
+    pub(crate) fn check_auth_and_multi(
+        &mut self,
+        spec: &CommandSpec,
+        sub: &CommandSpec,
+    ) -> Result<(), Reply> {
+        if !self.authed && !spec.has(flags::NO_AUTH) {
+            if !self.shared.live.requires_auth() {
+                self.authed = true;
+            } else {
+                self.flag_multi();
+                return Err(Reply::err("NOAUTH Authentication required."));
+            }
+        }
+        if self.multi.is_some() && (spec.has(flags::NO_MULTI) || sub.has(flags::NO_MULTI)) {
+            self.flag_multi();
+            return Err(Reply::err("ERR Command not allowed inside a transaction"));
+        }
+        Ok(())
     }
 
     fn multi_has_denyoom(&self) -> bool {
@@ -227,7 +238,9 @@ impl Conn {
                 }
                 ok().into()
             }
-            "auth" => self.auth(&argv),
+            "auth" => self
+                .auth_local(&argv)
+                .map_or_else(Step::from, |()| ok().into()),
             "hello" => self.hello(inner, &argv),
             "reset" => {
                 self.reset(inner);
@@ -259,23 +272,10 @@ impl Conn {
                 }
                 let now = now_ms();
                 for key in &argv[1..] {
-                    let list = inner.watches.entry(self.id).or_default();
-                    if list.iter().any(|w| w.db == self.db && w.key == key) {
-                        continue;
-                    }
                     let expired = inner.store.dbs[self.db]
                         .get(key)
                         .is_some_and(|e| e.is_expired(now));
-                    list.push(WatchedKey {
-                        db: self.db,
-                        key: key.clone(),
-                        expired,
-                    });
-                    inner
-                        .watched
-                        .entry((self.db, key.clone()))
-                        .or_default()
-                        .push(self.id);
+                    self.watch_key(inner, self.db, key, expired);
                 }
                 ok().into()
             }
@@ -333,15 +333,11 @@ impl Conn {
         }
     }
 
-    fn auth(&mut self, argv: &[Bytes]) -> Step {
-        let pass = self.shared.live.requirepass.read().clone();
-        match check_auth(&pass, argv) {
-            Ok(()) => {
-                self.authed = true;
-                ok().into()
-            }
-            Err(e) => e.into(),
-        }
+    /// AUTH against `requirepass` (also answered during a busy script).
+    pub(crate) fn auth_local(&mut self, argv: &[Bytes]) -> Result<(), Reply> {
+        check_auth(&self.shared.live.requirepass.read(), argv)?;
+        self.authed = true;
+        Ok(())
     }
 
     fn hello(&mut self, inner: &mut Inner, argv: &[Bytes]) -> Step {
@@ -370,16 +366,14 @@ impl Conn {
         let mut setname = None;
         while i < argv.len() {
             if is(&argv[i], "auth") && i + 2 < argv.len() {
-                let pass = self.shared.live.requirepass.read().clone();
                 let auth = [
                     Bytes::from_static(b"AUTH"),
                     argv[i + 1].clone(),
                     argv[i + 2].clone(),
                 ];
-                if let Err(e) = check_auth(&pass, &auth) {
+                if let Err(e) = self.auth_local(&auth) {
                     return e;
                 }
-                self.authed = true;
                 i += 3;
             } else if is(&argv[i], "setname") && i + 1 < argv.len() {
                 setname = Some(argv[i + 1].clone());
@@ -417,13 +411,18 @@ impl Conn {
     }
 
     fn reset(&mut self, inner: &mut Inner) {
+        self.reset_local();
+        self.reset_shared(inner);
+    }
+
+    /// The connection's own half of RESET.
+    pub(crate) fn reset_local(&mut self) {
         self.multi = None;
         self.multi_err = false;
         self.db = 0;
         self.resp3 = false;
         self.name = Bytes::new();
         self.authed = !self.shared.live.requires_auth();
-        self.reset_shared(inner);
     }
 
     /// The shared-state half of RESET: watches, subscriptions, CLIENT LIST fields.
@@ -445,6 +444,24 @@ impl Conn {
             c.psub = 0;
             c.multi = -1;
         }
+    }
+
+    /// Registers one watched key (once per client, database and key).
+    pub(crate) fn watch_key(&self, inner: &mut Inner, db: usize, key: &Bytes, expired: bool) {
+        let list = inner.watches.entry(self.id).or_default();
+        if list.iter().any(|w| w.db == db && w.key == key) {
+            return;
+        }
+        list.push(WatchedKey {
+            db,
+            key: key.clone(),
+            expired,
+        });
+        inner
+            .watched
+            .entry((db, key.clone()))
+            .or_default()
+            .push(self.id);
     }
 
     pub fn unwatch(&mut self, inner: &mut Inner) {
@@ -891,7 +908,6 @@ where
         pending_out,
         kill,
         pending_token: 0,
-        idle_timeout: live.timeout.load(Ordering::Acquire),
         batch_start: now,
         deferred: Vec::new(),
         closing: false,
@@ -1119,8 +1135,7 @@ impl Conn {
             }
             // `timeout`: read when the wait starts and again whenever the
             // configuration changes (CONFIG SET acts on idle clients at once).
-            self.idle_timeout = self.shared.live.timeout.load(Ordering::Acquire);
-            let idle = self.idle_timeout;
+            let idle = self.shared.live.timeout.load(Ordering::Acquire);
             let subscribed = self.subscribed() > 0;
             let idle_since = self.last_io;
             let idle_sleep = async move {

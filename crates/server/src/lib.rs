@@ -71,7 +71,6 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         samples: c.u64("maxmemory-samples") as usize,
         stop_writes_on_bgsave_error: c.bool("stop-writes-on-bgsave-error"),
         snapshots_configured: !c.save_points().is_empty() || c.u64("snapshot-interval") > 0,
-        busy_reply_threshold: c.u64("busy-reply-threshold"),
     };
     let databases = inner.store.config.databases;
     inner.store.config = EngineConfig {
@@ -85,6 +84,8 @@ pub(crate) fn apply_config(inner: &mut Inner) {
 /// passed as named in the configuration (`debug verbose notice warning nothing`).
 pub type LogLevelHook = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 static LOG_LEVEL_HOOK: std::sync::OnceLock<LogLevelHook> = std::sync::OnceLock::new();
+/// The level last set through the hook.
+static LOG_LEVEL_APPLIED: parking_lot::Mutex<String> = parking_lot::Mutex::new(String::new());
 
 /// Installs the [`LogLevelHook`] (once per process; later calls are ignored).
 pub fn set_log_level_hook(hook: LogLevelHook) {
@@ -94,7 +95,7 @@ pub fn set_log_level_hook(hook: LogLevelHook) {
 /// Publishes the settings that connections read without the server lock
 /// ([`state::LiveConfig`]); called with `apply_config` at startup and after CONFIG SET.
 pub(crate) fn publish_live(shared: &Shared, c: &Config) {
-    use std::sync::atomic::Ordering::Release;
+    use std::sync::atomic::Ordering::{AcqRel, Release};
     let live = &shared.live;
     live.maxclients
         .store(c.int("maxclients").max(1) as usize, Release);
@@ -104,13 +105,21 @@ pub(crate) fn publish_live(shared: &Shared, c: &Config) {
         .store(c.u64("proto-max-bulk-len"), Release);
     live.query_buffer_limit
         .store(c.u64("client-query-buffer-limit"), Release);
-    live.timeout.store(c.u64("timeout"), Release);
+    // Idle connections wait on `timeout`: wake them only when it changed.
+    if live.timeout.swap(c.u64("timeout"), AcqRel) != c.u64("timeout") {
+        live.generation.send_modify(|g| *g += 1);
+    }
     live.tcp_keepalive.store(c.u64("tcp-keepalive"), Release);
     live.hz.store(c.u64("hz").clamp(1, 500), Release);
-    live.generation.send_modify(|g| *g += 1);
-    if let Some(hook) = LOG_LEVEL_HOOK.get() {
-        if let Err(e) = hook(&c.str("loglevel")) {
-            tracing::warn!("loglevel: {e}");
+    // The subscriber is rebuilt only when the level changed.
+    let level = c.str("loglevel");
+    let mut applied = LOG_LEVEL_APPLIED.lock();
+    if *applied != level {
+        if let Some(hook) = LOG_LEVEL_HOOK.get() {
+            match hook(&level) {
+                Ok(()) => *applied = level,
+                Err(e) => tracing::warn!("loglevel: {e}"),
+            }
         }
     }
     shared
@@ -399,15 +408,6 @@ async fn accept_loop(
         // connections must still be accepted (to answer BUSY, SCRIPT KILL, SHUTDOWN
         // NOSAVE). The limits come from `LiveConfig`.
         let live = &shared.live;
-        let keepalive = live.tcp_keepalive.load(Ordering::Acquire);
-        if keepalive > 0 {
-            let ka = socket2::TcpKeepalive::new()
-                .with_time(Duration::from_secs(keepalive))
-                .with_interval(Duration::from_secs((keepalive / 3).max(1)));
-            if let Err(e) = socket2::SockRef::from(&sock).set_tcp_keepalive(&ka) {
-                tracing::debug!("tcp-keepalive on {addr}: {e}");
-            }
-        }
         let refusal: Option<&'static [u8]> = if shared.connections.load(Ordering::Acquire)
             >= live.maxclients.load(Ordering::Acquire)
         {
@@ -420,8 +420,11 @@ async fn accept_loop(
         } else {
             None
         };
-        if refusal.is_some() {
-            live.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        match refusal {
+            Some(_) => {
+                live.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            }
+            None => set_keepalive(&sock, live.tcp_keepalive.load(Ordering::Acquire)),
         }
         let shared = shared.clone();
         let laddr = laddr.clone();
@@ -478,6 +481,19 @@ async fn accept_loop(
                 }
             }
         });
+    }
+}
+
+/// `tcp-keepalive` (seconds, 0 = off) on an accepted socket.
+fn set_keepalive(sock: &tokio::net::TcpStream, secs: u64) {
+    if secs == 0 {
+        return;
+    }
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(secs))
+        .with_interval(Duration::from_secs((secs / 3).max(1)));
+    if let Err(e) = socket2::SockRef::from(sock).set_tcp_keepalive(&ka) {
+        tracing::debug!("tcp-keepalive: {e}");
     }
 }
 

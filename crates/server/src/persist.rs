@@ -152,14 +152,19 @@ pub(crate) fn apply_config(
     old: &Config,
 ) -> Result<(), String> {
     let c = inner.config.clone();
-    if inner.persist.is_none() && enabled(&c) {
+    let opened_now = inner.persist.is_none() && enabled(&c);
+    if opened_now {
         inner.persist = Some(open_at_runtime(&c)?);
     }
     if c.bool("appendonly") && inner.persist.as_ref().is_some_and(|p| p.log.is_none()) {
-        start_log(shared, inner).map_err(|e| {
+        if let Err(e) = start_log(shared, inner) {
             tracing::error!("could not turn on the append log: {e}");
-            format!("CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF ({e})")
-        })?;
+            if opened_now {
+                // Nothing changed: the data directory opened for this is released.
+                inner.persist = None;
+            }
+            return Err(format!("CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF ({e})"));
+        }
     }
     if !c.bool("appendonly") && old.bool("appendonly") {
         stop_log(shared, inner);
@@ -247,7 +252,6 @@ fn stop_log(shared: &Arc<Shared>, inner: &mut Inner) {
     let Some(log) = p.log.take() else { return };
     p.log_pending = false;
     p.log_error = None;
-    p.fixed_gen = p.fixed_gen.max(log.stats().current_gen);
     p.fixed_gen = p.fixed_gen.max(log.staged_generation());
     tracing::info!("append log turned off");
     let shared = shared.clone();

@@ -648,11 +648,9 @@ fn run_script(
     // (installed once; it checks the state, so idle it costs one test per 100k
     // instructions).
     let shared = conn.shared.clone();
-    let threshold = inner.tun.busy_reply_threshold;
     let busy = &shared.busy;
     busy.wrote.store(false, Ordering::Release);
     busy.kill.store(0, Ordering::Release);
-    busy.threshold_ms.store(threshold, Ordering::Release);
     let started = now_ms();
     busy.since_ms.store(started, Ordering::Release);
     busy.running.store(true, Ordering::Release);

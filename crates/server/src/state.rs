@@ -113,8 +113,6 @@ pub struct Tunables {
     pub samples: usize,
     pub stop_writes_on_bgsave_error: bool,
     pub snapshots_configured: bool,
-    /// busy-reply-threshold (lua-time-limit) in ms.
-    pub busy_reply_threshold: u64,
 }
 
 /// Hashes a client id (assigned by the server, in sequence: nothing to flood) with

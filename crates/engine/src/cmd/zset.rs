@@ -567,13 +567,14 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
     // that one); an existing set's form is inferred from its shape; a set converts
     // before an insert that would make it too long or add a too long member, and
     // never converts back within the command.
-    let mut skiplist = if exists {
-        cx.get_zset(key)?
-            .is_some_and(|z| z.len() > lp_entries || z.dict.keys().any(|m| m.len() > lp_value))
-    } else {
-        lp_entries == 0 || argv[idx + 1].len() > lp_value
-    };
+    // (Read off the set being written, not through a lookup: a ZADD is not a
+    // keyspace hit.)
     if let Some(z) = cx.zset_mut(key, true)? {
+        let mut skiplist = if exists {
+            z.len() > lp_entries || z.dict.keys().any(|m| m.len() > lp_value)
+        } else {
+            lp_entries == 0 || argv[idx + 1].len() > lp_value
+        };
         for (j, &incr_by) in scores.iter().enumerate() {
             let member = &argv[idx + 2 * j + 1];
             let mut score = incr_by;

@@ -135,16 +135,14 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
         match self.breaker.admit() {
             Admission::Allow => {}
             Admission::Fallback => return Ok(None),
-            Admission::Probe => {
-                self.start_probe();
-                return Ok(None);
-            }
+            // Outside a runtime no probe can run: this operation is the probe.
+            Admission::Probe if self.start_probe() => return Ok(None),
+            Admission::Probe => {}
         }
-        if self.store.is_unreachable() {
+        if self.store.is_unreachable() && self.start_probe() {
             // The last operation on this store could not reach Redis: do
             // not wait on it again (a reconnect can take the store's whole
             // retry schedule); a background probe finds out when it answers.
-            self.start_probe();
             return Ok(None);
         }
         // Each request waits for at most one connection attempt: with a
@@ -169,20 +167,23 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
     }
 
     /// Probe Redis with a PING in the background (at most one probe at a
-    /// time); its outcome goes to the breaker. Outside a Tokio runtime no
-    /// probe runs and the breaker's next admission tries again.
-    fn start_probe(&self) {
+    /// time); its outcome goes to the breaker. Returns false outside a Tokio
+    /// runtime, where no probe can run (the caller then tries Redis itself).
+    fn start_probe(&self) -> bool {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            return;
+            return false;
         };
         if self.probing.swap(true, Ordering::AcqRel) {
-            return;
+            return true;
         }
         let store = self.store.clone();
         let breaker = self.breaker.clone();
         let probing = self.probing.clone();
         let ns = self.ns.clone();
+        // Cleared however the task ends, also when the runtime drops it unrun.
+        let done = ProbeDone(probing);
         rt.spawn(async move {
+            let _done = done;
             let cmd = redis::cmd("PING");
             let ping = store.query::<String>(&cmd);
             match store.within_one_attempt(ping).await {
@@ -194,7 +195,16 @@ impl<T: Serialize + DeserializeOwned> Snapshots<T> {
                 // the next operation goes there (and reports its error).
                 _ => breaker.on_success(),
             }
-            probing.store(false, Ordering::Release);
         });
+        true
+    }
+}
+
+/// Clears the "probe in flight" flag when dropped.
+struct ProbeDone(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for ProbeDone {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }

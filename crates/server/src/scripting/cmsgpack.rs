@@ -143,7 +143,7 @@ pub(super) const MP_MAX_RESULTS: usize = 7996;
 enum MpErr {
     Eof,
     BadFmt,
-    /// Nesting beyond `MP_MAX_DEPTH`: the name of Redis's function that stops.
+    /// Nesting beyond `MP_MAX_SLOTS`: the name of Redis's function that stops.
     TooDeep(&'static str),
     Lua(mlua::Error),
 }
