@@ -277,8 +277,10 @@ impl RedisStore {
     }
 
     async fn bounded<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
-        self.bounded_by(self.inner.config.operation_timeout, fut)
+        let limit = self.inner.config.operation_timeout;
+        tokio::time::timeout(limit, fut)
             .await
+            .unwrap_or_else(|_| Err(self.timed_out(limit)))
     }
 
     /// Bound one request by one connection attempt plus one response
@@ -291,24 +293,19 @@ impl RedisStore {
         fut: impl Future<Output = Result<T>>,
     ) -> Result<T> {
         let cfg = &self.inner.config;
-        self.bounded_by(cfg.connection_timeout + cfg.response_timeout, fut)
+        let limit = cfg.connection_timeout + cfg.response_timeout;
+        tokio::time::timeout(limit, fut)
             .await
+            .unwrap_or_else(|_| Err(self.timed_out(limit)))
     }
 
-    /// Runs `fut` for at most `limit`; a timeout counts as an unreachable server.
-    async fn bounded_by<T>(
-        &self,
-        limit: std::time::Duration,
-        fut: impl Future<Output = Result<T>>,
-    ) -> Result<T> {
-        match tokio::time::timeout(limit, fut).await {
-            Ok(r) => r,
-            Err(_) => {
-                let err = Error::Timeout(limit);
-                self.note_unreachable(&err);
-                Err(err)
-            }
-        }
+    /// An operation that took longer than `limit`: counted as an unreachable server.
+    /// (Kept out of the futures above: one more async layer around every request
+    /// overflowed a test thread's stack in debug builds.)
+    fn timed_out(&self, limit: std::time::Duration) -> Error {
+        let err = Error::Timeout(limit);
+        self.note_unreachable(&err);
+        err
     }
 
     /// Bookkeeping for an operation that could not reach the server.
