@@ -3,11 +3,8 @@
 //! of MULTI/EXEC, WATCH, pub/sub, blocking commands and authentication.
 
 use crate::resp::{self, Limits, Parser};
-use crate::state::{
-    BlockKind, Blocked, ClientInfo, ConnMsg, Inner, Shared, ShutdownRequest, WatchedKey,
-};
+use crate::state::{ClientInfo, ConnMsg, Inner, Shared, ShutdownRequest};
 use bytes::{Bytes, BytesMut};
-use redsnap_engine::cmd::is;
 use redsnap_engine::table::{self, flags, CommandSpec};
 use redsnap_engine::{now_ms, Kind, Reply};
 use std::collections::{HashSet, VecDeque};
@@ -190,7 +187,9 @@ impl Conn {
         }
     }
 
-    /// Runs a command that passed the checks (also used for each command inside EXEC).
+    /// Runs a command that passed the checks (also used for each command inside EXEC
+    /// and for `redis.call`): the engine's handler for keyspace commands, the server's
+    /// (`commands/`) for the rest. Both come from the one command table.
     pub fn execute(
         &mut self,
         inner: &mut Inner,
@@ -205,518 +204,15 @@ impl Conn {
             let r = inner.store.call(spec, self.db, now, &argv, self.resp3);
             return Step::Reply(r);
         }
-        let name = spec.name;
-        match name {
-            "ping" => {
-                if !self.resp3 && self.subscribed() > 0 {
-                    let msg = argv.get(1).cloned().unwrap_or_default();
-                    return Reply::Array(vec![Reply::bulk_str("pong"), Reply::Bulk(msg)]).into();
-                }
-                match argv.get(1) {
-                    Some(m) => Reply::Bulk(m.clone()).into(),
-                    None => Reply::simple("PONG").into(),
-                }
-            }
-            "echo" => Reply::Bulk(argv[1].clone()).into(),
-            "quit" => Step::Close(Some(ok())),
-            "select" => {
-                let Some(i) = redsnap_engine::num::parse_i64(&argv[1]) else {
-                    return Reply::err("ERR value is not an integer or out of range").into();
-                };
-                if i < i32::MIN as i64 || i > i32::MAX as i64 {
-                    return Reply::err(
-                        "ERR value is out of range, value must between -2147483648 and 2147483647",
-                    )
-                    .into();
-                }
-                if i < 0 || i as usize >= inner.store.dbs.len() {
-                    return Reply::err("ERR DB index is out of range").into();
-                }
-                self.db = i as usize;
-                if let Some(c) = inner.clients.get_mut(&self.id) {
-                    c.db = self.db;
-                }
-                ok().into()
-            }
-            "auth" => self
-                .auth_local(&argv)
-                .map_or_else(Step::from, |()| ok().into()),
-            "hello" => self.hello(inner, &argv),
-            "reset" => {
-                self.reset(inner);
-                Reply::simple("RESET").into()
-            }
-            "multi" => {
-                if self.multi.is_some() {
-                    return Reply::err("ERR MULTI calls can not be nested").into();
-                }
-                self.multi = Some(Vec::new());
-                self.multi_err = false;
-                if let Some(c) = inner.clients.get_mut(&self.id) {
-                    c.multi = 0;
-                }
-                ok().into()
-            }
-            "discard" => {
-                if self.multi.take().is_none() {
-                    return Reply::err("ERR DISCARD without MULTI").into();
-                }
-                self.multi_err = false;
-                self.unwatch(inner);
-                ok().into()
-            }
-            "exec" => self.exec(inner),
-            "watch" => {
-                if self.multi.is_some() {
-                    return Reply::err("ERR WATCH inside MULTI is not allowed").into();
-                }
-                let now = now_ms();
-                for key in &argv[1..] {
-                    let expired = inner.store.dbs[self.db]
-                        .get(key)
-                        .is_some_and(|e| e.is_expired(now));
-                    self.watch_key(inner, self.db, key, expired);
-                }
-                ok().into()
-            }
-            "unwatch" => {
-                self.unwatch(inner);
-                ok().into()
-            }
-            "subscribe" | "psubscribe" => self.subscribe(inner, &argv[1..], name == "psubscribe"),
-            "unsubscribe" | "punsubscribe" => {
-                self.unsubscribe(inner, &argv[1..], name == "punsubscribe")
-            }
-            "publish" => Reply::Int(publish(inner, &argv[1], &argv[2]) as i64).into(),
-            "pubsub" => self.pubsub_cmd(inner, &argv),
-            "blpop" | "brpop" | "brpoplpush" | "blmove" | "blmpop" | "bzpopmin" | "bzpopmax"
-            | "bzmpop" => self.blocking(inner, name, &argv),
-            "time" => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                Reply::Array(vec![
-                    Reply::bulk_str(&now.as_secs().to_string()),
-                    Reply::bulk_str(&now.subsec_micros().to_string()),
-                ])
-                .into()
-            }
-            "shutdown" => {
-                let mut save = None;
-                for a in &argv[1..] {
-                    if is(a, "nosave") {
-                        save = Some(false);
-                    } else if is(a, "save") {
-                        save = Some(true);
-                    } else if is(a, "now") || is(a, "force") {
-                    } else if is(a, "abort") {
-                        return Reply::err("ERR No shutdown in progress.").into();
-                    } else {
-                        return Reply::err("ERR syntax error").into();
-                    }
-                }
-                Step::Async(AsyncOp::Shutdown(ShutdownRequest { save }))
-            }
-            "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "script" => {
-                crate::scripting::run(self, inner, spec, &argv)
-            }
-            "function" => {
-                if is(&argv[1], "flush") {
-                    ok().into()
-                } else if is(&argv[1], "list") {
-                    Reply::Array(vec![]).into()
-                } else {
-                    Reply::error("ERR FUNCTION subcommands other than FLUSH and LIST are not supported by redsnap").into()
-                }
-            }
-            _ => crate::admin::run(self, inner, spec, &argv),
+        match crate::commands::handler(spec) {
+            Some(run) => run(self, inner, spec, &argv),
+            None => Reply::error(format!("ERR '{}' is not supported by redsnap", spec.name)).into(),
         }
-    }
-
-    /// AUTH against `requirepass` (also answered during a busy script).
-    pub(crate) fn auth_local(&mut self, argv: &[Bytes]) -> Result<(), Reply> {
-        check_auth(&self.shared.live.requirepass.read(), argv)?;
-        self.authed = true;
-        Ok(())
-    }
-
-    fn hello(&mut self, inner: &mut Inner, argv: &[Bytes]) -> Step {
-        let r = self.hello_local(argv);
-        if let Some(c) = inner.clients.get_mut(&self.id) {
-            c.name = self.name.clone();
-            c.resp = if self.resp3 { 3 } else { 2 };
-        }
-        r.into()
-    }
-
-    /// HELLO on the connection's own state (also answered during a busy script).
-    pub(crate) fn hello_local(&mut self, argv: &[Bytes]) -> Reply {
-        let mut proto = if self.resp3 { 3 } else { 2 };
-        let mut i = 1;
-        if argv.len() > 1 {
-            match redsnap_engine::num::parse_i64(&argv[1]) {
-                Some(v) if v == 2 || v == 3 => proto = v,
-                Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
-                None => {
-                    return Reply::err("ERR Protocol version is not an integer or out of range")
-                }
-            }
-            i = 2;
-        }
-        let mut setname = None;
-        while i < argv.len() {
-            if is(&argv[i], "auth") && i + 2 < argv.len() {
-                let auth = [
-                    Bytes::from_static(b"AUTH"),
-                    argv[i + 1].clone(),
-                    argv[i + 2].clone(),
-                ];
-                if let Err(e) = self.auth_local(&auth) {
-                    return e;
-                }
-                i += 3;
-            } else if is(&argv[i], "setname") && i + 1 < argv.len() {
-                setname = Some(argv[i + 1].clone());
-                i += 2;
-            } else {
-                return Reply::error(format!(
-                    "ERR Syntax error in HELLO option '{}'",
-                    String::from_utf8_lossy(&argv[i])
-                ));
-            }
-        }
-        if !self.authed && self.shared.live.requires_auth() {
-            return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
-        }
-        self.authed = true;
-        if let Some(n) = setname {
-            if let Err(e) = crate::admin::valid_client_name(&n) {
-                return e;
-            }
-            self.name = n;
-        }
-        self.resp3 = proto == 3;
-        Reply::Map(vec![
-            (Reply::bulk_str("server"), Reply::bulk_str("redis")),
-            (
-                Reply::bulk_str("version"),
-                Reply::bulk_str(crate::REDIS_VERSION),
-            ),
-            (Reply::bulk_str("proto"), Reply::Int(proto)),
-            (Reply::bulk_str("id"), Reply::Int(self.id as i64)),
-            (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
-            (Reply::bulk_str("role"), Reply::bulk_str("master")),
-            (Reply::bulk_str("modules"), Reply::Array(vec![])),
-        ])
-    }
-
-    fn reset(&mut self, inner: &mut Inner) {
-        self.reset_local();
-        self.reset_shared(inner);
-    }
-
-    /// The connection's own half of RESET.
-    pub(crate) fn reset_local(&mut self) {
-        self.multi = None;
-        self.multi_err = false;
-        self.db = 0;
-        self.resp3 = false;
-        self.name = Bytes::new();
-        self.authed = !self.shared.live.requires_auth();
-    }
-
-    /// The shared-state half of RESET: watches, subscriptions, CLIENT LIST fields.
-    pub(crate) fn reset_shared(&mut self, inner: &mut Inner) {
-        self.unwatch(inner);
-        let chans: Vec<Bytes> = self.channels.iter().cloned().collect();
-        let pats: Vec<Bytes> = self.patterns.iter().cloned().collect();
-        for c in chans {
-            self.remove_sub(inner, &c, false);
-        }
-        for p in pats {
-            self.remove_sub(inner, &p, true);
-        }
-        if let Some(c) = inner.clients.get_mut(&self.id) {
-            c.db = 0;
-            c.resp = 2;
-            c.name = Bytes::new();
-            c.sub = 0;
-            c.psub = 0;
-            c.multi = -1;
-        }
-    }
-
-    /// Registers one watched key (once per client, database and key).
-    pub(crate) fn watch_key(&self, inner: &mut Inner, db: usize, key: &Bytes, expired: bool) {
-        let list = inner.watches.entry(self.id).or_default();
-        if list.iter().any(|w| w.db == db && w.key == key) {
-            return;
-        }
-        list.push(WatchedKey {
-            db,
-            key: key.clone(),
-            expired,
-        });
-        inner
-            .watched
-            .entry((db, key.clone()))
-            .or_default()
-            .push(self.id);
-    }
-
-    pub fn unwatch(&mut self, inner: &mut Inner) {
-        if let Some(list) = inner.watches.remove(&self.id) {
-            for w in list {
-                let k = (w.db, w.key);
-                if let Some(v) = inner.watched.get_mut(&k) {
-                    v.retain(|&c| c != self.id);
-                    if v.is_empty() {
-                        inner.watched.remove(&k);
-                    }
-                }
-            }
-        }
-        inner.cas_dirty.remove(&self.id);
-    }
-
-    fn exec(&mut self, inner: &mut Inner) -> Step {
-        let Some(queue) = self.multi.take() else {
-            return Reply::err("ERR EXEC without MULTI").into();
-        };
-        if let Some(c) = inner.clients.get_mut(&self.id) {
-            c.multi = -1;
-        }
-        if self.multi_err {
-            self.multi_err = false;
-            self.unwatch(inner);
-            return Reply::err("EXECABORT Transaction discarded because of previous errors.")
-                .into();
-        }
-        let now = now_ms();
-        let expired = inner.watches.get(&self.id).is_some_and(|l| {
-            l.iter().any(|w| {
-                !w.expired
-                    && inner.store.dbs[w.db]
-                        .get(&w.key)
-                        .is_some_and(|e| e.is_expired(now))
-            })
-        });
-        if inner.cas_dirty.contains(&self.id) || expired {
-            self.unwatch(inner);
-            return Reply::NilArray.into();
-        }
-        self.unwatch(inner);
-        self.in_exec = true;
-        let mut replies = Vec::with_capacity(queue.len());
-        let mut touched = std::mem::take(&mut inner.store.effects.touched);
-        for argv in queue {
-            let Some(spec) = table::lookup(&argv[0]) else {
-                continue;
-            };
-            inner.stats.total_commands += 1;
-            let r = match self.execute(inner, spec, argv) {
-                Step::Reply(r) | Step::Block(_, r) | Step::Sleep(_, r) => r,
-                Step::Many(v) => Reply::Array(v),
-                Step::Close(r) => r.unwrap_or_else(ok),
-                Step::Async(_) => Reply::err("ERR Command not allowed inside a transaction"),
-            };
-            replies.push(r);
-            // Keys touched inside the transaction mark other watchers, as in Redis.
-            let t = std::mem::take(&mut inner.store.effects.touched);
-            mark_watchers(inner, &t);
-            touched.extend(t);
-        }
-        inner.store.effects.touched = touched;
-        self.in_exec = false;
-        Reply::Array(replies).into()
-    }
-
-    /// WATCH semantics of FLUSHDB/FLUSHALL/SWAPDB: watched keys that exist in an
-    /// affected database (before the command) are touched.
-    fn touch_watched_before_flush(&mut self, inner: &mut Inner, name: &str, argv: &[Bytes]) {
-        let dbs: Vec<usize> = match name {
-            "flushdb" => vec![self.db],
-            "flushall" => (0..inner.store.dbs.len()).collect(),
-            _ => {
-                let a = redsnap_engine::num::parse_i64(&argv[1]).unwrap_or(-1);
-                let b = redsnap_engine::num::parse_i64(&argv[2]).unwrap_or(-1);
-                let n = inner.store.dbs.len() as i64;
-                if a < 0 || b < 0 || a >= n || b >= n {
-                    return;
-                }
-                vec![a as usize, b as usize]
-            }
-        };
-        let mut dirty = Vec::new();
-        for ((db, key), clients) in &inner.watched {
-            if !dbs.contains(db) {
-                continue;
-            }
-            let exists = |d: usize| inner.store.dbs[d].get(key).is_some();
-            let hit = if name == "swapdb" {
-                dbs.iter().any(|&d| exists(d))
-            } else {
-                exists(*db)
-            };
-            if hit {
-                dirty.extend(clients.iter().copied());
-            }
-        }
-        inner.cas_dirty.extend(dirty);
     }
 
     /// After each top-level command: WATCH invalidation, blocked clients, the log.
     pub fn after_command(&mut self, inner: &mut Inner) {
         after_command(inner);
-    }
-
-    fn subscribe(&mut self, inner: &mut Inner, names: &[Bytes], pattern: bool) -> Step {
-        let mut out = Vec::new();
-        for n in names {
-            let set = if pattern {
-                &mut self.patterns
-            } else {
-                &mut self.channels
-            };
-            if set.insert(n.clone()) {
-                if pattern {
-                    inner.patterns.push((n.clone(), self.id));
-                } else {
-                    inner.channels.entry(n.clone()).or_default().push(self.id);
-                }
-            }
-            let kind = if pattern { "psubscribe" } else { "subscribe" };
-            out.push(Reply::Push(vec![
-                Reply::bulk_str(kind),
-                Reply::Bulk(n.clone()),
-                Reply::Int(self.subscribed() as i64),
-            ]));
-        }
-        self.sync_sub_counts(inner);
-        Step::Many(out)
-    }
-
-    fn unsubscribe(&mut self, inner: &mut Inner, names: &[Bytes], pattern: bool) -> Step {
-        let kind = if pattern {
-            "punsubscribe"
-        } else {
-            "unsubscribe"
-        };
-        let names: Vec<Bytes> = if names.is_empty() {
-            let set = if pattern {
-                &self.patterns
-            } else {
-                &self.channels
-            };
-            set.iter().cloned().collect()
-        } else {
-            names.to_vec()
-        };
-        let mut out = Vec::new();
-        if names.is_empty() {
-            out.push(Reply::Push(vec![
-                Reply::bulk_str(kind),
-                Reply::Nil,
-                Reply::Int(self.subscribed() as i64),
-            ]));
-        }
-        for n in names {
-            self.remove_sub(inner, &n, pattern);
-            out.push(Reply::Push(vec![
-                Reply::bulk_str(kind),
-                Reply::Bulk(n),
-                Reply::Int(self.subscribed() as i64),
-            ]));
-        }
-        self.sync_sub_counts(inner);
-        Step::Many(out)
-    }
-
-    fn remove_sub(&mut self, inner: &mut Inner, n: &Bytes, pattern: bool) {
-        if pattern {
-            if self.patterns.remove(n) {
-                inner.patterns.retain(|(p, c)| !(p == n && *c == self.id));
-            }
-        } else if self.channels.remove(n) {
-            if let Some(v) = inner.channels.get_mut(n) {
-                v.retain(|&c| c != self.id);
-                if v.is_empty() {
-                    inner.channels.remove(n);
-                }
-            }
-        }
-    }
-
-    fn sync_sub_counts(&self, inner: &mut Inner) {
-        if let Some(c) = inner.clients.get_mut(&self.id) {
-            c.sub = self.channels.len();
-            c.psub = self.patterns.len();
-        }
-    }
-
-    fn pubsub_cmd(&mut self, inner: &mut Inner, argv: &[Bytes]) -> Step {
-        let sub = &argv[1];
-        if is(sub, "channels") {
-            let pat = argv.get(2);
-            let mut v: Vec<Reply> = inner
-                .channels
-                .keys()
-                .filter(|c| pat.is_none_or(|p| redsnap_engine::glob::glob_match(p, c, false)))
-                .map(|c| Reply::Bulk(c.clone()))
-                .collect();
-            v.sort_by(|a, b| match (a, b) {
-                (Reply::Bulk(x), Reply::Bulk(y)) => x.cmp(y),
-                _ => std::cmp::Ordering::Equal,
-            });
-            Reply::Array(v).into()
-        } else if is(sub, "numsub") {
-            // An array of channel, count pairs under RESP2 and RESP3 alike (Redis 7).
-            let mut out = Vec::new();
-            for c in &argv[2..] {
-                out.push(Reply::Bulk(c.clone()));
-                out.push(Reply::Int(
-                    inner.channels.get(c).map_or(0, |v| v.len()) as i64
-                ));
-            }
-            Reply::Array(out).into()
-        } else if is(sub, "numpat") {
-            let pats: HashSet<&Bytes> = inner.patterns.iter().map(|(p, _)| p).collect();
-            Reply::Int(pats.len() as i64).into()
-        } else if is(sub, "shardchannels") {
-            Reply::Array(vec![]).into()
-        } else if is(sub, "shardnumsub") {
-            let mut out = Vec::new();
-            for c in &argv[2..] {
-                out.push(Reply::Bulk(c.clone()));
-                out.push(Reply::Int(0));
-            }
-            Reply::Array(out).into()
-        } else {
-            Reply::Array(vec![Reply::bulk_str("PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are: CHANNELS, NUMSUB, NUMPAT.")]).into()
-        }
-    }
-
-    fn blocking(&mut self, inner: &mut Inner, name: &str, argv: &[Bytes]) -> Step {
-        crate::blocking::command(self, inner, name, argv)
-    }
-
-    pub fn register_block(&mut self, inner: &mut Inner, keys: Vec<Bytes>, kind: BlockKind) {
-        for k in &keys {
-            inner
-                .blocked_keys
-                .entry((self.db, k.clone()))
-                .or_default()
-                .push_back(self.id);
-        }
-        inner.blocked.insert(
-            self.id,
-            Blocked {
-                db: self.db,
-                keys,
-                kind,
-                resp3: self.resp3,
-            },
-        );
     }
 }
 
@@ -729,36 +225,10 @@ pub(crate) fn after_command(inner: &mut Inner) {
         if touched.is_empty() && dbs.is_empty() {
             break;
         }
-        mark_watchers(inner, &touched);
-        crate::blocking::serve_ready(inner, &touched, &dbs);
+        crate::commands::transactions::mark_watchers(inner, &touched);
+        crate::commands::blocking::serve_ready(inner, &touched, &dbs);
     }
     inner.store.effects.clear_touched();
-}
-
-/// Marks clients watching keys touched by a command.
-pub(crate) fn mark_watchers(inner: &mut Inner, touched: &[(usize, Bytes)]) {
-    if inner.watched.is_empty() {
-        return;
-    }
-    for (db, key) in touched {
-        let Some(clients) = inner.watched.get(&(*db, key.clone())) else {
-            continue;
-        };
-        for &c in clients {
-            // A key already expired at WATCH time that is now deleted changed nothing.
-            let w = inner
-                .watches
-                .get_mut(&c)
-                .and_then(|l| l.iter_mut().find(|w| w.db == *db && w.key == key));
-            if let Some(w) = w {
-                if w.expired && inner.store.dbs[*db].get(key).is_none() {
-                    w.expired = false;
-                    continue;
-                }
-            }
-            inner.cas_dirty.insert(c);
-        }
-    }
 }
 
 /// Encodes a reply.
@@ -795,70 +265,6 @@ fn first_key<'a>(name: &[u8], argv: &'a [Bytes]) -> Option<&'a [u8]> {
         return argv.get(3).map(|k| &k[..]);
     }
     None
-}
-
-/// Delivers a message to subscribers; returns how many received it.
-pub(crate) fn publish(inner: &mut Inner, channel: &Bytes, msg: &Bytes) -> usize {
-    let mut n = 0;
-    let mut dead = Vec::new();
-    let limit = pubsub_hard_limit(&inner.config);
-    let size = (channel.len() + msg.len() + 32) as u64;
-    let mut deliver = |id: u64, reply: Reply, clients: &crate::state::ClientMap| {
-        if let Some(c) = clients.get(&id) {
-            let pending = c.pending_out.fetch_add(size, Ordering::Relaxed) + size;
-            if limit > 0 && pending > limit {
-                // Output buffer limit for pub/sub clients: disconnect the slow reader.
-                c.kill();
-                dead.push(id);
-            } else {
-                let _ = c.tx.send(ConnMsg::Push(reply));
-            }
-        }
-    };
-    if let Some(subs) = inner.channels.get(channel) {
-        for &id in subs {
-            deliver(
-                id,
-                Reply::Push(vec![
-                    Reply::bulk_str("message"),
-                    Reply::Bulk(channel.clone()),
-                    Reply::Bulk(msg.clone()),
-                ]),
-                &inner.clients,
-            );
-            n += 1;
-        }
-    }
-    for (pat, id) in &inner.patterns {
-        if redsnap_engine::glob::glob_match(pat, channel, false) {
-            deliver(
-                *id,
-                Reply::Push(vec![
-                    Reply::bulk_str("pmessage"),
-                    Reply::Bulk(pat.clone()),
-                    Reply::Bulk(channel.clone()),
-                    Reply::Bulk(msg.clone()),
-                ]),
-                &inner.clients,
-            );
-            n += 1;
-        }
-    }
-    inner.stats.pubsub_messages += 1;
-    n
-}
-
-fn pubsub_hard_limit(config: &crate::config::Config) -> u64 {
-    let words: Vec<String> = config
-        .str("client-output-buffer-limit")
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    words
-        .chunks(4)
-        .find(|c| c.len() == 4 && c[0] == "pubsub")
-        .and_then(|c| crate::config::parse_memory(&c[1]))
-        .unwrap_or(32 << 20)
 }
 
 /// Serves one connection until it closes.
@@ -956,7 +362,7 @@ fn limits_now(live: &crate::state::LiveConfig, authed: bool) -> Limits {
 impl Conn {
     fn cleanup(&mut self, inner: &mut Inner) {
         self.unwatch(inner);
-        crate::blocking::unblock(inner, self.id);
+        crate::commands::blocking::unblock(inner, self.id);
         let chans: Vec<Bytes> = self.channels.iter().cloned().collect();
         for c in chans {
             self.remove_sub(inner, &c, false);
@@ -1339,13 +745,13 @@ impl Conn {
                     }
                     Some(ConnMsg::Kill) | None => {
                         let mut inner = self.shared.lock_async().await;
-                        crate::blocking::unblock(&mut inner, self.id);
+                        crate::commands::blocking::unblock(&mut inner, self.id);
                         return Ok(None);
                     }
                 },
                 _ = sleep => {
                     let mut inner = self.shared.lock_async().await;
-                    crate::blocking::unblock(&mut inner, self.id);
+                    crate::commands::blocking::unblock(&mut inner, self.id);
                     drop(inner);
                     // The reply may have been sent just before the timeout fired.
                     if let Ok(ConnMsg::Unblocked(r)) = rx.try_recv() {
@@ -1356,7 +762,7 @@ impl Conn {
                 n = stream.read_buf(rbuf) => {
                     if n? == 0 {
                         let mut inner = self.shared.lock_async().await;
-                        crate::blocking::unblock(&mut inner, self.id);
+                        crate::commands::blocking::unblock(&mut inner, self.id);
                         return Ok(None);
                     }
                 }
@@ -1374,39 +780,4 @@ pub(crate) fn key_ready(inner: &Inner, db: usize, key: &Bytes, zset: bool) -> bo
         }
         _ => false,
     }
-}
-
-/// AUTH's check against `requirepass` (the `default` user): Redis's replies, and a
-/// comparison whose time does not depend on where the password differs (both sides
-/// are hashed first, then compared in full).
-pub(crate) fn check_auth(pass: &[u8], argv: &[Bytes]) -> Result<(), Reply> {
-    let (user, given) = match argv.len() {
-        2 => (None, &argv[1]),
-        3 => (Some(&argv[1]), &argv[2]),
-        _ => return Err(Reply::err("ERR syntax error")),
-    };
-    if pass.is_empty() && user.is_none() {
-        return Err(Reply::err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
-    }
-    let user_ok = user.is_none_or(|u| &u[..] == b"default");
-    if user_ok && (pass.is_empty() || constant_time_eq(pass, given)) {
-        Ok(())
-    } else {
-        Err(Reply::err(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
-    }
-}
-
-/// Equality of two secrets in time independent of their contents: SHA-1 digests of
-/// both (fixed length, so the length of the secret does not show either) compared
-/// with every byte visited.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let da = sha1_smol::Sha1::from(a).digest().bytes();
-    let db = sha1_smol::Sha1::from(b).digest().bytes();
-    let diff = da
-        .iter()
-        .zip(db.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }

@@ -10,10 +10,9 @@
 pub mod config;
 pub mod resp;
 
-mod admin;
 mod alloc;
+mod commands;
 pub use alloc::CountingAlloc;
-mod blocking;
 mod busy;
 mod conn;
 mod lua_raw;
@@ -141,52 +140,13 @@ pub(crate) fn apply_config_change(
     Ok(())
 }
 
-pub(crate) fn persist_command(
-    shared: &Arc<Shared>,
-    inner: &mut Inner,
-    name: &str,
-    argv: &[bytes::Bytes],
-) -> conn::Step {
-    use redsnap_engine::Reply;
-    match name {
-        "lastsave" => Reply::Int(inner.lastsave as i64).into(),
-        "bgsave" | "bgrewriteaof" => {
-            if argv.len() > 2 || (argv.len() == 2 && !redsnap_engine::cmd::is(&argv[1], "schedule"))
-            {
-                return Reply::err("ERR syntax error").into();
-            }
-            if let Err(e) = persist::append(inner) {
-                return e.into();
-            }
-            match persist::bgsave(shared, inner) {
-                Ok(()) if name == "bgsave" => Reply::simple("Background saving started").into(),
-                Ok(()) => Reply::simple("Background append only file rewriting started").into(),
-                Err(e) if e.contains("already in progress") && argv.len() == 2 => {
-                    Reply::simple("Background saving scheduled").into()
-                }
-                Err(e) => Reply::error(format!("ERR {e}")).into(),
-            }
-        }
-        "save" | "debug-reload" => {
-            if let Err(e) = persist::append(inner) {
-                return e.into();
-            }
-            match persist::prepare_save(inner) {
-                Ok(job) => conn::Step::Async(conn::AsyncOp::Save(job, name == "debug-reload")),
-                Err(e) => Reply::error(format!("ERR {e}")).into(),
-            }
-        }
-        _ => Reply::error(format!("ERR unknown persistence command '{name}'")).into(),
-    }
-}
-
 pub(crate) fn persistence_info(inner: &Inner) -> String {
     persist::info(inner)
 }
 
 /// Memory used by the dataset as redsnap accounts it (for INFO and maxmemory).
 pub(crate) fn used_memory(_inner: &Inner) -> u64 {
-    alloc::allocated().unwrap_or_else(admin::rss_bytes)
+    alloc::allocated().unwrap_or_else(commands::introspection::rss_bytes)
 }
 
 /// Frees memory under `maxmemory` by evicting keys per `maxmemory-policy`, as Redis's

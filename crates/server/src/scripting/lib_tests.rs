@@ -43,7 +43,7 @@ proptest! {
     }
 
     #[test]
-    fn cjson_nesting_is_bounded(n in 0usize..3000) {
+    fn cjson_nesting_is_bounded(n in 1usize..3000) {
         let s = Scripts::new();
         let mut doc = "[".repeat(n);
         doc.push_str(&"]".repeat(n));

@@ -5,10 +5,13 @@
 //! non-blocking form on its behalf, under the same lock: so the pop is atomic, and it
 //! reaches the append log as the plain command that was run.
 
+use super::Handler;
 use crate::conn::{key_ready, Conn, Step};
-use crate::state::{BlockKind, ConnMsg, Inner};
+use crate::state::{BlockKind, Blocked};
+use crate::state::{ConnMsg, Inner};
 use bytes::Bytes;
 use redsnap_engine::cmd::{is, timeout_ms};
+use redsnap_engine::table::CommandSpec;
 use redsnap_engine::{now_ms, table, Reply};
 use std::time::Duration;
 
@@ -66,7 +69,19 @@ fn parse_mpop(args: &[Bytes], zset: bool) -> Result<(Vec<Bytes>, Bytes, i64), Re
 }
 
 /// Runs a blocking command for `conn`.
-pub(crate) fn command(conn: &mut Conn, inner: &mut Inner, name: &str, argv: &[Bytes]) -> Step {
+pub(crate) const HANDLERS: &[(&str, Handler)] = &[
+    ("blpop", command),
+    ("brpop", command),
+    ("brpoplpush", command),
+    ("blmove", command),
+    ("blmpop", command),
+    ("bzpopmin", command),
+    ("bzpopmax", command),
+    ("bzmpop", command),
+];
+
+fn command(conn: &mut Conn, inner: &mut Inner, spec: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    let name = spec.name;
     match block_cmd(conn, inner, name, argv) {
         Ok(s) => s,
         Err(e) => Step::Reply(e),
@@ -323,5 +338,26 @@ pub(crate) fn serve_ready(inner: &mut Inner, touched: &[(usize, Bytes)], dbs: &[
                 let _ = c.tx.send(ConnMsg::Unblocked(reply));
             }
         }
+    }
+}
+
+impl Conn {
+    pub(crate) fn register_block(&mut self, inner: &mut Inner, keys: Vec<Bytes>, kind: BlockKind) {
+        for k in &keys {
+            inner
+                .blocked_keys
+                .entry((self.db, k.clone()))
+                .or_default()
+                .push_back(self.id);
+        }
+        inner.blocked.insert(
+            self.id,
+            Blocked {
+                db: self.db,
+                keys,
+                kind,
+                resp3: self.resp3,
+            },
+        );
     }
 }

@@ -1,0 +1,222 @@
+//! Connection commands: PING, ECHO, QUIT, SELECT, AUTH, HELLO, RESET.
+
+use super::Handler;
+use crate::conn::{ok, Conn, Step};
+use crate::state::Inner;
+use bytes::Bytes;
+use redsnap_engine::cmd::is;
+use redsnap_engine::table::CommandSpec;
+use redsnap_engine::Reply;
+
+pub(crate) const HANDLERS: &[(&str, Handler)] = &[
+    ("ping", ping),
+    ("echo", echo),
+    ("quit", quit),
+    ("select", select),
+    ("auth", auth),
+    ("hello", hello),
+    ("reset", reset),
+];
+
+fn ping(conn: &mut Conn, _: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    if !conn.resp3 && conn.subscribed() > 0 {
+        let msg = argv.get(1).cloned().unwrap_or_default();
+        return Reply::Array(vec![Reply::bulk_str("pong"), Reply::Bulk(msg)]).into();
+    }
+    match argv.get(1) {
+        Some(m) => Reply::Bulk(m.clone()).into(),
+        None => Reply::simple("PONG").into(),
+    }
+}
+
+fn echo(_: &mut Conn, _: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    Reply::Bulk(argv[1].clone()).into()
+}
+
+fn quit(_: &mut Conn, _: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> Step {
+    Step::Close(Some(ok()))
+}
+
+fn select(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    let Some(i) = redsnap_engine::num::parse_i64(&argv[1]) else {
+        return Reply::err("ERR value is not an integer or out of range").into();
+    };
+    if i < i32::MIN as i64 || i > i32::MAX as i64 {
+        return Reply::err(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        )
+        .into();
+    }
+    if i < 0 || i as usize >= inner.store.dbs.len() {
+        return Reply::err("ERR DB index is out of range").into();
+    }
+    conn.db = i as usize;
+    if let Some(c) = inner.clients.get_mut(&conn.id) {
+        c.db = conn.db;
+    }
+    ok().into()
+}
+
+fn auth(conn: &mut Conn, _: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    conn.auth_local(argv)
+        .map_or_else(Step::from, |()| ok().into())
+}
+
+fn hello(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    conn.hello(inner, argv)
+}
+
+fn reset(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> Step {
+    conn.reset(inner);
+    Reply::simple("RESET").into()
+}
+
+impl Conn {
+    /// AUTH against `requirepass` (also answered during a busy script).
+    pub(crate) fn auth_local(&mut self, argv: &[Bytes]) -> Result<(), Reply> {
+        check_auth(&self.shared.live.requirepass.read(), argv)?;
+        self.authed = true;
+        Ok(())
+    }
+
+    pub(crate) fn hello(&mut self, inner: &mut Inner, argv: &[Bytes]) -> Step {
+        let r = self.hello_local(argv);
+        if let Some(c) = inner.clients.get_mut(&self.id) {
+            c.name = self.name.clone();
+            c.resp = if self.resp3 { 3 } else { 2 };
+        }
+        r.into()
+    }
+
+    /// HELLO on the connection's own state (also answered during a busy script).
+    pub(crate) fn hello_local(&mut self, argv: &[Bytes]) -> Reply {
+        let mut proto = if self.resp3 { 3 } else { 2 };
+        let mut i = 1;
+        if argv.len() > 1 {
+            match redsnap_engine::num::parse_i64(&argv[1]) {
+                Some(v) if v == 2 || v == 3 => proto = v,
+                Some(_) => return Reply::err("NOPROTO unsupported protocol version"),
+                None => {
+                    return Reply::err("ERR Protocol version is not an integer or out of range")
+                }
+            }
+            i = 2;
+        }
+        let mut setname = None;
+        while i < argv.len() {
+            if is(&argv[i], "auth") && i + 2 < argv.len() {
+                let auth = [
+                    Bytes::from_static(b"AUTH"),
+                    argv[i + 1].clone(),
+                    argv[i + 2].clone(),
+                ];
+                if let Err(e) = self.auth_local(&auth) {
+                    return e;
+                }
+                i += 3;
+            } else if is(&argv[i], "setname") && i + 1 < argv.len() {
+                setname = Some(argv[i + 1].clone());
+                i += 2;
+            } else {
+                return Reply::error(format!(
+                    "ERR Syntax error in HELLO option '{}'",
+                    String::from_utf8_lossy(&argv[i])
+                ));
+            }
+        }
+        if !self.authed && self.shared.live.requires_auth() {
+            return Reply::err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        }
+        self.authed = true;
+        if let Some(n) = setname {
+            if let Err(e) = crate::commands::client::valid_client_name(&n) {
+                return e;
+            }
+            self.name = n;
+        }
+        self.resp3 = proto == 3;
+        Reply::Map(vec![
+            (Reply::bulk_str("server"), Reply::bulk_str("redis")),
+            (
+                Reply::bulk_str("version"),
+                Reply::bulk_str(crate::REDIS_VERSION),
+            ),
+            (Reply::bulk_str("proto"), Reply::Int(proto)),
+            (Reply::bulk_str("id"), Reply::Int(self.id as i64)),
+            (Reply::bulk_str("mode"), Reply::bulk_str("standalone")),
+            (Reply::bulk_str("role"), Reply::bulk_str("master")),
+            (Reply::bulk_str("modules"), Reply::Array(vec![])),
+        ])
+    }
+
+    pub(crate) fn reset(&mut self, inner: &mut Inner) {
+        self.reset_local();
+        self.reset_shared(inner);
+    }
+
+    /// The connection's own half of RESET.
+    pub(crate) fn reset_local(&mut self) {
+        self.multi = None;
+        self.multi_err = false;
+        self.db = 0;
+        self.resp3 = false;
+        self.name = Bytes::new();
+        self.authed = !self.shared.live.requires_auth();
+    }
+
+    /// The shared-state half of RESET: watches, subscriptions, CLIENT LIST fields.
+    pub(crate) fn reset_shared(&mut self, inner: &mut Inner) {
+        self.unwatch(inner);
+        let chans: Vec<Bytes> = self.channels.iter().cloned().collect();
+        let pats: Vec<Bytes> = self.patterns.iter().cloned().collect();
+        for c in chans {
+            self.remove_sub(inner, &c, false);
+        }
+        for p in pats {
+            self.remove_sub(inner, &p, true);
+        }
+        if let Some(c) = inner.clients.get_mut(&self.id) {
+            c.db = 0;
+            c.resp = 2;
+            c.name = Bytes::new();
+            c.sub = 0;
+            c.psub = 0;
+            c.multi = -1;
+        }
+    }
+}
+
+/// AUTH's check against `requirepass` (the `default` user): Redis's replies, and a
+/// comparison whose time does not depend on where the password differs (both sides
+/// are hashed first, then compared in full).
+pub(crate) fn check_auth(pass: &[u8], argv: &[Bytes]) -> Result<(), Reply> {
+    let (user, given) = match argv.len() {
+        2 => (None, &argv[1]),
+        3 => (Some(&argv[1]), &argv[2]),
+        _ => return Err(Reply::err("ERR syntax error")),
+    };
+    if pass.is_empty() && user.is_none() {
+        return Err(Reply::err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
+    }
+    let user_ok = user.is_none_or(|u| &u[..] == b"default");
+    if user_ok && (pass.is_empty() || constant_time_eq(pass, given)) {
+        Ok(())
+    } else {
+        Err(Reply::err(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ))
+    }
+}
+
+/// Equality of two secrets in time independent of their contents: SHA-1 digests of
+/// both (fixed length, so the length of the secret does not show either) compared
+/// with every byte visited.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let da = sha1_smol::Sha1::from(a).digest().bytes();
+    let db = sha1_smol::Sha1::from(b).digest().bytes();
+    let diff = da
+        .iter()
+        .zip(db.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}

@@ -1,0 +1,252 @@
+//! Pub/sub: SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PUBSUB, and
+//! the delivery of messages to subscribers (`publish`).
+
+use super::Handler;
+use crate::conn::{Conn, Step};
+use crate::state::{ConnMsg, Inner};
+use bytes::Bytes;
+use redsnap_engine::cmd::is;
+use redsnap_engine::table::CommandSpec;
+use redsnap_engine::Reply;
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+pub(crate) const HANDLERS: &[(&str, Handler)] = &[
+    ("subscribe", subscribe),
+    ("psubscribe", psubscribe),
+    ("unsubscribe", unsubscribe),
+    ("punsubscribe", punsubscribe),
+    ("publish", publish_cmd),
+    ("pubsub", pubsub),
+];
+
+fn subscribe(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    conn.subscribe(inner, &argv[1..], false)
+}
+
+fn psubscribe(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    conn.subscribe(inner, &argv[1..], true)
+}
+
+fn unsubscribe(
+    conn: &mut Conn,
+    inner: &mut Inner,
+    _: &'static CommandSpec,
+    argv: &[Bytes],
+) -> Step {
+    conn.unsubscribe(inner, &argv[1..], false)
+}
+
+fn punsubscribe(
+    conn: &mut Conn,
+    inner: &mut Inner,
+    _: &'static CommandSpec,
+    argv: &[Bytes],
+) -> Step {
+    conn.unsubscribe(inner, &argv[1..], true)
+}
+
+fn publish_cmd(_: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    Reply::Int(publish(inner, &argv[1], &argv[2]) as i64).into()
+}
+
+fn pubsub(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    conn.pubsub_cmd(inner, argv)
+}
+
+impl Conn {
+    pub(crate) fn subscribe(&mut self, inner: &mut Inner, names: &[Bytes], pattern: bool) -> Step {
+        let mut out = Vec::new();
+        for n in names {
+            let set = if pattern {
+                &mut self.patterns
+            } else {
+                &mut self.channels
+            };
+            if set.insert(n.clone()) {
+                if pattern {
+                    inner.patterns.push((n.clone(), self.id));
+                } else {
+                    inner.channels.entry(n.clone()).or_default().push(self.id);
+                }
+            }
+            let kind = if pattern { "psubscribe" } else { "subscribe" };
+            out.push(Reply::Push(vec![
+                Reply::bulk_str(kind),
+                Reply::Bulk(n.clone()),
+                Reply::Int(self.subscribed() as i64),
+            ]));
+        }
+        self.sync_sub_counts(inner);
+        Step::Many(out)
+    }
+
+    pub(crate) fn unsubscribe(
+        &mut self,
+        inner: &mut Inner,
+        names: &[Bytes],
+        pattern: bool,
+    ) -> Step {
+        let kind = if pattern {
+            "punsubscribe"
+        } else {
+            "unsubscribe"
+        };
+        let names: Vec<Bytes> = if names.is_empty() {
+            let set = if pattern {
+                &self.patterns
+            } else {
+                &self.channels
+            };
+            set.iter().cloned().collect()
+        } else {
+            names.to_vec()
+        };
+        let mut out = Vec::new();
+        if names.is_empty() {
+            out.push(Reply::Push(vec![
+                Reply::bulk_str(kind),
+                Reply::Nil,
+                Reply::Int(self.subscribed() as i64),
+            ]));
+        }
+        for n in names {
+            self.remove_sub(inner, &n, pattern);
+            out.push(Reply::Push(vec![
+                Reply::bulk_str(kind),
+                Reply::Bulk(n),
+                Reply::Int(self.subscribed() as i64),
+            ]));
+        }
+        self.sync_sub_counts(inner);
+        Step::Many(out)
+    }
+
+    pub(crate) fn remove_sub(&mut self, inner: &mut Inner, n: &Bytes, pattern: bool) {
+        if pattern {
+            if self.patterns.remove(n) {
+                inner.patterns.retain(|(p, c)| !(p == n && *c == self.id));
+            }
+        } else if self.channels.remove(n) {
+            if let Some(v) = inner.channels.get_mut(n) {
+                v.retain(|&c| c != self.id);
+                if v.is_empty() {
+                    inner.channels.remove(n);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn sync_sub_counts(&self, inner: &mut Inner) {
+        if let Some(c) = inner.clients.get_mut(&self.id) {
+            c.sub = self.channels.len();
+            c.psub = self.patterns.len();
+        }
+    }
+
+    pub(crate) fn pubsub_cmd(&mut self, inner: &mut Inner, argv: &[Bytes]) -> Step {
+        let sub = &argv[1];
+        if is(sub, "channels") {
+            let pat = argv.get(2);
+            let mut v: Vec<Reply> = inner
+                .channels
+                .keys()
+                .filter(|c| pat.is_none_or(|p| redsnap_engine::glob::glob_match(p, c, false)))
+                .map(|c| Reply::Bulk(c.clone()))
+                .collect();
+            v.sort_by(|a, b| match (a, b) {
+                (Reply::Bulk(x), Reply::Bulk(y)) => x.cmp(y),
+                _ => std::cmp::Ordering::Equal,
+            });
+            Reply::Array(v).into()
+        } else if is(sub, "numsub") {
+            // An array of channel, count pairs under RESP2 and RESP3 alike (Redis 7).
+            let mut out = Vec::new();
+            for c in &argv[2..] {
+                out.push(Reply::Bulk(c.clone()));
+                out.push(Reply::Int(
+                    inner.channels.get(c).map_or(0, |v| v.len()) as i64
+                ));
+            }
+            Reply::Array(out).into()
+        } else if is(sub, "numpat") {
+            let pats: HashSet<&Bytes> = inner.patterns.iter().map(|(p, _)| p).collect();
+            Reply::Int(pats.len() as i64).into()
+        } else if is(sub, "shardchannels") {
+            Reply::Array(vec![]).into()
+        } else if is(sub, "shardnumsub") {
+            let mut out = Vec::new();
+            for c in &argv[2..] {
+                out.push(Reply::Bulk(c.clone()));
+                out.push(Reply::Int(0));
+            }
+            Reply::Array(out).into()
+        } else {
+            Reply::Array(vec![Reply::bulk_str("PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are: CHANNELS, NUMSUB, NUMPAT.")]).into()
+        }
+    }
+}
+
+/// Delivers a message to subscribers; returns how many received it.
+pub(crate) fn publish(inner: &mut Inner, channel: &Bytes, msg: &Bytes) -> usize {
+    let mut n = 0;
+    let mut dead = Vec::new();
+    let limit = pubsub_hard_limit(&inner.config);
+    let size = (channel.len() + msg.len() + 32) as u64;
+    let mut deliver = |id: u64, reply: Reply, clients: &crate::state::ClientMap| {
+        if let Some(c) = clients.get(&id) {
+            let pending = c.pending_out.fetch_add(size, Ordering::Relaxed) + size;
+            if limit > 0 && pending > limit {
+                // Output buffer limit for pub/sub clients: disconnect the slow reader.
+                c.kill();
+                dead.push(id);
+            } else {
+                let _ = c.tx.send(ConnMsg::Push(reply));
+            }
+        }
+    };
+    if let Some(subs) = inner.channels.get(channel) {
+        for &id in subs {
+            deliver(
+                id,
+                Reply::Push(vec![
+                    Reply::bulk_str("message"),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(msg.clone()),
+                ]),
+                &inner.clients,
+            );
+            n += 1;
+        }
+    }
+    for (pat, id) in &inner.patterns {
+        if redsnap_engine::glob::glob_match(pat, channel, false) {
+            deliver(
+                *id,
+                Reply::Push(vec![
+                    Reply::bulk_str("pmessage"),
+                    Reply::Bulk(pat.clone()),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(msg.clone()),
+                ]),
+                &inner.clients,
+            );
+            n += 1;
+        }
+    }
+    inner.stats.pubsub_messages += 1;
+    n
+}
+
+pub(crate) fn pubsub_hard_limit(config: &crate::config::Config) -> u64 {
+    let words: Vec<String> = config
+        .str("client-output-buffer-limit")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    words
+        .chunks(4)
+        .find(|c| c.len() == 4 && c[0] == "pubsub")
+        .and_then(|c| crate::config::parse_memory(&c[1]))
+        .unwrap_or(32 << 20)
+}

@@ -1,0 +1,214 @@
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH. Queueing inside MULTI is
+//! done by `Conn::dispatch` (every command passes there); EXEC runs the queue
+//! through `Conn::execute`, so a queued command runs as it would outside.
+
+use super::Handler;
+use crate::conn::{ok, Conn, Step};
+use crate::state::{Inner, WatchedKey};
+use bytes::Bytes;
+use redsnap_engine::table::{self, CommandSpec};
+use redsnap_engine::{now_ms, Reply};
+
+pub(crate) const HANDLERS: &[(&str, Handler)] = &[
+    ("multi", multi),
+    ("exec", exec),
+    ("discard", discard),
+    ("watch", watch),
+    ("unwatch", unwatch),
+];
+
+fn multi(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> Step {
+    if conn.multi.is_some() {
+        return Reply::err("ERR MULTI calls can not be nested").into();
+    }
+    conn.multi = Some(Vec::new());
+    conn.multi_err = false;
+    if let Some(c) = inner.clients.get_mut(&conn.id) {
+        c.multi = 0;
+    }
+    ok().into()
+}
+
+fn exec(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> Step {
+    conn.exec(inner)
+}
+
+fn discard(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> Step {
+    if conn.multi.take().is_none() {
+        return Reply::err("ERR DISCARD without MULTI").into();
+    }
+    conn.multi_err = false;
+    conn.unwatch(inner);
+    ok().into()
+}
+
+fn watch(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    if conn.multi.is_some() {
+        return Reply::err("ERR WATCH inside MULTI is not allowed").into();
+    }
+    let now = now_ms();
+    for key in &argv[1..] {
+        let expired = inner.store.dbs[conn.db]
+            .get(key)
+            .is_some_and(|e| e.is_expired(now));
+        conn.watch_key(inner, conn.db, key, expired);
+    }
+    ok().into()
+}
+
+fn unwatch(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> Step {
+    conn.unwatch(inner);
+    ok().into()
+}
+
+impl Conn {
+    /// Registers one watched key (once per client, database and key).
+    pub(crate) fn watch_key(&self, inner: &mut Inner, db: usize, key: &Bytes, expired: bool) {
+        let list = inner.watches.entry(self.id).or_default();
+        if list.iter().any(|w| w.db == db && w.key == key) {
+            return;
+        }
+        list.push(WatchedKey {
+            db,
+            key: key.clone(),
+            expired,
+        });
+        inner
+            .watched
+            .entry((db, key.clone()))
+            .or_default()
+            .push(self.id);
+    }
+
+    pub(crate) fn unwatch(&mut self, inner: &mut Inner) {
+        if let Some(list) = inner.watches.remove(&self.id) {
+            for w in list {
+                let k = (w.db, w.key);
+                if let Some(v) = inner.watched.get_mut(&k) {
+                    v.retain(|&c| c != self.id);
+                    if v.is_empty() {
+                        inner.watched.remove(&k);
+                    }
+                }
+            }
+        }
+        inner.cas_dirty.remove(&self.id);
+    }
+
+    pub(crate) fn exec(&mut self, inner: &mut Inner) -> Step {
+        let Some(queue) = self.multi.take() else {
+            return Reply::err("ERR EXEC without MULTI").into();
+        };
+        if let Some(c) = inner.clients.get_mut(&self.id) {
+            c.multi = -1;
+        }
+        if self.multi_err {
+            self.multi_err = false;
+            self.unwatch(inner);
+            return Reply::err("EXECABORT Transaction discarded because of previous errors.")
+                .into();
+        }
+        let now = now_ms();
+        let expired = inner.watches.get(&self.id).is_some_and(|l| {
+            l.iter().any(|w| {
+                !w.expired
+                    && inner.store.dbs[w.db]
+                        .get(&w.key)
+                        .is_some_and(|e| e.is_expired(now))
+            })
+        });
+        if inner.cas_dirty.contains(&self.id) || expired {
+            self.unwatch(inner);
+            return Reply::NilArray.into();
+        }
+        self.unwatch(inner);
+        self.in_exec = true;
+        let mut replies = Vec::with_capacity(queue.len());
+        let mut touched = std::mem::take(&mut inner.store.effects.touched);
+        for argv in queue {
+            let Some(spec) = table::lookup(&argv[0]) else {
+                continue;
+            };
+            inner.stats.total_commands += 1;
+            let r = match self.execute(inner, spec, argv) {
+                Step::Reply(r) | Step::Block(_, r) | Step::Sleep(_, r) => r,
+                Step::Many(v) => Reply::Array(v),
+                Step::Close(r) => r.unwrap_or_else(ok),
+                Step::Async(_) => Reply::err("ERR Command not allowed inside a transaction"),
+            };
+            replies.push(r);
+            // Keys touched inside the transaction mark other watchers, as in Redis.
+            let t = std::mem::take(&mut inner.store.effects.touched);
+            mark_watchers(inner, &t);
+            touched.extend(t);
+        }
+        inner.store.effects.touched = touched;
+        self.in_exec = false;
+        Reply::Array(replies).into()
+    }
+
+    /// WATCH semantics of FLUSHDB/FLUSHALL/SWAPDB: watched keys that exist in an
+    /// affected database (before the command) are touched.
+    pub(crate) fn touch_watched_before_flush(
+        &mut self,
+        inner: &mut Inner,
+        name: &str,
+        argv: &[Bytes],
+    ) {
+        let dbs: Vec<usize> = match name {
+            "flushdb" => vec![self.db],
+            "flushall" => (0..inner.store.dbs.len()).collect(),
+            _ => {
+                let a = redsnap_engine::num::parse_i64(&argv[1]).unwrap_or(-1);
+                let b = redsnap_engine::num::parse_i64(&argv[2]).unwrap_or(-1);
+                let n = inner.store.dbs.len() as i64;
+                if a < 0 || b < 0 || a >= n || b >= n {
+                    return;
+                }
+                vec![a as usize, b as usize]
+            }
+        };
+        let mut dirty = Vec::new();
+        for ((db, key), clients) in &inner.watched {
+            if !dbs.contains(db) {
+                continue;
+            }
+            let exists = |d: usize| inner.store.dbs[d].get(key).is_some();
+            let hit = if name == "swapdb" {
+                dbs.iter().any(|&d| exists(d))
+            } else {
+                exists(*db)
+            };
+            if hit {
+                dirty.extend(clients.iter().copied());
+            }
+        }
+        inner.cas_dirty.extend(dirty);
+    }
+}
+
+/// Marks clients watching keys touched by a command.
+pub(crate) fn mark_watchers(inner: &mut Inner, touched: &[(usize, Bytes)]) {
+    if inner.watched.is_empty() {
+        return;
+    }
+    for (db, key) in touched {
+        let Some(clients) = inner.watched.get(&(*db, key.clone())) else {
+            continue;
+        };
+        for &c in clients {
+            // A key already expired at WATCH time that is now deleted changed nothing.
+            let w = inner
+                .watches
+                .get_mut(&c)
+                .and_then(|l| l.iter_mut().find(|w| w.db == *db && w.key == key));
+            if let Some(w) = w {
+                if w.expired && inner.store.dbs[*db].get(key).is_none() {
+                    w.expired = false;
+                    continue;
+                }
+            }
+            inner.cas_dirty.insert(c);
+        }
+    }
+}
