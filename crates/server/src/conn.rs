@@ -96,13 +96,10 @@ impl Conn {
         }
         let sub = match table::check_arity(spec, &argv) {
             Ok(s) => s,
-            Err(e) => {
-                self.flag_multi();
-                return e.into();
-            }
+            Err(e) => return self.reject(inner, spec, e),
         };
         if let Err(e) = self.check_auth_and_multi(spec, sub) {
-            return e.into();
+            return self.reject(inner, spec, e);
         }
         if !self.resp3
             && self.subscribed() > 0
@@ -117,25 +114,29 @@ impl Conn {
                     | "reset"
             )
         {
-            return Reply::error(format!(
+            let e = Reply::error(format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 sub.name
-            ))
-            .into();
+            ));
+            return self.reject(inner, spec, e);
         }
         if spec.is_write()
             || spec.name == "exec" && self.multi.as_ref().is_some_and(|q| !q.is_empty())
         {
             if let Some(r) = crate::persist::write_refusal(inner) {
-                self.flag_multi();
-                return r.into();
+                return self.reject(inner, spec, r);
             }
         }
+        // Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused on
+        // OOM (queueing takes memory), as in Redis's processCommand.
         if !crate::perform_evictions(inner)
-            && (spec.has(flags::DENYOOM) || (spec.name == "exec" && self.multi_has_denyoom()))
+            && (spec.has(flags::DENYOOM)
+                || (spec.name == "exec" && self.multi_has_denyoom())
+                || (self.multi.is_some()
+                    && !matches!(spec.name, "exec" | "discard" | "quit" | "reset")))
         {
-            self.flag_multi();
-            return Reply::err("OOM command not allowed when used memory > 'maxmemory'.").into();
+            let e = Reply::err("OOM command not allowed when used memory > 'maxmemory'.");
+            return self.reject(inner, spec, e);
         }
         if let Some(q) = &mut self.multi {
             if !matches!(
@@ -150,6 +151,29 @@ impl Conn {
         let step = self.execute(inner, spec, argv);
         self.after_command(inner);
         step
+    }
+
+    /// Redis's `rejectCommand`: a refused command flags an open transaction, and a
+    /// refused EXEC discards it (`EXECABORT Transaction discarded because of: ...`).
+    fn reject(&mut self, inner: &mut Inner, spec: &CommandSpec, e: Reply) -> Step {
+        self.flag_multi();
+        if spec.name != "exec" {
+            return e.into();
+        }
+        self.multi = None;
+        self.multi_err = false;
+        self.unwatch(inner);
+        if let Some(c) = inner.clients.get_mut(&self.id) {
+            c.multi = -1;
+        }
+        let text = match &e {
+            Reply::Error(t) => String::from_utf8_lossy(t).into_owned(),
+            _ => String::new(),
+        };
+        Reply::error(format!(
+            "EXECABORT Transaction discarded because of: {text}"
+        ))
+        .into()
     }
 
     /// `processCommand`'s authentication and transaction checks (a refusal flags an

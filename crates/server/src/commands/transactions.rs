@@ -147,43 +147,77 @@ impl Conn {
         Reply::Array(replies).into()
     }
 
-    /// WATCH semantics of FLUSHDB/FLUSHALL/SWAPDB: watched keys that exist in an
-    /// affected database (before the command) are touched.
+    /// WATCH semantics of FLUSHDB/FLUSHALL/SWAPDB, before the command runs: Redis's
+    /// `touchAllWatchedKeysInDb(emptied, replaced_with)` for each database emptied
+    /// (and, for SWAPDB, what replaces it). A key that was already expired at WATCH
+    /// time and is now gone, or stays expired, changed nothing logically; a missing
+    /// key replaced by an expired one neither.
     pub(crate) fn touch_watched_before_flush(
         &mut self,
         inner: &mut Inner,
         name: &str,
         argv: &[Bytes],
     ) {
-        let dbs: Vec<usize> = match name {
-            "flushdb" => vec![self.db],
-            "flushall" => (0..inner.store.dbs.len()).collect(),
+        if inner.watched.is_empty() {
+            return;
+        }
+        let n = inner.store.dbs.len();
+        let pairs: Vec<(usize, Option<usize>)> = match name {
+            "flushdb" => vec![(self.db, None)],
+            "flushall" => (0..n).map(|d| (d, None)).collect(),
             _ => {
                 let a = redsnap_engine::num::parse_i64(&argv[1]).unwrap_or(-1);
                 let b = redsnap_engine::num::parse_i64(&argv[2]).unwrap_or(-1);
-                let n = inner.store.dbs.len() as i64;
-                if a < 0 || b < 0 || a >= n || b >= n {
+                if a < 0 || b < 0 || a as usize >= n || b as usize >= n {
                     return;
                 }
-                vec![a as usize, b as usize]
+                let (a, b) = (a as usize, b as usize);
+                vec![(a, Some(b)), (b, Some(a))]
             }
         };
-        let mut dirty = Vec::new();
-        for ((db, key), clients) in &inner.watched {
-            if !dbs.contains(db) {
-                continue;
-            }
-            let exists = |d: usize| inner.store.dbs[d].get(key).is_some();
-            let hit = if name == "swapdb" {
-                dbs.iter().any(|&d| exists(d))
-            } else {
-                exists(*db)
-            };
-            if hit {
-                dirty.extend(clients.iter().copied());
+        let now = now_ms();
+        let Inner {
+            watched,
+            watches,
+            store,
+            cas_dirty,
+            ..
+        } = inner;
+        for (emptied, replaced) in pairs {
+            for ((db, key), clients) in watched.iter() {
+                if *db != emptied {
+                    continue;
+                }
+                let in_emptied = store.dbs[emptied].get(key).is_some();
+                let replacement = replaced.and_then(|r| store.dbs[r].get(key));
+                if !in_emptied && replacement.is_none() {
+                    continue;
+                }
+                let replacement_expired = replacement.is_some_and(|e| e.is_expired(now));
+                for &c in clients {
+                    let Some(wk) = watches
+                        .get_mut(&c)
+                        .and_then(|l| l.iter_mut().find(|w| w.db == *db && w.key == key))
+                    else {
+                        continue;
+                    };
+                    if wk.expired {
+                        if replacement.is_none() {
+                            // Expired key now deleted: no logical change.
+                            wk.expired = false;
+                            continue;
+                        } else if replacement_expired {
+                            continue;
+                        }
+                    } else if !in_emptied && replacement_expired {
+                        // A missing key replaced by an expired one.
+                        wk.expired = true;
+                        continue;
+                    }
+                    cas_dirty.insert(c);
+                }
             }
         }
-        inner.cas_dirty.extend(dirty);
     }
 }
 
