@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Runs units of Redis 7.0.15's own TCL test suite (external-server mode) against a
-# redsnap this script starts, and fails when a unit stalls, times out, crashes or
-# leaves the server unreachable, or when a test named in REQUIRED did not pass.
+# Runs units of Redis 7.0.15's own TCL test suite (external-server mode, tests tagged
+# needs:repl excluded) against a redsnap this script starts, and fails when a unit
+# stalls, times out, crashes or leaves the server unreachable, or when any test fails
+# that is not listed in scripts/redis_suite.known (a test blocked by a feature another
+# issue builds, or one that real redis-server fails too in this mode, each with its
+# reason).
 #
-# Usage: scripts/redis_suite.sh [unit ...]        (default: unit/multi)
+# Usage: scripts/redis_suite.sh [unit ...]        (default: the units of issue 12)
 # Environment:
 #   REDIS_SUITE   the suite's folder (default: ../shared/redis-suite next to the repo)
 #   REDSNAP_BIN   the server binary (default: target/debug/redsnap)
@@ -21,7 +24,14 @@ command -v tclsh >/dev/null 2>&1 || {
 }
 BIN=${REDSNAP_BIN:-target/debug/redsnap}
 UNITS=("$@")
-[ ${#UNITS[@]} -gt 0 ] || UNITS=(unit/multi)
+[ ${#UNITS[@]} -gt 0 ] || UNITS=(
+  unit/type/hash unit/type/list unit/type/list-2 unit/type/list-3 unit/type/set
+  unit/type/zset unit/type/incr unit/type/string unit/keyspace unit/expire
+  unit/pubsub unit/multi unit/scripting unit/functions unit/info unit/info-command
+  unit/protocol unit/scan unit/auth unit/other unit/sort unit/dump unit/introspection
+  unit/introspection-2 unit/quit unit/latency-monitor unit/slowlog unit/querybuf
+)
+KNOWN=${REDIS_SUITE_KNOWN:-scripts/redis_suite.known}
 
 # Tests that must pass (issue 11: a busy script never locks out other clients).
 REQUIRED=(
@@ -49,7 +59,8 @@ for _ in $(seq 1 100); do
 done
 
 set +e
-LOG_DIR="$LOGS" UNIT_TIMEOUT=${UNIT_TIMEOUT:-300} "$SUITE/run.sh" "$PORT" "${UNITS[@]}" | tee "$LOGS/table.txt"
+LOG_DIR="$LOGS" UNIT_TIMEOUT=${UNIT_TIMEOUT:-300} TCL_EXTRA_ARGS="--tags -needs:repl" \
+  BASELINE="$SUITE/baseline-full.txt" "$SUITE/run.sh" "$PORT" "${UNITS[@]}" | tee "$LOGS/table.txt"
 set -e
 
 fail=0
@@ -62,6 +73,24 @@ while read -r unit _ _ _ status _; do
     *) echo "redis_suite: $unit ended $status" >&2; fail=1 ;;
   esac
 done <"$LOGS/table.txt"
+# Every failing test must be a known one (unit + name, tab-separated, in $KNOWN).
+while IFS= read -r line; do
+  case "$line" in
+    *" [err]: "*) ;;
+    *) continue ;;
+  esac
+  unit=${line%% \[err\]: *}
+  name=${line#* \[err\]: }
+  name=${name% in tests/*}
+  if ! grep -qxF "$unit	$name" <(cut -f1,2 "$KNOWN" 2>/dev/null); then
+    echo "redis_suite: $unit: failed: $name" >&2
+    fail=1
+  fi
+done <"$LOGS/failures.txt"
+if grep -q "\[exception\]" "$LOGS/failures.txt"; then
+  grep "\[exception\]" "$LOGS/failures.txt" >&2
+  fail=1
+fi
 if [ "$(timeout 5 redis-cli -p "$PORT" ping 2>/dev/null)" != PONG ]; then
   echo "redis_suite: the server does not answer PING after the suite" >&2
   fail=1
@@ -76,4 +105,4 @@ if [ $fail -ne 0 ]; then
   echo "redis_suite: logs in $LOGS" >&2
   exit 1
 fi
-echo "redis_suite: ${UNITS[*]}: no stall, no hang, server up; required tests passed"
+echo "redis_suite: ${UNITS[*]}: every test passed but the known ones ($KNOWN); server up"
