@@ -75,6 +75,12 @@ pub(crate) struct Conn {
     pub(crate) closing: bool,
     /// When the client last sent something (for `timeout`).
     last_io: Instant,
+    /// CLIENT REPLY OFF: no reply is written until CLIENT REPLY ON.
+    pub(crate) reply_off: bool,
+    /// CLIENT REPLY SKIP took effect: the current command's reply is not written.
+    pub(crate) reply_skip: bool,
+    /// CLIENT REPLY SKIP ran: the next command's reply is not written.
+    pub(crate) reply_skip_next: bool,
 }
 
 pub(crate) fn ok() -> Reply {
@@ -82,6 +88,22 @@ pub(crate) fn ok() -> Reply {
 }
 
 impl Conn {
+    /// Encodes a reply unless CLIENT REPLY OFF/SKIP silences it. Pub/sub pushes
+    /// (subscribe confirmations, messages) still go out, as Redis sets
+    /// `CLIENT_PUSHING` for them, which lifts the silencing flags.
+    pub(crate) fn emit(&self, out: &mut BytesMut, r: &Reply) {
+        if (self.reply_off || self.reply_skip) && !matches!(r, Reply::Push(_)) {
+            return;
+        }
+        encode_reply(out, r, self.resp3);
+    }
+
+    /// After each command's reply (Redis's `resetClient`): a SKIP silences the
+    /// command after CLIENT REPLY SKIP only.
+    pub(crate) fn command_done(&mut self) {
+        self.reply_skip = std::mem::take(&mut self.reply_skip_next);
+    }
+
     pub fn subscribed(&self) -> usize {
         self.channels.len() + self.patterns.len()
     }
@@ -732,7 +754,42 @@ pub(crate) fn after_command(inner: &mut Inner) {
         mark_watchers(inner, &touched);
         crate::blocking::serve_ready(inner, &touched, &dbs);
     }
+    if !inner.store.effects.events.is_empty() {
+        publish_events(inner);
+    }
     inner.store.effects.clear_touched();
+}
+
+/// Publishes the keyspace notifications recorded by the commands that just ran
+/// (and by the blocked clients they served), in order, through the normal publish
+/// path: `__keyspace@<db>__:<key>` with the event name, then
+/// `__keyevent@<db>__:<event>` with the key, as Redis's `notifyKeyspaceEvent`.
+/// Redis publishes while the command runs; the engine does no I/O, so redsnap
+/// publishes right after it, under the same lock (no other command runs between).
+fn publish_events(inner: &mut Inner) {
+    use redsnap_engine::notify::{KEYEVENT, KEYSPACE};
+    let mut events = std::mem::take(&mut inner.store.effects.events);
+    let flags = inner.store.config.notify_keyspace_events;
+    // Nobody subscribed: nothing to build (Redis would publish to no one).
+    if !(inner.channels.is_empty() && inner.patterns.is_empty()) {
+        for ev in &events {
+            if flags & KEYSPACE != 0 {
+                let mut chan = format!("__keyspace@{}__:", ev.db).into_bytes();
+                chan.extend_from_slice(&ev.key);
+                let msg = Bytes::from_static(ev.event.as_bytes());
+                publish(inner, &Bytes::from(chan), &msg);
+            }
+            if flags & KEYEVENT != 0 {
+                let chan = format!("__keyevent@{}__:{}", ev.db, ev.event);
+                publish(inner, &Bytes::from(chan), &ev.key);
+            }
+        }
+    }
+    // Keep the buffer for the next command's events.
+    events.clear();
+    if inner.store.effects.events.is_empty() {
+        inner.store.effects.events = events;
+    }
 }
 
 /// Marks clients watching keys touched by a command.
@@ -912,6 +969,9 @@ where
         deferred: Vec::new(),
         closing: false,
         last_io: now,
+        reply_off: false,
+        reply_skip: false,
+        reply_skip_next: false,
     };
     // Registered in the client table now, or at the first batch when a busy script
     // holds the lock: a new connection is served (BUSY, SCRIPT KILL, SHUTDOWN
@@ -1018,12 +1078,21 @@ impl Conn {
                         prefetch_batch(&inner, self.db, &pending);
                     }
                     while let Some(argv) = pending.pop_front() {
-                        match self.dispatch(&mut inner, argv) {
-                            Step::Reply(r) => encode_reply(&mut wbuf, &r, self.resp3),
+                        let step = self.dispatch(&mut inner, argv);
+                        if self.subscribed() > 0 && self.take_pushes(rx, &mut wbuf) {
+                            // CLIENT KILL arrived: close without replying.
+                            return Ok(());
+                        }
+                        match step {
+                            Step::Reply(r) => {
+                                self.emit(&mut wbuf, &r);
+                                self.command_done();
+                            }
                             Step::Many(v) => {
                                 for r in &v {
-                                    encode_reply(&mut wbuf, r, self.resp3);
+                                    self.emit(&mut wbuf, r);
                                 }
+                                self.command_done();
                             }
                             other => {
                                 last = Some(other);
@@ -1060,7 +1129,7 @@ impl Conn {
                     Some(Step::Reply(_)) | Some(Step::Many(_)) => {}
                     Some(Step::Close(r)) => {
                         if let Some(r) = r {
-                            encode_reply(&mut wbuf, &r, self.resp3);
+                            self.emit(&mut wbuf, &r);
                         }
                         self.write(stream, &wbuf).await?;
                         return Ok(());
@@ -1069,7 +1138,8 @@ impl Conn {
                         self.write(stream, &wbuf).await?;
                         wbuf.clear();
                         tokio::time::sleep(d).await;
-                        encode_reply(&mut wbuf, &r, self.resp3);
+                        self.emit(&mut wbuf, &r);
+                        self.command_done();
                     }
                     Some(Step::Block(timeout, timeout_reply)) => {
                         self.write(stream, &wbuf).await?;
@@ -1078,9 +1148,10 @@ impl Conn {
                             .wait_unblocked(stream, rx, &mut rbuf, timeout, timeout_reply)
                             .await?;
                         match r {
-                            Some(r) => encode_reply(&mut wbuf, &r, self.resp3),
+                            Some(r) => self.emit(&mut wbuf, &r),
                             None => return Ok(()),
                         }
+                        self.command_done();
                     }
                     Some(Step::Async(AsyncOp::Save(job, reload))) => {
                         self.write(stream, &wbuf).await?;
@@ -1093,30 +1164,27 @@ impl Conn {
                                 Reply::err("ERR")
                             }
                         };
-                        encode_reply(&mut wbuf, &r, self.resp3);
+                        self.emit(&mut wbuf, &r);
+                        self.command_done();
                     }
                     Some(Step::Async(AsyncOp::Shutdown(req))) => {
                         self.write(stream, &wbuf).await?;
                         wbuf.clear();
                         match crate::shutdown(&self.shared, req).await {
                             Ok(()) => return Ok(()),
-                            Err(e) => encode_reply(
+                            Err(e) => self.emit(
                                 &mut wbuf,
                                 &Reply::error(format!(
                                     "ERR Errors trying to SHUTDOWN. Check logs. ({e})"
                                 )),
-                                self.resp3,
                             ),
                         }
+                        self.command_done();
                     }
                 }
             }
             if let Some(e) = proto_err.take() {
-                encode_reply(
-                    &mut wbuf,
-                    &Reply::error(format!("ERR Protocol error: {e}")),
-                    self.resp3,
-                );
+                self.emit(&mut wbuf, &Reply::error(format!("ERR Protocol error: {e}")));
                 self.write(stream, &wbuf).await?;
                 return Ok(());
             }
@@ -1171,15 +1239,46 @@ impl Conn {
                     match m {
                         Some(ConnMsg::Push(r)) => {
                             self.push_barrier().await;
-                            let before = wbuf.len();
-                            encode_reply(&mut wbuf, &r, self.resp3);
-                            let sz = (wbuf.len() - before) as u64;
-                            let _ = self.pending_out.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(sz.max(1))));
+                            self.encode_push(&mut wbuf, &r);
                         }
                         Some(ConnMsg::Kill) | None => return Ok(()),
                         Some(ConnMsg::Unblocked(_)) => {}
                     }
                 }
+            }
+        }
+    }
+
+    /// Encodes a pub/sub message and releases its share of the output limit.
+    fn encode_push(&self, wbuf: &mut BytesMut, r: &Reply) {
+        let before = wbuf.len();
+        encode_reply(wbuf, r, self.resp3);
+        let sz = (wbuf.len() - before) as u64;
+        let _ = self
+            .pending_out
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(sz.max(1)))
+            });
+    }
+
+    /// After a command of a subscribed client, under the lock: the messages already
+    /// published to it (by this command itself, e.g. a keyspace event of its own
+    /// write or a PUBLISH to a channel it listens to, or by earlier commands of
+    /// others) go out before the command's reply, as Redis writes them into the
+    /// client's buffer when they are published. Their publishers' batches are
+    /// staged, so `Conn::write` covers them as it covers the reply. Returns true
+    /// when the connection was killed meanwhile.
+    fn take_pushes(
+        &self,
+        rx: &mut mpsc::UnboundedReceiver<ConnMsg>,
+        wbuf: &mut BytesMut,
+    ) -> bool {
+        loop {
+            match rx.try_recv() {
+                Ok(ConnMsg::Push(r)) => self.encode_push(wbuf, &r),
+                Ok(ConnMsg::Unblocked(_)) => {}
+                Ok(ConnMsg::Kill) => return true,
+                Err(_) => return false,
             }
         }
     }
