@@ -127,6 +127,56 @@ pub struct KeyEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::testutil::run;
+    use crate::store::Store;
+
+    fn names(s: &mut Store) -> Vec<String> {
+        s.effects
+            .events
+            .drain(..)
+            .map(|e| format!("{} {}", e.event, String::from_utf8_lossy(&e.key)))
+            .collect()
+    }
+
+    #[test]
+    fn events_are_recorded_only_for_enabled_classes() {
+        let mut s = Store::default();
+        run(&mut s, &["rpush", "l", "a"]);
+        run(&mut s, &["set", "k", "v", "px", "1"]);
+        run(&mut s, &["get", "k"]);
+        run(&mut s, &["del", "k", "l"]);
+        // Off (the default): nothing recorded, nothing allocated.
+        assert!(s.effects.events.is_empty());
+        assert_eq!(s.effects.events.capacity(), 0);
+        // Classes without K or E publish nothing: nothing recorded either.
+        s.config.notify_keyspace_events = parse(b"A").unwrap_or(0);
+        run(&mut s, &["set", "k", "v"]);
+        assert!(s.effects.events.is_empty());
+        // Only the enabled classes, in Redis's order (the push, then the pop,
+        // then the emptied source's deletion).
+        s.config.notify_keyspace_events = parse(b"Klgn").unwrap_or(0);
+        run(&mut s, &["set", "s", "v"]);
+        run(&mut s, &["rpush", "src", "a"]);
+        run(&mut s, &["lmove", "src", "dst", "left", "right"]);
+        assert_eq!(
+            names(&mut s),
+            [
+                "new s",
+                "new src",
+                "rpush src",
+                "new dst",
+                "rpush dst",
+                "lpop src",
+                "del src"
+            ]
+        );
+        // Lazy expiry raises "expired" before the command's own events.
+        s.config.notify_keyspace_events = parse(b"KA").unwrap_or(0);
+        run(&mut s, &["set", "e", "v", "px", "1"]);
+        names(&mut s);
+        s.exec(0, 5000, &crate::cmd::testutil::argv(&["lpush", "e", "x"]));
+        assert_eq!(names(&mut s), ["expired e", "lpush e"]);
+    }
 
     #[test]
     fn parse_and_render_like_redis() {

@@ -549,7 +549,10 @@ mod tests {
         assert_eq!(shown(&c), "glE");
         std::fs::write(&p, "notify-keyspace-events Kz9\n").unwrap();
         let e = Config::default().load_file(&p).unwrap_err().to_string();
-        assert!(e.contains(":1:") && e.contains("Invalid event class"), "{e}");
+        assert!(
+            e.contains(":1:") && e.contains("Invalid event class"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1268,11 +1268,7 @@ impl Conn {
     /// client's buffer when they are published. Their publishers' batches are
     /// staged, so `Conn::write` covers them as it covers the reply. Returns true
     /// when the connection was killed meanwhile.
-    fn take_pushes(
-        &self,
-        rx: &mut mpsc::UnboundedReceiver<ConnMsg>,
-        wbuf: &mut BytesMut,
-    ) -> bool {
+    fn take_pushes(&self, rx: &mut mpsc::UnboundedReceiver<ConnMsg>, wbuf: &mut BytesMut) -> bool {
         loop {
             match rx.try_recv() {
                 Ok(ConnMsg::Push(r)) => self.encode_push(wbuf, &r),

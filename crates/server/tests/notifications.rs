@@ -115,7 +115,10 @@ impl Servers {
     }
 
     fn ports(&self) -> [(&'static str, u16); 2] {
-        [("redis", self.redis.port()), ("redsnap", self.redsnap.port())]
+        [
+            ("redis", self.redis.port()),
+            ("redsnap", self.redsnap.port()),
+        ]
     }
 }
 
@@ -246,13 +249,18 @@ fn assert_same(name: &str, redis: &Outcome, redsnap: &Outcome) {
     let fields = [
         ("replies", &redis.replies, &redsnap.replies),
         ("PSUBSCRIBE * (RESP2)", &redis.all_resp2, &redsnap.all_resp2),
-        ("PSUBSCRIBE __key* (RESP3)", &redis.all_resp3, &redsnap.all_resp3),
+        (
+            "PSUBSCRIBE __key* (RESP3)",
+            &redis.all_resp3,
+            &redsnap.all_resp3,
+        ),
         ("SUBSCRIBE", &redis.plain, &redsnap.plain),
     ];
     for (what, a, b) in fields {
         for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
             assert_eq!(
-                x, y,
+                x,
+                y,
                 "{name}: {what} differ at #{i} (redis first; context: {:?})",
                 &a[i.saturating_sub(3)..i]
             );
@@ -581,8 +589,21 @@ fn active_expiry_and_eviction_raise_expired_and_evicted() {
 fn config_get_set_render_classes_like_redis() {
     let s = Servers::start();
     let inputs = [
-        "", "KEA", "gKE", "$lshzxeKE", "KA", "EA", "AKEmn", "nE", "Kmtd", "g$lshzxetd",
-        "KKg", "x", "bad", "KEX", "K E",
+        "",
+        "KEA",
+        "gKE",
+        "$lshzxeKE",
+        "KA",
+        "EA",
+        "AKEmn",
+        "nE",
+        "Kmtd",
+        "g$lshzxetd",
+        "KKg",
+        "x",
+        "bad",
+        "KEX",
+        "K E",
     ];
     let mut seen = Vec::new();
     for (_, port) in s.ports() {
@@ -609,10 +630,11 @@ fn client_reply_stream(port: u16, resp3: bool, cmds: &[&[&str]]) -> String {
         c.cmd_str(&["HELLO", "3"]);
     }
     let mut buf = Vec::new();
-    for args in cmds.iter().copied().chain([
-        &["CLIENT", "REPLY", "ON"][..],
-        &["ECHO", "the-end"][..],
-    ]) {
+    for args in cmds
+        .iter()
+        .copied()
+        .chain([&["CLIENT", "REPLY", "ON"][..], &["ECHO", "the-end"][..]])
+    {
         let a: Vec<&[u8]> = args.iter().map(|x| x.as_bytes()).collect();
         buf.extend_from_slice(&encode_command(&a));
     }
@@ -717,7 +739,14 @@ fn notifications_off_by_default_and_on_at_once() {
 #[test]
 fn startup_flag_sets_the_classes() {
     let mut s = RedsnapServer::builder()
-        .extra_args(&["--notify-keyspace-events", "Kl", "--appendonly", "no", "--save", ""])
+        .extra_args(&[
+            "--notify-keyspace-events",
+            "Kl",
+            "--appendonly",
+            "no",
+            "--save",
+            "",
+        ])
         .start()
         .expect("redsnap with the flag");
     let mut c = Client::connect(s.port());
@@ -733,7 +762,14 @@ fn startup_flag_sets_the_classes() {
     );
     s.stop();
     let bad = RedsnapServer::builder()
-        .extra_args(&["--notify-keyspace-events", "Kq", "--appendonly", "no", "--save", ""])
+        .extra_args(&[
+            "--notify-keyspace-events",
+            "Kq",
+            "--appendonly",
+            "no",
+            "--save",
+            "",
+        ])
         .start();
     assert!(bad.is_err(), "an invalid class must stop startup");
 }
