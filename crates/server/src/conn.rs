@@ -1387,7 +1387,11 @@ impl Conn {
                 }
             }
         }
+        // Biased: a write that completes at once goes out even when the client was
+        // just killed (CLIENT KILL SKIPME NO answers its own killer, then closes, as
+        // in Redis); a write that blocks is still abandoned when the kill comes.
         tokio::select! {
+            biased;
             r = stream.write_all(buf) => r,
             _ = self.kill.notified() => Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed")),
         }

@@ -421,6 +421,7 @@ fn store_op(cx: &mut Cx, argv: &[Bytes], op: SetOp) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     let n = members.len();
+    cx.store.expire_if_needed(cx.db, dst, cx.now);
     cx.set_value(
         dst,
         Value::Set(Box::new(members.into_iter().collect())),

@@ -289,6 +289,7 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
             }
             let n = list.len() as u64;
             if n > 0 {
+                cx.store.expire_if_needed(cx.db, dst, cx.now);
                 cx.set_value(dst, Value::List(list), None);
                 cx.notify(notify::LIST, "sortstore", dst);
                 cx.add_dirty(n - 1);

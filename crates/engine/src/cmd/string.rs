@@ -256,6 +256,8 @@ fn mset_generic(cx: &mut Cx, argv: &[Bytes], nx: bool) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     for kv in argv[1..].chunks_exact(2) {
+        // Redis's setKey looks the key up for writing: a stale one expires first.
+        cx.store.expire_if_needed(cx.db, &kv[0], cx.now);
         cx.set_value(&kv[0], Value::Str(own(&kv[1])), None);
         cx.notify(notify::STRING, "set", &kv[0]);
     }

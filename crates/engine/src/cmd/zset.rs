@@ -485,6 +485,7 @@ fn store_result(cx: &mut Cx, dst: &Bytes, mut z: ZSet, event: &'static str) -> i
                     .collect::<Vec<_>>(),
             );
         }
+        cx.store.expire_if_needed(cx.db, dst, cx.now);
         cx.set_value(dst, Value::ZSet(Box::new(z)), None);
         cx.notify(notify::ZSET, event, dst);
     } else {
