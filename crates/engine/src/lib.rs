@@ -13,6 +13,7 @@ pub mod glob;
 pub mod hash;
 pub mod key;
 pub mod ld;
+pub mod notify;
 pub mod num;
 pub mod rdb;
 pub mod reply;

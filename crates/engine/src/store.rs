@@ -3,6 +3,7 @@
 
 use crate::db::{own, Db, Entry};
 use crate::hash::KeyHasher;
+use crate::notify::{self, KeyEvent};
 use crate::reply::{self, Reply};
 use crate::table::{self, CommandSpec};
 use crate::value::{Kind, Value, ZSet};
@@ -25,6 +26,9 @@ pub struct EngineConfig {
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
     pub list_max_listpack_size: i64,
+    /// `notify-keyspace-events` as Redis's flags word ([`crate::notify`]): 0 (the
+    /// default) records no event, and each notify point costs one test of it.
+    pub notify_keyspace_events: u32,
 }
 
 impl Default for EngineConfig {
@@ -38,6 +42,7 @@ impl Default for EngineConfig {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            notify_keyspace_events: 0,
         }
     }
 }
@@ -72,10 +77,17 @@ pub struct Effects {
     pub dirty: u64,
     /// Records for the append log.
     pub log: Vec<LogRecord>,
+    /// Keyspace notifications, in the order Redis raises them; only the classes
+    /// enabled in `notify-keyspace-events` are recorded. The server publishes and
+    /// drains them after each command.
+    pub events: Vec<KeyEvent>,
 }
 
 impl Effects {
+    /// Forgets touched keys and databases (and events: what nothing will publish,
+    /// e.g. while a dataset is replayed at startup).
     pub fn clear_touched(&mut self) {
+        self.events.clear();
         self.touched.clear();
         self.touched_dbs.clear();
     }
@@ -245,6 +257,7 @@ impl Store {
     fn delete_expired(&mut self, db: usize, key: &Bytes, now: u64) {
         self.dbs[db].remove(key);
         self.stats.expired_keys += 1;
+        self.notify(db, notify::EXPIRED, "expired", key);
         self.effects.touched.push((db, key.clone()));
         self.effects.log.push(LogRecord {
             db,
@@ -269,6 +282,36 @@ impl Store {
 
     pub fn total_keys(&self) -> usize {
         self.dbs.iter().map(|d| d.len()).sum()
+    }
+
+    /// Records a keyspace event of `class` on `key` in database `db` (Redis's
+    /// `notifyKeyspaceEvent`) if `notify-keyspace-events` enables the class. With
+    /// notifications off this is one test of an integer: nothing is allocated.
+    #[inline]
+    pub fn notify(&mut self, db: usize, class: u32, event: &'static str, key: &Bytes) {
+        if self.config.notify_keyspace_events & class != 0 {
+            record_event(&self.config, &mut self.effects, db, event, key);
+        }
+    }
+}
+
+/// Appends an event whose class is enabled (the slow half of [`Store::notify`]).
+#[cold]
+#[inline(never)]
+fn record_event(
+    config: &EngineConfig,
+    effects: &mut Effects,
+    db: usize,
+    event: &'static str,
+    key: &Bytes,
+) {
+    // Classes without K or E publish nothing (Redis builds no channel either).
+    if config.notify_keyspace_events & (notify::KEYSPACE | notify::KEYEVENT) != 0 {
+        effects.events.push(KeyEvent {
+            db,
+            event,
+            key: key.clone(),
+        });
     }
 }
 
@@ -332,6 +375,10 @@ impl<'a> Cx<'a> {
             }
             None => {
                 store.stats.keyspace_misses += 1;
+                // (Fields, not `Store::notify`: the database stays borrowed here.)
+                if store.config.notify_keyspace_events & notify::KEY_MISS != 0 {
+                    record_event(&store.config, &mut store.effects, self.db, "keymiss", key);
+                }
                 None
             }
         }
@@ -363,6 +410,9 @@ impl<'a> Cx<'a> {
     /// Stores a value (key and value bytes are copied out of the request buffer by
     /// the caller with [`own`] where they come from the request) and marks the key modified.
     pub fn set_value(&mut self, key: &Bytes, value: Value, expire_at: Option<u64>) {
+        if self.store.config.notify_keyspace_events & notify::NEW != 0 {
+            self.notify_if_new(key);
+        }
         let (lfu, now) = (self.store.lfu, self.now);
         let store = &mut *self.store;
         let rng = &mut store.rng;
@@ -370,6 +420,26 @@ impl<'a> Cx<'a> {
             Store::touch_obj(lfu, obj, now, rng)
         });
         self.modified(key);
+    }
+
+    /// Records the "new" event when `key` does not exist yet (Redis's dbAdd), before
+    /// the key is created. Called only when the `n` class is on (it costs a lookup).
+    #[cold]
+    pub fn notify_if_new(&mut self, key: &Bytes) {
+        let now = self.now;
+        if self.store.dbs[self.db]
+            .get(key)
+            .is_none_or(|e| e.is_expired(now))
+        {
+            self.notify(notify::NEW, "new", key);
+        }
+    }
+
+    /// Records a keyspace event of `class` on `key` in the current database: see
+    /// [`Store::notify`] (one integer test when the class is off).
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &Bytes) {
+        self.store.notify(self.db, class, event, key);
     }
 
     /// Updates the key's access clock (LRU) or counter (LFU).
@@ -381,24 +451,28 @@ impl<'a> Cx<'a> {
         }
     }
 
-    /// Deletes a live key; marks it modified. Returns whether it existed.
+    /// Deletes a live key; marks it modified and raises the "del" event (every
+    /// caller of Redis's dbDelete behind a command does). Returns whether it existed.
     pub fn delete(&mut self, key: &Bytes) -> bool {
         self.store.expire_if_needed(self.db, key, self.now);
         if self.store.dbs[self.db].remove(key).is_some() {
             self.modified(key);
+            self.notify(notify::GENERIC, "del", key);
             true
         } else {
             false
         }
     }
 
-    /// Deletes the key if its container value became empty.
+    /// Deletes the key if its container value became empty, raising the "del" event
+    /// (callers raise their own event, e.g. "lpop", before this one, as Redis does).
     pub fn remove_if_empty(&mut self, key: &Bytes) {
         if self.store.dbs[self.db]
             .get(key)
             .is_some_and(|e| e.value().is_empty_container())
         {
             self.store.dbs[self.db].remove(key);
+            self.notify(notify::GENERIC, "del", key);
         }
     }
 
@@ -556,7 +630,10 @@ impl<'a> Cx<'a> {
         match self.kind(key) {
             Some(k) if k != kind => return Err(Reply::wrongtype()),
             None if !create => return Ok(None),
-            None => self.store.dbs[self.db].insert(own(key), empty(), None),
+            None => {
+                self.notify(notify::NEW, "new", key);
+                self.store.dbs[self.db].insert(own(key), empty(), None)
+            }
             Some(_) => {}
         }
         self.touch(key);
@@ -776,6 +853,7 @@ impl Store {
         };
         self.dbs[db].remove(&key);
         self.stats.evicted_keys += 1;
+        self.notify(db, notify::EVICTED, "evicted", &key);
         self.effects.touched.push((db, key.clone()));
         self.effects.log.push(LogRecord {
             db,

@@ -17,7 +17,7 @@
 //! transaction run when nothing touched the keys; redsnap never lets one run on a
 //! stale read.
 
-use crate::conn::{encode_reply, ok, Conn};
+use crate::conn::{ok, Conn};
 use crate::state::{Inner, Shared, ShutdownRequest};
 use bytes::{Bytes, BytesMut};
 use parking_lot::MutexGuard;
@@ -106,12 +106,13 @@ impl Conn {
                     ok()
                 }
                 BusyStep::Close(r) => {
-                    encode_reply(wbuf, &r, self.resp3);
+                    self.emit(wbuf, &r);
                     self.closing = true;
                     return true;
                 }
             };
-            encode_reply(wbuf, &reply, self.resp3);
+            self.emit(wbuf, &reply);
+            self.command_done();
             return true;
         }
     }

@@ -14,6 +14,9 @@ enum Kind {
     Save,
     /// Several words kept verbatim (bind, client-output-buffer-limit).
     Words,
+    /// Keyspace notification classes (`notify-keyspace-events`), kept in Redis's
+    /// rendering (`KA` reads back as `AK`).
+    Events,
 }
 
 struct Directive {
@@ -159,7 +162,7 @@ static DIRECTIVES: &[Directive] = &[
     ),
     d("list-compress-depth", Kind::Int(0, MAXI), "0", true),
     d("hz", Kind::Int(1, 500), "10", true),
-    d("notify-keyspace-events", Kind::Str, "", true),
+    d("notify-keyspace-events", Kind::Events, "", true),
     d("lazyfree-lazy-user-del", Kind::Bool, "no", true),
     d("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
     d(
@@ -193,10 +196,6 @@ static DIRECTIVES: &[Directive] = &[
 /// Directives whose feature is not built: only their default value is accepted (at
 /// startup and by CONFIG SET), so that no setting answers OK and changes nothing.
 const NOT_BUILT: &[(&str, &str)] = &[
-    (
-        "notify-keyspace-events",
-        "keyspace notifications are not built in redsnap yet",
-    ),
     (
         "slowlog-log-slower-than",
         "SLOWLOG is not built in redsnap yet",
@@ -377,6 +376,11 @@ impl Config {
                 }
             }
             Kind::Str | Kind::Words => Ok(value.to_string()),
+            // Stored exactly (`KEAn` keeps its `n`); CONFIG GET shows Redis's
+            // rendering (`AKE`): see `matching`.
+            Kind::Events => redsnap_engine::notify::parse(value.as_bytes())
+                .map(redsnap_engine::notify::render_exact)
+                .ok_or_else(|| redsnap_engine::notify::ERR_INVALID_CLASS.to_string()),
             Kind::Save => {
                 let words: Vec<&str> = value.split_whitespace().collect();
                 if words.len() == 1 && words[0].is_empty() || words.is_empty() {
@@ -435,7 +439,12 @@ impl Config {
                         && !pattern.contains(&b'*')
                 });
             if matched {
-                out.push((d.name, self.values.get(d.name).cloned().unwrap_or_default()));
+                let mut v = self.values.get(d.name).cloned().unwrap_or_default();
+                if d.kind == Kind::Events {
+                    let flags = redsnap_engine::notify::parse(v.as_bytes()).unwrap_or(0);
+                    v = redsnap_engine::notify::render(flags);
+                }
+                out.push((d.name, v));
             }
         }
         out
@@ -512,6 +521,38 @@ mod tests {
         std::fs::write(&p, "port notanumber\n").unwrap();
         let e = Config::default().load_file(&p).unwrap_err().to_string();
         assert!(e.contains(":1:") && e.contains("integer"), "{e}");
+    }
+
+    #[test]
+    fn notify_keyspace_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.conf");
+        std::fs::write(&p, "notify-keyspace-events \"KEA\"\n").unwrap();
+        let mut c = Config::default();
+        assert_eq!(c.str("notify-keyspace-events"), "");
+        c.load_file(&p).unwrap();
+        // CONFIG GET shows Redis's rendering.
+        let shown = |c: &Config| c.matching(b"notify-keyspace-events")[0].1.clone();
+        assert_eq!(shown(&c), "AKE");
+        c.set_runtime("notify-keyspace-events", "Elg").unwrap();
+        assert_eq!(shown(&c), "glE");
+        // 'A' hides 'n' when shown, not in effect.
+        c.set_runtime("notify-keyspace-events", "KAn").unwrap();
+        assert_eq!(shown(&c), "AK");
+        assert!(c.str("notify-keyspace-events").contains('n'));
+        c.set_runtime("notify-keyspace-events", "Elg").unwrap();
+        let e = c.set_runtime("notify-keyspace-events", "Kw").unwrap_err();
+        assert_eq!(
+            e,
+            "CONFIG SET failed (possibly related to argument 'notify-keyspace-events') - Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
+        );
+        assert_eq!(shown(&c), "glE");
+        std::fs::write(&p, "notify-keyspace-events Kz9\n").unwrap();
+        let e = Config::default().load_file(&p).unwrap_err().to_string();
+        assert!(
+            e.contains(":1:") && e.contains("Invalid event class"),
+            "{e}"
+        );
     }
 
     #[test]

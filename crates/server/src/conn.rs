@@ -72,6 +72,12 @@ pub(crate) struct Conn {
     pub(crate) closing: bool,
     /// When the client last sent something (for `timeout`).
     last_io: Instant,
+    /// CLIENT REPLY OFF: no reply is written until CLIENT REPLY ON.
+    pub(crate) reply_off: bool,
+    /// CLIENT REPLY SKIP took effect: the current command's reply is not written.
+    pub(crate) reply_skip: bool,
+    /// CLIENT REPLY SKIP ran: the next command's reply is not written.
+    pub(crate) reply_skip_next: bool,
 }
 
 pub(crate) fn ok() -> Reply {
@@ -79,6 +85,22 @@ pub(crate) fn ok() -> Reply {
 }
 
 impl Conn {
+    /// Encodes a reply unless CLIENT REPLY OFF/SKIP silences it. Pub/sub pushes
+    /// (subscribe confirmations, messages) still go out, as Redis sets
+    /// `CLIENT_PUSHING` for them, which lifts the silencing flags.
+    pub(crate) fn emit(&self, out: &mut BytesMut, r: &Reply) {
+        if (self.reply_off || self.reply_skip) && !matches!(r, Reply::Push(_)) {
+            return;
+        }
+        encode_reply(out, r, self.resp3);
+    }
+
+    /// After each command's reply (Redis's `resetClient`): a SKIP silences the
+    /// command after CLIENT REPLY SKIP only.
+    pub(crate) fn command_done(&mut self) {
+        self.reply_skip = std::mem::take(&mut self.reply_skip_next);
+    }
+
     pub fn subscribed(&self) -> usize {
         self.channels.len() + self.patterns.len()
     }
@@ -252,6 +274,9 @@ pub(crate) fn after_command(inner: &mut Inner) {
         crate::commands::transactions::mark_watchers(inner, &touched);
         crate::commands::blocking::serve_ready(inner, &touched, &dbs);
     }
+    if !inner.store.effects.events.is_empty() {
+        crate::commands::pubsub::publish_events(inner);
+    }
     inner.store.effects.clear_touched();
 }
 
@@ -342,6 +367,9 @@ where
         deferred: Vec::new(),
         closing: false,
         last_io: now,
+        reply_off: false,
+        reply_skip: false,
+        reply_skip_next: false,
     };
     // Registered in the client table now, or at the first batch when a busy script
     // holds the lock: a new connection is served (BUSY, SCRIPT KILL, SHUTDOWN
@@ -448,12 +476,21 @@ impl Conn {
                         prefetch_batch(&inner, self.db, &pending);
                     }
                     while let Some(argv) = pending.pop_front() {
-                        match self.dispatch(&mut inner, argv) {
-                            Step::Reply(r) => encode_reply(&mut wbuf, &r, self.resp3),
+                        let step = self.dispatch(&mut inner, argv);
+                        if self.subscribed() > 0 && self.take_pushes(rx, &mut wbuf) {
+                            // CLIENT KILL arrived: close without replying.
+                            return Ok(());
+                        }
+                        match step {
+                            Step::Reply(r) => {
+                                self.emit(&mut wbuf, &r);
+                                self.command_done();
+                            }
                             Step::Many(v) => {
                                 for r in &v {
-                                    encode_reply(&mut wbuf, r, self.resp3);
+                                    self.emit(&mut wbuf, r);
                                 }
+                                self.command_done();
                             }
                             other => {
                                 last = Some(other);
@@ -490,7 +527,7 @@ impl Conn {
                     Some(Step::Reply(_)) | Some(Step::Many(_)) => {}
                     Some(Step::Close(r)) => {
                         if let Some(r) = r {
-                            encode_reply(&mut wbuf, &r, self.resp3);
+                            self.emit(&mut wbuf, &r);
                         }
                         self.write(stream, &wbuf).await?;
                         return Ok(());
@@ -499,7 +536,8 @@ impl Conn {
                         self.write(stream, &wbuf).await?;
                         wbuf.clear();
                         tokio::time::sleep(d).await;
-                        encode_reply(&mut wbuf, &r, self.resp3);
+                        self.emit(&mut wbuf, &r);
+                        self.command_done();
                     }
                     Some(Step::Block(timeout, timeout_reply)) => {
                         self.write(stream, &wbuf).await?;
@@ -508,9 +546,10 @@ impl Conn {
                             .wait_unblocked(stream, rx, &mut rbuf, timeout, timeout_reply)
                             .await?;
                         match r {
-                            Some(r) => encode_reply(&mut wbuf, &r, self.resp3),
+                            Some(r) => self.emit(&mut wbuf, &r),
                             None => return Ok(()),
                         }
+                        self.command_done();
                     }
                     Some(Step::Async(AsyncOp::Save(job, reload))) => {
                         self.write(stream, &wbuf).await?;
@@ -523,30 +562,27 @@ impl Conn {
                                 Reply::err("ERR")
                             }
                         };
-                        encode_reply(&mut wbuf, &r, self.resp3);
+                        self.emit(&mut wbuf, &r);
+                        self.command_done();
                     }
                     Some(Step::Async(AsyncOp::Shutdown(req))) => {
                         self.write(stream, &wbuf).await?;
                         wbuf.clear();
                         match crate::shutdown(&self.shared, req).await {
                             Ok(()) => return Ok(()),
-                            Err(e) => encode_reply(
+                            Err(e) => self.emit(
                                 &mut wbuf,
                                 &Reply::error(format!(
                                     "ERR Errors trying to SHUTDOWN. Check logs. ({e})"
                                 )),
-                                self.resp3,
                             ),
                         }
+                        self.command_done();
                     }
                 }
             }
             if let Some(e) = proto_err.take() {
-                encode_reply(
-                    &mut wbuf,
-                    &Reply::error(format!("ERR Protocol error: {e}")),
-                    self.resp3,
-                );
+                self.emit(&mut wbuf, &Reply::error(format!("ERR Protocol error: {e}")));
                 self.write(stream, &wbuf).await?;
                 return Ok(());
             }
@@ -601,15 +637,42 @@ impl Conn {
                     match m {
                         Some(ConnMsg::Push(r)) => {
                             self.push_barrier().await;
-                            let before = wbuf.len();
-                            encode_reply(&mut wbuf, &r, self.resp3);
-                            let sz = (wbuf.len() - before) as u64;
-                            let _ = self.pending_out.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(sz.max(1))));
+                            self.encode_push(&mut wbuf, &r);
                         }
                         Some(ConnMsg::Kill) | None => return Ok(()),
                         Some(ConnMsg::Unblocked(_)) => {}
                     }
                 }
+            }
+        }
+    }
+
+    /// Encodes a pub/sub message and releases its share of the output limit.
+    fn encode_push(&self, wbuf: &mut BytesMut, r: &Reply) {
+        let before = wbuf.len();
+        encode_reply(wbuf, r, self.resp3);
+        let sz = (wbuf.len() - before) as u64;
+        let _ = self
+            .pending_out
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(sz.max(1)))
+            });
+    }
+
+    /// After a command of a subscribed client, under the lock: the messages already
+    /// published to it (by this command itself, e.g. a keyspace event of its own
+    /// write or a PUBLISH to a channel it listens to, or by earlier commands of
+    /// others) go out before the command's reply, as Redis writes them into the
+    /// client's buffer when they are published. Their publishers' batches are
+    /// staged, so `Conn::write` covers them as it covers the reply. Returns true
+    /// when the connection was killed meanwhile.
+    fn take_pushes(&self, rx: &mut mpsc::UnboundedReceiver<ConnMsg>, wbuf: &mut BytesMut) -> bool {
+        loop {
+            match rx.try_recv() {
+                Ok(ConnMsg::Push(r)) => self.encode_push(wbuf, &r),
+                Ok(ConnMsg::Unblocked(_)) => {}
+                Ok(ConnMsg::Kill) => return true,
+                Err(_) => return false,
             }
         }
     }
@@ -722,7 +785,11 @@ impl Conn {
                 }
             }
         }
+        // Biased: a write that completes at once goes out even when the client was
+        // just killed (CLIENT KILL SKIPME NO answers its own killer, then closes, as
+        // in Redis); a write that blocks is still abandoned when the kill comes.
         tokio::select! {
+            biased;
             r = stream.write_all(buf) => r,
             _ = self.kill.notified() => Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "client killed")),
         }

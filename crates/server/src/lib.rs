@@ -57,7 +57,13 @@ fn engine_config(c: &Config) -> EngineConfig {
         zset_max_listpack_entries: c.u64("zset-max-listpack-entries") as usize,
         zset_max_listpack_value: c.u64("zset-max-listpack-value") as usize,
         list_max_listpack_size: c.int("list-max-listpack-size"),
+        notify_keyspace_events: notify_flags(c),
     }
+}
+
+/// `notify-keyspace-events` as the engine's flags word (validated when set).
+fn notify_flags(c: &Config) -> u32 {
+    redsnap_engine::notify::parse(c.str("notify-keyspace-events").as_bytes()).unwrap_or(0)
 }
 
 /// Applies runtime-changeable settings after CONFIG SET.
@@ -199,7 +205,12 @@ impl Server {
     /// Binds the listeners and prepares the keyspace. Fails clearly when a port is
     /// taken (no SO_REUSEPORT: a second instance cannot share the port).
     pub async fn bind(config: Config) -> Result<Server, ServerError> {
-        let store = Store::new(engine_config(&config));
+        // No keyspace events while the dataset is replayed (no client could have
+        // subscribed yet); `apply_config` below turns them on.
+        let store = Store::new(EngineConfig {
+            notify_keyspace_events: 0,
+            ..engine_config(&config)
+        });
         let tls = tls::acceptor(&config)?;
         let mut listeners = Vec::new();
         let mut ports = vec![(config.int("port") as u16, None)];

@@ -648,7 +648,11 @@ pub(crate) fn reload(shared: &Arc<Shared>) -> Reply {
     let Some(p) = inner.persist.as_ref() else {
         return Reply::err("ERR persistence is disabled");
     };
-    let mut fresh = Store::new(inner.store.config.clone());
+    // Loading raises no keyspace events (Redis loads without notifying).
+    let mut fresh = Store::new(redsnap_engine::EngineConfig {
+        notify_keyspace_events: 0,
+        ..inner.store.config.clone()
+    });
     fresh.lfu = inner.store.lfu;
     let opts = LoadOptions {
         load_truncated: inner.config.bool("aof-load-truncated"),
@@ -662,6 +666,7 @@ pub(crate) fn reload(shared: &Arc<Shared>) -> Reply {
     match recover(&p.dir, &p.snaps, &mut fresh, &opts) {
         Ok(_) => {
             fresh.effects = Default::default();
+            fresh.config = inner.store.config.clone();
             inner.store = fresh;
             Reply::ok()
         }

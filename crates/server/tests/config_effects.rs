@@ -74,9 +74,11 @@ const OBSERVED_IN_CONFIG_PERSIST: &[&str] = &[
     "rdbcompression",
 ];
 
+/// Keyspace notifications: their effects are observed in tests/notifications.rs.
+const OBSERVED_IN_NOTIFICATIONS: &[&str] = &["notify-keyspace-events"];
+
 /// Accepted but only their default value (the feature is not built).
 const DEFAULT_ONLY: &[(&str, &str)] = &[
-    ("notify-keyspace-events", "KEA"),
     ("slowlog-log-slower-than", "0"),
     ("slowlog-max-len", "5"),
     ("latency-monitor-threshold", "100"),
@@ -123,6 +125,7 @@ fn every_mutable_parameter_has_an_effect_test() {
     let known: Vec<&str> = OBSERVED_HERE
         .iter()
         .chain(OBSERVED_IN_CONFIG_PERSIST)
+        .chain(OBSERVED_IN_NOTIFICATIONS)
         .chain(DEFAULT_ONLY.iter().map(|(n, _)| n))
         .chain(NOT_OBSERVABLE)
         .copied()

@@ -1,6 +1,7 @@
 //! DUMP and RESTORE with Redis's payload format (see [`crate::rdb`]).
 
 use super::is;
+use crate::notify;
 use crate::rdb::{self, RdbError};
 use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
@@ -111,6 +112,7 @@ fn restore(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         cx.db().remove(key);
     }
     cx.set_value(key, value, deadline);
+    cx.notify(notify::GENERIC, "restore", key);
     let now_s = (cx.now / 1000) as i64;
     if let Some(e) = cx.db().get(key) {
         if let Some(f) = freq {

@@ -2,6 +2,7 @@
 
 use super::scan_util;
 use crate::db::own;
+use crate::notify;
 use crate::reply::{self, wrong_arity, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
@@ -139,6 +140,7 @@ fn set_pairs(cx: &mut Cx, argv: &[Bytes], name: &str) -> Result<i64, Reply> {
         }
     }
     cx.modified_n(key, ((argv.len() - 2) / 2) as u64);
+    cx.notify(notify::HASH, "hset", key);
     Ok(created)
 }
 
@@ -161,6 +163,7 @@ fn hsetnx(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     }
     hash_create(cx, key)?.insert(own(field), own(&argv[3]));
     cx.modified(key);
+    cx.notify(notify::HASH, "hset", key);
     Ok(Reply::Int(1))
 }
 
@@ -222,6 +225,7 @@ fn hdel(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         }
     }
     if deleted > 0 {
+        cx.notify(notify::HASH, "hdel", key);
         cx.remove_if_empty(key);
         cx.modified_n(key, deleted);
     }
@@ -270,6 +274,7 @@ fn hincrby(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         }
     }
     cx.modified(key);
+    cx.notify(notify::HASH, "hincrby", key);
     Ok(Reply::Int(new))
 }
 
@@ -302,6 +307,7 @@ fn hincrbyfloat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         }
     }
     cx.modified(key);
+    cx.notify(notify::HASH, "hincrbyfloat", key);
     cx.propagate(vec![
         Bytes::from_static(b"HSET"),
         key.clone(),

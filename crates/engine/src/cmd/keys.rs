@@ -4,6 +4,7 @@ use super::is;
 use super::scan_util::parse_cursor;
 use crate::db::own;
 use crate::glob::glob_match;
+use crate::notify;
 use crate::num;
 use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx, EngineConfig};
@@ -102,6 +103,9 @@ fn rename_generic(cx: &mut Cx, argv: &[Bytes], nx: bool) -> CmdResult {
     // Expire a stale `dst` the way Redis's lookupKeyWrite does before replacing it.
     cx.exists(dst);
     move_entry(cx, src, dst);
+    cx.notify(notify::NEW, "new", dst);
+    cx.notify(notify::GENERIC, "rename_from", src);
+    cx.notify(notify::GENERIC, "rename_to", dst);
     Ok(done)
 }
 
@@ -265,6 +269,7 @@ fn expire_generic(
     } else {
         cx.db().set_expire(key, Some(when as u64));
         cx.modified(key);
+        cx.notify(notify::GENERIC, "expire", key);
     }
     Ok(Reply::Int(1))
 }
@@ -320,6 +325,7 @@ fn persist(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     if cx.entry(key).is_some_and(|e| e.expire_at().is_some()) {
         cx.db().set_expire(key, None);
         cx.modified(key);
+        cx.notify(notify::GENERIC, "persist", key);
         return Ok(Reply::Int(1));
     }
     Ok(Reply::Int(0))
@@ -381,9 +387,12 @@ fn move_cmd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let Some(entry) = cx.store.dbs[src].remove(key) else {
         return Ok(Reply::Int(0));
     };
+    cx.store.notify(dst, notify::NEW, "new", key);
     cx.store.dbs[dst].insert_entry(own(key), entry);
     cx.modified(key);
     cx.store.effects.touched.push((dst, key.clone()));
+    cx.notify(notify::GENERIC, "move_from", key);
+    cx.store.notify(dst, notify::GENERIC, "move_to", key);
     Ok(Reply::Int(1))
 }
 
@@ -422,8 +431,10 @@ fn copy(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         }
         cx.store.dbs[dst].remove(newkey);
     }
+    cx.store.notify(dst, notify::NEW, "new", newkey);
     cx.store.dbs[dst].insert(own(newkey), value, expire_at);
     cx.modified_in(dst, newkey);
+    cx.store.notify(dst, notify::GENERIC, "copy_to", newkey);
     Ok(Reply::Int(1))
 }
 

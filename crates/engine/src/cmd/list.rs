@@ -3,6 +3,7 @@
 
 use super::{is, norm_range};
 use crate::db::own;
+use crate::notify;
 use crate::num::int_bytes;
 use crate::reply::{self, wrong_arity, Reply};
 use crate::store::{CmdResult, Cx};
@@ -149,6 +150,7 @@ fn push(cx: &mut Cx, argv: &[Bytes], left: bool, only_existing: bool) -> CmdResu
     }
     let len = l.len();
     cx.modified_n(key, (argv.len() - 2) as u64);
+    cx.notify(notify::LIST, if left { "lpush" } else { "rpush" }, key);
     Ok(Reply::Int(len as i64))
 }
 
@@ -185,6 +187,7 @@ fn pop_n(cx: &mut Cx, key: &Bytes, left: bool, count: usize) -> Result<Vec<Bytes
         l.drain(l.len() - n..).rev().collect()
     };
     if !out.is_empty() {
+        cx.notify(notify::LIST, if left { "lpop" } else { "rpop" }, key);
         cx.remove_if_empty(key);
         cx.modified_n(key, out.len() as u64);
     }
@@ -258,6 +261,7 @@ fn ltrim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             len - (e + 1 - s)
         }
     };
+    cx.notify(notify::LIST, "ltrim", key);
     cx.remove_if_empty(key);
     // Redis signals the key even when nothing was trimmed (dirty counts elements).
     cx.modified_n(key, removed as u64);
@@ -299,6 +303,7 @@ fn lset(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         .ok_or_else(|| Reply::err(reply::ERR_INDEX))?;
     *slot = own(&argv[3]);
     cx.modified(key);
+    cx.notify(notify::LIST, "lset", key);
     Ok(Reply::ok())
 }
 
@@ -336,6 +341,7 @@ fn lrem(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         false
     });
     if removed > 0 {
+        cx.notify(notify::LIST, "lrem", key);
         cx.remove_if_empty(key);
         cx.modified_n(key, removed as u64);
     }
@@ -366,6 +372,7 @@ fn linsert(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     l.insert(if after { pos + 1 } else { pos }, own(&argv[4]));
     let len = l.len();
     cx.modified(key);
+    cx.notify(notify::LIST, "linsert", key);
     Ok(Reply::Int(len as i64))
 }
 
@@ -460,6 +467,9 @@ fn move_one(cx: &mut Cx, src: &Bytes, dst: &Bytes, from_left: bool, to_left: boo
     } else {
         d.push_back(v.clone());
     }
+    // Redis's order: the push on `dst` ("new" first if created), then the pop.
+    cx.notify(notify::LIST, if to_left { "lpush" } else { "rpush" }, dst);
+    cx.notify(notify::LIST, if from_left { "lpop" } else { "rpop" }, src);
     cx.remove_if_empty(src);
     cx.modified(src);
     cx.modified_n(dst, 0);

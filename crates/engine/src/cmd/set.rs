@@ -2,6 +2,7 @@
 
 use super::scan_util;
 use crate::db::own;
+use crate::notify;
 use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
@@ -132,6 +133,7 @@ fn sadd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     }
     if added > 0 {
         cx.modified_n(key, added);
+        cx.notify(notify::SET, "sadd", key);
     }
     Ok(Reply::Int(added as i64))
 }
@@ -152,6 +154,7 @@ fn srem(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         }
     }
     if removed > 0 {
+        cx.notify(notify::SET, "srem", key);
         cx.remove_if_empty(key);
         cx.modified_n(key, removed);
     }
@@ -243,6 +246,7 @@ fn spop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         Some(c) if c as u64 >= size as u64 => {
             // The whole set goes.
             let all = members_reply(s.iter());
+            cx.notify(notify::SET, "spop", key);
             cx.delete(key);
             cx.add_dirty(size.saturating_sub(1) as u64);
             cx.propagate(vec![Bytes::from_static(b"DEL"), key.clone()]);
@@ -256,6 +260,7 @@ fn spop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     for m in &popped {
         set.swap_remove(m);
     }
+    cx.notify(notify::SET, "spop", key);
     cx.remove_if_empty(key);
     cx.modified_n(key, popped.len() as u64);
     for batch in popped.chunks(SREM_BATCH) {
@@ -416,11 +421,18 @@ fn store_op(cx: &mut Cx, argv: &[Bytes], op: SetOp) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     let n = members.len();
+    cx.store.expire_if_needed(cx.db, dst, cx.now);
     cx.set_value(
         dst,
         Value::Set(Box::new(members.into_iter().collect())),
         None,
     );
+    let event = match op {
+        SetOp::Inter => "sinterstore",
+        SetOp::Union => "sunionstore",
+        SetOp::Diff => "sdiffstore",
+    };
+    cx.notify(notify::SET, event, dst);
     Ok(Reply::Int(n as i64))
 }
 
@@ -508,10 +520,12 @@ fn smove(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     if !s.swap_remove(member) {
         return Ok(Reply::Int(0));
     }
+    cx.notify(notify::SET, "srem", src);
     cx.remove_if_empty(src);
     cx.modified(src);
     if set_create(cx, dst)?.insert(own(member)) {
         cx.modified(dst);
+        cx.notify(notify::SET, "sadd", dst);
     }
     Ok(Reply::Int(1))
 }

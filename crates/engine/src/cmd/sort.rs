@@ -1,6 +1,7 @@
 //! SORT and SORT_RO (Redis's `sortCommandGeneric`).
 
 use super::is;
+use crate::notify;
 use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
@@ -288,7 +289,9 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
             }
             let n = list.len() as u64;
             if n > 0 {
+                cx.store.expire_if_needed(cx.db, dst, cx.now);
                 cx.set_value(dst, Value::List(list), None);
+                cx.notify(notify::LIST, "sortstore", dst);
                 cx.add_dirty(n - 1);
             } else {
                 cx.delete(dst);

@@ -2,6 +2,7 @@
 
 use super::is;
 use crate::db::own;
+use crate::notify;
 use crate::num;
 use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
@@ -179,6 +180,10 @@ fn set_generic(
     // A deadline already past leaves a logically expired key, as in Redis 7.0: the
     // next access deletes it.
     cx.set_value(key, Value::Str(own(val)), ttl);
+    cx.notify(notify::STRING, "set", key);
+    if deadline.is_some() {
+        cx.notify(notify::GENERIC, "expire", key);
+    }
     Ok(if o.get {
         Reply::opt_bulk(old)
     } else {
@@ -251,7 +256,10 @@ fn mset_generic(cx: &mut Cx, argv: &[Bytes], nx: bool) -> CmdResult {
         return Ok(Reply::Int(0));
     }
     for kv in argv[1..].chunks_exact(2) {
+        // Redis's setKey looks the key up for writing: a stale one expires first.
+        cx.store.expire_if_needed(cx.db, &kv[0], cx.now);
         cx.set_value(&kv[0], Value::Str(own(&kv[1])), None);
+        cx.notify(notify::STRING, "set", &kv[0]);
     }
     Ok(if nx { Reply::Int(1) } else { Reply::ok() })
 }
@@ -267,6 +275,7 @@ fn msetnx(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 fn getset(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let old = get_string(cx, &argv[1])?;
     cx.set_value(&argv[1], Value::Str(own(&argv[2])), None);
+    cx.notify(notify::STRING, "set", &argv[1]);
     Ok(Reply::opt_bulk(old))
 }
 
@@ -296,10 +305,12 @@ fn getex(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         Some((_, ms)) => {
             cx.db().set_expire(key, Some(ms));
             cx.modified(key);
+            cx.notify(notify::GENERIC, "expire", key);
         }
         None if o.persist && cx.entry(key).is_some_and(|e| e.expire_at().is_some()) => {
             cx.db().set_expire(key, None);
             cx.modified(key);
+            cx.notify(notify::GENERIC, "persist", key);
         }
         None => {}
     }
@@ -331,6 +342,7 @@ fn append(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let (key, val) = (&argv[1], &argv[2]);
     let Some(cur) = get_string_w(cx, key)? else {
         cx.set_value(key, Value::Str(own(val)), None);
+        cx.notify(notify::STRING, "append", key);
         return Ok(Reply::Int(val.len() as i64));
     };
     check_string_length(cx, cur.len() as u64, val.len() as u64)?;
@@ -343,6 +355,7 @@ fn append(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         *s = m.freeze();
     }
     cx.modified(key);
+    cx.notify(notify::STRING, "append", key);
     Ok(Reply::Int(total as i64))
 }
 
@@ -399,6 +412,7 @@ fn setrange(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             m[off..].copy_from_slice(val);
             let total = m.len();
             cx.set_value(key, Value::Str(m.freeze()), None);
+            cx.notify(notify::STRING, "setrange", key);
             Ok(Reply::Int(total as i64))
         }
         Some(cur) => {
@@ -421,6 +435,7 @@ fn setrange(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
                 *s = m.freeze();
             }
             cx.modified(key);
+            cx.notify(notify::STRING, "setrange", key);
             Ok(Reply::Int(total as i64))
         }
     }
@@ -582,9 +597,11 @@ fn incr_decr(cx: &mut Cx, key: &Bytes, incr: i64) -> CmdResult {
             .ok_or_else(|| Reply::err(reply::ERR_OVERFLOW))?;
         *s = num::int_bytes(new);
         cx.modified(key);
+        cx.notify(notify::STRING, "incrby", key);
         return Ok(Reply::Int(new));
     }
     cx.set_value(key, Value::Str(num::int_bytes(incr)), None);
+    cx.notify(notify::STRING, "incrby", key);
     Ok(Reply::Int(incr))
 }
 
@@ -627,6 +644,7 @@ fn incrbyfloat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     } else {
         cx.set_value(key, v, None);
     }
+    cx.notify(notify::STRING, "incrbyfloat", key);
     cx.propagate(vec![
         Bytes::from_static(b"SET"),
         own(key),

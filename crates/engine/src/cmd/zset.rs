@@ -2,6 +2,7 @@
 
 use super::{float, int, is, norm_range};
 use crate::db::own;
+use crate::notify;
 use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
@@ -471,8 +472,9 @@ fn listpack_score(score: f64) -> f64 {
     }
 }
 
-/// Stores a computed sorted set at `dst` (deleting `dst` when empty); returns its size.
-fn store_result(cx: &mut Cx, dst: &Bytes, mut z: ZSet) -> i64 {
+/// Stores a computed sorted set at `dst` (deleting `dst` when empty) and raises
+/// `event` on it; returns its size.
+fn store_result(cx: &mut Cx, dst: &Bytes, mut z: ZSet, event: &'static str) -> i64 {
     let n = z.len() as i64;
     if n > 0 {
         let max_member = z.dict.keys().map(|m| m.len()).max().unwrap_or(0);
@@ -483,7 +485,9 @@ fn store_result(cx: &mut Cx, dst: &Bytes, mut z: ZSet) -> i64 {
                     .collect::<Vec<_>>(),
             );
         }
+        cx.store.expire_if_needed(cx.db, dst, cx.now);
         cx.set_value(dst, Value::ZSet(Box::new(z)), None);
+        cx.notify(notify::ZSET, event, dst);
     } else {
         cx.delete(dst);
     }
@@ -630,6 +634,7 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
     cx.remove_if_empty(key);
     if added + updated > 0 {
         cx.modified_n(key, added + updated);
+        cx.notify(notify::ZSET, if incr { "zincr" } else { "zadd" }, key);
     }
     if nan {
         return Err(Reply::err(ERR_NAN));
@@ -651,6 +656,9 @@ fn zrem(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         return Ok(Reply::Int(0));
     };
     let n = argv[2..].iter().filter(|m| z.remove(m)).count();
+    if n > 0 {
+        cx.notify(notify::ZSET, "zrem", key);
+    }
     cx.remove_if_empty(key);
     if n > 0 {
         cx.modified_n(key, n as u64);
@@ -862,7 +870,7 @@ fn zrevrange(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 fn zrangestore(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let (items, _) = zrange_select(cx, argv, 2, true, RangeType::Auto, Dir::Auto)?;
-    let n = store_result(cx, &argv[1], ZSet::from_pairs(items));
+    let n = store_result(cx, &argv[1], ZSet::from_pairs(items), "zrangestore");
     Ok(Reply::Int(n))
 }
 
@@ -906,6 +914,12 @@ fn zremrange(cx: &mut Cx, argv: &[Bytes], rt: RangeType) -> CmdResult {
             z.remove(m);
         }
     }
+    let event = match rt {
+        RangeType::Score => "zremrangebyscore",
+        RangeType::Lex => "zremrangebylex",
+        _ => "zremrangebyrank",
+    };
+    cx.notify(notify::ZSET, event, key);
     cx.remove_if_empty(key);
     cx.modified_n(key, victims.len() as u64);
     Ok(Reply::Int(victims.len() as i64))
@@ -937,6 +951,7 @@ fn pop_n(cx: &mut Cx, key: &Bytes, count: u64, max: bool) -> Result<Vec<(Bytes, 
         }
     }
     if !out.is_empty() {
+        cx.notify(notify::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
         cx.remove_if_empty(key);
         cx.modified_n(key, out.len() as u64);
     }
@@ -1194,7 +1209,14 @@ fn zsetop(
         OpOut::Pairs(pairs) => {
             let z = ZSet::from_pairs(pairs);
             match dst {
-                Some(d) => Ok(Reply::Int(store_result(cx, d, z))),
+                Some(d) => {
+                    let event = match op {
+                        SetOp::Union => "zunionstore",
+                        SetOp::Inter => "zinterstore",
+                        SetOp::Diff => "zdiffstore",
+                    };
+                    Ok(Reply::Int(store_result(cx, d, z, event)))
+                }
                 None => {
                     let items: Vec<(Bytes, f64)> = z.iter().map(|(m, s)| (m.clone(), s)).collect();
                     Ok(scored_reply(items, withscores, cx.resp3))

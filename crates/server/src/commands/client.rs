@@ -171,10 +171,23 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
         }
         Reply::ok().into()
     } else if is(sub, "reply") {
+        // Redis's clientCommand: OFF and SKIP answer nothing (an empty `Many`);
+        // the connection loop then silences replies (`Conn::emit`).
         if is(&argv[2], "on") {
+            // As Redis: a SKIP_NEXT set earlier in the same EXEC stays.
+            conn.reply_off = false;
+            conn.reply_skip = false;
             Reply::ok().into()
+        } else if is(&argv[2], "off") {
+            conn.reply_off = true;
+            Step::Many(Vec::new())
+        } else if is(&argv[2], "skip") {
+            if !conn.reply_off {
+                conn.reply_skip_next = true;
+            }
+            Step::Many(Vec::new())
         } else {
-            Reply::err("ERR CLIENT REPLY OFF/SKIP is not supported by redsnap").into()
+            Reply::err("ERR syntax error").into()
         }
     } else if is(sub, "getredir") {
         Reply::Int(-1).into()

@@ -49,6 +49,11 @@ fn config(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
             return Reply::error(format!("ERR {e}"));
         }
         crate::publish_live(&shared, &inner.config);
+        if inner.config.u64("maxmemory") != old.u64("maxmemory") {
+            // Redis starts its eviction time proc when maxmemory changes: keys go
+            // now, not at the next command (whose reply could wait on them).
+            crate::perform_evictions(inner);
+        }
         Reply::ok()
     } else if is(sub, "resetstat") {
         inner.stats = Default::default();

@@ -250,3 +250,35 @@ pub(crate) fn pubsub_hard_limit(config: &crate::config::Config) -> u64 {
         .and_then(|c| crate::config::parse_memory(&c[1]))
         .unwrap_or(32 << 20)
 }
+
+/// Publishes the keyspace notifications recorded by the commands that just ran
+/// (and by the blocked clients they served), in order, through the normal publish
+/// path: `__keyspace@<db>__:<key>` with the event name, then
+/// `__keyevent@<db>__:<event>` with the key, as Redis's `notifyKeyspaceEvent`.
+/// Redis publishes while the command runs; the engine does no I/O, so redsnap
+/// publishes right after it, under the same lock (no other command runs between).
+pub(crate) fn publish_events(inner: &mut Inner) {
+    use redsnap_engine::notify::{KEYEVENT, KEYSPACE};
+    let mut events = std::mem::take(&mut inner.store.effects.events);
+    let flags = inner.store.config.notify_keyspace_events;
+    // Nobody subscribed: nothing to build (Redis would publish to no one).
+    if !(inner.channels.is_empty() && inner.patterns.is_empty()) {
+        for ev in &events {
+            if flags & KEYSPACE != 0 {
+                let mut chan = format!("__keyspace@{}__:", ev.db).into_bytes();
+                chan.extend_from_slice(&ev.key);
+                let msg = Bytes::from_static(ev.event.as_bytes());
+                publish(inner, &Bytes::from(chan), &msg);
+            }
+            if flags & KEYEVENT != 0 {
+                let chan = format!("__keyevent@{}__:{}", ev.db, ev.event);
+                publish(inner, &Bytes::from(chan), &ev.key);
+            }
+        }
+    }
+    // Keep the buffer for the next command's events.
+    events.clear();
+    if inner.store.effects.events.is_empty() {
+        inner.store.effects.events = events;
+    }
+}
