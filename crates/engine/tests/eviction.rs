@@ -40,7 +40,10 @@ fn lru_keeps_recently_read_keys() {
     };
     let (hot, cold) = (alive(&mut s, "hot"), alive(&mut s, "cold"));
     assert!(hot >= 18, "hot keys survive: {hot}/20");
-    assert_eq!(cold, 0, "untouched keys go first");
+    // Sampled LRU is an approximation (as Redis's): a sample is a run of keys in hash
+    // order from a random point, so a key behind a short gap is sampled less often and
+    // one cold key in ~15 runs outlives 1,400 evictions. Nearly all must go.
+    assert!(cold <= 2, "untouched keys go first: {cold}/20 left");
 }
 
 #[test]
