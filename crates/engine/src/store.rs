@@ -9,7 +9,7 @@ use crate::value::{Kind, Value, ZSet};
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// What handlers return: `Err` carries an error reply so `?` can be used.
 pub type CmdResult = Result<Reply, Reply>;
@@ -466,7 +466,7 @@ impl<'a> Cx<'a> {
         }
     }
 
-    pub fn get_hash(&mut self, key: &Bytes) -> Result<Option<&HashMap<Bytes, Bytes>>, Reply> {
+    pub fn get_hash(&mut self, key: &Bytes) -> Result<Option<&crate::value::Hash>, Reply> {
         match self.lookup_read(key).map(|e| e.value()) {
             None => Ok(None),
             Some(Value::Hash(h)) => Ok(Some(h)),
@@ -510,7 +510,7 @@ impl<'a> Cx<'a> {
         &mut self,
         key: &Bytes,
         create: bool,
-    ) -> Result<Option<&mut HashMap<Bytes, Bytes>>, Reply> {
+    ) -> Result<Option<&mut crate::value::Hash>, Reply> {
         self.container_mut(key, create, Kind::Hash, || Value::Hash(Box::default()))
             .map(|v| {
                 v.map(|v| match v {
@@ -680,6 +680,40 @@ fn lfu_decayed(access: u32, now_min: u32) -> u32 {
     counter.saturating_sub(elapsed)
 }
 
+/// Milliseconds since the access an LRU clock (`Obj::access` in LRU mode) records. A
+/// clock ahead of `now` (another thread's later command) counts as just accessed.
+pub fn lru_idle_ms(access: u32, now: u64) -> u64 {
+    let idle = (now as u32).wrapping_sub(access);
+    if idle > u32::MAX / 2 {
+        0
+    } else {
+        idle as u64
+    }
+}
+
+/// The LFU counter (`Obj::access` in LFU mode) as of `now`, after decay (OBJECT FREQ).
+pub fn lfu_counter(access: u32, now: u64) -> u32 {
+    lfu_decayed(access, ((now / 60_000) & 0xffffff) as u32)
+}
+
+/// The access field of a key RESTOREd with IDLETIME (seconds) or FREQ, as Redis's
+/// `objectSetLRUOrLFU`: FREQ counts under an LFU policy, IDLETIME otherwise; None
+/// leaves the field a new key gets. An idle time beyond what the millisecond clock
+/// represents (about 24 days) is capped there.
+pub fn restored_access(lfu: bool, now: u64, idle_s: Option<i64>, freq: Option<i64>) -> Option<u32> {
+    if lfu {
+        let now_min = ((now / 60_000) & 0xffffff) as u32;
+        freq.map(|f| (now_min << 8) | f.clamp(0, 255) as u32)
+    } else {
+        idle_s.map(|i| {
+            let idle_ms = (i.max(0) as u64)
+                .saturating_mul(1000)
+                .min(u32::MAX as u64 / 2);
+            (now as u32).wrapping_sub(idle_ms as u32)
+        })
+    }
+}
+
 impl Store {
     /// Records an access for LRU/LFU eviction (through a shared reference: the value
     /// itself is not copied even if a snapshot shares it).
@@ -713,7 +747,6 @@ impl Store {
             return false;
         }
         let samples = samples.max(1);
-        let now_ms32 = now as u32;
         let now_min = ((now / 60_000) & 0xffffff) as u32;
         let mut cands: Vec<(usize, Bytes)> = std::mem::take(&mut self.evict_pool);
         for db in 0..self.dbs.len() {
@@ -748,15 +781,7 @@ impl Store {
             }
             let access = e.obj.access.load(Relaxed);
             let score: u64 = match policy {
-                EvictPolicy::AllKeysLru | EvictPolicy::VolatileLru => {
-                    // A clock ahead of ours (another thread's later command) is recent.
-                    let idle = now_ms32.wrapping_sub(access);
-                    if idle > u32::MAX / 2 {
-                        0
-                    } else {
-                        idle as u64
-                    }
-                }
+                EvictPolicy::AllKeysLru | EvictPolicy::VolatileLru => lru_idle_ms(access, now),
                 EvictPolicy::AllKeysLfu | EvictPolicy::VolatileLfu => {
                     255 - lfu_decayed(access, now_min).min(255) as u64
                 }

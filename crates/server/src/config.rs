@@ -88,6 +88,7 @@ static DIRECTIVES: &[Directive] = &[
     d("appendfilename", Kind::Str, "appendonly.aof", false),
     d("appenddirname", Kind::Str, "appendonlydir", false),
     d("aof-load-truncated", Kind::Bool, "yes", true),
+    d("aof-use-rdb-preamble", Kind::Bool, "yes", true),
     d(
         "auto-aof-rewrite-percentage",
         Kind::Int(0, i32::MAX as i64),
@@ -230,10 +231,16 @@ fn check_built(d: &Directive, value: &str) -> Result<(), String> {
 /// reason: each only tunes a memory representation redsnap does not have, and nothing
 /// a client can observe depends on it. (Refusing them would break clients and test
 /// suites that set them; see ARCHITECTURE.md, known deviations.)
-pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[(
-    "list-compress-depth",
-    "lists are not stored as compressed quicklist nodes",
-)];
+pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
+    (
+        "list-compress-depth",
+        "lists are not stored as compressed quicklist nodes",
+    ),
+    (
+        "aof-use-rdb-preamble",
+        "the append log has its own record format and always follows a snapshot",
+    ),
+];
 
 fn find(name: &str) -> Option<&'static Directive> {
     let lower = name.to_ascii_lowercase();

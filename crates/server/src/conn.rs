@@ -208,6 +208,9 @@ impl Conn {
         let name = spec.name;
         match name {
             "ping" => {
+                if argv.len() > 2 {
+                    return redsnap_engine::reply::wrong_arity("ping").into();
+                }
                 if !self.resp3 && self.subscribed() > 0 {
                     let msg = argv.get(1).cloned().unwrap_or_default();
                     return Reply::Array(vec![Reply::bulk_str("pong"), Reply::Bulk(msg)]).into();

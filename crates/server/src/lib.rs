@@ -16,6 +16,7 @@ pub use alloc::CountingAlloc;
 mod blocking;
 mod busy;
 mod conn;
+mod debug;
 mod lua_raw;
 mod persist;
 mod scripting;

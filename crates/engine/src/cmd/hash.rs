@@ -5,12 +5,12 @@ use crate::db::own;
 use crate::reply::{self, wrong_arity, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
+use crate::value::Hash;
 use crate::value::Value;
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::seq::IteratorRandom;
 use rand::Rng;
-use std::collections::HashMap;
 
 pub const COMMANDS: &[CommandSpec] = &[
     cmd(
@@ -108,7 +108,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 const MAX_RANDOM_REPLY: u64 = 1 << 22;
 
 /// The hash at `key`, created empty when absent (the caller adds to it).
-fn hash_create<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<&'a mut HashMap<Bytes, Bytes>, Reply> {
+fn hash_create<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<&'a mut Hash, Reply> {
     cx.hash_mut(key, true)?
         .ok_or_else(|| Reply::err("ERR internal error: hash not created"))
 }
@@ -209,12 +209,21 @@ fn hvals(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 /// HDEL key field [field ...]
 fn hdel(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
+    let listpack_max = cx.config().hash_max_listpack_entries;
     let Some(h) = cx.hash_mut(key, false)? else {
         return Ok(Reply::Int(0));
     };
     let mut deleted = 0;
     for f in &argv[2..] {
-        if h.remove(f).is_some() {
+        // A hash Redis keeps as a listpack keeps its fields' order when one goes
+        // (HGETALL shows it); a larger one is a dict with no order, where the O(1)
+        // removal is fine.
+        let removed = if h.len() <= listpack_max {
+            h.shift_remove(f)
+        } else {
+            h.swap_remove(f)
+        };
+        if removed.is_some() {
             deleted += 1;
             if h.is_empty() {
                 break;
@@ -313,7 +322,7 @@ fn hincrbyfloat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 /// Whether Redis would keep this hash in its listpack encoding (HSCAN then answers
 /// it whole with cursor 0).
-fn is_small(cx: &Cx, h: &HashMap<Bytes, Bytes>) -> bool {
+fn is_small(cx: &Cx, h: &Hash) -> bool {
     let (entries, value) = (
         cx.config().hash_max_listpack_entries,
         cx.config().hash_max_listpack_value,
@@ -349,7 +358,7 @@ fn hscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// A borrowed hash plus the store's rng.
-type HashWithRng<'a> = (&'a HashMap<Bytes, Bytes>, &'a mut SmallRng);
+type HashWithRng<'a> = (&'a Hash, &'a mut SmallRng);
 
 /// The hash at `key` (a read: counts hits/misses, WRONGTYPE otherwise) and the rng.
 fn hash_and_rng<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<Option<HashWithRng<'a>>, Reply> {
