@@ -553,6 +553,17 @@ impl<'a> Cx<'a> {
         kind: Kind,
         empty: impl FnOnce() -> Value,
     ) -> Result<Option<&mut Value>, Reply> {
+        self.container_obj_mut(key, create, kind, empty)
+            .map(|o| o.map(|o| &mut o.value))
+    }
+
+    fn container_obj_mut(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+        kind: Kind,
+        empty: impl FnOnce() -> Value,
+    ) -> Result<Option<&mut crate::db::Obj>, Reply> {
         match self.kind(key) {
             Some(k) if k != kind => return Err(Reply::wrongtype()),
             None if !create => return Ok(None),
@@ -560,7 +571,55 @@ impl<'a> Cx<'a> {
             Some(_) => {}
         }
         self.touch(key);
-        Ok(self.store.dbs[self.db].get_mut(key))
+        Ok(self.store.dbs[self.db].get_mut_obj(key))
+    }
+
+    /// [`Cx::set_mut`], with the value's sticky encoding flag (`Obj::big_encoding`).
+    pub fn set_mut_enc(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+    ) -> Result<Option<(&mut crate::value::Set, &mut bool)>, Reply> {
+        let o = self.container_obj_mut(key, create, Kind::Set, || Value::Set(Box::default()))?;
+        Ok(o.map(|o| match &mut o.value {
+            Value::Set(s) => (&mut **s, &mut o.big_encoding),
+            _ => unreachable!("kind checked"),
+        }))
+    }
+
+    /// [`Cx::hash_mut`], with the value's sticky encoding flag.
+    pub fn hash_mut_enc(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+    ) -> Result<Option<(&mut crate::value::Hash, &mut bool)>, Reply> {
+        let o = self.container_obj_mut(key, create, Kind::Hash, || Value::Hash(Box::default()))?;
+        Ok(o.map(|o| match &mut o.value {
+            Value::Hash(h) => (&mut **h, &mut o.big_encoding),
+            _ => unreachable!("kind checked"),
+        }))
+    }
+
+    /// [`Cx::zset_mut`], with the value's sticky encoding flag.
+    pub fn zset_mut_enc(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+    ) -> Result<Option<(&mut ZSet, &mut bool)>, Reply> {
+        let o = self.container_obj_mut(key, create, Kind::ZSet, || {
+            Value::ZSet(Box::new(ZSet::new()))
+        })?;
+        Ok(o.map(|o| match &mut o.value {
+            Value::ZSet(z) => (&mut **z, &mut o.big_encoding),
+            _ => unreachable!("kind checked"),
+        }))
+    }
+
+    /// The object of a live key, for in-place string edits that also set its sticky
+    /// encoding flag (copied first if a snapshot shares it).
+    pub fn obj_mut(&mut self, key: &Bytes) -> Option<&mut crate::db::Obj> {
+        self.store.expire_if_needed(self.db, key, self.now);
+        self.store.dbs[self.db].get_mut_obj(key)
     }
 
     // ----- argument parsing -----
@@ -575,53 +634,11 @@ impl<'a> Cx<'a> {
 }
 
 impl Store {
-    /// The encoding Redis 7.0 would report for a value (OBJECT ENCODING, DEBUG OBJECT).
-    /// redsnap's representation differs; this answers what clients and test suites expect.
-    pub fn encoding_of(config: &EngineConfig, v: &Value) -> &'static str {
-        match v {
-            Value::Str(s) => {
-                if s.len() <= 20 && crate::num::parse_i64(s).is_some() {
-                    "int"
-                } else if s.len() <= 44 {
-                    "embstr"
-                } else {
-                    "raw"
-                }
-            }
-            Value::List(_) => "quicklist",
-            Value::Hash(h) => {
-                if h.len() <= config.hash_max_listpack_entries
-                    && h.iter().all(|(k, v)| {
-                        k.len() <= config.hash_max_listpack_value
-                            && v.len() <= config.hash_max_listpack_value
-                    })
-                {
-                    "listpack"
-                } else {
-                    "hashtable"
-                }
-            }
-            Value::Set(s) => {
-                if s.len() <= config.set_max_intset_entries
-                    && s.iter().all(|m| crate::num::parse_i64(m).is_some())
-                {
-                    "intset"
-                } else {
-                    "hashtable"
-                }
-            }
-            Value::ZSet(z) => {
-                if z.len() <= config.zset_max_listpack_entries
-                    && z.dict
-                        .keys()
-                        .all(|m| m.len() <= config.zset_max_listpack_value)
-                {
-                    "listpack"
-                } else {
-                    "skiplist"
-                }
-            }
-        }
+    /// The encoding Redis 7.0 would report for a stored value (OBJECT ENCODING, DEBUG
+    /// OBJECT). redsnap's representation differs; this answers what clients and test
+    /// suites expect.
+    pub fn encoding_of(config: &EngineConfig, obj: &crate::db::Obj) -> &'static str {
+        crate::cmd::keys::encoding(obj, config)
     }
 }
 

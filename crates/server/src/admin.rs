@@ -216,9 +216,19 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
     } else if is(sub, "getredir") {
         Reply::Int(-1).into()
     } else if is(sub, "unblock") {
-        let id = redsnap_engine::num::parse_i64(&argv[2]).unwrap_or(0) as u64;
+        let error = match argv.get(3) {
+            None => false,
+            Some(a) if is(a, "timeout") => false,
+            Some(a) if is(a, "error") => true,
+            Some(_) => {
+                return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR").into()
+            }
+        };
+        let Some(id) = redsnap_engine::num::parse_i64(&argv[2]) else {
+            return Reply::err(redsnap_engine::reply::ERR_NOT_INT).into();
+        };
+        let id = id as u64;
         if inner.blocked.contains_key(&id) {
-            let error = argv.get(3).is_some_and(|a| is(a, "error"));
             crate::blocking::unblock(inner, id);
             if let Some(c) = inner.clients.get(&id) {
                 let r = if error {
@@ -487,7 +497,7 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
         match inner.store.dbs[db].get(key) {
             None => Reply::err("ERR no such key").into(),
             Some(e) => {
-                let enc = redsnap_engine::Store::encoding_of(&inner.store.config, e.value());
+                let enc = redsnap_engine::Store::encoding_of(&inner.store.config, &e.obj);
                 Reply::Simple(Bytes::from(format!("Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:0 lru_seconds_idle:0", e.value().mem_usage()))).into()
             }
         }

@@ -427,8 +427,22 @@ fn copy(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(1))
 }
 
-/// The encoding Redis 7.0 would report for a value with these contents.
-pub fn encoding(v: &Value, c: &EngineConfig) -> &'static str {
+/// The encoding Redis 7.0 would report for a stored value: its contents decide,
+/// unless a command converted it to the larger encoding, which Redis keeps.
+pub fn encoding(obj: &crate::db::Obj, c: &EngineConfig) -> &'static str {
+    if !obj.big_encoding {
+        return contents_encoding(&obj.value, c);
+    }
+    match obj.value {
+        Value::Str(_) => "raw",
+        Value::List(_) => "quicklist",
+        Value::Hash(_) | Value::Set(_) => "hashtable",
+        Value::ZSet(_) => "skiplist",
+    }
+}
+
+/// The encoding Redis 7.0 would give a value with these contents.
+pub fn contents_encoding(v: &Value, c: &EngineConfig) -> &'static str {
     match v {
         Value::Str(s) => {
             if s.len() <= 20 && num::parse_i64(s).is_some() {
@@ -522,7 +536,7 @@ fn object(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     };
     if is(sub, "encoding") {
         Ok(Reply::Bulk(Bytes::from_static(
-            encoding(e.value(), &config).as_bytes(),
+            encoding(&e.obj, &config).as_bytes(),
         )))
     } else if is(sub, "refcount") {
         // Redis shares the objects of the integers 0..9999.
