@@ -83,6 +83,7 @@ pub fn crc64(data: &[u8]) -> u64 {
 }
 
 mod compact;
+pub mod file;
 use compact::{intset_in, listpack_in, ziplist_in};
 pub use compact::{parse_intset, parse_listpack, parse_ziplist};
 

@@ -46,6 +46,7 @@ pub(crate) fn run(
             Bytes::from(format!("redsnap ver. {}\n", crate::REDSNAP_VERSION)),
         )
         .into(),
+        "sync" | "psync" | "replconf" => crate::repl::command(conn, inner, spec.name, argv),
         "save" | "bgsave" | "bgrewriteaof" | "lastsave" => {
             crate::persist_command(&conn.shared.clone(), inner, spec.name, argv)
         }
@@ -63,8 +64,25 @@ pub(crate) fn valid_client_name(n: &[u8]) -> Result<(), Reply> {
     Ok(())
 }
 
-fn client_line(c: &crate::state::ClientInfo) -> String {
+fn client_line(inner: &Inner, c: &crate::state::ClientInfo) -> String {
     let now = std::time::Instant::now();
+    // Redis's order: S (replica), P (pub/sub), x (MULTI), b (blocked); N for none.
+    let mut flags = String::new();
+    if inner.repl.is_replica(c.id) {
+        flags.push('S');
+    }
+    if c.sub + c.psub > 0 {
+        flags.push('P');
+    }
+    if c.multi >= 0 {
+        flags.push('x');
+    }
+    if inner.blocked.contains_key(&c.id) {
+        flags.push('b');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
     format!(
         "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
@@ -73,7 +91,7 @@ fn client_line(c: &crate::state::ClientInfo) -> String {
         String::from_utf8_lossy(&c.name),
         now.duration_since(c.created).as_secs(),
         now.duration_since(c.last_active).as_secs(),
-        if c.sub + c.psub > 0 { "P" } else if c.multi >= 0 { "x" } else { "N" },
+        flags,
         c.db,
         c.sub,
         c.psub,
@@ -100,7 +118,7 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
         let line = inner
             .clients
             .get(&conn.id)
-            .map(client_line)
+            .map(|c| client_line(inner, c))
             .unwrap_or_default();
         text(line + "\n").into()
     } else if is(sub, "list") {
@@ -138,7 +156,7 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
                 continue;
             }
             if let Some(c) = inner.clients.get(id) {
-                s.push_str(&client_line(c));
+                s.push_str(&client_line(inner, c));
                 s.push('\n');
             }
         }

@@ -160,6 +160,13 @@ static DIRECTIVES: &[Directive] = &[
     ),
     d("list-compress-depth", Kind::Int(0, MAXI), "0", true),
     d("hz", Kind::Int(1, 500), "10", true),
+    da(
+        "repl-ping-replica-period",
+        &["repl-ping-slave-period"],
+        Kind::Int(1, i32::MAX as i64),
+        "10",
+        true,
+    ),
     d("notify-keyspace-events", Kind::Str, "", true),
     d("lazyfree-lazy-user-del", Kind::Bool, "no", true),
     d("lazyfree-lazy-user-flush", Kind::Bool, "no", true),

@@ -150,7 +150,9 @@ impl Conn {
             }
         }
         inner.stats.total_commands += 1;
+        crate::repl::feed_each(inner);
         let step = self.execute(inner, spec, argv);
+        crate::repl::after_command(inner, spec);
         self.after_command(inner);
         step
     }
@@ -518,7 +520,14 @@ impl Conn {
             };
             inner.stats.total_commands += 1;
             let r = match self.execute(inner, spec, argv) {
-                Step::Reply(r) | Step::Block(_, r) | Step::Sleep(_, r) => r,
+                Step::Reply(r) | Step::Block(_, r) => r,
+                // DEBUG SLEEP inside a transaction stops the server as in Redis (the
+                // lock is held): the transaction's later commands and the clients
+                // served after it see the clock moved.
+                Step::Sleep(d, r) => {
+                    std::thread::sleep(d);
+                    r
+                }
                 Step::Many(v) => Reply::Array(v),
                 Step::Close(r) => r.unwrap_or_else(ok),
                 Step::Async(_) => Reply::err("ERR Command not allowed inside a transaction"),
@@ -1181,6 +1190,7 @@ impl Conn {
                         }
                         Some(ConnMsg::Kill) | None => return Ok(()),
                         Some(ConnMsg::Unblocked(_)) => {}
+                        Some(ConnMsg::Raw(b)) => wbuf.extend_from_slice(&b),
                     }
                 }
             }
@@ -1340,6 +1350,8 @@ impl Conn {
                         self.write(stream, &wbuf).await?;
                         wbuf.clear();
                     }
+                    // A replica does not block; its stream is not for this wait.
+                    Some(ConnMsg::Raw(_)) => {}
                     Some(ConnMsg::Kill) | None => {
                         let mut inner = self.shared.lock_async().await;
                         crate::blocking::unblock(&mut inner, self.id);

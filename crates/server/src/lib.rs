@@ -19,6 +19,7 @@ mod conn;
 mod debug;
 mod lua_raw;
 mod persist;
+mod repl;
 mod scripting;
 mod state;
 mod tls;
@@ -537,5 +538,6 @@ async fn cron(shared: Arc<Shared>) {
             }
         }
         persist::cron(&shared, &mut inner);
+        repl::cron(&mut inner);
     }
 }

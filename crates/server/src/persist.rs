@@ -245,7 +245,7 @@ fn stop_log(shared: &Arc<Shared>, inner: &mut Inner) {
     if let Err(e) = append(inner) {
         tracing::error!("append log: {e:?}");
     }
-    inner.store.log_enabled = false;
+    inner.store.log_enabled = crate::repl::needs_records(inner);
     let Some(p) = inner.persist.as_mut() else {
         return;
     };
@@ -276,6 +276,7 @@ fn stop_log(shared: &Arc<Shared>, inner: &mut Inner) {
 /// reply when the log refuses it (closed, broken, a record too large: the effect is in
 /// memory but will not be logged, so the client is told).
 pub(crate) fn append(inner: &mut Inner) -> Result<Option<u64>, Reply> {
+    crate::repl::drain(inner);
     if inner.store.effects.log.is_empty() {
         return Ok(None);
     }
