@@ -55,6 +55,8 @@ fn protocol(name: &[u8]) -> Reply {
     match n.as_slice() {
         b"string" => Reply::bulk_str("Hello World"),
         b"integer" => Reply::Int(12345),
+        // Redis's literal, not pi.
+        #[allow(clippy::approx_constant)]
         b"double" => Reply::Double(3.141),
         b"bignum" => Reply::BigNumber(Bytes::from_static(
             b"1234567999999999999999999999999999999",

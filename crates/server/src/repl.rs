@@ -77,7 +77,7 @@ pub(crate) fn command(conn: &mut Conn, inner: &mut Inner, name: &str, argv: &[By
             if argv.len() >= 2 && (is(&argv[1], "ack") || is(&argv[1], "getack")) {
                 return Step::Many(vec![]);
             }
-            if argv.len() % 2 == 0 {
+            if argv.len().is_multiple_of(2) {
                 return Reply::err("ERR syntax error").into();
             }
             Reply::ok().into()
