@@ -61,9 +61,15 @@ impl equivalent::Comparable<ScanKey> for KeyRef<'_> {
 #[derive(Debug)]
 pub struct Obj {
     pub value: Value,
-    /// Last access time in seconds (LRU) or a counter (LFU), updated on reads
+    /// Last access time in milliseconds (LRU) or a counter (LFU), updated on reads
     /// through a shared reference.
     pub access: AtomicU32,
+    /// Set once the value took Redis's larger encoding (a raw string, a hashtable set
+    /// or hash, a skiplist sorted set) through a command that converts it: Redis
+    /// never converts back, so OBJECT ENCODING keeps answering it after the contents
+    /// shrink. Cleared when the value is replaced; not persisted (a reload or
+    /// RESTORE re-encodes from the contents, as Redis's loading does).
+    pub big_encoding: bool,
 }
 
 impl Clone for Obj {
@@ -71,6 +77,7 @@ impl Clone for Obj {
         Obj {
             value: self.value.clone(),
             access: AtomicU32::new(self.access.load(Ordering::Relaxed)),
+            big_encoding: self.big_encoding,
         }
     }
 }
@@ -126,6 +133,7 @@ impl Entry {
             obj: Arc::new(Obj {
                 value,
                 access: AtomicU32::new(0),
+                big_encoding: false,
             }),
             expire: pack_deadline(expire_at),
         }
@@ -304,8 +312,14 @@ impl Db {
 
     /// Mutable access to the value; copies it first if a snapshot shares it.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        self.get_mut_obj(key).map(|o| &mut o.value)
+    }
+
+    /// Mutable access to the value's object (value and encoding flag); copies it
+    /// first if a snapshot shares it.
+    pub fn get_mut_obj(&mut self, key: &[u8]) -> Option<&mut Obj> {
         let e = self.map.get_mut(self.key_hash(key), key)?;
-        Some(&mut Arc::make_mut(&mut e.obj).value)
+        Some(Arc::make_mut(&mut e.obj))
     }
 
     /// Inserts or replaces a key (its bytes are copied into the map). The value must
@@ -345,12 +359,16 @@ impl Db {
         if expire_at.is_none() && self.volatile.is_empty() {
             if let Some(e) = self.map.get_mut(hash, key) {
                 match Arc::get_mut(&mut e.obj) {
-                    Some(obj) => obj.value = value,
+                    Some(obj) => {
+                        obj.value = value;
+                        obj.big_encoding = false;
+                    }
                     None => {
                         let access = e.obj.access.load(Ordering::Relaxed);
                         e.obj = Arc::new(Obj {
                             value,
                             access: AtomicU32::new(access),
+                            big_encoding: false,
                         });
                     }
                 }
@@ -380,6 +398,7 @@ impl Db {
                 e.obj = Arc::new(Obj {
                     value,
                     access: AtomicU32::new(0),
+                    big_encoding: false,
                 });
                 true
             }

@@ -9,6 +9,7 @@
 
 pub mod cmd;
 pub mod db;
+pub mod digest;
 pub mod glob;
 pub mod hash;
 pub mod key;

@@ -16,7 +16,7 @@
 
 use crate::value::{Value, ZSet};
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// The RDB version Redis 7.0 writes (and the newest it accepts in DUMP payloads).
 pub const RDB_VERSION: u16 = 10;
@@ -83,6 +83,7 @@ pub fn crc64(data: &[u8]) -> u64 {
 }
 
 mod compact;
+pub mod file;
 use compact::{intset_in, listpack_in, ziplist_in};
 pub use compact::{parse_intset, parse_listpack, parse_ziplist};
 
@@ -331,7 +332,7 @@ fn hash_from_flat(flat: Vec<Bytes>) -> Result<Value> {
     if flat.len() % 2 == 1 {
         return Err(RdbError::Corrupt("hash"));
     }
-    let mut h = HashMap::with_capacity(flat.len() / 2);
+    let mut h = crate::value::Hash::with_capacity(flat.len() / 2);
     let mut it = flat.into_iter();
     while let (Some(f), Some(v)) = (it.next(), it.next()) {
         if h.insert(f, v).is_some() {
@@ -418,7 +419,7 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
             if n == 0 {
                 return Err(RdbError::Empty("hash"));
             }
-            let mut h = HashMap::new();
+            let mut h = crate::value::Hash::new();
             for _ in 0..n {
                 let f = r.read_string()?;
                 let v = r.read_string()?;

@@ -28,6 +28,11 @@ pub enum Reply {
     Verbatim(&'static str, Bytes),
     /// Out-of-band push (pub/sub messages under RESP3; an array under RESP2).
     Push(Vec<Reply>),
+    /// A big number (RESP3 `(`; a bulk string under RESP2): its decimal digits.
+    BigNumber(Bytes),
+    /// RESP3 attributes (`|`) followed by the reply they describe; under RESP2 only the
+    /// reply is sent, as Redis's `addReplyAttributeLen` does nothing there.
+    Attribute(Vec<(Reply, Reply)>, Box<Reply>),
 }
 
 impl Reply {

@@ -10,7 +10,7 @@ use crate::value::{Kind, Value, ZSet};
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// What handlers return: `Err` carries an error reply so `?` can be used.
 pub type CmdResult = Result<Reply, Reply>;
@@ -540,7 +540,7 @@ impl<'a> Cx<'a> {
         }
     }
 
-    pub fn get_hash(&mut self, key: &Bytes) -> Result<Option<&HashMap<Bytes, Bytes>>, Reply> {
+    pub fn get_hash(&mut self, key: &Bytes) -> Result<Option<&crate::value::Hash>, Reply> {
         match self.lookup_read(key).map(|e| e.value()) {
             None => Ok(None),
             Some(Value::Hash(h)) => Ok(Some(h)),
@@ -584,7 +584,7 @@ impl<'a> Cx<'a> {
         &mut self,
         key: &Bytes,
         create: bool,
-    ) -> Result<Option<&mut HashMap<Bytes, Bytes>>, Reply> {
+    ) -> Result<Option<&mut crate::value::Hash>, Reply> {
         self.container_mut(key, create, Kind::Hash, || Value::Hash(Box::default()))
             .map(|v| {
                 v.map(|v| match v {
@@ -627,6 +627,17 @@ impl<'a> Cx<'a> {
         kind: Kind,
         empty: impl FnOnce() -> Value,
     ) -> Result<Option<&mut Value>, Reply> {
+        self.container_obj_mut(key, create, kind, empty)
+            .map(|o| o.map(|o| &mut o.value))
+    }
+
+    fn container_obj_mut(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+        kind: Kind,
+        empty: impl FnOnce() -> Value,
+    ) -> Result<Option<&mut crate::db::Obj>, Reply> {
         match self.kind(key) {
             Some(k) if k != kind => return Err(Reply::wrongtype()),
             None if !create => return Ok(None),
@@ -637,7 +648,55 @@ impl<'a> Cx<'a> {
             Some(_) => {}
         }
         self.touch(key);
-        Ok(self.store.dbs[self.db].get_mut(key))
+        Ok(self.store.dbs[self.db].get_mut_obj(key))
+    }
+
+    /// [`Cx::set_mut`], with the value's sticky encoding flag (`Obj::big_encoding`).
+    pub fn set_mut_enc(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+    ) -> Result<Option<(&mut crate::value::Set, &mut bool)>, Reply> {
+        let o = self.container_obj_mut(key, create, Kind::Set, || Value::Set(Box::default()))?;
+        Ok(o.map(|o| match &mut o.value {
+            Value::Set(s) => (&mut **s, &mut o.big_encoding),
+            _ => unreachable!("kind checked"),
+        }))
+    }
+
+    /// [`Cx::hash_mut`], with the value's sticky encoding flag.
+    pub fn hash_mut_enc(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+    ) -> Result<Option<(&mut crate::value::Hash, &mut bool)>, Reply> {
+        let o = self.container_obj_mut(key, create, Kind::Hash, || Value::Hash(Box::default()))?;
+        Ok(o.map(|o| match &mut o.value {
+            Value::Hash(h) => (&mut **h, &mut o.big_encoding),
+            _ => unreachable!("kind checked"),
+        }))
+    }
+
+    /// [`Cx::zset_mut`], with the value's sticky encoding flag.
+    pub fn zset_mut_enc(
+        &mut self,
+        key: &Bytes,
+        create: bool,
+    ) -> Result<Option<(&mut ZSet, &mut bool)>, Reply> {
+        let o = self.container_obj_mut(key, create, Kind::ZSet, || {
+            Value::ZSet(Box::new(ZSet::new()))
+        })?;
+        Ok(o.map(|o| match &mut o.value {
+            Value::ZSet(z) => (&mut **z, &mut o.big_encoding),
+            _ => unreachable!("kind checked"),
+        }))
+    }
+
+    /// The object of a live key, for in-place string edits that also set its sticky
+    /// encoding flag (copied first if a snapshot shares it).
+    pub fn obj_mut(&mut self, key: &Bytes) -> Option<&mut crate::db::Obj> {
+        self.store.expire_if_needed(self.db, key, self.now);
+        self.store.dbs[self.db].get_mut_obj(key)
     }
 
     // ----- argument parsing -----
@@ -652,53 +711,11 @@ impl<'a> Cx<'a> {
 }
 
 impl Store {
-    /// The encoding Redis 7.0 would report for a value (OBJECT ENCODING, DEBUG OBJECT).
-    /// redsnap's representation differs; this answers what clients and test suites expect.
-    pub fn encoding_of(config: &EngineConfig, v: &Value) -> &'static str {
-        match v {
-            Value::Str(s) => {
-                if s.len() <= 20 && crate::num::parse_i64(s).is_some() {
-                    "int"
-                } else if s.len() <= 44 {
-                    "embstr"
-                } else {
-                    "raw"
-                }
-            }
-            Value::List(_) => "quicklist",
-            Value::Hash(h) => {
-                if h.len() <= config.hash_max_listpack_entries
-                    && h.iter().all(|(k, v)| {
-                        k.len() <= config.hash_max_listpack_value
-                            && v.len() <= config.hash_max_listpack_value
-                    })
-                {
-                    "listpack"
-                } else {
-                    "hashtable"
-                }
-            }
-            Value::Set(s) => {
-                if s.len() <= config.set_max_intset_entries
-                    && s.iter().all(|m| crate::num::parse_i64(m).is_some())
-                {
-                    "intset"
-                } else {
-                    "hashtable"
-                }
-            }
-            Value::ZSet(z) => {
-                if z.len() <= config.zset_max_listpack_entries
-                    && z.dict
-                        .keys()
-                        .all(|m| m.len() <= config.zset_max_listpack_value)
-                {
-                    "listpack"
-                } else {
-                    "skiplist"
-                }
-            }
-        }
+    /// The encoding Redis 7.0 would report for a stored value (OBJECT ENCODING, DEBUG
+    /// OBJECT). redsnap's representation differs; this answers what clients and test
+    /// suites expect.
+    pub fn encoding_of(config: &EngineConfig, obj: &crate::db::Obj) -> &'static str {
+        crate::cmd::keys::encoding(obj, config)
     }
 }
 
@@ -757,6 +774,40 @@ fn lfu_decayed(access: u32, now_min: u32) -> u32 {
     counter.saturating_sub(elapsed)
 }
 
+/// Milliseconds since the access an LRU clock (`Obj::access` in LRU mode) records. A
+/// clock ahead of `now` (another thread's later command) counts as just accessed.
+pub fn lru_idle_ms(access: u32, now: u64) -> u64 {
+    let idle = (now as u32).wrapping_sub(access);
+    if idle > u32::MAX / 2 {
+        0
+    } else {
+        idle as u64
+    }
+}
+
+/// The LFU counter (`Obj::access` in LFU mode) as of `now`, after decay (OBJECT FREQ).
+pub fn lfu_counter(access: u32, now: u64) -> u32 {
+    lfu_decayed(access, ((now / 60_000) & 0xffffff) as u32)
+}
+
+/// The access field of a key RESTOREd with IDLETIME (seconds) or FREQ, as Redis's
+/// `objectSetLRUOrLFU`: FREQ counts under an LFU policy, IDLETIME otherwise; None
+/// leaves the field a new key gets. An idle time beyond what the millisecond clock
+/// represents (about 24 days) is capped there.
+pub fn restored_access(lfu: bool, now: u64, idle_s: Option<i64>, freq: Option<i64>) -> Option<u32> {
+    if lfu {
+        let now_min = ((now / 60_000) & 0xffffff) as u32;
+        freq.map(|f| (now_min << 8) | f.clamp(0, 255) as u32)
+    } else {
+        idle_s.map(|i| {
+            let idle_ms = (i.max(0) as u64)
+                .saturating_mul(1000)
+                .min(u32::MAX as u64 / 2);
+            (now as u32).wrapping_sub(idle_ms as u32)
+        })
+    }
+}
+
 impl Store {
     /// Records an access for LRU/LFU eviction (through a shared reference: the value
     /// itself is not copied even if a snapshot shares it).
@@ -790,7 +841,6 @@ impl Store {
             return false;
         }
         let samples = samples.max(1);
-        let now_ms32 = now as u32;
         let now_min = ((now / 60_000) & 0xffffff) as u32;
         let mut cands: Vec<(usize, Bytes)> = std::mem::take(&mut self.evict_pool);
         for db in 0..self.dbs.len() {
@@ -825,15 +875,7 @@ impl Store {
             }
             let access = e.obj.access.load(Relaxed);
             let score: u64 = match policy {
-                EvictPolicy::AllKeysLru | EvictPolicy::VolatileLru => {
-                    // A clock ahead of ours (another thread's later command) is recent.
-                    let idle = now_ms32.wrapping_sub(access);
-                    if idle > u32::MAX / 2 {
-                        0
-                    } else {
-                        idle as u64
-                    }
-                }
+                EvictPolicy::AllKeysLru | EvictPolicy::VolatileLru => lru_idle_ms(access, now),
                 EvictPolicy::AllKeysLfu | EvictPolicy::VolatileLfu => {
                     255 - lfu_decayed(access, now_min).min(255) as u64
                 }

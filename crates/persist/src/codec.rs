@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use redsnap_engine::{LogRecord, Value, ZSet};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// CRC-32C (Castagnoli), as used by iSCSI, ext4 and most storage engines
 /// (slice-by-16 tables: about 4x faster than byte-at-a-time on 100-byte entries).
@@ -264,7 +264,7 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
         }
         TAG_HASH => {
             let n = r.len(2)?;
-            let mut h = HashMap::with_capacity(n);
+            let mut h = redsnap_engine::value::Hash::with_capacity(n);
             for _ in 0..n {
                 let k = r.bytes()?;
                 let v = r.bytes()?;
@@ -396,7 +396,7 @@ mod tests {
             Value::Str(Bytes::from("hello")),
             Value::Str(Bytes::new()),
             Value::List(VecDeque::from(vec![Bytes::from("x"), Bytes::new()])),
-            Value::Hash(Box::new(HashMap::from([(
+            Value::Hash(Box::new(redsnap_engine::value::Hash::from([(
                 Bytes::from("f"),
                 Bytes::from("v"),
             )]))),

@@ -91,6 +91,7 @@ static DIRECTIVES: &[Directive] = &[
     d("appendfilename", Kind::Str, "appendonly.aof", false),
     d("appenddirname", Kind::Str, "appendonlydir", false),
     d("aof-load-truncated", Kind::Bool, "yes", true),
+    d("aof-use-rdb-preamble", Kind::Bool, "yes", true),
     d(
         "auto-aof-rewrite-percentage",
         Kind::Int(0, i32::MAX as i64),
@@ -162,6 +163,13 @@ static DIRECTIVES: &[Directive] = &[
     ),
     d("list-compress-depth", Kind::Int(0, MAXI), "0", true),
     d("hz", Kind::Int(1, 500), "10", true),
+    da(
+        "repl-ping-replica-period",
+        &["repl-ping-slave-period"],
+        Kind::Int(1, i32::MAX as i64),
+        "10",
+        true,
+    ),
     d("notify-keyspace-events", Kind::Events, "", true),
     d("lazyfree-lazy-user-del", Kind::Bool, "no", true),
     d("lazyfree-lazy-user-flush", Kind::Bool, "no", true),
@@ -229,10 +237,16 @@ fn check_built(d: &Directive, value: &str) -> Result<(), String> {
 /// reason: each only tunes a memory representation redsnap does not have, and nothing
 /// a client can observe depends on it. (Refusing them would break clients and test
 /// suites that set them; see ARCHITECTURE.md, known deviations.)
-pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[(
-    "list-compress-depth",
-    "lists are not stored as compressed quicklist nodes",
-)];
+pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
+    (
+        "list-compress-depth",
+        "lists are not stored as compressed quicklist nodes",
+    ),
+    (
+        "aof-use-rdb-preamble",
+        "the append log has its own record format and always follows a snapshot",
+    ),
+];
 
 fn find(name: &str) -> Option<&'static Directive> {
     let lower = name.to_ascii_lowercase();

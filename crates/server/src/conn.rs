@@ -170,7 +170,9 @@ impl Conn {
             }
         }
         inner.stats.total_commands += 1;
+        crate::repl::feed_each(inner);
         let step = self.execute(inner, spec, argv);
+        crate::repl::after_command(inner, spec);
         self.after_command(inner);
         step
     }
@@ -641,6 +643,7 @@ impl Conn {
                         }
                         Some(ConnMsg::Kill) | None => return Ok(()),
                         Some(ConnMsg::Unblocked(_)) => {}
+                        Some(ConnMsg::Raw(b)) => wbuf.extend_from_slice(&b),
                     }
                 }
             }
@@ -671,6 +674,7 @@ impl Conn {
             match rx.try_recv() {
                 Ok(ConnMsg::Push(r)) => self.encode_push(wbuf, &r),
                 Ok(ConnMsg::Unblocked(_)) => {}
+                Ok(ConnMsg::Raw(b)) => wbuf.extend_from_slice(&b),
                 Ok(ConnMsg::Kill) => return true,
                 Err(_) => return false,
             }
@@ -834,6 +838,8 @@ impl Conn {
                         self.write(stream, &wbuf).await?;
                         wbuf.clear();
                     }
+                    // A replica does not block; its stream is not for this wait.
+                    Some(ConnMsg::Raw(_)) => {}
                     Some(ConnMsg::Kill) | None => {
                         let mut inner = self.shared.lock_async().await;
                         crate::commands::blocking::unblock(&mut inner, self.id);

@@ -15,8 +15,10 @@ mod commands;
 pub use alloc::CountingAlloc;
 mod busy;
 mod conn;
+mod debug;
 mod lua_raw;
 mod persist;
+mod repl;
 mod scripting;
 mod state;
 mod tls;
@@ -507,5 +509,6 @@ async fn cron(shared: Arc<Shared>) {
             }
         }
         persist::cron(&shared, &mut inner);
+        repl::cron(&mut inner);
     }
 }

@@ -253,6 +253,14 @@ pub(crate) unsafe fn push_reply(l: *mut ffi::lua_State, r: &Reply, resp3: bool) 
         }
         Reply::Int(i) => ffi::lua_pushnumber(l, *i as f64),
         Reply::Bulk(b) => push_bytes(l, b),
+        Reply::BigNumber(n) => {
+            push_bytes(l, n);
+            if resp3 {
+                wrap_single(l, b"big_number");
+            }
+        }
+        // Redis parses attributes and drops them: scripts see the reply alone.
+        Reply::Attribute(_, reply) => return push_reply(l, reply, resp3),
         Reply::Nil | Reply::NilArray => {
             if resp3 {
                 ffi::lua_pushnil(l);

@@ -245,7 +245,7 @@ fn stop_log(shared: &Arc<Shared>, inner: &mut Inner) {
     if let Err(e) = append(inner) {
         tracing::error!("append log: {e:?}");
     }
-    inner.store.log_enabled = false;
+    inner.store.log_enabled = crate::repl::needs_records(inner);
     let Some(p) = inner.persist.as_mut() else {
         return;
     };
@@ -276,6 +276,7 @@ fn stop_log(shared: &Arc<Shared>, inner: &mut Inner) {
 /// reply when the log refuses it (closed, broken, a record too large: the effect is in
 /// memory but will not be logged, so the client is told).
 pub(crate) fn append(inner: &mut Inner) -> Result<Option<u64>, Reply> {
+    crate::repl::drain(inner);
     if inner.store.effects.log.is_empty() {
         return Ok(None);
     }
@@ -559,7 +560,15 @@ pub(crate) fn info(inner: &Inner) -> String {
                 if a.last_fsync_ok { "ok" } else { "err" },
             );
         }
-        None => s.push_str("aof_enabled:0\r\naof_last_write_status:ok\r\n\r\n"),
+        // BGREWRITEAOF takes a snapshot even with the log off (Redis writes an AOF
+        // then too): waiting for it reads aof_rewrite_in_progress.
+        None => {
+            let _ = write!(
+                s,
+                "aof_enabled:0\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_write_status:ok\r\n\r\n",
+                st.in_progress as u8
+            );
+        }
     }
     s
 }
@@ -644,7 +653,15 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, save: Option<bool>) -> Result
 /// DEBUG RELOAD: after a successful SAVE, empties the keyspace and loads it back from
 /// the data directory.
 pub(crate) fn reload(shared: &Arc<Shared>) -> Reply {
-    let mut inner = shared.inner.lock();
+    reload_locked(&mut shared.inner.lock())
+}
+
+/// Empties the keyspace and loads it back from the data directory, after writing and
+/// flushing what the append log holds (DEBUG RELOAD after its SAVE, DEBUG LOADAOF).
+pub(crate) fn reload_locked(inner: &mut Inner) -> Reply {
+    if let Err(e) = append(inner) {
+        return e;
+    }
     let Some(p) = inner.persist.as_ref() else {
         return Reply::err("ERR persistence is disabled");
     };

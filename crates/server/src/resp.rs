@@ -337,6 +337,23 @@ pub fn encode(out: &mut BytesMut, reply: &Reply, resp3: bool) {
                 out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" });
             }
         }
+        Reply::BigNumber(n) => {
+            if resp3 {
+                line(out, b'(', n);
+            } else {
+                bulk(out, n);
+            }
+        }
+        Reply::Attribute(attrs, reply) => {
+            if resp3 {
+                header(out, b'|', attrs.len());
+                for (k, v) in attrs {
+                    encode(out, k, resp3);
+                    encode(out, v, resp3);
+                }
+            }
+            encode(out, reply, resp3);
+        }
         Reply::Verbatim(fmt, text) => {
             if resp3 {
                 header(out, b'=', text.len() + 4);

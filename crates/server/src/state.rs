@@ -22,6 +22,8 @@ pub enum ConnMsg {
     Unblocked(Reply),
     /// CLIENT KILL or shutdown: close the connection.
     Kill,
+    /// Bytes written as they are: a replica's RDB file and stream (`repl.rs`).
+    Raw(Bytes),
 }
 
 /// What a blocked client waits for, and how to serve it once a key is ready.
@@ -159,6 +161,8 @@ pub struct Inner {
     pub scripts: crate::scripting::Scripts,
     pub persist: Option<crate::persist::Persistence>,
     pub tun: Tunables,
+    /// Attached replicas and their stream (`repl.rs`).
+    pub repl: crate::repl::Replication,
 }
 
 /// Whether a script is running and for how long, readable without the server lock
@@ -284,6 +288,7 @@ impl Shared {
                 scripts: crate::scripting::Scripts::new(),
                 persist: None,
                 tun: Tunables::default(),
+                repl: Default::default(),
             }),
             busy: BusyState::default(),
             live: LiveConfig::default(),

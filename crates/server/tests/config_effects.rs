@@ -76,6 +76,9 @@ const OBSERVED_IN_CONFIG_PERSIST: &[&str] = &[
 
 /// Keyspace notifications: their effects are observed in tests/notifications.rs.
 const OBSERVED_IN_NOTIFICATIONS: &[&str] = &["notify-keyspace-events"];
+/// Replication: the PING period is observed on a replica's stream in
+/// tests/data_debug.rs (`sync_hands_over_an_rdb_file_then_the_write_stream`).
+const OBSERVED_IN_DATA_DEBUG: &[&str] = &["repl-ping-replica-period"];
 
 /// Accepted but only their default value (the feature is not built).
 const DEFAULT_ONLY: &[(&str, &str)] = &[
@@ -126,6 +129,7 @@ fn every_mutable_parameter_has_an_effect_test() {
         .iter()
         .chain(OBSERVED_IN_CONFIG_PERSIST)
         .chain(OBSERVED_IN_NOTIFICATIONS)
+        .chain(OBSERVED_IN_DATA_DEBUG)
         .chain(DEFAULT_ONLY.iter().map(|(n, _)| n))
         .chain(NOT_OBSERVABLE)
         .copied()

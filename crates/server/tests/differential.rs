@@ -16,6 +16,10 @@
 //!   remaining time is compared with a tolerance;
 //! - OBJECT ENCODING: not generated (redsnap reports plausible encodings only).
 //!
+//! DEBUG DIGEST and DIGEST-VALUE (Redis's content digests) are compared exactly, and
+//! each stream ends with DEBUG DIGEST: the two datasets must hold the same keys,
+//! values and expiry flags in every database.
+//!
 //! Set REDSNAP_DIFF_SEED to replay a run, REDSNAP_DIFF_COMMANDS to change its length.
 
 use rand::rngs::StdRng;
@@ -311,7 +315,7 @@ impl Gen {
     /// One command and how to compare its reply.
     fn command(&mut self) -> (Vec<Vec<u8>>, Compare) {
         use Compare::*;
-        let c = self.n(0, 99);
+        let c = self.n(0, 105);
         let mut a: Vec<Vec<u8>>;
         let mut cmp = Exact;
         macro_rules! cmd { ($($x:expr),* $(,)?) => { vec![$($x),*] } }
@@ -781,6 +785,62 @@ impl Gen {
                 cmp = Ttl(1);
             }
             97 => a = cmd![b("OBJECT"), b("FREQ")],
+            // COPY and MOVE of every type, across databases.
+            98 | 99 => {
+                let kind = self.pick(&["s", "h", "l", "t", "z"]);
+                let other = self.pick(&["s", "h", "l", "t", "z"]);
+                a = cmd![b("COPY"), self.key(kind), self.key(other)];
+                if self.chance(0.4) {
+                    a.push(b("DB"));
+                    a.push(b(self.pick(&["0", "1", "2", "16", "x"])));
+                }
+                if self.chance(0.4) {
+                    a.push(b("REPLACE"));
+                }
+            }
+            100 => {
+                let kind = self.pick(&["s", "h", "l", "t", "z"]);
+                a = cmd![b("MOVE"), self.key(kind), b(self.pick(&["1", "2", "0"]))];
+            }
+            // SORT ... STORE: the stored list is compared through later reads and the
+            // digests (a set sorted BY nosort is sorted for STORE, as in Redis).
+            101 | 102 => {
+                let kind = self.pick(&["l", "t", "z"]);
+                let src = self.key(kind);
+                a = cmd![b("SORT"), src];
+                let by = self.chance(0.3);
+                if by {
+                    a.push(b("BY"));
+                    a.push(b(self.pick(&["nosort", "s*", "h*->a", "nokey*"])));
+                }
+                if self.chance(0.3) {
+                    a.push(b("LIMIT"));
+                    a.push(b(self.pick(&["0", "1"])));
+                    a.push(b(self.pick(&["2", "-1", "10"])));
+                }
+                if self.chance(0.3) {
+                    a.push(b("GET"));
+                    a.push(b(self.pick(&["#", "s*", "h*->a"])));
+                }
+                // ALPHA ordering by a BY pattern leaves ties in an undefined order.
+                if !by && self.chance(0.5) {
+                    a.push(b("ALPHA"));
+                }
+                if self.chance(0.3) {
+                    a.push(b("DESC"));
+                }
+                a.push(b("STORE"));
+                a.push(self.key("l"));
+            }
+            // Content digests (Redis's debug.c): equal values, equal digests.
+            103 | 104 => {
+                a = cmd![b("DEBUG"), b("DIGEST-VALUE")];
+                for _ in 0..self.n(1, 3) {
+                    let kind = self.pick(&["s", "h", "l", "t", "z"]);
+                    a.push(self.key(kind));
+                }
+            }
+            105 => a = cmd![b("DEBUG"), b("DIGEST")],
             _ => a = cmd![b("ZSCAN"), self.key("z"), b("x")],
         }
         (a, cmp)
@@ -1018,6 +1078,8 @@ fn redsnap_matches_redis_on_random_command_streams() {
             "setup",
         );
         stream(&mut pair, &mut g, total / streams, s % 2 == 1);
+        // The whole dataset, every database: equal content gives equal digests.
+        pair.run(&[b("DEBUG"), b("DIGEST")], Compare::Exact, "end of stream");
         if pair.mismatches.len() > 50 {
             break;
         }

@@ -113,16 +113,9 @@ fn restore(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     }
     cx.set_value(key, value, deadline);
     cx.notify(notify::GENERIC, "restore", key);
-    let now_s = (cx.now / 1000) as i64;
-    if let Some(e) = cx.db().get(key) {
-        if let Some(f) = freq {
-            e.obj.access.store(f as u32, Ordering::Relaxed);
-        } else if let Some(i) = idle {
-            e.obj.access.store(
-                now_s.saturating_sub(i).clamp(0, u32::MAX as i64) as u32,
-                Ordering::Relaxed,
-            );
-        }
+    let access = crate::store::restored_access(cx.store.lfu, cx.now, idle, freq);
+    if let (Some(a), Some(e)) = (access, cx.db().get(key)) {
+        e.obj.access.store(a, Ordering::Relaxed);
     }
     Ok(Reply::ok())
 }

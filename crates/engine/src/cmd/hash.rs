@@ -6,12 +6,12 @@ use crate::notify;
 use crate::reply::{self, wrong_arity, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
+use crate::value::Hash;
 use crate::value::Value;
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::seq::IteratorRandom;
 use rand::Rng;
-use std::collections::HashMap;
 
 pub const COMMANDS: &[CommandSpec] = &[
     cmd(
@@ -108,10 +108,53 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// build any size and run out of memory).
 const MAX_RANDOM_REPLY: u64 = 1 << 22;
 
+/// A hash being written, with its sticky encoding flag and Redis's listpack limits.
+struct HashW<'a> {
+    h: &'a mut Hash,
+    big: &'a mut bool,
+    max_entries: usize,
+    max_value: usize,
+}
+
+impl HashW<'_> {
+    /// Sets `field` (copied) to `value`; true when the field is new. Notes the
+    /// conversion to a hashtable as Redis's hashTypeTryConversion and hashTypeSet do:
+    /// a field or value longer than hash-max-listpack-value, or more fields than
+    /// hash-max-listpack-entries.
+    fn put(&mut self, field: &Bytes, value: Bytes) -> bool {
+        if field.len() > self.max_value || value.len() > self.max_value {
+            *self.big = true;
+        }
+        let created = match self.h.get_mut(field) {
+            Some(v) => {
+                *v = value;
+                false
+            }
+            None => {
+                self.h.insert(own(field), value);
+                true
+            }
+        };
+        if self.h.len() > self.max_entries {
+            *self.big = true;
+        }
+        created
+    }
+}
+
 /// The hash at `key`, created empty when absent (the caller adds to it).
-fn hash_create<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<&'a mut HashMap<Bytes, Bytes>, Reply> {
-    cx.hash_mut(key, true)?
-        .ok_or_else(|| Reply::err("ERR internal error: hash not created"))
+fn hash_create<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<HashW<'a>, Reply> {
+    let max_entries = cx.config().hash_max_listpack_entries;
+    let max_value = cx.config().hash_max_listpack_value;
+    let (h, big) = cx
+        .hash_mut_enc(key, true)?
+        .ok_or_else(|| Reply::err("ERR internal error: hash not created"))?;
+    Ok(HashW {
+        h,
+        big,
+        max_entries,
+        max_value,
+    })
 }
 
 /// A field's value without copying the hash (WRONGTYPE if `key` is not a hash).
@@ -128,15 +171,11 @@ fn set_pairs(cx: &mut Cx, argv: &[Bytes], name: &str) -> Result<i64, Reply> {
         return Err(wrong_arity(name));
     }
     let key = &argv[1];
-    let h = hash_create(cx, key)?;
+    let mut h = hash_create(cx, key)?;
     let mut created = 0;
     for pair in argv[2..].chunks_exact(2) {
-        match h.get_mut(&pair[0]) {
-            Some(v) => *v = own(&pair[1]),
-            None => {
-                h.insert(own(&pair[0]), own(&pair[1]));
-                created += 1;
-            }
+        if h.put(&pair[0], own(&pair[1])) {
+            created += 1;
         }
     }
     cx.modified_n(key, ((argv.len() - 2) / 2) as u64);
@@ -161,7 +200,7 @@ fn hsetnx(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     if peek_field(cx, key, field)?.is_some() {
         return Ok(Reply::Int(0));
     }
-    hash_create(cx, key)?.insert(own(field), own(&argv[3]));
+    hash_create(cx, key)?.put(field, own(&argv[3]));
     cx.modified(key);
     cx.notify(notify::HASH, "hset", key);
     Ok(Reply::Int(1))
@@ -212,12 +251,21 @@ fn hvals(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 /// HDEL key field [field ...]
 fn hdel(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
+    let listpack_max = cx.config().hash_max_listpack_entries;
     let Some(h) = cx.hash_mut(key, false)? else {
         return Ok(Reply::Int(0));
     };
     let mut deleted = 0;
     for f in &argv[2..] {
-        if h.remove(f).is_some() {
+        // A hash Redis keeps as a listpack keeps its fields' order when one goes
+        // (HGETALL shows it); a larger one is a dict with no order, where the O(1)
+        // removal is fine.
+        let removed = if h.len() <= listpack_max {
+            h.shift_remove(f)
+        } else {
+            h.swap_remove(f)
+        };
+        if removed.is_some() {
             deleted += 1;
             if h.is_empty() {
                 break;
@@ -266,13 +314,7 @@ fn hincrby(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let new = cur
         .checked_add(incr)
         .ok_or_else(|| Reply::err(reply::ERR_OVERFLOW))?;
-    let h = hash_create(cx, key)?;
-    match h.get_mut(field) {
-        Some(v) => *v = crate::num::int_bytes(new),
-        None => {
-            h.insert(own(field), crate::num::int_bytes(new));
-        }
-    }
+    hash_create(cx, key)?.put(field, crate::num::int_bytes(new));
     cx.modified(key);
     cx.notify(notify::HASH, "hincrby", key);
     Ok(Reply::Int(new))
@@ -299,13 +341,7 @@ fn hincrbyfloat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         .ok_or_else(|| Reply::err("ERR increment would produce NaN or Infinity"))?
         .1;
     let new = Bytes::from(text);
-    let h = hash_create(cx, key)?;
-    match h.get_mut(field) {
-        Some(v) => *v = new.clone(),
-        None => {
-            h.insert(own(field), new.clone());
-        }
-    }
+    hash_create(cx, key)?.put(field, new.clone());
     cx.modified(key);
     cx.notify(notify::HASH, "hincrbyfloat", key);
     cx.propagate(vec![
@@ -319,7 +355,7 @@ fn hincrbyfloat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 /// Whether Redis would keep this hash in its listpack encoding (HSCAN then answers
 /// it whole with cursor 0).
-fn is_small(cx: &Cx, h: &HashMap<Bytes, Bytes>) -> bool {
+fn is_small(cx: &Cx, h: &Hash) -> bool {
     let (entries, value) = (
         cx.config().hash_max_listpack_entries,
         cx.config().hash_max_listpack_value,
@@ -336,10 +372,13 @@ fn hscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         return Ok(scan_util::empty());
     }
     let opts = scan_util::parse_opts(&argv[3..])?;
-    let Some(Value::Hash(h)) = cx.store.dbs[cx.db].get(key).map(|e| e.value()) else {
+    let Some(e) = cx.store.dbs[cx.db].get(key) else {
         return Ok(scan_util::empty());
     };
-    let (next, items): (u64, Vec<(&Bytes, &Bytes)>) = if is_small(cx, h) {
+    let Value::Hash(h) = e.value() else {
+        return Ok(scan_util::empty());
+    };
+    let (next, items): (u64, Vec<(&Bytes, &Bytes)>) = if !e.obj.big_encoding && is_small(cx, h) {
         (0, h.iter().collect())
     } else {
         scan_util::step(h.iter(), h.len(), cursor, opts.count)
@@ -355,7 +394,7 @@ fn hscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// A borrowed hash plus the store's rng.
-type HashWithRng<'a> = (&'a HashMap<Bytes, Bytes>, &'a mut SmallRng);
+type HashWithRng<'a> = (&'a Hash, &'a mut SmallRng);
 
 /// The hash at `key` (a read: counts hits/misses, WRONGTYPE otherwise) and the rng.
 fn hash_and_rng<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<Option<HashWithRng<'a>>, Reply> {

@@ -438,8 +438,22 @@ fn copy(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(1))
 }
 
-/// The encoding Redis 7.0 would report for a value with these contents.
-pub fn encoding(v: &Value, c: &EngineConfig) -> &'static str {
+/// The encoding Redis 7.0 would report for a stored value: its contents decide,
+/// unless a command converted it to the larger encoding, which Redis keeps.
+pub fn encoding(obj: &crate::db::Obj, c: &EngineConfig) -> &'static str {
+    if !obj.big_encoding {
+        return contents_encoding(&obj.value, c);
+    }
+    match obj.value {
+        Value::Str(_) => "raw",
+        Value::List(_) => "quicklist",
+        Value::Hash(_) | Value::Set(_) => "hashtable",
+        Value::ZSet(_) => "skiplist",
+    }
+}
+
+/// The encoding Redis 7.0 would give a value with these contents.
+pub fn contents_encoding(v: &Value, c: &EngineConfig) -> &'static str {
     match v {
         Value::Str(s) => {
             if s.len() <= 20 && num::parse_i64(s).is_some() {
@@ -518,26 +532,38 @@ fn object(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         )));
     }
     let config = cx.config().clone();
-    let now = cx.now;
-    let Some(e) = cx.lookup_read(&argv[2]) else {
+    let (now, lfu) = (cx.now, cx.store.lfu);
+    // Redis looks the key up without touching it (LOOKUP_NOTOUCH): reading the idle
+    // time or the frequency must not reset it. Hits and misses count.
+    let found = cx.entry(&argv[2]).is_some();
+    let stats = &mut cx.store.stats;
+    if found {
+        stats.keyspace_hits += 1;
+    } else {
+        stats.keyspace_misses += 1;
+    }
+    let Some(e) = cx.store.dbs[cx.db].get(&argv[2]) else {
         return Ok(Reply::Nil);
     };
     if is(sub, "encoding") {
         Ok(Reply::Bulk(Bytes::from_static(
-            encoding(e.value(), &config).as_bytes(),
+            encoding(&e.obj, &config).as_bytes(),
         )))
     } else if is(sub, "refcount") {
         // Redis shares the objects of the integers 0..9999.
         let shared = matches!(e.value(), Value::Str(s) if s.len() <= 4 && num::parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
         Ok(Reply::Int(if shared { i32::MAX as i64 } else { 1 }))
     } else if is(sub, "idletime") {
+        if lfu {
+            return Err(Reply::err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+        }
         let access = e.obj.access.load(std::sync::atomic::Ordering::Relaxed);
-        let now_s = (now / 1000) as u32;
-        Ok(Reply::Int(if access == 0 {
-            0
-        } else {
-            now_s.saturating_sub(access) as i64
-        }))
+        Ok(Reply::Int(
+            (crate::store::lru_idle_ms(access, now) / 1000) as i64,
+        ))
+    } else if lfu {
+        let access = e.obj.access.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(Reply::Int(crate::store::lfu_counter(access, now) as i64))
     } else {
         Err(Reply::err(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
@@ -551,7 +577,7 @@ mod tests {
     use crate::store::Store;
     use crate::value::Value;
     use bytes::Bytes;
-    use std::collections::{HashMap, VecDeque};
+    use std::collections::VecDeque;
 
     const T0: u64 = 1_700_000_000_000;
 
@@ -955,7 +981,7 @@ mod tests {
         // A copy is independent of its source.
         s.dbs[0].insert(
             b("h"),
-            Value::Hash(Box::new(HashMap::from([(b("f"), b("v"))]))),
+            Value::Hash(Box::new(crate::value::Hash::from([(b("f"), b("v"))]))),
             None,
         );
         assert_eq!(r(&mut s, &["copy", "h", "h2"]), int(1));
@@ -964,7 +990,10 @@ mod tests {
         }
         assert_eq!(
             s.dbs[0].get(&b("h2")).map(|e| e.value().clone()),
-            Some(Value::Hash(Box::new(HashMap::from([(b("f"), b("v"))]))))
+            Some(Value::Hash(Box::new(crate::value::Hash::from([(
+                b("f"),
+                b("v")
+            )]))))
         );
         let d0 = s.effects.dirty;
         assert_eq!(r(&mut s, &["copy", "h", "h2"]), int(0));
@@ -1015,13 +1044,13 @@ mod tests {
         assert_eq!(r(&mut s, &["object", "encoding", "s"]), bulk("hashtable"));
         s.dbs[0].insert(
             b("h"),
-            Value::Hash(Box::new(HashMap::from([(b("a"), b("b"))]))),
+            Value::Hash(Box::new(crate::value::Hash::from([(b("a"), b("b"))]))),
             None,
         );
         assert_eq!(r(&mut s, &["object", "encoding", "h"]), bulk("listpack"));
         s.dbs[0].insert(
             b("h"),
-            Value::Hash(Box::new(HashMap::from([(
+            Value::Hash(Box::new(crate::value::Hash::from([(
                 b("a"),
                 Bytes::from(vec![b'x'; 65]),
             )]))),

@@ -190,6 +190,14 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
     srv("bgrewriteaof", 1, ADMIN | NOSCRIPT | NO_MULTI, "server"),
     srv("lastsave", 1, LOADING | STALE | FAST, "server"),
     srv("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "server"),
+    srv("sync", 1, ADMIN | NOSCRIPT | NO_MULTI, "server"),
+    srv("psync", -3, ADMIN | NOSCRIPT | NO_MULTI, "server"),
+    srv(
+        "replconf",
+        -1,
+        ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY,
+        "server",
+    ),
     with_subs(
         srv("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE, "server"),
         &[],

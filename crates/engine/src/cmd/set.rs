@@ -111,9 +111,36 @@ const MAX_RANDOM_REPLY: u64 = 1 << 22;
 /// Members per SREM record when SPOP is logged.
 const SREM_BATCH: usize = 1024;
 
-fn set_create<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<&'a mut Set, Reply> {
-    cx.set_mut(key, true)?
-        .ok_or_else(|| Reply::err("ERR internal error: set not created"))
+fn set_create<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<SetW<'a>, Reply> {
+    let max_intset = cx.config().set_max_intset_entries;
+    let (s, big) = cx
+        .set_mut_enc(key, true)?
+        .ok_or_else(|| Reply::err("ERR internal error: set not created"))?;
+    Ok(SetW { s, big, max_intset })
+}
+
+/// A set being added to, with its sticky encoding flag and set-max-intset-entries.
+struct SetW<'a> {
+    s: &'a mut Set,
+    big: &'a mut bool,
+    max_intset: usize,
+}
+
+impl SetW<'_> {
+    /// Adds `member` (copied); true when it is new. Notes the conversion to a
+    /// hashtable as Redis's setTypeAdd does: a member that is not an integer, or more
+    /// members than set-max-intset-entries (checked until the set is converted).
+    fn add(&mut self, member: &Bytes) -> bool {
+        if self.s.contains(member) {
+            return false;
+        }
+        self.s.insert(own(member));
+        if !*self.big && (self.s.len() > self.max_intset || crate::num::parse_i64(member).is_none())
+        {
+            *self.big = true;
+        }
+        true
+    }
 }
 
 fn members_reply<'a>(it: impl IntoIterator<Item = &'a Bytes>) -> Reply {
@@ -123,11 +150,10 @@ fn members_reply<'a>(it: impl IntoIterator<Item = &'a Bytes>) -> Reply {
 /// SADD key member [member ...]
 fn sadd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let s = set_create(cx, key)?;
+    let mut s = set_create(cx, key)?;
     let mut added = 0u64;
     for m in &argv[2..] {
-        if !s.contains(m) {
-            s.insert(own(m));
+        if s.add(m) {
             added += 1;
         }
     }
@@ -523,7 +549,7 @@ fn smove(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     cx.notify(notify::SET, "srem", src);
     cx.remove_if_empty(src);
     cx.modified(src);
-    if set_create(cx, dst)?.insert(own(member)) {
+    if set_create(cx, dst)?.add(member) {
         cx.modified(dst);
         cx.notify(notify::SET, "sadd", dst);
     }
@@ -545,10 +571,13 @@ fn sscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         return Ok(scan_util::empty());
     }
     let opts = scan_util::parse_opts(&argv[3..])?;
-    let Some(Value::Set(s)) = cx.store.dbs[cx.db].get(key).map(|e| e.value()) else {
+    let Some(e) = cx.store.dbs[cx.db].get(key) else {
         return Ok(scan_util::empty());
     };
-    let (next, items): (u64, Vec<(&Bytes, ())>) = if is_intset(cx, s) {
+    let Value::Set(s) = e.value() else {
+        return Ok(scan_util::empty());
+    };
+    let (next, items): (u64, Vec<(&Bytes, ())>) = if !e.obj.big_encoding && is_intset(cx, s) {
         (0, s.iter().map(|m| (m, ())).collect())
     } else {
         scan_util::step(s.iter().map(|m| (m, ())), s.len(), cursor, opts.count)

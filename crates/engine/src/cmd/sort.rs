@@ -33,6 +33,28 @@ pub const COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
+/// The key positions of a SORT command (Redis's `sortGetKeys`, for COMMAND GETKEYS):
+/// the sorted key, then the key of the last STORE option. Options are assumed to take
+/// no argument except LIMIT (2), GET and BY (1); as in Redis, the word after STORE is
+/// scanned again, so in `STORE a STORE b` the key is `b`.
+pub fn get_keys(argv: &[Bytes]) -> Vec<usize> {
+    let mut keys = vec![1];
+    let mut store = None;
+    let mut i = 2;
+    while i < argv.len() {
+        if is(&argv[i], "limit") {
+            i += 2;
+        } else if is(&argv[i], "get") || is(&argv[i], "by") {
+            i += 1;
+        } else if is(&argv[i], "store") && i + 1 < argv.len() {
+            store = Some(i + 1);
+        }
+        i += 1;
+    }
+    keys.extend(store);
+    keys
+}
+
 fn sort(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     sort_generic(cx, argv, false)
 }
@@ -303,6 +325,25 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn get_keys_finds_the_last_store() {
+        let argv = |s: &str| -> Vec<bytes::Bytes> {
+            s.split(' ')
+                .map(|w| bytes::Bytes::copy_from_slice(w.as_bytes()))
+                .collect()
+        };
+        assert_eq!(super::get_keys(&argv("sort abc store def")), [1, 3]);
+        assert_eq!(
+            super::get_keys(&argv("sort abc store invalid store stillbad store def")),
+            [1, 7]
+        );
+        assert_eq!(super::get_keys(&argv("sort abc")), [1]);
+        // STORE as the last word has no key; a GET pattern named "store" is skipped.
+        assert_eq!(super::get_keys(&argv("sort abc store")), [1]);
+        assert_eq!(super::get_keys(&argv("sort abc get store x")), [1]);
+        assert_eq!(super::get_keys(&argv("sort abc limit 0 store by x")), [1]);
+    }
+
     use crate::reply::Reply;
     use crate::store::Store;
     use bytes::Bytes;
@@ -344,7 +385,7 @@ mod tests {
             Bytes::copy_from_slice(v.as_bytes()),
         )]
         .into_iter()
-        .collect::<std::collections::HashMap<_, _>>();
+        .collect::<crate::value::Hash>();
         s.dbs[0].insert(
             Bytes::copy_from_slice(key.as_bytes()),
             crate::value::Value::Hash(Box::new(h)),

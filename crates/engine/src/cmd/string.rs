@@ -348,11 +348,15 @@ fn append(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     check_string_length(cx, cur.len() as u64, val.len() as u64)?;
     drop(cur);
     let mut total = 0;
-    if let Some(Value::Str(s)) = cx.value_mut(key) {
-        let mut m = into_mut(std::mem::take(s), val.len());
-        m.extend_from_slice(val);
-        total = m.len();
-        *s = m.freeze();
+    if let Some(obj) = cx.obj_mut(key) {
+        // Redis appends to a raw copy (dbUnshareStringValue): raw from then on.
+        obj.big_encoding = true;
+        if let Value::Str(s) = &mut obj.value {
+            let mut m = into_mut(std::mem::take(s), val.len());
+            m.extend_from_slice(val);
+            total = m.len();
+            *s = m.freeze();
+        }
     }
     cx.modified(key);
     cx.notify(notify::STRING, "append", key);
@@ -413,6 +417,10 @@ fn setrange(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             let total = m.len();
             cx.set_value(key, Value::Str(m.freeze()), None);
             cx.notify(notify::STRING, "setrange", key);
+            // Redis builds the new string raw.
+            if let Some(obj) = cx.obj_mut(key) {
+                obj.big_encoding = true;
+            }
             Ok(Reply::Int(total as i64))
         }
         Some(cur) => {
@@ -424,15 +432,19 @@ fn setrange(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             let off = offset as usize;
             let end = off + val.len();
             let mut total = 0;
-            if let Some(Value::Str(s)) = cx.value_mut(key) {
-                let grow = end.saturating_sub(s.len());
-                let mut m = into_mut(std::mem::take(s), grow);
-                if m.len() < end {
-                    m.resize(end, 0);
+            if let Some(obj) = cx.obj_mut(key) {
+                // Edited in a raw copy (dbUnshareStringValue): raw from then on.
+                obj.big_encoding = true;
+                if let Value::Str(s) = &mut obj.value {
+                    let grow = end.saturating_sub(s.len());
+                    let mut m = into_mut(std::mem::take(s), grow);
+                    if m.len() < end {
+                        m.resize(end, 0);
+                    }
+                    m[off..end].copy_from_slice(val);
+                    total = m.len();
+                    *s = m.freeze();
                 }
-                m[off..end].copy_from_slice(val);
-                total = m.len();
-                *s = m.freeze();
             }
             cx.modified(key);
             cx.notify(notify::STRING, "setrange", key);
@@ -587,8 +599,8 @@ fn lcs(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 fn incr_decr(cx: &mut Cx, key: &Bytes, incr: i64) -> CmdResult {
     // One trie search; the value is replaced in place (its `Arc<Obj>` is copied
     // first if a snapshot shares it, so a snapshot diff still sees the change).
-    if let Some(v) = cx.value_mut(key) {
-        let Value::Str(s) = v else {
+    if let Some(obj) = cx.obj_mut(key) {
+        let Value::Str(s) = &mut obj.value else {
             return Err(Reply::wrongtype());
         };
         let new = num::parse_i64(s)
@@ -596,6 +608,8 @@ fn incr_decr(cx: &mut Cx, key: &Bytes, incr: i64) -> CmdResult {
             .checked_add(incr)
             .ok_or_else(|| Reply::err(reply::ERR_OVERFLOW))?;
         *s = num::int_bytes(new);
+        // The result is a new integer object in Redis, whatever the old encoding.
+        obj.big_encoding = false;
         cx.modified(key);
         cx.notify(notify::STRING, "incrby", key);
         return Ok(Reply::Int(new));

@@ -573,9 +573,10 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
     // never converts back within the command.
     // (Read off the set being written, not through a lookup: a ZADD is not a
     // keyspace hit.)
-    if let Some(z) = cx.zset_mut(key, true)? {
+    if let Some((z, big)) = cx.zset_mut_enc(key, true)? {
+        // A set that was converted stays a skiplist (Redis never converts back).
         let mut skiplist = if exists {
-            z.len() > lp_entries || z.dict.keys().any(|m| m.len() > lp_value)
+            *big || z.len() > lp_entries || z.dict.keys().any(|m| m.len() > lp_value)
         } else {
             lp_entries == 0 || argv[idx + 1].len() > lp_value
         };
@@ -630,6 +631,7 @@ fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
             processed += 1;
             last = score;
         }
+        *big = skiplist;
     }
     cx.remove_if_empty(key);
     if added + updated > 0 {

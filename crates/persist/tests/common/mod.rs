@@ -6,7 +6,7 @@ use redsnap_engine::{Reply, Store, Value, ZSet};
 use redsnap_persist::{
     recover, AppendLog, DataDir, FsyncPolicy, LoadOptions, RecoveryReport, SnapshotStore,
 };
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -46,7 +46,7 @@ pub fn populate(store: &mut Store) {
         );
         d.insert(
             b("hash"),
-            Value::Hash(Box::new(HashMap::from([
+            Value::Hash(Box::new(redsnap_engine::value::Hash::from([
                 (b("f1"), b("v1")),
                 (b("f2"), b("")),
             ]))),

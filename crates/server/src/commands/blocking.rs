@@ -274,7 +274,12 @@ pub(crate) fn serve_ready(inner: &mut Inner, touched: &[(usize, Bytes)], dbs: &[
         ready.extend(inner.blocked_keys.keys().filter(|(d, _)| d == db).cloned());
     }
     ready.dedup();
+    let now = redsnap_engine::now_ms();
     for (db, key) in ready {
+        // Redis looks the key up before serving (lookupKeyRead): one that expired is
+        // deleted then (and the deletion logged and replicated), and its waiters stay
+        // blocked.
+        inner.store.expire_if_needed(db, &key, now);
         // Serve waiters in arrival order while the key holds something.
         for _ in 0..100_000 {
             let Some(&cid) = inner

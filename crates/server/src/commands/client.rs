@@ -26,8 +26,25 @@ pub(crate) fn valid_client_name(n: &[u8]) -> Result<(), Reply> {
     Ok(())
 }
 
-fn client_line(c: &crate::state::ClientInfo) -> String {
+fn client_line(inner: &Inner, c: &crate::state::ClientInfo) -> String {
     let now = std::time::Instant::now();
+    // Redis's order: S (replica), P (pub/sub), x (MULTI), b (blocked); N for none.
+    let mut flags = String::new();
+    if inner.repl.is_replica(c.id) {
+        flags.push('S');
+    }
+    if c.sub + c.psub > 0 {
+        flags.push('P');
+    }
+    if c.multi >= 0 {
+        flags.push('x');
+    }
+    if inner.blocked.contains_key(&c.id) {
+        flags.push('b');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
     format!(
         "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=16384 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
@@ -36,7 +53,7 @@ fn client_line(c: &crate::state::ClientInfo) -> String {
         String::from_utf8_lossy(&c.name),
         now.duration_since(c.created).as_secs(),
         now.duration_since(c.last_active).as_secs(),
-        if c.sub + c.psub > 0 { "P" } else if c.multi >= 0 { "x" } else { "N" },
+        flags,
         c.db,
         c.sub,
         c.psub,
@@ -63,7 +80,7 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
         let line = inner
             .clients
             .get(&conn.id)
-            .map(client_line)
+            .map(|c| client_line(inner, c))
             .unwrap_or_default();
         text(line + "\n").into()
     } else if is(sub, "list") {
@@ -101,7 +118,7 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
                 continue;
             }
             if let Some(c) = inner.clients.get(id) {
-                s.push_str(&client_line(c));
+                s.push_str(&client_line(inner, c));
                 s.push('\n');
             }
         }
@@ -192,9 +209,19 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
     } else if is(sub, "getredir") {
         Reply::Int(-1).into()
     } else if is(sub, "unblock") {
-        let id = redsnap_engine::num::parse_i64(&argv[2]).unwrap_or(0) as u64;
+        let error = match argv.get(3) {
+            None => false,
+            Some(a) if is(a, "timeout") => false,
+            Some(a) if is(a, "error") => true,
+            Some(_) => {
+                return Reply::err("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR").into()
+            }
+        };
+        let Some(id) = redsnap_engine::num::parse_i64(&argv[2]) else {
+            return Reply::err(redsnap_engine::reply::ERR_NOT_INT).into();
+        };
+        let id = id as u64;
         if inner.blocked.contains_key(&id) {
-            let error = argv.get(3).is_some_and(|a| is(a, "error"));
             crate::commands::blocking::unblock(inner, id);
             if let Some(c) = inner.clients.get(&id) {
                 let r = if error {

@@ -46,12 +46,14 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
         match inner.store.dbs[db].get(key) {
             None => Reply::err("ERR no such key").into(),
             Some(e) => {
-                let enc = redsnap_engine::Store::encoding_of(&inner.store.config, e.value());
+                let enc = redsnap_engine::Store::encoding_of(&inner.store.config, &e.obj);
                 Reply::Simple(Bytes::from(format!("Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:0 lru_seconds_idle:0", e.value().mem_usage()))).into()
             }
         }
     } else if is(sub, "reload") {
         super::persistence::persist_command(&conn.shared.clone(), inner, "debug-reload", argv)
+    } else if let Some(step) = crate::debug::run(conn, inner, argv) {
+        step
     } else if is(sub, "jmap") || is(sub, "quicklist-packed-threshold") || is(sub, "change-repl-id")
     {
         Reply::ok().into()

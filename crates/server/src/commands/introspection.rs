@@ -160,7 +160,10 @@ fn command(conn: &mut Conn, argv: &[Bytes]) -> Reply {
         if table::check_arity(spec, &argv[2..]).is_err() {
             return Reply::err("ERR Invalid number of arguments specified for command");
         }
-        let pos = spec.key_positions(argv.len() - 2);
+        let pos = match spec.name {
+            "sort" => redsnap_engine::cmd::sort::get_keys(&argv[2..]),
+            _ => spec.key_positions(argv.len() - 2),
+        };
         if pos.is_empty() {
             return Reply::err("ERR The command has no key arguments");
         }
@@ -280,7 +283,7 @@ pub(crate) fn info(conn: &Conn, inner: &Inner, sections: &[Bytes]) -> String {
         let es = &inner.store.stats;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nmigrate_cached_sockets:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\r\n",
             st.total_connections,
             st.total_commands,
             conn.shared

@@ -21,6 +21,7 @@ pub(crate) mod debug;
 pub(crate) mod introspection;
 pub(crate) mod persistence;
 pub(crate) mod pubsub;
+pub(crate) mod replication;
 pub(crate) mod scripting;
 pub(crate) mod transactions;
 
@@ -29,7 +30,7 @@ pub(crate) mod transactions;
 pub(crate) type Handler = fn(&mut Conn, &mut Inner, &'static CommandSpec, &[Bytes]) -> Step;
 
 /// Every family's rows.
-fn families() -> [&'static [(&'static str, Handler)]; 10] {
+fn families() -> [&'static [(&'static str, Handler)]; 11] {
     [
         connection::HANDLERS,
         transactions::HANDLERS,
@@ -41,6 +42,7 @@ fn families() -> [&'static [(&'static str, Handler)]; 10] {
         introspection::HANDLERS,
         debug::HANDLERS,
         persistence::HANDLERS,
+        replication::HANDLERS,
     ]
 }
 

@@ -131,7 +131,14 @@ impl Conn {
             };
             inner.stats.total_commands += 1;
             let r = match self.execute(inner, spec, argv) {
-                Step::Reply(r) | Step::Block(_, r) | Step::Sleep(_, r) => r,
+                Step::Reply(r) | Step::Block(_, r) => r,
+                // DEBUG SLEEP inside a transaction stops the server as in Redis (the
+                // lock is held): the transaction's later commands and the clients
+                // served after it see the clock moved.
+                Step::Sleep(d, r) => {
+                    std::thread::sleep(d);
+                    r
+                }
                 Step::Many(v) => Reply::Array(v),
                 Step::Close(r) => r.unwrap_or_else(ok),
                 Step::Async(_) => Reply::err("ERR Command not allowed inside a transaction"),
