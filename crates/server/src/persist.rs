@@ -330,7 +330,7 @@ pub(crate) fn bgsave(shared: &Arc<Shared>, inner: &mut Inner) -> Result<(), Stri
         return Err("Background save already in progress".into());
     }
     let (gen, commit) = snapshot_gen(p)?;
-    let dbs = inner.store.snapshot();
+    let dbs = inner.store.dataset();
     p.dirty_at_start = inner.store.effects.dirty;
     p.last_attempt_ms = now_ms();
     let shared2 = shared.clone();
@@ -414,7 +414,7 @@ pub(crate) struct SaveJob {
     log: Option<AppendLog>,
     /// A pending log that this save starts.
     commit: Option<AppendLog>,
-    dbs: Vec<redsnap_engine::Db>,
+    dbs: redsnap_engine::Dataset,
     gen: u64,
     dirty: u64,
 }
@@ -432,7 +432,7 @@ pub(crate) fn prepare_save(inner: &mut Inner) -> Result<SaveJob, String> {
         snaps: p.snaps.clone(),
         log: p.log.clone(),
         commit,
-        dbs: inner.store.snapshot(),
+        dbs: inner.store.dataset(),
         gen,
         dirty: inner.store.effects.dirty,
     })
