@@ -6,6 +6,7 @@
 //! Only what a library's name depends on is parsed here: the first line of its code,
 //! `#!<engine> name=<name>` (Redis's `functionExtractLibMetaData`).
 
+use crate::rdb;
 use crate::reply::Reply;
 use crate::text::split_args;
 use bytes::Bytes;
@@ -69,6 +70,76 @@ pub fn valid_name(name: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
+/// RDB opcode of a library (its code) in a FUNCTION DUMP payload and in an RDB file.
+pub const RDB_OPCODE_FUNCTION2: u8 = 245;
+/// The library format of Redis 7.0 release candidates (name, engine, description,
+/// code), still read.
+pub const RDB_OPCODE_FUNCTION: u8 = 246;
+
+/// FUNCTION DUMP: each library as `RDB_OPCODE_FUNCTION2` and its code (an RDB
+/// string), then the RDB version and the CRC64, as Redis's `functionDumpCommand`.
+pub fn dump_payload<'a>(codes: impl Iterator<Item = &'a Bytes>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        out.push(RDB_OPCODE_FUNCTION2);
+        rdb::write_string(&mut out, code);
+    }
+    out.extend_from_slice(&rdb::RDB_VERSION.to_le_bytes());
+    let crc = rdb::crc64(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// FUNCTION RESTORE's reading of a payload (Redis's `functionRestoreCommand` and
+/// `rdbFunctionLoad`): the code of each library, or Redis's error text. Decoding
+/// builds at most what `budget` allows (LZF strings expand).
+pub fn parse_payload(p: &[u8], budget: rdb::Budget) -> Result<Vec<Bytes>, String> {
+    if rdb::verify_payload(p).is_err() {
+        return Err("DUMP payload version or checksum are wrong".into());
+    }
+    let mut r = rdb::Reader::with_budget(&p[..p.len() - 10], budget);
+    let mut codes = Vec::new();
+    while !r.is_at_end() {
+        let ty = r.read_u8().map_err(|_| "can not read data type".to_string())?;
+        let code = match ty {
+            RDB_OPCODE_FUNCTION2 => r
+                .read_string()
+                .map_err(|_| "Failed loading library payload".to_string())?,
+            RDB_OPCODE_FUNCTION => read_old_library(&mut r)?,
+            _ => return Err("given type is not a function".into()),
+        };
+        codes.push(code);
+    }
+    Ok(codes)
+}
+
+/// A library in the 7.0 release candidates' format, as the code of today's.
+fn read_old_library(r: &mut rdb::Reader) -> Result<Bytes, String> {
+    let name = r
+        .read_string()
+        .map_err(|_| "Failed loading library name".to_string())?;
+    let engine = r
+        .read_string()
+        .map_err(|_| "Failed loading engine name".to_string())?;
+    let has_desc = r
+        .read_len()
+        .map_err(|_| "Failed loading library description indicator".to_string())?;
+    if has_desc != 0 {
+        r.read_string()
+            .map_err(|_| "Failed loading library description".to_string())?;
+    }
+    let blob = r
+        .read_string()
+        .map_err(|_| "Failed loading library blob".to_string())?;
+    let mut code = b"#!".to_vec();
+    code.extend_from_slice(&engine);
+    code.extend_from_slice(b" name=");
+    code.extend_from_slice(&name);
+    code.push(b'\n');
+    code.extend_from_slice(&blob);
+    Ok(Bytes::from(code))
+}
+
 /// The libraries of the dataset: name -> code, in the order they were created.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Libraries {
@@ -108,8 +179,10 @@ impl Libraries {
         self.libs.get(name)
     }
 
-    /// Adds a library, or replaces the one of that name (keeping its place).
+    /// Adds a library (last), or replaces the one of that name (which moves last,
+    /// as the server's list of compiled libraries does).
     pub fn insert(&mut self, name: Bytes, code: Bytes) {
+        self.libs.shift_remove(&name);
         self.libs.insert(name, code);
     }
 
@@ -166,6 +239,9 @@ impl Libraries {
 mod tests {
     use super::*;
 
+    /// FUNCTION DUMP of Redis 7.0.15 holding one library (see the test).
+    const REDIS_DUMP: &[u8] = &[0xf5, 0xc3, 0x40, 0x56, 0x40, 0x5b, 0x1f, 0x23, 0x21, 0x6c, 0x75, 0x61, 0x20, 0x6e, 0x61, 0x6d, 0x65, 0x3d, 0x6d, 0x79, 0x6c, 0x69, 0x62, 0x0a, 0x72, 0x65, 0x64, 0x69, 0x73, 0x2e, 0x72, 0x65, 0x67, 0x69, 0x73, 0x74, 0x65, 0x72, 0x5f, 0x0b, 0x66, 0x75, 0x6e, 0x63, 0x74, 0x69, 0x6f, 0x6e, 0x28, 0x27, 0x6d, 0x79, 0x40, 0x0b, 0x02, 0x27, 0x2c, 0x20, 0x40, 0x06, 0x60, 0x12, 0x11, 0x6b, 0x65, 0x79, 0x73, 0x2c, 0x20, 0x61, 0x72, 0x67, 0x73, 0x29, 0x20, 0x72, 0x65, 0x74, 0x75, 0x72, 0x6e, 0x60, 0x0c, 0x07, 0x5b, 0x31, 0x5d, 0x20, 0x65, 0x6e, 0x64, 0x29, 0x0a, 0x00, 0x8d, 0x59, 0x36, 0xad, 0xc6, 0xe7, 0x07, 0xda];
+
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
     }
@@ -195,15 +271,47 @@ mod tests {
         let a = "#!lua name=a\nredis.register_function('f', function() end)";
         assert_eq!(libs.replay(&[b("FUNCTION"), b("LOAD"), b(a)]), Reply::Bulk(b("a")));
         assert!(libs.replay(&[b("function"), b("load"), b(a)]).is_error());
+        libs.replay(&[b("function"), b("load"), b("#!lua name=b\n")]);
         let a2 = "#!lua name=a\n-- v2";
         libs.replay(&[b("function"), b("load"), b("REPLACE"), b(a2)]);
         assert_eq!(libs.get(b"a"), Some(&b(a2)));
-        libs.replay(&[b("function"), b("load"), b("#!lua name=b\n")]);
-        assert_eq!(libs.codes(), vec![b(a2), b("#!lua name=b\n")]);
+        assert_eq!(libs.codes(), vec![b("#!lua name=b\n"), b(a2)]);
         assert_eq!(libs.replay(&[b("function"), b("delete"), b("a")]), Reply::ok());
         assert!(libs.replay(&[b("function"), b("delete"), b("a")]).is_error());
         libs.replay(&[b("function"), b("flush"), b("async")]);
         assert!(libs.is_empty());
+    }
+
+    #[test]
+    fn dump_payload_round_trips_and_reads_redis() {
+        let codes = vec![b("#!lua name=a\nredis.register_function('f', function() return 1 end)"), b("#!lua name=b\n")];
+        let p = dump_payload(codes.iter());
+        assert_eq!(parse_payload(&p, rdb::Budget::unlimited()), Ok(codes));
+        let mut bad = p.clone();
+        bad[2] ^= 1;
+        assert_eq!(parse_payload(&bad, rdb::Budget::unlimited()), Err("DUMP payload version or checksum are wrong".into()));
+        assert!(parse_payload(b"bad_payload", rdb::Budget::unlimited()).is_err());
+        // A Redis 7.0.15 FUNCTION DUMP (its code LZF-compressed).
+        let code = "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return args[1] end)";
+        assert_eq!(parse_payload(REDIS_DUMP, rdb::Budget::unlimited()), Ok(vec![b(code)]));
+        // An old-format library (7.0 release candidates).
+        let mut old = vec![RDB_OPCODE_FUNCTION];
+        for s in ["lib", "LUA"] {
+            rdb::write_string(&mut old, s.as_bytes());
+        }
+        rdb::write_len(&mut old, 0);
+        rdb::write_string(&mut old, b"return 1");
+        old.extend_from_slice(&rdb::RDB_VERSION.to_le_bytes());
+        let crc = rdb::crc64(&old);
+        old.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(parse_payload(&old, rdb::Budget::unlimited()), Ok(vec![b("#!LUA name=lib\nreturn 1")]));
+        // A non-function type.
+        let mut other = vec![0u8];
+        rdb::write_string(&mut other, b"x");
+        other.extend_from_slice(&rdb::RDB_VERSION.to_le_bytes());
+        let crc = rdb::crc64(&other);
+        other.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(parse_payload(&other, rdb::Budget::unlimited()), Err("given type is not a function".into()));
     }
 
     #[test]

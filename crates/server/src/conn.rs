@@ -320,15 +320,8 @@ impl Conn {
             "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "script" => {
                 crate::scripting::run(self, inner, spec, &argv)
             }
-            "function" => {
-                if is(&argv[1], "flush") {
-                    ok().into()
-                } else if is(&argv[1], "list") {
-                    Reply::Array(vec![]).into()
-                } else {
-                    Reply::error("ERR FUNCTION subcommands other than FLUSH and LIST are not supported by redsnap").into()
-                }
-            }
+            "function" => crate::scripting::functions::function_command(self, inner, &argv),
+            "fcall" | "fcall_ro" => crate::scripting::functions::fcall(self, inner, spec, &argv),
             _ => crate::admin::run(self, inner, spec, &argv),
         }
     }

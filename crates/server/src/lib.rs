@@ -167,16 +167,54 @@ pub(crate) fn persist_command(
                 Err(e) => Reply::error(format!("ERR {e}")).into(),
             }
         }
-        "save" | "debug-reload" => {
+        "save" => {
             if let Err(e) = persist::append(inner) {
                 return e.into();
             }
             match persist::prepare_save(inner) {
-                Ok(job) => conn::Step::Async(conn::AsyncOp::Save(job, name == "debug-reload")),
+                Ok(job) => conn::Step::Async(conn::AsyncOp::Save(job, false)),
                 Err(e) => Reply::error(format!("ERR {e}")).into(),
             }
         }
+        "debug-reload" => debug_reload(inner, argv),
         _ => Reply::error(format!("ERR unknown persistence command '{name}'")).into(),
+    }
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE] (argv: DEBUG RELOAD ...): a SAVE, then
+/// the dataset loaded back. NOSAVE loads what the data directory holds; NOFLUSH loads
+/// it into the current dataset, where a key or library already present is an error
+/// unless MERGE.
+fn debug_reload(inner: &mut Inner, argv: &[bytes::Bytes]) -> conn::Step {
+    use redsnap_engine::Reply;
+    let (mut save, mut flush, mut merge) = (true, true, false);
+    for opt in argv.iter().skip(2) {
+        if opt.eq_ignore_ascii_case(b"merge") {
+            merge = true;
+        } else if opt.eq_ignore_ascii_case(b"noflush") {
+            flush = false;
+        } else if opt.eq_ignore_ascii_case(b"nosave") {
+            save = false;
+        } else {
+            return Reply::err("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
+                .into();
+        }
+    }
+    if !save {
+        return persist::reload_into(inner, flush, merge).into();
+    }
+    // Loading the dataset just saved into itself (NOFLUSH) changes nothing with MERGE
+    // and meets a duplicate at once without.
+    let empty = inner.store.total_keys() == 0 && inner.store.libraries.is_empty();
+    if !flush && !merge && !empty {
+        return Reply::err("ERR Error trying to load the RDB dump").into();
+    }
+    if let Err(e) = persist::append(inner) {
+        return e.into();
+    }
+    match persist::prepare_save(inner) {
+        Ok(job) => conn::Step::Async(conn::AsyncOp::Save(job, flush)),
+        Err(e) => Reply::error(format!("ERR {e}")).into(),
     }
 }
 
@@ -306,6 +344,9 @@ impl Server {
             }
             inner.store.log_enabled = persistence.as_ref().is_some_and(|p| p.log.is_some());
             inner.persist = persistence;
+            let libraries = std::mem::take(&mut inner.store.libraries);
+            inner.functions.rebuild(&libraries);
+            inner.store.libraries = libraries;
             apply_config(&mut inner);
             publish_live(&shared, &inner.config);
         }

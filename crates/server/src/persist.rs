@@ -645,6 +645,14 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, save: Option<bool>) -> Result
 /// the data directory.
 pub(crate) fn reload(shared: &Arc<Shared>) -> Reply {
     let mut inner = shared.inner.lock();
+    reload_into(&mut inner, true, false)
+}
+
+/// Loads the dataset of the data directory: in place of the current one (`flush`), or
+/// into it (DEBUG RELOAD NOFLUSH), where a key or function library already present
+/// is an error unless `merge` (it is then replaced, as with Redis's
+/// RDBFLAGS_ALLOW_DUP). On an error nothing changes.
+pub(crate) fn reload_into(inner: &mut Inner, flush: bool, merge: bool) -> Reply {
     let Some(p) = inner.persist.as_ref() else {
         return Reply::err("ERR persistence is disabled");
     };
@@ -659,12 +667,37 @@ pub(crate) fn reload(shared: &Arc<Shared>) -> Reply {
             return Reply::error(format!("ERR Error flushing the append log: {e}"));
         }
     }
-    match recover(&p.dir, &p.snaps, &mut fresh, &opts) {
-        Ok(_) => {
-            fresh.effects = Default::default();
-            inner.store = fresh;
-            Reply::ok()
-        }
-        Err(e) => Reply::error(format!("ERR Error trying to load the snapshot: {e}")),
+    if let Err(e) = recover(&p.dir, &p.snaps, &mut fresh, &opts) {
+        return Reply::error(format!("ERR Error trying to load the snapshot: {e}"));
     }
+    fresh.effects = Default::default();
+    if flush {
+        inner.store = fresh;
+        let inner = &mut *inner;
+        inner.functions.rebuild(&inner.store.libraries);
+        return Reply::ok();
+    }
+    let dup_key = fresh.dbs.iter().zip(&inner.store.dbs).any(|(f, cur)| {
+        f.iter().any(|(k, _)| cur.get(k).is_some())
+    });
+    let dup_lib = fresh
+        .libraries
+        .iter()
+        .any(|(name, _)| inner.store.libraries.get(name).is_some());
+    if !merge && (dup_key || dup_lib) {
+        return Reply::err("ERR Error trying to load the RDB dump");
+    }
+    for (name, code) in fresh.libraries.iter() {
+        if let Err(e) = inner.functions.load_replace(code) {
+            tracing::error!(library = %String::from_utf8_lossy(name), "function library not loaded: {e}");
+            continue;
+        }
+        inner.store.libraries.insert(name.clone(), code.clone());
+    }
+    for (f, cur) in fresh.dbs.iter().zip(inner.store.dbs.iter_mut()) {
+        for (k, e) in f.iter() {
+            cur.insert_entry(k, e.clone());
+        }
+    }
+    Reply::ok()
 }

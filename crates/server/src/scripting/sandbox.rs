@@ -17,6 +17,7 @@
 use super::bit::bit_op;
 use super::cjson::{json_decode, json_encode, JsonErr};
 use super::cmsgpack::{mp_encode, mp_unpack};
+use super::structlib::struct_op;
 use mlua::ffi;
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 use std::ffi::c_int;
@@ -28,7 +29,7 @@ pub(super) const PRELUDE: &str = include_str!("sandbox.lua");
 const READONLY: &std::ffi::CStr = c"Attempt to modify a readonly table";
 
 /// Adds to the prelude's API table the C functions of the sandbox and the Rust
-/// implementations of `cjson`, `cmsgpack` and `bit`.
+/// implementations of `cjson`, `cmsgpack`, `bit` and `struct`.
 pub(super) fn register_libs(lua: &Lua, api: &Table) -> mlua::Result<()> {
     // SAFETY: plain Lua C functions following the Lua 5.1 API contract (each checks
     // or documents what its arguments must be; see their comments).
@@ -85,6 +86,17 @@ pub(super) fn register_libs(lua: &Lua, api: &Table) -> mlua::Result<()> {
     api.set(
         "bit",
         lua.create_function(|lua, args: MultiValue| bit_op(lua, args))?,
+    )?;
+    api.set(
+        "struct",
+        lua.create_function(|lua, args: MultiValue| {
+            let mut it = args.into_iter();
+            let name = match it.next() {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                _ => String::new(),
+            };
+            struct_op(lua, &name, it.collect())
+        })?,
     )?;
 
     Ok(())
