@@ -100,7 +100,9 @@ pub fn parse_payload(p: &[u8], budget: rdb::Budget) -> Result<Vec<Bytes>, String
     let mut r = rdb::Reader::with_budget(&p[..p.len() - 10], budget);
     let mut codes = Vec::new();
     while !r.is_at_end() {
-        let ty = r.read_u8().map_err(|_| "can not read data type".to_string())?;
+        let ty = r
+            .read_u8()
+            .map_err(|_| "can not read data type".to_string())?;
         let code = match ty {
             RDB_OPCODE_FUNCTION2 => r
                 .read_string()
@@ -203,7 +205,9 @@ impl Libraries {
         match (sub.as_deref(), argv.len()) {
             (Some(b"load"), n) if n >= 3 => {
                 let code = &argv[n - 1];
-                let replace = argv[2..n - 1].iter().any(|a| a.eq_ignore_ascii_case(b"replace"));
+                let replace = argv[2..n - 1]
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(b"replace"));
                 match parse_metadata(code) {
                     Ok(meta) => {
                         let name = Bytes::from(meta.name);
@@ -240,7 +244,15 @@ mod tests {
     use super::*;
 
     /// FUNCTION DUMP of Redis 7.0.15 holding one library (see the test).
-    const REDIS_DUMP: &[u8] = &[0xf5, 0xc3, 0x40, 0x56, 0x40, 0x5b, 0x1f, 0x23, 0x21, 0x6c, 0x75, 0x61, 0x20, 0x6e, 0x61, 0x6d, 0x65, 0x3d, 0x6d, 0x79, 0x6c, 0x69, 0x62, 0x0a, 0x72, 0x65, 0x64, 0x69, 0x73, 0x2e, 0x72, 0x65, 0x67, 0x69, 0x73, 0x74, 0x65, 0x72, 0x5f, 0x0b, 0x66, 0x75, 0x6e, 0x63, 0x74, 0x69, 0x6f, 0x6e, 0x28, 0x27, 0x6d, 0x79, 0x40, 0x0b, 0x02, 0x27, 0x2c, 0x20, 0x40, 0x06, 0x60, 0x12, 0x11, 0x6b, 0x65, 0x79, 0x73, 0x2c, 0x20, 0x61, 0x72, 0x67, 0x73, 0x29, 0x20, 0x72, 0x65, 0x74, 0x75, 0x72, 0x6e, 0x60, 0x0c, 0x07, 0x5b, 0x31, 0x5d, 0x20, 0x65, 0x6e, 0x64, 0x29, 0x0a, 0x00, 0x8d, 0x59, 0x36, 0xad, 0xc6, 0xe7, 0x07, 0xda];
+    const REDIS_DUMP: &[u8] = &[
+        0xf5, 0xc3, 0x40, 0x56, 0x40, 0x5b, 0x1f, 0x23, 0x21, 0x6c, 0x75, 0x61, 0x20, 0x6e, 0x61,
+        0x6d, 0x65, 0x3d, 0x6d, 0x79, 0x6c, 0x69, 0x62, 0x0a, 0x72, 0x65, 0x64, 0x69, 0x73, 0x2e,
+        0x72, 0x65, 0x67, 0x69, 0x73, 0x74, 0x65, 0x72, 0x5f, 0x0b, 0x66, 0x75, 0x6e, 0x63, 0x74,
+        0x69, 0x6f, 0x6e, 0x28, 0x27, 0x6d, 0x79, 0x40, 0x0b, 0x02, 0x27, 0x2c, 0x20, 0x40, 0x06,
+        0x60, 0x12, 0x11, 0x6b, 0x65, 0x79, 0x73, 0x2c, 0x20, 0x61, 0x72, 0x67, 0x73, 0x29, 0x20,
+        0x72, 0x65, 0x74, 0x75, 0x72, 0x6e, 0x60, 0x0c, 0x07, 0x5b, 0x31, 0x5d, 0x20, 0x65, 0x6e,
+        0x64, 0x29, 0x0a, 0x00, 0x8d, 0x59, 0x36, 0xad, 0xc6, 0xe7, 0x07, 0xda,
+    ];
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())
@@ -252,15 +264,24 @@ mod tests {
         assert_eq!(err("return 1"), "Missing library metadata");
         assert_eq!(err("#!lua name=x"), "Invalid library metadata");
         assert_eq!(err("#!lua\nx"), "Library name was not given");
-        assert_eq!(err("#!lua name=a name=b\n"), "Invalid metadata value, name argument was given multiple times");
-        assert_eq!(err("#!lua name=a foo=bar\n"), "Invalid metadata value given: foo=bar");
+        assert_eq!(
+            err("#!lua name=a name=b\n"),
+            "Invalid metadata value, name argument was given multiple times"
+        );
+        assert_eq!(
+            err("#!lua name=a foo=bar\n"),
+            "Invalid metadata value given: foo=bar"
+        );
         assert_eq!(err("#!lua name=\"a\n"), "Invalid library metadata");
     }
 
     #[test]
     fn metadata_parses_quotes_and_engine() {
         let m = parse_metadata(b"#!LUA NAME=\"foo\"\nreturn").expect("parses");
-        assert_eq!((m.engine.as_slice(), m.name.as_slice(), m.body_start), (&b"LUA"[..], &b"foo"[..], 16));
+        assert_eq!(
+            (m.engine.as_slice(), m.name.as_slice(), m.body_start),
+            (&b"LUA"[..], &b"foo"[..], 16)
+        );
         let m = parse_metadata(b"#! name=x\n").expect("parses");
         assert!(m.engine.is_empty());
     }
@@ -269,31 +290,48 @@ mod tests {
     fn replay_applies_load_delete_flush() {
         let mut libs = Libraries::default();
         let a = "#!lua name=a\nredis.register_function('f', function() end)";
-        assert_eq!(libs.replay(&[b("FUNCTION"), b("LOAD"), b(a)]), Reply::Bulk(b("a")));
+        assert_eq!(
+            libs.replay(&[b("FUNCTION"), b("LOAD"), b(a)]),
+            Reply::Bulk(b("a"))
+        );
         assert!(libs.replay(&[b("function"), b("load"), b(a)]).is_error());
         libs.replay(&[b("function"), b("load"), b("#!lua name=b\n")]);
         let a2 = "#!lua name=a\n-- v2";
         libs.replay(&[b("function"), b("load"), b("REPLACE"), b(a2)]);
         assert_eq!(libs.get(b"a"), Some(&b(a2)));
         assert_eq!(libs.codes(), vec![b("#!lua name=b\n"), b(a2)]);
-        assert_eq!(libs.replay(&[b("function"), b("delete"), b("a")]), Reply::ok());
-        assert!(libs.replay(&[b("function"), b("delete"), b("a")]).is_error());
+        assert_eq!(
+            libs.replay(&[b("function"), b("delete"), b("a")]),
+            Reply::ok()
+        );
+        assert!(libs
+            .replay(&[b("function"), b("delete"), b("a")])
+            .is_error());
         libs.replay(&[b("function"), b("flush"), b("async")]);
         assert!(libs.is_empty());
     }
 
     #[test]
     fn dump_payload_round_trips_and_reads_redis() {
-        let codes = vec![b("#!lua name=a\nredis.register_function('f', function() return 1 end)"), b("#!lua name=b\n")];
+        let codes = vec![
+            b("#!lua name=a\nredis.register_function('f', function() return 1 end)"),
+            b("#!lua name=b\n"),
+        ];
         let p = dump_payload(codes.iter());
         assert_eq!(parse_payload(&p, rdb::Budget::unlimited()), Ok(codes));
         let mut bad = p.clone();
         bad[2] ^= 1;
-        assert_eq!(parse_payload(&bad, rdb::Budget::unlimited()), Err("DUMP payload version or checksum are wrong".into()));
+        assert_eq!(
+            parse_payload(&bad, rdb::Budget::unlimited()),
+            Err("DUMP payload version or checksum are wrong".into())
+        );
         assert!(parse_payload(b"bad_payload", rdb::Budget::unlimited()).is_err());
         // A Redis 7.0.15 FUNCTION DUMP (its code LZF-compressed).
         let code = "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return args[1] end)";
-        assert_eq!(parse_payload(REDIS_DUMP, rdb::Budget::unlimited()), Ok(vec![b(code)]));
+        assert_eq!(
+            parse_payload(REDIS_DUMP, rdb::Budget::unlimited()),
+            Ok(vec![b(code)])
+        );
         // An old-format library (7.0 release candidates).
         let mut old = vec![RDB_OPCODE_FUNCTION];
         for s in ["lib", "LUA"] {
@@ -304,20 +342,30 @@ mod tests {
         old.extend_from_slice(&rdb::RDB_VERSION.to_le_bytes());
         let crc = rdb::crc64(&old);
         old.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(parse_payload(&old, rdb::Budget::unlimited()), Ok(vec![b("#!LUA name=lib\nreturn 1")]));
+        assert_eq!(
+            parse_payload(&old, rdb::Budget::unlimited()),
+            Ok(vec![b("#!LUA name=lib\nreturn 1")])
+        );
         // A non-function type.
         let mut other = vec![0u8];
         rdb::write_string(&mut other, b"x");
         other.extend_from_slice(&rdb::RDB_VERSION.to_le_bytes());
         let crc = rdb::crc64(&other);
         other.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(parse_payload(&other, rdb::Budget::unlimited()), Err("given type is not a function".into()));
+        assert_eq!(
+            parse_payload(&other, rdb::Budget::unlimited()),
+            Err("given type is not a function".into())
+        );
     }
 
     #[test]
     fn from_codes_names_libraries() {
-        let libs = Libraries::from_codes(vec![b("#!lua name=x\n"), b("#!lua name=y\n")]).expect("ok");
-        assert_eq!(libs.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(), vec![b("x"), b("y")]);
+        let libs =
+            Libraries::from_codes(vec![b("#!lua name=x\n"), b("#!lua name=y\n")]).expect("ok");
+        assert_eq!(
+            libs.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>(),
+            vec![b("x"), b("y")]
+        );
         assert!(Libraries::from_codes(vec![b("nope")]).is_err());
     }
 }

@@ -30,9 +30,9 @@ mod test_alloc;
 static TEST_ALLOC: test_alloc::Tracking = test_alloc::Tracking;
 
 pub use db::{Db, Entry};
+pub use functions::Libraries;
 pub use hash::{HashSeed, KeyHasher};
 pub use reply::Reply;
-pub use functions::Libraries;
 pub use store::{CmdResult, Cx, Dataset, Effects, EngineConfig, LogRecord, Store};
 pub use table::{lookup, CommandSpec};
 pub use value::{Kind, Value, ZSet};

@@ -26,6 +26,8 @@ pub enum Reply {
     Bool(bool),
     /// Verbatim string: format (3 bytes, e.g. `txt`) and text.
     Verbatim(&'static str, Bytes),
+    /// Big number (RESP3 `(`; a bulk string under RESP2): its digits, no newlines.
+    BigNum(Bytes),
     /// Out-of-band push (pub/sub messages under RESP3; an array under RESP2).
     Push(Vec<Reply>),
 }

@@ -104,6 +104,9 @@ pub struct Store {
     /// The function libraries' code (the server compiles and runs them; FLUSHALL
     /// leaves them, as in Redis).
     pub libraries: Libraries,
+    /// Whether the command running was called by a script (Redis's CLIENT_SCRIPT:
+    /// SORT then orders a set's elements even BY a constant, for determinism).
+    pub in_script: bool,
 }
 
 /// A point-in-time copy of the dataset, as a snapshot stores it: the databases (O(1)
@@ -153,6 +156,7 @@ impl Store {
             log_enabled: true,
             evict_pool: Vec::new(),
             libraries: Libraries::default(),
+            in_script: false,
         }
     }
 

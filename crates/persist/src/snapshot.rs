@@ -37,8 +37,8 @@
 use crate::codec::{self, CRC32C};
 use crate::datadir::DataDir;
 use crate::error::{PersistError, Result};
-use parking_lot::Mutex;
 use bytes::Bytes;
+use parking_lot::Mutex;
 use redsnap_engine::{Dataset, Db, Entry, HashSeed, KeyHasher, Libraries, Store};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -580,7 +580,9 @@ impl SnapshotStore {
                 }
             }
         }
-        self.write_full(&db, current, dbs, libraries, hasher, log_gen, created_ms, started)
+        self.write_full(
+            &db, current, dbs, libraries, hasher, log_gen, created_ms, started,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]

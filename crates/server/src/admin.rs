@@ -22,6 +22,7 @@ pub(crate) fn run(
         "client" => client(conn, inner, argv),
         "command" => command(conn, argv).into(),
         "debug" => debug(conn, inner, argv),
+        "cluster" => Reply::err("ERR This instance has cluster support disabled").into(),
         "memory" => memory(conn, inner, argv).into(),
         "latency" => {
             if is(&argv[1], "reset") {
@@ -479,6 +480,12 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
     } else if is(sub, "set-active-expire") {
         inner.store.active_expire = argv.get(2).is_none_or(|a| &a[..] != b"0");
         Reply::ok().into()
+    } else if is(sub, "set-disable-deny-scripts") && argv.len() == 3 {
+        inner.scripts.allow_denied =
+            redsnap_engine::num::parse_i64(&argv[2]).is_some_and(|v| v != 0);
+        Reply::ok().into()
+    } else if is(sub, "protocol") && argv.len() == 3 {
+        debug_protocol(&argv[2]).into()
     } else if is(sub, "object") {
         let Some(key) = argv.get(2) else {
             return Reply::err("ERR syntax error").into();
@@ -502,6 +509,29 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
             String::from_utf8_lossy(sub)
         ))
         .into()
+    }
+}
+
+/// DEBUG PROTOCOL <type>: a reply of each RESP3 type (Redis's debug.c). No attribute
+/// or push reply is sent before the replies of `attrib` and `push` (redsnap has no
+/// attribute replies, and pushes only for pub/sub).
+fn debug_protocol(name: &[u8]) -> Reply {
+    let ints = || (0..3).map(Reply::Int).collect::<Vec<_>>();
+    match name.to_ascii_lowercase().as_slice() {
+        b"string" => Reply::bulk_str("Hello World"),
+        b"integer" => Reply::Int(12345),
+        b"double" => Reply::Double(3.141),
+        b"bignum" => Reply::BigNum(Bytes::from_static(b"1234567999999999999999999999999999999")),
+        b"null" => Reply::Nil,
+        b"array" => Reply::Array(ints()),
+        b"set" => Reply::Set(ints()),
+        b"map" => Reply::Map((0..3).map(|j| (Reply::Int(j), Reply::Bool(j == 1))).collect()),
+        b"attrib" => Reply::bulk_str("Some real reply following the attribute"),
+        b"push" => Reply::bulk_str("Some real reply following the push reply"),
+        b"verbatim" => Reply::Verbatim("txt", Bytes::from_static(b"This is a verbatim\nstring")),
+        b"true" => Reply::Bool(true),
+        b"false" => Reply::Bool(false),
+        _ => Reply::err("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"),
     }
 }
 

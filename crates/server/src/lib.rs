@@ -71,6 +71,7 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         samples: c.u64("maxmemory-samples") as usize,
         stop_writes_on_bgsave_error: c.bool("stop-writes-on-bgsave-error"),
         snapshots_configured: !c.save_points().is_empty() || c.u64("snapshot-interval") > 0,
+        min_replicas: c.u64("min-replicas-to-write") > 0 && c.u64("min-replicas-max-lag") > 0,
     };
     let databases = inner.store.config.databases;
     inner.store.config = EngineConfig {
@@ -196,8 +197,10 @@ fn debug_reload(inner: &mut Inner, argv: &[bytes::Bytes]) -> conn::Step {
         } else if opt.eq_ignore_ascii_case(b"nosave") {
             save = false;
         } else {
-            return Reply::err("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
-                .into();
+            return Reply::err(
+                "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            )
+            .into();
         }
     }
     if !save {

@@ -321,6 +321,12 @@ pub(crate) unsafe fn push_reply(l: *mut ffi::lua_State, r: &Reply, resp3: bool) 
                 ffi::lua_pushnumber(l, *b as i64 as f64);
             }
         }
+        Reply::BigNum(n) => {
+            push_bytes(l, n);
+            if resp3 {
+                wrap_single(l, b"big_number");
+            }
+        }
         Reply::Verbatim(fmt, text) => {
             if resp3 {
                 ffi::lua_createtable(l, 0, 2);

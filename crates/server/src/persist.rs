@@ -304,18 +304,23 @@ pub(crate) fn append(inner: &mut Inner) -> Result<Option<u64>, Reply> {
 
 /// The MISCONF refusal for write commands while persistence is failing, if any.
 pub(crate) fn write_refusal(inner: &Inner) -> Option<Reply> {
-    let p = inner.persist.as_ref()?;
-    if let Some(e) = &p.log_error {
-        return Some(Reply::error(e.clone()));
+    if let Some(p) = inner.persist.as_ref() {
+        if let Some(e) = &p.log_error {
+            return Some(Reply::error(e.clone()));
+        }
+        if let Some(log) = p.log.as_ref().filter(|l| l.is_broken()) {
+            let detail = log.stats().broken.unwrap_or_default();
+            return Some(Reply::error(format!(
+                "MISCONF Errors writing to the AOF file: {detail}"
+            )));
+        }
+        if !p.last_ok && inner.tun.snapshots_configured && inner.tun.stop_writes_on_bgsave_error {
+            return Some(Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
+        }
     }
-    if let Some(log) = p.log.as_ref().filter(|l| l.is_broken()) {
-        let detail = log.stats().broken.unwrap_or_default();
-        return Some(Reply::error(format!(
-            "MISCONF Errors writing to the AOF file: {detail}"
-        )));
-    }
-    if !p.last_ok && inner.tun.snapshots_configured && inner.tun.stop_writes_on_bgsave_error {
-        return Some(Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
+    // Redis's checkGoodReplicasStatus: redsnap has no replicas.
+    if inner.tun.min_replicas {
+        return Some(Reply::err("NOREPLICAS Not enough good replicas to write."));
     }
     None
 }
@@ -677,9 +682,11 @@ pub(crate) fn reload_into(inner: &mut Inner, flush: bool, merge: bool) -> Reply 
         inner.functions.rebuild(&inner.store.libraries);
         return Reply::ok();
     }
-    let dup_key = fresh.dbs.iter().zip(&inner.store.dbs).any(|(f, cur)| {
-        f.iter().any(|(k, _)| cur.get(k).is_some())
-    });
+    let dup_key = fresh
+        .dbs
+        .iter()
+        .zip(&inner.store.dbs)
+        .any(|(f, cur)| f.iter().any(|(k, _)| cur.get(k).is_some()));
     let dup_lib = fresh
         .libraries
         .iter()

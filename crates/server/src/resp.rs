@@ -258,6 +258,13 @@ pub fn encode(out: &mut BytesMut, reply: &Reply, resp3: bool) {
                 out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" });
             }
         }
+        Reply::BigNum(n) => {
+            if resp3 {
+                line(out, b'(', n);
+            } else {
+                bulk(out, n);
+            }
+        }
         Reply::Verbatim(fmt, text) => {
             if resp3 {
                 header(out, b'=', text.len() + 4);

@@ -113,6 +113,9 @@ pub struct Tunables {
     pub samples: usize,
     pub stop_writes_on_bgsave_error: bool,
     pub snapshots_configured: bool,
+    /// min-replicas-to-write and min-replicas-max-lag are both set: with no replicas,
+    /// writes are refused (NOREPLICAS).
+    pub min_replicas: bool,
 }
 
 /// Hashes a client id (assigned by the server, in sequence: nothing to flood) with

@@ -2,9 +2,9 @@
 //! LOAD/EXISTS/FLUSH/KILL/HELP.
 
 use super::vm::{Kind, Vm};
+use super::SF_NO_WRITES;
 use super::{error_reply_bytes, error_text, sha1_hex};
 use super::{SF_ALLOW_CROSS_SLOT, SF_ALLOW_OOM, SF_ALLOW_STALE, SF_COMPAT, SF_NO_CLUSTER};
-use super::SF_NO_WRITES;
 use crate::state::Inner;
 use bytes::Bytes;
 use mlua::{chunk::ChunkMode, RegistryKey};
@@ -22,6 +22,8 @@ struct Script {
 pub struct Scripts {
     pub(super) vm: Vm,
     cache: HashMap<String, Script, ShaBuild>,
+    /// DEBUG SET-DISABLE-DENY-SCRIPTS: scripts may call NOSCRIPT commands.
+    pub allow_denied: bool,
 }
 
 /// Hashes a script's SHA1 (hex) by its first 16 characters (64 bits of the digest)
@@ -67,6 +69,7 @@ impl Scripts {
         Scripts {
             vm: Vm::new(Kind::Eval).expect("the Lua scripting state could not be created"),
             cache: HashMap::default(),
+            allow_denied: false,
         }
     }
 
@@ -209,7 +212,9 @@ pub(super) fn script_command(inner: &mut Inner, argv: &[Bytes]) -> Reply {
             if !ok {
                 return Reply::err("ERR SCRIPT FLUSH only support SYNC|ASYNC option");
             }
+            let allow_denied = inner.scripts.allow_denied;
             inner.scripts = Scripts::new();
+            inner.scripts.allow_denied = allow_denied;
             Reply::ok()
         }
         "exists" => Reply::Array(

@@ -271,7 +271,8 @@ fn string_arg(v: &Value) -> Option<Bytes> {
 }
 
 fn positional_args(lua: &Lua, name: &Value, callback: &Value) -> Result<Function, &'static str> {
-    let name = string_arg(name).ok_or("first argument to redis.register_function must be a string")?;
+    let name =
+        string_arg(name).ok_or("first argument to redis.register_function must be a string")?;
     let Value::Function(cb) = callback else {
         return Err("second argument to redis.register_function must be a function");
     };
@@ -399,7 +400,16 @@ pub(crate) fn fcall(
     });
     let name = String::from_utf8_lossy(&fname);
     let keys = &argv[3..3 + numkeys];
-    let reply = vm::run(conn, inner, handle, &name, func, keys, &argv[3 + numkeys..], run);
+    let reply = vm::run(
+        conn,
+        inner,
+        handle,
+        &name,
+        func,
+        keys,
+        &argv[3 + numkeys..],
+        run,
+    );
     *shared.busy.current.lock() = None;
     reply.into()
 }
@@ -458,7 +468,10 @@ fn logged(conn: &Conn, inner: &mut Inner, records: Vec<Vec<Bytes>>) {
 }
 
 fn function_argv(sub: &'static str, rest: &[&Bytes]) -> Vec<Bytes> {
-    let mut argv = vec![Bytes::from_static(b"FUNCTION"), Bytes::from_static(sub.as_bytes())];
+    let mut argv = vec![
+        Bytes::from_static(b"FUNCTION"),
+        Bytes::from_static(sub.as_bytes()),
+    ];
     argv.extend(rest.iter().map(|b| (*b).clone()));
     argv
 }
@@ -473,7 +486,10 @@ fn load_command(conn: &Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
         if a.eq_ignore_ascii_case(b"replace") {
             replace = true;
         } else {
-            return err(format!("Unknown option given: {}", String::from_utf8_lossy(a)));
+            return err(format!(
+                "Unknown option given: {}",
+                String::from_utf8_lossy(a)
+            ));
         }
     }
     if let Err(e) = write_check(inner, true) {
@@ -558,18 +574,24 @@ fn restore_command(conn: &Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
     if argv.len() > 4 {
         return subcommand_syntax_error(argv);
     }
-    let policy = match argv.get(3).map(|p| p.to_ascii_lowercase()) {
-        None => b"append".to_vec(),
-        Some(p) if matches!(p.as_slice(), b"append" | b"replace" | b"flush") => p,
-        Some(_) => {
-            return Reply::err("ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.")
-        }
-    };
+    let policy =
+        match argv.get(3).map(|p| p.to_ascii_lowercase()) {
+            None => b"append".to_vec(),
+            Some(p) if matches!(p.as_slice(), b"append" | b"replace" | b"flush") => p,
+            Some(_) => return Reply::err(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ),
+        };
     if let Err(e) = write_check(inner, true) {
         return e;
     }
     let budget = redsnap_engine::rdb::Budget::new(
-        inner.store.config.proto_max_bulk_len.saturating_mul(4).max(64 << 20),
+        inner
+            .store
+            .config
+            .proto_max_bulk_len
+            .saturating_mul(4)
+            .max(64 << 20),
     );
     let codes = match libs::parse_payload(&argv[2], budget) {
         Ok(c) => c,
@@ -596,8 +618,14 @@ fn restore_command(conn: &Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
     }
     for lib in inner.functions.set.libs.values() {
         if codes.contains(&lib.code) {
-            inner.store.libraries.insert(lib.name.clone(), lib.code.clone());
-            records.push(function_argv("LOAD", &[&Bytes::from_static(b"REPLACE"), &lib.code]));
+            inner
+                .store
+                .libraries
+                .insert(lib.name.clone(), lib.code.clone());
+            records.push(function_argv(
+                "LOAD",
+                &[&Bytes::from_static(b"REPLACE"), &lib.code],
+            ));
         }
     }
     logged(conn, inner, records);
@@ -612,7 +640,10 @@ fn join(dst: &mut LibSet, src: LibSet, replace: bool) -> Result<(), String> {
     for name in src.libs.keys() {
         if dst.libs.contains_key(name) {
             if !replace {
-                fail = Some(format!("Library {} already exists", String::from_utf8_lossy(name)));
+                fail = Some(format!(
+                    "Library {} already exists",
+                    String::from_utf8_lossy(name)
+                ));
                 break;
             }
             old.extend(dst.unlink(name));
@@ -656,9 +687,12 @@ fn list_command(inner: &Inner, argv: &[Bytes]) -> Reply {
         i += 1;
     }
     let b = |s: &'static str| Reply::Bulk(Bytes::from_static(s.as_bytes()));
-    let libs = inner.functions.set.libs.values().filter(|l| {
-        pattern.is_none_or(|p| redsnap_engine::glob::glob_match(p, &l.name, true))
-    });
+    let libs = inner
+        .functions
+        .set
+        .libs
+        .values()
+        .filter(|l| pattern.is_none_or(|p| redsnap_engine::glob::glob_match(p, &l.name, true)));
     Reply::Array(
         libs.map(|l| {
             let functions = l
@@ -672,7 +706,10 @@ fn list_command(inner: &Inner, argv: &[Bytes]) -> Reply {
                         .collect();
                     Reply::Map(vec![
                         (b("name"), Reply::Bulk(f.name.clone())),
-                        (b("description"), f.desc.clone().map_or(Reply::Nil, Reply::Bulk)),
+                        (
+                            b("description"),
+                            f.desc.clone().map_or(Reply::Nil, Reply::Bulk),
+                        ),
                         (b("flags"), Reply::Set(flags)),
                     ])
                 })

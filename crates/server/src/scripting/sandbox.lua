@@ -300,13 +300,14 @@ C.decode = shim(function(...)
   end
   return 0, v
 end)
-C.encode_sparse_array = function() return false, 2, 10 end
-C.encode_max_depth = function() return 1000 end
-C.decode_max_depth = function() return 1000 end
-C.encode_number_precision = function() return 14 end
-C.encode_keep_buffer = function() return true end
-C.encode_invalid_numbers = function() return false end
-C.decode_invalid_numbers = function() return true end
+local json_config = I.json_config
+for _, name in raw_ipairs({ 'encode_sparse_array', 'encode_max_depth', 'decode_max_depth',
+  'encode_number_precision', 'encode_keep_buffer', 'encode_invalid_numbers',
+  'decode_invalid_numbers' }) do
+  C[name] = shim(function(...)
+    return json_config(name, ...)
+  end)
+end
 
 -- cmsgpack.
 local P = {}

@@ -128,12 +128,17 @@ fn to_number(v: &Value) -> Option<f64> {
         Value::Number(n) => Some(*n),
         Value::String(s) => {
             let b = s.as_bytes();
-            let t = std::str::from_utf8(&b).ok()?.trim_matches(|c: char| c.is_ascii_whitespace());
+            let t = std::str::from_utf8(&b)
+                .ok()?
+                .trim_matches(|c: char| c.is_ascii_whitespace());
             let (neg, digits) = match t.strip_prefix('-') {
                 Some(r) => (true, r),
                 None => (false, t.strip_prefix('+').unwrap_or(t)),
             };
-            if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+            if let Some(hex) = digits
+                .strip_prefix("0x")
+                .or_else(|| digits.strip_prefix("0X"))
+            {
                 let v = u64::from_str_radix(hex, 16).ok()? as f64;
                 return Some(if neg { -v } else { v });
             }
@@ -209,13 +214,21 @@ fn pack(args: &MultiValue) -> Result<Vec<u8>, String> {
             b'f' => {
                 let v = check_number(args, arg, "pack")? as f32;
                 arg += 1;
-                let b = if h.little { v.to_le_bytes() } else { v.to_be_bytes() };
+                let b = if h.little {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                };
                 out.extend_from_slice(&b);
             }
             b'd' => {
                 let v = check_number(args, arg, "pack")?;
                 arg += 1;
-                let b = if h.little { v.to_le_bytes() } else { v.to_be_bytes() };
+                let b = if h.little {
+                    v.to_le_bytes()
+                } else {
+                    v.to_be_bytes()
+                };
                 out.extend_from_slice(&b);
             }
             b'c' | b's' => {
@@ -303,13 +316,21 @@ fn unpack(args: &MultiValue) -> Result<(Vec<Item>, i64), String> {
             b'f' => {
                 let mut b = [0u8; 4];
                 b.copy_from_slice(&data[pos..pos + 4]);
-                let v = if h.little { f32::from_le_bytes(b) } else { f32::from_be_bytes(b) };
+                let v = if h.little {
+                    f32::from_le_bytes(b)
+                } else {
+                    f32::from_be_bytes(b)
+                };
                 items.push(Item::Num(v as f64));
             }
             b'd' => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&data[pos..pos + 8]);
-                let v = if h.little { f64::from_le_bytes(b) } else { f64::from_be_bytes(b) };
+                let v = if h.little {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                };
                 items.push(Item::Num(v));
             }
             b'c' => {
@@ -365,14 +386,18 @@ fn size(args: &MultiValue) -> Result<usize, String> {
 pub(super) fn struct_op(lua: &Lua, name: &str, args: MultiValue) -> mlua::Result<MultiValue> {
     let res: Result<Vec<Value>, String> = match name {
         "pack" => pack(&args).and_then(|b| {
-            Ok(vec![Value::String(lua.create_string(&b).map_err(|e| e.to_string())?)])
+            Ok(vec![Value::String(
+                lua.create_string(&b).map_err(|e| e.to_string())?,
+            )])
         }),
         "unpack" => unpack(&args).and_then(|(items, next)| {
             let mut out = Vec::with_capacity(items.len() + 1);
             for it in items {
                 out.push(match it {
                     Item::Num(n) => Value::Number(n),
-                    Item::Str(s) => Value::String(lua.create_string(&s).map_err(|e| e.to_string())?),
+                    Item::Str(s) => {
+                        Value::String(lua.create_string(&s).map_err(|e| e.to_string())?)
+                    }
                 });
             }
             out.push(Value::Integer(next));
@@ -419,16 +444,26 @@ mod tests {
         let lua = Lua::new();
         let n = |x: f64| Value::Number(x);
         let packed = run(&lua, "pack", vec![s(&lua, b">I2i4"), n(258.0), n(-2.0)]).expect("pack");
-        let Value::String(p) = &packed[0] else { panic!("a string") };
+        let Value::String(p) = &packed[0] else {
+            panic!("a string")
+        };
         assert_eq!(&p.as_bytes()[..], &[1, 2, 0xff, 0xff, 0xff, 0xfe][..]);
         let r = run(&lua, "unpack", vec![s(&lua, b">I2i4"), packed[0].clone()]).expect("unpack");
         assert_eq!(r, vec![n(258.0), n(-2.0), Value::Integer(7)]);
         // Alignment: a byte then an aligned int ("!4").
         let r = run(&lua, "size", vec![s(&lua, b"!4bi")]).expect("size");
         assert_eq!(r, vec![Value::Integer(8)]);
-        assert_eq!(run(&lua, "size", vec![s(&lua, b"bhld")]).expect("size"), vec![Value::Integer(19)]);
+        assert_eq!(
+            run(&lua, "size", vec![s(&lua, b"bhld")]).expect("size"),
+            vec![Value::Integer(19)]
+        );
         // Strings: zero-terminated and sized.
-        let p = run(&lua, "pack", vec![s(&lua, b"sc3"), s(&lua, b"ab"), s(&lua, b"xyz")]).expect("pack");
+        let p = run(
+            &lua,
+            "pack",
+            vec![s(&lua, b"sc3"), s(&lua, b"ab"), s(&lua, b"xyz")],
+        )
+        .expect("pack");
         let r = run(&lua, "unpack", vec![s(&lua, b"sc3"), p[0].clone()]).expect("unpack");
         assert_eq!(r, vec![s(&lua, b"ab"), s(&lua, b"xyz"), Value::Integer(7)]);
         // c0 takes its size from the previous number.
@@ -445,19 +480,61 @@ mod tests {
     fn errors_are_lua_structs() {
         let lua = Lua::new();
         let e = |name: &str, args: Vec<Value>| run(&lua, name, args).expect_err("an error");
-        assert_eq!(e("pack", vec![s(&lua, b"z")]), "bad argument #1 to 'pack' (invalid format option 'z')");
-        assert_eq!(e("pack", vec![s(&lua, b"i")]), "bad argument #2 to 'pack' (number expected, got no value)");
-        assert_eq!(e("pack", vec![]), "bad argument #1 to 'pack' (string expected, got no value)");
-        assert_eq!(e("pack", vec![s(&lua, b"i33"), Value::Integer(1)]), "integral size 33 is larger than limit of 32");
-        assert_eq!(e("pack", vec![s(&lua, b"!3")]), "alignment 3 is not a power of 2");
-        assert_eq!(e("pack", vec![s(&lua, b"c5"), s(&lua, b"ab")]), "bad argument #3 to 'pack' (string too short)");
-        assert_eq!(e("unpack", vec![s(&lua, b"i"), s(&lua, b"ab")]), "bad argument #2 to 'unpack' (data string too short)");
-        assert_eq!(e("unpack", vec![s(&lua, b"i"), s(&lua, b"abcd"), Value::Integer(0)]), "bad argument #3 to 'unpack' (offset must be 1 or greater)");
-        assert_eq!(e("unpack", vec![s(&lua, b"s"), s(&lua, b"ab")]), "unfinished string in data");
-        assert_eq!(e("unpack", vec![s(&lua, b"c0"), s(&lua, b"ab")]), "format 'c0' needs a previous size");
-        assert_eq!(e("size", vec![s(&lua, b"s")]), "bad argument #1 to 'size' (option 's' has no fixed size)");
-        assert_eq!(e("size", vec![s(&lua, b"i99999999999")]), "integral size overflow");
+        assert_eq!(
+            e("pack", vec![s(&lua, b"z")]),
+            "bad argument #1 to 'pack' (invalid format option 'z')"
+        );
+        assert_eq!(
+            e("pack", vec![s(&lua, b"i")]),
+            "bad argument #2 to 'pack' (number expected, got no value)"
+        );
+        assert_eq!(
+            e("pack", vec![]),
+            "bad argument #1 to 'pack' (string expected, got no value)"
+        );
+        assert_eq!(
+            e("pack", vec![s(&lua, b"i33"), Value::Integer(1)]),
+            "integral size 33 is larger than limit of 32"
+        );
+        assert_eq!(
+            e("pack", vec![s(&lua, b"!3")]),
+            "alignment 3 is not a power of 2"
+        );
+        assert_eq!(
+            e("pack", vec![s(&lua, b"c5"), s(&lua, b"ab")]),
+            "bad argument #3 to 'pack' (string too short)"
+        );
+        assert_eq!(
+            e("unpack", vec![s(&lua, b"i"), s(&lua, b"ab")]),
+            "bad argument #2 to 'unpack' (data string too short)"
+        );
+        assert_eq!(
+            e(
+                "unpack",
+                vec![s(&lua, b"i"), s(&lua, b"abcd"), Value::Integer(0)]
+            ),
+            "bad argument #3 to 'unpack' (offset must be 1 or greater)"
+        );
+        assert_eq!(
+            e("unpack", vec![s(&lua, b"s"), s(&lua, b"ab")]),
+            "unfinished string in data"
+        );
+        assert_eq!(
+            e("unpack", vec![s(&lua, b"c0"), s(&lua, b"ab")]),
+            "format 'c0' needs a previous size"
+        );
+        assert_eq!(
+            e("size", vec![s(&lua, b"s")]),
+            "bad argument #1 to 'size' (option 's' has no fixed size)"
+        );
+        assert_eq!(
+            e("size", vec![s(&lua, b"i99999999999")]),
+            "integral size overflow"
+        );
         // `size` skips unknown letters (no error), unlike `pack`.
-        assert_eq!(run(&lua, "size", vec![s(&lua, b"zb")]).expect("size"), vec![Value::Integer(1)]);
+        assert_eq!(
+            run(&lua, "size", vec![s(&lua, b"zb")]).expect("size"),
+            vec![Value::Integer(1)]
+        );
     }
 }

@@ -14,7 +14,9 @@ use crate::lua_raw;
 use crate::state::{Inner, Shared};
 use bytes::Bytes;
 use mlua::ffi;
-use mlua::{chunk::ChunkMode, Function, Lua, LuaOptions, MultiValue, RegistryKey, StdLib, Table, Value};
+use mlua::{
+    chunk::ChunkMode, Function, Lua, LuaOptions, MultiValue, RegistryKey, StdLib, Table, Value,
+};
 use redsnap_engine::{now_ms, Reply};
 use std::cell::UnsafeCell;
 use std::ffi::c_int;
@@ -362,7 +364,10 @@ fn redis_api(lua: &Lua, api: &Table, ctx: &Arc<CtxCell>, load: &Arc<LoadCell>) -
             lua.create_string(sha1_hex(&bytes))
         })?,
     )?;
-    api.set("log", lua.create_function(|_, args: MultiValue| redis_log(args))?)?;
+    api.set(
+        "log",
+        lua.create_function(|_, args: MultiValue| redis_log(args))?,
+    )?;
     api.set("version", crate::REDIS_VERSION)?;
     api.set("version_num", version_num(crate::REDIS_VERSION))?;
     Ok(())
@@ -608,4 +613,3 @@ pub(super) fn run(
     }
     reply
 }
-
