@@ -520,6 +520,8 @@ fn debug_protocol(name: &[u8]) -> Reply {
     match name.to_ascii_lowercase().as_slice() {
         b"string" => Reply::bulk_str("Hello World"),
         b"integer" => Reply::Int(12345),
+        // Redis's literal, not pi.
+        #[allow(clippy::approx_constant)]
         b"double" => Reply::Double(3.141),
         b"bignum" => Reply::BigNum(Bytes::from_static(b"1234567999999999999999999999999999999")),
         b"null" => Reply::Nil,

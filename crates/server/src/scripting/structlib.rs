@@ -149,8 +149,15 @@ fn to_number(v: &Value) -> Option<f64> {
 }
 
 /// The argument at `i` (0-based) as `luaL_check*` reads it, or the error message.
+/// `pack` pushes a nil after its arguments (a mark before its string buffer): the
+/// first missing one is "nil" there.
 fn arg_error(args: &MultiValue, i: usize, fname: &str, expected: &str) -> String {
-    let got = args.get(i).map_or("no value", lua_type_name);
+    let missing = if fname == "pack" && i > 0 && i == args.len() {
+        "nil"
+    } else {
+        "no value"
+    };
+    let got = args.get(i).map_or(missing, lua_type_name);
     format!(
         "bad argument #{} to '{fname}' ({expected} expected, got {got})",
         i + 1
@@ -486,7 +493,11 @@ mod tests {
         );
         assert_eq!(
             e("pack", vec![s(&lua, b"i")]),
-            "bad argument #2 to 'pack' (number expected, got no value)"
+            "bad argument #2 to 'pack' (number expected, got nil)"
+        );
+        assert_eq!(
+            e("pack", vec![s(&lua, b"ii"), Value::Integer(1)]),
+            "bad argument #3 to 'pack' (number expected, got nil)"
         );
         assert_eq!(
             e("pack", vec![]),

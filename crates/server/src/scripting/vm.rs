@@ -414,10 +414,9 @@ unsafe extern "C-unwind" fn busy_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua
     // SAFETY: the registry entry is the address of the `HookCtx` box of the `Vm`
     // owning this state (see `Vm::new`).
     let hook = &*ptr;
-    let msg = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook_check(hook))) {
-        Ok(m) => m,
-        Err(_) => None,
-    };
+    let msg: Option<&[u8]> =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook_check(hook)))
+            .unwrap_or_default();
     // No Rust value with a destructor is alive past this point: `lua_error` jumps.
     if let Some(msg) = msg {
         if !hook.every_line.swap(true, Ordering::AcqRel) {
