@@ -30,8 +30,14 @@ fn snapshots_carry_the_libraries_full_and_incremental() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut store = Store::default();
     populate(&mut store);
-    let la = code("a", "redis.register_function('fa', function() return 1 end)");
-    let lb = code("b", "redis.register_function('fb', function() return 2 end)");
+    let la = code(
+        "a",
+        "redis.register_function('fa', function() return 1 end)",
+    );
+    let lb = code(
+        "b",
+        "redis.register_function('fb', function() return 2 end)",
+    );
     store.libraries.insert(b("a"), la.clone());
     store.libraries.insert(b("b"), lb.clone());
     {
@@ -113,6 +119,8 @@ fn function_records_replay_after_the_snapshot() {
     let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");
     assert!(o.store.libraries.is_empty());
     let snaps: &SnapshotStore = &o.snaps;
-    let info = snaps.write(o.store.dataset(), o.report.covered_gen()).expect("write");
+    let info = snaps
+        .write(o.store.dataset(), o.report.covered_gen())
+        .expect("write");
     assert_eq!(info.meta.format_version, 2);
 }

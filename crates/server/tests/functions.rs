@@ -249,12 +249,24 @@ fn function_dump_payloads_restore_across_redis_and_redsnap() {
     let mut r = RawConn::connect(redis.port()).expect("connect");
     let mut s = RawConn::connect(redsnap.port()).expect("connect");
     let load = |c: &mut RawConn, code: &str| cmd(c, &[b"FUNCTION", b"LOAD", code.as_bytes()]);
-    assert_eq!(load(&mut r, &library("fromredis", "fr", "redis")), b"$9\r\nfromredis\r\n");
-    assert_eq!(load(&mut s, &library("fromredsnap", "fs", "redsnap")), b"$11\r\nfromredsnap\r\n");
+    assert_eq!(
+        load(&mut r, &library("fromredis", "fr", "redis")),
+        b"$9\r\nfromredis\r\n"
+    );
+    assert_eq!(
+        load(&mut s, &library("fromredsnap", "fs", "redsnap")),
+        b"$11\r\nfromredsnap\r\n"
+    );
     let from_redis = bulk_payload(&cmd(&mut r, &[b"FUNCTION", b"DUMP"])).expect("payload");
     let from_redsnap = bulk_payload(&cmd(&mut s, &[b"FUNCTION", b"DUMP"])).expect("payload");
-    assert_eq!(cmd(&mut s, &[b"FUNCTION", b"RESTORE", &from_redis]), b"+OK\r\n");
-    assert_eq!(cmd(&mut r, &[b"FUNCTION", b"RESTORE", &from_redsnap]), b"+OK\r\n");
+    assert_eq!(
+        cmd(&mut s, &[b"FUNCTION", b"RESTORE", &from_redis]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        cmd(&mut r, &[b"FUNCTION", b"RESTORE", &from_redsnap]),
+        b"+OK\r\n"
+    );
     for c in [&mut r, &mut s] {
         assert_eq!(cmd(c, &[b"FCALL", b"fr", b"0"]), b"$8\r\nredis---\r\n");
         assert_eq!(cmd(c, &[b"FCALL", b"fs", b"0"]), b"$10\r\nredsnap---\r\n");
@@ -263,7 +275,10 @@ fn function_dump_payloads_restore_across_redis_and_redsnap() {
     for (c, p) in [(&mut r, &from_redsnap), (&mut s, &from_redis)] {
         let again = cmd(c, &[b"FUNCTION", b"RESTORE", p]);
         assert!(show(&again).contains("already exists"), "{}", show(&again));
-        assert_eq!(cmd(c, &[b"FUNCTION", b"RESTORE", p, b"REPLACE"]), b"+OK\r\n");
+        assert_eq!(
+            cmd(c, &[b"FUNCTION", b"RESTORE", p, b"REPLACE"]),
+            b"+OK\r\n"
+        );
         assert_eq!(cmd(c, &[b"FUNCTION", b"RESTORE", p, b"FLUSH"]), b"+OK\r\n");
         let list = cmd(c, &[b"FUNCTION", b"LIST"]);
         assert!(show(&list).starts_with("*1\r\n"), "{}", show(&list));
@@ -303,7 +318,10 @@ fn busy_sequence(port: u16) -> Vec<String> {
     std::thread::sleep(Duration::from_millis(600));
     out.push(show(&cmd(&mut other, &[b"PING"])));
     out.push(show(&cmd(&mut other, &[b"SCRIPT", b"KILL"])));
-    out.push(stats_without_duration(&cmd(&mut other, &[b"FUNCTION", b"STATS"])));
+    out.push(stats_without_duration(&cmd(
+        &mut other,
+        &[b"FUNCTION", b"STATS"],
+    )));
     out.push(show(&cmd(&mut other, &[b"FUNCTION", b"KILL"])));
     out.push(show(&f.join().expect("fcall")));
     out.push(show(&cmd(&mut other, &[b"PING"])));
@@ -325,14 +343,27 @@ fn busy_functions_are_killed_by_function_kill_only() {
         .start()
         .expect("redis-server");
     let redsnap = RedsnapServer::builder()
-        .extra_args(&["--appendonly", "no", "--save", "", "--busy-reply-threshold", "200"])
+        .extra_args(&[
+            "--appendonly",
+            "no",
+            "--save",
+            "",
+            "--busy-reply-threshold",
+            "200",
+        ])
         .start()
         .expect("redsnap");
     let a = busy_sequence(redis.port());
     let b = busy_sequence(redsnap.port());
     assert_eq!(a, b);
-    assert!(b[1].starts_with("-BUSY ") && b[1].contains("FUNCTION KILL"), "{b:?}");
-    assert!(b[3].contains("running_script") && b[3].contains("spin"), "{b:?}");
+    assert!(
+        b[1].starts_with("-BUSY ") && b[1].contains("FUNCTION KILL"),
+        "{b:?}"
+    );
+    assert!(
+        b[3].contains("running_script") && b[3].contains("spin"),
+        "{b:?}"
+    );
     assert_eq!(b[4], "+OK\r\n");
     assert!(b[5].contains("Script killed by user"), "{b:?}");
 }
@@ -377,22 +408,38 @@ fn libraries_survive_a_restart_through_the_snapshot() {
     assert_eq!(function_names(port), vec!["gone", "kept"]);
     assert_eq!(q(port, &[b"FCALL", b"k", b"0"]), "$6\r\none---\r\n");
     assert_eq!(q(port, &[b"FCALL", b"g", b"0"]), "$6\r\ntwo---\r\n");
-    assert_eq!(q(port, &[b"FCALL", b"l", b"0"]), "-ERR Function not found\r\n");
+    assert_eq!(
+        q(port, &[b"FCALL", b"l", b"0"]),
+        "-ERR Function not found\r\n"
+    );
     assert_eq!(q(port, &[b"GET", b"key"]), "$1\r\nv\r\n");
     // The final snapshot of a clean shutdown holds what changed since.
     assert_eq!(q(port, &[b"FUNCTION", b"FLUSH"]), "+OK\r\n");
     assert_eq!(load(&library("last", "z", "four")), "$4\r\nlast\r\n");
     let _ = q(port, &[b"SHUTDOWN"]);
-    assert!(server.wait_exit(Duration::from_secs(30)).is_some(), "no exit");
+    assert!(
+        server.wait_exit(Duration::from_secs(30)).is_some(),
+        "no exit"
+    );
     server.restart().expect("restart");
     assert_eq!(function_names(server.port()), vec!["last"]);
-    assert_eq!(q(server.port(), &[b"FCALL", b"z", b"0"]), "$7\r\nfour---\r\n");
+    assert_eq!(
+        q(server.port(), &[b"FCALL", b"z", b"0"]),
+        "$7\r\nfour---\r\n"
+    );
 }
 
 #[test]
 fn library_changes_replay_from_the_append_log_after_kill_9() {
     let mut server = RedsnapServer::builder()
-        .extra_args(&["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+        .extra_args(&[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+        ])
         .start()
         .expect("redsnap");
     let port = server.port();
@@ -404,7 +451,10 @@ fn library_changes_replay_from_the_append_log_after_kill_9() {
     assert_eq!(load(&[b"FUNCTION", b"LOAD", b.as_bytes()]), "$1\r\nb\r\n");
     // A snapshot in the middle: what follows replays from the log after it.
     assert_eq!(q(port, &[b"SAVE"]), "+OK\r\n");
-    assert_eq!(load(&[b"FUNCTION", b"LOAD", b"REPLACE", a2.as_bytes()]), "$1\r\na\r\n");
+    assert_eq!(
+        load(&[b"FUNCTION", b"LOAD", b"REPLACE", a2.as_bytes()]),
+        "$1\r\na\r\n"
+    );
     // A failed load is not logged.
     let bad = load(&[b"FUNCTION", b"LOAD", b"#!lua name=c\nreturn 1"]);
     assert_eq!(bad, "-ERR No functions registered\r\n");
@@ -414,7 +464,10 @@ fn library_changes_replay_from_the_append_log_after_kill_9() {
     cmd(&mut conn, &[b"FUNCTION", b"LOAD", c.as_bytes()]);
     let payload = bulk_payload(&cmd(&mut conn, &[b"FUNCTION", b"DUMP"])).expect("payload");
     cmd(&mut conn, &[b"FUNCTION", b"DELETE", b"c"]);
-    assert_eq!(cmd(&mut conn, &[b"FUNCTION", b"RESTORE", &payload, b"REPLACE"]), b"+OK\r\n");
+    assert_eq!(
+        cmd(&mut conn, &[b"FUNCTION", b"RESTORE", &payload, b"REPLACE"]),
+        b"+OK\r\n"
+    );
     assert_eq!(q(port, &[b"FUNCTION", b"DELETE", b"b"]), "+OK\r\n");
     let expected = function_names(port);
     assert_eq!(expected, vec!["a", "c"]);
@@ -424,14 +477,23 @@ fn library_changes_replay_from_the_append_log_after_kill_9() {
     assert_eq!(function_names(port), expected);
     assert_eq!(q(port, &[b"FCALL", b"fa", b"0"]), "$5\r\na2---\r\n");
     assert_eq!(q(port, &[b"FCALL", b"fc", b"0"]), "$4\r\nc---\r\n");
-    assert_eq!(q(port, &[b"FCALL", b"fb", b"0"]), "-ERR Function not found\r\n");
+    assert_eq!(
+        q(port, &[b"FCALL", b"fb", b"0"]),
+        "-ERR Function not found\r\n"
+    );
     // FLUSH and RESTORE FLUSH replay too.
     assert_eq!(q(port, &[b"FUNCTION", b"FLUSH"]), "+OK\r\n");
     assert_eq!(function_names(port), Vec::<String>::new());
     let mut conn = RawConn::connect(port).expect("connect");
-    assert_eq!(cmd(&mut conn, &[b"FUNCTION", b"RESTORE", &payload, b"FLUSH"]), b"+OK\r\n");
+    assert_eq!(
+        cmd(&mut conn, &[b"FUNCTION", b"RESTORE", &payload, b"FLUSH"]),
+        b"+OK\r\n"
+    );
     server.kill_9();
     server.restart().expect("restart");
     assert_eq!(function_names(server.port()), vec!["a", "b", "c"]);
-    assert_eq!(q(server.port(), &[b"FCALL", b"fa", b"0"]), "$5\r\na2---\r\n");
+    assert_eq!(
+        q(server.port(), &[b"FCALL", b"fa", b"0"]),
+        "$5\r\na2---\r\n"
+    );
 }

@@ -147,7 +147,7 @@ unsafe fn redis_call_body(l: *mut ffi::lua_State, raise: bool) -> bool {
     // call with thousands of arguments leaves little of it, as in Redis).
     ffi::lua_settop(l, 0);
     // SAFETY: the pointers were taken from the `&mut` references of the EVAL being
-    // served, which are not used while the script runs (see `run_script`).
+    // served, which are not used while the script runs (see `vm::run`).
     let conn = &mut *ctx.conn;
     let inner = &mut *ctx.inner;
     let reply = match script_call(ctx, conn, inner, argv) {
