@@ -28,6 +28,8 @@ pub enum Reply {
     Verbatim(&'static str, Bytes),
     /// Big number (RESP3 `(`; a bulk string under RESP2): its digits, no newlines.
     BigNum(Bytes),
+    /// A reply preceded by an attribute map (RESP3 `|`; the reply alone under RESP2).
+    Attribute(Vec<(Reply, Reply)>, Box<Reply>),
     /// Out-of-band push (pub/sub messages under RESP3; an array under RESP2).
     Push(Vec<Reply>),
 }

@@ -485,7 +485,7 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
             redsnap_engine::num::parse_i64(&argv[2]).is_some_and(|v| v != 0);
         Reply::ok().into()
     } else if is(sub, "protocol") && argv.len() == 3 {
-        debug_protocol(&argv[2]).into()
+        debug_protocol(&argv[2], conn.resp3)
     } else if is(sub, "object") {
         let Some(key) = argv.get(2) else {
             return Reply::err("ERR syntax error").into();
@@ -512,12 +512,21 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
     }
 }
 
-/// DEBUG PROTOCOL <type>: a reply of each RESP3 type (Redis's debug.c). No attribute
-/// or push reply is sent before the replies of `attrib` and `push` (redsnap has no
-/// attribute replies, and pushes only for pub/sub).
-fn debug_protocol(name: &[u8]) -> Reply {
+/// DEBUG PROTOCOL <type>: a reply of each RESP3 type (Redis's debug.c).
+fn debug_protocol(name: &[u8], resp3: bool) -> Step {
     let ints = || (0..3).map(Reply::Int).collect::<Vec<_>>();
-    match name.to_ascii_lowercase().as_slice() {
+    let name = name.to_ascii_lowercase();
+    if name == b"push" {
+        if !resp3 {
+            return Reply::err("ERR RESP2 is not supported by this command").into();
+        }
+        // Push replies are not replies to a command: a real one follows.
+        return Step::Many(vec![
+            Reply::Push(vec![Reply::bulk_str("server-cpu-usage"), Reply::Int(42)]),
+            Reply::bulk_str("Some real reply following the push reply"),
+        ]);
+    }
+    let reply = match name.as_slice() {
         b"string" => Reply::bulk_str("Hello World"),
         b"integer" => Reply::Int(12345),
         // Redis's literal, not pi.
@@ -528,13 +537,19 @@ fn debug_protocol(name: &[u8]) -> Reply {
         b"array" => Reply::Array(ints()),
         b"set" => Reply::Set(ints()),
         b"map" => Reply::Map((0..3).map(|j| (Reply::Int(j), Reply::Bool(j == 1))).collect()),
-        b"attrib" => Reply::bulk_str("Some real reply following the attribute"),
-        b"push" => Reply::bulk_str("Some real reply following the push reply"),
+        b"attrib" => Reply::Attribute(
+            vec![(
+                Reply::bulk_str("key-popularity"),
+                Reply::Array(vec![Reply::bulk_str("key:123"), Reply::Int(90)]),
+            )],
+            Box::new(Reply::bulk_str("Some real reply following the attribute")),
+        ),
         b"verbatim" => Reply::Verbatim("txt", Bytes::from_static(b"This is a verbatim\nstring")),
         b"true" => Reply::Bool(true),
         b"false" => Reply::Bool(false),
         _ => Reply::err("ERR Wrong protocol type name. Please use one of the following: string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|true|false"),
-    }
+    };
+    reply.into()
 }
 
 fn memory(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {

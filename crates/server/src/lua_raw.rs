@@ -321,6 +321,8 @@ pub(crate) unsafe fn push_reply(l: *mut ffi::lua_State, r: &Reply, resp3: bool) 
                 ffi::lua_pushnumber(l, *b as i64 as f64);
             }
         }
+        // Attributes are not exposed to scripts (as in Redis): the reply alone.
+        Reply::Attribute(_, reply) => return push_reply(l, reply, resp3),
         Reply::BigNum(n) => {
             push_bytes(l, n);
             if resp3 {

@@ -265,6 +265,16 @@ pub fn encode(out: &mut BytesMut, reply: &Reply, resp3: bool) {
                 bulk(out, n);
             }
         }
+        Reply::Attribute(pairs, reply) => {
+            if resp3 {
+                header(out, b'|', pairs.len());
+                for (k, v) in pairs {
+                    encode(out, k, resp3);
+                    encode(out, v, resp3);
+                }
+            }
+            encode(out, reply, resp3);
+        }
         Reply::Verbatim(fmt, text) => {
             if resp3 {
                 header(out, b'=', text.len() + 4);
