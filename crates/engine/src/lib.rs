@@ -10,6 +10,7 @@
 pub mod cmd;
 pub mod db;
 pub mod digest;
+pub mod functions;
 pub mod glob;
 pub mod hash;
 pub mod key;
@@ -20,6 +21,7 @@ pub mod rdb;
 pub mod reply;
 pub mod store;
 pub mod table;
+pub mod text;
 pub mod trie;
 pub mod value;
 
@@ -30,9 +32,10 @@ mod test_alloc;
 static TEST_ALLOC: test_alloc::Tracking = test_alloc::Tracking;
 
 pub use db::{Db, Entry};
+pub use functions::Libraries;
 pub use hash::{HashSeed, KeyHasher};
 pub use reply::Reply;
-pub use store::{CmdResult, Cx, Effects, EngineConfig, LogRecord, Store};
+pub use store::{CmdResult, Cx, Dataset, Effects, EngineConfig, LogRecord, Store};
 pub use table::{lookup, CommandSpec};
 pub use value::{Kind, Value, ZSet};
 

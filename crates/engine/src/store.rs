@@ -2,6 +2,7 @@
 //! effects a command leaves for the layers above (WATCH, blocked clients, the log).
 
 use crate::db::{own, Db, Entry};
+use crate::functions::Libraries;
 use crate::hash::KeyHasher;
 use crate::notify::{self, KeyEvent};
 use crate::reply::{self, Reply};
@@ -112,6 +113,30 @@ pub struct Store {
     /// Eviction candidates kept across calls (Redis's eviction pool), so each
     /// eviction chooses among many more keys than one sample.
     evict_pool: Vec<(usize, Bytes)>,
+    /// The function libraries' code (the server compiles and runs them; FLUSHALL
+    /// leaves them, as in Redis).
+    pub libraries: Libraries,
+    /// Whether the command running was called by a script (Redis's CLIENT_SCRIPT:
+    /// SORT then orders a set's elements even BY a constant, for determinism).
+    pub in_script: bool,
+}
+
+/// A point-in-time copy of the dataset, as a snapshot stores it: the databases (O(1)
+/// clones) and the code of the function libraries.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub dbs: Vec<Db>,
+    pub libraries: Vec<Bytes>,
+}
+
+impl From<Vec<Db>> for Dataset {
+    /// The databases alone (no function libraries).
+    fn from(dbs: Vec<Db>) -> Dataset {
+        Dataset {
+            dbs,
+            libraries: Vec::new(),
+        }
+    }
 }
 
 impl Default for Store {
@@ -142,6 +167,8 @@ impl Store {
             lfu: false,
             log_enabled: true,
             evict_pool: Vec::new(),
+            libraries: Libraries::default(),
+            in_script: false,
         }
     }
 
@@ -165,6 +192,14 @@ impl Store {
     /// An O(1) point-in-time copy of every database (structural sharing).
     pub fn snapshot(&self) -> Vec<Db> {
         self.dbs.clone()
+    }
+
+    /// [`Store::snapshot`] with the function libraries: what a snapshot stores.
+    pub fn dataset(&self) -> Dataset {
+        Dataset {
+            dbs: self.dbs.clone(),
+            libraries: self.libraries.codes(),
+        }
     }
 
     /// Runs one command whose spec has an engine handler. The caller has checked arity
@@ -213,6 +248,10 @@ impl Store {
         };
         if let Err(e) = table::check_arity(spec, argv) {
             return e;
+        }
+        if spec.name == "function" {
+            // An append-log record of a library change (see `Libraries::replay`).
+            return self.libraries.replay(argv);
         }
         self.call(spec, db, now, argv, false)
     }

@@ -17,7 +17,7 @@
 //!            // appendfsync always: every reply waits for what was written before it
 //!            if log.waits_for_fsync() { log.durable(written).await?; }
 //! BGSAVE / save point / interval / log.should_rewrite(pct, min_size)
-//!            (under the store lock) let dbs = store.snapshot(); let gen = log.rotate()?; // no I/O
+//!            (under the store lock) let dbs = store.dataset(); let gen = log.rotate()?; // no I/O
 //!            snaps.spawn(dbs, gen, Some(log.clone()), |res| ...)?;  // compacts the log on success
 //! SAVE       snaps.save(dbs, gen, Some(&log))?          // same, on the calling thread
 //! INFO       snaps.stats(), log.stats()

@@ -459,7 +459,7 @@ pub fn recover_at(
     if damaged {
         // Make what was loaded durable before setting the damaged files aside: a
         // snapshot covering every generation on disk.
-        let info = snapshots.write(store.snapshot(), covered.max(max_gen))?;
+        let info = snapshots.write(store.dataset(), covered.max(max_gen))?;
         report.wrote_snapshot = true;
         report.snapshot_size = info.size_bytes;
         for (i, (_, path)) in todo.iter().enumerate() {

@@ -37,16 +37,22 @@
 use crate::codec::{self, CRC32C};
 use crate::datadir::DataDir;
 use crate::error::{PersistError, Result};
+use bytes::Bytes;
 use parking_lot::Mutex;
-use redsnap_engine::{Db, Entry, HashSeed, KeyHasher, Store};
+use redsnap_engine::{Dataset, Db, Entry, HashSeed, KeyHasher, Libraries, Store};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The snapshot format this build writes (2: the metadata holds the key hash seed).
-/// It also reads format 1 (no seed: entry keys on the unseeded hash).
-pub const FORMAT_VERSION: u32 = 2;
+/// The newest snapshot format this build writes (3: the metadata also holds the
+/// function libraries' code). A snapshot without libraries is written in format 2
+/// (the metadata holds the key hash seed), which builds from before libraries read.
+/// Format 1 (no seed: entry keys on the unseeded hash) is also read.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The format with a key hash seed and no libraries.
+const FORMAT_SEEDED: u32 = 2;
 
 /// The format before hash seeds.
 const FORMAT_UNSEEDED: u32 = 1;
@@ -78,6 +84,17 @@ pub struct SnapshotMeta {
     /// The key hash seed the entry keys were computed with (`None`: format 1, the
     /// unseeded hash). Secret: never logged.
     pub hash_seed: Option<HashSeed>,
+    /// The code of the function libraries (format 3; none in earlier formats).
+    pub libraries: Vec<Bytes>,
+}
+
+/// The format a snapshot is written in: the oldest that holds it.
+fn format_for(libraries: &[Bytes]) -> u32 {
+    if libraries.is_empty() {
+        FORMAT_SEEDED
+    } else {
+        FORMAT_VERSION
+    }
 }
 
 impl std::fmt::Debug for SnapshotMeta {
@@ -91,6 +108,7 @@ impl std::fmt::Debug for SnapshotMeta {
             .field("keys", &self.keys)
             .field("checksum", &self.checksum)
             .field("hash_seed", &self.hash_seed.map(|_| "<set>"))
+            .field("libraries", &self.libraries.len())
             .finish()
     }
 }
@@ -107,6 +125,12 @@ impl SnapshotMeta {
         out.extend_from_slice(&self.checksum.to_le_bytes());
         if let Some(seed) = self.hash_seed {
             out.extend_from_slice(&seed.to_le_bytes());
+        }
+        if self.format_version >= FORMAT_VERSION {
+            codec::put_varint(&mut out, self.libraries.len() as u64);
+            for code in &self.libraries {
+                codec::put_bytes(&mut out, code);
+            }
         }
         let crc = CRC32C.checksum(&out);
         out.extend_from_slice(&crc.to_le_bytes());
@@ -128,7 +152,7 @@ impl SnapshotMeta {
             return Err(corrupt("metadata checksum mismatch"));
         }
         let version = u32::from_le_bytes([b[9], b[10], b[11], b[12]]);
-        if version != FORMAT_VERSION && version != FORMAT_UNSEEDED {
+        if !(FORMAT_UNSEEDED..=FORMAT_VERSION).contains(&version) {
             return Err(PersistError::UnsupportedVersion {
                 path: path.to_path_buf(),
                 found: version,
@@ -149,6 +173,13 @@ impl SnapshotMeta {
             let hi = next()?;
             Some(u128::from(lo) | (u128::from(hi) << 64))
         };
+        let mut libraries = Vec::new();
+        if version >= FORMAT_VERSION {
+            let n = r.len(1).map_err(|e| corrupt(&e.detail))?;
+            for _ in 0..n {
+                libraries.push(r.bytes().map_err(|e| corrupt(&e.detail))?);
+            }
+        }
         Ok(SnapshotMeta {
             format_version: version,
             id,
@@ -157,6 +188,7 @@ impl SnapshotMeta {
             keys,
             checksum,
             hash_seed,
+            libraries,
         })
     }
 }
@@ -403,9 +435,9 @@ impl SnapshotStore {
     /// the calling thread, and switches to it atomically. On error the previous
     /// snapshot stays in force. Fails with [`PersistError::SnapshotInProgress`] when
     /// another snapshot is being written.
-    pub fn write(&self, dbs: Vec<Db>, log_gen: u64) -> Result<SnapshotInfo> {
+    pub fn write(&self, data: impl Into<Dataset>, log_gen: u64) -> Result<SnapshotInfo> {
         let _busy = self.begin()?;
-        self.write_locked(dbs, log_gen)
+        self.write_locked(data.into(), log_gen)
     }
 
     /// Starts a snapshot on a background thread. Checks synchronously that none is in
@@ -416,20 +448,21 @@ impl SnapshotStore {
     /// before [`SnapshotStore::in_progress`] turns false; it must not wait for that.
     pub fn spawn(
         &self,
-        dbs: Vec<Db>,
+        data: impl Into<Dataset>,
         log_gen: u64,
         log: Option<crate::AppendLog>,
         on_done: impl FnOnce(&Result<SnapshotInfo>) + Send + 'static,
     ) -> Result<std::thread::JoinHandle<()>> {
         let busy = self.begin()?;
         let this = self.clone();
+        let data = data.into();
         std::thread::Builder::new()
             .name("redsnap-snapshot".into())
             .spawn(move || {
                 // A background snapshot yields the CPU to the server: clients' latency
                 // comes first, the snapshot takes what is left (BENCHMARKS.md).
                 lower_thread_priority(BACKGROUND_NICE);
-                let res = this.write_locked(dbs, log_gen);
+                let res = this.write_locked(data, log_gen);
                 if let (Ok(info), Some(log)) = (&res, &log) {
                     compact(log, log_gen, info.size_bytes);
                 }
@@ -446,11 +479,11 @@ impl SnapshotStore {
     /// then deletes the log generations it covers.
     pub fn save(
         &self,
-        dbs: Vec<Db>,
+        data: impl Into<Dataset>,
         log_gen: u64,
         log: Option<&crate::AppendLog>,
     ) -> Result<SnapshotInfo> {
-        let info = self.write(dbs, log_gen)?;
+        let info = self.write(data, log_gen)?;
         if let Some(log) = log {
             compact(log, log_gen, info.size_bytes);
         }
@@ -467,10 +500,11 @@ impl SnapshotStore {
         Ok(BusyGuard(self.inner.clone()))
     }
 
-    fn write_locked(&self, dbs: Vec<Db>, log_gen: u64) -> Result<SnapshotInfo> {
+    fn write_locked(&self, data: Dataset, log_gen: u64) -> Result<SnapshotInfo> {
         let started = Instant::now();
         let created_ms = now_ms();
-        let res = self.write_inner(&dbs, log_gen, created_ms, started);
+        let Dataset { dbs, libraries } = data;
+        let res = self.write_inner(&dbs, &libraries, log_gen, created_ms, started);
         match &res {
             Ok(info) if self.inner.incremental.load(Ordering::Relaxed) => {
                 *self.inner.prev.lock() = Some(Prev {
@@ -515,6 +549,7 @@ impl SnapshotStore {
     fn write_inner(
         &self,
         dbs: &[Db],
+        libraries: &[Bytes],
         log_gen: u64,
         created_ms: u64,
         started: Instant,
@@ -530,8 +565,9 @@ impl SnapshotStore {
             let same_hash = cur.hash_seed == Some(hasher.seed())
                 && prev.dbs.iter().all(|d| d.hasher() == hasher);
             if prev.id == cur.id && prev.dbs.len() == dbs.len() && same_hash {
-                let res =
-                    self.write_incremental(&db, cur, &prev.dbs, dbs, log_gen, created_ms, started);
+                let res = self.write_incremental(
+                    &db, cur, &prev.dbs, dbs, libraries, log_gen, created_ms, started,
+                );
                 // Freeing the previous version's own trie nodes (those the writes since
                 // then replaced) is proportional to the changes but was a quarter of an
                 // incremental snapshot's time: done off this path, like Redis's lazyfree.
@@ -544,7 +580,9 @@ impl SnapshotStore {
                 }
             }
         }
-        self.write_full(&db, current, dbs, hasher, log_gen, created_ms, started)
+        self.write_full(
+            &db, current, dbs, libraries, hasher, log_gen, created_ms, started,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -553,6 +591,7 @@ impl SnapshotStore {
         db: &fjall::Database,
         current: Option<SnapshotMeta>,
         dbs: &[Db],
+        libraries: &[Bytes],
         hasher: KeyHasher,
         log_gen: u64,
         created_ms: u64,
@@ -598,13 +637,14 @@ impl SnapshotStore {
             Ok((n, checksum))
         })?;
         let meta = SnapshotMeta {
-            format_version: FORMAT_VERSION,
+            format_version: format_for(libraries),
             id,
             log_gen,
             created_ms,
             keys: n,
             checksum,
             hash_seed: Some(hasher.seed()),
+            libraries: libraries.to_vec(),
         };
         // The switch: point `current` at the new keyspace and make it durable.
         meta_keyspace(db, path)?
@@ -645,6 +685,7 @@ impl SnapshotStore {
         cur: &SnapshotMeta,
         old: &[Db],
         new: &[Db],
+        libraries: &[Bytes],
         log_gen: u64,
         created_ms: u64,
         started: Instant,
@@ -700,13 +741,14 @@ impl SnapshotStore {
             .keyspace(&name, fjall::KeyspaceCreateOptions::default)
             .map_err(&serr)?;
         let meta = SnapshotMeta {
-            format_version: FORMAT_VERSION,
+            format_version: format_for(libraries),
             id: cur.id,
             log_gen,
             created_ms,
             keys,
             checksum,
             hash_seed: cur.hash_seed,
+            libraries: libraries.to_vec(),
         };
         let meta_ks = meta_keyspace(db, path)?;
         let changed = changes.len() as u64;
@@ -761,6 +803,22 @@ impl SnapshotStore {
         let ks = db
             .keyspace(&name, fjall::KeyspaceCreateOptions::default)
             .map_err(&serr)?;
+        store.libraries = match Libraries::from_codes(meta.libraries.clone()) {
+            Ok(libs) => libs,
+            Err(detail) => {
+                let err = PersistError::CorruptSnapshot {
+                    path: path.clone(),
+                    location: "keyspace meta, key current".into(),
+                    detail: format!("function libraries: {detail}"),
+                };
+                if !opts.ignore_corruption {
+                    return Err(err);
+                }
+                tracing::warn!(error = %err, "loading the snapshot without its function libraries");
+                report.truncated = true;
+                Libraries::default()
+            }
+        };
         let ndbs = store.dbs.len();
         // Entry keys carry the hash of the snapshot's seed: the store takes it, so the
         // keys of later (incremental) snapshots are the stored ones. A format 1

@@ -32,6 +32,12 @@ use std::time::Duration;
 pub(crate) const BUSY_EVAL: &str =
     "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
 
+/// Redis's `slowscripterr`: the BUSY error while a function runs.
+pub(crate) const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
+const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
+
 /// A change to the shared state made by a command answered without the lock.
 #[derive(Debug)]
 pub(crate) enum Deferred {
@@ -135,6 +141,10 @@ impl Conn {
         if let Err(e) = self.check_auth_and_multi(spec, sub) {
             return BusyStep::Reply(e);
         }
+        let busy = &self.shared.busy;
+        // Redis answers as it does for the kind of script that runs (`scriptIsEval`).
+        let function = busy.function.load(Ordering::Acquire);
+        let busy_err = if function { BUSY_FUNCTION } else { BUSY_EVAL };
         if !(spec.has(flags::ALLOW_BUSY) || sub.has(flags::ALLOW_BUSY))
             || (spec.name == "shutdown" && !argv[1..].iter().any(|a| is(a, "nosave")))
         {
@@ -146,10 +156,10 @@ impl Conn {
                 self.multi_err = false;
                 self.deferred.push(Deferred::Unwatch);
                 return BusyStep::Reply(Reply::error(format!(
-                    "EXECABORT Transaction discarded because of: {BUSY_EVAL}"
+                    "EXECABORT Transaction discarded because of: {busy_err}"
                 )));
             }
-            return BusyStep::Reply(Reply::err(BUSY_EVAL));
+            return BusyStep::Reply(Reply::err(busy_err));
         }
         if let Some(q) = &mut self.multi {
             if !matches!(
@@ -160,7 +170,6 @@ impl Conn {
                 return BusyStep::Reply(Reply::simple("QUEUED"));
             }
         }
-        let busy = &self.shared.busy;
         BusyStep::Reply(match sub.name {
             "auth" => self.auth_local(&argv).map_or_else(|e| e, |()| ok()),
             "hello" => {
@@ -208,14 +217,30 @@ impl Conn {
                 self.deferred.push(Deferred::Reset);
                 Reply::simple("RESET")
             }
-            "script|kill" => {
+            // Redis's scriptKill: a script that wrote is unkillable; SCRIPT KILL only
+            // kills EVAL scripts, FUNCTION KILL only functions.
+            "script|kill" | "function|kill" => {
                 if busy.wrote.load(Ordering::Acquire) {
-                    Reply::err("UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.")
+                    Reply::err(UNKILLABLE)
+                } else if function != (sub.name == "function|kill") {
+                    Reply::err(if function { BUSY_FUNCTION } else { BUSY_EVAL })
                 } else {
                     busy.kill.store(1, Ordering::Release);
                     ok()
                 }
             }
+            "function|stats" => match busy.current.lock().as_ref() {
+                // During an EVAL script Redis answers BUSY (`functionStatsCommand`).
+                Some(r) if function => {
+                    let ms = now_ms().saturating_sub(busy.since_ms.load(Ordering::Acquire));
+                    crate::scripting::functions::stats_reply(
+                        Some((r, ms)),
+                        r.libraries,
+                        r.functions,
+                    )
+                }
+                _ => Reply::err(BUSY_EVAL),
+            },
             "shutdown" => {
                 self.shared.nosave_shutdown.store(true, Ordering::Release);
                 busy.kill.store(2, Ordering::Release);
@@ -225,10 +250,7 @@ impl Conn {
                 );
                 return BusyStep::Shutdown;
             }
-            // FUNCTION KILL and FUNCTION STATS among them: only EVAL scripts exist
-            // (FUNCTION LOAD is not built), and during one Redis answers BUSY to both
-            // (`scriptKill`, `functionStatsCommand`).
-            _ => Reply::err(BUSY_EVAL),
+            _ => Reply::err(busy_err),
         })
     }
 

@@ -118,6 +118,21 @@ static DIRECTIVES: &[Directive] = &[
     d("maxmemory", Kind::Memory, "0", true),
     d("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
     d("maxmemory-samples", Kind::Int(1, 64), "5", true),
+    // redsnap has no replicas: with both set above 0, writes are refused (NOREPLICAS).
+    da(
+        "min-replicas-to-write",
+        &["min-slaves-to-write"],
+        Kind::Int(0, i32::MAX as i64),
+        "0",
+        true,
+    ),
+    da(
+        "min-replicas-max-lag",
+        &["min-slaves-max-lag"],
+        Kind::Int(0, i32::MAX as i64),
+        "10",
+        true,
+    ),
     da(
         "busy-reply-threshold",
         &["lua-time-limit"],

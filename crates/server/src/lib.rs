@@ -78,6 +78,7 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         samples: c.u64("maxmemory-samples") as usize,
         stop_writes_on_bgsave_error: c.bool("stop-writes-on-bgsave-error"),
         snapshots_configured: !c.save_points().is_empty() || c.u64("snapshot-interval") > 0,
+        min_replicas: c.u64("min-replicas-to-write") > 0 && c.u64("min-replicas-max-lag") > 0,
     };
     let databases = inner.store.config.databases;
     inner.store.config = EngineConfig {
@@ -279,6 +280,9 @@ impl Server {
             }
             inner.store.log_enabled = persistence.as_ref().is_some_and(|p| p.log.is_some());
             inner.persist = persistence;
+            let libraries = std::mem::take(&mut inner.store.libraries);
+            inner.functions.rebuild(&libraries);
+            inner.store.libraries = libraries;
             apply_config(&mut inner);
             publish_live(&shared, &inner.config);
         }

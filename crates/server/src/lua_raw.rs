@@ -376,3 +376,46 @@ unsafe fn push_list(l: *mut ffi::lua_State, items: &[Reply], resp3: bool) -> boo
     }
     true
 }
+
+/// The message of the error value at the top of the stack, as Redis's
+/// `luaExtractErrorInformation` reads it: an error table's `err` field, or "ERR "
+/// and a string (or number). Leaves the stack as it was.
+///
+/// # Safety
+/// `l` is a valid Lua state with an error value on top and two free stack slots.
+pub(crate) unsafe fn error_message(l: *mut ffi::lua_State) -> Vec<u8> {
+    let text = |l: *mut ffi::lua_State, idx: c_int| -> Option<Vec<u8>> {
+        if ffi::lua_type(l, idx) == ffi::LUA_TSTRING || ffi::lua_type(l, idx) == ffi::LUA_TNUMBER {
+            // A copy first: lua_tolstring would turn a number on the stack into a string.
+            ffi::lua_pushvalue(l, idx);
+            let mut len = 0usize;
+            let p = ffi::lua_tolstring(l, -1, &mut len);
+            let out = if p.is_null() {
+                None
+            } else {
+                Some(std::slice::from_raw_parts(p as *const u8, len).to_vec())
+            };
+            ffi::lua_pop(l, 1);
+            out
+        } else {
+            None
+        }
+    };
+    match ffi::lua_type(l, -1) {
+        ffi::LUA_TTABLE => {
+            push_bytes(l, b"err");
+            ffi::lua_rawget(l, -2);
+            let msg = text(l, -1);
+            ffi::lua_pop(l, 1);
+            msg.unwrap_or_else(|| b"ERR unknown error".to_vec())
+        }
+        _ => match text(l, -1) {
+            Some(t) => {
+                let mut out = b"ERR ".to_vec();
+                out.extend_from_slice(&t);
+                out
+            }
+            None => b"ERR unknown error".to_vec(),
+        },
+    }
+}

@@ -305,18 +305,23 @@ pub(crate) fn append(inner: &mut Inner) -> Result<Option<u64>, Reply> {
 
 /// The MISCONF refusal for write commands while persistence is failing, if any.
 pub(crate) fn write_refusal(inner: &Inner) -> Option<Reply> {
-    let p = inner.persist.as_ref()?;
-    if let Some(e) = &p.log_error {
-        return Some(Reply::error(e.clone()));
+    if let Some(p) = inner.persist.as_ref() {
+        if let Some(e) = &p.log_error {
+            return Some(Reply::error(e.clone()));
+        }
+        if let Some(log) = p.log.as_ref().filter(|l| l.is_broken()) {
+            let detail = log.stats().broken.unwrap_or_default();
+            return Some(Reply::error(format!(
+                "MISCONF Errors writing to the AOF file: {detail}"
+            )));
+        }
+        if !p.last_ok && inner.tun.snapshots_configured && inner.tun.stop_writes_on_bgsave_error {
+            return Some(Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
+        }
     }
-    if let Some(log) = p.log.as_ref().filter(|l| l.is_broken()) {
-        let detail = log.stats().broken.unwrap_or_default();
-        return Some(Reply::error(format!(
-            "MISCONF Errors writing to the AOF file: {detail}"
-        )));
-    }
-    if !p.last_ok && inner.tun.snapshots_configured && inner.tun.stop_writes_on_bgsave_error {
-        return Some(Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
+    // Redis's checkGoodReplicasStatus: redsnap has no replicas.
+    if inner.tun.min_replicas {
+        return Some(Reply::err("NOREPLICAS Not enough good replicas to write."));
     }
     None
 }
@@ -331,7 +336,7 @@ pub(crate) fn bgsave(shared: &Arc<Shared>, inner: &mut Inner) -> Result<(), Stri
         return Err("Background save already in progress".into());
     }
     let (gen, commit) = snapshot_gen(p)?;
-    let dbs = inner.store.snapshot();
+    let dbs = inner.store.dataset();
     p.dirty_at_start = inner.store.effects.dirty;
     p.last_attempt_ms = now_ms();
     let shared2 = shared.clone();
@@ -415,7 +420,7 @@ pub(crate) struct SaveJob {
     log: Option<AppendLog>,
     /// A pending log that this save starts.
     commit: Option<AppendLog>,
-    dbs: Vec<redsnap_engine::Db>,
+    dbs: redsnap_engine::Dataset,
     gen: u64,
     dirty: u64,
 }
@@ -433,7 +438,7 @@ pub(crate) fn prepare_save(inner: &mut Inner) -> Result<SaveJob, String> {
         snaps: p.snaps.clone(),
         log: p.log.clone(),
         commit,
-        dbs: inner.store.snapshot(),
+        dbs: inner.store.dataset(),
         gen,
         dirty: inner.store.effects.dirty,
     })
@@ -656,9 +661,18 @@ pub(crate) fn reload(shared: &Arc<Shared>) -> Reply {
     reload_locked(&mut shared.inner.lock())
 }
 
-/// Empties the keyspace and loads it back from the data directory, after writing and
-/// flushing what the append log holds (DEBUG RELOAD after its SAVE, DEBUG LOADAOF).
+/// Empties the keyspace and loads it back from the data directory (DEBUG RELOAD
+/// after its SAVE, DEBUG LOADAOF).
 pub(crate) fn reload_locked(inner: &mut Inner) -> Reply {
+    reload_into(inner, true, false)
+}
+
+/// Loads the dataset of the data directory, after writing and flushing what the
+/// append log holds: in place of the current one (`flush`), or into it (DEBUG RELOAD
+/// NOFLUSH), where a key or function library already present is an error unless
+/// `merge` (it is then replaced, as with Redis's RDBFLAGS_ALLOW_DUP). On an error
+/// nothing changes.
+pub(crate) fn reload_into(inner: &mut Inner, flush: bool, merge: bool) -> Reply {
     if let Err(e) = append(inner) {
         return e;
     }
@@ -680,13 +694,40 @@ pub(crate) fn reload_locked(inner: &mut Inner) -> Reply {
             return Reply::error(format!("ERR Error flushing the append log: {e}"));
         }
     }
-    match recover(&p.dir, &p.snaps, &mut fresh, &opts) {
-        Ok(_) => {
-            fresh.effects = Default::default();
-            fresh.config = inner.store.config.clone();
-            inner.store = fresh;
-            Reply::ok()
-        }
-        Err(e) => Reply::error(format!("ERR Error trying to load the snapshot: {e}")),
+    if let Err(e) = recover(&p.dir, &p.snaps, &mut fresh, &opts) {
+        return Reply::error(format!("ERR Error trying to load the snapshot: {e}"));
     }
+    fresh.effects = Default::default();
+    fresh.config = inner.store.config.clone();
+    if flush {
+        inner.store = fresh;
+        let inner = &mut *inner;
+        inner.functions.rebuild(&inner.store.libraries);
+        return Reply::ok();
+    }
+    let dup_key = fresh
+        .dbs
+        .iter()
+        .zip(&inner.store.dbs)
+        .any(|(f, cur)| f.iter().any(|(k, _)| cur.get(k).is_some()));
+    let dup_lib = fresh
+        .libraries
+        .iter()
+        .any(|(name, _)| inner.store.libraries.get(name).is_some());
+    if !merge && (dup_key || dup_lib) {
+        return Reply::err("ERR Error trying to load the RDB dump");
+    }
+    for (name, code) in fresh.libraries.iter() {
+        if let Err(e) = inner.functions.load_replace(code) {
+            tracing::error!(library = %String::from_utf8_lossy(name), "function library not loaded: {e}");
+            continue;
+        }
+        inner.store.libraries.insert(name.clone(), code.clone());
+    }
+    for (f, cur) in fresh.dbs.iter().zip(inner.store.dbs.iter_mut()) {
+        for (k, e) in f.iter() {
+            cur.insert_entry(k, e.clone());
+        }
+    }
+    Reply::ok()
 }

@@ -115,6 +115,9 @@ pub struct Tunables {
     pub samples: usize,
     pub stop_writes_on_bgsave_error: bool,
     pub snapshots_configured: bool,
+    /// min-replicas-to-write and min-replicas-max-lag are both set: with no replicas,
+    /// writes are refused (NOREPLICAS).
+    pub min_replicas: bool,
 }
 
 /// Hashes a client id (assigned by the server, in sequence: nothing to flood) with
@@ -159,6 +162,8 @@ pub struct Inner {
     pub paused_until: Option<(Instant, bool)>,
     pub lastsave: u64,
     pub scripts: crate::scripting::Scripts,
+    /// The function libraries (FUNCTION LOAD) and their Lua state.
+    pub functions: crate::scripting::Functions,
     pub persist: Option<crate::persist::Persistence>,
     pub tun: Tunables,
     /// Attached replicas and their stream (`repl.rs`).
@@ -182,6 +187,23 @@ pub struct BusyState {
     pub threshold_ms: AtomicU64,
     /// Whether the running script has handed its runtime worker's queue off.
     pub handed_off: std::sync::atomic::AtomicBool,
+    /// Whether the running script is a function (FCALL): FUNCTION KILL stops it,
+    /// SCRIPT KILL refuses to, and other commands get the FUNCTION KILL flavour of
+    /// BUSY.
+    pub function: std::sync::atomic::AtomicBool,
+    /// The running function, for FUNCTION STATS during a busy run.
+    pub current: parking_lot::Mutex<Option<RunningFunction>>,
+}
+
+/// What FUNCTION STATS says of a running function (set for the length of an FCALL).
+#[derive(Debug, Clone)]
+pub struct RunningFunction {
+    pub name: Bytes,
+    /// The FCALL command as the client sent it.
+    pub command: Vec<Bytes>,
+    /// The libraries and functions loaded (they cannot change while it runs).
+    pub libraries: usize,
+    pub functions: usize,
 }
 
 /// The settings that the path from `accept` to a connection's first reply needs,
@@ -286,6 +308,7 @@ impl Shared {
                 paused_until: None,
                 lastsave: redsnap_engine::now_ms() / 1000,
                 scripts: crate::scripting::Scripts::new(),
+                functions: crate::scripting::Functions::default(),
                 persist: None,
                 tun: Tunables::default(),
                 repl: Default::default(),

@@ -54,6 +54,8 @@ const OBSERVED_HERE: &[&str] = &[
     "proto-max-bulk-len",
     "client-query-buffer-limit",
     "client-output-buffer-limit",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
 ];
 
 /// Persistence parameters: their effects are observed in tests/config_persist.rs.
@@ -392,4 +394,31 @@ fn memory_and_script_parameters_act_at_once() {
         assert!(Instant::now() < deadline, "subscriber never dropped: {n}");
     }
     s.stop();
+}
+
+#[test]
+fn min_replicas_refuse_writes_at_once() {
+    // redsnap has no replicas: with both parameters above 0, every write is refused.
+    let s = start(&[]);
+    let mut c = RawConn::connect(s.port()).expect("connect");
+    assert_eq!(cmd(&mut c, &["SET", "k", "v"]), "+OK\r\n");
+    set(&mut c, "min-replicas-to-write", "1");
+    let refused = "-NOREPLICAS Not enough good replicas to write.\r\n";
+    assert_eq!(cmd(&mut c, &["SET", "k", "w"]), refused);
+    assert_eq!(cmd(&mut c, &["GET", "k"]), "$1\r\nv\r\n");
+    // Inside a script too, and for a script declaring writes.
+    let r = cmd(&mut c, &["EVAL", "return redis.call('set', 'k', 'w')", "0"]);
+    assert!(r.starts_with("-NOREPLICAS "), "{r}");
+    assert_eq!(cmd(&mut c, &["EVAL", "#!lua\nreturn 1", "0"]), refused);
+    assert_eq!(
+        cmd(&mut c, &["EVAL", "#!lua flags=no-writes\nreturn 1", "0"]),
+        ":1\r\n"
+    );
+    // A lag of 0 turns the check off.
+    set(&mut c, "min-replicas-max-lag", "0");
+    assert_eq!(cmd(&mut c, &["SET", "k", "w"]), "+OK\r\n");
+    set(&mut c, "min-replicas-max-lag", "10");
+    assert_eq!(cmd(&mut c, &["DEL", "k"]), refused);
+    set(&mut c, "min-replicas-to-write", "0");
+    assert_eq!(cmd(&mut c, &["DEL", "k"]), ":1\r\n");
 }

@@ -195,8 +195,9 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
         Some(Value::ZSet(z)) => (Src::ZSet, z.iter().map(|(m, _)| m.clone()).collect()),
         Some(_) => return Err(Reply::wrongtype()),
     };
-    if dontsort && matches!(src, Src::Set) && storekey.is_some() {
-        // A set has no order of its own: force a deterministic result when storing.
+    if dontsort && matches!(src, Src::Set) && (storekey.is_some() || cx.store.in_script) {
+        // A set has no order of its own: force a deterministic result when storing
+        // or answering a script.
         dontsort = false;
         alpha = true;
         sortby = None;

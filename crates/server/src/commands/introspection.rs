@@ -160,6 +160,9 @@ fn command(conn: &mut Conn, argv: &[Bytes]) -> Reply {
         if table::check_arity(spec, &argv[2..]).is_err() {
             return Reply::err("ERR Invalid number of arguments specified for command");
         }
+        if let Some(keys) = crate::scripting::movable_keys(spec, &argv[2..]) {
+            return Reply::Array(keys.iter().cloned().map(Reply::Bulk).collect());
+        }
         let pos = match spec.name {
             "sort" => redsnap_engine::cmd::sort::get_keys(&argv[2..]),
             _ => spec.key_positions(argv.len() - 2),
@@ -268,9 +271,14 @@ pub(crate) fn info(conn: &Conn, inner: &Inner, sections: &[Bytes]) -> String {
         let used = crate::used_memory(inner);
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{:.2}M\r\nused_memory_peak:{used}\r\nmaxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\n\r\n",
+            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{:.2}M\r\nused_memory_peak:{used}\r\n",
             used as f64 / 1048576.0,
             rss as f64 / 1048576.0,
+        );
+        out.push_str(&crate::scripting::memory_info(inner));
+        let _ = write!(
+            out,
+            "maxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\n\r\n",
             cfg.u64("maxmemory"),
             cfg.str("maxmemory-policy"),
         );

@@ -65,15 +65,55 @@ pub(crate) fn persist_command(
                 Err(e) => Reply::error(format!("ERR {e}")).into(),
             }
         }
-        "save" | "debug-reload" => {
+        "save" => {
             if let Err(e) = crate::persist::append(inner) {
                 return e.into();
             }
             match crate::persist::prepare_save(inner) {
-                Ok(job) => Step::Async(AsyncOp::Save(job, name == "debug-reload")),
+                Ok(job) => Step::Async(AsyncOp::Save(job, false)),
                 Err(e) => Reply::error(format!("ERR {e}")).into(),
             }
         }
+        "debug-reload" => debug_reload(inner, argv),
         _ => Reply::error(format!("ERR unknown persistence command '{name}'")).into(),
+    }
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE] (argv: DEBUG RELOAD ...): a SAVE, then
+/// the dataset loaded back. NOSAVE loads what the data directory holds; NOFLUSH loads
+/// it into the current dataset, where a key or library already present is an error
+/// unless MERGE.
+fn debug_reload(inner: &mut Inner, argv: &[bytes::Bytes]) -> Step {
+    use redsnap_engine::Reply;
+    let (mut save, mut flush, mut merge) = (true, true, false);
+    for opt in argv.iter().skip(2) {
+        if opt.eq_ignore_ascii_case(b"merge") {
+            merge = true;
+        } else if opt.eq_ignore_ascii_case(b"noflush") {
+            flush = false;
+        } else if opt.eq_ignore_ascii_case(b"nosave") {
+            save = false;
+        } else {
+            return Reply::err(
+                "ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            )
+            .into();
+        }
+    }
+    if !save {
+        return crate::persist::reload_into(inner, flush, merge).into();
+    }
+    // Loading the dataset just saved into itself (NOFLUSH) changes nothing with MERGE
+    // and meets a duplicate at once without.
+    let empty = inner.store.total_keys() == 0 && inner.store.libraries.is_empty();
+    if !flush && !merge && !empty {
+        return Reply::err("ERR Error trying to load the RDB dump").into();
+    }
+    if let Err(e) = crate::persist::append(inner) {
+        return e.into();
+    }
+    match crate::persist::prepare_save(inner) {
+        Ok(job) => Step::Async(AsyncOp::Save(job, flush)),
+        Err(e) => Reply::error(format!("ERR {e}")).into(),
     }
 }

@@ -1,8 +1,189 @@
 //! `cjson` (lua-cjson 2.1.0 as bundled with Redis 7.0): encode and decode in Rust.
 
 use super::MAX_NESTING;
-use mlua::{LightUserData, Lua, Value};
+use mlua::{LightUserData, Lua, MultiValue, Value};
 use redsnap_engine::num::fmt_g;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// lua-cjson's settings (`cjson.encode_max_depth()` and so on), one set per Lua state
+/// as in Redis: a script's change stays for the next scripts.
+#[derive(Debug)]
+pub(super) struct JsonConfig {
+    sparse_convert: AtomicI64,
+    sparse_ratio: AtomicI64,
+    sparse_safe: AtomicI64,
+    encode_max_depth: AtomicI64,
+    decode_max_depth: AtomicI64,
+    precision: AtomicI64,
+    keep_buffer: AtomicI64,
+    /// 0 = refuse, 1 = encode as NaN/Infinity, 2 = encode as null.
+    encode_invalid: AtomicI64,
+    decode_invalid: AtomicI64,
+}
+
+impl Default for JsonConfig {
+    fn default() -> Self {
+        JsonConfig {
+            sparse_convert: AtomicI64::new(0),
+            sparse_ratio: AtomicI64::new(2),
+            sparse_safe: AtomicI64::new(10),
+            encode_max_depth: AtomicI64::new(1000),
+            decode_max_depth: AtomicI64::new(1000),
+            precision: AtomicI64::new(14),
+            keep_buffer: AtomicI64::new(1),
+            encode_invalid: AtomicI64::new(0),
+            decode_invalid: AtomicI64::new(1),
+        }
+    }
+}
+
+impl JsonConfig {
+    fn get(a: &AtomicI64) -> i64 {
+        a.load(Ordering::Relaxed)
+    }
+
+    /// The deepest nesting decoding accepts (capped: see MAX_NESTING).
+    fn decode_depth(&self) -> usize {
+        Self::get(&self.decode_max_depth).clamp(1, MAX_NESTING as i64) as usize
+    }
+}
+
+/// One option (`json_integer_option` / `json_enum_option`): the argument at `i` (if
+/// present and not nil) sets it; returns its value.
+fn int_option(
+    lua: &Lua,
+    args: &[Value],
+    i: usize,
+    name: &str,
+    slot: &AtomicI64,
+    (min, max): (i64, i64),
+) -> Result<Value, String> {
+    match args.get(i) {
+        None | Some(Value::Nil) => {}
+        Some(v) => {
+            let Some(n) = as_number(v).or_else(|| match v {
+                Value::String(s) => s.to_str().ok()?.trim().parse::<f64>().ok(),
+                _ => None,
+            }) else {
+                return Err(format!(
+                    "bad argument #{} to '{name}' (number expected, got {})",
+                    i + 1,
+                    lua_type_name(v)
+                ));
+            };
+            let n = n as i64;
+            if n < min || n > max {
+                return Err(format!(
+                    "bad argument #1 to '{name}' (expected integer between {min} and {max})"
+                ));
+            }
+            slot.store(n, Ordering::Relaxed);
+        }
+    }
+    let _ = lua;
+    Ok(Value::Integer(slot.load(Ordering::Relaxed)))
+}
+
+fn enum_option(
+    lua: &Lua,
+    args: &[Value],
+    name: &str,
+    slot: &AtomicI64,
+    options: &[&str],
+) -> Result<Value, String> {
+    match args.first() {
+        None | Some(Value::Nil) => {}
+        Some(Value::Boolean(b)) => slot.store(*b as i64, Ordering::Relaxed),
+        Some(Value::String(s)) => {
+            let s = s.to_string_lossy();
+            match options.iter().position(|o| *o == s) {
+                Some(p) => slot.store(p as i64, Ordering::Relaxed),
+                None => {
+                    return Err(format!(
+                        "bad argument #1 to '{name}' (invalid option '{s}')"
+                    ))
+                }
+            }
+        }
+        Some(v) => {
+            return Err(format!(
+                "bad argument #1 to '{name}' (string expected, got {})",
+                lua_type_name(v)
+            ))
+        }
+    }
+    let v = slot.load(Ordering::Relaxed);
+    Ok(if v <= 1 {
+        Value::Boolean(v == 1)
+    } else {
+        Value::String(
+            lua.create_string(options[v as usize])
+                .map_err(|e| e.to_string())?,
+        )
+    })
+}
+
+/// `cjson.<name>(...)`, the configuration functions, for the prelude's shim: status 0
+/// and the values, or status 2 and the message.
+pub(super) fn json_config(
+    lua: &Lua,
+    cfg: &JsonConfig,
+    args: MultiValue,
+) -> mlua::Result<MultiValue> {
+    let mut it = args.into_iter();
+    let name = match it.next() {
+        Some(Value::String(s)) => s.to_string_lossy(),
+        _ => String::new(),
+    };
+    let args: Vec<Value> = it.collect();
+    const BOOL: &[&str] = &["off", "on"];
+    let nargs = if name == "encode_sparse_array" { 3 } else { 1 };
+    let res: Result<Vec<Value>, String> = if args.len() > nargs {
+        Err(format!(
+            "bad argument #{} to '{name}' (found too many arguments)",
+            nargs + 1
+        ))
+    } else {
+        let int = |i, slot, range| int_option(lua, &args, i, &name, slot, range);
+        const ANY: (i64, i64) = (1, i32::MAX as i64);
+        match name.as_str() {
+            "encode_sparse_array" => (|| {
+                Ok(vec![
+                    enum_option(lua, &args, &name, &cfg.sparse_convert, BOOL)?,
+                    int(1, &cfg.sparse_ratio, (0, i32::MAX as i64))?,
+                    int(2, &cfg.sparse_safe, (0, i32::MAX as i64))?,
+                ])
+            })(),
+            "encode_max_depth" => int(0, &cfg.encode_max_depth, ANY).map(|v| vec![v]),
+            "decode_max_depth" => int(0, &cfg.decode_max_depth, ANY).map(|v| vec![v]),
+            "encode_number_precision" => int(0, &cfg.precision, (1, 14)).map(|v| vec![v]),
+            "encode_keep_buffer" => {
+                enum_option(lua, &args, &name, &cfg.keep_buffer, BOOL).map(|v| vec![v])
+            }
+            "encode_invalid_numbers" => enum_option(
+                lua,
+                &args,
+                &name,
+                &cfg.encode_invalid,
+                &["off", "on", "null"],
+            )
+            .map(|v| vec![v]),
+            _ => enum_option(lua, &args, &name, &cfg.decode_invalid, BOOL).map(|v| vec![v]),
+        }
+    };
+    let mut out = Vec::new();
+    match res {
+        Ok(v) => {
+            out.push(Value::Integer(0));
+            out.extend(v);
+        }
+        Err(m) => {
+            out.push(Value::Integer(2));
+            out.push(Value::String(lua.create_string(&m)?));
+        }
+    }
+    Ok(MultiValue::from_vec(out))
+}
 
 pub(super) fn lua_type_name(v: &Value) -> &'static str {
     match v {
@@ -18,11 +199,26 @@ pub(super) fn lua_type_name(v: &Value) -> &'static str {
     }
 }
 
-fn json_number(n: f64, out: &mut Vec<u8>) -> Result<(), String> {
+fn json_number(n: f64, out: &mut Vec<u8>, cfg: &JsonConfig) -> Result<(), String> {
     if n.is_nan() || n.is_infinite() {
-        return Err("Cannot serialise number: must not be NaN or Inf".into());
+        match JsonConfig::get(&cfg.encode_invalid) {
+            0 => return Err("Cannot serialise number: must not be NaN or Inf".into()),
+            1 => {
+                out.extend_from_slice(match n {
+                    _ if n.is_nan() => b"NaN".as_slice(),
+                    _ if n < 0.0 => b"-Infinity",
+                    _ => b"Infinity",
+                });
+                return Ok(());
+            }
+            _ => {
+                out.extend_from_slice(b"null");
+                return Ok(());
+            }
+        }
     }
-    out.extend_from_slice(fmt_g(n, 14).as_bytes());
+    let precision = JsonConfig::get(&cfg.precision).clamp(1, 14) as usize;
+    out.extend_from_slice(fmt_g(n, precision).as_bytes());
     Ok(())
 }
 
@@ -53,21 +249,30 @@ pub(super) fn as_number(v: &Value) -> Option<f64> {
     }
 }
 
-pub(super) fn json_encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<(), String> {
+pub(super) fn json_encode(
+    v: &Value,
+    depth: usize,
+    out: &mut Vec<u8>,
+    cfg: &JsonConfig,
+) -> Result<(), String> {
     match v {
         Value::Nil => out.extend_from_slice(b"null"),
         Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
         Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Integer(i) => json_number(*i as f64, out)?,
-        Value::Number(n) => json_number(*n, out)?,
+        Value::Integer(i) => json_number(*i as f64, out, cfg)?,
+        Value::Number(n) => json_number(*n, out, cfg)?,
         Value::String(s) => json_string(&s.as_bytes(), out),
         Value::Table(t) => {
             let depth = depth + 1;
-            // cjson's limit is 1000 levels; deeper recursion here would risk the
-            // thread's stack, so nesting beyond MAX_NESTING (and cycles) fail the same
-            // way a bit earlier.
+            // cjson's limit (1000 levels by default); deeper recursion here would
+            // risk the thread's stack, so nesting beyond MAX_NESTING (and cycles)
+            // fail as the default limit would, a bit earlier.
+            let max = JsonConfig::get(&cfg.encode_max_depth);
+            if depth as i64 > max {
+                return Err(format!("Cannot serialise, excessive nesting ({depth})"));
+            }
             if depth > MAX_NESTING {
-                return Err("Cannot serialise, excessive nesting (1001)".to_string());
+                return Err(format!("Cannot serialise, excessive nesting ({})", max + 1));
             }
             // lua_array_length
             let mut max = 0f64;
@@ -87,8 +292,13 @@ pub(super) fn json_encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<
                     }
                 }
             }
-            if is_array && max > items * 2.0 && max > 10.0 {
-                return Err("Cannot serialise table: excessively sparse array".into());
+            let ratio = JsonConfig::get(&cfg.sparse_ratio) as f64;
+            let safe = JsonConfig::get(&cfg.sparse_safe) as f64;
+            if is_array && ratio > 0.0 && max > items * ratio && max > safe {
+                if JsonConfig::get(&cfg.sparse_convert) == 0 {
+                    return Err("Cannot serialise table: excessively sparse array".into());
+                }
+                is_array = false;
             }
             if is_array && max > 0.0 {
                 out.push(b'[');
@@ -98,7 +308,7 @@ pub(super) fn json_encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<
                         out.push(b',');
                     }
                     let v: Value = t.raw_get(i).unwrap_or(Value::Nil);
-                    json_encode(&v, depth, out)?;
+                    json_encode(&v, depth, out, cfg)?;
                 }
                 out.push(b']');
             } else {
@@ -112,7 +322,7 @@ pub(super) fn json_encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<
                     match &k {
                         Value::Integer(_) | Value::Number(_) => {
                             out.push(b'"');
-                            json_number(as_number(&k).unwrap_or(0.0), out)?;
+                            json_number(as_number(&k).unwrap_or(0.0), out, cfg)?;
                             out.extend_from_slice(b"\":");
                         }
                         Value::String(s) => {
@@ -126,7 +336,7 @@ pub(super) fn json_encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> Result<
                             ))
                         }
                     }
-                    json_encode(&v, depth, out)?;
+                    json_encode(&v, depth, out, cfg)?;
                 }
                 out.push(b'}');
             }
@@ -191,6 +401,7 @@ struct JsonParser<'a> {
     data: &'a [u8],
     pos: usize,
     depth: usize,
+    max_depth: usize,
 }
 
 impl JsonParser<'_> {
@@ -367,7 +578,7 @@ impl JsonParser<'_> {
 
     fn descend(&mut self) -> Result<(), JsonErr> {
         self.depth += 1;
-        if self.depth > MAX_NESTING {
+        if self.depth > self.max_depth {
             return Err(JsonErr::Msg(format!(
                 "Found too many nested data structures ({}) at character {}",
                 self.depth, self.pos
@@ -443,7 +654,7 @@ impl JsonParser<'_> {
     }
 }
 
-pub(super) fn json_decode(lua: &Lua, data: &[u8]) -> Result<Value, JsonErr> {
+pub(super) fn json_decode(lua: &Lua, data: &[u8], cfg: &JsonConfig) -> Result<Value, JsonErr> {
     if data.len() >= 2 && (data[0] == 0 || data[1] == 0) {
         return Err(JsonErr::Msg(
             "JSON parser does not support UTF-16 or UTF-32".into(),
@@ -454,6 +665,7 @@ pub(super) fn json_decode(lua: &Lua, data: &[u8]) -> Result<Value, JsonErr> {
         data: &data[..end],
         pos: 0,
         depth: 0,
+        max_depth: cfg.decode_depth(),
     };
     let (tok, idx) = p.next();
     let v = p.value(lua, tok, idx)?;

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 /// Calls `lib.func(args...)` as a script would (through the sandbox's globals).
 fn call(s: &Scripts, lib: &str, func: &str, args: Vec<Value>) -> Result<MultiValue, String> {
     let run = || -> mlua::Result<MultiValue> {
-        let t: Table = s.env.get(lib)?;
+        let t: Table = s.vm.env.get(lib)?;
         let f: Function = t.get(func)?;
         f.call::<MultiValue>(MultiValue::from_vec(args))
     };
@@ -18,7 +18,7 @@ fn call(s: &Scripts, lib: &str, func: &str, args: Vec<Value>) -> Result<MultiVal
 }
 
 fn bytes(s: &Scripts, b: &[u8]) -> Value {
-    Value::String(s.lua.create_string(b).expect("a Lua string"))
+    Value::String(s.vm.lua.create_string(b).expect("a Lua string"))
 }
 
 fn json_ish() -> impl Strategy<Value = Vec<u8>> {

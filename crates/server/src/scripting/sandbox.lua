@@ -1,5 +1,5 @@
 -- redsnap's Lua sandbox, run once when the scripting state is created. It builds
--- what Redis 7.0 builds in C: the `redis`, `cjson`, `cmsgpack` and `bit` libraries
+-- what Redis 7.0 builds in C: the `redis`, `cjson`, `cmsgpack`, `bit` and `struct` libraries
 -- (their work is done by Rust functions in `I`), read-only globals and libraries,
 -- the error handler that adds the script position, and the PRNG of `math.random`.
 -- Read-only tables are emulated with empty proxies (Redis patches Lua instead): a
@@ -300,13 +300,14 @@ C.decode = shim(function(...)
   end
   return 0, v
 end)
-C.encode_sparse_array = function() return false, 2, 10 end
-C.encode_max_depth = function() return 1000 end
-C.decode_max_depth = function() return 1000 end
-C.encode_number_precision = function() return 14 end
-C.encode_keep_buffer = function() return true end
-C.encode_invalid_numbers = function() return false end
-C.decode_invalid_numbers = function() return true end
+local json_config = I.json_config
+for _, name in raw_ipairs({ 'encode_sparse_array', 'encode_max_depth', 'decode_max_depth',
+  'encode_number_precision', 'encode_keep_buffer', 'encode_invalid_numbers',
+  'decode_invalid_numbers' }) do
+  C[name] = shim(function(...)
+    return json_config(name, ...)
+  end)
+end
 
 -- cmsgpack.
 local P = {}
@@ -372,11 +373,12 @@ for _, name in raw_ipairs({ 'tobit', 'tohex', 'bnot', 'band', 'bor', 'bxor', 'ls
   end)
 end
 
--- struct: not implemented by redsnap.
+-- struct (lua_struct).
 local S = {}
+local struct_impl = I.struct
 for _, name in raw_ipairs({ 'pack', 'unpack', 'size' }) do
-  S[name] = shim(function()
-    return 2, 'struct.' .. name .. ' is not supported by redsnap'
+  S[name] = shim(function(...)
+    return struct_impl(name, ...)
   end)
 end
 
@@ -546,4 +548,28 @@ raw_setmetatable(GP, { __index = G, __newindex = ro_newindex, __metatable = fals
 prot[GP] = G
 fakemeta[GP] = protect({ __index = missing_global })
 
-return err_handler, GP
+-- Function libraries (FUNCTION LOAD). A library's body runs, and the functions it
+-- registers keep running, with FP as their environment. While the body loads, FP
+-- reads from LIBG: only `redis`, with register_function, log, the log levels and the
+-- version (Redis's library API); every other name, there or in `redis`, raises
+-- "Script attempted to access nonexistent global variable". Afterwards FP reads the
+-- globals EVAL scripts see. Writes to FP always fail.
+local LR = {
+  register_function = shim(I.register_function),
+  log = R.log,
+  LOG_DEBUG = R.LOG_DEBUG,
+  LOG_VERBOSE = R.LOG_VERBOSE,
+  LOG_NOTICE = R.LOG_NOTICE,
+  LOG_WARNING = R.LOG_WARNING,
+  REDIS_VERSION = R.REDIS_VERSION,
+  REDIS_VERSION_NUM = R.REDIS_VERSION_NUM,
+}
+raw_setmetatable(LR, { __index = missing_global })
+local LIBG = { redis = protect(LR) }
+raw_setmetatable(LIBG, { __index = missing_global })
+local fp_meta = { __index = LIBG, __newindex = ro_newindex, __metatable = false }
+local FP = raw_setmetatable({}, fp_meta)
+
+-- The host switches FP between the two (fp_meta.__index = LIBG or G) raw, so that
+-- no Lua code runs when a load ends.
+return err_handler, GP, { env = FP, meta = fp_meta, loading = LIBG, loaded = G }

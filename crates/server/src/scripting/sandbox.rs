@@ -15,11 +15,13 @@
 //! iterating them never yields a table as a key.
 
 use super::bit::bit_op;
-use super::cjson::{json_decode, json_encode, JsonErr};
+use super::cjson::{json_config, json_decode, json_encode, JsonConfig, JsonErr};
 use super::cmsgpack::{mp_encode, mp_unpack};
+use super::structlib::struct_op;
 use mlua::ffi;
 use mlua::{LightUserData, Lua, MultiValue, Table, Value};
 use std::ffi::c_int;
+use std::sync::Arc;
 
 /// The prelude, written in Lua (see the comment at its top).
 pub(super) const PRELUDE: &str = include_str!("sandbox.lua");
@@ -28,7 +30,7 @@ pub(super) const PRELUDE: &str = include_str!("sandbox.lua");
 const READONLY: &std::ffi::CStr = c"Attempt to modify a readonly table";
 
 /// Adds to the prelude's API table the C functions of the sandbox and the Rust
-/// implementations of `cjson`, `cmsgpack` and `bit`.
+/// implementations of `cjson`, `cmsgpack`, `bit` and `struct`.
 pub(super) fn register_libs(lua: &Lua, api: &Table) -> mlua::Result<()> {
     // SAFETY: plain Lua C functions following the Lua 5.1 API contract (each checks
     // or documents what its arguments must be; see their comments).
@@ -41,11 +43,18 @@ pub(super) fn register_libs(lua: &Lua, api: &Table) -> mlua::Result<()> {
         "null",
         Value::LightUserData(LightUserData(std::ptr::null_mut())),
     )?;
+    let cfg = Arc::new(JsonConfig::default());
+    let c = cfg.clone();
+    api.set(
+        "json_config",
+        lua.create_function(move |lua, args: MultiValue| json_config(lua, &c, args))?,
+    )?;
+    let c = cfg.clone();
     api.set(
         "json_encode",
-        lua.create_function(|lua, v: Value| {
+        lua.create_function(move |lua, v: Value| {
             let mut out = Vec::new();
-            match json_encode(&v, 0, &mut out) {
+            match json_encode(&v, 0, &mut out, &c) {
                 Ok(()) => Ok((Value::String(lua.create_string(&out)?), Value::Nil)),
                 Err(e) => Ok((Value::Nil, Value::String(lua.create_string(&e)?))),
             }
@@ -53,9 +62,9 @@ pub(super) fn register_libs(lua: &Lua, api: &Table) -> mlua::Result<()> {
     )?;
     api.set(
         "json_decode",
-        lua.create_function(|lua, s: mlua::LuaString| {
+        lua.create_function(move |lua, s: mlua::LuaString| {
             let data = s.as_bytes().to_vec();
-            match json_decode(lua, &data) {
+            match json_decode(lua, &data, &cfg) {
                 Ok(v) => Ok((true, v)),
                 Err(JsonErr::Msg(m)) => Ok((false, Value::String(lua.create_string(&m)?))),
                 Err(JsonErr::Lua(e)) => Err(e),
@@ -85,6 +94,17 @@ pub(super) fn register_libs(lua: &Lua, api: &Table) -> mlua::Result<()> {
     api.set(
         "bit",
         lua.create_function(|lua, args: MultiValue| bit_op(lua, args))?,
+    )?;
+    api.set(
+        "struct",
+        lua.create_function(|lua, args: MultiValue| {
+            let mut it = args.into_iter();
+            let name = match it.next() {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                _ => String::new(),
+            };
+            struct_op(lua, &name, it.collect())
+        })?,
     )?;
 
     Ok(())
