@@ -14,6 +14,9 @@ enum Kind {
     Save,
     /// Several words kept verbatim (bind, client-output-buffer-limit).
     Words,
+    /// Percentiles between 0 and 100, separated by spaces
+    /// (latency-tracking-info-percentiles).
+    Percentiles,
 }
 
 struct Directive {
@@ -170,6 +173,13 @@ static DIRECTIVES: &[Directive] = &[
     ),
     d("slowlog-max-len", Kind::Int(0, MAXI), "128", true),
     d("latency-monitor-threshold", Kind::Int(0, MAXI), "0", true),
+    d("latency-tracking", Kind::Bool, "yes", true),
+    d(
+        "latency-tracking-info-percentiles",
+        Kind::Percentiles,
+        "50 99 99.9",
+        true,
+    ),
     d("tls-port", Kind::Int(0, 65535), "0", false),
     d("tls-cert-file", Kind::Str, "", false),
     d("tls-key-file", Kind::Str, "", false),
@@ -196,15 +206,6 @@ const NOT_BUILT: &[(&str, &str)] = &[
     (
         "notify-keyspace-events",
         "keyspace notifications are not built in redsnap yet",
-    ),
-    (
-        "slowlog-log-slower-than",
-        "SLOWLOG is not built in redsnap yet",
-    ),
-    ("slowlog-max-len", "SLOWLOG is not built in redsnap yet"),
-    (
-        "latency-monitor-threshold",
-        "the latency monitor is not built in redsnap yet",
     ),
     (
         "lazyfree-lazy-user-del",
@@ -311,7 +312,7 @@ impl Config {
         let d = find(name)
             .ok_or_else(|| format!("Bad directive or wrong number of arguments ('{name}')"))?;
         let value = match d.kind {
-            Kind::Words | Kind::Save => args.join(" "),
+            Kind::Words | Kind::Save | Kind::Percentiles => args.join(" "),
             _ => {
                 if args.len() != 1 {
                     return Err(format!("wrong number of arguments for '{}'", d.name));
@@ -377,6 +378,18 @@ impl Config {
                 }
             }
             Kind::Str | Kind::Words => Ok(value.to_string()),
+            Kind::Percentiles => {
+                let mut out = Vec::new();
+                for w in value.split_whitespace() {
+                    let p = redsnap_engine::num::parse_f64(w.as_bytes())
+                        .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+                    if !(0.0..=100.0).contains(&p) {
+                        return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".into());
+                    }
+                    out.push(crate::commands::info::percentile_text(p));
+                }
+                Ok(out.join(" "))
+            }
             Kind::Save => {
                 let words: Vec<&str> = value.split_whitespace().collect();
                 if words.len() == 1 && words[0].is_empty() || words.is_empty() {
@@ -410,6 +423,15 @@ impl Config {
 
     pub fn u64(&self, name: &str) -> u64 {
         self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    /// A list of percentiles (latency-tracking-info-percentiles).
+    pub fn percentiles(&self, name: &str) -> Vec<f64> {
+        self.get(name)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect()
     }
 
     /// Redis-style save points: (seconds, changes) pairs.

@@ -317,6 +317,11 @@ impl Scripts {
     }
 
     /// Compiles a script body (once) and returns its SHA1; errors are replies.
+    /// Scripts in the cache (INFO `number_of_cached_scripts`).
+    pub(crate) fn len(&self) -> usize {
+        self.cache.len()
+    }
+
     fn create(&mut self, body: &[u8]) -> Result<String, Reply> {
         let sha = sha1_hex(body);
         if self.cache.contains_key(&sha) {
@@ -746,6 +751,15 @@ fn run_script(
                 .named_registry_value::<Value>(slot)
                 .unwrap_or(Value::Nil);
             let _ = lua.unset_named_registry_value(slot);
+            // An error raised by (or returned from) redis.call/pcall was counted when
+            // the command failed: the EVAL's error reply counts a failed call only.
+            if let Value::Table(t) = &v {
+                inner.calls.precounted = matches!(t.raw_get::<Value>("err"), Ok(Value::String(_)))
+                    && matches!(
+                        t.raw_get::<Value>("ignore_error_stats_update"),
+                        Ok(Value::Boolean(true))
+                    );
+            }
             if ok {
                 lua_to_reply(&v, resp3, 0)
             } else {
@@ -918,7 +932,13 @@ unsafe fn redis_call_body(l: *mut ffi::lua_State, raise: bool) -> bool {
     let inner = &mut *ctx.inner;
     let reply = match script_call(ctx, conn, inner, argv) {
         Ok(r) => r,
-        Err(msg) => {
+        Err((cmd, msg)) => {
+            // Counted as Redis's scriptCall does: an error reply, and a rejected call
+            // of the command when it exists.
+            inner.calls.count_error_raw(&msg);
+            if let Some(n) = cmd.and_then(table::number_of) {
+                inner.calls.cmds[n].rejected += 1;
+            }
             lua_raw::push_error_table(l, &msg, true);
             return raise;
         }
@@ -930,24 +950,51 @@ unsafe fn redis_call_body(l: *mut ffi::lua_State, raise: bool) -> bool {
     raise && reply.is_error()
 }
 
-/// Redis's scriptCall: the checks a command from a script goes through, then the run.
+/// Redis's scriptCall: the checks a command from a script goes through, then the run
+/// (`Conn::call`). A refusal names the command refused, when it exists.
 fn script_call(
     ctx: &mut RunCtx,
     conn: &mut Conn,
     inner: &mut Inner,
     argv: Vec<Bytes>,
-) -> Result<Reply, Vec<u8>> {
-    let unknown = || b"Unknown Redis command called from script".to_vec();
+) -> Result<Reply, (Option<&'static CommandSpec>, Vec<u8>)> {
+    let unknown = || (None, b"Unknown Redis command called from script".to_vec());
     let spec = table::lookup(&argv[0]).ok_or_else(unknown)?;
     let cmd = if !spec.subs.is_empty() && argv.len() >= 2 {
         table::lookup_sub(spec, &argv[1]).ok_or_else(unknown)?
     } else {
         spec
     };
+    script_checks(ctx, conn, inner, cmd, argv.len()).map_err(|e| (Some(cmd), e))?;
+    let saved_resp = conn.resp3;
+    conn.resp3 = ctx.resp3;
+    let log_len = inner.store.effects.log.len();
+    let step = conn.call(inner, spec, cmd, argv, true);
+    conn.resp3 = saved_resp;
+    if ctx.repl & 1 == 0 {
+        inner.store.effects.log.truncate(log_len);
+    }
+    Ok(match step {
+        Step::Reply(r) | Step::Block(_, r) | Step::Sleep(_, r) => r,
+        Step::Many(v) => Reply::Array(v),
+        Step::Close(r) => r.unwrap_or_else(Reply::ok),
+        Step::Async(_) => Reply::err("ERR This Redis command is not allowed from script"),
+    })
+}
+
+/// The checks of scriptCall after the lookup: arity, commands scripts may not run,
+/// read-only scripts, MISCONF, OOM.
+fn script_checks(
+    ctx: &mut RunCtx,
+    conn: &Conn,
+    inner: &Inner,
+    cmd: &'static CommandSpec,
+    argc: usize,
+) -> Result<(), Vec<u8>> {
     let arity_ok = if cmd.arity >= 0 {
-        argv.len() == cmd.arity as usize
+        argc == cmd.arity as usize
     } else {
-        argv.len() >= (-cmd.arity) as usize
+        argc >= (-cmd.arity) as usize
     };
     if !arity_ok {
         return Err(b"Wrong number of args calling Redis command from script".to_vec());
@@ -979,21 +1026,7 @@ fn script_call(
         ctx.dirty = true;
         conn.shared.busy.wrote.store(true, Ordering::Release);
     }
-    let saved_resp = conn.resp3;
-    conn.resp3 = ctx.resp3;
-    let log_len = inner.store.effects.log.len();
-    inner.stats.total_commands += 1;
-    let step = conn.execute(inner, spec, argv);
-    conn.resp3 = saved_resp;
-    if ctx.repl & 1 == 0 {
-        inner.store.effects.log.truncate(log_len);
-    }
-    Ok(match step {
-        Step::Reply(r) | Step::Block(_, r) | Step::Sleep(_, r) => r,
-        Step::Many(v) => Reply::Array(v),
-        Step::Close(r) => r.unwrap_or_else(Reply::ok),
-        Step::Async(_) => Reply::err("ERR This Redis command is not allowed from script"),
-    })
+    Ok(())
 }
 
 /// redis.acl_check_cmd: every command is allowed (redsnap has only the default user).

@@ -36,7 +36,15 @@ fn client_line(c: &crate::state::ClientInfo) -> String {
         String::from_utf8_lossy(&c.name),
         now.duration_since(c.created).as_secs(),
         now.duration_since(c.last_active).as_secs(),
-        if c.sub + c.psub > 0 { "P" } else if c.multi >= 0 { "x" } else { "N" },
+        if c.monitor {
+            "O"
+        } else if c.sub + c.psub > 0 {
+            "P"
+        } else if c.multi >= 0 {
+            "x"
+        } else {
+            "N"
+        },
         c.db,
         c.sub,
         c.psub,
@@ -182,13 +190,13 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
         let id = redsnap_engine::num::parse_i64(&argv[2]).unwrap_or(0) as u64;
         if inner.blocked.contains_key(&id) {
             let error = argv.get(3).is_some_and(|a| is(a, "error"));
-            crate::commands::blocking::unblock(inner, id);
+            let r = if error {
+                Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+            } else {
+                Reply::NilArray
+            };
+            crate::commands::blocking::end_unserved(inner, id, &r);
             if let Some(c) = inner.clients.get(&id) {
-                let r = if error {
-                    Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
-                } else {
-                    Reply::NilArray
-                };
                 let _ = c.tx.send(ConnMsg::Unblocked(r));
             }
             Reply::Int(1).into()

@@ -1,6 +1,7 @@
 //! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH. Queueing inside MULTI is
 //! done by `Conn::dispatch` (every command passes there); EXEC runs the queue
-//! through `Conn::execute`, so a queued command runs as it would outside.
+//! through `Conn::call`, so a queued command runs (and is recorded) as it would
+//! outside.
 
 use super::Handler;
 use crate::conn::{ok, Conn, Step};
@@ -125,13 +126,19 @@ impl Conn {
         self.in_exec = true;
         let mut replies = Vec::with_capacity(queue.len());
         let mut touched = std::mem::take(&mut inner.store.effects.touched);
+        // DEBUG SLEEP inside the transaction: EXEC's reply waits for the sum.
+        let mut slept = std::time::Duration::ZERO;
         for argv in queue {
             let Some(spec) = table::lookup(&argv[0]) else {
                 continue;
             };
-            inner.stats.total_commands += 1;
-            let r = match self.execute(inner, spec, argv) {
-                Step::Reply(r) | Step::Block(_, r) | Step::Sleep(_, r) => r,
+            let real = table::check_arity(spec, &argv).unwrap_or(spec);
+            let r = match self.call(inner, spec, real, argv, false) {
+                Step::Sleep(d, r) => {
+                    slept += d;
+                    r
+                }
+                Step::Reply(r) | Step::Block(_, r) => r,
                 Step::Many(v) => Reply::Array(v),
                 Step::Close(r) => r.unwrap_or_else(ok),
                 Step::Async(_) => Reply::err("ERR Command not allowed inside a transaction"),
@@ -144,7 +151,11 @@ impl Conn {
         }
         inner.store.effects.touched = touched;
         self.in_exec = false;
-        Reply::Array(replies).into()
+        if slept.is_zero() {
+            Reply::Array(replies).into()
+        } else {
+            Step::Sleep(slept, Reply::Array(replies))
+        }
     }
 
     /// WATCH semantics of FLUSHDB/FLUSHALL/SWAPDB: watched keys that exist in an
