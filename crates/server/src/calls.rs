@@ -36,6 +36,10 @@ pub(crate) struct CallStats {
     /// errorstat_<CODE>:count=, in code order (Redis keeps them in a radix tree).
     pub errors: BTreeMap<Box<[u8]>, u64>,
     pub total_error_replies: u64,
+    /// `total_error_replies` at the last start or end of a call: a call during which
+    /// it changed failed (Redis's `incrCommandStatsOnError`; errors of the calls it
+    /// made, inside EXEC or a script, are theirs).
+    pub boundary: u64,
     /// Set by a script whose error reply carries an error already counted when
     /// `redis.call` got it: the EVAL then counts a failed call but no new error reply
     /// (Redis's `ERR_REPLY_FLAG_NO_STATS_UPDATE`).
@@ -51,6 +55,7 @@ impl Default for CallStats {
                 .collect(),
             errors: BTreeMap::new(),
             total_error_replies: 0,
+            boundary: 0,
             precounted: false,
         }
     }
@@ -130,15 +135,21 @@ pub(crate) fn record(
     let Some(n) = table::number_of(real) else {
         return;
     };
-    let st = &mut inner.calls.cmds[n];
-    st.calls += 1;
-    st.usec += us;
+    let calls = &mut inner.calls;
+    let mut failed = false;
     if let Some(e) = step_error(step) {
-        st.failed += 1;
+        // A precounted error is the script's failure, not a new error reply.
+        failed = precounted;
         if !precounted {
-            inner.calls.count_error(e);
+            calls.count_error(e);
         }
     }
+    failed |= calls.total_error_replies != calls.boundary;
+    calls.boundary = calls.total_error_replies;
+    let st = &mut calls.cmds[n];
+    st.calls += 1;
+    st.usec += us;
+    st.failed += failed as u64;
     let threshold = inner.tun.latency_threshold_ms;
     if threshold > 0 && us / 1000 >= threshold {
         let event = if real.has(flags::FAST) {
@@ -183,22 +194,25 @@ fn finish(
     crate::commands::slowlog::push_if_slow(inner, who, real, argv, us);
 }
 
-/// A blocked command ended with `reply` (served, timed out, CLIENT UNBLOCK): its
-/// duration (the call's, not the wait) goes to its histogram and the slowlog, and an
-/// error reply counts as a failed call.
+/// A blocked command ended with `reply` (served, or CLIENT UNBLOCK): its duration
+/// (the call's, not the wait) goes to its histogram and the slowlog, an error reply
+/// is counted, and `failed` counts a failed call.
 pub(crate) fn finish_blocked(
     inner: &mut Inner,
     id: u64,
     db: usize,
     call: PendingCall,
     reply: &Reply,
+    failed: bool,
 ) {
     let Some(n) = table::number_of(call.spec) else {
         return;
     };
     if let Reply::Error(e) = reply {
-        inner.calls.cmds[n].failed += 1;
         inner.calls.count_error(e);
+    }
+    if failed {
+        inner.calls.cmds[n].failed += 1;
     }
     let who = Caller {
         id,

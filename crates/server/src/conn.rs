@@ -241,6 +241,7 @@ impl Conn {
         script: bool,
     ) -> Step {
         let start = if script { Instant::now() } else { self.clock };
+        inner.calls.boundary = inner.calls.total_error_replies;
         if !inner.monitors.is_empty() && crate::commands::monitor::feeds_before(real) {
             crate::commands::monitor::feed(inner, self.caller(script), real, &argv);
         }
@@ -830,7 +831,7 @@ impl Conn {
                 },
                 _ = sleep => {
                     let mut inner = self.shared.lock_async().await;
-                    crate::commands::blocking::time_out(&mut inner, self.id, &timeout_reply);
+                    crate::commands::blocking::unblock(&mut inner, self.id);
                     drop(inner);
                     // The reply may have been sent just before the timeout fired.
                     if let Ok(ConnMsg::Unblocked(r)) = rx.try_recv() {

@@ -260,19 +260,15 @@ pub(crate) fn unblock(inner: &mut Inner, id: u64) -> Option<Blocked> {
     Some(b)
 }
 
-/// A blocked client gets `reply` without being served (its timeout, CLIENT
-/// UNBLOCK): it leaves the queues and its call is recorded as ended.
+/// CLIENT UNBLOCK: the client leaves the queues with `reply`, and its call is
+/// recorded as ended and failed, whatever the reply (Redis's `updateStatsOnUnblock`
+/// with errors; a blocked command that times out is not recorded at all).
 pub(crate) fn end_unserved(inner: &mut Inner, id: u64, reply: &Reply) {
     if let Some(b) = unblock(inner, id) {
         if let Some(call) = b.call {
-            crate::calls::finish_blocked(inner, id, b.db, *call, reply);
+            crate::calls::finish_blocked(inner, id, b.db, *call, reply, true);
         }
     }
-}
-
-/// The timeout of a blocked client.
-pub(crate) fn time_out(inner: &mut Inner, id: u64, reply: &Reply) {
-    end_unserved(inner, id, reply);
 }
 
 /// Serves blocked clients waiting on keys that the last command touched.
@@ -349,7 +345,8 @@ pub(crate) fn serve_ready(inner: &mut Inner, touched: &[(usize, Bytes)], dbs: &[
                 ),
             };
             if let Some(call) = bl.call {
-                crate::calls::finish_blocked(inner, cid, bl.db, *call, &reply);
+                let failed = reply.is_error();
+                crate::calls::finish_blocked(inner, cid, bl.db, *call, &reply, failed);
             }
             if let Some(c) = inner.clients.get(&cid) {
                 let _ = c.tx.send(ConnMsg::Unblocked(reply));
