@@ -233,6 +233,18 @@ pub(crate) fn rejected(inner: &mut Inner, spec: Option<&'static CommandSpec>, er
     }
 }
 
+/// A command a script may not run (Redis's `scriptCall` error path): the error
+/// reply `msg` (`-CODE ...` or a bare message) is counted, and a rejected call of the
+/// command when it exists; the error is the command's, not the script's.
+pub(crate) fn script_rejected(inner: &mut Inner, cmd: Option<&'static CommandSpec>, msg: &[u8]) {
+    let calls = &mut inner.calls;
+    calls.count_error_raw(msg);
+    calls.boundary = calls.total_error_replies;
+    if let Some(n) = cmd.and_then(table::number_of) {
+        calls.cmds[n].rejected += 1;
+    }
+}
+
 /// The command a wrong arity is charged to: the subcommand when one was named (none
 /// when it does not exist), else the command (Redis's `lookupCommand`).
 pub(crate) fn arity_target(

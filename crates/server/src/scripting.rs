@@ -933,12 +933,7 @@ unsafe fn redis_call_body(l: *mut ffi::lua_State, raise: bool) -> bool {
     let reply = match script_call(ctx, conn, inner, argv) {
         Ok(r) => r,
         Err((cmd, msg)) => {
-            // Counted as Redis's scriptCall does: an error reply, and a rejected call
-            // of the command when it exists.
-            inner.calls.count_error_raw(&msg);
-            if let Some(n) = cmd.and_then(table::number_of) {
-                inner.calls.cmds[n].rejected += 1;
-            }
+            crate::calls::script_rejected(inner, cmd, &msg);
             lua_raw::push_error_table(l, &msg, true);
             return raise;
         }

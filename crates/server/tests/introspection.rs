@@ -465,6 +465,8 @@ fn commandstats_and_errorstats_count_as_redis_does() {
             "return redis.call('select', 99)",
             "return redis.pcall('select', 99)",
             "local t = redis.pcall('select', 99) return 1",
+            "local t = redis.pcall('get') return 1",
+            "local t = redis.pcall('nosuch') return 1",
             "return redis.pcall('nosuch')",
             "return redis.call('get')",
             "error('boom')",
