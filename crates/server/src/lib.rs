@@ -523,6 +523,13 @@ async fn cron(shared: Arc<Shared>) {
             if let Err(e) = log.try_write_staged() {
                 tracing::error!("append log: {e}");
             }
+            // Under `appendfsync always` a reply waits for its fsync: the slowest
+            // one is the latency monitor's `aof-fsync-always` (Redis fsyncs on its
+            // main thread then).
+            let fsync_ms = log.take_slowest_fsync_ms();
+            if log.waits_for_fsync() {
+                commands::latency::add_if_needed(&mut inner, "aof-fsync-always", fsync_ms);
+            }
         }
         persist::cron(&shared, &mut inner);
     }

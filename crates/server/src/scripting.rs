@@ -316,12 +316,12 @@ impl Scripts {
         })
     }
 
-    /// Compiles a script body (once) and returns its SHA1; errors are replies.
     /// Scripts in the cache (INFO `number_of_cached_scripts`).
     pub(crate) fn len(&self) -> usize {
         self.cache.len()
     }
 
+    /// Compiles a script body (once) and returns its SHA1; errors are replies.
     fn create(&mut self, body: &[u8]) -> Result<String, Reply> {
         let sha = sha1_hex(body);
         if self.cache.contains_key(&sha) {

@@ -3,8 +3,9 @@
 //! milliseconds are kept per event name, one sample per second (the highest), the
 //! last 160 of them. Events recorded: `command` and `fast-command` (every call,
 //! `calls.rs`), `expire-cycle` (the cron's active expiry), `eviction-cycle` and
-//! `eviction-del` (maxmemory eviction before a command). HISTOGRAM reads the
-//! per-command latency histograms of `latency-tracking`.
+//! `eviction-del` (maxmemory eviction before a command), `aof-fsync-always` (the
+//! slowest append-log fsync between two cron ticks under `appendfsync always`).
+//! HISTOGRAM reads the per-command latency histograms of `latency-tracking`.
 
 use super::Handler;
 use crate::conn::{Conn, Step};
