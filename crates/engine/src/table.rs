@@ -163,6 +163,84 @@ pub fn all() -> impl Iterator<Item = &'static CommandSpec> {
     index().values().copied()
 }
 
+/// Every command and subcommand numbered once, for per-command counters kept in a
+/// plain array (INFO commandstats, latency histograms): parents in name order, each
+/// followed by its subcommands. `positions` maps a spec's address to its number.
+struct Numbering {
+    specs: Vec<&'static CommandSpec>,
+    positions: HashMap<usize, u32, std::hash::BuildHasherDefault<AddrHasher>>,
+}
+
+/// Hashes a spec's address with one multiplication (addresses are not chosen by
+/// clients: nothing to flood).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64 >> 3).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+fn numbering() -> &'static Numbering {
+    static NUMBERING: OnceLock<Numbering> = OnceLock::new();
+    NUMBERING.get_or_init(|| {
+        let mut parents: Vec<&'static CommandSpec> = index().values().copied().collect();
+        parents.sort_by_key(|c| c.name);
+        let mut specs = Vec::new();
+        for p in parents {
+            specs.push(p);
+            specs.extend(p.subs.iter());
+        }
+        let positions = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (*s as *const CommandSpec as usize, i as u32))
+            .collect();
+        Numbering { specs, positions }
+    })
+}
+
+/// The number of a command or subcommand found through [`lookup`] / [`lookup_sub`]
+/// (below [`numbered`]`().len()`), for arrays of per-command counters; None for a
+/// spec that is not in the table.
+#[inline]
+pub fn number_of(spec: &CommandSpec) -> Option<usize> {
+    numbering()
+        .positions
+        .get(&(spec as *const CommandSpec as usize))
+        .map(|&i| i as usize)
+}
+
+/// Every command and subcommand in the order of [`number_of`].
+pub fn numbered() -> &'static [&'static CommandSpec] {
+    &numbering().specs
+}
+
+/// Finds a command or subcommand by its full name (`get`, `client|list`),
+/// case-insensitively, as Redis's `lookupCommandBySds`.
+pub fn lookup_full(name: &[u8]) -> Option<&'static CommandSpec> {
+    match name.iter().position(|&c| c == b'|') {
+        None => lookup(name),
+        Some(p) => {
+            let parent = lookup(&name[..p])?;
+            let sub = &name[p + 1..];
+            if sub.contains(&b'|') {
+                return None;
+            }
+            lookup_sub(parent, sub)
+        }
+    }
+}
+
 /// A direct-mapped front for [`index`]: slot [`slot_of`] of a name holds the one
 /// command whose name maps there (the multiplier is searched at startup so that no
 /// two commands share a slot; should none be found, shared slots defer to the index).
@@ -376,5 +454,32 @@ mod tests {
         }
         assert!(lookup(b"").is_none());
         assert!(lookup(&[b'a'; 40]).is_none());
+    }
+
+    #[test]
+    fn every_command_and_subcommand_has_its_own_number() {
+        let all = numbered();
+        let mut seen = std::collections::HashSet::new();
+        for spec in super::all() {
+            let found = lookup(spec.name.as_bytes()).unwrap();
+            let n = number_of(found).unwrap();
+            assert!(std::ptr::eq(all[n], spec), "{}", spec.name);
+            assert!(seen.insert(n));
+            for sub in spec.subs {
+                let short = sub.name.rsplit('|').next().unwrap();
+                let s = lookup_sub(found, short.to_uppercase().as_bytes()).unwrap();
+                let n = number_of(s).unwrap();
+                assert!(std::ptr::eq(all[n], sub), "{}", sub.name);
+                assert!(seen.insert(n));
+                assert!(std::ptr::eq(lookup_full(sub.name.as_bytes()).unwrap(), sub));
+            }
+        }
+        assert_eq!(seen.len(), all.len());
+        // A spec outside the table has no number.
+        let stray = cmd("stray", 1, 0, 0, 0, 0, "server", None);
+        assert!(number_of(&stray).is_none());
+        assert!(lookup_full(b"client|nosuch").is_none());
+        assert!(lookup_full(b"get|x").is_none());
+        assert!(lookup_full(b"CLIENT|LIST").is_some());
     }
 }

@@ -254,6 +254,9 @@ struct Inner {
     stage_gen: AtomicU64,
     file_gen: AtomicU64,
     max_frame: AtomicUsize,
+    /// The longest fsync (ms) since [`AppendLog::take_slowest_fsync_ms`] last read it
+    /// (the server's latency monitor: `aof-fsync-always`).
+    slowest_fsync_ms: AtomicU64,
     /// Test hook: fail the next writes after writing half the bytes.
     inject_write_error: AtomicBool,
     /// Test hook: a fault for the fsyncs of one generation.
@@ -410,6 +413,7 @@ impl AppendLog {
             stage_gen: AtomicU64::new(gen),
             file_gen: AtomicU64::new(gen),
             max_frame: AtomicUsize::new(MAX_FRAME_PAYLOAD),
+            slowest_fsync_ms: AtomicU64::new(0),
             inject_write_error: AtomicBool::new(false),
             fault: Mutex::new(None),
             fault_cleared: Condvar::new(),
@@ -827,6 +831,11 @@ impl AppendLog {
     }
 
     /// Figures for INFO and metrics.
+    /// The longest fsync, in milliseconds, since the previous call (0 if none).
+    pub fn take_slowest_fsync_ms(&self) -> u64 {
+        self.inner().slowest_fsync_ms.swap(0, Ordering::Relaxed)
+    }
+
     pub fn stats(&self) -> AofStats {
         let inner = self.inner();
         let m = inner.meta.lock();

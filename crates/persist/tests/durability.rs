@@ -384,3 +384,30 @@ fn recovery_fsyncs_the_replayed_files() {
     assert_eq!(o.report.log_files.len(), 2);
     assert_eq!(o.report.synced_log_files, o.report.log_files);
 }
+
+/// The server's latency monitor reads the slowest fsync since its last look
+/// (`aof-fsync-always`): a stalled fsync shows, once.
+#[test]
+fn the_slowest_fsync_is_reported_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let o = reopen(tmp.path(), &LoadOptions::new()).expect("open");
+    let log = open_log(&o, FsyncPolicy::Always);
+    let t0 = log.append(&[rec("before")]).expect("append");
+    log.wait_durable(t0).expect("durable");
+    let _ = log.take_slowest_fsync_ms();
+    log.inject_fsync_fault(Some((log.generation(), FsyncFault::Stall)));
+    let t1 = log.append(&[rec("stalled")]).expect("append");
+    let l = log.clone();
+    let waiter = spawn(move || l.wait_durable(t1));
+    std::thread::sleep(Duration::from_millis(300));
+    log.inject_fsync_fault(None);
+    waiter
+        .recv_timeout(WAIT)
+        .expect("durable at last")
+        .expect("durable");
+    // The stalled fsync lasted at least most of the 300 ms it was held.
+    let slowest = log.take_slowest_fsync_ms();
+    assert!(slowest >= 100, "{slowest}");
+    assert!(log.take_slowest_fsync_ms() < slowest);
+    log.close().expect("close");
+}

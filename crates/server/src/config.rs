@@ -17,6 +17,9 @@ enum Kind {
     /// Keyspace notification classes (`notify-keyspace-events`), kept in Redis's
     /// rendering (`KA` reads back as `AK`).
     Events,
+    /// Percentiles between 0 and 100, separated by spaces
+    /// (latency-tracking-info-percentiles).
+    Percentiles,
 }
 
 struct Directive {
@@ -196,6 +199,13 @@ static DIRECTIVES: &[Directive] = &[
     ),
     d("slowlog-max-len", Kind::Int(0, MAXI), "128", true),
     d("latency-monitor-threshold", Kind::Int(0, MAXI), "0", true),
+    d("latency-tracking", Kind::Bool, "yes", true),
+    d(
+        "latency-tracking-info-percentiles",
+        Kind::Percentiles,
+        "50 99 99.9",
+        true,
+    ),
     d("tls-port", Kind::Int(0, 65535), "0", false),
     d("tls-cert-file", Kind::Str, "", false),
     d("tls-key-file", Kind::Str, "", false),
@@ -219,15 +229,6 @@ static DIRECTIVES: &[Directive] = &[
 /// Directives whose feature is not built: only their default value is accepted (at
 /// startup and by CONFIG SET), so that no setting answers OK and changes nothing.
 const NOT_BUILT: &[(&str, &str)] = &[
-    (
-        "slowlog-log-slower-than",
-        "SLOWLOG is not built in redsnap yet",
-    ),
-    ("slowlog-max-len", "SLOWLOG is not built in redsnap yet"),
-    (
-        "latency-monitor-threshold",
-        "the latency monitor is not built in redsnap yet",
-    ),
     (
         "lazyfree-lazy-user-del",
         "redsnap frees deleted values on the calling thread; lazy freeing for DEL is not built",
@@ -339,7 +340,7 @@ impl Config {
         let d = find(name)
             .ok_or_else(|| format!("Bad directive or wrong number of arguments ('{name}')"))?;
         let value = match d.kind {
-            Kind::Words | Kind::Save => args.join(" "),
+            Kind::Words | Kind::Save | Kind::Percentiles => args.join(" "),
             _ => {
                 if args.len() != 1 {
                     return Err(format!("wrong number of arguments for '{}'", d.name));
@@ -410,6 +411,18 @@ impl Config {
             Kind::Events => redsnap_engine::notify::parse(value.as_bytes())
                 .map(redsnap_engine::notify::render_exact)
                 .ok_or_else(|| redsnap_engine::notify::ERR_INVALID_CLASS.to_string()),
+            Kind::Percentiles => {
+                let mut out = Vec::new();
+                for w in value.split_whitespace() {
+                    let p = redsnap_engine::num::parse_f64(w.as_bytes())
+                        .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+                    if !(0.0..=100.0).contains(&p) {
+                        return Err("latency-tracking-info-percentiles parameters should sit between [0.0,100.0]".into());
+                    }
+                    out.push(crate::commands::info::percentile_text(p));
+                }
+                Ok(out.join(" "))
+            }
             Kind::Save => {
                 let words: Vec<&str> = value.split_whitespace().collect();
                 if words.len() == 1 && words[0].is_empty() || words.is_empty() {
@@ -443,6 +456,15 @@ impl Config {
 
     pub fn u64(&self, name: &str) -> u64 {
         self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+
+    /// A list of percentiles (latency-tracking-info-percentiles).
+    pub fn percentiles(&self, name: &str) -> Vec<f64> {
+        self.get(name)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect()
     }
 
     /// Redis-style save points: (seconds, changes) pairs.

@@ -78,6 +78,8 @@ pub(crate) struct Conn {
     pub(crate) reply_skip: bool,
     /// CLIENT REPLY SKIP ran: the next command's reply is not written.
     pub(crate) reply_skip_next: bool,
+    /// The last clock reading of the batch running (see `call`).
+    clock: Instant,
 }
 
 pub(crate) fn ok() -> Reply {
@@ -106,22 +108,41 @@ impl Conn {
     }
 
     /// Runs one request as Redis's `processCommand` does: lookup, arity, auth,
-    /// transaction and pub/sub context checks, queueing inside MULTI, execution.
+    /// transaction and pub/sub context checks, queueing inside MULTI, then `call`.
+    /// A refused command is counted (`reject`).
     pub fn dispatch(&mut self, inner: &mut Inner, argv: Vec<Bytes>) -> Step {
         let Some(spec) = table::lookup(&argv[0]) else {
-            self.flag_multi();
-            return table::unknown_command(&argv).into();
+            return self.reject(inner, None, table::unknown_command(&argv), &argv);
         };
+        let arity = table::check_arity(spec, &argv);
         if let Some(c) = inner.clients.get_mut(&self.id) {
             c.last_active = self.batch_start;
-            c.last_cmd = spec.name;
+            c.last_cmd = arity.as_ref().map_or(spec.name, |s| s.name);
         }
-        let sub = match table::check_arity(spec, &argv) {
+        let sub = match arity {
             Ok(s) => s,
-            Err(e) => return self.reject(inner, spec, e),
+            Err(e) => return self.reject(inner, crate::calls::arity_target(spec, &argv), e, &argv),
         };
         if let Err(e) = self.check_auth_and_multi(spec, sub) {
-            return self.reject(inner, spec, e);
+            return self.reject(inner, Some(sub), e, &argv);
+        }
+        if spec.is_write()
+            || spec.name == "exec" && self.multi.as_ref().is_some_and(|q| !q.is_empty())
+        {
+            if let Some(r) = crate::persist::write_refusal(inner) {
+                return self.reject(inner, Some(sub), r, &argv);
+            }
+        }
+        // Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused on
+        // OOM (queueing takes memory), as in Redis's processCommand.
+        if !crate::perform_evictions(inner)
+            && (spec.has(flags::DENYOOM)
+                || (spec.name == "exec" && self.multi_has_denyoom())
+                || (self.multi.is_some()
+                    && !matches!(spec.name, "exec" | "discard" | "quit" | "reset")))
+        {
+            let e = Reply::err("OOM command not allowed when used memory > 'maxmemory'.");
+            return self.reject(inner, Some(sub), e, &argv);
         }
         if !self.resp3
             && self.subscribed() > 0
@@ -140,25 +161,10 @@ impl Conn {
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 sub.name
             ));
-            return self.reject(inner, spec, e);
+            return self.reject(inner, Some(sub), e, &argv);
         }
-        if spec.is_write()
-            || spec.name == "exec" && self.multi.as_ref().is_some_and(|q| !q.is_empty())
-        {
-            if let Some(r) = crate::persist::write_refusal(inner) {
-                return self.reject(inner, spec, r);
-            }
-        }
-        // Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused on
-        // OOM (queueing takes memory), as in Redis's processCommand.
-        if !crate::perform_evictions(inner)
-            && (spec.has(flags::DENYOOM)
-                || (spec.name == "exec" && self.multi_has_denyoom())
-                || (self.multi.is_some()
-                    && !matches!(spec.name, "exec" | "discard" | "quit" | "reset")))
-        {
-            let e = Reply::err("OOM command not allowed when used memory > 'maxmemory'.");
-            return self.reject(inner, spec, e);
+        if let Some(e) = crate::commands::monitor::refusal(inner, self.id, sub) {
+            return self.reject(inner, Some(sub), e, &argv);
         }
         if let Some(q) = &mut self.multi {
             if !matches!(
@@ -169,35 +175,44 @@ impl Conn {
                 return Reply::simple("QUEUED").into();
             }
         }
-        inner.stats.total_commands += 1;
         crate::repl::feed_each(inner);
-        let step = self.execute(inner, spec, argv);
+        let step = self.call(inner, spec, sub, argv, false);
         crate::repl::after_command(inner, spec);
         self.after_command(inner);
         step
     }
 
-    /// Redis's `rejectCommand`: a refused command flags an open transaction, and a
-    /// refused EXEC discards it (`EXECABORT Transaction discarded because of: ...`).
-    fn reject(&mut self, inner: &mut Inner, spec: &CommandSpec, e: Reply) -> Step {
+    /// Redis's `rejectCommand`: the refusal is counted (INFO errorstats, and
+    /// commandstats' rejected_calls of the command when found) and flags an open
+    /// transaction; a refused EXEC discards the transaction (`execCommandAbort`).
+    fn reject(
+        &mut self,
+        inner: &mut Inner,
+        spec: Option<&'static CommandSpec>,
+        e: Reply,
+        argv: &[Bytes],
+    ) -> Step {
         self.flag_multi();
-        if spec.name != "exec" {
-            return e.into();
-        }
-        self.multi = None;
-        self.multi_err = false;
-        self.unwatch(inner);
-        if let Some(c) = inner.clients.get_mut(&self.id) {
-            c.multi = -1;
-        }
-        let text = match &e {
-            Reply::Error(t) => String::from_utf8_lossy(t).into_owned(),
-            _ => String::new(),
+        let e = match spec {
+            Some(s) if s.name == "exec" => {
+                self.multi = None;
+                self.multi_err = false;
+                self.unwatch(inner);
+                if let Some(c) = inner.clients.get_mut(&self.id) {
+                    c.multi = -1;
+                }
+                let Reply::Error(text) = &e else {
+                    return e.into();
+                };
+                let mut abort = b"EXECABORT Transaction discarded because of: ".to_vec();
+                abort.extend_from_slice(text);
+                crate::commands::monitor::feed(inner, self.caller(false), s, argv);
+                Reply::Error(Bytes::from(abort))
+            }
+            _ => e,
         };
-        Reply::error(format!(
-            "EXECABORT Transaction discarded because of: {text}"
-        ))
-        .into()
+        crate::calls::rejected(inner, spec, &e);
+        e.into()
     }
 
     /// `processCommand`'s authentication and transaction checks (a refusal flags an
@@ -235,25 +250,67 @@ impl Conn {
         }
     }
 
-    /// Runs a command that passed the checks (also used for each command inside EXEC
-    /// and for `redis.call`): the engine's handler for keyspace commands, the server's
-    /// (`commands/`) for the rest. Both come from the one command table.
+    /// Redis's `call()`: runs a command that passed the checks, at the top level,
+    /// inside EXEC or from a script (`script`), and records it (`calls::record`: INFO
+    /// commandstats, errorstats and latencystats, the latency monitor, the slowlog,
+    /// MONITOR). `spec` is the command, `real` the subcommand run (or `spec`).
+    ///
+    /// Cost: one clock read per command. A command's time runs from the previous
+    /// reading of this connection (the previous command's end, or the start of the
+    /// batch), so it includes the checks `dispatch` made and, in a pipeline, the
+    /// encoding of the previous reply; a command called by a script reads the clock
+    /// when it starts too (the script's own work in between is not its time). DEBUG
+    /// SLEEP's sleep (served after the lock is released) counts as its time.
+    pub(crate) fn call(
+        &mut self,
+        inner: &mut Inner,
+        spec: &'static CommandSpec,
+        real: &'static CommandSpec,
+        argv: Vec<Bytes>,
+        script: bool,
+    ) -> Step {
+        let start = if script { Instant::now() } else { self.clock };
+        inner.calls.boundary = inner.calls.total_error_replies;
+        if !inner.monitors.is_empty() && crate::commands::monitor::feeds_before(real) {
+            crate::commands::monitor::feed(inner, self.caller(script), real, &argv);
+        }
+        let step = self.execute(inner, spec, &argv);
+        let end = Instant::now();
+        self.clock = end;
+        let mut us = end.saturating_duration_since(start).as_micros() as u64;
+        if let Step::Sleep(d, _) = &step {
+            us += d.as_micros() as u64;
+        }
+        crate::calls::record(inner, self.caller(script), real, argv, us, &step);
+        step
+    }
+
+    pub(crate) fn caller(&self, script: bool) -> crate::calls::Caller {
+        crate::calls::Caller {
+            id: self.id,
+            db: self.db,
+            script,
+        }
+    }
+
+    /// Runs a command (see `call`): the engine's handler for keyspace commands, the
+    /// server's (`commands/`) for the rest. Both come from the one command table.
     pub fn execute(
         &mut self,
         inner: &mut Inner,
         spec: &'static CommandSpec,
-        argv: Vec<Bytes>,
+        argv: &[Bytes],
     ) -> Step {
         if spec.handler.is_some() {
             if matches!(spec.name, "flushdb" | "flushall" | "swapdb") {
-                self.touch_watched_before_flush(inner, spec.name, &argv);
+                self.touch_watched_before_flush(inner, spec.name, argv);
             }
             let now = self.script_now.unwrap_or_else(now_ms);
-            let r = inner.store.call(spec, self.db, now, &argv, self.resp3);
+            let r = inner.store.call(spec, self.db, now, argv, self.resp3);
             return Step::Reply(r);
         }
         match crate::commands::handler(spec) {
-            Some(run) => run(self, inner, spec, &argv),
+            Some(run) => run(self, inner, spec, argv),
             None => Reply::error(format!("ERR '{}' is not supported by redsnap", spec.name)).into(),
         }
     }
@@ -344,6 +401,7 @@ where
         psub: 0,
         multi: -1,
         no_evict: false,
+        monitor: false,
         tx,
         pending_out: pending_out.clone(),
         kill: kill.clone(),
@@ -372,6 +430,7 @@ where
         reply_off: false,
         reply_skip: false,
         reply_skip_next: false,
+        clock: now,
     };
     // Registered in the client table now, or at the first batch when a busy script
     // holds the lock: a new connection is served (BUSY, SCRIPT KILL, SHUTDOWN
@@ -416,6 +475,7 @@ fn limits_now(live: &crate::state::LiveConfig, authed: bool) -> Limits {
 impl Conn {
     fn cleanup(&mut self, inner: &mut Inner) {
         self.unwatch(inner);
+        crate::commands::monitor::stop(inner, self.id);
         crate::commands::blocking::unblock(inner, self.id);
         let chans: Vec<Bytes> = self.channels.iter().cloned().collect();
         for c in chans {
@@ -474,6 +534,7 @@ impl Conn {
                     let mut last = None;
                     // One clock read per batch (CLIENT LIST's idle= is in seconds).
                     self.batch_start = Instant::now();
+                    self.clock = self.batch_start;
                     if pending.len() > 1 {
                         prefetch_batch(&inner, self.db, &pending);
                     }

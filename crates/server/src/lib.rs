@@ -14,8 +14,10 @@ mod alloc;
 mod commands;
 pub use alloc::CountingAlloc;
 mod busy;
+mod calls;
 mod conn;
 mod debug;
+mod hdr;
 mod lua_raw;
 mod persist;
 mod repl;
@@ -79,6 +81,12 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         stop_writes_on_bgsave_error: c.bool("stop-writes-on-bgsave-error"),
         snapshots_configured: !c.save_points().is_empty() || c.u64("snapshot-interval") > 0,
         min_replicas: c.u64("min-replicas-to-write") > 0 && c.u64("min-replicas-max-lag") > 0,
+        slowlog_slower_than: c.int("slowlog-log-slower-than"),
+        slowlog_max_len: c.u64("slowlog-max-len").min(usize::MAX as u64) as usize,
+        latency_threshold_ms: c.u64("latency-monitor-threshold"),
+        latency_tracking: c.bool("latency-tracking"),
+        latency_percentiles: c.percentiles("latency-tracking-info-percentiles"),
+        monitor_obuf_limit: commands::monitor::output_limit(c),
     };
     let databases = inner.store.config.databases;
     inner.store.config = EngineConfig {
@@ -173,16 +181,33 @@ pub(crate) fn perform_evictions(inner: &mut Inner) -> bool {
     let samples = inner.tun.samples;
     let now = redsnap_engine::now_ms();
     let mut evicted = 0;
-    while used_memory(inner) > max {
+    // Latency events as Redis's performEvictions records them: each key's deletion
+    // (`eviction-del`) and the whole cycle (`eviction-cycle`), when the latency
+    // monitor is on.
+    let monitor = inner.tun.latency_threshold_ms > 0;
+    let started = monitor.then(std::time::Instant::now);
+    let ok = loop {
+        if used_memory(inner) <= max {
+            break true;
+        }
+        let del = monitor.then(std::time::Instant::now);
         if evicted >= 10_000 || !inner.store.evict_one(policy, samples, now) {
-            return used_memory(inner) <= max;
+            break used_memory(inner) <= max;
+        }
+        if let Some(t) = del {
+            let ms = t.elapsed().as_millis() as u64;
+            commands::latency::add_if_needed(inner, "eviction-del", ms);
         }
         evicted += 1;
-    }
+    };
     if evicted > 0 {
+        if let Some(t) = started {
+            let ms = t.elapsed().as_millis() as u64;
+            commands::latency::add_if_needed(inner, "eviction-cycle", ms);
+        }
         conn::after_command(inner);
     }
-    true
+    ok
 }
 
 /// Asks the server to shut down and waits for the outcome: Ok means the process is
@@ -499,7 +524,11 @@ async fn cron(shared: Arc<Shared>) {
             continue;
         };
         let now = redsnap_engine::now_ms();
+        let started = std::time::Instant::now();
         inner.store.active_expire_cycle(now, 2000);
+        let ms = started.elapsed().as_millis() as u64;
+        commands::latency::add_if_needed(&mut inner, "expire-cycle", ms);
+        commands::info::sample(&mut inner);
         conn::after_command(&mut inner);
         if let Err(e) = persist::append(&mut inner) {
             tracing::error!("append log: {e:?}");
@@ -510,6 +539,13 @@ async fn cron(shared: Arc<Shared>) {
         if let Some(log) = shared.log.get() {
             if let Err(e) = log.try_write_staged() {
                 tracing::error!("append log: {e}");
+            }
+            // Under `appendfsync always` a reply waits for its fsync: the slowest
+            // one is the latency monitor's `aof-fsync-always` (Redis fsyncs on its
+            // main thread then).
+            let fsync_ms = log.take_slowest_fsync_ms();
+            if log.waits_for_fsync() {
+                commands::latency::add_if_needed(&mut inner, "aof-fsync-always", fsync_ms);
             }
         }
         persist::cron(&shared, &mut inner);

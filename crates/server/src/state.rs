@@ -53,6 +53,9 @@ pub struct Blocked {
     pub keys: Vec<Bytes>,
     pub kind: BlockKind,
     pub resp3: bool,
+    /// The blocking call, whose statistics and slowlog entry wait for its end (as
+    /// Redis's `updateStatsOnUnblock`).
+    pub call: Option<Box<crate::calls::PendingCall>>,
 }
 
 /// What CLIENT LIST shows about a client, kept current by its connection task.
@@ -73,6 +76,8 @@ pub struct ClientInfo {
     pub psub: usize,
     pub multi: i64,
     pub no_evict: bool,
+    /// In MONITOR mode (CLIENT LIST flag `O`).
+    pub monitor: bool,
     pub tx: mpsc::UnboundedSender<ConnMsg>,
     /// Bytes queued for this client and not yet written (pub/sub output buffer).
     pub pending_out: Arc<AtomicU64>,
@@ -105,6 +110,8 @@ pub struct ServerStats {
     pub net_input_bytes: u64,
     pub net_output_bytes: u64,
     pub pubsub_messages: u64,
+    /// Samples behind `instantaneous_ops_per_sec`.
+    pub ops: crate::commands::info::OpsMeter,
 }
 
 /// Settings read on every command, parsed once per CONFIG SET (see `apply_config`).
@@ -118,6 +125,18 @@ pub struct Tunables {
     /// min-replicas-to-write and min-replicas-max-lag are both set: with no replicas,
     /// writes are refused (NOREPLICAS).
     pub min_replicas: bool,
+    /// `slowlog-log-slower-than` in microseconds (negative: off).
+    pub slowlog_slower_than: i64,
+    pub slowlog_max_len: usize,
+    /// `latency-monitor-threshold` in milliseconds (0: off).
+    pub latency_threshold_ms: u64,
+    /// `latency-tracking`: per-command latency histograms.
+    pub latency_tracking: bool,
+    /// `latency-tracking-info-percentiles`.
+    pub latency_percentiles: Vec<f64>,
+    /// Output buffer hard limit of MONITOR clients (`client-output-buffer-limit
+    /// normal`; 0: none).
+    pub monitor_obuf_limit: u64,
 }
 
 /// Hashes a client id (assigned by the server, in sequence: nothing to flood) with
@@ -168,6 +187,13 @@ pub struct Inner {
     pub tun: Tunables,
     /// Attached replicas and their stream (`repl.rs`).
     pub repl: crate::repl::Replication,
+    /// What every call records: INFO commandstats, errorstats, latencystats.
+    pub calls: crate::calls::CallStats,
+    pub slowlog: crate::commands::slowlog::SlowLog,
+    /// LATENCY's event time series.
+    pub latency: crate::commands::latency::Events,
+    /// Clients in MONITOR mode, by id.
+    pub monitors: Vec<u64>,
 }
 
 /// Whether a script is running and for how long, readable without the server lock
@@ -312,6 +338,10 @@ impl Shared {
                 persist: None,
                 tun: Tunables::default(),
                 repl: Default::default(),
+                calls: crate::calls::CallStats::default(),
+                slowlog: Default::default(),
+                latency: Default::default(),
+                monitors: Vec::new(),
             }),
             busy: BusyState::default(),
             live: LiveConfig::default(),

@@ -81,12 +81,17 @@ const OBSERVED_IN_NOTIFICATIONS: &[&str] = &["notify-keyspace-events"];
 /// Replication: the PING period is observed on a replica's stream in
 /// tests/data_debug.rs (`sync_hands_over_an_rdb_file_then_the_write_stream`).
 const OBSERVED_IN_DATA_DEBUG: &[&str] = &["repl-ping-replica-period"];
+/// Observed in tests/introspection.rs (slowlog, latency monitor, latency histograms).
+const OBSERVED_IN_INTROSPECTION: &[&str] = &[
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
+    "latency-monitor-threshold",
+    "latency-tracking",
+    "latency-tracking-info-percentiles",
+];
 
 /// Accepted but only their default value (the feature is not built).
 const DEFAULT_ONLY: &[(&str, &str)] = &[
-    ("slowlog-log-slower-than", "0"),
-    ("slowlog-max-len", "5"),
-    ("latency-monitor-threshold", "100"),
     ("lazyfree-lazy-user-del", "yes"),
     ("lazyfree-lazy-user-flush", "yes"),
 ];
@@ -132,6 +137,7 @@ fn every_mutable_parameter_has_an_effect_test() {
         .chain(OBSERVED_IN_CONFIG_PERSIST)
         .chain(OBSERVED_IN_NOTIFICATIONS)
         .chain(OBSERVED_IN_DATA_DEBUG)
+        .chain(OBSERVED_IN_INTROSPECTION)
         .chain(DEFAULT_ONLY.iter().map(|(n, _)| n))
         .chain(NOT_OBSERVABLE)
         .copied()

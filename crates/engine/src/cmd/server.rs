@@ -243,6 +243,8 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
             sub("latency|history", 3, ADMIN | NOSCRIPT | LOADING | STALE),
             sub("latency|reset", -2, ADMIN | NOSCRIPT | LOADING | STALE),
             sub("latency|doctor", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("latency|graph", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("latency|histogram", -2, ADMIN | NOSCRIPT | LOADING | STALE),
             sub("latency|help", 2, LOADING | STALE),
         ],
     ),

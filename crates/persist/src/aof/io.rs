@@ -166,6 +166,7 @@ pub(super) fn advance(inner: &Inner, f: &mut FileState, target: u64) -> Result<(
 
 /// fsyncs a file of generation `gen`, honouring an injected fault.
 pub(super) fn fsync_file(inner: &Inner, file: &File, gen: u64) -> std::io::Result<()> {
+    let started = std::time::Instant::now();
     {
         let mut fault = inner.fault.lock();
         loop {
@@ -182,7 +183,10 @@ pub(super) fn fsync_file(inner: &Inner, file: &File, gen: u64) -> std::io::Resul
             }
         }
     }
-    file.sync_data()
+    let res = file.sync_data();
+    let ms = started.elapsed().as_millis() as u64;
+    inner.slowest_fsync_ms.fetch_max(ms, Ordering::Relaxed);
+    res
 }
 
 pub(super) fn mark_broken(inner: &Inner, detail: String) {

@@ -245,17 +245,28 @@ fn block(
     Step::Block(t, timeout_reply)
 }
 
-/// Removes a client from the blocked queues.
-pub(crate) fn unblock(inner: &mut Inner, id: u64) {
-    if let Some(b) = inner.blocked.remove(&id) {
-        for k in b.keys {
-            let key = (b.db, k);
-            if let Some(q) = inner.blocked_keys.get_mut(&key) {
-                q.retain(|&c| c != id);
-                if q.is_empty() {
-                    inner.blocked_keys.remove(&key);
-                }
+/// Removes a client from the blocked queues; returns what it waited for.
+pub(crate) fn unblock(inner: &mut Inner, id: u64) -> Option<Blocked> {
+    let b = inner.blocked.remove(&id)?;
+    for k in &b.keys {
+        let key = (b.db, k.clone());
+        if let Some(q) = inner.blocked_keys.get_mut(&key) {
+            q.retain(|&c| c != id);
+            if q.is_empty() {
+                inner.blocked_keys.remove(&key);
             }
+        }
+    }
+    Some(b)
+}
+
+/// CLIENT UNBLOCK: the client leaves the queues with `reply`, and its call is
+/// recorded as ended and failed, whatever the reply (Redis's `updateStatsOnUnblock`
+/// with errors; a blocked command that times out is not recorded at all).
+pub(crate) fn end_unserved(inner: &mut Inner, id: u64, reply: &Reply) {
+    if let Some(b) = unblock(inner, id) {
+        if let Some(call) = b.call {
+            crate::calls::finish_blocked(inner, id, b.db, *call, reply, true);
         }
     }
 }
@@ -296,11 +307,10 @@ pub(crate) fn serve_ready(inner: &mut Inner, touched: &[(usize, Bytes)], dbs: &[
             if !key_ready(inner, db, &key, zset) {
                 break;
             }
-            let Some(bl) = inner.blocked.get(&cid) else {
+            let Some(bl) = unblock(inner, cid) else {
                 break;
             };
-            let (kind, resp3) = (bl.kind.clone(), bl.resp3);
-            unblock(inner, cid);
+            let (kind, resp3) = (bl.kind, bl.resp3);
             let reply = match kind {
                 BlockKind::Pop { left } => {
                     let r = run(
@@ -339,6 +349,10 @@ pub(crate) fn serve_ready(inner: &mut Inner, touched: &[(usize, Bytes)], dbs: &[
                     vec![b("ZMPOP"), b("1"), key.clone(), dir, b("COUNT"), count],
                 ),
             };
+            if let Some(call) = bl.call {
+                let failed = reply.is_error();
+                crate::calls::finish_blocked(inner, cid, bl.db, *call, &reply, failed);
+            }
             if let Some(c) = inner.clients.get(&cid) {
                 let _ = c.tx.send(ConnMsg::Unblocked(reply));
             }
@@ -362,6 +376,7 @@ impl Conn {
                 keys,
                 kind,
                 resp3: self.resp3,
+                call: None,
             },
         );
     }

@@ -28,8 +28,12 @@ pub(crate) fn valid_client_name(n: &[u8]) -> Result<(), Reply> {
 
 fn client_line(inner: &Inner, c: &crate::state::ClientInfo) -> String {
     let now = std::time::Instant::now();
-    // Redis's order: S (replica), P (pub/sub), x (MULTI), b (blocked); N for none.
+    // Redis's order: O (monitor), S (replica), P (pub/sub), x (MULTI), b (blocked);
+    // N for none.
     let mut flags = String::new();
+    if c.monitor {
+        flags.push('O');
+    }
     if inner.repl.is_replica(c.id) {
         flags.push('S');
     }
@@ -222,13 +226,13 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
         };
         let id = id as u64;
         if inner.blocked.contains_key(&id) {
-            crate::commands::blocking::unblock(inner, id);
+            let r = if error {
+                Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+            } else {
+                Reply::NilArray
+            };
+            crate::commands::blocking::end_unserved(inner, id, &r);
             if let Some(c) = inner.clients.get(&id) {
-                let r = if error {
-                    Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")
-                } else {
-                    Reply::NilArray
-                };
                 let _ = c.tx.send(ConnMsg::Unblocked(r));
             }
             Reply::Int(1).into()

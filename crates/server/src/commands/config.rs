@@ -56,12 +56,7 @@ fn config(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
         }
         Reply::ok()
     } else if is(sub, "resetstat") {
-        inner.stats = Default::default();
-        inner.store.stats = Default::default();
-        conn.shared
-            .live
-            .rejected_connections
-            .store(0, std::sync::atomic::Ordering::Relaxed);
+        super::info::reset_stats(conn, inner);
         Reply::ok()
     } else if is(sub, "rewrite") {
         Reply::err("ERR The server is running without a config file")

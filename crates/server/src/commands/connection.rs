@@ -170,6 +170,7 @@ impl Conn {
     /// The shared-state half of RESET: watches, subscriptions, CLIENT LIST fields.
     pub(crate) fn reset_shared(&mut self, inner: &mut Inner) {
         self.unwatch(inner);
+        super::monitor::stop(inner, self.id);
         let chans: Vec<Bytes> = self.channels.iter().cloned().collect();
         let pats: Vec<Bytes> = self.patterns.iter().cloned().collect();
         for c in chans {

@@ -1,5 +1,5 @@
-//! What an operator asks the server about itself: INFO, COMMAND, MEMORY, LATENCY,
-//! SLOWLOG, MONITOR, TIME, LOLWUT.
+//! What an operator asks the server about itself: COMMAND, MEMORY, TIME, LOLWUT
+//! (INFO, SLOWLOG, LATENCY and MONITOR have files of their own).
 
 use super::Handler;
 use crate::conn::{Conn, Step};
@@ -8,22 +8,13 @@ use bytes::Bytes;
 use redsnap_engine::cmd::is;
 use redsnap_engine::table::{self, flags, CommandSpec};
 use redsnap_engine::{now_ms, Reply};
-use std::fmt::Write;
 
 pub(crate) const HANDLERS: &[(&str, Handler)] = &[
-    ("info", info_cmd),
     ("command", command_cmd),
     ("memory", memory_cmd),
-    ("latency", latency),
-    ("slowlog", slowlog),
-    ("monitor", monitor),
     ("time", time),
     ("lolwut", lolwut),
 ];
-
-fn info_cmd(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
-    info_reply(conn, inner, argv)
-}
 
 fn command_cmd(conn: &mut Conn, _: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
     command(conn, argv).into()
@@ -31,30 +22,6 @@ fn command_cmd(conn: &mut Conn, _: &mut Inner, _: &'static CommandSpec, argv: &[
 
 fn memory_cmd(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
     memory(conn, inner, argv).into()
-}
-
-fn latency(_: &mut Conn, _: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
-    if is(&argv[1], "reset") {
-        Reply::Int(0).into()
-    } else if is(&argv[1], "doctor") {
-        Reply::Verbatim("txt", Bytes::from_static(b"Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sleep better.\n")).into()
-    } else {
-        Reply::Array(vec![]).into()
-    }
-}
-
-fn slowlog(_: &mut Conn, _: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
-    if is(&argv[1], "len") {
-        Reply::Int(0).into()
-    } else if is(&argv[1], "reset") {
-        Reply::ok().into()
-    } else {
-        Reply::Array(vec![]).into()
-    }
-}
-
-fn monitor(_: &mut Conn, _: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> Step {
-    Reply::err("ERR 'monitor' is not supported by redsnap").into()
 }
 
 fn time(_: &mut Conn, _: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> Step {
@@ -205,15 +172,6 @@ fn memory(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
     }
 }
 
-fn info_reply(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
-    let s = info(conn, inner, &argv[1..]);
-    if conn.resp3 {
-        Reply::Verbatim("txt", Bytes::from(s)).into()
-    } else {
-        Reply::Bulk(Bytes::from(s)).into()
-    }
-}
-
 /// Resident set size of this process in bytes (Linux), 0 if unknown.
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -225,113 +183,4 @@ pub fn rss_bytes() -> u64 {
         })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
-}
-
-pub(crate) fn info(conn: &Conn, inner: &Inner, sections: &[Bytes]) -> String {
-    let all = sections.is_empty()
-        || sections
-            .iter()
-            .any(|s| is(s, "all") || is(s, "everything") || is(s, "default"));
-    let want = |name: &str| all || sections.iter().any(|s| is(s, name));
-    let mut out = String::new();
-    let uptime = conn.shared.started.elapsed().as_secs();
-    let cfg = &inner.config;
-    if want("server") {
-        let _ = write!(
-            out,
-            "# Server\r\nredis_version:{}\r\nredsnap_version:{}\r\nredis_mode:standalone\r\nos:{} {}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nexecutable:redsnap\r\nconfig_file:\r\n\r\n",
-            crate::REDIS_VERSION,
-            crate::REDSNAP_VERSION,
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            std::process::id(),
-            conn.shared.run_id,
-            cfg.int("port"),
-            now_ms() * 1000,
-            uptime,
-            uptime / 86400,
-            conn.shared
-                .live
-                .hz
-                .load(std::sync::atomic::Ordering::Relaxed),
-        );
-    }
-    if want("clients") {
-        let _ = write!(
-            out,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\npubsub_clients:{}\r\n\r\n",
-            inner.clients.len(),
-            cfg.int("maxclients"),
-            inner.blocked.len(),
-            inner.clients.values().filter(|c| c.sub + c.psub > 0).count(),
-        );
-    }
-    if want("memory") {
-        let rss = rss_bytes();
-        let used = crate::used_memory(inner);
-        let _ = write!(
-            out,
-            "# Memory\r\nused_memory:{used}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{:.2}M\r\nused_memory_peak:{used}\r\n",
-            used as f64 / 1048576.0,
-            rss as f64 / 1048576.0,
-        );
-        out.push_str(&crate::scripting::memory_info(inner));
-        let _ = write!(
-            out,
-            "maxmemory:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\n\r\n",
-            cfg.u64("maxmemory"),
-            cfg.str("maxmemory-policy"),
-        );
-    }
-    if want("persistence") {
-        out.push_str(&crate::persistence_info(inner));
-    }
-    if want("stats") {
-        let st = &inner.stats;
-        let es = &inner.store.stats;
-        let _ = write!(
-            out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\nmigrate_cached_sockets:0\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\r\n",
-            st.total_connections,
-            st.total_commands,
-            conn.shared
-                .live
-                .rejected_connections
-                .load(std::sync::atomic::Ordering::Relaxed),
-            es.expired_keys,
-            es.evicted_keys,
-            es.keyspace_hits,
-            es.keyspace_misses,
-            inner.channels.len(),
-            inner.patterns.len(),
-            st.net_input_bytes,
-            st.net_output_bytes,
-        );
-    }
-    if want("replication") {
-        out.push_str(
-            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n",
-        );
-    }
-    if want("cpu") {
-        out.push_str("# CPU\r\nused_cpu_sys:0.0\r\nused_cpu_user:0.0\r\n\r\n");
-    }
-    if want("keyspace") {
-        out.push_str("# Keyspace\r\n");
-        for (i, db) in inner.store.dbs.iter().enumerate() {
-            if !db.is_empty() {
-                let _ = write!(
-                    out,
-                    "db{i}:keys={},expires={},avg_ttl=0\r\n",
-                    db.len(),
-                    db.volatile_len()
-                );
-            }
-        }
-        out.push_str("\r\n");
-    }
-    while out.ends_with("\r\n\r\n") {
-        out.truncate(out.len() - 2);
-    }
-    out
 }

@@ -10,6 +10,7 @@ use crate::conn::{Conn, Step};
 use crate::state::Inner;
 use bytes::Bytes;
 use redsnap_engine::table::CommandSpec;
+use redsnap_engine::Reply;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -18,11 +19,15 @@ pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod debug;
+pub(crate) mod info;
 pub(crate) mod introspection;
+pub(crate) mod latency;
+pub(crate) mod monitor;
 pub(crate) mod persistence;
 pub(crate) mod pubsub;
 pub(crate) mod replication;
 pub(crate) mod scripting;
+pub(crate) mod slowlog;
 pub(crate) mod transactions;
 
 /// A server command handler: the connection that sent it, the server state (under
@@ -30,7 +35,7 @@ pub(crate) mod transactions;
 pub(crate) type Handler = fn(&mut Conn, &mut Inner, &'static CommandSpec, &[Bytes]) -> Step;
 
 /// Every family's rows.
-fn families() -> [&'static [(&'static str, Handler)]; 11] {
+fn families() -> [&'static [(&'static str, Handler)]; 15] {
     [
         connection::HANDLERS,
         transactions::HANDLERS,
@@ -40,6 +45,10 @@ fn families() -> [&'static [(&'static str, Handler)]; 11] {
         client::HANDLERS,
         config::HANDLERS,
         introspection::HANDLERS,
+        info::HANDLERS,
+        monitor::HANDLERS,
+        slowlog::HANDLERS,
+        latency::HANDLERS,
         debug::HANDLERS,
         persistence::HANDLERS,
         replication::HANDLERS,
@@ -55,6 +64,28 @@ fn map() -> &'static HashMap<&'static str, Handler> {
             .map(|&(name, h)| (name, h))
             .collect()
     })
+}
+
+/// Redis's `addReplyHelp`: the usage line, the given lines, then HELP.
+pub(crate) fn help(command: &str, lines: &[&str]) -> Reply {
+    let mut out = vec![Reply::Simple(Bytes::from(format!(
+        "{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    )))];
+    out.extend(
+        lines
+            .iter()
+            .chain(&["HELP", "    Print this help."])
+            .map(|l| Reply::Simple(Bytes::copy_from_slice(l.as_bytes()))),
+    );
+    Reply::Array(out)
+}
+
+/// Redis's `addReplySubcommandSyntaxError`.
+pub(crate) fn subcommand_syntax_error(command: &str, sub: &[u8]) -> Reply {
+    Reply::error(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {command} HELP.",
+        String::from_utf8_lossy(&sub[..sub.len().min(128)])
+    ))
 }
 
 /// The server's handler of a table command the engine does not run.

@@ -1,6 +1,7 @@
 //! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH. Queueing inside MULTI is
 //! done by `Conn::dispatch` (every command passes there); EXEC runs the queue
-//! through `Conn::execute`, so a queued command runs as it would outside.
+//! through `Conn::call`, so a queued command runs (and is recorded) as it would
+//! outside.
 
 use super::Handler;
 use crate::conn::{ok, Conn, Step};
@@ -129,9 +130,8 @@ impl Conn {
             let Some(spec) = table::lookup(&argv[0]) else {
                 continue;
             };
-            inner.stats.total_commands += 1;
-            let r = match self.execute(inner, spec, argv) {
-                Step::Reply(r) | Step::Block(_, r) => r,
+            let real = table::check_arity(spec, &argv).unwrap_or(spec);
+            let r = match self.call(inner, spec, real, argv, false) {
                 // DEBUG SLEEP inside a transaction stops the server as in Redis (the
                 // lock is held): the transaction's later commands and the clients
                 // served after it see the clock moved.
@@ -139,6 +139,7 @@ impl Conn {
                     std::thread::sleep(d);
                     r
                 }
+                Step::Reply(r) | Step::Block(_, r) => r,
                 Step::Many(v) => Reply::Array(v),
                 Step::Close(r) => r.unwrap_or_else(ok),
                 Step::Async(_) => Reply::err("ERR Command not allowed inside a transaction"),

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use mlua::ffi;
 use mlua::{Lua, MultiValue, Table, Value};
 use redsnap_engine::num::fmt_g;
-use redsnap_engine::table::{self, flags};
+use redsnap_engine::table::{self, flags, CommandSpec};
 use redsnap_engine::Reply;
 use std::ffi::c_int;
 use std::sync::atomic::Ordering;
@@ -152,7 +152,8 @@ unsafe fn redis_call_body(l: *mut ffi::lua_State, raise: bool) -> bool {
     let inner = &mut *ctx.inner;
     let reply = match script_call(ctx, conn, inner, argv) {
         Ok(r) => r,
-        Err(msg) => {
+        Err((cmd, msg)) => {
+            crate::calls::script_rejected(inner, cmd, &msg);
             lua_raw::push_error_table(l, &msg, true);
             return raise;
         }
@@ -170,18 +171,51 @@ fn script_call(
     conn: &mut Conn,
     inner: &mut Inner,
     argv: Vec<Bytes>,
-) -> Result<Reply, Vec<u8>> {
-    let unknown = || b"Unknown Redis command called from script".to_vec();
+) -> Result<Reply, (Option<&'static CommandSpec>, Vec<u8>)> {
+    let unknown = || (None, b"Unknown Redis command called from script".to_vec());
     let spec = table::lookup(&argv[0]).ok_or_else(unknown)?;
     let cmd = if !spec.subs.is_empty() && argv.len() >= 2 {
         table::lookup_sub(spec, &argv[1]).ok_or_else(unknown)?
     } else {
         spec
     };
+    script_checks(ctx, conn, inner, cmd, argv.len()).map_err(|e| (Some(cmd), e))?;
+    let saved_resp = conn.resp3;
+    conn.resp3 = ctx.resp3;
+    let log_len = inner.store.effects.log.len();
+    inner.store.in_script = true;
+    let step = conn.call(inner, spec, cmd, argv, true);
+    inner.store.in_script = false;
+    conn.resp3 = saved_resp;
+    if ctx.repl & 1 == 0 {
+        inner.store.effects.log.truncate(log_len);
+    }
+    Ok(match step {
+        Step::Reply(r) | Step::Block(_, r) => r,
+        // DEBUG SLEEP: the script (and the server, as in Redis) waits.
+        Step::Sleep(d, r) => {
+            std::thread::sleep(d);
+            r
+        }
+        Step::Many(v) => Reply::Array(v),
+        Step::Close(r) => r.unwrap_or_else(Reply::ok),
+        Step::Async(_) => Reply::err("ERR This Redis command is not allowed from script"),
+    })
+}
+
+/// The checks of scriptCall after the lookup: arity, commands scripts may not run,
+/// read-only scripts, MISCONF, OOM.
+fn script_checks(
+    ctx: &mut RunCtx,
+    conn: &Conn,
+    inner: &Inner,
+    cmd: &'static CommandSpec,
+    argc: usize,
+) -> Result<(), Vec<u8>> {
     let arity_ok = if cmd.arity >= 0 {
-        argv.len() == cmd.arity as usize
+        argc == cmd.arity as usize
     } else {
-        argv.len() >= (-cmd.arity) as usize
+        argc >= (-cmd.arity) as usize
     };
     if !arity_ok {
         return Err(b"Wrong number of args calling Redis command from script".to_vec());
@@ -215,28 +249,7 @@ fn script_call(
         ctx.dirty = true;
         conn.shared.busy.wrote.store(true, Ordering::Release);
     }
-    let saved_resp = conn.resp3;
-    conn.resp3 = ctx.resp3;
-    let log_len = inner.store.effects.log.len();
-    inner.stats.total_commands += 1;
-    inner.store.in_script = true;
-    let step = conn.execute(inner, spec, argv);
-    inner.store.in_script = false;
-    conn.resp3 = saved_resp;
-    if ctx.repl & 1 == 0 {
-        inner.store.effects.log.truncate(log_len);
-    }
-    Ok(match step {
-        Step::Reply(r) | Step::Block(_, r) => r,
-        // DEBUG SLEEP: the script (and the server, as in Redis) waits.
-        Step::Sleep(d, r) => {
-            std::thread::sleep(d);
-            r
-        }
-        Step::Many(v) => Reply::Array(v),
-        Step::Close(r) => r.unwrap_or_else(Reply::ok),
-        Step::Async(_) => Reply::err("ERR This Redis command is not allowed from script"),
-    })
+    Ok(())
 }
 
 /// redis.acl_check_cmd: every command is allowed (redsnap has only the default user).

@@ -596,6 +596,15 @@ pub(super) fn run(
                 .named_registry_value::<Value>(slot)
                 .unwrap_or(Value::Nil);
             let _ = vm.lua.unset_named_registry_value(slot);
+            // An error raised by (or returned from) redis.call/pcall was counted when
+            // the command failed: the EVAL's error reply counts a failed call only.
+            if let Value::Table(t) = &v {
+                inner.calls.precounted = matches!(t.raw_get::<Value>("err"), Ok(Value::String(_)))
+                    && matches!(
+                        t.raw_get::<Value>("ignore_error_stats_update"),
+                        Ok(Value::Boolean(true))
+                    );
+            }
             if ok {
                 lua_to_reply(&v, resp3, 0)
             } else {
