@@ -108,7 +108,7 @@ const fn with_subs(mut c: CommandSpec, subs: &'static [CommandSpec]) -> CommandS
 pub const SERVER_HANDLED: &[CommandSpec] = &[
     // connection
     srv("ping", -1, FAST, "connection"),
-    srv("echo", 2, FAST, "connection"),
+    srv("echo", 2, LOADING | STALE | FAST, "connection"),
     srv(
         "auth",
         -2,
@@ -143,11 +143,9 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
             sub("client|kill", -3, ADMIN | NOSCRIPT | LOADING | STALE),
             sub("client|setname", 3, NOSCRIPT | LOADING | STALE),
             sub("client|getname", 2, NOSCRIPT | LOADING | STALE),
-            sub("client|setinfo", 4, NOSCRIPT | LOADING | STALE),
             sub("client|pause", -3, ADMIN | NOSCRIPT | LOADING | STALE),
             sub("client|unpause", 2, ADMIN | NOSCRIPT | LOADING | STALE),
             sub("client|no-evict", 3, ADMIN | NOSCRIPT | LOADING | STALE),
-            sub("client|no-touch", 3, NOSCRIPT | LOADING | STALE),
             sub("client|reply", 3, NOSCRIPT | LOADING | STALE),
             sub("client|tracking", -3, NOSCRIPT | LOADING | STALE),
             sub("client|getredir", 2, NOSCRIPT | LOADING | STALE),
@@ -163,7 +161,8 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
             sub("command|info", -2, LOADING | STALE),
             sub("command|docs", -2, LOADING | STALE),
             sub("command|list", -2, LOADING | STALE),
-            sub("command|getkeys", -3, LOADING | STALE),
+            sub("command|getkeys", -4, LOADING | STALE),
+            sub("command|getkeysandflags", -4, LOADING | STALE),
             sub("command|help", 2, LOADING | STALE),
         ],
     ),
@@ -208,8 +207,8 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
         srv("memory", -2, 0, "server"),
         &[
             keyed("memory|usage", -3, READONLY, 2, 2, 1, "server"),
-            sub("memory|stats", 2, LOADING | STALE),
-            sub("memory|doctor", 2, LOADING | STALE),
+            sub("memory|stats", 2, 0),
+            sub("memory|doctor", 2, 0),
             sub("memory|purge", 2, 0),
             sub("memory|help", 2, LOADING | STALE),
         ],
@@ -301,10 +300,10 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
         ],
     ),
     // blocking (the server serves them with the non-blocking forms)
-    keyed("blpop", -3, WRITE | BLOCKING, 1, -2, 1, "list"),
-    keyed("brpop", -3, WRITE | BLOCKING, 1, -2, 1, "list"),
-    keyed("brpoplpush", 4, WRITE | DENYOOM | BLOCKING, 1, 2, 1, "list"),
-    keyed("blmove", 6, WRITE | DENYOOM | BLOCKING, 1, 2, 1, "list"),
+    keyed("blpop", -3, WRITE | NOSCRIPT | BLOCKING, 1, -2, 1, "list"),
+    keyed("brpop", -3, WRITE | NOSCRIPT | BLOCKING, 1, -2, 1, "list"),
+    keyed("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, 1, 2, 1, "list"),
+    keyed("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, 1, 2, 1, "list"),
     keyed(
         "blmpop",
         -5,
@@ -317,7 +316,7 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
     keyed(
         "bzpopmin",
         -3,
-        WRITE | BLOCKING | FAST,
+        WRITE | NOSCRIPT | BLOCKING | FAST,
         1,
         -2,
         1,
@@ -326,7 +325,7 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
     keyed(
         "bzpopmax",
         -3,
-        WRITE | BLOCKING | FAST,
+        WRITE | NOSCRIPT | BLOCKING | FAST,
         1,
         -2,
         1,
@@ -382,7 +381,7 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
         srv("script", -2, 0, "scripting"),
         &[
             sub("script|load", 3, NOSCRIPT | STALE),
-            sub("script|exists", -3, NOSCRIPT | STALE),
+            sub("script|exists", -3, NOSCRIPT),
             sub("script|flush", -2, NOSCRIPT),
             sub("script|kill", 2, NOSCRIPT | ALLOW_BUSY),
             sub("script|help", 2, LOADING | STALE),
