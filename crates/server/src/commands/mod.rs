@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 
 pub(crate) mod blocking;
 pub(crate) mod client;
+pub(crate) mod command;
 pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod debug;
@@ -29,7 +30,7 @@ pub(crate) mod transactions;
 pub(crate) type Handler = fn(&mut Conn, &mut Inner, &'static CommandSpec, &[Bytes]) -> Step;
 
 /// Every family's rows.
-fn families() -> [&'static [(&'static str, Handler)]; 10] {
+fn families() -> [&'static [(&'static str, Handler)]; 11] {
     [
         connection::HANDLERS,
         transactions::HANDLERS,
@@ -39,6 +40,7 @@ fn families() -> [&'static [(&'static str, Handler)]; 10] {
         client::HANDLERS,
         config::HANDLERS,
         introspection::HANDLERS,
+        command::HANDLERS,
         debug::HANDLERS,
         persistence::HANDLERS,
     ]
