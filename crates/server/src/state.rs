@@ -252,6 +252,8 @@ pub struct Shared {
     /// The append log (for `appendfsync always` waits outside the lock).
     pub log: crate::persist::LogSlot,
     pub run_id: String,
+    /// The plain TCP listening sockets (`port`, `bind`; CONFIG SET changes them).
+    pub(crate) listeners: parking_lot::Mutex<Vec<crate::listeners::Listener>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,6 +297,7 @@ impl Shared {
             shutdown_rx: parking_lot::Mutex::new(Some(rx)),
             log: Default::default(),
             run_id,
+            listeners: Default::default(),
         })
     }
 

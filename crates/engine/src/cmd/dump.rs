@@ -6,7 +6,6 @@ use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
 use bytes::Bytes;
-use std::sync::atomic::Ordering;
 
 pub const COMMANDS: &[CommandSpec] = &[
     cmd("dump", 2, READONLY, 1, 1, 1, "generic", Some(dump)),
@@ -111,16 +110,11 @@ fn restore(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         cx.db().remove(key);
     }
     cx.set_value(key, value, deadline);
-    let now_s = (cx.now / 1000) as i64;
+    let (lfu, now) = (cx.store.lfu, cx.now);
     if let Some(e) = cx.db().get(key) {
-        if let Some(f) = freq {
-            e.obj.access.store(f as u32, Ordering::Relaxed);
-        } else if let Some(i) = idle {
-            e.obj.access.store(
-                now_s.saturating_sub(i).clamp(0, u32::MAX as i64) as u32,
-                Ordering::Relaxed,
-            );
-        }
+        let freq = freq.map(|f| f.clamp(0, 255) as u8);
+        let idle = idle.map(|i| i.max(0) as u64);
+        crate::store::set_restored_access(&e.obj, lfu, freq, idle, now);
     }
     Ok(Reply::ok())
 }

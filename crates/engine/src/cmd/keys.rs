@@ -30,7 +30,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     cmd("del", -2, WRITE, 1, -1, 1, "generic", Some(del)),
     cmd("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", Some(del)),
     cmd("exists", -2, READONLY | FAST, 1, -1, 1, "generic", Some(exists)),
-    cmd("touch", -2, READONLY | FAST, 1, -1, 1, "generic", Some(exists)),
+    cmd("touch", -2, READONLY | FAST, 1, -1, 1, "generic", Some(touch)),
     cmd("type", 2, READONLY | FAST, 1, 1, 1, "generic", Some(type_cmd)),
     cmd("rename", 3, WRITE, 1, 2, 1, "generic", Some(rename)),
     cmd("renamenx", 3, WRITE | FAST, 1, 2, 1, "generic", Some(renamenx)),
@@ -58,7 +58,17 @@ fn del(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// EXISTS / TOUCH key [key ...]: counts live keys (repeats count again).
+/// EXISTS key...: reads without touching (a key's idle time is kept).
 fn exists(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
+    let n = argv[1..]
+        .iter()
+        .filter(|k| cx.lookup_notouch(k).is_some())
+        .count();
+    Ok(Reply::Int(n as i64))
+}
+
+/// TOUCH key...: like EXISTS, and records the access (LRU clock, LFU counter).
+fn touch(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let n = argv[1..]
         .iter()
         .filter(|k| cx.lookup_read(k).is_some())
@@ -68,7 +78,7 @@ fn exists(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 fn type_cmd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let name = cx
-        .lookup_read(&argv[1])
+        .lookup_notouch(&argv[1])
         .map_or("none", |e| e.value().kind().name());
     Ok(Reply::simple(name))
 }
@@ -288,7 +298,7 @@ fn pexpireat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 /// Redis's `ttlGenericCommand`.
 fn ttl_generic(cx: &mut Cx, key: &Bytes, ms: bool, abs: bool) -> CmdResult {
     let now = cx.now;
-    let Some(e) = cx.lookup_read(key) else {
+    let Some(e) = cx.lookup_notouch(key) else {
         return Ok(Reply::Int(-2));
     };
     let Some(at) = e.expire_at() else {
@@ -507,10 +517,12 @@ fn object(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         )));
     }
     let config = cx.config().clone();
-    let now = cx.now;
-    let Some(e) = cx.lookup_read(&argv[2]) else {
+    let (now, lfu) = (cx.now, cx.store.lfu);
+    // OBJECT looks at a key without touching it (Redis's LOOKUP_NOTOUCH).
+    let Some(e) = cx.lookup_notouch(&argv[2]) else {
         return Ok(Reply::Nil);
     };
+    let access = e.obj.access.load(std::sync::atomic::Ordering::Relaxed);
     if is(sub, "encoding") {
         Ok(Reply::Bulk(Bytes::from_static(
             encoding(e.value(), &config).as_bytes(),
@@ -520,17 +532,18 @@ fn object(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         let shared = matches!(e.value(), Value::Str(s) if s.len() <= 4 && num::parse_i64(s).is_some_and(|n| (0..10000).contains(&n)));
         Ok(Reply::Int(if shared { i32::MAX as i64 } else { 1 }))
     } else if is(sub, "idletime") {
-        let access = e.obj.access.load(std::sync::atomic::Ordering::Relaxed);
-        let now_s = (now / 1000) as u32;
-        Ok(Reply::Int(if access == 0 {
-            0
-        } else {
-            now_s.saturating_sub(access) as i64
-        }))
-    } else {
+        if lfu {
+            return Err(Reply::err(
+                "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ));
+        }
+        Ok(Reply::Int(crate::store::lru_idle_secs(access, now) as i64))
+    } else if !lfu {
         Err(Reply::err(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ))
+    } else {
+        Ok(Reply::Int(crate::store::lfu_freq(access, now) as i64))
     }
 }
 

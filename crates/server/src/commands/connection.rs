@@ -19,6 +19,10 @@ pub(crate) const HANDLERS: &[(&str, Handler)] = &[
 ];
 
 fn ping(conn: &mut Conn, _: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    // The table's arity is -1 (as Redis's); more than one argument is refused here.
+    if argv.len() > 2 {
+        return redsnap_engine::reply::wrong_arity("ping").into();
+    }
     if !conn.resp3 && conn.subscribed() > 0 {
         let msg = argv.get(1).cloned().unwrap_or_default();
         return Reply::Array(vec![Reply::bulk_str("pong"), Reply::Bulk(msg)]).into();

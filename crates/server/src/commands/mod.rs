@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 
 pub(crate) mod blocking;
 pub(crate) mod client;
+pub(crate) mod cluster;
 pub(crate) mod command;
 pub(crate) mod config;
 pub(crate) mod connection;
@@ -30,7 +31,7 @@ pub(crate) mod transactions;
 pub(crate) type Handler = fn(&mut Conn, &mut Inner, &'static CommandSpec, &[Bytes]) -> Step;
 
 /// Every family's rows.
-fn families() -> [&'static [(&'static str, Handler)]; 11] {
+fn families() -> [&'static [(&'static str, Handler)]; 12] {
     [
         connection::HANDLERS,
         transactions::HANDLERS,
@@ -41,6 +42,7 @@ fn families() -> [&'static [(&'static str, Handler)]; 11] {
         config::HANDLERS,
         introspection::HANDLERS,
         command::HANDLERS,
+        cluster::HANDLERS,
         debug::HANDLERS,
         persistence::HANDLERS,
     ]
