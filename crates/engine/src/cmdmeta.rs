@@ -121,15 +121,26 @@ pub mod acl {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum BeginSearch {
     Index(i64),
-    Keyword { keyword: &'static str, startfrom: i64 },
+    Keyword {
+        keyword: &'static str,
+        startfrom: i64,
+    },
     Unknown,
 }
 
 /// How a key spec's keys are found from where the search began.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FindKeys {
-    Range { lastkey: i64, step: i64, limit: i64 },
-    Keynum { keynumidx: i64, firstkey: i64, step: i64 },
+    Range {
+        lastkey: i64,
+        step: i64,
+        limit: i64,
+    },
+    Keynum {
+        keynumidx: i64,
+        firstkey: i64,
+        step: i64,
+    },
     Unknown,
 }
 
@@ -426,7 +437,9 @@ fn parse(data: &'static str) -> Result<Vec<Meta>, usize> {
                 }
             }
             "T" => m.tips.push(one),
-            "H" => m.history.push((one, fields.get(2).copied().ok_or_else(bad)?)),
+            "H" => m
+                .history
+                .push((one, fields.get(2).copied().ok_or_else(bad)?)),
             "D" => m.doc_flags = one.split(' ').collect(),
             "V" => m.deprecated_since = Some(one),
             "P" => m.replaced_by = Some(one),

@@ -209,7 +209,11 @@ fn by_function(f: GetKeys, argv: &[Bytes]) -> Vec<KeyRef> {
         GetKeys::Xread => xread_keys(argv),
         GetKeys::Set => {
             let get = argv.iter().skip(3).any(|a| is(a, "get"));
-            one(if get { RW | ACCESS | UPDATE } else { OW | UPDATE })
+            one(if get {
+                RW | ACCESS | UPDATE
+            } else {
+                OW | UPDATE
+            })
         }
         GetKeys::Bitfield => {
             let mut readonly = true;

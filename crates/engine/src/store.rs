@@ -721,15 +721,23 @@ pub fn lfu_freq(access: u32, now: u64) -> u32 {
 /// RESTORE ... IDLETIME / FREQ (Redis's `objectSetLRUOrLFU`): FREQ counts under an
 /// LFU policy, IDLETIME under the others; the other one is ignored. An idle time
 /// beyond half the clock's range is kept at half of it (the clock wraps).
-pub fn set_restored_access(obj: &crate::db::Obj, lfu: bool, freq: Option<u8>, idle_secs: Option<u64>, now: u64) {
+pub fn set_restored_access(
+    obj: &crate::db::Obj,
+    lfu: bool,
+    freq: Option<u8>,
+    idle_secs: Option<u64>,
+    now: u64,
+) {
     use std::sync::atomic::Ordering::Relaxed;
     if lfu {
         if let Some(f) = freq {
-            obj.access.store((lfu_minutes(now) << 8) | f as u32, Relaxed);
+            obj.access
+                .store((lfu_minutes(now) << 8) | f as u32, Relaxed);
         }
     } else if let Some(idle) = idle_secs {
         let idle_ms = idle.saturating_mul(1000).min(u32::MAX as u64 / 2);
-        obj.access.store((now as u32).wrapping_sub(idle_ms as u32).max(1), Relaxed);
+        obj.access
+            .store((now as u32).wrapping_sub(idle_ms as u32).max(1), Relaxed);
     }
 }
 

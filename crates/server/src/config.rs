@@ -104,7 +104,12 @@ pub(crate) struct Directive {
     pub(crate) hidden: bool,
 }
 
-pub(crate) const fn d(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Directive {
+pub(crate) const fn d(
+    name: &'static str,
+    kind: Kind,
+    default: &'static str,
+    mutable: bool,
+) -> Directive {
     Directive {
         name,
         aliases: &[],
@@ -190,7 +195,12 @@ static DIRECTIVES: &[Directive] = &[
     d("snapshot-incremental", Kind::Bool, "yes", true),
     d("load-corrupt", Kind::Bool, "no", false),
     d("proto-max-bulk-len", mem(1 << 20, LONG_MAX), "512mb", true),
-    d("client-query-buffer-limit", umem(1 << 20, LONG_MAX), "1gb", true),
+    d(
+        "client-query-buffer-limit",
+        umem(1 << 20, LONG_MAX),
+        "1gb",
+        true,
+    ),
     d(
         "client-output-buffer-limit",
         Kind::ObufLimits,
@@ -300,10 +310,7 @@ const NOT_BUILT: &[(&str, &str)] = &[
 /// Every directive whose feature is not built, with the reason: only its default
 /// value is accepted.
 pub fn not_built() -> impl Iterator<Item = (&'static str, &'static str)> {
-    NOT_BUILT
-        .iter()
-        .chain(redis_params::NOT_BUILT)
-        .copied()
+    NOT_BUILT.iter().chain(redis_params::NOT_BUILT).copied()
 }
 
 /// Directives Redis changes at runtime that redsnap reads only at startup, and
@@ -438,7 +445,10 @@ fn check_num(n: &Num, v: i64) -> Result<String, String> {
             ));
         }
     } else if (v as i128) < n.min || (v as i128) > n.max {
-        return Err(format!("argument must be between {} and {} inclusive", n.min, n.max));
+        return Err(format!(
+            "argument must be between {} and {} inclusive",
+            n.min, n.max
+        ));
     }
     Ok(match n.fmt {
         Fmt::MemPercent if v < 0 => format!("{}%", -(v as i128)),
@@ -450,7 +460,10 @@ fn check_num(n: &Num, v: i64) -> Result<String, String> {
 
 fn enum_error(opts: &[(&str, u8)]) -> String {
     let names: Vec<&str> = opts.iter().map(|(n, _)| *n).collect();
-    format!("argument(s) must be one of the following: {}", names.join(", "))
+    format!(
+        "argument(s) must be one of the following: {}",
+        names.join(", ")
+    )
 }
 
 /// Validates a value (as CONFIG SET gets it: one string, split at spaces for the
@@ -523,9 +536,10 @@ fn validate(d: &Directive, value: &str, current: &str) -> Result<String, String>
             for w in words {
                 match w.parse::<i64>() {
                     Ok(v) if (-2000..=2000).contains(&v) => out.push(v.to_string()),
-                    _ => {
-                        return Err("Invalid oom-score-adj-values, elements must be between -2000 and 2000.".into())
-                    }
+                    _ => return Err(
+                        "Invalid oom-score-adj-values, elements must be between -2000 and 2000."
+                            .into(),
+                    ),
                 }
             }
             Ok(out.join(" "))
@@ -607,7 +621,9 @@ fn obuf_limits(value: &str, current: &str) -> Result<String, String> {
             "normal" => 0,
             "slave" | "replica" => 1,
             "pubsub" => 2,
-            _ => return Err("Invalid client class specified in buffer limit configuration.".into()),
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
         };
         let (hard, soft) = (parse_memory(g[1]), parse_memory(g[2]));
         let secs = g[3].parse::<i64>().ok().filter(|s| *s >= 0);
@@ -743,7 +759,9 @@ impl Config {
         let mut changes = Changes::default();
         for ((d, by), (_, value)) in found.iter().zip(pairs) {
             let value = String::from_utf8_lossy(value);
-            let failed = |e: String| format!("CONFIG SET failed (possibly related to argument '{by}') - {e}");
+            let failed = |e: String| {
+                format!("CONFIG SET failed (possibly related to argument '{by}') - {e}")
+            };
             let current = next.values.get(d.name).cloned().unwrap_or_default();
             let v = validate(d, &value, &current).map_err(failed)?;
             check_built(d, &v).map_err(failed)?;

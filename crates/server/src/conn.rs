@@ -27,6 +27,8 @@ pub(crate) enum Step {
     Sleep(Duration, Reply),
     /// Run an async server operation (SAVE, SHUTDOWN) outside the lock.
     Async(AsyncOp),
+    /// CLIENT PAUSE holds this command: run it again once the pause ends.
+    Postpone(Vec<Bytes>),
 }
 
 pub(crate) enum AsyncOp {
@@ -72,6 +74,8 @@ pub(crate) struct Conn {
     pub(crate) closing: bool,
     /// When the client last sent something (for `timeout`).
     last_io: Instant,
+    /// The query buffer's figures (CLIENT LIST `qbuf`, resizing by the cron).
+    pub(crate) qb: crate::querybuf::QueryBuf,
 }
 
 pub(crate) fn ok() -> Reply {
@@ -101,6 +105,12 @@ impl Conn {
                 return e.into();
             }
         };
+        if !std::ptr::eq(sub, spec) {
+            // CLIENT LIST shows the subcommand (`cmd=client|list`).
+            if let Some(c) = inner.clients.get_mut(&self.id) {
+                c.last_cmd = sub.name;
+            }
+        }
         if let Err(e) = self.check_auth_and_multi(spec, sub) {
             return e.into();
         }
@@ -137,11 +147,19 @@ impl Conn {
             self.flag_multi();
             return Reply::err("OOM command not allowed when used memory > 'maxmemory'.").into();
         }
+        let pause = self.shared.pause.kind();
+        if pause != 0 && crate::commands::client::postponed(self, spec, sub, pause) {
+            return Step::Postpone(argv);
+        }
         if let Some(q) = &mut self.multi {
             if !matches!(
                 spec.name,
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
             ) {
+                if let Some(c) = inner.clients.get_mut(&self.id) {
+                    c.multi += 1;
+                    c.multi_mem += argv.iter().map(|a| a.len()).sum::<usize>();
+                }
                 q.push(argv);
                 return Reply::simple("QUEUED").into();
             }
@@ -268,8 +286,13 @@ fn first_key<'a>(name: &[u8], argv: &'a [Bytes]) -> Option<&'a [u8]> {
 }
 
 /// Serves one connection until it closes.
-pub(crate) async fn serve<S>(shared: Arc<Shared>, mut stream: S, addr: String, laddr: String)
-where
+pub(crate) async fn serve<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    addr: String,
+    laddr: String,
+    fd: i32,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let id = shared.next_client_id();
@@ -277,13 +300,13 @@ where
     let pending_out = Arc::new(AtomicU64::new(0));
     let kill = Arc::new(tokio::sync::Notify::new());
     let now = Instant::now();
+    let qb = crate::querybuf::QueryBuf::new(crate::querybuf::IOBUF_LEN);
     let info = ClientInfo {
         id,
         addr,
         laddr,
         name: Bytes::new(),
-        lib_name: String::new(),
-        lib_ver: String::new(),
+        fd,
         db: 0,
         created: now,
         last_active: now,
@@ -292,7 +315,9 @@ where
         sub: 0,
         psub: 0,
         multi: -1,
+        multi_mem: 0,
         no_evict: false,
+        qb: qb.stats.clone(),
         tx,
         pending_out: pending_out.clone(),
         kill: kill.clone(),
@@ -318,6 +343,7 @@ where
         deferred: Vec::new(),
         closing: false,
         last_io: now,
+        qb,
     };
     // Registered in the client table now, or at the first batch when a busy script
     // holds the lock: a new connection is served (BUSY, SCRIPT KILL, SHUTDOWN
@@ -382,7 +408,7 @@ impl Conn {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut rbuf = BytesMut::with_capacity(16 * 1024);
+        let mut rbuf = BytesMut::with_capacity(crate::querybuf::IOBUF_LEN);
         let mut wbuf = BytesMut::with_capacity(16 * 1024);
         let mut parser = Parser::new();
         let mut pending: VecDeque<Vec<Bytes>> = VecDeque::new();
@@ -437,6 +463,9 @@ impl Conn {
                             }
                         }
                     }
+                    if pending.is_empty() {
+                        self.qb.after_batch(rbuf.len() + parser.pending_bytes());
+                    }
                     if self.shared.nosave_shutdown.load(Ordering::Acquire) {
                         // SHUTDOWN NOSAVE stopped a busy script (perhaps this one):
                         // nothing of this batch was acknowledged, and nothing of it is
@@ -464,6 +493,14 @@ impl Conn {
                 match step {
                     None => {}
                     Some(Step::Reply(_)) | Some(Step::Many(_)) => {}
+                    Some(Step::Postpone(argv)) => {
+                        self.write(stream, &wbuf).await?;
+                        wbuf.clear();
+                        pending.push_front(argv);
+                        if !self.wait_unpaused(stream, rx).await? {
+                            return Ok(());
+                        }
+                    }
                     Some(Step::Close(r)) => {
                         if let Some(r) = r {
                             encode_reply(&mut wbuf, &r, self.resp3);
@@ -541,6 +578,7 @@ impl Conn {
             }
             // `timeout`: read when the wait starts and again whenever the
             // configuration changes (CONFIG SET acts on idle clients at once).
+            self.qb.before_read(&mut rbuf);
             let idle = self.shared.live.timeout.load(Ordering::Acquire);
             let subscribed = self.subscribed() > 0;
             let idle_since = self.last_io;
@@ -560,6 +598,7 @@ impl Conn {
                 n = stream.read_buf(&mut rbuf) => {
                     let n = n?;
                     self.last_io = Instant::now();
+                    self.qb.after_read(n, &rbuf);
                     if n == 0 {
                         if parser.in_progress() || !rbuf.is_empty() {
                             tracing::debug!(client = self.id, "client closed the connection in the middle of a command");
@@ -584,6 +623,10 @@ impl Conn {
                         }
                         Some(ConnMsg::Kill) | None => return Ok(()),
                         Some(ConnMsg::Unblocked(_)) => {}
+                        Some(ConnMsg::ResizeQueryBuf(target)) => {
+                            let held = rbuf.len() + parser.pending_bytes();
+                            self.qb.resize(&mut rbuf, held, target);
+                        }
                     }
                 }
             }
@@ -704,6 +747,38 @@ impl Conn {
         }
     }
 
+    /// Waits for the end of a CLIENT PAUSE that holds this connection's next command
+    /// (false: the client was killed meanwhile). Pub/sub messages are delivered.
+    async fn wait_unpaused<S>(
+        &mut self,
+        stream: &mut S,
+        rx: &mut mpsc::UnboundedReceiver<ConnMsg>,
+    ) -> std::io::Result<bool>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let shared = self.shared.clone();
+        let unpaused = shared.pause.wait();
+        tokio::pin!(unpaused);
+        let mut wbuf = BytesMut::new();
+        loop {
+            tokio::select! {
+                _ = &mut unpaused => return Ok(true),
+                _ = self.kill.notified() => return Ok(false),
+                m = rx.recv() => match m {
+                    Some(ConnMsg::Kill) | None => return Ok(false),
+                    Some(ConnMsg::Push(r)) => {
+                        self.push_barrier().await;
+                        encode_reply(&mut wbuf, &r, self.resp3);
+                        self.write(stream, &wbuf).await?;
+                        wbuf.clear();
+                    }
+                    Some(ConnMsg::Unblocked(_)) | Some(ConnMsg::ResizeQueryBuf(_)) => {}
+                },
+            }
+        }
+    }
+
     /// Waits until a blocking command is served, times out, or the client goes away
     /// (None). Bytes that arrive meanwhile stay buffered for later.
     async fn wait_unblocked<S>(
@@ -748,6 +823,7 @@ impl Conn {
                         crate::commands::blocking::unblock(&mut inner, self.id);
                         return Ok(None);
                     }
+                    Some(ConnMsg::ResizeQueryBuf(_)) => {}
                 },
                 _ = sleep => {
                     let mut inner = self.shared.lock_async().await;

@@ -18,6 +18,7 @@ mod conn;
 mod listeners;
 mod lua_raw;
 mod persist;
+mod querybuf;
 mod scripting;
 mod state;
 mod tls;
@@ -216,7 +217,8 @@ impl Server {
                 continue;
             }
             let mut bound = 0;
-            let wanted = listeners::wanted(port, &config.str("bind")).map_err(ServerError::Config)?;
+            let wanted =
+                listeners::wanted(port, &config.str("bind")).map_err(ServerError::Config)?;
             for (sa, optional) in wanted {
                 match listeners::bind_one(sa, backlog) {
                     Ok(l) => {
@@ -315,7 +317,12 @@ impl Server {
             ));
         }
         for (l, tls) in self.tls_listeners {
-            tokio::spawn(accept_loop(shared.clone(), l, Some(tls), Default::default()));
+            tokio::spawn(accept_loop(
+                shared.clone(),
+                l,
+                Some(tls),
+                Default::default(),
+            ));
         }
         tokio::spawn(cron(shared.clone()));
         let Some(mut rx) = shared.shutdown_rx.lock().take() else {
@@ -393,6 +400,7 @@ pub(crate) async fn accept_loop(
             }
         };
         let _ = sock.set_nodelay(true);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
         // Nothing here waits for the server lock: a busy script holds it, and new
         // connections must still be accepted (to answer BUSY, SCRIPT KILL, SHUTDOWN
         // NOSAVE). The limits come from `LiveConfig`.
@@ -443,7 +451,7 @@ pub(crate) async fn accept_loop(
                         let _ = sock.write_all(msg).await;
                         return;
                     }
-                    conn::serve(shared, sock, addr.to_string(), laddr).await;
+                    conn::serve(shared, sock, addr.to_string(), laddr, fd).await;
                 }
                 Some(acceptor) => {
                     // A handshake that does not finish in time is dropped (slow clients
@@ -466,7 +474,7 @@ pub(crate) async fn accept_loop(
                         let _ = stream.shutdown().await;
                         return;
                     }
-                    conn::serve(shared, stream, addr.to_string(), laddr).await;
+                    conn::serve(shared, stream, addr.to_string(), laddr, fd).await;
                 }
             }
         });
@@ -501,7 +509,9 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 
 /// Periodic work: active expiry (Redis's serverCron/activeExpireCycle).
 async fn cron(shared: Arc<Shared>) {
+    let mut tick: u64 = 0;
     loop {
+        tick = tick.wrapping_add(1);
         // `hz` times a second, as Redis's serverCron (CONFIG SET hz acts at the next
         // tick).
         let hz = shared.live.hz.load(Ordering::Acquire).clamp(1, 500);
@@ -511,7 +521,11 @@ async fn cron(shared: Arc<Shared>) {
             continue;
         };
         let now = redsnap_engine::now_ms();
-        inner.store.active_expire_cycle(now, 2000);
+        // Keys do not expire actively while clients are paused (Redis 7.0).
+        if shared.pause.kind() == 0 {
+            inner.store.active_expire_cycle(now, 2000);
+        }
+        querybuf::cron(&mut inner, tick, hz);
         conn::after_command(&mut inner);
         if let Err(e) = persist::append(&mut inner) {
             tracing::error!("append log: {e:?}");

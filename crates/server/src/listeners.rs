@@ -74,7 +74,11 @@ pub(crate) struct Pending {
 
 /// Prepares listening as `config` says (see the module comment). The error is the
 /// text CONFIG SET reports for `port` (or for `bind` when only it changed).
-pub(crate) fn prepare(shared: &Shared, config: &Config, port_changed: bool) -> Result<Pending, String> {
+pub(crate) fn prepare(
+    shared: &Shared,
+    config: &Config,
+    port_changed: bool,
+) -> Result<Pending, String> {
     let fail = if port_changed {
         "Unable to listen on this port. Check server logs."
     } else {

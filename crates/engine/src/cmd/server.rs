@@ -339,8 +339,24 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
     // blocking (the server serves them with the non-blocking forms)
     keyed("blpop", -3, WRITE | NOSCRIPT | BLOCKING, 1, -2, 1, "list"),
     keyed("brpop", -3, WRITE | NOSCRIPT | BLOCKING, 1, -2, 1, "list"),
-    keyed("brpoplpush", 4, WRITE | DENYOOM | NOSCRIPT | BLOCKING, 1, 2, 1, "list"),
-    keyed("blmove", 6, WRITE | DENYOOM | NOSCRIPT | BLOCKING, 1, 2, 1, "list"),
+    keyed(
+        "brpoplpush",
+        4,
+        WRITE | DENYOOM | NOSCRIPT | BLOCKING,
+        1,
+        2,
+        1,
+        "list",
+    ),
+    keyed(
+        "blmove",
+        6,
+        WRITE | DENYOOM | NOSCRIPT | BLOCKING,
+        1,
+        2,
+        1,
+        "list",
+    ),
     keyed(
         "blmpop",
         -5,

@@ -186,6 +186,7 @@ impl Conn {
             c.sub = 0;
             c.psub = 0;
             c.multi = -1;
+            c.multi_mem = 0;
         }
     }
 }

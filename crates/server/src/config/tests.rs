@@ -77,7 +77,10 @@ fn config_set_is_all_or_nothing_with_redis_errors() {
     assert_eq!(c.get("maxmemory"), Some("0"));
     assert_eq!(
         set_many(&mut c, &["maxmemory", "1", "MAXMEMORY", "2"]),
-        Err("CONFIG SET failed (possibly related to argument 'MAXMEMORY') - duplicate parameter".into())
+        Err(
+            "CONFIG SET failed (possibly related to argument 'MAXMEMORY') - duplicate parameter"
+                .into()
+        )
     );
     assert_eq!(
         set_many(&mut c, &["foo", "1", "daemonize", "yes"]),
@@ -89,7 +92,15 @@ fn config_set_is_all_or_nothing_with_redis_errors() {
     );
     // An alias and its name are different parameters to the duplicate check.
     assert_eq!(
-        set_many(&mut c, &["hash-max-ziplist-entries", "1", "hash-max-listpack-entries", "2"]),
+        set_many(
+            &mut c,
+            &[
+                "hash-max-ziplist-entries",
+                "1",
+                "hash-max-listpack-entries",
+                "2"
+            ]
+        ),
         Ok(vec!["hash-max-listpack-entries"])
     );
     assert_eq!(c.get("hash-max-ziplist-entries"), Some("2"));
@@ -132,24 +143,37 @@ fn formats_follow_redis() {
     assert_eq!(validate(mmc, "10%", ""), Ok("10%".into()));
     assert_eq!(validate(mmc, "1kb", ""), Ok("1024".into()));
     ok("appendfsync", "ALWAYS", "always");
-    ok("client-output-buffer-limit", "pubsub 1mb 2mb 3", "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 2097152 3");
-    ok("client-output-buffer-limit", "replica 0 0 0", "normal 0 0 0 slave 0 0 0 pubsub 1048576 2097152 3");
+    ok(
+        "client-output-buffer-limit",
+        "pubsub 1mb 2mb 3",
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 1048576 2097152 3",
+    );
+    ok(
+        "client-output-buffer-limit",
+        "replica 0 0 0",
+        "normal 0 0 0 slave 0 0 0 pubsub 1048576 2097152 3",
+    );
     ok("save", "3000 5", "3000 5");
     ok("repl-backlog-size", "10000002", "10000002");
     let err = |c: &mut Config, n: &str, v: &str| c.set_runtime(n, v).unwrap_err();
     assert!(err(&mut c, "maxmemory-policy", "x").ends_with("argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"));
-    assert!(err(&mut c, "timeout", "-1").ends_with("argument must be between 0 and 2147483647 inclusive"));
+    assert!(err(&mut c, "timeout", "-1")
+        .ends_with("argument must be between 0 and 2147483647 inclusive"));
     assert!(err(&mut c, "maxmemory", "1x").ends_with("argument must be a memory value"));
     assert!(err(&mut c, "save", "1 2 3").ends_with("Invalid save parameters"));
     assert!(err(&mut c, "protected-mode", "true").ends_with("argument must be 'yes' or 'no'"));
-    assert!(err(&mut c, "client-output-buffer-limit", "master 1 1 1").ends_with("Invalid client class specified in buffer limit configuration."));
+    assert!(err(&mut c, "client-output-buffer-limit", "master 1 1 1")
+        .ends_with("Invalid client class specified in buffer limit configuration."));
 }
 
 #[test]
 fn hidden_parameters_need_their_exact_name() {
     let c = Config::default();
     assert!(c.matching(b"*").iter().all(|(n, _)| n != "key-load-delay"));
-    assert_eq!(c.matching(b"key-load-delay"), vec![("key-load-delay".to_string(), "0".to_string())]);
+    assert_eq!(
+        c.matching(b"key-load-delay"),
+        vec![("key-load-delay".to_string(), "0".to_string())]
+    );
     let both = c.matching(b"*of");
     assert!(both.iter().any(|(n, _)| n == "slaveof") && both.iter().any(|(n, _)| n == "replicaof"));
     // The name is shown as asked.
