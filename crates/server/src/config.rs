@@ -221,7 +221,7 @@ static DIRECTIVES: &[Directive] = &[
         "hash-max-listpack-entries",
         &["hash-max-ziplist-entries"],
         uint(0, LONG_MAX),
-        "128",
+        "512",
         true,
     ),
     da(

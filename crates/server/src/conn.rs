@@ -148,7 +148,8 @@ impl Conn {
             return Reply::err("OOM command not allowed when used memory > 'maxmemory'.").into();
         }
         let pause = self.shared.pause.kind();
-        if pause != 0 && crate::commands::client::postponed(self, spec, sub, pause) {
+        if pause != 0 && crate::commands::client::postponed(self, inner, spec, sub, &argv, pause) {
+            crate::commands::client::set_postponed(inner, self.id, true);
             return Step::Postpone(argv);
         }
         if let Some(q) = &mut self.multi {
@@ -317,6 +318,7 @@ pub(crate) async fn serve<S>(
         multi: -1,
         multi_mem: 0,
         no_evict: false,
+        postponed: false,
         qb: qb.stats.clone(),
         tx,
         pending_out: pending_out.clone(),
@@ -464,7 +466,7 @@ impl Conn {
                         }
                     }
                     if pending.is_empty() {
-                        self.qb.after_batch(rbuf.len() + parser.pending_bytes());
+                        self.qb.after_batch(&rbuf, parser.pending_bytes());
                     }
                     if self.shared.nosave_shutdown.load(Ordering::Acquire) {
                         // SHUTDOWN NOSAVE stopped a busy script (perhaps this one):
@@ -497,7 +499,10 @@ impl Conn {
                         self.write(stream, &wbuf).await?;
                         wbuf.clear();
                         pending.push_front(argv);
-                        if !self.wait_unpaused(stream, rx).await? {
+                        let resumed = self.wait_unpaused(stream, rx).await?;
+                        let mut inner = self.shared.lock_async().await;
+                        crate::commands::client::set_postponed(&mut inner, self.id, false);
+                        if !resumed {
                             return Ok(());
                         }
                     }
@@ -598,7 +603,6 @@ impl Conn {
                 n = stream.read_buf(&mut rbuf) => {
                     let n = n?;
                     self.last_io = Instant::now();
-                    self.qb.after_read(n, &rbuf);
                     if n == 0 {
                         if parser.in_progress() || !rbuf.is_empty() {
                             tracing::debug!(client = self.id, "client closed the connection in the middle of a command");
@@ -609,8 +613,10 @@ impl Conn {
                         return Ok(());
                     }
                     if rbuf.is_empty() && rbuf.capacity() > 1 << 20 {
-                        rbuf = BytesMut::with_capacity(16 * 1024);
+                        rbuf = BytesMut::with_capacity(crate::querybuf::IOBUF_LEN);
+                        self.qb.replaced(&rbuf);
                     }
+                    self.qb.after_read(n, &rbuf, parser.pending_bytes());
                 }
                 m = rx.recv() => {
                     match m {
@@ -624,8 +630,7 @@ impl Conn {
                         Some(ConnMsg::Kill) | None => return Ok(()),
                         Some(ConnMsg::Unblocked(_)) => {}
                         Some(ConnMsg::ResizeQueryBuf(target)) => {
-                            let held = rbuf.len() + parser.pending_bytes();
-                            self.qb.resize(&mut rbuf, held, target);
+                            self.qb.resize(&mut rbuf, parser.pending_bytes(), target);
                         }
                     }
                 }

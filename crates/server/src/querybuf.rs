@@ -26,8 +26,11 @@ const MIN_WASTE: usize = 4 * 1024;
 /// A connection's query buffer figures, shared with its `ClientInfo`.
 #[derive(Debug, Default)]
 pub struct Stats {
-    /// Bytes received and not yet executed (`qbuf`).
+    /// Bytes received and not yet parsed (`qbuf`).
     len: AtomicUsize,
+    /// Bytes of the arguments parsed so far of a request still arriving
+    /// (`argv-mem`).
+    argv: AtomicUsize,
     /// Bytes the buffer holds room for (`qbuf` + `qbuf-free`).
     alloc: AtomicUsize,
     /// Most bytes held at once since the cron last looked.
@@ -35,10 +38,11 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// (`qbuf`, `qbuf-free`).
-    pub(crate) fn shown(&self) -> (usize, usize) {
+    /// (`qbuf`, `qbuf-free`, `argv-mem`).
+    pub(crate) fn shown(&self) -> (usize, usize, usize) {
         let len = self.len.load(Relaxed);
-        (len, self.alloc.load(Relaxed).saturating_sub(len))
+        let free = self.alloc.load(Relaxed).saturating_sub(len);
+        (len, free, self.argv.load(Relaxed))
     }
 
     pub(crate) fn alloc(&self) -> usize {
@@ -81,43 +85,52 @@ impl QueryBuf {
     pub(crate) fn before_read(&mut self, rbuf: &mut BytesMut) {
         if rbuf.capacity() == 0 {
             rbuf.reserve(IOBUF_LEN);
+            self.alloc = self.alloc.max(rbuf.capacity());
         }
     }
 
-    /// After a read of `n` bytes.
+    /// After a read of `n` bytes (`parsed`: bytes of the arguments of a request
+    /// still arriving that the parser took out of the buffer).
     #[inline]
-    pub(crate) fn after_read(&mut self, n: usize, rbuf: &BytesMut) {
+    pub(crate) fn after_read(&mut self, n: usize, rbuf: &BytesMut, parsed: usize) {
         self.unprocessed += n;
         self.alloc = self.alloc.max(rbuf.capacity());
-        self.publish();
+        self.publish(rbuf.len(), parsed);
         self.stats.peak.fetch_max(self.unprocessed, Relaxed);
+    }
+
+    /// The connection replaced its buffer (a large one, once emptied).
+    #[inline]
+    pub(crate) fn replaced(&mut self, rbuf: &BytesMut) {
+        self.alloc = rbuf.capacity();
     }
 
     /// After a batch ran: what is left is the part of a request still arriving.
     #[inline]
-    pub(crate) fn after_batch(&mut self, held: usize) {
-        self.unprocessed = held;
-        self.publish();
+    pub(crate) fn after_batch(&mut self, rbuf: &BytesMut, parsed: usize) {
+        self.unprocessed = rbuf.len() + parsed;
+        self.publish(rbuf.len(), parsed);
     }
 
     #[inline]
-    fn publish(&self) {
-        self.stats.len.store(self.unprocessed, Relaxed);
+    fn publish(&self, unparsed: usize, parsed: usize) {
+        self.stats.len.store(unparsed, Relaxed);
+        self.stats.argv.store(parsed, Relaxed);
         self.stats.alloc.store(self.alloc, Relaxed);
     }
 
     /// The cron's request: a buffer of `target` bytes (0: free it), unless it holds
     /// more than that by now.
-    pub(crate) fn resize(&mut self, rbuf: &mut BytesMut, held: usize, target: usize) {
-        if held > target || rbuf.len() > target {
+    pub(crate) fn resize(&mut self, rbuf: &mut BytesMut, parsed: usize, target: usize) {
+        if rbuf.len() + parsed > target {
             return;
         }
         let mut next = BytesMut::with_capacity(target);
         next.extend_from_slice(rbuf);
         *rbuf = next;
         self.alloc = rbuf.capacity();
-        self.unprocessed = held;
-        self.publish();
+        self.unprocessed = rbuf.len() + parsed;
+        self.publish(rbuf.len(), parsed);
     }
 }
 
@@ -171,19 +184,19 @@ mod tests {
         let mut rbuf = BytesMut::with_capacity(IOBUF_LEN);
         let mut qb = QueryBuf::new(rbuf.capacity());
         rbuf.extend_from_slice(b"*1\r\n$4\r\nPI");
-        qb.after_read(10, &rbuf);
+        qb.after_read(10, &rbuf, 0);
         assert_eq!(qb.stats.shown().0, 10);
         // Too small for what is held: nothing happens.
-        qb.resize(&mut rbuf, 10, 4);
+        qb.resize(&mut rbuf, 0, 4);
         assert_eq!(qb.stats.alloc(), IOBUF_LEN);
-        qb.resize(&mut rbuf, 10, 64);
+        qb.resize(&mut rbuf, 0, 64);
         assert_eq!(&rbuf[..], b"*1\r\n$4\r\nPI");
         assert!(qb.stats.alloc() >= 64 && qb.stats.alloc() < IOBUF_LEN);
         // Freed when empty, and room comes back before the next read.
         rbuf.clear();
-        qb.after_batch(0);
+        qb.after_batch(&rbuf, 0);
         qb.resize(&mut rbuf, 0, 0);
-        assert_eq!(qb.stats.shown(), (0, 0));
+        assert_eq!(qb.stats.shown(), (0, 0, 0));
         qb.before_read(&mut rbuf);
         assert!(rbuf.capacity() >= IOBUF_LEN);
     }

@@ -454,6 +454,19 @@ fn parse_shebang(body: &[u8]) -> Result<(u32, usize), Reply> {
     Ok((flags, end))
 }
 
+/// Whether EVAL / EVALSHA may write, by the script's declared flags (Redis's
+/// `evalGetCommandFlags`): None when the script declares none (the command's own
+/// flags apply) or is unknown.
+pub(crate) fn script_may_write(inner: &Inner, argv: &[Bytes], evalsha: bool) -> Option<bool> {
+    let flags = if evalsha {
+        let sha = std::str::from_utf8(argv.get(1)?).ok()?.to_ascii_lowercase();
+        inner.scripts.cache.get(&sha)?.flags
+    } else {
+        parse_shebang(argv.get(1)?).ok()?.0
+    };
+    (flags & SF_COMPAT == 0).then_some(flags & SF_NO_WRITES == 0)
+}
+
 const NOSCRIPT_ERR: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
 fn write_refusal(inner: &Inner) -> Option<Reply> {

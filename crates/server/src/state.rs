@@ -76,6 +76,8 @@ pub struct ClientInfo {
     pub multi: i64,
     pub multi_mem: usize,
     pub no_evict: bool,
+    /// Waiting for the end of a CLIENT PAUSE.
+    pub postponed: bool,
     /// The connection's query buffer figures (CLIENT LIST `qbuf`, `qbuf-free`).
     pub qb: Arc<crate::querybuf::Stats>,
     pub tx: mpsc::UnboundedSender<ConnMsg>,

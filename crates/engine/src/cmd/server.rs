@@ -149,6 +149,8 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
             sub("client|reply", 3, NOSCRIPT | LOADING | STALE),
             sub("client|tracking", -3, NOSCRIPT | LOADING | STALE),
             sub("client|getredir", 2, NOSCRIPT | LOADING | STALE),
+            sub("client|trackinginfo", 2, NOSCRIPT | LOADING | STALE),
+            sub("client|caching", 3, NOSCRIPT | LOADING | STALE),
             sub("client|unblock", -3, ADMIN | NOSCRIPT | LOADING | STALE),
             sub("client|help", 2, LOADING | STALE),
         ],

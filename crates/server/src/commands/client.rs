@@ -125,17 +125,57 @@ impl Pause {
 
 /// Whether the command must wait for the end of a CLIENT PAUSE (Redis's
 /// `processCommand`): under PAUSE ALL every command; under PAUSE WRITE the ones
-/// that may write or propagate (EXEC when a queued command does).
-pub(crate) fn postponed(conn: &Conn, spec: &CommandSpec, sub: &CommandSpec, kind: u8) -> bool {
-    let may_write = |c: &CommandSpec| c.has(flags::WRITE) || c.has(flags::MAY_REPLICATE);
-    kind == PAUSE_ALL
-        || may_write(spec)
-        || may_write(sub)
-        || spec.name == "exec"
-            && conn.multi.as_ref().is_some_and(|q| {
-                q.iter()
-                    .any(|a| redsnap_engine::table::lookup(&a[0]).is_some_and(|s| may_write(s)))
+/// that may write or propagate (EXEC when a queued command does; a script by the
+/// flags it declares).
+pub(crate) fn postponed(
+    conn: &Conn,
+    inner: &Inner,
+    spec: &CommandSpec,
+    sub: &CommandSpec,
+    argv: &[Bytes],
+    kind: u8,
+) -> bool {
+    if kind == PAUSE_ALL {
+        return true;
+    }
+    if spec.name == "exec" {
+        return conn.multi.as_ref().is_some_and(|q| {
+            q.iter().any(|a| {
+                redsnap_engine::table::lookup(&a[0]).is_some_and(|s| {
+                    let sub = redsnap_engine::table::check_arity(s, a).unwrap_or(s);
+                    may_write(inner, s, sub, a)
+                })
             })
+        });
+    }
+    may_write(inner, spec, sub, argv)
+}
+
+/// Redis's "may replicate" test of a command: its WRITE or MAY_REPLICATE flag, or
+/// for EVAL / EVALSHA the flags the script declares (`evalGetCommandFlags`).
+fn may_write(inner: &Inner, spec: &CommandSpec, sub: &CommandSpec, argv: &[Bytes]) -> bool {
+    let flagged = |c: &CommandSpec| c.has(flags::WRITE) || c.has(flags::MAY_REPLICATE);
+    match spec.name {
+        "eval" | "evalsha" => {
+            crate::scripting::script_may_write(inner, argv, spec.name == "evalsha")
+                .unwrap_or_else(|| flagged(spec))
+        }
+        _ => flagged(spec) || flagged(sub),
+    }
+}
+
+/// The number of clients waiting: on a blocking command, or for the end of a
+/// CLIENT PAUSE (INFO `blocked_clients`).
+pub(crate) fn blocked_count(inner: &Inner) -> usize {
+    inner.blocked.len() + inner.clients.values().filter(|c| c.postponed).count()
+}
+
+/// Marks a client as waiting for the end of a pause (CLIENT LIST flag `b`, INFO
+/// `blocked_clients`), or no longer.
+pub(crate) fn set_postponed(inner: &mut Inner, id: u64, on: bool) {
+    if let Some(c) = inner.clients.get_mut(&id) {
+        c.postponed = on;
+    }
 }
 
 fn client_cmd(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
@@ -204,7 +244,7 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
     if c.multi >= 0 {
         fl.push('x');
     }
-    if inner.blocked.contains_key(&c.id) {
+    if inner.blocked.contains_key(&c.id) || c.postponed {
         fl.push('b');
     }
     if inner.cas_dirty.contains(&c.id) {
@@ -219,8 +259,8 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
     let (qbuf, qbuf_free, argv_mem, multi_mem) = if c.id == me.id {
         (me.qbuf.0, me.qbuf.1, me.argv_mem, me.multi_mem)
     } else {
-        let (q, f) = c.qb.shown();
-        (q, f, 0, c.multi_mem)
+        let (q, f, argv) = c.qb.shown();
+        (q, f, argv, c.multi_mem)
     };
     // The reply buffer: redsnap's connections start with 16 KB and write it out
     // after each batch; what is queued beyond it (pub/sub) is `omem`.

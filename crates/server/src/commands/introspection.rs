@@ -152,7 +152,7 @@ pub(crate) fn info(conn: &Conn, inner: &Inner, sections: &[Bytes]) -> String {
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\npubsub_clients:{}\r\n\r\n",
             inner.clients.len(),
             cfg.int("maxclients"),
-            inner.blocked.len(),
+            crate::commands::client::blocked_count(inner),
             inner.clients.values().filter(|c| c.sub + c.psub > 0).count(),
         );
     }
