@@ -327,7 +327,7 @@ fn xread_keys(argv: &[Bytes]) -> Vec<KeyRef> {
         return Vec::new();
     };
     let num = argv.len() - s - 1;
-    if num == 0 || num % 2 != 0 {
+    if num == 0 || !num.is_multiple_of(2) {
         return Vec::new();
     }
     (s + 1..s + 1 + num / 2)

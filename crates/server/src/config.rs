@@ -317,7 +317,7 @@ pub fn not_built() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// redsnap's own startup directives: CONFIG SET to the value they have is a no-op
 /// (tools that walk CONFIG GET * and set every value back keep working), a change
 /// is refused as immutable.
-const STARTUP_ONLY: &[&str] = &[
+pub const STARTUP_ONLY: &[&str] = &[
     "dir",
     "dbfilename",
     "rdbcompression",
@@ -357,6 +357,11 @@ fn find(name: &str) -> Option<(&'static Directive, &'static str)> {
                 .map(|a| (d, *a))
         }
     })
+}
+
+/// The name of a directive given by name or alias (case-insensitive).
+pub fn canonical_name(name: &str) -> Option<&'static str> {
+    find(name).map(|(d, _)| d.name)
 }
 
 fn canonical_default(d: &Directive) -> String {
@@ -585,7 +590,7 @@ fn flag_bit(opts: &[(&str, u8)], name: &str) -> u8 {
 /// Redis's `setConfigSaveOption`: pairs of seconds (>= 1) and changes (>= 0).
 fn validate_save(value: &str) -> Result<String, String> {
     let words: Vec<&str> = value.split(' ').filter(|w| !w.is_empty()).collect();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err("Invalid save parameters".into());
     }
     let mut out = Vec::new();
@@ -612,7 +617,7 @@ fn obuf_limits(value: &str, current: &str) -> Result<String, String> {
         })
         .collect();
     let words: Vec<&str> = value.split(' ').filter(|w| !w.is_empty()).collect();
-    if words.len() % 4 != 0 {
+    if !words.len().is_multiple_of(4) {
         return Err("Wrong number of arguments in buffer limit configuration.".into());
     }
     let mut next = limits.clone();

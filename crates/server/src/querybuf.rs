@@ -96,7 +96,11 @@ impl QueryBuf {
         self.unprocessed += n;
         self.alloc = self.alloc.max(rbuf.capacity());
         self.publish(rbuf.len(), parsed);
-        self.stats.peak.fetch_max(self.unprocessed, Relaxed);
+        // Only this task raises the peak (the cron lowers it): no read-modify-write
+        // on the read path.
+        if self.unprocessed > self.stats.peak.load(Relaxed) {
+            self.stats.peak.store(self.unprocessed, Relaxed);
+        }
     }
 
     /// The connection replaced its buffer (a large one, once emptied).

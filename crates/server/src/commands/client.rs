@@ -9,7 +9,7 @@ use bytes::Bytes;
 use redsnap_engine::cmd::is;
 use redsnap_engine::table::{flags, CommandSpec};
 use redsnap_engine::{now_ms, Reply};
-use std::fmt::Write;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Instant;
 
@@ -267,9 +267,9 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
     let rbs = 16 * 1024;
     let omem = c.pending_out.load(Ordering::Relaxed) as usize;
     let tot = c.qb.alloc() + rbs + omem + argv_mem + multi_mem;
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}\n",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -328,7 +328,7 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
     } else if is(sub, "list") {
         match list(conn, inner, argv) {
             Ok(s) => text(s).into(),
-            Err(e) => e.into(),
+            Err(e) => e,
         }
     } else if is(sub, "kill") {
         kill(conn, inner, argv)

@@ -81,7 +81,7 @@ fn config_get(inner: &Inner, patterns: &[Bytes]) -> Reply {
 /// bound, an append log that cannot be opened) every parameter goes back to its
 /// previous value and the previous settings are applied again.
 fn config_set(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
-    if argv.len() % 2 != 0 {
+    if !argv.len().is_multiple_of(2) {
         return Reply::err(redsnap_engine::reply::ERR_SYNTAX);
     }
     let pairs: Vec<(&[u8], &[u8])> = argv[2..]
