@@ -8,9 +8,11 @@
 //! copy only what they touch while a snapshot is being written. See ARCHITECTURE.md.
 
 pub mod cmd;
+pub mod cmdmeta;
 pub mod db;
 pub mod digest;
 pub mod functions;
+pub mod getkeys;
 pub mod glob;
 pub mod hash;
 pub mod key;

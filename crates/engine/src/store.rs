@@ -423,6 +423,24 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// A live entry for a command that reads a key without using it (EXISTS, TYPE,
+    /// TTL, OBJECT: Redis's LOOKUP_NOTOUCH): counts a keyspace hit or miss and
+    /// leaves the access clock alone.
+    pub fn lookup_notouch(&mut self, key: &Bytes) -> Option<&Entry> {
+        self.store.expire_if_needed(self.db, key, self.now);
+        let store = &mut *self.store;
+        match store.dbs[self.db].get(key) {
+            Some(e) => {
+                store.stats.keyspace_hits += 1;
+                Some(e)
+            }
+            None => {
+                store.stats.keyspace_misses += 1;
+                None
+            }
+        }
+    }
+
     pub fn exists(&mut self, key: &Bytes) -> bool {
         self.entry(key).is_some()
     }
@@ -813,8 +831,22 @@ fn lfu_decayed(access: u32, now_min: u32) -> u32 {
     counter.saturating_sub(elapsed)
 }
 
+/// The access clock's minutes (Redis's `LFUGetTimeInMinutes`).
+fn lfu_minutes(now: u64) -> u32 {
+    ((now / 60_000) & 0xffffff) as u32
+}
+
+/// Seconds since the last access of an object under an LRU policy (OBJECT
+/// IDLETIME): the clock is in milliseconds and wraps every ~49 days.
+pub fn lru_idle_secs(access: u32, now: u64) -> u64 {
+    if access == 0 {
+        return 0;
+    }
+    lru_idle_ms(access, now) / 1000
+}
+
 /// Milliseconds since the access an LRU clock (`Obj::access` in LRU mode) records. A
-/// clock ahead of `now` (another thread's later command) counts as just accessed.
+/// clock ahead of `now` (another connection's later command) counts as just accessed.
 pub fn lru_idle_ms(access: u32, now: u64) -> u64 {
     let idle = (now as u32).wrapping_sub(access);
     if idle > u32::MAX / 2 {
@@ -824,26 +856,32 @@ pub fn lru_idle_ms(access: u32, now: u64) -> u64 {
     }
 }
 
-/// The LFU counter (`Obj::access` in LFU mode) as of `now`, after decay (OBJECT FREQ).
-pub fn lfu_counter(access: u32, now: u64) -> u32 {
-    lfu_decayed(access, ((now / 60_000) & 0xffffff) as u32)
+/// The LFU counter of an object after its decay (OBJECT FREQ, Redis's
+/// `LFUDecrAndReturn`).
+pub fn lfu_freq(access: u32, now: u64) -> u32 {
+    lfu_decayed(access, lfu_minutes(now))
 }
 
-/// The access field of a key RESTOREd with IDLETIME (seconds) or FREQ, as Redis's
-/// `objectSetLRUOrLFU`: FREQ counts under an LFU policy, IDLETIME otherwise; None
-/// leaves the field a new key gets. An idle time beyond what the millisecond clock
-/// represents (about 24 days) is capped there.
-pub fn restored_access(lfu: bool, now: u64, idle_s: Option<i64>, freq: Option<i64>) -> Option<u32> {
+/// RESTORE ... IDLETIME / FREQ (Redis's `objectSetLRUOrLFU`): FREQ counts under an
+/// LFU policy, IDLETIME under the others; the other one is ignored. An idle time
+/// beyond half the clock's range is kept at half of it (the clock wraps).
+pub fn set_restored_access(
+    obj: &crate::db::Obj,
+    lfu: bool,
+    freq: Option<u8>,
+    idle_secs: Option<u64>,
+    now: u64,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
     if lfu {
-        let now_min = ((now / 60_000) & 0xffffff) as u32;
-        freq.map(|f| (now_min << 8) | f.clamp(0, 255) as u32)
-    } else {
-        idle_s.map(|i| {
-            let idle_ms = (i.max(0) as u64)
-                .saturating_mul(1000)
-                .min(u32::MAX as u64 / 2);
-            (now as u32).wrapping_sub(idle_ms as u32)
-        })
+        if let Some(f) = freq {
+            obj.access
+                .store((lfu_minutes(now) << 8) | f as u32, Relaxed);
+        }
+    } else if let Some(idle) = idle_secs {
+        let idle_ms = idle.saturating_mul(1000).min(u32::MAX as u64 / 2);
+        obj.access
+            .store((now as u32).wrapping_sub(idle_ms as u32).max(1), Relaxed);
     }
 }
 
@@ -853,7 +891,7 @@ impl Store {
     pub fn touch_obj(lfu: bool, obj: &crate::db::Obj, now: u64, rng: &mut SmallRng) {
         use std::sync::atomic::Ordering::Relaxed;
         if lfu {
-            let now_min = ((now / 60_000) & 0xffffff) as u32;
+            let now_min = lfu_minutes(now);
             let mut counter = lfu_decayed(obj.access.load(Relaxed), now_min);
             if counter < 255 {
                 // Redis's LFULogIncr with lfu-log-factor 10.

@@ -279,6 +279,7 @@ impl Conn {
             c.resp = if self.resp3 { 3 } else { 2 };
             c.name = self.name.clone();
             c.multi = if self.multi.is_some() { 0 } else { -1 };
+            c.multi_mem = 0;
         }
     }
 }

@@ -27,6 +27,8 @@ pub(crate) enum Step {
     Sleep(Duration, Reply),
     /// Run an async server operation (SAVE, SHUTDOWN) outside the lock.
     Async(AsyncOp),
+    /// CLIENT PAUSE holds this command: run it again once the pause ends.
+    Postpone(Vec<Bytes>),
 }
 
 pub(crate) enum AsyncOp {
@@ -80,6 +82,8 @@ pub(crate) struct Conn {
     pub(crate) reply_skip_next: bool,
     /// The last clock reading of the batch running (see `call`).
     clock: Instant,
+    /// The query buffer's figures (CLIENT LIST `qbuf`, resizing by the cron).
+    pub(crate) qb: crate::querybuf::QueryBuf,
 }
 
 pub(crate) fn ok() -> Reply {
@@ -123,6 +127,12 @@ impl Conn {
             Ok(s) => s,
             Err(e) => return self.reject(inner, crate::calls::arity_target(spec, &argv), e, &argv),
         };
+        if !std::ptr::eq(sub, spec) {
+            // CLIENT LIST shows the subcommand (`cmd=client|list`).
+            if let Some(c) = inner.clients.get_mut(&self.id) {
+                c.last_cmd = sub.name;
+            }
+        }
         if let Err(e) = self.check_auth_and_multi(spec, sub) {
             return self.reject(inner, Some(sub), e, &argv);
         }
@@ -166,11 +176,20 @@ impl Conn {
         if let Some(e) = crate::commands::monitor::refusal(inner, self.id, sub) {
             return self.reject(inner, Some(sub), e, &argv);
         }
+        let pause = self.shared.pause.kind();
+        if pause != 0 && crate::commands::client::postponed(self, inner, spec, sub, &argv, pause) {
+            crate::commands::client::set_postponed(inner, self.id, true);
+            return Step::Postpone(argv);
+        }
         if let Some(q) = &mut self.multi {
             if !matches!(
                 spec.name,
                 "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
             ) {
+                if let Some(c) = inner.clients.get_mut(&self.id) {
+                    c.multi += 1;
+                    c.multi_mem += argv.iter().map(|a| a.len()).sum::<usize>();
+                }
                 q.push(argv);
                 return Reply::simple("QUEUED").into();
             }
@@ -376,8 +395,13 @@ fn first_key<'a>(name: &[u8], argv: &'a [Bytes]) -> Option<&'a [u8]> {
 }
 
 /// Serves one connection until it closes.
-pub(crate) async fn serve<S>(shared: Arc<Shared>, mut stream: S, addr: String, laddr: String)
-where
+pub(crate) async fn serve<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    addr: String,
+    laddr: String,
+    fd: i32,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let id = shared.next_client_id();
@@ -385,13 +409,13 @@ where
     let pending_out = Arc::new(AtomicU64::new(0));
     let kill = Arc::new(tokio::sync::Notify::new());
     let now = Instant::now();
+    let qb = crate::querybuf::QueryBuf::new(crate::querybuf::IOBUF_LEN);
     let info = ClientInfo {
         id,
         addr,
         laddr,
         name: Bytes::new(),
-        lib_name: String::new(),
-        lib_ver: String::new(),
+        fd,
         db: 0,
         created: now,
         last_active: now,
@@ -400,8 +424,11 @@ where
         sub: 0,
         psub: 0,
         multi: -1,
+        multi_mem: 0,
         no_evict: false,
         monitor: false,
+        postponed: false,
+        qb: qb.stats.clone(),
         tx,
         pending_out: pending_out.clone(),
         kill: kill.clone(),
@@ -431,6 +458,7 @@ where
         reply_skip: false,
         reply_skip_next: false,
         clock: now,
+        qb,
     };
     // Registered in the client table now, or at the first batch when a busy script
     // holds the lock: a new connection is served (BUSY, SCRIPT KILL, SHUTDOWN
@@ -496,7 +524,7 @@ impl Conn {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut rbuf = BytesMut::with_capacity(16 * 1024);
+        let mut rbuf = BytesMut::with_capacity(crate::querybuf::IOBUF_LEN);
         let mut wbuf = BytesMut::with_capacity(16 * 1024);
         let mut parser = Parser::new();
         let mut pending: VecDeque<Vec<Bytes>> = VecDeque::new();
@@ -561,6 +589,9 @@ impl Conn {
                             }
                         }
                     }
+                    if pending.is_empty() {
+                        self.qb.after_batch(&rbuf, parser.pending_bytes());
+                    }
                     if self.shared.nosave_shutdown.load(Ordering::Acquire) {
                         // SHUTDOWN NOSAVE stopped a busy script (perhaps this one):
                         // nothing of this batch was acknowledged, and nothing of it is
@@ -588,6 +619,17 @@ impl Conn {
                 match step {
                     None => {}
                     Some(Step::Reply(_)) | Some(Step::Many(_)) => {}
+                    Some(Step::Postpone(argv)) => {
+                        self.write(stream, &wbuf).await?;
+                        wbuf.clear();
+                        pending.push_front(argv);
+                        let resumed = self.wait_unpaused(stream, rx).await?;
+                        let mut inner = self.shared.lock_async().await;
+                        crate::commands::client::set_postponed(&mut inner, self.id, false);
+                        if !resumed {
+                            return Ok(());
+                        }
+                    }
                     Some(Step::Close(r)) => {
                         if let Some(r) = r {
                             self.emit(&mut wbuf, &r);
@@ -664,6 +706,7 @@ impl Conn {
             }
             // `timeout`: read when the wait starts and again whenever the
             // configuration changes (CONFIG SET acts on idle clients at once).
+            self.qb.before_read(&mut rbuf);
             let idle = self.shared.live.timeout.load(Ordering::Acquire);
             let subscribed = self.subscribed() > 0;
             let idle_since = self.last_io;
@@ -693,8 +736,10 @@ impl Conn {
                         return Ok(());
                     }
                     if rbuf.is_empty() && rbuf.capacity() > 1 << 20 {
-                        rbuf = BytesMut::with_capacity(16 * 1024);
+                        rbuf = BytesMut::with_capacity(crate::querybuf::IOBUF_LEN);
+                        self.qb.replaced(&rbuf);
                     }
+                    self.qb.after_read(n, &rbuf, parser.pending_bytes());
                 }
                 m = rx.recv() => {
                     match m {
@@ -705,6 +750,9 @@ impl Conn {
                         Some(ConnMsg::Kill) | None => return Ok(()),
                         Some(ConnMsg::Unblocked(_)) => {}
                         Some(ConnMsg::Raw(b)) => wbuf.extend_from_slice(&b),
+                        Some(ConnMsg::ResizeQueryBuf(target)) => {
+                            self.qb.resize(&mut rbuf, parser.pending_bytes(), target);
+                        }
                     }
                 }
             }
@@ -736,6 +784,8 @@ impl Conn {
                 Ok(ConnMsg::Push(r)) => self.encode_push(wbuf, &r),
                 Ok(ConnMsg::Unblocked(_)) => {}
                 Ok(ConnMsg::Raw(b)) => wbuf.extend_from_slice(&b),
+                // The cron asks again at its next pass.
+                Ok(ConnMsg::ResizeQueryBuf(_)) => {}
                 Ok(ConnMsg::Kill) => return true,
                 Err(_) => return false,
             }
@@ -860,6 +910,41 @@ impl Conn {
         }
     }
 
+    /// Waits for the end of a CLIENT PAUSE that holds this connection's next command
+    /// (false: the client was killed meanwhile). Pub/sub messages are delivered.
+    async fn wait_unpaused<S>(
+        &mut self,
+        stream: &mut S,
+        rx: &mut mpsc::UnboundedReceiver<ConnMsg>,
+    ) -> std::io::Result<bool>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let shared = self.shared.clone();
+        let unpaused = shared.pause.wait();
+        tokio::pin!(unpaused);
+        let mut wbuf = BytesMut::new();
+        loop {
+            tokio::select! {
+                _ = &mut unpaused => return Ok(true),
+                _ = self.kill.notified() => return Ok(false),
+                m = rx.recv() => match m {
+                    Some(ConnMsg::Kill) | None => return Ok(false),
+                    Some(ConnMsg::Push(r)) => {
+                        self.push_barrier().await;
+                        encode_reply(&mut wbuf, &r, self.resp3);
+                        self.write(stream, &wbuf).await?;
+                        wbuf.clear();
+                    }
+                    Some(ConnMsg::Raw(b)) => {
+                        self.write(stream, &b).await?;
+                    }
+                    Some(ConnMsg::Unblocked(_)) | Some(ConnMsg::ResizeQueryBuf(_)) => {}
+                },
+            }
+        }
+    }
+
     /// Waits until a blocking command is served, times out, or the client goes away
     /// (None). Bytes that arrive meanwhile stay buffered for later.
     async fn wait_unblocked<S>(
@@ -906,6 +991,7 @@ impl Conn {
                         crate::commands::blocking::unblock(&mut inner, self.id);
                         return Ok(None);
                     }
+                    Some(ConnMsg::ResizeQueryBuf(_)) => {}
                 },
                 _ = sleep => {
                     let mut inner = self.shared.lock_async().await;

@@ -18,8 +18,10 @@ mod calls;
 mod conn;
 mod debug;
 mod hdr;
+mod listeners;
 mod lua_raw;
 mod persist;
+mod querybuf;
 mod repl;
 mod scripting;
 mod state;
@@ -226,7 +228,9 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, req: ShutdownRequest) -> Resu
 /// A running server.
 pub struct Server {
     shared: Arc<Shared>,
-    listeners: Vec<(TcpListener, Option<tokio_rustls::TlsAcceptor>)>,
+    /// TLS listeners (`tls-port`, fixed at startup); the plain ones are in
+    /// `Shared::listeners`.
+    tls_listeners: Vec<(Arc<TcpListener>, tokio_rustls::TlsAcceptor)>,
 }
 
 impl Server {
@@ -240,7 +244,9 @@ impl Server {
             ..engine_config(&config)
         });
         let tls = tls::acceptor(&config)?;
-        let mut listeners = Vec::new();
+        let backlog = config.int("tcp-backlog").clamp(0, i32::MAX as i64) as i32;
+        let mut plain = Vec::new();
+        let mut tls_listeners = Vec::new();
         let mut ports = vec![(config.int("port") as u16, None)];
         if let Some(t) = tls {
             ports.push((config.int("tls-port") as u16, Some(t)));
@@ -250,22 +256,20 @@ impl Server {
                 continue;
             }
             let mut bound = 0;
-            for addr in config.str("bind").split_whitespace() {
-                let (optional, addr) = match addr.strip_prefix('-') {
-                    Some(a) => (true, a),
-                    None => (false, addr),
-                };
-                let sa: SocketAddr = match addr.parse::<std::net::IpAddr>() {
-                    Ok(ip) => SocketAddr::new(ip, port),
-                    Err(_) => {
-                        return Err(ServerError::Config(format!(
-                            "invalid bind address '{addr}'"
-                        )))
-                    }
-                };
-                match TcpListener::bind(sa).await {
+            let wanted =
+                listeners::wanted(port, &config.str("bind")).map_err(ServerError::Config)?;
+            for (sa, optional) in wanted {
+                match listeners::bind_one(sa, backlog) {
                     Ok(l) => {
-                        listeners.push((l, tls.clone()));
+                        let l = Arc::new(l);
+                        match &tls {
+                            Some(t) => tls_listeners.push((l, t.clone())),
+                            None => plain.push(listeners::Listener {
+                                sock: l,
+                                addr: sa,
+                                stop: Default::default(),
+                            }),
+                        }
                         bound += 1;
                     }
                     Err(e) if optional && e.kind() != std::io::ErrorKind::AddrInUse => {
@@ -285,7 +289,7 @@ impl Server {
                 )));
             }
         }
-        if listeners.is_empty() {
+        if plain.is_empty() && tls_listeners.is_empty() {
             return Err(ServerError::Config(
                 "both port and tls-port are 0: nothing to listen on".into(),
             ));
@@ -293,6 +297,7 @@ impl Server {
         let mut store = store;
         let persistence = persist::open(&config, &mut store)?;
         let shared = Shared::new(store, config);
+        *shared.listeners.lock() = plain;
         {
             let mut inner = shared.inner.lock();
             if let Some(p) = &persistence {
@@ -311,7 +316,10 @@ impl Server {
             apply_config(&mut inner);
             publish_live(&shared, &inner.config);
         }
-        Ok(Server { shared, listeners })
+        Ok(Server {
+            shared,
+            tls_listeners,
+        })
     }
 
     /// The append log in use (for tests that inject faults into it).
@@ -322,17 +330,41 @@ impl Server {
 
     /// The addresses actually bound.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners
+        let plain: Vec<SocketAddr> = self
+            .shared
+            .listeners
+            .lock()
             .iter()
-            .filter_map(|(l, _)| l.local_addr().ok())
+            .filter_map(|l| l.sock.local_addr().ok())
+            .collect();
+        plain
+            .into_iter()
+            .chain(
+                self.tls_listeners
+                    .iter()
+                    .filter_map(|(l, _)| l.local_addr().ok()),
+            )
             .collect()
     }
 
     /// Serves until SIGTERM, SIGINT or SHUTDOWN.
     pub async fn run(self) -> Result<(), ServerError> {
         let shared = self.shared.clone();
-        for (l, tls) in self.listeners {
-            tokio::spawn(accept_loop(shared.clone(), l, tls));
+        for l in shared.listeners.lock().iter() {
+            tokio::spawn(accept_loop(
+                shared.clone(),
+                l.sock.clone(),
+                None,
+                l.stop.clone(),
+            ));
+        }
+        for (l, tls) in self.tls_listeners {
+            tokio::spawn(accept_loop(
+                shared.clone(),
+                l,
+                Some(tls),
+                Default::default(),
+            ));
         }
         tokio::spawn(cron(shared.clone()));
         let Some(mut rx) = shared.shutdown_rx.lock().take() else {
@@ -386,10 +418,13 @@ fn signal_received(shared: &Shared, name: &str) {
     }
 }
 
-async fn accept_loop(
+/// Accepts connections until `stop` is set and the socket stops listening (CONFIG
+/// SET port / bind, see `listeners.rs`).
+pub(crate) async fn accept_loop(
     shared: Arc<Shared>,
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let laddr = listener
         .local_addr()
@@ -398,6 +433,7 @@ async fn accept_loop(
     loop {
         let (sock, addr) = match listener.accept().await {
             Ok(x) => x,
+            Err(_) if stop.load(Ordering::Acquire) => return,
             Err(e) => {
                 // Out of file descriptors and similar: back off instead of spinning.
                 tracing::warn!("accept failed: {e}");
@@ -406,6 +442,7 @@ async fn accept_loop(
             }
         };
         let _ = sock.set_nodelay(true);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
         // Nothing here waits for the server lock: a busy script holds it, and new
         // connections must still be accepted (to answer BUSY, SCRIPT KILL, SHUTDOWN
         // NOSAVE). The limits come from `LiveConfig`.
@@ -456,7 +493,7 @@ async fn accept_loop(
                         let _ = sock.write_all(msg).await;
                         return;
                     }
-                    conn::serve(shared, sock, addr.to_string(), laddr).await;
+                    conn::serve(shared, sock, addr.to_string(), laddr, fd).await;
                 }
                 Some(acceptor) => {
                     // A handshake that does not finish in time is dropped (slow clients
@@ -479,7 +516,7 @@ async fn accept_loop(
                         let _ = stream.shutdown().await;
                         return;
                     }
-                    conn::serve(shared, stream, addr.to_string(), laddr).await;
+                    conn::serve(shared, stream, addr.to_string(), laddr, fd).await;
                 }
             }
         });
@@ -514,7 +551,9 @@ fn is_loopback(addr: &SocketAddr) -> bool {
 
 /// Periodic work: active expiry (Redis's serverCron/activeExpireCycle).
 async fn cron(shared: Arc<Shared>) {
+    let mut tick: u64 = 0;
     loop {
+        tick = tick.wrapping_add(1);
         // `hz` times a second, as Redis's serverCron (CONFIG SET hz acts at the next
         // tick).
         let hz = shared.live.hz.load(Ordering::Acquire).clamp(1, 500);
@@ -524,11 +563,15 @@ async fn cron(shared: Arc<Shared>) {
             continue;
         };
         let now = redsnap_engine::now_ms();
-        let started = std::time::Instant::now();
-        inner.store.active_expire_cycle(now, 2000);
-        let ms = started.elapsed().as_millis() as u64;
-        commands::latency::add_if_needed(&mut inner, "expire-cycle", ms);
+        // Keys do not expire actively while clients are paused (Redis 7.0).
+        if shared.pause.kind() == 0 {
+            let started = std::time::Instant::now();
+            inner.store.active_expire_cycle(now, 2000);
+            let ms = started.elapsed().as_millis() as u64;
+            commands::latency::add_if_needed(&mut inner, "expire-cycle", ms);
+        }
         commands::info::sample(&mut inner);
+        querybuf::cron(&mut inner, tick, hz);
         conn::after_command(&mut inner);
         if let Err(e) = persist::append(&mut inner) {
             tracing::error!("append log: {e:?}");

@@ -28,7 +28,7 @@
 
 mod bit;
 mod bridge;
-mod cache;
+pub(crate) mod cache;
 mod cjson;
 mod cmsgpack;
 mod eval;
@@ -43,7 +43,6 @@ use crate::state::Inner;
 use bytes::Bytes;
 use mlua::Value;
 use redsnap_engine::num::fmt_g;
-use redsnap_engine::table::CommandSpec;
 use redsnap_engine::Reply;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -129,23 +128,6 @@ fn error_reply_bytes(mut msg: Vec<u8>) -> Reply {
         }
     }
     Reply::Error(Bytes::from(msg))
-}
-
-/// The keys of EVAL*, EVALSHA* and FCALL* (a key count, then the keys), as COMMAND
-/// GETKEYS gives them (none when the count is not valid); None for other commands.
-pub(crate) fn movable_keys<'a>(spec: &CommandSpec, argv: &'a [Bytes]) -> Option<&'a [Bytes]> {
-    if !matches!(
-        spec.name,
-        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" | "fcall" | "fcall_ro"
-    ) {
-        return None;
-    }
-    let n = argv
-        .get(2)
-        .and_then(|n| redsnap_engine::num::parse_i64(n))
-        .filter(|n| *n >= 0 && *n <= argv.len() as i64 - 3)
-        .unwrap_or(0);
-    Some(&argv[3..3 + n as usize])
 }
 
 /// The scripting lines of INFO memory (Redis 7.0's names).

@@ -24,6 +24,9 @@ pub enum ConnMsg {
     Kill,
     /// Bytes written as they are: a replica's RDB file and stream (`repl.rs`).
     Raw(Bytes),
+    /// The cron asks for a query buffer of this many bytes (0: free it), see
+    /// `querybuf.rs`.
+    ResizeQueryBuf(usize),
 }
 
 /// What a blocked client waits for, and how to serve it once a key is ready.
@@ -65,8 +68,8 @@ pub struct ClientInfo {
     pub addr: String,
     pub laddr: String,
     pub name: Bytes,
-    pub lib_name: String,
-    pub lib_ver: String,
+    /// The socket's file descriptor (CLIENT LIST `fd`).
+    pub fd: i32,
     pub db: usize,
     pub created: Instant,
     pub last_active: Instant,
@@ -74,10 +77,16 @@ pub struct ClientInfo {
     pub resp: u8,
     pub sub: usize,
     pub psub: usize,
+    /// Commands queued in MULTI (-1: not in MULTI) and their arguments' bytes.
     pub multi: i64,
+    pub multi_mem: usize,
     pub no_evict: bool,
     /// In MONITOR mode (CLIENT LIST flag `O`).
     pub monitor: bool,
+    /// Waiting for the end of a CLIENT PAUSE.
+    pub postponed: bool,
+    /// The connection's query buffer figures (CLIENT LIST `qbuf`, `qbuf-free`).
+    pub qb: Arc<crate::querybuf::Stats>,
     pub tx: mpsc::UnboundedSender<ConnMsg>,
     /// Bytes queued for this client and not yet written (pub/sub output buffer).
     pub pending_out: Arc<AtomicU64>,
@@ -177,8 +186,6 @@ pub struct Inner {
     pub blocked_keys: HashMap<(usize, Bytes), VecDeque<u64>>,
     pub blocked: HashMap<u64, Blocked>,
     pub stats: ServerStats,
-    /// Until when CLIENT PAUSE holds clients (and whether only writes).
-    pub paused_until: Option<(Instant, bool)>,
     pub lastsave: u64,
     pub scripts: crate::scripting::Scripts,
     /// The function libraries (FUNCTION LOAD) and their Lua state.
@@ -304,6 +311,10 @@ pub struct Shared {
     /// The append log (for `appendfsync always` waits outside the lock).
     pub log: crate::persist::LogSlot,
     pub run_id: String,
+    /// CLIENT PAUSE (readable without the lock).
+    pub(crate) pause: crate::commands::client::Pause,
+    /// The plain TCP listening sockets (`port`, `bind`; CONFIG SET changes them).
+    pub(crate) listeners: parking_lot::Mutex<Vec<crate::listeners::Listener>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,7 +342,6 @@ impl Shared {
                 blocked_keys: HashMap::new(),
                 blocked: HashMap::new(),
                 stats: ServerStats::default(),
-                paused_until: None,
                 lastsave: redsnap_engine::now_ms() / 1000,
                 scripts: crate::scripting::Scripts::new(),
                 functions: crate::scripting::Functions::default(),
@@ -353,6 +363,8 @@ impl Shared {
             shutdown_rx: parking_lot::Mutex::new(Some(rx)),
             log: Default::default(),
             run_id,
+            pause: Default::default(),
+            listeners: Default::default(),
         })
     }
 

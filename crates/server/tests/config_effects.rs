@@ -102,7 +102,10 @@ const NOT_OBSERVABLE: &[&str] = &["maxmemory-samples"];
 
 /// No effect by design: the server's own list (`config::NO_EFFECT_BY_DESIGN`, with
 /// the reasons; ARCHITECTURE.md's known deviations).
-use redsnap_server::config::NO_EFFECT_BY_DESIGN;
+use redsnap_server::config::{self, NO_EFFECT_BY_DESIGN};
+
+/// Observed in tests/admin_commands.rs (the listening sockets change at once).
+const OBSERVED_IN_ADMIN_COMMANDS: &[&str] = &["port", "bind"];
 
 #[test]
 fn every_mutable_parameter_has_an_effect_test() {
@@ -132,26 +135,36 @@ fn every_mutable_parameter_has_an_effect_test() {
         }
     }
     assert!(mutable.len() > 30, "{mutable:?}");
+    // Not built (only the default is accepted) and read at startup only (setting
+    // the current value is a no-op) are the server's own lists.
     let known: Vec<&str> = OBSERVED_HERE
         .iter()
         .chain(OBSERVED_IN_CONFIG_PERSIST)
         .chain(OBSERVED_IN_NOTIFICATIONS)
         .chain(OBSERVED_IN_DATA_DEBUG)
         .chain(OBSERVED_IN_INTROSPECTION)
+        .chain(OBSERVED_IN_ADMIN_COMMANDS)
         .chain(DEFAULT_ONLY.iter().map(|(n, _)| n))
         .chain(NOT_OBSERVABLE)
+        .chain(config::STARTUP_ONLY)
         .copied()
         .chain(NO_EFFECT_BY_DESIGN.iter().map(|(n, _)| *n))
+        .chain(config::not_built().map(|(n, _)| n))
         .collect();
+    // An alias is its directive.
     let missing: Vec<&String> = mutable
         .iter()
-        .filter(|m| !known.contains(&m.as_str()))
+        .filter(|m| !known.contains(&config::canonical_name(m).unwrap_or(m)))
         .collect();
     assert!(
         missing.is_empty(),
         "CONFIG SET accepts these, and no test observes their effect: {missing:?}"
     );
-    // Immutable ones are refused with Redis's error.
+    // Immutable ones are refused with Redis's error, and so is a change of those
+    // read at startup only.
+    assert!(
+        cmd(&mut c, &["CONFIG", "SET", "daemonize", "no"]).contains("can't set immutable config")
+    );
     assert!(cmd(&mut c, &["CONFIG", "SET", "restore-on-startup", "no"])
         .contains("can't set immutable config"));
     for (name, value) in DEFAULT_ONLY {
@@ -252,11 +265,19 @@ fn connection_parameters_act_at_once() {
     assert!(ss.contains("keepalive"), "{ss}");
     drop(ka);
 
-    // proto-max-bulk-len and client-query-buffer-limit: on an open connection too.
-    let mut open = RawConn::connect(port).expect("connect");
-    set(&mut admin, "proto-max-bulk-len", "2000");
-    let big = "x".repeat(3000);
-    assert!(cmd(&mut open, &["SET", "k", &big]).contains("invalid bulk length"));
+    // proto-max-bulk-len (at least 1mb, as Redis) and client-query-buffer-limit: on
+    // an open connection too.
+    let mut open = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("t");
+    set(&mut admin, "proto-max-bulk-len", "1mb");
+    let _ = open.write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1048577\r\n");
+    let n = open.read(&mut buf).unwrap_or(0);
+    assert!(
+        String::from_utf8_lossy(&buf[..n]).contains("invalid bulk length"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     set(&mut admin, "proto-max-bulk-len", "512mb");
     set(&mut admin, "client-query-buffer-limit", "1mb");
     let mut q = TcpStream::connect(("127.0.0.1", port)).expect("connect");

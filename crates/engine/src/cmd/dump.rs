@@ -7,7 +7,6 @@ use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
 use bytes::Bytes;
-use std::sync::atomic::Ordering;
 
 pub const COMMANDS: &[CommandSpec] = &[
     cmd("dump", 2, READONLY, 1, 1, 1, "generic", Some(dump)),
@@ -113,9 +112,11 @@ fn restore(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     }
     cx.set_value(key, value, deadline);
     cx.notify(notify::GENERIC, "restore", key);
-    let access = crate::store::restored_access(cx.store.lfu, cx.now, idle, freq);
-    if let (Some(a), Some(e)) = (access, cx.db().get(key)) {
-        e.obj.access.store(a, Ordering::Relaxed);
+    let (lfu, now) = (cx.store.lfu, cx.now);
+    if let Some(e) = cx.db().get(key) {
+        let freq = freq.map(|f| f.clamp(0, 255) as u8);
+        let idle = idle.map(|i| i.max(0) as u64);
+        crate::store::set_restored_access(&e.obj, lfu, freq, idle, now);
     }
     Ok(Reply::ok())
 }

@@ -31,7 +31,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     cmd("del", -2, WRITE, 1, -1, 1, "generic", Some(del)),
     cmd("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", Some(del)),
     cmd("exists", -2, READONLY | FAST, 1, -1, 1, "generic", Some(exists)),
-    cmd("touch", -2, READONLY | FAST, 1, -1, 1, "generic", Some(exists)),
+    cmd("touch", -2, READONLY | FAST, 1, -1, 1, "generic", Some(touch)),
     cmd("type", 2, READONLY | FAST, 1, 1, 1, "generic", Some(type_cmd)),
     cmd("rename", 3, WRITE, 1, 2, 1, "generic", Some(rename)),
     cmd("renamenx", 3, WRITE | FAST, 1, 2, 1, "generic", Some(renamenx)),
@@ -59,7 +59,17 @@ fn del(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// EXISTS / TOUCH key [key ...]: counts live keys (repeats count again).
+/// EXISTS key...: reads without touching (a key's idle time is kept).
 fn exists(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
+    let n = argv[1..]
+        .iter()
+        .filter(|k| cx.lookup_notouch(k).is_some())
+        .count();
+    Ok(Reply::Int(n as i64))
+}
+
+/// TOUCH key...: like EXISTS, and records the access (LRU clock, LFU counter).
+fn touch(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let n = argv[1..]
         .iter()
         .filter(|k| cx.lookup_read(k).is_some())
@@ -69,7 +79,7 @@ fn exists(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 fn type_cmd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let name = cx
-        .lookup_read(&argv[1])
+        .lookup_notouch(&argv[1])
         .map_or("none", |e| e.value().kind().name());
     Ok(Reply::simple(name))
 }
@@ -293,7 +303,7 @@ fn pexpireat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 /// Redis's `ttlGenericCommand`.
 fn ttl_generic(cx: &mut Cx, key: &Bytes, ms: bool, abs: bool) -> CmdResult {
     let now = cx.now;
-    let Some(e) = cx.lookup_read(key) else {
+    let Some(e) = cx.lookup_notouch(key) else {
         return Ok(Reply::Int(-2));
     };
     let Some(at) = e.expire_at() else {
@@ -533,18 +543,11 @@ fn object(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     }
     let config = cx.config().clone();
     let (now, lfu) = (cx.now, cx.store.lfu);
-    // Redis looks the key up without touching it (LOOKUP_NOTOUCH): reading the idle
-    // time or the frequency must not reset it. Hits and misses count.
-    let found = cx.entry(&argv[2]).is_some();
-    let stats = &mut cx.store.stats;
-    if found {
-        stats.keyspace_hits += 1;
-    } else {
-        stats.keyspace_misses += 1;
-    }
-    let Some(e) = cx.store.dbs[cx.db].get(&argv[2]) else {
+    // OBJECT looks at a key without touching it (Redis's LOOKUP_NOTOUCH).
+    let Some(e) = cx.lookup_notouch(&argv[2]) else {
         return Ok(Reply::Nil);
     };
+    let access = e.obj.access.load(std::sync::atomic::Ordering::Relaxed);
     if is(sub, "encoding") {
         Ok(Reply::Bulk(Bytes::from_static(
             encoding(&e.obj, &config).as_bytes(),
@@ -555,19 +558,17 @@ fn object(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         Ok(Reply::Int(if shared { i32::MAX as i64 } else { 1 }))
     } else if is(sub, "idletime") {
         if lfu {
-            return Err(Reply::err("ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust."));
+            return Err(Reply::err(
+                "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ));
         }
-        let access = e.obj.access.load(std::sync::atomic::Ordering::Relaxed);
-        Ok(Reply::Int(
-            (crate::store::lru_idle_ms(access, now) / 1000) as i64,
-        ))
-    } else if lfu {
-        let access = e.obj.access.load(std::sync::atomic::Ordering::Relaxed);
-        Ok(Reply::Int(crate::store::lfu_counter(access, now) as i64))
-    } else {
+        Ok(Reply::Int(crate::store::lru_idle_secs(access, now) as i64))
+    } else if !lfu {
         Err(Reply::err(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.",
         ))
+    } else {
+        Ok(Reply::Int(crate::store::lfu_freq(access, now) as i64))
     }
 }
 

@@ -15,52 +15,118 @@ fn config_cmd(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv:
     config(conn, inner, argv).into()
 }
 
+const HELP: &[&str] = &[
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "SET <directive> <value>",
+    "    Set the configuration <directive> to <value>.",
+    "RESETSTAT",
+    "    Reset statistics reported by the INFO command.",
+    "REWRITE",
+    "    Rewrite the configuration file.",
+];
+
 fn config(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
     let sub = &argv[1];
     if is(sub, "get") {
-        let mut pairs = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for pat in &argv[2..] {
-            for (k, v) in inner.config.matching(pat) {
-                if seen.insert(k) {
-                    pairs.push((Reply::bulk_str(k), Reply::bulk_str(&v)));
-                }
-            }
-        }
-        let _ = conn;
-        Reply::Map(pairs)
+        config_get(inner, &argv[2..])
     } else if is(sub, "set") {
-        if !argv.len().is_multiple_of(2) {
-            return Reply::err("ERR wrong number of arguments for 'config|set' command");
-        }
-        let mut next = inner.config.clone();
-        for pair in argv[2..].chunks(2) {
-            let name = String::from_utf8_lossy(&pair[0]).into_owned();
-            let value = String::from_utf8_lossy(&pair[1]).into_owned();
-            if let Err(e) = next.set_runtime(&name, &value) {
-                return Reply::error(format!("ERR {e}"));
-            }
-        }
-        let old = std::mem::replace(&mut inner.config, next);
-        let shared = conn.shared.clone();
-        if let Err(e) = crate::apply_config_change(&shared, inner, &old) {
-            inner.config = old;
-            crate::apply_config(inner);
-            return Reply::error(format!("ERR {e}"));
-        }
-        crate::publish_live(&shared, &inner.config);
-        if inner.config.u64("maxmemory") != old.u64("maxmemory") {
-            // Redis starts its eviction time proc when maxmemory changes: keys go
-            // now, not at the next command (whose reply could wait on them).
-            crate::perform_evictions(inner);
-        }
-        Reply::ok()
+        config_set(conn, inner, argv)
     } else if is(sub, "resetstat") {
         super::info::reset_stats(conn, inner);
         Reply::ok()
     } else if is(sub, "rewrite") {
-        Reply::err("ERR The server is running without a config file")
+        match inner.config.rewrite() {
+            Ok(()) => {
+                tracing::warn!("CONFIG REWRITE executed with success.");
+                Reply::ok()
+            }
+            Err(e) => {
+                tracing::warn!("CONFIG REWRITE failed: {e}");
+                Reply::error(format!("ERR {e}"))
+            }
+        }
     } else {
-        Reply::Array(vec![Reply::bulk_str("CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are: GET, SET, RESETSTAT, REWRITE.")])
+        super::command::help("config", HELP)
     }
+}
+
+/// CONFIG GET pattern [pattern ...]: every parameter once, under the name it was
+/// asked by (exact names) or matched by (patterns).
+fn config_get(inner: &Inner, patterns: &[Bytes]) -> Reply {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for pat in patterns {
+        for (k, v) in inner.config.matching(pat) {
+            if !pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case(&k)) {
+                pairs.push((k, v));
+            }
+        }
+    }
+    Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Reply::bulk_str(&k), Reply::bulk_str(&v)))
+            .collect(),
+    )
+}
+
+/// CONFIG SET name value [name value ...], all or nothing (Redis's
+/// `configSetCommand`): every value is validated and set on a copy of the
+/// configuration, then applied; when applying one fails (a port that cannot be
+/// bound, an append log that cannot be opened) every parameter goes back to its
+/// previous value and the previous settings are applied again.
+fn config_set(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
+    if !argv.len().is_multiple_of(2) {
+        return Reply::err(redsnap_engine::reply::ERR_SYNTAX);
+    }
+    let pairs: Vec<(&[u8], &[u8])> = argv[2..]
+        .chunks(2)
+        .map(|p| (&p[0][..], &p[1][..]))
+        .collect();
+    let old = inner.config.clone();
+    let mut next = old.clone();
+    let changes = match next.set_many(&pairs) {
+        Ok(c) => c,
+        Err(e) => return Reply::error(format!("ERR {e}")),
+    };
+    if changes.names.is_empty() {
+        return Reply::ok();
+    }
+    let shared = conn.shared.clone();
+    // The listening sockets first: the only apply step besides persistence that
+    // can fail. It is prepared, and committed once everything else applied.
+    let listen = match changes
+        .names
+        .iter()
+        .find(|n| matches!(**n, "port" | "bind"))
+    {
+        Some(first) => match crate::listeners::prepare(&shared, &next, changes.contains("port")) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                return Reply::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{first}') - {e}"
+                ))
+            }
+        },
+        None => None,
+    };
+    inner.config = next;
+    if let Err(e) = crate::apply_config_change(&shared, inner, &old) {
+        if let Some(p) = listen {
+            p.abort(&shared);
+        }
+        inner.config = old;
+        crate::apply_config(inner);
+        return Reply::error(format!("ERR {e}"));
+    }
+    if let Some(p) = listen {
+        p.commit(&shared);
+    }
+    crate::publish_live(&shared, &inner.config);
+    if inner.config.u64("maxmemory") != old.u64("maxmemory") {
+        // Redis starts its eviction time proc when maxmemory changes: keys go now,
+        // not at the next command (whose reply could wait on them).
+        crate::perform_evictions(inner);
+    }
+    Reply::ok()
 }

@@ -19,6 +19,7 @@ pub(crate) const HANDLERS: &[(&str, Handler)] = &[
 ];
 
 fn ping(conn: &mut Conn, _: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    // The table's arity is -1 (as Redis's); more than one argument is refused here.
     if argv.len() > 2 {
         return redsnap_engine::reply::wrong_arity("ping").into();
     }
@@ -186,6 +187,7 @@ impl Conn {
             c.sub = 0;
             c.psub = 0;
             c.multi = -1;
+            c.multi_mem = 0;
         }
     }
 }

@@ -144,7 +144,7 @@ fn clients(inner: &Inner) -> String {
         "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:{}\r\n",
         inner.clients.len(),
         inner.config.int("maxclients"),
-        inner.blocked.len(),
+        super::client::blocked_count(inner),
         inner.clients.values().filter(|c| c.sub + c.psub > 0).count(),
     )
 }

@@ -16,6 +16,8 @@ use std::sync::OnceLock;
 
 pub(crate) mod blocking;
 pub(crate) mod client;
+pub(crate) mod cluster;
+pub(crate) mod command;
 pub(crate) mod config;
 pub(crate) mod connection;
 pub(crate) mod debug;
@@ -35,7 +37,7 @@ pub(crate) mod transactions;
 pub(crate) type Handler = fn(&mut Conn, &mut Inner, &'static CommandSpec, &[Bytes]) -> Step;
 
 /// Every family's rows.
-fn families() -> [&'static [(&'static str, Handler)]; 15] {
+fn families() -> [&'static [(&'static str, Handler)]; 17] {
     [
         connection::HANDLERS,
         transactions::HANDLERS,
@@ -49,6 +51,8 @@ fn families() -> [&'static [(&'static str, Handler)]; 15] {
         monitor::HANDLERS,
         slowlog::HANDLERS,
         latency::HANDLERS,
+        command::HANDLERS,
+        cluster::HANDLERS,
         debug::HANDLERS,
         persistence::HANDLERS,
         replication::HANDLERS,

@@ -26,6 +26,7 @@ fn multi(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, _: &[Bytes
     conn.multi_err = false;
     if let Some(c) = inner.clients.get_mut(&conn.id) {
         c.multi = 0;
+        c.multi_mem = 0;
     }
     ok().into()
 }
@@ -37,6 +38,10 @@ fn exec(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, _: &[Bytes]
 fn discard(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> Step {
     if conn.multi.take().is_none() {
         return Reply::err("ERR DISCARD without MULTI").into();
+    }
+    if let Some(c) = inner.clients.get_mut(&conn.id) {
+        c.multi = -1;
+        c.multi_mem = 0;
     }
     conn.multi_err = false;
     conn.unwatch(inner);
@@ -102,6 +107,7 @@ impl Conn {
         };
         if let Some(c) = inner.clients.get_mut(&self.id) {
             c.multi = -1;
+            c.multi_mem = 0;
         }
         if self.multi_err {
             self.multi_err = false;
@@ -142,7 +148,10 @@ impl Conn {
                 Step::Reply(r) | Step::Block(_, r) => r,
                 Step::Many(v) => Reply::Array(v),
                 Step::Close(r) => r.unwrap_or_else(ok),
-                Step::Async(_) => Reply::err("ERR Command not allowed inside a transaction"),
+                // (`execute` never postpones: CLIENT PAUSE acts in `dispatch`.)
+                Step::Async(_) | Step::Postpone(_) => {
+                    Reply::err("ERR Command not allowed inside a transaction")
+                }
             };
             replies.push(r);
             // Keys touched inside the transaction mark other watchers, as in Redis.

@@ -199,7 +199,10 @@ fn script_call(
         }
         Step::Many(v) => Reply::Array(v),
         Step::Close(r) => r.unwrap_or_else(Reply::ok),
-        Step::Async(_) => Reply::err("ERR This Redis command is not allowed from script"),
+        // (`execute` never postpones: CLIENT PAUSE acts in `dispatch`.)
+        Step::Async(_) | Step::Postpone(_) => {
+            Reply::err("ERR This Redis command is not allowed from script")
+        }
     })
 }
 

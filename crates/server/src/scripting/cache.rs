@@ -237,3 +237,16 @@ pub(super) fn script_command(inner: &mut Inner, argv: &[Bytes]) -> Reply {
         )),
     }
 }
+
+/// Whether EVAL / EVALSHA may write, by the script's declared flags (Redis's
+/// `evalGetCommandFlags`): None when the script declares none (the command's own
+/// flags apply) or is unknown.
+pub(crate) fn script_may_write(inner: &Inner, argv: &[Bytes], evalsha: bool) -> Option<bool> {
+    let flags = if evalsha {
+        let sha = std::str::from_utf8(argv.get(1)?).ok()?.to_ascii_lowercase();
+        inner.scripts.get(&sha)?.1
+    } else {
+        parse_shebang(argv.get(1)?).ok()?.0
+    };
+    (flags & super::SF_COMPAT == 0).then_some(flags & super::SF_NO_WRITES == 0)
+}
