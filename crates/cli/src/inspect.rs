@@ -182,7 +182,7 @@ pub fn inspect_file(path: &Path) -> Result<FileReport> {
             _ => {}
         }
         n += 1;
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             pb.set_position(r.offset());
         }
     }

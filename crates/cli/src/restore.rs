@@ -78,7 +78,7 @@ fn each_item(
         let Some(item) = item else { break };
         f(item)?;
         n += 1;
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             pb.set_position(r.offset());
         }
     }

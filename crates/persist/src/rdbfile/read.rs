@@ -483,7 +483,7 @@ impl<R: Read> RdbReader<R> {
         let version = digits
             .iter()
             .fold(0u32, |v, d| v * 10 + u32::from(d - b'0'));
-        if version < 1 || version > MAX_READ_VERSION {
+        if !(1..=MAX_READ_VERSION).contains(&version) {
             return Err(RdbFileError::UnsupportedVersion { version });
         }
         Ok(RdbReader {

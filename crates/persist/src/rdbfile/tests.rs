@@ -277,3 +277,89 @@ fn a_huge_declared_length_allocates_nothing_up_front() {
         other => panic!("{other:?}"),
     }
 }
+
+mod fuzzish {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Seeds: the writer's output and Redis's own test files when present.
+    fn seeds() -> Vec<Vec<u8>> {
+        let mut v = vec![write_sample()];
+        let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/redis-suite/redis-tests/tests/assets");
+        if let Ok(rd) = std::fs::read_dir(assets) {
+            for e in rd.flatten() {
+                if e.path().extension().is_some_and(|x| x == "rdb") {
+                    if let Ok(b) = std::fs::read(e.path()) {
+                        v.push(b);
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Flip(usize, u8),
+        Insert(usize, Vec<u8>),
+        Remove(usize, usize),
+        Truncate(usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Flip(i, b)),
+            (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..8))
+                .prop_map(|(i, b)| Edit::Insert(i, b)),
+            (any::<usize>(), 1usize..6).prop_map(|(i, n)| Edit::Remove(i, n)),
+            any::<usize>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        /// Mutated valid files (with the checksum fixed up half the time, so the
+        /// structure checks are what stop them) and random bytes never panic the
+        /// reader, and what it accepts is within the value limit.
+        #[test]
+        fn mutated_files_never_panic(
+            which in 0usize..64,
+            edits in proptest::collection::vec(edit(), 0..6),
+            noise in proptest::collection::vec(any::<u8>(), 0..256),
+            random in any::<bool>(),
+            fix_crc in any::<bool>(),
+        ) {
+            let seeds = seeds();
+            let mut q = if random {
+                let mut h = b"REDIS0010".to_vec();
+                h.extend_from_slice(&noise);
+                h
+            } else {
+                seeds[which % seeds.len()].clone()
+            };
+            for e in edits {
+                let len = q.len().max(1);
+                match e {
+                    Edit::Flip(i, b) => if !q.is_empty() { q[i % len] ^= b.max(1) },
+                    Edit::Insert(i, b) => { let at = i % (q.len() + 1); q.splice(at..at, b); }
+                    Edit::Remove(i, n) => if !q.is_empty() { let at = i % len; let end = (at + n).min(q.len()); q.drain(at..end); },
+                    Edit::Truncate(i) => q.truncate(i % len),
+                }
+            }
+            if fix_crc && q.len() > 17 {
+                let n = q.len();
+                let crc = crc64::crc64(&q[..n - 8]);
+                q[n - 8..].copy_from_slice(&crc.to_le_bytes());
+            }
+            let opts = ReadOptions { skip_unsupported: true, value_limit: 1 << 20 };
+            if let Ok((items, _)) = read_all(&q, opts) {
+                for i in items {
+                    if let Item::Key(k) = i {
+                        prop_assert!(k.size <= 1 << 20);
+                    }
+                }
+            }
+        }
+    }
+}
