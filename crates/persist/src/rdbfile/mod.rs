@@ -24,7 +24,7 @@ mod read;
 mod write;
 
 pub use read::{Item, KeyRecord, RdbReader, ReadOptions, ReadSummary, SkipReason};
-pub use write::{default_aux, write_dbs, RdbWriter, WriteStats};
+pub use write::{default_aux, write_dbs, write_entries, RdbWriter, WriteStats};
 
 /// The newest RDB version the reader accepts (Redis 7.2).
 pub const MAX_READ_VERSION: u32 = 11;

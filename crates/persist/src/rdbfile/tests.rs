@@ -99,6 +99,48 @@ fn writer_output_reads_back() {
 }
 
 #[test]
+fn write_entries_and_write_dbs_agree() {
+    let sample = sample();
+    let (plain, stats) = write_entries(
+        Vec::new(),
+        &[],
+        sample.iter().map(|(db, k, v, t)| (*db, &k[..], v, *t)),
+    )
+    .expect("writes");
+    assert_eq!(stats.keys, sample.len() as u64);
+    let mut dbs: Vec<redsnap_engine::Db> = (0..16).map(|_| redsnap_engine::Db::new()).collect();
+    for (db, k, v, t) in &sample {
+        dbs[*db as usize].insert(k, v.clone(), *t);
+    }
+    let (from_dbs, _) = write_dbs(Vec::new(), &dbs, &[]).expect("writes");
+    let keys = |data: &[u8]| {
+        let (items, _) = read_all(data, ReadOptions::default()).expect("reads");
+        let mut v: Vec<(u64, Bytes, Value, Option<u64>)> = items
+            .into_iter()
+            .filter_map(|i| match i {
+                Item::Key(k) => Some((k.db, k.key, k.value, k.expire_ms)),
+                _ => None,
+            })
+            .collect();
+        v.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        v
+    };
+    let mut want = sample.clone();
+    want.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    assert_eq!(keys(&plain), want);
+    assert_eq!(keys(&from_dbs), want);
+    // write_dbs announces each database's sizes.
+    let (items, _) = read_all(&from_dbs, ReadOptions::default()).expect("reads");
+    assert!(items.iter().any(|i| matches!(
+        i,
+        Item::ResizeDb {
+            db_size: 4,
+            expires_size: 2
+        }
+    )));
+}
+
+#[test]
 fn every_truncation_and_flip_fails_cleanly() {
     let data = write_sample();
     for cut in 0..data.len() {

@@ -136,6 +136,20 @@ impl<W: Write> RdbWriter<W> {
     }
 }
 
+/// Writes keys given as `(db, key, value, deadline ms)`, in database order (a
+/// SELECTDB, without RESIZEDB, opens each database), as one RDB file.
+pub fn write_entries<'a, W: Write>(
+    w: W,
+    aux: &[(String, String)],
+    entries: impl IntoIterator<Item = (u64, &'a [u8], &'a Value, Option<u64>)>,
+) -> io::Result<(W, WriteStats)> {
+    let mut wr = RdbWriter::new(w, aux)?;
+    for (db, key, value, expire_ms) in entries {
+        wr.write_key(db, key, value, expire_ms)?;
+    }
+    wr.finish()
+}
+
 /// Writes databases (a point-in-time clone: `Store::snapshot()`, O(1)) as one RDB
 /// file: each non-empty database with SELECTDB and RESIZEDB, keys with their
 /// deadlines (expired ones included, as Redis's SAVE does: the loader drops them).
