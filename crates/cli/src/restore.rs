@@ -115,9 +115,12 @@ fn drain(c: &mut Client, mut f: impl FnMut(Reply) -> Result<()>) -> Result<()> {
     Ok(())
 }
 
-/// Restores into a running server by pipelined RESTORE ... ABSTTL.
+/// Restores into a running server by pipelined RESTORE ... ABSTTL. Each key goes
+/// into its database of the file, or into the URL's database when it names one
+/// (`redis://host:port/3`; with `--db`, one database of the file moves there).
 pub fn to_server(file: &Path, url: &str, opts: &RestoreOpts) -> Result<RestoreReport> {
     let target = Target::parse(url)?;
+    let into_db = target.db.map(u64::from);
     let mut c = Client::connect(&target)?;
     let mut report = RestoreReport::default();
     let now = redsnap_engine::now_ms();
@@ -133,13 +136,14 @@ pub fn to_server(file: &Path, url: &str, opts: &RestoreOpts) -> Result<RestoreRe
             Item::Function { code } => libs.push(code),
             Item::Key(k) if !opts.replace => {
                 if let Verdict::Restore = verdict(&k, opts, now) {
-                    if conn_db != Some(k.db) {
-                        c.send(&[b"SELECT", k.db.to_string().as_bytes()])?;
+                    let db = into_db.unwrap_or(k.db);
+                    if conn_db != Some(db) {
+                        c.send(&[b"SELECT", db.to_string().as_bytes()])?;
                         probed.push((u64::MAX, bytes::Bytes::new()));
-                        conn_db = Some(k.db);
+                        conn_db = Some(db);
                     }
                     c.send(&[b"EXISTS", &k.key])?;
-                    probed.push((k.db, k.key));
+                    probed.push((db, k.key));
                     if c.pending() >= BATCH {
                         check_exists(&mut c, &mut probed, &mut existing, &mut first_existing)?;
                     }
@@ -216,10 +220,11 @@ pub fn to_server(file: &Path, url: &str, opts: &RestoreOpts) -> Result<RestoreRe
             Verdict::OtherDb => report.other_db_skipped += 1,
             Verdict::Expired => report.expired_skipped += 1,
             Verdict::Restore => {
-                if conn_db != Some(k.db) {
-                    c.send(&[b"SELECT", k.db.to_string().as_bytes()])?;
+                let db = into_db.unwrap_or(k.db);
+                if conn_db != Some(db) {
+                    c.send(&[b"SELECT", db.to_string().as_bytes()])?;
                     sent.push(None);
-                    conn_db = Some(k.db);
+                    conn_db = Some(db);
                 }
                 let payload = redsnap_engine::rdb::dump_payload(&k.value);
                 let ttl = k.expire_ms.unwrap_or(0).to_string();
@@ -236,7 +241,7 @@ pub fn to_server(file: &Path, url: &str, opts: &RestoreOpts) -> Result<RestoreRe
                     args.extend([&b"FREQ"[..], f.as_bytes()]);
                 }
                 c.send(&args)?;
-                sent.push(Some((k.db, k.key)));
+                sent.push(Some((db, k.key)));
                 if c.pending() >= BATCH {
                     handle(&mut c, &mut sent)?;
                 }

@@ -121,6 +121,23 @@ fn a_redis_dump_restores_into_redsnap_over_tcp() -> Result<()> {
         .collect();
     assert!(!only9.is_empty());
     assert_eq!(fetch_dataset(server.port(), None, DBS)?, only9);
+    // A database in the URL receives the keys: db 9 of the file into db 3.
+    c.ok(&[b"FLUSHALL"])?;
+    let into3 = format!("{url}/3");
+    let out = redsnap(&[
+        "restore",
+        dump.to_str().unwrap_or(""),
+        "--to",
+        &into3,
+        "--db",
+        "9",
+    ])?;
+    assert!(out.status.success(), "{}", text(&out));
+    let moved: Dataset = only9
+        .iter()
+        .map(|((_, k), v)| ((3, k.clone()), v.clone()))
+        .collect();
+    assert_eq!(fetch_dataset(server.port(), None, DBS)?, moved);
     Ok(())
 }
 
