@@ -434,7 +434,8 @@ impl<R: Read> Walk<'_, R> {
     }
 }
 
-/// use for STREAM_LISTPACKS_3 (Redis 7.2), not in the engine's table.
+/// RDB_TYPE_STREAM_LISTPACKS_3 (Redis 7.2, consumers with an active time); the
+/// engine's type table stops at Redis 7.0's types.
 const STREAM_LISTPACKS_3: u8 = 21;
 
 /// A module type's name from its 64-bit id (Redis's `moduleTypeNameByID`).
