@@ -1,9 +1,17 @@
-//! The `redsnap` command line: `serve` runs the standalone server.
+//! The `redsnap` command line: `serve` runs the standalone server; `restore`,
+//! `inspect` and `verify` work on RDB files (Redis's dump format, the interchange
+//! format) and redsnap data directories.
 
-use anyhow::{bail, Context, Result};
+mod client;
+mod inspect;
+mod restore;
+mod serve;
+mod verify;
+
+use anyhow::Result;
 use clap::{Parser, Subcommand};
-use redsnap_server::{Config, Server};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -22,7 +30,8 @@ enum Command {
     ///
     /// Directives are named like redis-server's: `redsnap serve --port 6380
     /// --requirepass secret --dir ./data --save "900 1 300 10"`. A config file in
-    /// redis.conf syntax may come first; flags override it.
+    /// redis.conf syntax may come first; flags override it. `--import dump.rdb`
+    /// fills an empty data directory from a Redis dump before the first start.
     Serve {
         /// An optional config file in redis.conf syntax, then directives as
         /// `--name value [value...]`.
@@ -33,58 +42,60 @@ enum Command {
         )]
         args: Vec<String>,
     },
-}
-
-/// Splits `--name v1 v2 --other v` into directives (values run to the next `--name`).
-fn parse_directives(args: &[String]) -> Result<Vec<(String, Vec<String>)>> {
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    for a in args {
-        if let Some(name) = a.strip_prefix("--").filter(|n| {
-            !n.is_empty()
-                && !n.starts_with('-')
-                && n.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        }) {
-            out.push((name.to_string(), Vec::new()));
-        } else if let Some(last) = out.last_mut() {
-            last.1.push(a.clone());
-        } else {
-            bail!("unexpected argument '{a}': directives are given as --name value (e.g. --port 6380)");
-        }
-    }
-    Ok(out)
-}
-
-fn build_config(file: Option<PathBuf>, directives: &[String]) -> Result<Config> {
-    let mut config = Config::default();
-    let mut rest = directives.to_vec();
-    let mut file = file;
-    // `redsnap serve --port 1` puts --port into `file` position when no file is given.
-    if let Some(f) = &file {
-        if f.to_string_lossy().starts_with("--") {
-            rest.insert(0, f.to_string_lossy().into_owned());
-            file = None;
-        }
-    }
-    if let Some(f) = &file {
-        config.load_file(f)?;
-    }
-    for (name, values) in parse_directives(&rest)? {
-        let values = if values.is_empty() {
-            vec![String::new()]
-        } else {
-            values
-        };
-        config
-            .set(&name, &values)
-            .map_err(|e| anyhow::anyhow!("--{name}: {e}"))?;
-    }
-    Ok(config)
+    /// Restore an RDB file into a running server (redsnap or Redis) or a data
+    /// directory. The whole file is verified first; nothing is written from a
+    /// damaged one.
+    Restore {
+        /// The RDB file (a Redis dump.rdb or a backup).
+        file: PathBuf,
+        /// `redis://[:password@]host:port` (pipelined RESTORE ... ABSTTL), or a
+        /// redsnap data directory (written as its snapshot for the next start).
+        #[arg(long)]
+        to: String,
+        /// Overwrite keys that exist in the server, or the data directory's data.
+        #[arg(long)]
+        replace: bool,
+        /// Restore only this database of the file.
+        #[arg(long)]
+        db: Option<u64>,
+        /// Skip (and count) what redsnap does not hold: streams, module values,
+        /// function libraries it cannot load.
+        #[arg(long)]
+        skip_unsupported: bool,
+        /// Databases of the data directory (the `databases` directive).
+        #[arg(long, default_value_t = 16)]
+        databases: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what an RDB file or a data directory holds: keys per db and type, sizes,
+    /// biggest keys, TTL spread; for a data directory, its snapshot and log
+    /// generations.
+    Inspect {
+        target: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Databases of the data directory (the `databases` directive).
+        #[arg(long, default_value_t = 16)]
+        databases: usize,
+    },
+    /// Check every checksum of an RDB file (CRC-64 and structure) or a data
+    /// directory (snapshot entries, log frames). Exits 1 naming what is damaged.
+    Verify {
+        target: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Databases of the data directory (the `databases` directive).
+        #[arg(long, default_value_t = 16)]
+        databases: usize,
+    },
 }
 
 /// Logs to stderr. `REDSNAP_LOG` (an `EnvFilter` such as `debug` or
 /// `redsnap=debug,fjall=warn`) wins when set; otherwise the level follows the
 /// `loglevel` directive, at startup and after CONFIG SET.
-fn init_logging() {
+fn init_logging(default: &str) {
     use tracing_subscriber::prelude::*;
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("REDSNAP_LOG") {
         tracing_subscriber::fmt()
@@ -94,7 +105,7 @@ fn init_logging() {
         return;
     }
     let (filter, handle) =
-        tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new("info"));
+        tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::registry()
         .with(filter)
         .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
@@ -113,59 +124,79 @@ fn init_logging() {
     }));
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    init_logging();
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve { args } => {
-            let (file, directives) = match args.split_first() {
-                Some((f, rest)) if !f.starts_with("--") => (Some(PathBuf::from(f)), rest.to_vec()),
-                _ => (None, args.clone()),
+            init_logging("info");
+            serve::run(args)?;
+        }
+        Command::Restore {
+            file,
+            to,
+            replace,
+            db,
+            skip_unsupported,
+            databases,
+            json,
+        } => {
+            // The tools print their own output; the persistence crate's logs only
+            // when asked (REDSNAP_LOG).
+            init_logging("warn");
+            let opts = restore::RestoreOpts {
+                replace,
+                db,
+                skip_unsupported,
             };
-            let config = build_config(file, &directives)?;
-            // `io-threads` runtime workers run connections (parsing, replies, socket
-            // I/O); commands themselves run one at a time under the server lock.
-            let workers = config.u64("io-threads").clamp(1, 128) as usize;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(workers)
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            rt.block_on(async {
-                let server = Server::bind(config).await?;
-                for a in server.local_addrs() {
-                    tracing::info!("Ready to accept connections on {a}");
-                }
-                server.run().await?;
-                Ok::<(), anyhow::Error>(())
-            })?;
-            // Connection tasks may still be running; leave without waiting for them.
-            rt.shutdown_timeout(std::time::Duration::from_millis(200));
-            Ok(())
+            let report = if to.starts_with("redis://") || to.starts_with("rediss://") {
+                restore::to_server(&file, &to, &opts)?
+            } else {
+                let dir = PathBuf::from(&to);
+                restore::to_dir(
+                    &file,
+                    &restore::DirImport {
+                        dir: &dir,
+                        databases,
+                        replace,
+                    },
+                    &opts,
+                )?
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                restore::print_report(&report, &to);
+            }
+        }
+        Command::Inspect {
+            target,
+            json,
+            databases,
+        } => {
+            init_logging("warn");
+            inspect::run(&target, json, databases)?;
+        }
+        Command::Verify {
+            target,
+            json,
+            databases,
+        } => {
+            init_logging("warn");
+            if !verify::run(&target, json, databases)? {
+                return Ok(ExitCode::FAILURE);
+            }
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn directives_split() {
-        let args: Vec<String> = ["--port", "7000", "--save", "900", "1", "--requirepass", "x"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let d = parse_directives(&args).unwrap();
-        assert_eq!(
-            d[1],
-            ("save".to_string(), vec!["900".to_string(), "1".to_string()])
-        );
-        let c = build_config(None, &args).unwrap();
-        assert_eq!(c.int("port"), 7000);
-        assert_eq!(c.save_points(), vec![(900, 1)]);
-        assert!(build_config(None, &["--nonsense".to_string(), "1".to_string()]).is_err());
-        assert!(parse_directives(&["x".to_string()]).is_err());
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

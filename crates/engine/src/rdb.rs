@@ -83,9 +83,8 @@ pub fn crc64(data: &[u8]) -> u64 {
 }
 
 mod compact;
-pub mod file;
-use compact::{intset_in, listpack_in, ziplist_in};
-pub use compact::{parse_intset, parse_listpack, parse_ziplist};
+use compact::{intset_in, listpack_in, ziplist_in, zipmap_in};
+pub use compact::{parse_intset, parse_listpack, parse_ziplist, parse_zipmap};
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -430,6 +429,7 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
             Ok(Value::Hash(Box::new(h)))
         }
         SET_INTSET => set_from(intset_in(&r.read_blob()?, &mut r.budget)?),
+        HASH_ZIPMAP => hash_from_flat(zipmap_in(&r.read_blob()?, &mut r.budget)?),
         LIST_ZIPLIST => list_from(ziplist_in(&r.read_blob()?, &mut r.budget)?.into()),
         ZSET_ZIPLIST => zset_from_flat(ziplist_in(&r.read_blob()?, &mut r.budget)?),
         HASH_ZIPLIST => hash_from_flat(ziplist_in(&r.read_blob()?, &mut r.budget)?),
@@ -455,6 +455,16 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
         }
         other => Err(RdbError::UnsupportedType(other)),
     }
+}
+
+/// RDB type 20, a set as a listpack (Redis 7.2, RDB version 11). Only `.rdb` files
+/// hold it here: [`read_value`] refuses it, since Redis 7.0's RESTORE does (a DUMP
+/// payload of RDB version 11 never passes its footer check).
+pub const SET_LISTPACK: u8 = 20;
+
+/// Reads the body of an RDB type 20 value (see [`SET_LISTPACK`]).
+pub fn read_set_listpack(r: &mut Reader) -> Result<Value> {
+    set_from(listpack_in(&r.read_blob()?, &mut r.budget)?)
 }
 
 /// Decodes a value of type `ty` that must span all of `data`.

@@ -32,13 +32,16 @@ pub mod aof;
 pub mod codec;
 pub mod datadir;
 pub mod error;
+pub mod rdbfile;
 pub mod recover;
 pub mod snapshot;
 
 pub use aof::{AofStats, AppendLog, FsyncPolicy};
 pub use datadir::DataDir;
 pub use error::{PersistError, Result};
-pub use recover::{drop_expired, recover, recover_at, RecoveryReport};
+pub use recover::{
+    check_log_file, drop_expired, recover, recover_at, LogDamage, LogFileCheck, RecoveryReport,
+};
 pub use snapshot::{
     LoadOptions, LoadReport, SnapshotInfo, SnapshotMeta, SnapshotStats, SnapshotStore,
     FORMAT_VERSION,

@@ -93,14 +93,136 @@ enum FileEnd {
     },
 }
 
-/// Reads one log file, calling `apply` for every intact frame.
+/// Reads one log file, calling `apply` for every intact frame; cuts a torn tail of
+/// the newest file when `opts.load_truncated` allows it.
 fn read_log_file(
     path: &Path,
     gen: u64,
     is_last: bool,
     opts: &LoadOptions,
-    mut apply: impl FnMut(Vec<LogRecord>) -> Result<()>,
+    apply: impl FnMut(Vec<LogRecord>) -> Result<()>,
 ) -> Result<(FileEnd, u64)> {
+    let (end, records, len) = scan_log_file(path, gen, is_last, apply)?;
+    let end = match end {
+        FileEnd::Torn { offset } if is_last && opts.load_truncated => {
+            let cut = len - offset;
+            tracing::warn!(
+                file = %path.display(),
+                offset,
+                bytes = cut,
+                "append log ends in a torn record: truncating {cut} bytes at offset {offset}"
+            );
+            let f = OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| PersistError::io("open append log", path, e))?;
+            if offset < LOG_HEADER as u64 {
+                // Not even a whole header: rewrite it.
+                f.set_len(0)
+                    .map_err(|e| PersistError::io("truncate append log", path, e))?;
+                let mut f = f;
+                std::io::Write::write_all(&mut f, &crate::aof::encode_header(gen))
+                    .map_err(|e| PersistError::io("rewrite append log header", path, e))?;
+                f.sync_all()
+                    .map_err(|e| PersistError::io("fsync append log", path, e))?;
+            } else {
+                f.set_len(offset)
+                    .map_err(|e| PersistError::io("truncate append log", path, e))?;
+                f.sync_all()
+                    .map_err(|e| PersistError::io("fsync append log", path, e))?;
+            }
+            return Ok((FileEnd::Torn { offset: cut }, records));
+        }
+        FileEnd::Torn { offset } => {
+            let detail = if is_last {
+                format!("torn record at the end of the file ({} bytes; enable load-truncated to cut them)", len - offset)
+            } else {
+                "truncated record at the end of a file that is not the newest".to_string()
+            };
+            FileEnd::Corrupt { offset, detail }
+        }
+        e => e,
+    };
+    Ok((end, records))
+}
+
+/// What [`check_log_file`] found in one append log file.
+#[derive(Debug, Clone)]
+pub struct LogFileCheck {
+    pub gen: u64,
+    pub path: PathBuf,
+    pub len: u64,
+    /// Intact frames and the records in them.
+    pub frames: u64,
+    pub records: u64,
+    /// Where reading stopped early, if it did.
+    pub damage: Option<LogDamage>,
+}
+
+/// Damage in an append log file.
+#[derive(Debug, Clone)]
+pub struct LogDamage {
+    pub offset: u64,
+    pub detail: String,
+    /// A torn last record of the newest file: what a crash leaves; the next start
+    /// cuts it (`aof-load-truncated`), nothing acknowledged is lost.
+    pub torn_tail: bool,
+}
+
+/// Verifies one log file without changing it: the header, every frame's checksums
+/// and encoding. `is_last`: the newest generation, where a torn tail is a crash
+/// artefact rather than damage.
+/// `apply` sees the records of every intact frame (e.g. to replay them into a copy
+/// of the dataset).
+pub fn check_log_file(
+    path: &Path,
+    gen: u64,
+    is_last: bool,
+    mut apply: impl FnMut(Vec<LogRecord>),
+) -> Result<LogFileCheck> {
+    let mut frames = 0u64;
+    let (end, records, len) = scan_log_file(path, gen, is_last, |recs| {
+        frames += 1;
+        apply(recs);
+        Ok(())
+    })?;
+    let damage = match end {
+        FileEnd::Clean => None,
+        FileEnd::Torn { offset } => {
+            Some(LogDamage {
+                offset,
+                detail: if is_last {
+                    format!("torn record at the end of the newest file ({} bytes, cut at the next start)", len - offset)
+                } else {
+                    "truncated record at the end of a file that is not the newest".into()
+                },
+                torn_tail: is_last,
+            })
+        }
+        FileEnd::Corrupt { offset, detail } => Some(LogDamage {
+            offset,
+            detail,
+            torn_tail: false,
+        }),
+    };
+    Ok(LogFileCheck {
+        gen,
+        path: path.to_path_buf(),
+        len,
+        frames,
+        records,
+        damage,
+    })
+}
+
+/// Reads one log file without changing it, calling `apply` for every intact frame;
+/// returns where it stopped, the records read and the file's length.
+fn scan_log_file(
+    path: &Path,
+    gen: u64,
+    is_last: bool,
+    mut apply: impl FnMut(Vec<LogRecord>) -> Result<()>,
+) -> Result<(FileEnd, u64, u64)> {
     let file = File::open(path).map_err(|e| PersistError::io("open append log", path, e))?;
     let len = file
         .metadata()
@@ -196,47 +318,7 @@ fn read_log_file(
         }
         e => e,
     };
-    let end = match end {
-        FileEnd::Torn { offset } if is_last && opts.load_truncated => {
-            let cut = len - offset;
-            tracing::warn!(
-                file = %path.display(),
-                offset,
-                bytes = cut,
-                "append log ends in a torn record: truncating {cut} bytes at offset {offset}"
-            );
-            let f = OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| PersistError::io("open append log", path, e))?;
-            if offset < LOG_HEADER as u64 {
-                // Not even a whole header: rewrite it.
-                f.set_len(0)
-                    .map_err(|e| PersistError::io("truncate append log", path, e))?;
-                let mut f = f;
-                std::io::Write::write_all(&mut f, &crate::aof::encode_header(gen))
-                    .map_err(|e| PersistError::io("rewrite append log header", path, e))?;
-                f.sync_all()
-                    .map_err(|e| PersistError::io("fsync append log", path, e))?;
-            } else {
-                f.set_len(offset)
-                    .map_err(|e| PersistError::io("truncate append log", path, e))?;
-                f.sync_all()
-                    .map_err(|e| PersistError::io("fsync append log", path, e))?;
-            }
-            return Ok((FileEnd::Torn { offset: cut }, records));
-        }
-        FileEnd::Torn { offset } => {
-            let detail = if is_last {
-                format!("torn record at the end of the file ({} bytes; enable load-truncated to cut them)", len - offset)
-            } else {
-                "truncated record at the end of a file that is not the newest".to_string()
-            };
-            FileEnd::Corrupt { offset, detail }
-        }
-        e => e,
-    };
-    Ok((end, records))
+    Ok((end, records, len))
 }
 
 fn only_zeros_from(path: &Path, offset: u64) -> Result<bool> {

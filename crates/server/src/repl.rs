@@ -100,8 +100,16 @@ fn attach(conn: &mut Conn, inner: &mut Inner, psync: bool) {
     let Some(tx) = inner.clients.get(&conn.id).map(|c| c.tx.clone()) else {
         return;
     };
-    let now = redsnap_engine::now_ms();
-    let rdb = redsnap_engine::rdb::file::write_file(&inner.store.dbs, crate::REDIS_VERSION, now);
+    let rdb = match replica_rdb(inner) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(
+                client = conn.id,
+                "cannot build the RDB file for a replica: {e}"
+            );
+            return;
+        }
+    };
     let mut out = Vec::with_capacity(rdb.len() + 80);
     if psync {
         let _ = write!(
@@ -349,6 +357,27 @@ pub(crate) fn to_stream(r: &LogRecord) -> Vec<Bytes> {
         }
         _ => a.clone(),
     }
+}
+
+/// The RDB file a replica starts from: the function libraries, then every database
+/// (`redsnap_persist::rdbfile`, the writer backups use too).
+fn replica_rdb(inner: &Inner) -> std::io::Result<Vec<u8>> {
+    use redsnap_persist::rdbfile::{default_aux, RdbWriter};
+    let aux = default_aux(crate::used_memory(inner));
+    let mut w = RdbWriter::new(Vec::with_capacity(4096), &aux)?;
+    for (_, code) in inner.store.libraries.iter() {
+        w.write_function(code)?;
+    }
+    for (i, db) in inner.store.dbs.iter().enumerate() {
+        if db.is_empty() {
+            continue;
+        }
+        w.select_db(i as u64, Some((db.len() as u64, db.volatile_len() as u64)))?;
+        for (k, e) in db.iter() {
+            w.write_key(i as u64, k.as_bytes(), e.value(), e.expire_at())?;
+        }
+    }
+    Ok(w.finish()?.0)
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //!
 //! Every wait is bounded (socket timeouts, polling with a deadline).
 
-use redsnap_engine::rdb::file::read_file;
 use redsnap_engine::Value;
+use redsnap_persist::rdbfile::{Item, RdbReader, ReadOptions};
 use redsnap_testsupport::{encode_command, RawConn, RedisServer, RedsnapServer};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -402,10 +402,16 @@ fn attach(port: u16, psync: bool) -> BufReader<TcpStream> {
     let len: usize = line[1..].trim().parse().expect("len");
     let mut rdb = vec![0u8; len];
     r.read_exact(&mut rdb).expect("rdb");
-    let entries = read_file(&rdb).expect("a valid RDB file");
+    let mut reader = RdbReader::new(&rdb[..], ReadOptions::default()).expect("an RDB header");
+    let mut entries = Vec::new();
+    while let Some(item) = reader.next_item().expect("a valid RDB file") {
+        if let Item::Key(k) = item {
+            entries.push(k);
+        }
+    }
     let mut keys: Vec<(usize, String)> = entries
         .iter()
-        .map(|e| (e.db, String::from_utf8_lossy(&e.key).into_owned()))
+        .map(|e| (e.db as usize, String::from_utf8_lossy(&e.key).into_owned()))
         .collect();
     keys.sort();
     assert_eq!(keys, [(0, "a".into()), (0, "l".into()), (2, "b".into())]);

@@ -22,6 +22,8 @@ use std::sync::{Mutex, Once, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+
+pub mod dataset;
 use rand::Rng;
 
 /// How long a server may take to answer its first PING.

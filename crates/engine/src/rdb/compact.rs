@@ -1,4 +1,5 @@
-//! Redis's compact blob encodings inside RDB values: ziplist, listpack, intset.
+//! Redis's compact blob encodings inside RDB values: ziplist, listpack, intset, and
+//! the zipmap of RDB versions before 4 (Redis 2.x hashes).
 
 use super::{Budget, RdbError, Reader, Result};
 use bytes::Bytes;
@@ -170,4 +171,49 @@ pub(super) fn intset_in(is: &[u8], budget: &mut Budget) -> Result<Vec<Bytes>> {
             Ok(m)
         })
         .collect()
+}
+
+/// The fields and values of a zipmap blob (Redis 2.x small hashes, RDB type 9), flat:
+/// field, value, field, value...
+pub fn parse_zipmap(zm: &[u8]) -> Result<Vec<Bytes>> {
+    zipmap_in(zm, &mut Budget::unlimited())
+}
+
+/// [`parse_zipmap`], charging each field and value to `budget`. Validates as Redis's
+/// `zipmapValidateIntegrity` (deep): entries inside the blob, at least one, and the
+/// count byte (unless 254, "unknown") equal to the number of entries.
+pub(super) fn zipmap_in(zm: &[u8], budget: &mut Budget) -> Result<Vec<Bytes>> {
+    const WHAT: &str = "zipmap";
+    if zm.len() < 2 || zm[zm.len() - 1] != 0xff {
+        return Err(RdbError::Corrupt(WHAT));
+    }
+    let corrupt = |_| RdbError::Corrupt(WHAT);
+    let mut r = Reader::new(&zm[1..zm.len() - 1]);
+    // A length: one byte below 254, or 254 then 4 bytes (little endian).
+    let len = |r: &mut Reader| -> Result<u64> {
+        match r.read_u8().map_err(corrupt)? {
+            254 => Ok(u32::from_le_bytes(r.read_array().map_err(corrupt)?) as u64),
+            255 => Err(RdbError::Corrupt(WHAT)),
+            n => Ok(n as u64),
+        }
+    };
+    let mut out = Vec::new();
+    let mut count = 0usize;
+    while !r.is_at_end() {
+        let n = len(&mut r)?;
+        let field = Bytes::copy_from_slice(r.read_exact(n).map_err(corrupt)?);
+        let n = len(&mut r)?;
+        let free = r.read_u8().map_err(corrupt)? as u64;
+        let value = Bytes::copy_from_slice(r.read_exact(n).map_err(corrupt)?);
+        r.read_exact(free).map_err(corrupt)?;
+        budget.element(field.len())?;
+        budget.element(value.len())?;
+        out.push(field);
+        out.push(value);
+        count += 1;
+    }
+    if count == 0 || (zm[0] != 254 && zm[0] as usize != count) {
+        return Err(RdbError::Corrupt(WHAT));
+    }
+    Ok(out)
 }

@@ -537,3 +537,38 @@ fn the_fuzz_seed_corpus_decodes() {
     }
     assert!(n >= 24, "{n} seeds");
 }
+
+/// Redis 2.x zipmap hashes (RDB type 9), as in Redis's tests/assets/hash-zipmap.rdb,
+/// and the checks of `zipmapValidateIntegrity`.
+#[test]
+fn zipmaps() {
+    // count 2: "f1" -> "v1", "f2" -> "v2" (free 0), end.
+    let zm = b"\x02\x02f1\x02\x00v1\x02f2\x02\x00v2\xff";
+    let mut body = Vec::new();
+    write_len(&mut body, zm.len() as u64);
+    body.extend_from_slice(zm);
+    let v = decode_value(types::HASH_ZIPMAP, &body).expect("zipmap");
+    assert_eq!(
+        v,
+        Value::Hash(Box::new(crate::value::Hash::from_iter([
+            (Bytes::from("f1"), Bytes::from("v1")),
+            (Bytes::from("f2"), Bytes::from("v2"))
+        ])))
+    );
+    // A value with free bytes after it, a 254 (unknown) count, a 5-byte length.
+    let mut zm = vec![0xfe, 0x01, b'f', 0xfe];
+    zm.extend_from_slice(&300u32.to_le_bytes());
+    zm.push(2);
+    zm.extend_from_slice(&[b'x'; 300]);
+    zm.extend_from_slice(&[0, 0, 0xff]);
+    assert_eq!(
+        parse_zipmap(&zm),
+        Ok(vec![Bytes::from("f"), Bytes::from(vec![b'x'; 300])])
+    );
+    // Wrong count, empty, value past the end, missing terminator.
+    assert!(parse_zipmap(b"\x03\x02f1\x02\x00v1\xff").is_err());
+    assert!(parse_zipmap(b"\x00\xff").is_err());
+    assert!(parse_zipmap(b"\x01\x02f1\x09\x00v1\xff").is_err());
+    assert!(parse_zipmap(b"\x01\x02f1\x02\x00v1").is_err());
+    assert!(parse_zipmap(b"\x01\x01f\x01\x05v\xff").is_err());
+}
