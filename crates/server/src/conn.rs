@@ -82,6 +82,10 @@ pub(crate) struct Conn {
     pub(crate) reply_skip_next: bool,
     /// The last clock reading of the batch running (see `call`).
     clock: Instant,
+    /// Wall-clock milliseconds at `batch_start` (one read per batch): a command's
+    /// time is this plus the monotonic time since, from the reading `call` already
+    /// takes (Redis's `updateCachedTimeWithUs` from `call()`'s own timer).
+    batch_wall_ms: u64,
     /// The query buffer's figures (CLIENT LIST `qbuf`, resizing by the cron).
     pub(crate) qb: crate::querybuf::QueryBuf,
 }
@@ -304,6 +308,14 @@ impl Conn {
         step
     }
 
+    /// The time of the command running (ms since the epoch): the batch's wall clock
+    /// plus the monotonic time from the batch start to the command's start (`clock`,
+    /// the end of the previous command), so no clock is read for it.
+    fn command_ms(&self) -> u64 {
+        let since = self.clock.saturating_duration_since(self.batch_start);
+        self.batch_wall_ms + since.as_millis() as u64
+    }
+
     pub(crate) fn caller(&self, script: bool) -> crate::calls::Caller {
         crate::calls::Caller {
             id: self.id,
@@ -324,7 +336,7 @@ impl Conn {
             if matches!(spec.name, "flushdb" | "flushall" | "swapdb") {
                 self.touch_watched_before_flush(inner, spec.name, argv);
             }
-            let now = self.script_now.unwrap_or_else(now_ms);
+            let now = self.script_now.unwrap_or_else(|| self.command_ms());
             let r = inner.store.call(spec, self.db, now, argv, self.resp3);
             return Step::Reply(r);
         }
@@ -458,6 +470,7 @@ pub(crate) async fn serve<S>(
         reply_skip: false,
         reply_skip_next: false,
         clock: now,
+        batch_wall_ms: now_ms(),
         qb,
     };
     // Registered in the client table now, or at the first batch when a busy script
@@ -562,6 +575,7 @@ impl Conn {
                     let mut last = None;
                     // One clock read per batch (CLIENT LIST's idle= is in seconds).
                     self.batch_start = Instant::now();
+                    self.batch_wall_ms = now_ms();
                     self.clock = self.batch_start;
                     if pending.len() > 1 {
                         prefetch_batch(&inner, self.db, &pending);
