@@ -834,6 +834,17 @@ impl Config {
         self.get(name).and_then(|v| v.parse().ok()).unwrap_or(0)
     }
 
+    /// The hard limit `client-output-buffer-limit` sets for a client class (`normal`,
+    /// `pubsub`, `replica`), in bytes; None when the class is not listed.
+    pub fn obuf_hard_limit(&self, class: &str) -> Option<u64> {
+        let limits = self.str("client-output-buffer-limit");
+        let words: Vec<&str> = limits.split_whitespace().collect();
+        words
+            .chunks(4)
+            .find(|c| c.len() == 4 && c[0] == class)
+            .and_then(|c| parse_memory(c[1]))
+    }
+
     /// A list of percentiles (latency-tracking-info-percentiles).
     pub fn percentiles(&self, name: &str) -> Vec<f64> {
         self.get(name)

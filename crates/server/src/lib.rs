@@ -16,7 +16,6 @@ pub use alloc::CountingAlloc;
 mod busy;
 mod calls;
 mod conn;
-mod debug;
 mod hdr;
 mod listeners;
 mod lua_raw;
@@ -89,6 +88,7 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         latency_tracking: c.bool("latency-tracking"),
         latency_percentiles: c.percentiles("latency-tracking-info-percentiles"),
         monitor_obuf_limit: commands::monitor::output_limit(c),
+        pubsub_obuf_limit: c.obuf_hard_limit("pubsub").unwrap_or(32 << 20),
     };
     let databases = inner.store.config.databases;
     inner.store.config = EngineConfig {

@@ -146,6 +146,9 @@ pub struct Tunables {
     /// Output buffer hard limit of MONITOR clients (`client-output-buffer-limit
     /// normal`; 0: none).
     pub monitor_obuf_limit: u64,
+    /// Output buffer hard limit of pub/sub clients (`client-output-buffer-limit
+    /// pubsub`; 0: none).
+    pub pubsub_obuf_limit: u64,
 }
 
 /// Hashes a client id (assigned by the server, in sequence: nothing to flood) with

@@ -63,13 +63,7 @@ pub(crate) fn refusal(inner: &Inner, id: u64, spec: &CommandSpec) -> Option<Repl
 /// The hard output buffer limit of monitors: `client-output-buffer-limit`'s `normal`
 /// class (Redis counts monitors as normal clients), 0 for none.
 pub(crate) fn output_limit(config: &crate::config::Config) -> u64 {
-    let limits = config.str("client-output-buffer-limit");
-    let words: Vec<&str> = limits.split_whitespace().collect();
-    words
-        .chunks(4)
-        .find(|c| c.len() == 4 && c[0] == "normal")
-        .and_then(|c| crate::config::parse_memory(c[1]))
-        .unwrap_or(0)
+    config.obuf_hard_limit("normal").unwrap_or(0)
 }
 
 /// Scripts feed monitors before they run, so that their commands follow them.

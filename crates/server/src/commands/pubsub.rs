@@ -191,7 +191,7 @@ impl Conn {
 pub(crate) fn publish(inner: &mut Inner, channel: &Bytes, msg: &Bytes) -> usize {
     let mut n = 0;
     let mut dead = Vec::new();
-    let limit = pubsub_hard_limit(&inner.config);
+    let limit = inner.tun.pubsub_obuf_limit;
     let size = (channel.len() + msg.len() + 32) as u64;
     let mut deliver = |id: u64, reply: Reply, clients: &crate::state::ClientMap| {
         if let Some(c) = clients.get(&id) {
@@ -236,19 +236,6 @@ pub(crate) fn publish(inner: &mut Inner, channel: &Bytes, msg: &Bytes) -> usize 
     }
     inner.stats.pubsub_messages += 1;
     n
-}
-
-pub(crate) fn pubsub_hard_limit(config: &crate::config::Config) -> u64 {
-    let words: Vec<String> = config
-        .str("client-output-buffer-limit")
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    words
-        .chunks(4)
-        .find(|c| c.len() == 4 && c[0] == "pubsub")
-        .and_then(|c| crate::config::parse_memory(&c[1]))
-        .unwrap_or(32 << 20)
 }
 
 /// Publishes the keyspace notifications recorded by the commands that just ran
