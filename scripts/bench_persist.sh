@@ -20,6 +20,9 @@
 #   5. throughput with the append log, fsync every second: redis --appendonly yes
 #      --appendfsync everysec --save '' vs redsnap --appendonly yes --appendfsync everysec
 #      --save "" --snapshot-interval 0 (no snapshots on either side), -P 1 and -P 16;
+#   6. p99 GET latency while `redis-cli --rdb` (a replica's full sync) runs back to back;
+#   7. backup time: `redsnap backup` against redsnap vs `redis-cli --rdb` against redis;
+#   8. loading redis's dump.rdb: redis-server at start vs `redsnap serve --import`;
 # Then replaces (or appends) the "## Persistence" section of BENCHMARKS.md; the rest of
 # the file is left alone.
 #
@@ -266,7 +269,70 @@ for side in redis redsnap; do
   put "bgsave_status_$side" "$(info_field "$port" rdb_last_bgsave_status)"
   log "   $side: idle p99 $(csv_field "$WORK/get-idle-$side.csv" p99_latency_ms) ms, during snapshots $(csv_field "$WORK/get-snap-$side.csv" p99_latency_ms) ms ($(cat "$WORK/bgsaves-$side") BGSAVEs)"
 done
+
+log "6. GET p99 while replicas do full syncs (redis-cli --rdb back to back)"
+# Keeps a full sync running on PORT until STOPFILE disappears; prints how many finished.
+sync_loop() {
+  local port=$1 stopfile=$2 out=$3 n=0
+  while [ -e "$stopfile" ]; do
+    cli "$port" --rdb "$out" >/dev/null 2>&1 && n=$((n + 1))
+  done
+  echo "$n"
+}
+for side in redis redsnap; do
+  if [ "$side" = redis ]; then port=$RP; else port=$SP; fi
+  touch "$WORK/stop-sync-$side"
+  sync_loop "$port" "$WORK/stop-sync-$side" "$WORK/sync-$side.rdb" >"$WORK/syncs-$side" &
+  loop_pid=$!
+  sleep 0.3
+  get_bench "$port" "$WORK/get-sync-$side.csv"
+  rm -f "$WORK/stop-sync-$side"
+  wait "$loop_pid"
+  put "get_sync_p99_$side" "$(csv_field "$WORK/get-sync-$side.csv" p99_latency_ms)"
+  put "get_sync_rps_$side" "$(csv_field "$WORK/get-sync-$side.csv" rps)"
+  put "syncs_$side" "$(cat "$WORK/syncs-$side")"
+  log "   $side: during full syncs p99 $(csv_field "$WORK/get-sync-$side.csv" p99_latency_ms) ms ($(cat "$WORK/syncs-$side") syncs)"
+done
+
+log "7. backup: redsnap backup (redsnap) vs redis-cli --rdb (redis-server), x $ROUNDS"
+r_bak=(); s_bak=()
+for i in $(seq 1 "$ROUNDS"); do
+  rm -f "$WORK/bak-redis.rdb" "$WORK"/bak-redsnap.rdb*
+  t0=$(now); cli "$RP" --rdb "$WORK/bak-redis.rdb" >/dev/null 2>&1 || die "redis-cli --rdb failed"
+  r_bak+=("$(elapsed "$t0" "$(now)")")
+  t0=$(now)
+  "$BIN" backup --from "redis://127.0.0.1:$SP" --to "$WORK/bak-redsnap.rdb" >/dev/null 2>"$WORK/backup.err" \
+    || die "redsnap backup failed: $(cat "$WORK/backup.err")"
+  s_bak+=("$(elapsed "$t0" "$(now)")")
+  log "   round $i: redis-cli --rdb ${r_bak[-1]} s, redsnap backup ${s_bak[-1]} s"
+done
+put backup_redis "$(median "${r_bak[@]}")"
+put backup_redsnap "$(median "${s_bak[@]}")"
+put backup_redis_all "${r_bak[*]}"
+put backup_redsnap_all "${s_bak[*]}"
+put backup_size_redis "$(stat -c %s "$WORK/bak-redis.rdb")"
+put backup_size_redsnap "$(stat -c %s "$WORK/bak-redsnap.rdb")"
 stop_server "$RP" "$RPID"; stop_server "$SP" "$SPID"
+
+log "8. loading redis's dump.rdb: redis-server at start vs redsnap serve --import, x $ROUNDS"
+r_imp=(); s_imp=()
+for i in $(seq 1 "$ROUNDS"); do
+  start_redis "$RP" "$RDIR" "${R_SNAP_ARGS[@]}"; RPID=$LAST_PID; r_imp+=("$LAST_READY")
+  [ "$(dbsize "$RP")" = "$EXPECTED_KEYS" ] || die "redis loaded $(dbsize "$RP") keys"
+  stop_server "$RP" "$RPID"
+  rm -rf "$WORK/import"; mkdir -p "$WORK/import"
+  start_redsnap "$SP" "$WORK/import" "${RS_SNAP_ARGS[@]}" --import "$RDIR/dump.rdb"; SPID=$LAST_PID
+  s_imp+=("$LAST_READY")
+  [ "$(dbsize "$SP")" = "$EXPECTED_KEYS" ] || die "redsnap imported $(dbsize "$SP") keys"
+  stop_server "$SP" "$SPID"
+  log "   round $i: redis ${r_imp[-1]} s, redsnap --import ${s_imp[-1]} s"
+done
+put import_redis "$(median "${r_imp[@]}")"
+put import_redsnap "$(median "${s_imp[@]}")"
+put import_redis_all "${r_imp[*]}"
+put import_redsnap_all "${s_imp[*]}"
+put import_rdb_size "$(stat -c %s "$RDIR/dump.rdb")"
+rm -rf "$WORK/import"
 
 log "4. incremental snapshot after 1 % of keys changed"
 python3 - "$KEYS" "$WORK/change.resp" <<'PY'
@@ -406,6 +472,36 @@ L.append(f"GET latency: `redis-benchmark -t get -n {int(res['get_requests']):,} 
          f"{res['bgsave_status_redsnap']}). redis forks; redsnap writes from an O(1) clone of "
          f"its persistent maps on a snapshot thread, which competes with the server for the "
          f"2 cores.")
+L.append("")
+L.append("### Backups, migration and replicas")
+L.append("")
+L.append(f"The same dataset. Full syncs: a loop runs `redis-cli --rdb` (a replica's full "
+         f"synchronization: SYNC, the RDB, then the connection closes) back to back while "
+         f"the same GET benchmark runs ({res['syncs_redis']} syncs on redis, "
+         f"{res['syncs_redsnap']} on redsnap). Backup: `redsnap backup --from redis://... "
+         f"--to FILE` against redsnap vs `redis-cli --rdb FILE` against redis-server "
+         f"(median of {res['rounds']}). Import: redis's own `dump.rdb` of this dataset "
+         f"({mb('import_rdb_size')}), loaded by redis-server at start vs `redsnap serve "
+         f"--import dump.rdb` into an empty data directory (which also writes redsnap's "
+         f"first snapshot before answering), spawn to first PONG, median of {res['rounds']}.")
+L.append("")
+L.append("| measure | redis | redsnap | ratio | target |")
+L.append("|---|---:|---:|---:|---|")
+L.append(f"| GET p99 during full syncs | {f('get_sync_p99_redis'):.3f} ms | "
+         f"{f('get_sync_p99_redsnap'):.3f} ms | {ratio('get_sync_p99_redsnap', 'get_sync_p99_redis')} | |")
+L.append(f"| GET p99 during full syncs / idle, same server | "
+         f"{ratio('get_sync_p99_redis', 'get_idle_p99_redis')}x | "
+         f"{ratio('get_sync_p99_redsnap', 'get_idle_p99_redsnap')}x | | redsnap <= 2x idle |")
+L.append(f"| backup of the dataset, wall time | {f('backup_redis'):.2f} s | "
+         f"{f('backup_redsnap'):.2f} s | {ratio('backup_redsnap', 'backup_redis')} | <= 1.0 |")
+L.append(f"| backup file size | {mb('backup_size_redis')} | {mb('backup_size_redsnap')} | "
+         f"{ratio('backup_size_redsnap', 'backup_size_redis')} | |")
+L.append(f"| loading redis's dump.rdb, spawn to first PONG | {f('import_redis'):.2f} s | "
+         f"{f('import_redsnap'):.2f} s | {ratio('import_redsnap', 'import_redis')} | <= 1.0 |")
+L.append("")
+L.append(f"All rounds (s): backup redis {res['backup_redis_all']}, redsnap "
+         f"{res['backup_redsnap_all']}; import redis {res['import_redis_all']}, redsnap "
+         f"{res['import_redsnap_all']}.")
 L.append("")
 L.append(f"### Throughput with the append log, fsync every second")
 L.append("")

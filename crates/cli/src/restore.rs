@@ -8,7 +8,9 @@ use crate::client::{Client, Reply, Target};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use redsnap_engine::{EngineConfig, Store};
-use redsnap_persist::rdbfile::{show_key, Item, KeyRecord, RdbReader, ReadOptions, SkipReason};
+use redsnap_persist::rdbfile::{
+    load_into, show_key, Item, KeyRecord, LoadRdbOptions, RdbReader, ReadOptions,
+};
 use redsnap_persist::{DataDir, SnapshotStore};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -315,7 +317,9 @@ pub fn dir_contents(dir: &Path) -> Result<DirContents> {
             c.has_snapshot_dir = true;
         } else if name.starts_with("appendonly.") {
             c.log_files.push(e.path());
-        } else if name != redsnap_persist::datadir::LOCK_FILE {
+        } else if name != redsnap_persist::datadir::LOCK_FILE
+            && name != redsnap_persist::import::MARKER
+        {
             c.foreign.push(e.path());
         }
     }
@@ -359,49 +363,30 @@ pub fn to_dir(file: &Path, to: &DirImport, opts: &RestoreOpts) -> Result<Restore
         databases: to.databases,
         ..EngineConfig::default()
     });
-    let mut report = RestoreReport::default();
-    let now = redsnap_engine::now_ms();
-    let summary = each_item(file, opts.skip_unsupported, "reading", |item| {
-        match item {
-            Item::Key(k) => match verdict(&k, opts, now) {
-                Verdict::OtherDb => report.other_db_skipped += 1,
-                Verdict::Expired => report.expired_skipped += 1,
-                Verdict::Restore => {
-                    let Some(db) = store.dbs.get_mut(k.db as usize) else {
-                        bail!(
-                            "{}: key {} is in database {}, but the data directory has {} databases (the `databases` directive)",
-                            file.display(),
-                            show_key(&k.key),
-                            k.db,
-                            to.databases
-                        );
-                    };
-                    if db.get(&k.key).is_some() {
-                        bail!("{}: key {} appears twice in db {}", file.display(), show_key(&k.key), k.db);
-                    }
-                    db.insert(&k.key, k.value, k.expire_ms);
-                    report.keys_restored += 1;
-                }
-            },
-            Item::Function { .. } if opts.skip_unsupported => report.functions_skipped += 1,
-            Item::Function { .. } => bail!(
-                "{} holds function libraries, which a redsnap data directory cannot hold yet (--skip-unsupported skips them)",
-                file.display()
-            ),
-            Item::Skipped {
-                reason: SkipReason::Unsupported(_),
-                ..
-            }
-            | Item::Skipped {
-                reason: SkipReason::Empty,
-                ..
-            } => {}
-            _ => {}
-        }
-        Ok(())
-    })?;
-    report.unsupported_skipped = summary.skipped_unsupported;
-    report.empty_skipped = summary.skipped_empty;
+    let (reader, len) = open_rdb(file, opts.skip_unsupported)?;
+    let pb = progress(len, "reading");
+    let loaded = load_into(
+        reader,
+        &mut store,
+        &LoadRdbOptions {
+            db: opts.db,
+            skip_functions: opts.skip_unsupported,
+            now_ms: redsnap_engine::now_ms(),
+        },
+        |offset| pb.set_position(offset),
+    )
+    .with_context(|| file.display().to_string())?;
+    pb.finish_and_clear();
+    let report = RestoreReport {
+        keys_restored: loaded.keys,
+        expired_skipped: loaded.expired_skipped,
+        other_db_skipped: loaded.other_db_skipped,
+        unsupported_skipped: loaded.unsupported_skipped,
+        empty_skipped: loaded.empty_skipped,
+        functions_loaded: loaded.functions,
+        functions_skipped: loaded.functions_skipped,
+        existing: 0,
+    };
     // The snapshot covers every log generation on disk: the next start replays none
     // of them (and deletes them).
     let covered = gens
@@ -409,7 +394,7 @@ pub fn to_dir(file: &Path, to: &DirImport, opts: &RestoreOpts) -> Result<Restore
         .map_or(0, |(g, _)| *g)
         .max(current.map_or(0, |m| m.log_gen));
     snaps
-        .write(store.snapshot(), covered)
+        .write(store.dataset(), covered)
         .with_context(|| format!("writing the snapshot in {}", to.dir.display()))?;
     Ok(report)
 }

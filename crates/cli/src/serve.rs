@@ -1,7 +1,8 @@
 //! `redsnap serve`: the standalone server, and `--import dump.rdb` for its first start.
 
-use crate::restore::{self, DirImport, RestoreOpts};
+use crate::restore;
 use anyhow::{bail, Context, Result};
+use redsnap_persist::{DataDir, SnapshotStore};
 use redsnap_server::{Config, Server};
 use std::path::PathBuf;
 
@@ -69,7 +70,10 @@ fn persistence_enabled(c: &Config) -> bool {
     c.bool("appendonly") || !c.save_points().is_empty() || c.u64("snapshot-interval") > 0
 }
 
-/// `serve --import FILE`: fills the (empty) data directory before the server opens it.
+/// `serve --import FILE`: marks the (empty) data directory as importing FILE. The
+/// server's recovery then loads the file straight into memory and the server takes
+/// its first snapshot in the background; until that snapshot is durable, every start
+/// loads the file again before replaying the log (`redsnap_persist::import`).
 fn import(config: &Config, file: &std::path::Path) -> Result<()> {
     if !persistence_enabled(config) {
         bail!("--import fills the data directory, but this configuration persists nothing (--save \"\" and --appendonly no): enable save points or the append log");
@@ -77,32 +81,41 @@ fn import(config: &Config, file: &std::path::Path) -> Result<()> {
     if !config.bool("restore-on-startup") {
         bail!("--import with restore-on-startup no would load nothing");
     }
-    // to_dir refuses a data directory that holds data.
     let dir = PathBuf::from(config.str("dir"));
-    let started = std::time::Instant::now();
-    let report = restore::to_dir(
-        file,
-        &DirImport {
-            dir: &dir,
-            databases: config.u64("databases").max(1) as usize,
-            replace: false,
-        },
-        &RestoreOpts {
-            replace: false,
-            db: None,
-            skip_unsupported: false,
-        },
-    )
-    .with_context(|| format!("--import {}", file.display()))?;
-    tracing::info!(
-        keys = report.keys_restored,
-        expired_skipped = report.expired_skipped,
-        empty_skipped = report.empty_skipped,
-        ms = started.elapsed().as_millis() as u64,
-        "imported {} into {}",
-        file.display(),
-        dir.display()
-    );
+    let contents = restore::dir_contents(&dir)?;
+    if let Some(f) = contents.foreign.first() {
+        bail!(
+            "--import: {} is not a redsnap data directory (it holds {}): import into an empty directory",
+            dir.display(),
+            f.display()
+        );
+    }
+    let datadir = DataDir::open(&dir).with_context(|| dir.display().to_string())?;
+    if let Some(m) = redsnap_persist::import::pending(&dir)? {
+        let same = std::fs::canonicalize(file).is_ok_and(|f| f == m.file);
+        if !same {
+            bail!(
+                "--import: {} is still importing {} (its first snapshot was never written); start without --import to finish that import",
+                dir.display(),
+                m.file.display()
+            );
+        }
+        tracing::info!(file = %m.file.display(), "the import of this file is pending already: finishing it");
+        return Ok(());
+    }
+    let snaps = SnapshotStore::open(&datadir)?;
+    let holds = snaps.current()?.is_some_and(|m| m.keys > 0) || !contents.log_files.is_empty();
+    if holds {
+        bail!(
+            "--import: the data directory {} already holds data; refusing to import over it (use `redsnap restore FILE --to {} --replace` to replace it)",
+            dir.display(),
+            dir.display()
+        );
+    }
+    drop(snaps);
+    redsnap_persist::import::begin(&datadir, file)
+        .with_context(|| format!("--import {}", file.display()))?;
+    tracing::info!(file = %file.display(), dir = %dir.display(), "importing: the file is loaded at start, then written as the first snapshot");
     Ok(())
 }
 

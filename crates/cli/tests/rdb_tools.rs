@@ -211,6 +211,13 @@ fn restore_into_a_data_dir_and_serve_import() -> Result<()> {
         .start()?;
     assert_eq!(fetch_dataset(server.port(), None, DBS)?, ds);
     server.stop();
+    // The import's first snapshot was written (in the background, or at shutdown at
+    // the latest): its marker is gone and a start without --import has the data.
+    assert!(!dir2.join(redsnap_persist::import::MARKER).exists());
+    {
+        let server = RedsnapServer::builder().dir(&dir2).start()?;
+        assert_eq!(fetch_dataset(server.port(), None, DBS)?, ds);
+    }
     // ...and refuses one that holds data.
     let res = RedsnapServer::builder()
         .dir(&dir2)

@@ -86,6 +86,15 @@ pub enum PersistError {
     #[error("append log {path} is unusable after a failed write: {detail}")]
     LogBroken { path: PathBuf, detail: String },
 
+    /// An import (`serve --import`) that had not reached its first snapshot cannot
+    /// be finished: its RDB file is gone, changed or damaged.
+    #[error("the import of {file} into {dir} did not finish (no snapshot was written yet) and cannot be redone: {detail}")]
+    Import {
+        dir: PathBuf,
+        file: PathBuf,
+        detail: String,
+    },
+
     /// An injected failure (tests only).
     #[error("injected failure: {0}")]
     Injected(String),

@@ -32,6 +32,7 @@ pub mod aof;
 pub mod codec;
 pub mod datadir;
 pub mod error;
+pub mod import;
 pub mod rdbfile;
 pub mod recover;
 pub mod snapshot;

@@ -66,6 +66,12 @@ pub struct RecoveryReport {
     pub wrote_snapshot: bool,
     /// Size of the snapshot in force (for the rewrite check's base size).
     pub snapshot_size: u64,
+    /// An import (`serve --import`) whose first snapshot is not written yet: its RDB
+    /// file was loaded before the log (see [`crate::import`]). The server must take
+    /// a snapshot and then delete the marker.
+    pub import_pending: Option<crate::import::ImportMarker>,
+    /// Keys loaded from that file.
+    pub imported_keys: u64,
     pub duration: Duration,
 }
 
@@ -429,6 +435,35 @@ pub fn recover_at(
                 ""
             }
         ));
+    }
+    match (&loaded.meta, crate::import::pending(dir.path())?) {
+        (Some(_), Some(_)) => {
+            // The import's snapshot was written; only the marker's deletion was lost.
+            crate::import::finish(dir.path())?;
+        }
+        (None, Some(marker)) => {
+            let imported = match crate::import::load(dir.path(), &marker, store) {
+                Ok(r) => r,
+                Err(e) => {
+                    // Nothing was written after the import began: the directory is
+                    // as empty as before it, and the marker goes (the error says why).
+                    if list_generations(dir.path())?.is_empty() {
+                        crate::import::finish(dir.path())?;
+                    }
+                    return Err(e);
+                }
+            };
+            tracing::info!(
+                file = %marker.file.display(),
+                keys = imported.keys,
+                expired_skipped = imported.expired_skipped,
+                ms = imported.duration.as_millis() as u64,
+                "loaded the RDB file of an import whose first snapshot is not written yet"
+            );
+            report.imported_keys = imported.keys;
+            report.import_pending = Some(marker);
+        }
+        _ => {}
     }
     let covered = loaded.meta.as_ref().map_or(0, |m| m.log_gen);
     report.snapshot = loaded.meta;

@@ -35,6 +35,10 @@ pub struct Persistence {
     /// wrote (INFO `rdb_last_snapshot_incremental`, `rdb_last_snapshot_changed`).
     pub last_incremental: bool,
     pub last_changed: u64,
+    /// The dataset holds an import (`serve --import`) that no snapshot holds yet:
+    /// the cron starts one at once, and its success deletes the import's marker
+    /// (`redsnap_persist::import`).
+    pub import_pending: bool,
 }
 
 /// The append log as the connections see it when they write replies. Swapped when
@@ -87,8 +91,10 @@ pub fn open(c: &Config, store: &mut Store) -> Result<Option<Persistence>, Server
         load_truncated: c.bool("aof-load-truncated"),
         ignore_corruption: c.bool("load-corrupt"),
     };
+    let mut import_pending = false;
     let (next_gen, loaded_keys, expired) = if c.bool("restore-on-startup") {
         let report = recover(&dir, &snaps, store, &opts).map_err(err)?;
+        import_pending = report.import_pending.is_some();
         tracing::info!(
             keys = report.keys,
             snapshot_keys = report.snapshot_keys,
@@ -122,6 +128,7 @@ pub fn open(c: &Config, store: &mut Store) -> Result<Option<Persistence>, Server
         None
     };
     Ok(Some(Persistence {
+        import_pending,
         dir,
         snaps,
         log,
@@ -206,6 +213,7 @@ fn open_at_runtime(c: &Config) -> Result<Persistence, String> {
         log_pending: false,
         last_incremental: false,
         last_changed: 0,
+        import_pending: false,
     })
 }
 
@@ -395,6 +403,17 @@ fn finish(inner: &mut Inner, res: Result<&redsnap_persist::SnapshotInfo, String>
                 if p.log_pending && p.log.as_ref().is_some_and(|l| !l.is_pending()) {
                     p.log_pending = false;
                 }
+                if p.import_pending {
+                    match redsnap_persist::import::finish(p.dir.path()) {
+                        Ok(()) => {
+                            p.import_pending = false;
+                            tracing::info!("import complete: its first snapshot is durable");
+                        }
+                        Err(e) => tracing::error!(
+                            "the import's first snapshot is durable, but its marker could not be deleted: {e} (the next start deletes it)"
+                        ),
+                    }
+                }
                 // The snapshot holds everything in memory, including any batch whose
                 // log write failed: the log is consistent again from here on.
                 if p.log_error.take().is_some() {
@@ -484,6 +503,9 @@ pub(crate) fn cron(shared: &Arc<Shared>, inner: &mut Inner) {
     });
     if reason.is_none() && p.log_pending {
         reason = Some("the append log was turned on".into());
+    }
+    if reason.is_none() && p.import_pending {
+        reason = Some("the imported dataset is in no snapshot yet".into());
     }
     for (secs, changes) in inner.config.save_points() {
         if dirty >= changes && since_save >= secs {

@@ -20,9 +20,11 @@
 //! it.
 
 pub mod crc64;
+mod load;
 mod read;
 mod write;
 
+pub use load::{load_into, LoadRdbOptions, LoadRdbReport, RdbLoadError};
 pub use read::{Item, KeyRecord, RdbReader, ReadOptions, ReadSummary, SkipReason};
 pub use write::{default_aux, write_dbs, write_entries, RdbWriter, WriteStats};
 
