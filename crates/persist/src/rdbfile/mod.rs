@@ -20,8 +20,11 @@
 //! it.
 
 pub mod crc64;
+mod dump;
 mod read;
 mod write;
+
+pub use dump::{function_dump_libraries, DumpPayload};
 
 pub use read::{Item, KeyRecord, RdbReader, ReadOptions, ReadSummary, SkipReason};
 pub use write::{default_aux, write_dbs, write_entries, RdbWriter, WriteStats};
