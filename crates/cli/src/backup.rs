@@ -742,6 +742,59 @@ mod tests {
         assert!(err.is_err());
     }
 
+    fn payload(ty: u8, body: &[u8], version: u16) -> Vec<u8> {
+        let mut p = vec![ty];
+        p.extend_from_slice(body);
+        p.extend_from_slice(&version.to_le_bytes());
+        let crc = redsnap_persist::rdbfile::crc64::crc64(&p);
+        p.extend_from_slice(&crc.to_le_bytes());
+        p
+    }
+
+    /// Payloads of the writer's version are copied; newer ones (Redis 7.2's set
+    /// listpack, RDB 11) are re-encoded; the file reads back as version 10.
+    #[test]
+    fn newer_payloads_are_re_encoded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.rdb");
+        let mut w = RdbWriter::new(create(&path).unwrap(), &[]).unwrap();
+        let mut stats = ScanStats::default();
+        // listpack: total, count, entries "a" and 7, end.
+        let mut lp = vec![0x81, b'a', 0x02, 0x07, 0x01, 0xff];
+        let mut blob = ((6 + lp.len()) as u32).to_le_bytes().to_vec();
+        blob.extend_from_slice(&2u16.to_le_bytes());
+        blob.append(&mut lp);
+        let mut body = Vec::new();
+        redsnap_engine::rdb::write_len(&mut body, blob.len() as u64);
+        body.extend_from_slice(&blob);
+        write_payload(&mut w, 0, b"s", &payload(20, &body, 11), None, &mut stats).unwrap();
+        let str_body = redsnap_engine::rdb::encode_value(&redsnap_engine::Value::Str(
+            bytes::Bytes::from_static(b"v"),
+        ));
+        write_payload(
+            &mut w,
+            1,
+            b"k",
+            &payload(0, &str_body, 9),
+            Some(4_000_000_000_000),
+            &mut stats,
+        )
+        .unwrap();
+        assert_eq!(stats.converted, 1);
+        // A damaged payload, and a type that cannot be converted.
+        let mut bad = payload(0, &str_body, 9);
+        bad[1] ^= 1;
+        assert!(write_payload(&mut w, 1, b"x", &bad, None, &mut stats).is_err());
+        let e = write_payload(&mut w, 1, b"x", &payload(21, b"\x00", 11), None, &mut stats);
+        assert!(format!("{:#}", e.unwrap_err()).contains("RDB version 11"));
+        let (out, _) = w.finish().unwrap();
+        finish_file(out, &path).unwrap();
+        let c = manifest::read_rdb(&path, |_, _| {}).unwrap();
+        assert_eq!((c.version, c.keys, c.expiring_keys), (10, 2, 1));
+        assert_eq!(c.types["set"], 1);
+        assert_eq!(c.databases[&1].types["string"], 1);
+    }
+
     #[test]
     fn exact_copies_stop_at_the_length() {
         let data = vec![7u8; 1000];
