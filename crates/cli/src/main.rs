@@ -53,8 +53,9 @@ enum Command {
     /// Into a directory, files are named by UTC time and `--keep N` keeps the newest
     /// N; into a file, the manifest is FILE.manifest.json.
     Backup {
-        /// `redis://[[user]:password@]host:port`.
-        #[arg(long)]
+        /// `redis://[[user]:password@]host:port` (from the environment, the
+        /// password stays out of the process list and the crontab).
+        #[arg(long, env = "REDSNAP_BACKUP_FROM", hide_env_values = true)]
         from: String,
         /// A directory (existing, ending in `/`, or with --keep) or a file.
         #[arg(long)]

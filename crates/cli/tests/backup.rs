@@ -128,7 +128,7 @@ fn writer(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Result<u6
             let key = format!("seq:{i}");
             c.ok(&[b"SET", key.as_bytes(), s.as_bytes()])?;
             c.ok(&[b"SET", b"last", s.as_bytes()])?;
-            if i % 10 == 0 {
+            if i.is_multiple_of(10) {
                 let cmds: Vec<Vec<Vec<u8>>> = [
                     vec![b"MULTI".to_vec()],
                     vec![b"SET".to_vec(), b"m:a".to_vec(), s.clone().into_bytes()],
