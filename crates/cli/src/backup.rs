@@ -96,39 +96,41 @@ struct Progress(ProgressBar);
 
 impl Progress {
     fn new() -> Progress {
-        Progress(if std::io::stderr().is_terminal() {
-            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
-        } else {
-            ProgressBar::hidden()
-        })
+        Progress(ProgressBar::hidden())
     }
 
+    /// Sets the template; the bar is drawn (on a terminal) from the first phase on.
     fn style(&self, template: &str) {
         if let Ok(s) = ProgressStyle::with_template(template) {
             self.0.set_style(s.progress_chars("=> "));
+        }
+        if self.0.is_hidden() && std::io::stderr().is_terminal() {
+            self.0.set_draw_target(ProgressDrawTarget::stderr());
         }
     }
 
     /// Bytes received, of `total` when known.
     fn bytes_phase(&self, msg: &str, total: Option<u64>) {
+        self.0.set_message(msg.to_string());
+        self.0.set_prefix("");
+        self.0.set_length(total.unwrap_or(0));
+        self.0.set_position(0);
         self.style(match total {
             Some(_) => "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
             None => "{spinner} {msg} {bytes} ({bytes_per_sec})",
         });
-        self.0.set_length(total.unwrap_or(0));
-        self.0.set_position(0);
-        self.0.set_message(msg.to_string());
     }
 
     /// Keys (of `total` when known) and bytes.
     fn keys_phase(&self, msg: &str, total: Option<u64>) {
+        self.0.set_message(msg.to_string());
+        self.0.set_prefix("");
+        self.0.set_length(total.unwrap_or(0));
+        self.0.set_position(0);
         self.style(match total {
             Some(_) => "{msg} [{bar:30}] {pos}/{len} keys, {prefix} ({eta})",
             None => "{spinner} {msg} {pos} keys, {prefix}",
         });
-        self.0.set_length(total.unwrap_or(0));
-        self.0.set_position(0);
-        self.0.set_message(msg.to_string());
     }
 
     fn keys_bytes(&self, keys: u64, bytes: u64) {

@@ -328,6 +328,24 @@ fn a_redis_source_by_sync_and_by_scan_when_sync_is_refused() -> Result<()> {
     assert_same(&fetch_dataset(target.port(), None, DBS)?, &expected, "sync");
     fcall_works(target.port())?;
 
+    // A stream (a type redsnap does not hold) is kept by both methods, counted in
+    // the manifest, and loads into redis-server.
+    let mut c = Client::connect(redis.port(), None)?;
+    c.ok(&[b"XADD", b"events", b"*", b"f", b"v"])?;
+    c.ok(&[b"XADD", b"events", b"*", b"f", b"w"])?;
+    for method in ["sync", "scan"] {
+        let f = tmp.path().join(format!("stream-{method}.rdb"));
+        let m = backup(&redis.url(), &f, &["--method", method])?;
+        assert_eq!(m["types"]["stream"], 1, "{method}");
+        assert_eq!(m["keys"], expected.len() as u64 + 1, "{method}");
+        let rdir = tmp.path().join(format!("stream-{method}"));
+        std::fs::create_dir(&rdir)?;
+        std::fs::copy(&f, rdir.join("dump.rdb"))?;
+        let loaded = RedisServer::builder().dir(&rdir).start()?;
+        let mut l = Client::connect(loaded.port(), None)?;
+        assert_eq!(l.ok(&[b"XLEN", b"events"])?, Resp::Int(2), "{method}");
+    }
+
     for (n, (src, url, why)) in refused_sync_sources()?.into_iter().enumerate() {
         fill(src.port())?;
         let expected = fetch_dataset(src.port(), None, DBS)?;
