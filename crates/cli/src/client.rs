@@ -108,6 +108,34 @@ impl Target {
     pub fn display(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+
+    /// The URL without the password: `redis://[user@]host:port[/db]` (manifests).
+    pub fn url_without_password(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let user = self
+            .user
+            .as_ref()
+            .map(|u| format!("{}@", percent_encode(u)))
+            .unwrap_or_default();
+        let db = self.db.map(|d| format!("/{d}")).unwrap_or_default();
+        format!("redis://{user}{host}:{}{db}", self.port)
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A connection.
@@ -252,6 +280,33 @@ impl Client {
         })
     }
 
+    /// The first line of a SYNC reply, without its CRLF: skips the bare `\n`
+    /// keepalives a server sends while it prepares the file (as `redis-cli --rdb`
+    /// does). Call after [`Client::send`] and [`Client::flush`] of SYNC.
+    pub fn sync_line(&mut self) -> Result<Vec<u8>> {
+        loop {
+            let mut line = Vec::new();
+            (&mut self.r)
+                .take(64 * 1024)
+                .read_until(b'\n', &mut line)
+                .context("reading the SYNC reply")?;
+            if line == b"\n" {
+                continue;
+            }
+            if !line.ends_with(b"\r\n") {
+                bail!("the server closed the connection (or sent a malformed reply) during SYNC");
+            }
+            line.truncate(line.len() - 2);
+            self.pending = self.pending.saturating_sub(1);
+            return Ok(line);
+        }
+    }
+
+    /// The connection's buffered reader, for a SYNC payload after [`Client::sync_line`].
+    pub fn raw_reader(&mut self) -> &mut BufReader<TcpStream> {
+        &mut self.r
+    }
+
     /// Reads the reply of the oldest command sent.
     pub fn read_reply(&mut self) -> Result<Reply> {
         if self.pending == 0 {
@@ -304,5 +359,9 @@ mod tests {
         assert!(Target::parse("http://x").is_err());
         assert!(Target::parse("rediss://x:1").is_err());
         assert!(Target::parse("redis://h:notaport").is_err());
+        let t = Target::parse("redis://b%40ck:pw@[::1]:7000/2").unwrap();
+        assert_eq!(t.url_without_password(), "redis://b%40ck@[::1]:7000/2");
+        let t = Target::parse("redis://:pw@h:1").unwrap();
+        assert_eq!(t.url_without_password(), "redis://h:1");
     }
 }

@@ -448,7 +448,100 @@ fn print_dataset(ds: &DatasetStats) {
     }
 }
 
+/// One backup of a backup directory.
+#[derive(Debug, Serialize)]
+pub struct BackupInfo {
+    pub file: PathBuf,
+    pub bytes: u64,
+    pub manifest: Option<crate::manifest::Manifest>,
+    /// Why the manifest is missing or unreadable.
+    pub manifest_error: Option<String>,
+}
+
+/// The backups of a backup directory, oldest first.
+#[derive(Debug, Serialize)]
+pub struct BackupListing {
+    pub dir: PathBuf,
+    pub backups: Vec<BackupInfo>,
+    pub stray_manifests: Vec<PathBuf>,
+}
+
+pub fn inspect_backup_dir(dir: &Path) -> Result<BackupListing> {
+    let (entries, stray) = crate::manifest::list_backups(dir)?;
+    let backups = entries
+        .into_iter()
+        .map(|e| {
+            let bytes = std::fs::metadata(&e.rdb).map(|m| m.len()).unwrap_or(0);
+            let (manifest, manifest_error) = match &e.manifest {
+                None => (None, Some("no manifest".to_string())),
+                Some(m) => match crate::manifest::load(m) {
+                    Ok(m) => (Some(m), None),
+                    Err(err) => (None, Some(format!("{err:#}"))),
+                },
+            };
+            BackupInfo {
+                file: e.rdb,
+                bytes,
+                manifest,
+                manifest_error,
+            }
+        })
+        .collect();
+    Ok(BackupListing {
+        dir: dir.to_path_buf(),
+        backups,
+        stray_manifests: stray,
+    })
+}
+
+fn print_backups(l: &BackupListing) {
+    println!(
+        "backup directory {}: {} backups (oldest first)",
+        l.dir.display(),
+        l.backups.len()
+    );
+    for b in &l.backups {
+        let name = b
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match &b.manifest {
+            Some(m) => println!(
+                "  {name}: {} bytes, {} keys in {} databases, {} function libraries, RDB version {}, {} ({}) from {}, {} to {}",
+                b.bytes,
+                m.keys,
+                m.databases.len(),
+                m.functions,
+                m.rdb_version,
+                m.method,
+                if m.point_in_time { "point in time" } else { "not point in time" },
+                m.source,
+                m.started,
+                m.finished
+            ),
+            None => println!(
+                "  {name}: {} bytes, {}",
+                b.bytes,
+                b.manifest_error.as_deref().unwrap_or("no manifest")
+            ),
+        }
+    }
+    for s in &l.stray_manifests {
+        println!("  {}: a manifest without its backup file", s.display());
+    }
+}
+
 pub fn run(target: &Path, json: bool, databases: usize) -> Result<()> {
+    if target.is_dir() && crate::manifest::is_backup_dir(target) {
+        let l = inspect_backup_dir(target)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&l)?);
+        } else {
+            print_backups(&l);
+        }
+        return Ok(());
+    }
     if target.is_dir() {
         let r = inspect_dir(target, databases)?;
         if json {

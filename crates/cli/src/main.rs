@@ -1,9 +1,12 @@
-//! The `redsnap` command line: `serve` runs the standalone server; `restore`,
-//! `inspect` and `verify` work on RDB files (Redis's dump format, the interchange
-//! format) and redsnap data directories.
+//! The `redsnap` command line: `serve` runs the standalone server; `backup` takes
+//! an RDB file (Redis's dump format, the interchange format) from a running server;
+//! `restore`, `inspect` and `verify` work on RDB files, backups and redsnap data
+//! directories.
 
+mod backup;
 mod client;
 mod inspect;
+mod manifest;
 mod restore;
 mod serve;
 mod verify;
@@ -42,11 +45,42 @@ enum Command {
         )]
         args: Vec<String>,
     },
+    /// Back up a running server (redsnap or Redis) into an RDB file and its
+    /// manifest.
+    ///
+    /// Through the replication handshake (SYNC: one point in time), or, from a
+    /// server that refuses SYNC, through SCAN + DUMP + PTTL (not one point in time).
+    /// Into a directory, files are named by UTC time and `--keep N` keeps the newest
+    /// N; into a file, the manifest is FILE.manifest.json.
+    Backup {
+        /// `redis://[[user]:password@]host:port` (from the environment, the
+        /// password stays out of the process list and the crontab).
+        #[arg(long, env = "REDSNAP_BACKUP_FROM", hide_env_values = true)]
+        from: String,
+        /// A directory (existing, ending in `/`, or with --keep) or a file.
+        #[arg(long)]
+        to: PathBuf,
+        /// Keep the newest N backups of the directory, deleting older ones once
+        /// the new one is in place.
+        #[arg(long)]
+        keep: Option<usize>,
+        #[arg(long, value_enum, default_value = "rdb")]
+        format: backup::Format,
+        /// `sync` (point in time), `scan` (for servers that refuse SYNC), or `auto`:
+        /// sync, falling back to scan when SYNC is refused.
+        #[arg(long, value_enum, default_value = "auto")]
+        method: backup::Method,
+        /// Print the manifest as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Restore an RDB file into a running server (redsnap or Redis) or a data
-    /// directory. The whole file is verified first; nothing is written from a
-    /// damaged one.
+    /// directory. The whole file is verified first (and its size and SHA-256
+    /// against its manifest, when it has one); nothing is written from a damaged
+    /// one.
     Restore {
-        /// The RDB file (a Redis dump.rdb or a backup).
+        /// The RDB file (a Redis dump.rdb or a backup), a backup's manifest, or a
+        /// backup directory (its newest backup).
         file: PathBuf,
         /// `redis://[:password@]host:port` (pipelined RESTORE ... ABSTTL), or a
         /// redsnap data directory (written as its snapshot for the next start).
@@ -71,7 +105,7 @@ enum Command {
     },
     /// Show what an RDB file or a data directory holds: keys per db and type, sizes,
     /// biggest keys, TTL spread; for a data directory, its snapshot and log
-    /// generations.
+    /// generations; for a backup directory, its backups.
     Inspect {
         target: PathBuf,
         #[arg(long)]
@@ -80,8 +114,10 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         databases: usize,
     },
-    /// Check every checksum of an RDB file (CRC-64 and structure) or a data
-    /// directory (snapshot entries, log frames). Exits 1 naming what is damaged.
+    /// Check every checksum of an RDB file (CRC-64 and structure, and size and
+    /// SHA-256 against its manifest), of every backup of a backup directory, or of a
+    /// data directory (snapshot entries, log frames). Exits 1 naming what is
+    /// damaged.
     Verify {
         target: PathBuf,
         #[arg(long)]
@@ -130,6 +166,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             init_logging("info");
             serve::run(args)?;
         }
+        Command::Backup {
+            from,
+            to,
+            keep,
+            format: backup::Format::Rdb,
+            method,
+            json,
+        } => {
+            init_logging("warn");
+            let outcome = backup::run(&backup::BackupOpts {
+                from,
+                to,
+                keep,
+                method,
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&outcome.manifest)?);
+            } else {
+                backup::print_outcome(&outcome);
+            }
+        }
         Command::Restore {
             file,
             to,
@@ -142,6 +199,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // The tools print their own output; the persistence crate's logs only
             // when asked (REDSNAP_LOG).
             init_logging("warn");
+            let (resolved, manifest) = manifest::resolve(&file)?;
+            if resolved != file {
+                eprintln!("restoring {}", resolved.display());
+            }
+            let file = resolved;
+            if let Some(m) = &manifest {
+                manifest::check_before_restore(&file, m)?;
+            }
             let opts = restore::RestoreOpts {
                 replace,
                 db,

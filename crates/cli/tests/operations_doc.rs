@@ -1,7 +1,8 @@
 //! Runs the `sh` blocks of docs/operations.md, so the guide stays true: in a
 //! directory holding a `dump.rdb` from a real redis-server 7.0, with `REDSNAP_URL`
-//! at a running `redsnap serve` and `DATA_DIR` an empty directory's path. A line
-//! ending in `# exits 1` must fail; every other line must succeed.
+//! at a running `redsnap serve`, `REDIS_URL` at that redis-server and `DATA_DIR` an
+//! empty directory's path. A line ending in `# exits 1` must fail; every other line
+//! must succeed.
 
 use anyhow::{Context, Result};
 use redsnap_testsupport::dataset::{fill_every_encoding, Client};
@@ -38,7 +39,10 @@ fn the_operations_guide_runs() -> Result<()> {
     assert!(cmds.iter().any(|(_, fail)| *fail));
 
     let work = tempfile::tempdir()?;
-    let redis = RedisServer::start()?;
+    // No wait before a diskless transfer (`redsnap backup` from it).
+    let redis = RedisServer::builder()
+        .extra_args(&["--repl-diskless-sync-delay", "0"])
+        .start()?;
     let mut c = Client::connect(redis.port(), None)?;
     fill_every_encoding(&mut c)?;
     c.ok(&[b"SAVE"])?;
@@ -61,6 +65,7 @@ fn the_operations_guide_runs() -> Result<()> {
             .current_dir(work.path())
             .env("PATH", &path)
             .env("REDSNAP_URL", server.url())
+            .env("REDIS_URL", redis.url())
             .env("DATA_DIR", work.path().join("data"))
             .env_remove("REDSNAP_LOG")
             .output()?;

@@ -20,10 +20,12 @@
 //! it.
 
 pub mod crc64;
+mod dump;
 mod load;
 mod read;
 mod write;
 
+pub use dump::{function_dump_libraries, DumpPayload};
 pub use load::{load_into, LoadRdbOptions, LoadRdbReport, RdbLoadError};
 pub use read::{Item, KeyRecord, RdbReader, ReadOptions, ReadSummary, SkipReason};
 pub use write::{default_aux, write_dbs, write_entries, RdbWriter, WriteStats};

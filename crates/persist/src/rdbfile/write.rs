@@ -116,6 +116,50 @@ impl<W: Write> RdbWriter<W> {
         self.maybe_flush()
     }
 
+    /// One key whose value is RDB-encoded already: its object type and body as a
+    /// DUMP payload holds them (see [`super::DumpPayload`]), copied as they are.
+    /// The caller vouches that `rdb_type` and `body` are valid for the file's
+    /// version; `redsnap backup` reads the whole file back before keeping it.
+    pub fn write_encoded_key(
+        &mut self,
+        db: u64,
+        key: &[u8],
+        rdb_type: u8,
+        body: &[u8],
+        expire_ms: Option<u64>,
+    ) -> io::Result<()> {
+        if self.db != Some(db) {
+            self.select_db(db, None)?;
+        }
+        if let Some(t) = expire_ms {
+            self.buf.push(opcode::EXPIRETIME_MS);
+            self.buf.extend_from_slice(&t.to_le_bytes());
+        }
+        self.buf.push(rdb_type);
+        codec::write_string(&mut self.buf, key);
+        if body.len() >= FLUSH_AT {
+            // Large values go straight through instead of through the buffer.
+            self.flush_buf()?;
+            self.crc.update(body);
+            self.w.write_all(body)?;
+            self.stats.bytes += body.len() as u64;
+        } else {
+            self.buf.extend_from_slice(body);
+        }
+        self.stats.keys += 1;
+        self.maybe_flush()
+    }
+
+    /// Bytes produced so far (written and buffered).
+    pub fn bytes(&self) -> u64 {
+        self.stats.bytes + self.buf.len() as u64
+    }
+
+    /// Keys written so far.
+    pub fn keys(&self) -> u64 {
+        self.stats.keys
+    }
+
     /// A function library (FUNCTION2), its Lua code.
     pub fn write_function(&mut self, code: &[u8]) -> io::Result<()> {
         self.buf.push(opcode::FUNCTION2);
