@@ -84,6 +84,57 @@ struct Written {
     point_in_time: bool,
     sha256: String,
     notes: Vec<String>,
+    /// What the file holds, when it was read as it was received (sync); otherwise
+    /// the file is read back before it is kept.
+    contents: Option<manifest::RdbContents>,
+}
+
+/// Reads chunks sent over a channel (the bytes a [`Tee`] passes on); the end of the
+/// channel is the end of the stream.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.recv() {
+                Ok(b) => {
+                    self.buf = b;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Writes to the file and passes a copy to the checking thread (which may have
+/// stopped at damage: then only the file is written, and the check's error wins).
+struct Tee<'a, W: Write> {
+    file: &'a mut W,
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write_all(buf)?;
+        if let Some(tx) = &self.tx {
+            if tx.send(buf.to_vec()).is_err() {
+                self.tx = None;
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// The mark of the diskless form (`$EOF:<40 bytes>`), Redis's `RDB_EOF_MARK_SIZE`.
@@ -257,12 +308,16 @@ pub fn run(opts: &BackupOpts) -> Result<Outcome> {
         },
     };
 
-    // Read back whole before keeping it.
-    progress.keys_phase("checking", None);
-    let contents =
-        manifest::read_rdb(&tmp, |k, b| progress.keys_bytes(k, b)).with_context(|| {
-            format!("the backup received from {source} is damaged; nothing was kept")
-        })?;
+    // Checked whole before it is kept: as it arrived (sync), or read back.
+    let contents = match written.contents {
+        Some(c) => c,
+        None => {
+            progress.keys_phase("checking", None);
+            manifest::read_rdb(&tmp, |k, b| progress.keys_bytes(k, b)).with_context(|| {
+                format!("the backup received from {source} is damaged; nothing was kept")
+            })?
+        }
+    };
     if contents.sha256 != written.sha256 {
         bail!(
             "{}: the file read back (SHA-256 {}) is not what was written ({}); nothing was kept",
@@ -403,12 +458,62 @@ fn sync_method(t: &Target, tmp: &Path, p: &Progress) -> Result<Written> {
         );
     };
     let mut out = create(tmp)?;
+    // The file is checked (decoded, CRC-64, SHA-256) by a second thread as it
+    // arrives, rather than read back afterwards: one pass instead of two.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
+    let checker = std::thread::spawn({
+        let tmp = tmp.to_path_buf();
+        move || {
+            let r = ChannelReader {
+                rx,
+                buf: Vec::new(),
+                pos: 0,
+            };
+            manifest::read_rdb_from(r, &tmp, |_, _| {})
+        }
+    });
+    let mut tee = Tee {
+        file: &mut out,
+        tx: Some(tx),
+    };
+    let received = receive(&mut c, t, rest, &line, &mut tee, p);
+    drop(tee);
+    let checked = checker
+        .join()
+        .map_err(|_| anyhow!("the thread checking the backup panicked"))?;
+    received?;
+    let contents = checked.with_context(|| {
+        format!(
+            "the backup received from {} is damaged; nothing was kept",
+            t.url_without_password()
+        )
+    })?;
+    // Close right after the payload: the command stream that follows is not read.
+    drop(c);
+    Ok(Written {
+        method: "sync",
+        point_in_time: true,
+        sha256: finish_file(out, tmp)?,
+        notes: Vec::new(),
+        contents: Some(contents),
+    })
+}
+
+/// The payload of SYNC's reply (`rest` is the reply line after `$`) into `out`.
+fn receive(
+    c: &mut Client,
+    t: &Target,
+    rest: &[u8],
+    line: &[u8],
+    out: &mut impl Write,
+    p: &Progress,
+) -> Result<()> {
     if let Some(mark) = rest.strip_prefix(b"EOF:") {
         let Some(mark) = mark.get(..EOF_MARK_SIZE) else {
             bail!("{}: SYNC's end mark is too short", t.display());
         };
         p.bytes_phase("receiving", None);
-        copy_until_mark(c.raw_reader(), &mut out, mark, p)
+        copy_until_mark(c.raw_reader(), out, mark, p)
             .with_context(|| format!("receiving the RDB file from {}", t.display()))?;
     } else {
         let len: u64 = std::str::from_utf8(rest)
@@ -422,17 +527,10 @@ fn sync_method(t: &Target, tmp: &Path, p: &Progress) -> Result<Written> {
                 )
             })?;
         p.bytes_phase("receiving", Some(len));
-        copy_exact(c.raw_reader(), &mut out, len, p)
+        copy_exact(c.raw_reader(), out, len, p)
             .with_context(|| format!("receiving the RDB file from {}", t.display()))?;
     }
-    // Close right after the payload: the command stream that follows is not read.
-    drop(c);
-    Ok(Written {
-        method: "sync",
-        point_in_time: true,
-        sha256: finish_file(out, tmp)?,
-        notes: Vec::new(),
-    })
+    Ok(())
 }
 
 fn copy_exact(r: &mut impl Read, out: &mut impl Write, len: u64, p: &Progress) -> Result<()> {
@@ -578,6 +676,7 @@ fn scan_method(t: &Target, tmp: &Path, p: &Progress) -> Result<Written> {
         point_in_time: false,
         sha256: finish_file(out, tmp)?,
         notes,
+        contents: None,
     })
 }
 

@@ -323,8 +323,18 @@ impl RdbContents {
 /// Reads an RDB file whole, hashing every byte, and counts what it holds. Types
 /// redsnap does not hold (streams, modules) are walked and counted: they are data.
 /// `progress` is called now and then with the keys and bytes read so far.
-pub fn read_rdb(path: &Path, mut progress: impl FnMut(u64, u64)) -> Result<RdbContents> {
+pub fn read_rdb(path: &Path, progress: impl FnMut(u64, u64)) -> Result<RdbContents> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    read_rdb_from(f, path, progress)
+}
+
+/// [`read_rdb`] over any reader (`path` names it in errors): `redsnap backup` checks
+/// the bytes as they arrive from the source.
+pub fn read_rdb_from(
+    f: impl Read,
+    path: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<RdbContents> {
     let mut h = Hashing::new(f);
     let opts = ReadOptions {
         skip_unsupported: true,
