@@ -523,7 +523,7 @@ fn receive(
                 format!(
                     "{}: bad length in the reply to SYNC: {:?}",
                     t.display(),
-                    String::from_utf8_lossy(&line)
+                    String::from_utf8_lossy(line)
                 )
             })?;
         p.bytes_phase("receiving", Some(len));
