@@ -415,9 +415,7 @@ pub(crate) fn health_figures(inner: &Inner) -> crate::PersistenceHealth {
         last_snapshot_status: ok(st.last_ok),
         snapshot_in_progress: st.in_progress,
         append_log: log.is_some(),
-        append_log_write_status: log
-            .as_ref()
-            .map(|a| ok(a.last_write_ok && p.log_error.is_none())),
+        append_log_write_status: log.as_ref().map(|a| ok(a.last_write_ok)),
         append_log_fsync_status: log.as_ref().map(|a| ok(a.last_fsync_ok)),
     }
 }
@@ -625,14 +623,23 @@ pub(crate) fn cron(shared: &Arc<Shared>, inner: &mut Inner) {
 
 pub(crate) fn info(inner: &Inner) -> String {
     let mut s = String::from("# Persistence\r\n");
+    // redsnap's own: whether writes are refused and the error they get (what
+    // `/health` and `redsnap health` report).
+    let refusal = refusal_text(inner);
+    let refused = format!(
+        "writes_refused:{}\r\nwrites_refused_reason:{}\r\n",
+        refusal.is_some() as u8,
+        refusal.unwrap_or_default()
+    );
     let Some(p) = inner.persist.as_ref() else {
         let _ = write!(
             s,
-            "loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_last_write_status:ok\r\npersistence_enabled:0\r\n\r\n",
+            "loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_last_write_status:ok\r\npersistence_enabled:0\r\n{refused}\r\n",
             inner.store.effects.dirty, inner.lastsave
         );
         return s;
     };
+    s.push_str(&refused);
     let st = p.snaps.stats();
     let now = now_ms();
     let _ = write!(

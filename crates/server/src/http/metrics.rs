@@ -106,7 +106,6 @@ struct Persistence {
     snaps: redsnap_persist::snapshot::SnapshotStats,
     durations: crate::persist::SnapshotDurations,
     log: Option<redsnap_persist::aof::AofStats>,
-    log_error: bool,
 }
 
 /// Everything `/metrics` shows, copied under the server lock.
@@ -179,7 +178,6 @@ impl Figures {
             snaps: p.snaps.stats(),
             durations: p.durations.clone(),
             log: p.log.as_ref().map(|l| l.stats()),
-            log_error: p.log_error.is_some(),
         });
         let (replicas, repl_offset) = crate::repl::replicas_and_offset(inner);
         // Clients postponed by CLIENT PAUSE count as blocked (INFO's
@@ -623,7 +621,7 @@ fn persistence(e: &mut DescriptorEncoder, f: &Figures) -> std::fmt::Result {
         e,
         "redsnap_aof_last_write_ok",
         "1 when the last write to the append log succeeded.",
-        a.last_write_ok && !p.log_error,
+        a.last_write_ok,
     )?;
     bool_gauge(
         e,
