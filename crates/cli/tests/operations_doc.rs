@@ -1,7 +1,8 @@
 //! Runs the `sh` blocks of docs/operations.md, so the guide stays true: in a
 //! directory holding a `dump.rdb` from a real redis-server 7.0, with `REDSNAP_URL`
-//! at a running `redsnap serve` and `DATA_DIR` an empty directory's path. A line
-//! ending in `# exits 1` must fail; every other line must succeed.
+//! at a running `redsnap serve`, `REDSNAP_HTTP` at its `http-port`
+//! (`http://127.0.0.1:P`) and `DATA_DIR` an empty directory's path. A line ending
+//! in `# exits 1` must fail; every other line must succeed.
 
 use anyhow::{Context, Result};
 use redsnap_testsupport::dataset::{fill_every_encoding, Client};
@@ -43,8 +44,17 @@ fn the_operations_guide_runs() -> Result<()> {
     fill_every_encoding(&mut c)?;
     c.ok(&[b"SAVE"])?;
     std::fs::copy(redis.dir().join("dump.rdb"), work.path().join("dump.rdb"))?;
+    let http = redsnap_testsupport::free_port();
+    let http_port = http.to_string();
     let server = RedsnapServer::builder()
-        .extra_args(&["--save", "", "--appendonly", "no"])
+        .extra_args(&[
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--http-port",
+            &http_port,
+        ])
         .start()?;
     let bin = work.path().join("bin");
     std::fs::create_dir(&bin)?;
@@ -61,6 +71,7 @@ fn the_operations_guide_runs() -> Result<()> {
             .current_dir(work.path())
             .env("PATH", &path)
             .env("REDSNAP_URL", server.url())
+            .env("REDSNAP_HTTP", format!("http://127.0.0.1:{http}"))
             .env("DATA_DIR", work.path().join("data"))
             .env_remove("REDSNAP_LOG")
             .output()?;

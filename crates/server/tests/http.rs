@@ -97,8 +97,11 @@ struct Family {
     unit: Option<String>,
 }
 
+/// Label pairs, sorted.
+type Labels = Vec<(String, String)>;
+
 /// A series: its sample name and its labels (sorted).
-type Series = (String, Vec<(String, String)>);
+type Series = (String, Labels);
 
 #[derive(Debug, Default)]
 struct Exposition {
@@ -132,7 +135,7 @@ fn valid_label_name(n: &str) -> bool {
 }
 
 /// `{a="x",b="y\"z"}` -> labels; the rest of the line after `}`.
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let mut out = Vec::new();
     let mut rest = s.strip_prefix('{').ok_or("expected {")?;
     if let Some(r) = rest.strip_prefix('}') {
@@ -298,7 +301,7 @@ fn parse_openmetrics(text: &str) -> Result<Exposition, String> {
             return Err(at("sample outside its family's block".into()));
         }
         let kind = e.families[fam].kind.clone();
-        if kind == "counter" && !(value >= 0.0) {
+        if kind == "counter" && (value.is_nan() || value < 0.0) {
             return Err(at("negative counter".into()));
         }
         let mut names: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
@@ -325,7 +328,7 @@ fn check_histograms(e: &Exposition) -> Result<(), String> {
             continue;
         }
         // Group buckets by their labels without `le`.
-        let mut groups: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut groups: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
         for ((name, labels), v) in &e.samples {
             if *name != format!("{fam}_bucket") {
                 continue;
