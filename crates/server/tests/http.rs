@@ -718,3 +718,115 @@ fn log_files_hold_no_escape_codes() {
     assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
     assert!(!s.log().contains("snapshot saved"), "{}", s.log());
 }
+
+/// An in-process server with the append log (`everysec`) and `http-port`, for
+/// faults injected into its log.
+struct InProcess {
+    port: u16,
+    http: u16,
+    log: redsnap_persist::AppendLog,
+    _rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+fn in_process() -> InProcess {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut c = redsnap_server::Config::default();
+    let s = |v: &str| vec![v.to_string()];
+    for (k, v) in [
+        ("port", port.to_string()),
+        ("bind", "127.0.0.1".into()),
+        ("dir", dir.path().display().to_string()),
+        ("appendonly", "yes".into()),
+        ("appendfsync", "everysec".into()),
+        ("save", "".into()),
+        ("snapshot-interval", "0".into()),
+    ] {
+        c.set(k, &s(&v)).expect(k);
+    }
+    let http = free_port();
+    c.set("http-port", &s(&http.to_string()))
+        .expect("http-port");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt.block_on(redsnap_server::Server::bind(c)).expect("bind");
+    assert_eq!(
+        server.http_addrs(),
+        vec![SocketAddr::from((Ipv4Addr::LOCALHOST, http))]
+    );
+    let log = server.append_log().expect("append log");
+    rt.spawn(server.run());
+    InProcess {
+        port,
+        http,
+        log,
+        _rt: rt,
+        _dir: dir,
+    }
+}
+
+fn set(port: u16, key: &str) -> String {
+    let r = raw_command(port, &[b"SET", key.as_bytes(), b"v"]).expect("SET");
+    String::from_utf8_lossy(&r).trim_end().to_string()
+}
+
+/// A stalled fsync shows as a growing fsync lag, back to 0 once it completes; a
+/// failed one refuses writes: `/health` 503 with the MISCONF reason, and the
+/// metrics say so.
+#[test]
+fn append_log_faults_show_in_metrics_and_health() {
+    use redsnap_persist::aof::FsyncFault;
+    let s = in_process();
+    let lag = |e: &Exposition| e.get("redsnap_aof_fsync_lag_seconds", &[]);
+    assert_eq!(set(s.port, "a"), "+OK");
+    wait_for("the first write to be fsynced", || {
+        lag(&scrape(s.http)) == Some(0.0)
+    });
+
+    s.log
+        .inject_fsync_fault(Some((s.log.generation(), FsyncFault::Stall)));
+    assert_eq!(set(s.port, "b"), "+OK");
+    let first = {
+        let mut seen = 0.0;
+        wait_for("a lag while the fsync stalls", || {
+            seen = lag(&scrape(s.http)).unwrap_or(0.0);
+            seen > 0.0
+        });
+        seen
+    };
+    wait_for("the lag to grow", || {
+        lag(&scrape(s.http)).is_some_and(|l| l > first)
+    });
+    s.log.inject_fsync_fault(None);
+    wait_for("the lag to return to 0", || {
+        lag(&scrape(s.http)) == Some(0.0)
+    });
+    let (code, h) = health(s.http);
+    assert_eq!(code, 200, "{h}");
+    assert_eq!(h["persistence"]["appendLogFsyncStatus"], "ok");
+
+    s.log
+        .inject_fsync_fault(Some((s.log.generation(), FsyncFault::Fail)));
+    assert_eq!(set(s.port, "c"), "+OK");
+    wait_for("the failed fsync to refuse writes", || {
+        health(s.http).0 == 503
+    });
+    let (_, h) = health(s.http);
+    assert_eq!(h["healthy"], false);
+    assert_eq!(h["writesRefused"], true);
+    assert_eq!(h["persistence"]["appendLogFsyncStatus"], "err");
+    assert!(
+        h["writesRefusedReason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("MISCONF Errors writing to the AOF file")),
+        "{h}"
+    );
+    assert!(set(s.port, "d").starts_with("-MISCONF"));
+    let m = scrape(s.http);
+    assert_eq!(m.get("redsnap_aof_fsync_ok", &[]), Some(0.0));
+    assert_eq!(m.get("redsnap_writes_refused", &[]), Some(1.0));
+}
