@@ -151,6 +151,11 @@ const MAX_BULK: u64 = 512 << 20;
 
 impl Client {
     pub fn connect(t: &Target) -> Result<Client> {
+        Client::connect_timeout(t, Duration::from_secs(10), Duration::from_secs(120))
+    }
+
+    /// Connects within `connect` and waits at most `read` for each reply.
+    pub fn connect_timeout(t: &Target, connect: Duration, read: Duration) -> Result<Client> {
         let addrs: Vec<_> = (t.host.as_str(), t.port)
             .to_socket_addrs()
             .with_context(|| format!("resolving {}", t.display()))?
@@ -158,7 +163,7 @@ impl Client {
         let mut last = None;
         let mut stream = None;
         for a in addrs {
-            match TcpStream::connect_timeout(&a, Duration::from_secs(10)) {
+            match TcpStream::connect_timeout(&a, connect) {
                 Ok(s) => {
                     stream = Some(s);
                     break;
@@ -174,7 +179,7 @@ impl Client {
             (None, None) => bail!("{}: no address", t.display()),
         };
         stream.set_nodelay(true).ok();
-        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        stream.set_read_timeout(Some(read))?;
         let mut c = Client {
             r: BufReader::with_capacity(64 * 1024, stream.try_clone()?),
             w: BufWriter::with_capacity(1 << 20, stream),

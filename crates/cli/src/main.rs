@@ -1,11 +1,13 @@
 //! The `redsnap` command line: `serve` runs the standalone server; `backup` takes
 //! an RDB file (Redis's dump format, the interchange format) from a running server;
 //! `restore`, `inspect` and `verify` work on RDB files, backups and redsnap data
-//! directories.
+//! directories; `health` asks a running server.
 
 mod backup;
 mod client;
+mod health;
 mod inspect;
+mod logging;
 mod manifest;
 mod restore;
 mod serve;
@@ -13,6 +15,7 @@ mod verify;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use logging::LogSetup;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -114,6 +117,22 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         databases: usize,
     },
+    /// Is a server (redsnap or Redis) healthy? Connects, PINGs, reads INFO
+    /// persistence and prints what `/health` serves: healthy (answers and accepts
+    /// writes), latency, whether writes are refused and why, snapshot and append
+    /// log status. Exits 0 when healthy, 1 when not, 2 on a usage error.
+    Health {
+        /// `redis://[[user]:password@]host:port` (default: $REDIS_URL, else
+        /// redis://127.0.0.1:6379).
+        #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+        url: String,
+        /// Print the JSON document (as `/health`) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for the connection and for each reply.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
     /// Check every checksum of an RDB file (CRC-64 and structure, and size and
     /// SHA-256 against its manifest), of every backup of a backup directory, or of a
     /// data directory (snapshot entries, log frames). Exits 1 naming what is
@@ -128,42 +147,10 @@ enum Command {
     },
 }
 
-/// Logs to stderr. `REDSNAP_LOG` (an `EnvFilter` such as `debug` or
-/// `redsnap=debug,fjall=warn`) wins when set; otherwise the level follows the
-/// `loglevel` directive, at startup and after CONFIG SET.
-fn init_logging(default: &str) {
-    use tracing_subscriber::prelude::*;
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("REDSNAP_LOG") {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-        return;
-    }
-    let (filter, handle) =
-        tracing_subscriber::reload::Layer::new(tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .init();
-    redsnap_server::set_log_level_hook(Box::new(move |level: &str| {
-        let directive = match level {
-            "debug" | "verbose" => "debug",
-            "notice" => "info",
-            "warning" => "warn",
-            "nothing" => "off",
-            other => return Err(format!("unknown loglevel '{other}'")),
-        };
-        handle
-            .reload(tracing_subscriber::EnvFilter::new(directive))
-            .map_err(|e| e.to_string())
-    }));
-}
-
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve { args } => {
-            init_logging("info");
+            // Logging starts once the configuration is read (logfile, log-format).
             serve::run(args)?;
         }
         Command::Backup {
@@ -174,7 +161,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             method,
             json,
         } => {
-            init_logging("warn");
+            logging::init(&LogSetup::tool(), false)?;
             let outcome = backup::run(&backup::BackupOpts {
                 from,
                 to,
@@ -198,7 +185,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => {
             // The tools print their own output; the persistence crate's logs only
             // when asked (REDSNAP_LOG).
-            init_logging("warn");
+            logging::init(&LogSetup::tool(), false)?;
             let (resolved, manifest) = manifest::resolve(&file)?;
             if resolved != file {
                 eprintln!("restoring {}", resolved.display());
@@ -237,15 +224,33 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             databases,
         } => {
-            init_logging("warn");
+            logging::init(&LogSetup::tool(), false)?;
             inspect::run(&target, json, databases)?;
+        }
+        Command::Health { url, json, timeout } => {
+            logging::init(&LogSetup::tool(), false)?;
+            // Usage errors exit 2 (as clap's own), an unhealthy server 1.
+            if let Err(e) = client::Target::parse(&url) {
+                eprintln!("Error: {e:#}");
+                return Ok(ExitCode::from(2));
+            }
+            if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
+                eprintln!("Error: --timeout must be a number of seconds between 0 and 3600");
+                return Ok(ExitCode::from(2));
+            }
+            let healthy = health::run(&url, json, std::time::Duration::from_secs_f64(timeout))?;
+            return Ok(if healthy {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
         Command::Verify {
             target,
             json,
             databases,
         } => {
-            init_logging("warn");
+            logging::init(&LogSetup::tool(), false)?;
             if !verify::run(&target, json, databases)? {
                 return Ok(ExitCode::FAILURE);
             }

@@ -127,6 +127,16 @@ pub fn run(args: Vec<String>) -> Result<()> {
         _ => (None, args.clone()),
     };
     let config = build_config(file, &directives)?;
+    crate::logging::init(
+        &crate::logging::LogSetup {
+            level: crate::logging::level_directive(&config.str("loglevel"))
+                .map_err(anyhow::Error::msg)?
+                .into(),
+            file: config.str("logfile"),
+            json: config.str("log-format") == "json",
+        },
+        true,
+    )?;
     if let Some(f) = &import_file {
         import(&config, f)?;
     }

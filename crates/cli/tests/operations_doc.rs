@@ -1,8 +1,9 @@
 //! Runs the `sh` blocks of docs/operations.md, so the guide stays true: in a
 //! directory holding a `dump.rdb` from a real redis-server 7.0, with `REDSNAP_URL`
-//! at a running `redsnap serve`, `REDIS_URL` at that redis-server and `DATA_DIR` an
-//! empty directory's path. A line ending in `# exits 1` must fail; every other line
-//! must succeed.
+//! at a running `redsnap serve`, `REDSNAP_HTTP` at its `http-port`
+//! (`http://127.0.0.1:P`), `REDIS_URL` at that redis-server and `DATA_DIR` an empty
+//! directory's path. A line ending in `# exits 1` must fail; every other line must
+//! succeed.
 
 use anyhow::{Context, Result};
 use redsnap_testsupport::dataset::{fill_every_encoding, Client};
@@ -47,8 +48,17 @@ fn the_operations_guide_runs() -> Result<()> {
     fill_every_encoding(&mut c)?;
     c.ok(&[b"SAVE"])?;
     std::fs::copy(redis.dir().join("dump.rdb"), work.path().join("dump.rdb"))?;
+    let http = redsnap_testsupport::free_port();
+    let http_port = http.to_string();
     let server = RedsnapServer::builder()
-        .extra_args(&["--save", "", "--appendonly", "no"])
+        .extra_args(&[
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--http-port",
+            &http_port,
+        ])
         .start()?;
     let bin = work.path().join("bin");
     std::fs::create_dir(&bin)?;
@@ -66,6 +76,7 @@ fn the_operations_guide_runs() -> Result<()> {
             .env("PATH", &path)
             .env("REDSNAP_URL", server.url())
             .env("REDIS_URL", redis.url())
+            .env("REDSNAP_HTTP", format!("http://127.0.0.1:{http}"))
             .env("DATA_DIR", work.path().join("data"))
             .env_remove("REDSNAP_LOG")
             .output()?;

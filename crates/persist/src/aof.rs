@@ -209,6 +209,9 @@ pub struct AofStats {
     pub rotation_pending: bool,
     /// fsyncs are paused while a snapshot runs (`no-appendfsync-on-rewrite`).
     pub fsync_paused: bool,
+    /// When (ms since the epoch) the oldest write not yet fsynced reached the kernel;
+    /// None when everything written is durable (the server's fsync lag).
+    pub unsynced_since_ms: Option<u64>,
 }
 
 /// The append log. Cheap to clone; the syncer thread stops when the last clone drops.
@@ -298,6 +301,10 @@ struct Meta {
     last_write_ok: bool,
     last_write_error: Option<String>,
     write_errors: u64,
+    /// The last token written, and when the oldest write after the last fsync
+    /// happened (read by `stats`; set by the writer, cleared by the syncer).
+    written: u64,
+    unsynced_since_ms: Option<u64>,
 }
 
 type Waiter = (
@@ -394,6 +401,8 @@ impl AppendLog {
                 last_write_ok: true,
                 last_write_error: None,
                 write_errors: 0,
+                written: 0,
+                unsynced_since_ms: None,
             }),
             sync: Mutex::new(SyncState {
                 durable: 0,
@@ -858,6 +867,7 @@ impl AppendLog {
             broken: s.broken.clone(),
             rotation_pending: stage_gen > m.gen,
             fsync_paused: inner.paused.load(Ordering::SeqCst),
+            unsynced_since_ms: m.unsynced_since_ms,
         }
     }
 

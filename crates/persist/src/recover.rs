@@ -595,7 +595,8 @@ pub fn recover_at(
         sync_dir(dir.path())?;
     }
     report.duration = started.elapsed();
-    tracing::info!(
+    // Debug: the server logs one info line per load with these figures.
+    tracing::debug!(
         snapshot_keys = report.snapshot_keys,
         log_files = report.log_files.len(),
         log_records = report.log_records,

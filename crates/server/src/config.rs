@@ -164,6 +164,7 @@ const LOGLEVEL: &[(&str, u8)] = &[
     ("warning", 3),
     ("nothing", 4),
 ];
+const LOG_FORMAT: &[(&str, u8)] = &[("text", 0), ("json", 1)];
 pub(crate) const PROTECTED_ACTION: &[(&str, u8)] = &[("no", 0), ("yes", 1), ("local", 2)];
 
 static DIRECTIVES: &[Directive] = &[
@@ -303,7 +304,12 @@ static DIRECTIVES: &[Directive] = &[
     da("no-appendfsync-on-rewrite", &[], Kind::Bool, "no", true),
     d("rdbcompression", Kind::Bool, "yes", false),
     d("rdbchecksum", Kind::Bool, "yes", false),
-    d("metrics-port", int(0, 65535), "0", false),
+    // /health and /metrics over HTTP (`http.rs`), on the `bind` addresses; 0 = off.
+    // `metrics-port` was its placeholder name.
+    da("http-port", &["metrics-port"], int(0, 65535), "0", false),
+    // Log lines as text or as one JSON object per line (read at startup by the
+    // binary, which owns the logging subscriber, as for `logfile`).
+    d("log-format", Kind::Enum(LOG_FORMAT), "text", false),
     // Redis defaults to "no"; redsnap allows DEBUG from loopback clients by default.
     d(
         "enable-debug-command",
@@ -342,7 +348,8 @@ pub const STARTUP_ONLY: &[&str] = &[
     "rdbcompression",
     "restore-on-startup",
     "load-corrupt",
-    "metrics-port",
+    "http-port",
+    "log-format",
     "tls-port",
     "tls-cert-file",
     "tls-key-file",

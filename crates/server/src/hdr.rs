@@ -146,6 +146,37 @@ impl Histogram {
         }
     }
 
+    /// The counts per bucket of `bounds` (ascending upper bounds in ns, Prometheus's
+    /// `le`), written to `out` (one more slot than `bounds`: the overflow), and an
+    /// estimate of the sum of the values (ns). A cell of the histogram counts in the
+    /// first bucket its highest value fits in, so a value may be placed one bucket
+    /// up when a bound falls inside its cell (cells are within 1 % of their values);
+    /// the sum takes each cell at its middle. One pass over the cells.
+    pub fn bucket_counts(&self, bounds: &[i64], out: &mut [u64]) -> f64 {
+        let mut sum = 0.0;
+        let mut b = 0;
+        let mut seen = 0;
+        for (i, &c) in self.counts.iter().enumerate() {
+            if c == 0 {
+                continue;
+            }
+            let low = value_at_index(i as i32);
+            let high = highest_equivalent(low);
+            while b < bounds.len() && high > bounds[b] {
+                b += 1;
+            }
+            if let Some(slot) = out.get_mut(b) {
+                *slot += c as u64;
+            }
+            sum += c as f64 * (low as f64 + high as f64) / 2.0;
+            seen += c;
+            if seen >= self.total_count {
+                break;
+            }
+        }
+        sum
+    }
+
     /// What `hdr_iter_log_init(iter, h, first, base)` steps through: for each
     /// reporting level, the highest value of the bucket the iteration reached and the
     /// cumulative count up to it.
@@ -226,6 +257,26 @@ mod tests {
         small.record(i64::MAX);
         assert_eq!(small.total_count, 3);
         assert!(small.value_at_percentile(100.0) >= HIGHEST);
+    }
+
+    #[test]
+    fn bucket_counts_place_every_value_once() {
+        let mut h = Histogram::default();
+        for v in [500, 999, 1_000, 1_500, 40_000, 2_000_000_000] {
+            h.record(v);
+        }
+        let bounds = [1_000, 2_000, 50_000];
+        let mut out = [0u64; 4];
+        let sum = h.bucket_counts(&bounds, &mut out);
+        // 1,000 ns sits in a cell that reaches 1,003: one bucket up. The value
+        // beyond 1 s was clamped to 1 s and overflows.
+        assert_eq!(out, [2, 2, 1, 1]);
+        assert_eq!(out.iter().sum::<u64>() as i64, h.total_count);
+        let exact = (500 + 999 + 1_000 + 1_500 + 40_000 + 1_000_000_000) as f64;
+        assert!((sum - exact).abs() / exact < 0.01, "{sum} vs {exact}");
+        let mut none = [0u64; 4];
+        assert_eq!(Histogram::default().bucket_counts(&bounds, &mut none), 0.0);
+        assert_eq!(none, [0; 4]);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod busy;
 mod calls;
 mod conn;
 mod hdr;
+mod http;
 mod listeners;
 mod lua_raw;
 mod persist;
@@ -27,6 +28,7 @@ mod state;
 mod tls;
 
 pub use config::Config;
+pub use http::{HealthReport, PersistenceHealth};
 use redsnap_engine::{EngineConfig, Store};
 use state::{Inner, Shared, ShutdownRequest};
 use std::net::SocketAddr;
@@ -231,6 +233,8 @@ pub struct Server {
     /// TLS listeners (`tls-port`, fixed at startup); the plain ones are in
     /// `Shared::listeners`.
     tls_listeners: Vec<(Arc<TcpListener>, tokio_rustls::TlsAcceptor)>,
+    /// `/health` and `/metrics` (`http-port`, fixed at startup).
+    http_listeners: Vec<TcpListener>,
 }
 
 impl Server {
@@ -294,6 +298,7 @@ impl Server {
                 "both port and tls-port are 0: nothing to listen on".into(),
             ));
         }
+        let http_listeners = http::bind(&config)?;
         let mut store = store;
         let persistence = persist::open(&config, &mut store)?;
         let shared = Shared::new(store, config);
@@ -319,6 +324,7 @@ impl Server {
         Ok(Server {
             shared,
             tls_listeners,
+            http_listeners,
         })
     }
 
@@ -326,6 +332,14 @@ impl Server {
     #[doc(hidden)]
     pub fn append_log(&self) -> Option<redsnap_persist::AppendLog> {
         self.shared.log.get()
+    }
+
+    /// The addresses `/health` and `/metrics` are served on (`http-port`).
+    pub fn http_addrs(&self) -> Vec<SocketAddr> {
+        self.http_listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// The addresses actually bound.
@@ -366,10 +380,12 @@ impl Server {
                 Default::default(),
             ));
         }
-        tokio::spawn(cron(shared.clone()));
         let Some(mut rx) = shared.shutdown_rx.lock().take() else {
             return Err(ServerError::Config("the server is already running".into()));
         };
+        let (http_stop, stopped) = tokio::sync::watch::channel(false);
+        let http_tasks = http::serve(shared.clone(), self.http_listeners, stopped);
+        tokio::spawn(cron(shared.clone()));
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         loop {
@@ -396,9 +412,16 @@ impl Server {
                 }
             }
         }
-        let inner = shared.lock_async().await;
-        for c in inner.clients.values() {
-            c.kill();
+        {
+            let inner = shared.lock_async().await;
+            for c in inner.clients.values() {
+                c.kill();
+            }
+        }
+        // Stop the HTTP listeners (requests in flight finish, briefly).
+        let _ = http_stop.send(true);
+        for t in http_tasks {
+            let _ = tokio::time::timeout(Duration::from_millis(500), t).await;
         }
         tracing::info!("redsnap is now ready to exit, bye bye...");
         Ok(())
@@ -592,6 +615,7 @@ async fn cron(shared: Arc<Shared>) {
             }
         }
         persist::cron(&shared, &mut inner);
+        persist::log_refusal(&mut inner);
         repl::cron(&mut inner);
     }
 }

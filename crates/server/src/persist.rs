@@ -39,6 +39,33 @@ pub struct Persistence {
     /// the cron starts one at once, and its success deletes the import's marker
     /// (`redsnap_persist::import`).
     pub import_pending: bool,
+    /// Durations of the snapshots written since start (`/metrics`).
+    pub durations: SnapshotDurations,
+}
+
+/// Upper bounds (seconds) of the snapshot duration histogram.
+pub const SNAPSHOT_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
+/// A histogram of snapshot durations, recorded once per snapshot (`finish`).
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotDurations {
+    /// Per bucket of [`SNAPSHOT_BUCKETS`], then the overflow (+Inf).
+    pub counts: [u64; SNAPSHOT_BUCKETS.len() + 1],
+    pub sum_secs: f64,
+}
+
+impl SnapshotDurations {
+    fn record(&mut self, d: std::time::Duration) {
+        let s = d.as_secs_f64();
+        let i = SNAPSHOT_BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(SNAPSHOT_BUCKETS.len());
+        self.counts[i] += 1;
+        self.sum_secs += s;
+    }
 }
 
 /// The append log as the connections see it when they write replies. Swapped when
@@ -95,22 +122,32 @@ pub fn open(c: &Config, store: &mut Store) -> Result<Option<Persistence>, Server
     let (next_gen, loaded_keys, expired) = if c.bool("restore-on-startup") {
         let report = recover(&dir, &snaps, store, &opts).map_err(err)?;
         import_pending = report.import_pending.is_some();
+        // A torn tail cut from the log is logged where it is cut (file, offset,
+        // bytes: `redsnap_persist::recover`), once.
+        let source = match (
+            report.snapshot.is_some(),
+            !report.log_files.is_empty(),
+            import_pending,
+        ) {
+            (true, true, _) => "snapshot+log",
+            (true, false, _) => "snapshot",
+            (false, true, true) => "import+log",
+            (false, false, true) => "import",
+            (false, true, false) => "log",
+            (false, false, false) => "empty",
+        };
         tracing::info!(
             keys = report.keys,
+            ms = report.duration.as_millis() as u64,
+            source,
             snapshot_keys = report.snapshot_keys,
+            log_files = report.log_files.len(),
             log_records = report.log_records,
+            imported_keys = report.imported_keys,
             expired_dropped = report.expired_dropped,
-            "restored the dataset from {} in {:.3}s",
-            dir.path().display(),
-            report.duration.as_secs_f64()
+            dir = %dir.path().display(),
+            "dataset loaded"
         );
-        if report.truncated_bytes > 0 {
-            tracing::warn!(
-                "the append log ended in a torn record: {} bytes cut from {:?}",
-                report.truncated_bytes,
-                report.truncated_file
-            );
-        }
         for d in &report.ignored_corruption {
             tracing::warn!("load-corrupt: skipped damage: {d}");
         }
@@ -142,6 +179,7 @@ pub fn open(c: &Config, store: &mut Store) -> Result<Option<Persistence>, Server
         log_pending: false,
         last_incremental: false,
         last_changed: 0,
+        durations: SnapshotDurations::default(),
     }))
 }
 
@@ -214,6 +252,7 @@ fn open_at_runtime(c: &Config) -> Result<Persistence, String> {
         last_incremental: false,
         last_changed: 0,
         import_pending: false,
+        durations: SnapshotDurations::default(),
     })
 }
 
@@ -334,6 +373,68 @@ pub(crate) fn write_refusal(inner: &Inner) -> Option<Reply> {
     None
 }
 
+/// The text of the refusal of writes in force, if any (the error, without `-`).
+pub(crate) fn refusal_text(inner: &Inner) -> Option<String> {
+    match write_refusal(inner)? {
+        Reply::Error(e) => Some(String::from_utf8_lossy(&e).into_owned()),
+        _ => Some("writes refused".into()),
+    }
+}
+
+/// Logs a line when writes start being refused and when they are accepted again
+/// (not one per refused command). Called by the cron; a change is logged within a
+/// tick.
+pub(crate) fn log_refusal(inner: &mut Inner) {
+    let now = refusal_text(inner);
+    match (&inner.refusal, now) {
+        (None, None) => {}
+        (Some((was, _)), Some(now)) if *was == now => {}
+        (None, Some(now)) => {
+            tracing::warn!(reason = %now, "refusing writes");
+            inner.refusal = Some((now, std::time::Instant::now()));
+        }
+        (Some((_, since)), Some(now)) => {
+            tracing::warn!(reason = %now, "refusing writes, for another reason now");
+            let since = *since;
+            inner.refusal = Some((now, since));
+        }
+        (Some((_, since)), None) => {
+            tracing::info!(
+                refused_ms = since.elapsed().as_millis() as u64,
+                "accepting writes again"
+            );
+            inner.refusal = None;
+        }
+    }
+}
+
+/// Persistence as `/health` reports it, read under the lock.
+pub(crate) fn health_figures(inner: &Inner) -> crate::PersistenceHealth {
+    let ok = |b: bool| if b { "ok" } else { "err" };
+    let Some(p) = inner.persist.as_ref() else {
+        return crate::PersistenceHealth {
+            enabled: false,
+            last_snapshot_age_sec: None,
+            last_snapshot_status: "ok",
+            snapshot_in_progress: false,
+            append_log: false,
+            append_log_write_status: None,
+            append_log_fsync_status: None,
+        };
+    };
+    let st = p.snaps.stats();
+    let log = p.log.as_ref().map(|l| l.stats());
+    crate::PersistenceHealth {
+        enabled: true,
+        last_snapshot_age_sec: st.last_save_ms.map(|m| now_ms().saturating_sub(m) / 1000),
+        last_snapshot_status: ok(st.last_ok),
+        snapshot_in_progress: st.in_progress,
+        append_log: log.is_some(),
+        append_log_write_status: log.as_ref().map(|a| ok(a.last_write_ok)),
+        append_log_fsync_status: log.as_ref().map(|a| ok(a.last_fsync_ok)),
+    }
+}
+
 /// Starts a background snapshot. The copy of the keyspace is taken here, under the
 /// lock, in O(databases); the writing happens on a snapshot thread.
 pub(crate) fn bgsave(shared: &Arc<Shared>, inner: &mut Inner) -> Result<(), String> {
@@ -422,7 +523,21 @@ fn finish(inner: &mut Inner, res: Result<&redsnap_persist::SnapshotInfo, String>
                     );
                 }
             }
-            tracing::info!("snapshot saved");
+            if let Some(p) = inner.persist.as_mut() {
+                p.durations.record(info.duration);
+            }
+            tracing::info!(
+                keys = info.keys,
+                bytes = info.size_bytes,
+                ms = info.duration.as_millis() as u64,
+                kind = if info.incremental {
+                    "incremental"
+                } else {
+                    "full"
+                },
+                changed = info.changed,
+                "snapshot saved"
+            );
         }
         Err(e) => {
             tracing::error!("snapshot failed: {e} (the previous snapshot is intact)");
@@ -537,14 +652,23 @@ pub(crate) fn cron(shared: &Arc<Shared>, inner: &mut Inner) {
 
 pub(crate) fn info(inner: &Inner) -> String {
     let mut s = String::from("# Persistence\r\n");
+    // redsnap's own: whether writes are refused and the error they get (what
+    // `/health` and `redsnap health` report).
+    let refusal = refusal_text(inner);
+    let refused = format!(
+        "writes_refused:{}\r\nwrites_refused_reason:{}\r\n",
+        refusal.is_some() as u8,
+        refusal.unwrap_or_default()
+    );
     let Some(p) = inner.persist.as_ref() else {
         let _ = write!(
             s,
-            "loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_last_write_status:ok\r\npersistence_enabled:0\r\n\r\n",
+            "loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\naof_enabled:0\r\naof_last_write_status:ok\r\npersistence_enabled:0\r\n{refused}\r\n",
             inner.store.effects.dirty, inner.lastsave
         );
         return s;
     };
+    s.push_str(&refused);
     let st = p.snaps.stats();
     let now = now_ms();
     let _ = write!(

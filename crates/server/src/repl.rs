@@ -380,6 +380,12 @@ fn replica_rdb(inner: &Inner) -> std::io::Result<Vec<u8>> {
     Ok(w.finish()?.0)
 }
 
+/// Attached replicas and the replication offset (`master_repl_offset`), for
+/// `/metrics`.
+pub(crate) fn replicas_and_offset(inner: &Inner) -> (usize, u64) {
+    (inner.repl.replicas.len(), inner.repl.offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -204,6 +204,9 @@ pub struct Inner {
     pub latency: crate::commands::latency::Events,
     /// Clients in MONITOR mode, by id.
     pub monitors: Vec<u64>,
+    /// The refusal of writes in force (MISCONF, NOREPLICAS) and since when, as last
+    /// logged by the cron (`persist::log_refusal`): a line when it starts and ends.
+    pub refusal: Option<(String, Instant)>,
 }
 
 /// Whether a script is running and for how long, readable without the server lock
@@ -355,6 +358,7 @@ impl Shared {
                 slowlog: Default::default(),
                 latency: Default::default(),
                 monitors: Vec::new(),
+                refusal: None,
             }),
             busy: BusyState::default(),
             live: LiveConfig::default(),

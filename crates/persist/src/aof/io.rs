@@ -107,6 +107,11 @@ pub(super) fn write_staged_locked(inner: &Inner, f: &mut FileState) -> Result<u6
             *m.gens.entry(f.gen).or_insert(0) += n;
             m.last_write_ok = true;
             m.last_write_error = None;
+            m.written = seg.last_token;
+            // One clock read per fsync interval, not per write.
+            if m.unsynced_since_ms.is_none() {
+                m.unsynced_since_ms = Some(epoch_ms());
+            }
         }
         inner.written_token.store(seg.last_token, Ordering::SeqCst);
     }
@@ -162,6 +167,12 @@ pub(super) fn advance(inner: &Inner, f: &mut FileState, target: u64) -> Result<(
         tracing::debug!(generation = g, "append log generation started");
     }
     Ok(())
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// fsyncs a file of generation `gen`, honouring an injected fault.
@@ -226,6 +237,12 @@ pub(super) fn complete_sync(inner: &Inner, token: u64, res: std::result::Result<
                 }
             }
             inner.synced.notify_all();
+            drop(s);
+            // Everything written up to `token` is durable (meta after sync: lock order).
+            let mut m = inner.meta.lock();
+            if m.written <= token {
+                m.unsynced_since_ms = None;
+            }
         }
         Err(e) => {
             tracing::error!(error = %e, "append log fsync failed; refusing further appends");
@@ -297,8 +314,17 @@ pub(super) fn syncer_loop(inner: &Inner) {
                 (f.file.clone(), f.gen, f.written_token)
             };
             last_sync = Instant::now();
+            let started_ms = epoch_ms();
             let res = fsync_file(inner, &file, gen);
+            let ok = res.is_ok();
             complete_sync(inner, token, res.map_err(|e| e.to_string()));
+            if ok {
+                // Writes after `token` (if any) came after the fsync started.
+                let mut m = inner.meta.lock();
+                if m.written > token {
+                    m.unsynced_since_ms = Some(started_ms);
+                }
+            }
         }
     }
 }
