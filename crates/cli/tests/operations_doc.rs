@@ -1,8 +1,9 @@
 //! Runs the `sh` blocks of docs/operations.md, so the guide stays true: in a
 //! directory holding a `dump.rdb` from a real redis-server 7.0, with `REDSNAP_URL`
 //! at a running `redsnap serve`, `REDSNAP_HTTP` at its `http-port`
-//! (`http://127.0.0.1:P`), `REDIS_URL` at that redis-server and `DATA_DIR` an empty
-//! directory's path. A line ending in `# exits 1` must fail; every other line must
+//! (`http://127.0.0.1:P`), `REDSNAP_PORT` its port, `REDIS_URL` at that redis-server,
+//! `STANDBY_PORT` at a second redis-server (made a replica of the redsnap) and
+//! `DATA_DIR` an empty directory's path. A line ending in `# exits 1` must fail; every other line must
 //! succeed.
 
 use anyhow::{Context, Result};
@@ -60,6 +61,8 @@ fn the_operations_guide_runs() -> Result<()> {
             &http_port,
         ])
         .start()?;
+    // A redis-server the hot-standby section makes a replica of the redsnap.
+    let standby = RedisServer::start()?;
     let bin = work.path().join("bin");
     std::fs::create_dir(&bin)?;
     std::os::unix::fs::symlink(redsnap_bin()?, bin.join("redsnap"))?;
@@ -76,6 +79,8 @@ fn the_operations_guide_runs() -> Result<()> {
             .env("PATH", &path)
             .env("REDSNAP_URL", server.url())
             .env("REDIS_URL", redis.url())
+            .env("REDSNAP_PORT", server.port().to_string())
+            .env("STANDBY_PORT", standby.port().to_string())
             .env("REDSNAP_HTTP", format!("http://127.0.0.1:{http}"))
             .env("DATA_DIR", work.path().join("data"))
             .env_remove("REDSNAP_LOG")
