@@ -27,6 +27,9 @@ pub struct EngineConfig {
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
     pub list_max_listpack_size: i64,
+    /// `stream-node-max-entries` / `stream-node-max-bytes`: where stream nodes split.
+    pub stream_node_max_entries: u64,
+    pub stream_node_max_bytes: u64,
     /// `notify-keyspace-events` as Redis's flags word ([`crate::notify`]): 0 (the
     /// default) records no event, and each notify point costs one test of it.
     pub notify_keyspace_events: u32,
@@ -43,6 +46,8 @@ impl Default for EngineConfig {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            stream_node_max_entries: 100,
+            stream_node_max_bytes: 4096,
             notify_keyspace_events: 0,
         }
     }

@@ -311,7 +311,7 @@ impl Conn {
     /// The time of the command running (ms since the epoch): the batch's wall clock
     /// plus the monotonic time from the batch start to the command's start (`clock`,
     /// the end of the previous command), so no clock is read for it.
-    fn command_ms(&self) -> u64 {
+    pub(crate) fn command_ms(&self) -> u64 {
         let since = self.clock.saturating_duration_since(self.batch_start);
         self.batch_wall_ms + since.as_millis() as u64
     }

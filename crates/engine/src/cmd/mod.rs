@@ -9,6 +9,8 @@ pub mod scan_util;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
+pub mod stream_group;
 pub mod string;
 pub mod zset;
 
