@@ -236,7 +236,11 @@ impl Store {
             Err(e) => e,
         };
         let custom = cx.custom_log;
-        if self.log_enabled && spec.is_write() && !custom && self.effects.dirty > dirty_before {
+        if self.log_enabled
+            && !custom
+            && self.effects.dirty > dirty_before
+            && (spec.is_write() || sub_is_write(spec, argv))
+        {
             self.effects.log.push(LogRecord {
                 db,
                 time: now,
@@ -357,6 +361,20 @@ fn record_event(
             key: key.clone(),
         });
     }
+}
+
+/// Whether a container command's subcommand writes (XGROUP CREATE): the table row
+/// of the container itself has no flags.
+fn sub_is_write(spec: &CommandSpec, argv: &[Bytes]) -> bool {
+    !spec.subs.is_empty()
+        && argv.len() > 1
+        && spec.subs.iter().any(|s| {
+            s.is_write()
+                && s.name
+                    .rsplit('|')
+                    .next()
+                    .is_some_and(|n| n.as_bytes().eq_ignore_ascii_case(&argv[1]))
+        })
 }
 
 /// The context a command handler runs in.

@@ -140,7 +140,7 @@ impl Conn {
         if let Err(e) = self.check_auth_and_multi(spec, sub) {
             return self.reject(inner, Some(sub), e, &argv);
         }
-        if spec.is_write()
+        if sub.is_write()
             || spec.name == "exec" && self.multi.as_ref().is_some_and(|q| !q.is_empty())
         {
             if let Some(r) = crate::persist::write_refusal(inner) {
@@ -150,7 +150,7 @@ impl Conn {
         // Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused on
         // OOM (queueing takes memory), as in Redis's processCommand.
         if !crate::perform_evictions(inner)
-            && (spec.has(flags::DENYOOM)
+            && (sub.has(flags::DENYOOM)
                 || (spec.name == "exec" && self.multi_has_denyoom())
                 || (self.multi.is_some()
                     && !matches!(spec.name, "exec" | "discard" | "quit" | "reset")))

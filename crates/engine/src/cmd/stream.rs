@@ -203,6 +203,8 @@ struct AddTrimArgs {
     trim_arg_idx: usize,
     approx: bool,
     limit: u64,
+    /// Index of the LIMIT keyword, if given.
+    limit_idx: Option<usize>,
 }
 
 /// Redis's `streamParseAddOrTrimArgsOrReply`; returns the args and the index where
@@ -217,6 +219,7 @@ fn parse_add_trim(cx: &Cx, argv: &[Bytes], xadd: bool) -> Result<(AddTrimArgs, u
         trim_arg_idx: 0,
         approx: false,
         limit: 0,
+        limit_idx: None,
     };
     let mut limit: i64 = 0;
     let mut limit_given = false;
@@ -270,6 +273,7 @@ fn parse_add_trim(cx: &Cx, argv: &[Bytes], xadd: bool) -> Result<(AddTrimArgs, u
                 return Err(Reply::err("ERR The LIMIT argument must be >= 0."));
             }
             limit_given = true;
+            a.limit_idx = Some(i);
             i += 1;
         } else if xadd && is(opt, "nomkstream") {
             a.no_mkstream = true;
@@ -319,6 +323,19 @@ fn trim_rewrite(s: &Stream, trim: Trim) -> Bytes {
         Trim::MaxLen(_) => Bytes::from(s.length.to_string()),
         _ => s.edge_id(true, false).to_bytes(),
     }
+}
+
+/// The command as propagated after an approximate trim: `~` becomes `=` with the
+/// resulting threshold, and LIMIT goes (a replica or a replay trims exactly, and
+/// LIMIT without `~` is refused; Redis's replicas ignore it).
+fn rewrite_trim(argv: &[Bytes], a: &AddTrimArgs, value: Bytes) -> Vec<Bytes> {
+    let mut prop = argv.to_vec();
+    prop[a.trim_arg_idx - 1] = Bytes::from_static(b"=");
+    prop[a.trim_arg_idx] = value;
+    if let Some(l) = a.limit_idx {
+        prop.drain(l..l + 2);
+    }
+    prop
 }
 
 /// XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value ...
@@ -398,12 +415,11 @@ fn xadd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     }
     // Propagate the concrete ID and an exact trim (Redis rewrites its argv).
     let mut prop = argv.to_vec();
-    if let Some(v) = rewritten {
-        prop[a.trim_arg_idx - 1] = Bytes::from_static(b"=");
-        prop[a.trim_arg_idx] = v;
-    }
     if !a.id_given || !a.seq_given {
         prop[idpos] = id.to_bytes();
+    }
+    if let Some(v) = rewritten {
+        prop = rewrite_trim(&prop, &a, v);
     }
     cx.propagate(prop);
     Ok(id_reply(id))
@@ -518,10 +534,7 @@ fn xtrim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         cx.notify(notify::STREAM, "xtrim", key);
         cx.modified_n(key, deleted);
         if let Some(v) = rewritten {
-            let mut prop = argv.to_vec();
-            prop[a.trim_arg_idx - 1] = Bytes::from_static(b"=");
-            prop[a.trim_arg_idx] = v;
-            cx.propagate(prop);
+            cx.propagate(rewrite_trim(argv, &a, v));
         }
     }
     Ok(Reply::Int(deleted as i64))
