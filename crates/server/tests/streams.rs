@@ -44,9 +44,49 @@ fn fill(c: &mut redis::Connection) {
     q(c, &["XDEL", "st", "7-0", "120-0"]);
     q(c, &["XGROUP", "CREATE", "st", "g1", "0"]);
     q(c, &["XGROUP", "CREATE", "st", "g2", "$"]);
-    q(c, &["XREADGROUP", "GROUP", "g1", "alice", "COUNT", "5", "STREAMS", "st", ">"]);
-    q(c, &["XREADGROUP", "GROUP", "g1", "bob", "NOACK", "COUNT", "5", "STREAMS", "st", ">"]);
-    q(c, &["XREADGROUP", "GROUP", "g1", "carol", "COUNT", "3", "STREAMS", "st", ">"]);
+    q(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "alice",
+            "COUNT",
+            "5",
+            "STREAMS",
+            "st",
+            ">",
+        ],
+    );
+    q(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "bob",
+            "NOACK",
+            "COUNT",
+            "5",
+            "STREAMS",
+            "st",
+            ">",
+        ],
+    );
+    q(
+        c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g1",
+            "carol",
+            "COUNT",
+            "3",
+            "STREAMS",
+            "st",
+            ">",
+        ],
+    );
     q(c, &["XACK", "st", "g1", "2-0"]);
     q(c, &["XCLAIM", "st", "g1", "bob", "0", "3-0"]);
     q(c, &["XTRIM", "st", "MAXLEN", "~", "250"]);
@@ -124,7 +164,10 @@ fn blocked_xreadgroup_is_served_by_xadd() {
     q(&mut c, &["XGROUP", "CREATE", "w", "g", "$", "MKSTREAM"]);
     let url = s.url();
     let reader = std::thread::spawn(move || {
-        let mut c = redis::Client::open(url).expect("url").get_connection().expect("c");
+        let mut c = redis::Client::open(url)
+            .expect("url")
+            .get_connection()
+            .expect("c");
         let r: V = redis::cmd("XREADGROUP")
             .arg(&["GROUP", "g", "c1", "BLOCK", "0", "STREAMS", "w", ">"])
             .query(&mut c)

@@ -343,7 +343,7 @@ fn xadd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let (a, idpos) = parse_add_trim(cx, argv, true)?;
     let field_pos = idpos + 1;
     let nf = argv.len().saturating_sub(field_pos);
-    if nf < 2 || nf % 2 == 1 {
+    if nf < 2 || !nf.is_multiple_of(2) {
         return Err(reply::wrong_arity("xadd"));
     }
     if a.id_given && a.seq_given && a.id.is_zero() {
@@ -611,7 +611,10 @@ pub enum XRead {
     Reply(Reply),
     /// Nothing to read and BLOCK was given: the server blocks the client for
     /// `timeout` ms (0 = forever) on the keys of `wait`.
-    Block { timeout: u64, wait: XReadWait },
+    Block {
+        timeout: u64,
+        wait: XReadWait,
+    },
 }
 
 /// XREAD [COUNT n] [BLOCK ms] STREAMS key... id... and XREADGROUP GROUP g c
@@ -677,7 +680,7 @@ fn xread_inner(
         return Err(Reply::err(reply::ERR_SYNTAX));
     }
     let n = argc - streams_arg;
-    if n % 2 != 0 {
+    if !n.is_multiple_of(2) {
         return Err(Reply::err("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."));
     }
     let n = n / 2;
@@ -744,7 +747,15 @@ fn xread_inner(
                 items_reply(s.range(start, StreamId::MAX, false, count as usize))
             }
             Some((g, c)) => super::stream_group::read_group(
-                cx, key, g, c, start, count as u64, noack, history, true,
+                cx,
+                key,
+                g,
+                c,
+                start,
+                count as u64,
+                noack,
+                history,
+                true,
             )?,
         };
         out.push((Reply::Bulk(key.clone()), entries));
@@ -841,5 +852,8 @@ pub fn serve_blocked(cx: &mut Cx, key: &Bytes, wait: &XReadWait) -> Served {
     if wait.group.is_some() {
         cx.no_propagate();
     }
-    Served::Reply(keyed_reply(cx.resp3, vec![(Reply::Bulk(key.clone()), entries)]))
+    Served::Reply(keyed_reply(
+        cx.resp3,
+        vec![(Reply::Bulk(key.clone()), entries)],
+    ))
 }

@@ -65,7 +65,11 @@ fn help(argv: &[Bytes], lines: &[&str]) -> Reply {
         "{} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         s(&argv[0]).to_ascii_uppercase()
     )))];
-    out.extend(lines.iter().map(|l| Reply::Simple(Bytes::from(l.to_string()))));
+    out.extend(
+        lines
+            .iter()
+            .map(|l| Reply::Simple(Bytes::from(l.to_string()))),
+    );
     out.push(Reply::simple("HELP"));
     out.push(Reply::simple("    Print this help."));
     Reply::Array(out)
@@ -107,7 +111,13 @@ fn touch_consumer(cx: &mut Cx, key: &Bytes, group: &Bytes, name: &Bytes) -> bool
     created
 }
 
-fn xclaim_record(key: &Bytes, group: &Bytes, id: StreamId, nack: &Nack, last: StreamId) -> Vec<Bytes> {
+fn xclaim_record(
+    key: &Bytes,
+    group: &Bytes,
+    id: StreamId,
+    nack: &Nack,
+    last: StreamId,
+) -> Vec<Bytes> {
     let st = |x: &'static str| Bytes::from_static(x.as_bytes());
     vec![
         st("XCLAIM"),
@@ -169,7 +179,11 @@ pub fn read_group(
     let Some(st) = write_stream(cx, key)? else {
         return Ok(Reply::Array(vec![]));
     };
-    let limit = if count == 0 { usize::MAX } else { count as usize };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
     if history {
         let ids: Vec<StreamId> = st
             .groups
@@ -329,7 +343,8 @@ pub fn xgroup(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         if st.groups.contains_key(&argv[3]) {
             return Err(Reply::err("BUSYGROUP Consumer Group name already exists"));
         }
-        st.groups.insert(own(&argv[3]), Group::new(id, entries_read));
+        st.groups
+            .insert(own(&argv[3]), Group::new(id, entries_read));
         cx.add_dirty(1);
         cx.notify(notify::STREAM, "xgroup-create", key);
         return Ok(Reply::ok());
@@ -607,8 +622,10 @@ pub fn xclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             deliverytime = long_msg(&argv[j], "ERR Invalid TIME option argument for XCLAIM")?;
         } else if is(opt, "retrycount") && more > 0 {
             j += 1;
-            retrycount =
-                long_msg(&argv[j], "ERR Invalid RETRYCOUNT option argument for XCLAIM")?;
+            retrycount = long_msg(
+                &argv[j],
+                "ERR Invalid RETRYCOUNT option argument for XCLAIM",
+            )?;
         } else if is(opt, "lastid") && more > 0 {
             j += 1;
             last_id = parse_strict_id(&argv[j])?;
@@ -732,8 +749,11 @@ pub fn xclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 pub fn xautoclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
     let gname = &argv[2];
-    let minidle =
-        long_msg(&argv[4], "ERR Invalid min-idle-time argument for XAUTOCLAIM")?.max(0);
+    let minidle = long_msg(
+        &argv[4],
+        "ERR Invalid min-idle-time argument for XAUTOCLAIM",
+    )?
+    .max(0);
     let start = parse_range_start(&argv[5])?;
     let mut count: i64 = 100;
     let mut justid = false;
@@ -771,10 +791,7 @@ pub fn xautoclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let mut created = false;
     let mut cursor = start;
     let mut next: Option<StreamId> = None;
-    loop {
-        let Some(g) = st.groups.get(gname) else {
-            break;
-        };
+    while let Some(g) = st.groups.get(gname) {
         let Some((&id, n)) = g.pel.range(cursor..).next() else {
             next = None;
             break;
@@ -993,7 +1010,11 @@ fn stream_info(st: &Stream, argv: &[Bytes]) -> CmdResult {
         m.push((bs("last-entry"), last.map_or(Reply::Nil, item_reply)));
         return Ok(Reply::Map(m));
     }
-    let lim = if count == 0 { usize::MAX } else { count as usize };
+    let lim = if count == 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
     m.push((
         bs("entries"),
         items_reply(st.range(StreamId::MIN, StreamId::MAX, false, lim)),

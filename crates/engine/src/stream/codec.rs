@@ -1,7 +1,7 @@
 //! redsnap's own serialization of a stream (snapshots): the metadata, every node
 //! with its tombstones, and the consumer groups with their PELs.
 
-use super::{Consumer, Group, Nack, Stream, StreamId, FLAG_DELETED};
+use super::{Group, Nack, Stream, StreamId, FLAG_DELETED};
 use bytes::Bytes;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -181,7 +181,7 @@ pub fn decode(b: &[u8]) -> Result<(Stream, usize), &'static str> {
         for _ in 0..nc {
             let cname = r.bytes()?;
             let seen = r.varint()?;
-            let c = g.consumers.entry(cname).or_insert_with(Consumer::default);
+            let c = g.consumers.entry(cname).or_default();
             c.seen_time = seen;
         }
         s.groups.insert(name, g);

@@ -275,9 +275,8 @@ impl Node {
         self.data.push(flags);
         put_varint(&mut self.data, msd);
         put_varint(&mut self.data, seqd);
-        let mut body = lp::int_size(flags as i64)
-            + lp::int_size(msd as i64)
-            + lp::int_size(seqd as i64);
+        let mut body =
+            lp::int_size(flags as i64) + lp::int_size(msd as i64) + lp::int_size(seqd as i64);
         if !same {
             put_varint(&mut self.data, nf as u64);
             body += lp::int_size(nf as i64);
@@ -399,6 +398,10 @@ impl Stream {
                 || (max_entries != 0 && (n.live + n.deleted) as u64 >= max_entries);
         }
         if new_node {
+            // The closed node will not grow again (Redis's lpShrinkToFit).
+            if let Some((_, n)) = self.nodes.iter_mut().next_back() {
+                n.data.shrink_to_fit();
+            }
             let fields: Box<[Bytes]> = pairs.iter().step_by(2).cloned().collect();
             self.nodes.insert(id, Node::new(fields));
         }

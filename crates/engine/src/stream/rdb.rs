@@ -3,7 +3,7 @@
 //! listpack Redis would hold (master entry, then entries with flags and deltas).
 
 use super::{lp, Consumer, Group, Nack, Stream, StreamId, FLAG_DELETED, FLAG_SAMEFIELDS};
-use crate::rdb::{write_len, write_string, Reader, RdbError, Result};
+use crate::rdb::{write_len, write_string, RdbError, Reader, Result};
 use crate::value::Value;
 use bytes::Bytes;
 
@@ -130,11 +130,7 @@ fn read_node(s: &mut Stream, master: StreamId, elems: Vec<Bytes>) -> Result<()> 
             }
         }
         next()?; // lp-count
-        entries.push((
-            (flags as u8) & FLAG_DELETED,
-            StreamId::new(ms, seq),
-            pairs,
-        ));
+        entries.push(((flags as u8) & FLAG_DELETED, StreamId::new(ms, seq), pairs));
     }
     if next().is_ok() {
         return Err(bad());
@@ -211,8 +207,7 @@ pub fn read(r: &mut Reader, ty: u8) -> Result<Value> {
             let delivery_time = read_ms(r)?;
             let delivery_count = r.read_len()?;
             r.budget.element(16)?;
-            if g
-                .pel
+            if g.pel
                 .insert(
                     id,
                     Nack {

@@ -34,8 +34,16 @@ fn nodes_split_like_redis_and_ranges_cross_them() {
 fn different_fields_are_kept_per_entry() {
     let mut s = Stream::new();
     s.append(StreamId::new(1, 0), &[b("f"), b("1")], 100, 4096);
-    s.append(StreamId::new(2, 0), &[b("g"), b("2"), b("h"), b("3")], 100, 4096);
-    assert_eq!(s.get(StreamId::new(2, 0)), Some(vec![b("g"), b("2"), b("h"), b("3")]));
+    s.append(
+        StreamId::new(2, 0),
+        &[b("g"), b("2"), b("h"), b("3")],
+        100,
+        4096,
+    );
+    assert_eq!(
+        s.get(StreamId::new(2, 0)),
+        Some(vec![b("g"), b("2"), b("h"), b("3")])
+    );
     assert_eq!(s.get(StreamId::new(1, 0)), Some(vec![b("f"), b("1")]));
 }
 

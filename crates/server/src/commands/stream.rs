@@ -13,7 +13,12 @@ use std::time::Duration;
 
 pub(crate) const HANDLERS: &[(&str, Handler)] = &[("xread", command), ("xreadgroup", command)];
 
-fn command(conn: &mut Conn, inner: &mut Inner, _spec: &'static CommandSpec, argv: &[Bytes]) -> Step {
+fn command(
+    conn: &mut Conn,
+    inner: &mut Inner,
+    _spec: &'static CommandSpec,
+    argv: &[Bytes],
+) -> Step {
     let now = conn.script_now.unwrap_or_else(|| conn.command_ms());
     let in_script = inner.store.in_script;
     // Inside MULTI/EXEC and scripts nothing blocks (CLIENT_DENY_BLOCKING).
