@@ -11,6 +11,7 @@ pub mod set;
 pub mod sort;
 pub mod stream;
 pub mod stream_group;
+pub mod stream_info;
 pub mod string;
 pub mod zset;
 
