@@ -69,6 +69,7 @@ fn kind_and_len(v: &Value) -> (&'static str, u64) {
         Value::Set(s) => ("set", s.len() as u64),
         Value::Hash(h) => ("hash", h.len() as u64),
         Value::ZSet(z) => ("zset", z.len() as u64),
+        Value::Stream(s) => ("stream", s.len()),
     }
 }
 

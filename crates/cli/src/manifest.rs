@@ -294,6 +294,7 @@ pub fn value_type_name(v: &Value) -> &'static str {
         Value::Set(_) => "set",
         Value::Hash(_) => "hash",
         Value::ZSet(_) => "zset",
+        Value::Stream(_) => "stream",
     }
 }
 

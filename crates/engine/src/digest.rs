@@ -39,6 +39,7 @@ fn type_code(v: &Value) -> u32 {
         Value::Set(_) => 2,
         Value::ZSet(_) => 3,
         Value::Hash(_) => 4,
+        Value::Stream(_) => 6,
     }
 }
 
@@ -73,6 +74,21 @@ pub fn mix_entry(digest: &mut Digest, entry: &Entry) {
                 mix_digest(&mut ele, f);
                 mix_digest(&mut ele, val);
                 xor_digest(digest, &ele);
+            }
+        }
+        Value::Stream(st) => {
+            // Entries only (groups are not part of Redis's digest), `ms.seq`.
+            let all = st.range(
+                crate::stream::StreamId::MIN,
+                crate::stream::StreamId::MAX,
+                false,
+                0,
+            );
+            for (id, fields) in all {
+                mix_digest(digest, format!("{}.{}", id.ms, id.seq).as_bytes());
+                for f in &fields {
+                    mix_digest(digest, f);
+                }
             }
         }
     }

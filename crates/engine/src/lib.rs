@@ -22,6 +22,7 @@ pub mod num;
 pub mod rdb;
 pub mod reply;
 pub mod store;
+pub mod stream;
 pub mod table;
 pub mod text;
 pub mod trie;

@@ -82,7 +82,7 @@ pub fn crc64(data: &[u8]) -> u64 {
     CRC64.checksum(data)
 }
 
-mod compact;
+pub(crate) mod compact;
 use compact::{intset_in, listpack_in, ziplist_in, zipmap_in};
 pub use compact::{parse_intset, parse_listpack, parse_ziplist, parse_zipmap};
 
@@ -453,6 +453,9 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
             }
             list_from(l)
         }
+        STREAM_LISTPACKS | STREAM_LISTPACKS_2 | crate::stream::rdb::STREAM_LISTPACKS_3 => {
+            crate::stream::rdb::read(r, ty)
+        }
         other => Err(RdbError::UnsupportedType(other)),
     }
 }
@@ -531,6 +534,7 @@ pub fn value_type(v: &Value) -> u8 {
         Value::Set(_) => types::SET,
         Value::Hash(_) => types::HASH,
         Value::ZSet(_) => types::ZSET_2,
+        Value::Stream(_) => types::STREAM_LISTPACKS_2,
     }
 }
 
@@ -565,6 +569,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
                 write_binary_double(out, s);
             }
         }
+        Value::Stream(s) => crate::stream::rdb::write(out, s),
     }
 }
 

@@ -27,6 +27,9 @@ pub struct EngineConfig {
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
     pub list_max_listpack_size: i64,
+    /// `stream-node-max-entries` / `stream-node-max-bytes`: where stream nodes split.
+    pub stream_node_max_entries: u64,
+    pub stream_node_max_bytes: u64,
     /// `notify-keyspace-events` as Redis's flags word ([`crate::notify`]): 0 (the
     /// default) records no event, and each notify point costs one test of it.
     pub notify_keyspace_events: u32,
@@ -43,6 +46,8 @@ impl Default for EngineConfig {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            stream_node_max_entries: 100,
+            stream_node_max_bytes: 4096,
             notify_keyspace_events: 0,
         }
     }
@@ -231,7 +236,11 @@ impl Store {
             Err(e) => e,
         };
         let custom = cx.custom_log;
-        if self.log_enabled && spec.is_write() && !custom && self.effects.dirty > dirty_before {
+        if self.log_enabled
+            && !custom
+            && self.effects.dirty > dirty_before
+            && (spec.is_write() || sub_is_write(spec, argv))
+        {
             self.effects.log.push(LogRecord {
                 db,
                 time: now,
@@ -352,6 +361,20 @@ fn record_event(
             key: key.clone(),
         });
     }
+}
+
+/// Whether a container command's subcommand writes (XGROUP CREATE): the table row
+/// of the container itself has no flags.
+fn sub_is_write(spec: &CommandSpec, argv: &[Bytes]) -> bool {
+    !spec.subs.is_empty()
+        && argv.len() > 1
+        && spec.subs.iter().any(|s| {
+            s.is_write()
+                && s.name
+                    .rsplit('|')
+                    .next()
+                    .is_some_and(|n| n.as_bytes().eq_ignore_ascii_case(&argv[1]))
+        })
 }
 
 /// The context a command handler runs in.

@@ -13,6 +13,7 @@ pub enum Value {
     Hash(Box<Hash>),
     Set(Box<Set>),
     ZSet(Box<ZSet>),
+    Stream(Box<crate::stream::Stream>),
 }
 
 /// A set's members. An `IndexSet` (a hash index over a dense array) rather than a
@@ -34,6 +35,7 @@ pub enum Kind {
     Hash,
     Set,
     ZSet,
+    Stream,
 }
 
 impl Kind {
@@ -44,6 +46,7 @@ impl Kind {
             Kind::Hash => "hash",
             Kind::Set => "set",
             Kind::ZSet => "zset",
+            Kind::Stream => "stream",
         }
     }
     pub fn from_name(name: &[u8]) -> Option<Kind> {
@@ -53,6 +56,7 @@ impl Kind {
             b"hash" => Kind::Hash,
             b"set" => Kind::Set,
             b"zset" => Kind::ZSet,
+            b"stream" => Kind::Stream,
             _ => return None,
         })
     }
@@ -66,6 +70,7 @@ impl Value {
             Value::Hash(_) => Kind::Hash,
             Value::Set(_) => Kind::Set,
             Value::ZSet(_) => Kind::ZSet,
+            Value::Stream(_) => Kind::Stream,
         }
     }
 
@@ -77,6 +82,8 @@ impl Value {
             Value::Hash(h) => h.is_empty(),
             Value::Set(s) => s.is_empty(),
             Value::ZSet(z) => z.is_empty(),
+            // Redis keeps an emptied stream (its last ID and groups matter).
+            Value::Stream(_) => false,
         }
     }
 
@@ -100,6 +107,7 @@ impl Value {
                     .sum::<usize>()
                     + 96
             }
+            Value::Stream(s) => s.mem_usage(),
         }
     }
 }

@@ -129,6 +129,7 @@ const TAG_LIST: u8 = 1;
 const TAG_HASH: u8 = 2;
 const TAG_SET: u8 = 3;
 const TAG_ZSET: u8 = 4;
+const TAG_STREAM: u8 = 5;
 const TAG_HAS_EXPIRY: u8 = 0x80;
 
 /// The store key of an entry: db (u16 big endian), the key's hash in the dataset
@@ -166,6 +167,7 @@ pub fn encode_entry(out: &mut Vec<u8>, store_key: &[u8], value: &Value, expire_a
         Value::Hash(_) => TAG_HASH,
         Value::Set(_) => TAG_SET,
         Value::ZSet(_) => TAG_ZSET,
+        Value::Stream(_) => TAG_STREAM,
     };
     match expire_at {
         Some(t) => {
@@ -202,6 +204,7 @@ pub fn encode_entry(out: &mut Vec<u8>, store_key: &[u8], value: &Value, expire_a
                 out.extend_from_slice(&s.to_bits().to_le_bytes());
             }
         }
+        Value::Stream(s) => redsnap_engine::stream::codec::encode(s, out),
     }
     let crc = entry_crc(store_key, &out[4..]);
     out[..4].copy_from_slice(&crc.to_le_bytes());
@@ -287,6 +290,21 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
                 z.insert(m, s);
             }
             Value::ZSet(Box::new(z))
+        }
+        TAG_STREAM => {
+            let rest = r.rest();
+            let (s, used) =
+                redsnap_engine::stream::codec::decode(rest).map_err(|e| DecodeError {
+                    offset: 0,
+                    detail: e.into(),
+                })?;
+            if used != rest.len() {
+                return Err(DecodeError {
+                    offset: 0,
+                    detail: "trailing bytes after stream".into(),
+                });
+            }
+            Value::Stream(Box::new(s))
         }
         t => {
             return Err(DecodeError {

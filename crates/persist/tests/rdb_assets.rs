@@ -76,6 +76,16 @@ fn sorted(v: &Value) -> Vec<String> {
             .iter()
             .map(|(m, s)| format!("{}={s}", String::from_utf8_lossy(m)))
             .collect(),
+        Value::Stream(st) => st
+            .range(
+                redsnap_engine::stream::StreamId::MIN,
+                redsnap_engine::stream::StreamId::MAX,
+                false,
+                0,
+            )
+            .into_iter()
+            .map(|(id, f)| format!("{id}={f:?}"))
+            .collect(),
     };
     if !matches!(v, Value::List(_)) {
         out.sort();

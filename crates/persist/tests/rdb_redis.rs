@@ -31,6 +31,18 @@ fn state_of(v: &Value, expire_ms: Option<u64>) -> KeyState {
                 .map(|(m, s)| [&m[..], redsnap_engine::num::fmt_g17(s).as_bytes()].join(&b"\0"[..]))
                 .collect(),
         ),
+        Value::Stream(st) => (
+            "stream",
+            st.range(
+                redsnap_engine::stream::StreamId::MIN,
+                redsnap_engine::stream::StreamId::MAX,
+                false,
+                0,
+            )
+            .into_iter()
+            .map(|(id, f)| [id.to_bytes().to_vec(), f.concat()].join(&b"\0"[..]))
+            .collect(),
+        ),
     };
     if matches!(kind, "set" | "hash") {
         value.sort();

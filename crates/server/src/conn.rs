@@ -140,7 +140,7 @@ impl Conn {
         if let Err(e) = self.check_auth_and_multi(spec, sub) {
             return self.reject(inner, Some(sub), e, &argv);
         }
-        if spec.is_write()
+        if sub.is_write()
             || spec.name == "exec" && self.multi.as_ref().is_some_and(|q| !q.is_empty())
         {
             if let Some(r) = crate::persist::write_refusal(inner) {
@@ -150,7 +150,7 @@ impl Conn {
         // Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused on
         // OOM (queueing takes memory), as in Redis's processCommand.
         if !crate::perform_evictions(inner)
-            && (spec.has(flags::DENYOOM)
+            && (sub.has(flags::DENYOOM)
                 || (spec.name == "exec" && self.multi_has_denyoom())
                 || (self.multi.is_some()
                     && !matches!(spec.name, "exec" | "discard" | "quit" | "reset")))
@@ -311,7 +311,7 @@ impl Conn {
     /// The time of the command running (ms since the epoch): the batch's wall clock
     /// plus the monotonic time from the batch start to the command's start (`clock`,
     /// the end of the previous command), so no clock is read for it.
-    fn command_ms(&self) -> u64 {
+    pub(crate) fn command_ms(&self) -> u64 {
         let since = self.clock.saturating_duration_since(self.batch_start);
         self.batch_wall_ms + since.as_millis() as u64
     }

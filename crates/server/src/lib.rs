@@ -64,6 +64,8 @@ fn engine_config(c: &Config) -> EngineConfig {
         zset_max_listpack_entries: c.u64("zset-max-listpack-entries") as usize,
         zset_max_listpack_value: c.u64("zset-max-listpack-value") as usize,
         list_max_listpack_size: c.int("list-max-listpack-size"),
+        stream_node_max_entries: c.int("stream-node-max-entries").max(0) as u64,
+        stream_node_max_bytes: c.u64("stream-node-max-bytes"),
         notify_keyspace_events: notify_flags(c),
     }
 }

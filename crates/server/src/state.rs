@@ -42,11 +42,16 @@ pub enum BlockKind {
     ZPop { min: bool },
     /// BZMPOP.
     ZMPop { dir: Bytes, count: Bytes },
+    /// XREAD / XREADGROUP (see `commands/stream.rs`).
+    Stream(Box<redsnap_engine::cmd::stream::XReadWait>),
 }
 
 impl BlockKind {
     pub fn wants_zset(&self) -> bool {
         matches!(self, BlockKind::ZPop { .. } | BlockKind::ZMPop { .. })
+    }
+    pub fn is_stream(&self) -> bool {
+        matches!(self, BlockKind::Stream(_))
     }
 }
 

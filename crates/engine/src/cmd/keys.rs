@@ -459,6 +459,7 @@ pub fn encoding(obj: &crate::db::Obj, c: &EngineConfig) -> &'static str {
         Value::List(_) => "quicklist",
         Value::Hash(_) | Value::Set(_) => "hashtable",
         Value::ZSet(_) => "skiplist",
+        Value::Stream(_) => "stream",
     }
 }
 
@@ -503,6 +504,7 @@ pub fn contents_encoding(v: &Value, c: &EngineConfig) -> &'static str {
                 "skiplist"
             }
         }
+        Value::Stream(_) => "stream",
     }
 }
 

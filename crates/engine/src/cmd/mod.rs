@@ -9,6 +9,9 @@ pub mod scan_util;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
+pub mod stream_group;
+pub mod stream_info;
 pub mod string;
 pub mod zset;
 

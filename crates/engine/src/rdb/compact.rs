@@ -75,7 +75,7 @@ pub fn parse_listpack(lp: &[u8]) -> Result<Vec<Bytes>> {
 }
 
 /// [`parse_listpack`], charging each entry to `budget`.
-pub(super) fn listpack_in(lp: &[u8], budget: &mut Budget) -> Result<Vec<Bytes>> {
+pub(crate) fn listpack_in(lp: &[u8], budget: &mut Budget) -> Result<Vec<Bytes>> {
     const WHAT: &str = "listpack";
     if lp.len() < 7
         || u32::from_le_bytes([lp[0], lp[1], lp[2], lp[3]]) as usize != lp.len()

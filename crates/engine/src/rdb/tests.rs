@@ -227,7 +227,7 @@ fn rejects_malformed() {
     assert_eq!(decode_value(types::ZSET_2, &nan), Err(RdbError::BadScore));
     assert_eq!(
         decode_value(types::STREAM_LISTPACKS, &[0]),
-        Err(RdbError::UnsupportedType(15))
+        Err(RdbError::Eof)
     );
     assert_eq!(
         decode_value(types::STRING, &[1, b'a', b'b']),

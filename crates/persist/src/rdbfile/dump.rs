@@ -56,7 +56,7 @@ impl<'a> DumpPayload<'a> {
 
     /// Decodes the value (for a payload of a newer RDB version than the writer's,
     /// re-encoded in the writer's plain encodings). The body must be exactly one
-    /// value. Types redsnap does not hold (streams, modules) are an error.
+    /// value. Module values are an error.
     pub fn decode(&self, limit: u64) -> Result<Value, String> {
         let mut r = codec::Reader::with_budget(self.body, Budget::new(limit));
         let v = if self.rdb_type == codec::SET_LISTPACK {

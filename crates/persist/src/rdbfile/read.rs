@@ -715,7 +715,7 @@ impl<R: Read> RdbReader<R> {
             .read_string()
             .map_err(|f| self.place(f, offset, None, true))?;
         let unsupported = match ty {
-            STREAM_LISTPACKS | STREAM_LISTPACKS_2 | STREAM_LISTPACKS_3 | MODULE_2 => true,
+            MODULE_2 => true,
             MODULE => {
                 return Err(RdbFileError::Unsupported {
                     offset,

@@ -291,13 +291,10 @@ pub(crate) fn serve_ready(inner: &mut Inner, touched: &[(usize, Bytes)], dbs: &[
         // deleted then (and the deletion logged and replicated), and its waiters stay
         // blocked.
         inner.store.expire_if_needed(db, &key, now);
+        serve_stream_waiters(inner, db, &key);
         // Serve waiters in arrival order while the key holds something.
         for _ in 0..100_000 {
-            let Some(&cid) = inner
-                .blocked_keys
-                .get(&(db, key.clone()))
-                .and_then(|q| q.front())
-            else {
+            let Some(cid) = first_pop_waiter(inner, db, &key) else {
                 break;
             };
             let Some(zset) = inner.blocked.get(&cid).map(|b| b.kind.wants_zset()) else {
@@ -348,6 +345,8 @@ pub(crate) fn serve_ready(inner: &mut Inner, touched: &[(usize, Bytes)], dbs: &[
                     resp3,
                     vec![b("ZMPOP"), b("1"), key.clone(), dir, b("COUNT"), count],
                 ),
+                // Not returned by `first_pop_waiter`.
+                BlockKind::Stream(_) => Reply::NilArray,
             };
             if let Some(call) = bl.call {
                 let failed = reply.is_error();
@@ -356,6 +355,45 @@ pub(crate) fn serve_ready(inner: &mut Inner, touched: &[(usize, Bytes)], dbs: &[
             if let Some(c) = inner.clients.get(&cid) {
                 let _ = c.tx.send(ConnMsg::Unblocked(reply));
             }
+        }
+    }
+}
+
+/// The first client waiting on `key` for a list or sorted-set pop (stream readers
+/// are served by [`serve_stream_waiters`]).
+fn first_pop_waiter(inner: &Inner, db: usize, key: &Bytes) -> Option<u64> {
+    let q = inner.blocked_keys.get(&(db, key.clone()))?;
+    q.iter()
+        .copied()
+        .find(|c| inner.blocked.get(c).is_none_or(|b| !b.kind.is_stream()))
+}
+
+/// Serves every XREAD/XREADGROUP client blocked on `key` that can be served, in the
+/// order they blocked (Redis's `serveClientsBlockedOnStreamKey`).
+fn serve_stream_waiters(inner: &mut Inner, db: usize, key: &Bytes) {
+    let Some(q) = inner.blocked_keys.get(&(db, key.clone())) else {
+        return;
+    };
+    let waiting: Vec<u64> = q.iter().copied().collect();
+    for cid in waiting {
+        let Some((wait, resp3)) = inner.blocked.get(&cid).and_then(|bl| match &bl.kind {
+            BlockKind::Stream(w) if bl.db == db => Some((w.clone(), bl.resp3)),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let Some(reply) = super::stream::serve(inner, db, resp3, key, &wait) else {
+            continue;
+        };
+        let Some(bl) = unblock(inner, cid) else {
+            continue;
+        };
+        if let Some(call) = bl.call {
+            let failed = reply.is_error();
+            crate::calls::finish_blocked(inner, cid, bl.db, *call, &reply, failed);
+        }
+        if let Some(c) = inner.clients.get(&cid) {
+            let _ = c.tx.send(ConnMsg::Unblocked(reply));
         }
     }
 }

@@ -30,6 +30,7 @@ pub(crate) mod pubsub;
 pub(crate) mod replication;
 pub(crate) mod scripting;
 pub(crate) mod slowlog;
+pub(crate) mod stream;
 pub(crate) mod transactions;
 
 /// A server command handler: the connection that sent it, the server state (under
@@ -37,12 +38,13 @@ pub(crate) mod transactions;
 pub(crate) type Handler = fn(&mut Conn, &mut Inner, &'static CommandSpec, &[Bytes]) -> Step;
 
 /// Every family's rows.
-fn families() -> [&'static [(&'static str, Handler)]; 17] {
+fn families() -> [&'static [(&'static str, Handler)]; 18] {
     [
         connection::HANDLERS,
         transactions::HANDLERS,
         pubsub::HANDLERS,
         blocking::HANDLERS,
+        stream::HANDLERS,
         scripting::HANDLERS,
         client::HANDLERS,
         config::HANDLERS,

@@ -321,13 +321,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
     ),
     da("acllog-max-len", &[], uint(0, LONG_MAX), "128", true),
     da("cluster-node-timeout", &[], int(0, LONG_MAX), "15000", true),
-    da(
-        "stream-node-max-entries",
-        &[],
-        int(0, LONG_MAX),
-        "100",
-        true,
-    ),
     da("repl-backlog-size", &[], mem(1, LONG_MAX), "1048576", true),
     da(
         "cluster-link-sendbuf-limit",
@@ -341,13 +334,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
         &[],
         umem(1, LONG_MAX),
         "104857600",
-        true,
-    ),
-    da(
-        "stream-node-max-bytes",
-        &[],
-        umem(0, LONG_MAX),
-        "4096",
         true,
     ),
     da("hll-sparse-max-bytes", &[], umem(0, LONG_MAX), "3000", true),
@@ -478,8 +464,6 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
     ("active-defrag-max-scan-fields", DEFRAG),
     ("active-defrag-ignore-bytes", DEFRAG),
     ("jemalloc-bg-thread", "redsnap does not use jemalloc"),
-    ("stream-node-max-entries", ENCODING),
-    ("stream-node-max-bytes", ENCODING),
     ("hll-sparse-max-bytes", ENCODING),
     (
         "activerehashing",

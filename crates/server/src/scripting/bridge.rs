@@ -226,7 +226,9 @@ fn script_checks(
     // Redis 7.0 flags every blocking command NOSCRIPT. DEBUG
     // SET-DISABLE-DENY-SCRIPTS lets NOSCRIPT commands through (for tests).
     let deny = cmd.has(flags::NOSCRIPT) && !inner.scripts.allow_denied;
-    if deny || cmd.has(flags::BLOCKING) {
+    // XREAD and XREADGROUP run (without blocking: BLOCK is refused) as in Redis.
+    let blocking = cmd.has(flags::BLOCKING) && !matches!(cmd.name, "xread" | "xreadgroup");
+    if deny || blocking {
         return Err(b"This Redis command is not allowed from script".to_vec());
     }
     let write = cmd.is_write();

@@ -1,0 +1,184 @@
+//! Tests of the stream commands.
+
+use crate::cmd::testutil::{argv, run};
+use crate::reply::Reply;
+use crate::store::Store;
+use bytes::Bytes;
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+#[test]
+fn xadd_ids_and_errors() {
+    let mut s = Store::default();
+    assert_eq!(run(&mut s, &["XADD", "k", "5-*", "f", "v"]), bulk("5-0"));
+    assert_eq!(run(&mut s, &["XADD", "k", "5-*", "f", "v"]), bulk("5-1"));
+    assert_eq!(
+        run(&mut s, &["XADD", "k", "5-1", "f", "v"]),
+        Reply::err(
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item"
+        )
+    );
+    assert_eq!(
+        run(&mut s, &["XADD", "k", "0-0", "f", "v"]),
+        Reply::err("ERR The ID specified in XADD must be greater than 0-0")
+    );
+    assert_eq!(
+        run(&mut s, &["XADD", "k", "x-1", "f", "v"]),
+        Reply::err(super::ERR_INVALID_ID)
+    );
+    assert_eq!(
+        run(&mut s, &["XADD", "k", "6-0", "f"]),
+        Reply::err("ERR wrong number of arguments for 'xadd' command")
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            &["XADD", "k", "MAXLEN", "1", "LIMIT", "1", "*", "f", "v"]
+        ),
+        Reply::err("ERR syntax error, LIMIT cannot be used without the special ~ option")
+    );
+    assert_eq!(
+        run(&mut s, &["XADD", "nokey", "NOMKSTREAM", "*", "f", "v"]),
+        Reply::Nil
+    );
+    assert_eq!(run(&mut s, &["EXISTS", "nokey"]), Reply::Int(0));
+}
+
+#[test]
+fn ranges_with_exclusive_ends_and_count() {
+    let mut s = Store::default();
+    for i in 1..=5 {
+        run(
+            &mut s,
+            &["XADD", "k", &format!("{i}-0"), "f", &i.to_string()],
+        );
+    }
+    let ids = |r: Reply| -> Vec<Reply> {
+        match r {
+            Reply::Array(v) => v
+                .into_iter()
+                .map(|e| match e {
+                    Reply::Array(mut p) => p.remove(0),
+                    o => o,
+                })
+                .collect(),
+            o => panic!("{o:?}"),
+        }
+    };
+    assert_eq!(
+        ids(run(&mut s, &["XRANGE", "k", "(1-0", "(4-0"])),
+        [bulk("2-0"), bulk("3-0")]
+    );
+    assert_eq!(
+        ids(run(&mut s, &["XREVRANGE", "k", "+", "-", "COUNT", "2"])),
+        [bulk("5-0"), bulk("4-0")]
+    );
+    assert_eq!(
+        run(&mut s, &["XRANGE", "k", "-", "+", "COUNT", "0"]),
+        Reply::NilArray
+    );
+    assert_eq!(
+        run(
+            &mut s,
+            &[
+                "XRANGE",
+                "k",
+                "(18446744073709551615-18446744073709551615",
+                "+"
+            ]
+        ),
+        Reply::err("ERR invalid start ID for the interval")
+    );
+    assert_eq!(run(&mut s, &["XDEL", "k", "2-0", "9-0"]), Reply::Int(1));
+    assert_eq!(run(&mut s, &["XLEN", "k"]), Reply::Int(4));
+}
+
+#[test]
+fn log_records_are_what_redis_propagates() {
+    let mut s = Store::default();
+    s.config.stream_node_max_entries = 10;
+    for i in 1..=30 {
+        run(&mut s, &["XADD", "k", &format!("{i}-0"), "f", "v"]);
+    }
+    s.effects.log.clear();
+    run(
+        &mut s,
+        &[
+            "XADD", "k", "MAXLEN", "~", "15", "LIMIT", "100", "*", "f", "v",
+        ],
+    );
+    let rec = &s.effects.log[0].argv;
+    let text: Vec<String> = rec
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert_eq!(&text[..5], ["XADD", "k", "MAXLEN", "=", "21"]);
+    assert!(text[5].contains('-'), "concrete ID: {text:?}");
+    s.effects.log.clear();
+    run(&mut s, &["XGROUP", "CREATE", "k", "g", "0"]);
+    run(
+        &mut s,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "k",
+            ">",
+        ],
+    );
+    // XREADGROUP is a server command: the engine alone logs XGROUP CREATE.
+    assert_eq!(s.effects.log.len(), 1);
+    assert_eq!(
+        s.effects.log[0].argv,
+        argv(&["XGROUP", "CREATE", "k", "g", "0"])
+    );
+    s.effects.log.clear();
+    let mut cx = crate::store::Cx::new(&mut s, 0, 1000, false);
+    let r = super::xread(
+        &mut cx,
+        &argv(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "k",
+            ">",
+        ]),
+        false,
+        false,
+    );
+    assert!(matches!(r, super::XRead::Reply(Reply::Array(_))), "{r:?}");
+    let rec: Vec<String> = s.effects.log[0]
+        .argv
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert_eq!(
+        rec,
+        [
+            "XCLAIM",
+            "k",
+            "g",
+            "c",
+            "0",
+            "11-0",
+            "TIME",
+            "1000",
+            "RETRYCOUNT",
+            "1",
+            "FORCE",
+            "JUSTID",
+            "LASTID",
+            "11-0"
+        ]
+    );
+}
