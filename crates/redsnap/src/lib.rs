@@ -37,6 +37,7 @@ pub mod coord;
 pub mod error;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod inproc;
 pub mod keys;
 pub mod memory;
 pub mod metrics;
@@ -50,6 +51,7 @@ pub use checkpoint::{
 };
 pub use codec::{Codec, Format};
 pub use config::{RedisConfig, TlsConfig, Topology};
+pub use inproc::InProcessConfig;
 pub use coord::{changes_channel, Lock, Watch};
 pub use error::{DecodeError, Error, Result};
 pub use memory::Memory;

@@ -1,0 +1,674 @@
+//! The in-process backend: the redsnap engine and its persistence in this process,
+//! with no server, no socket and no RESP. Chosen by `REDIS_URL=redsnap:///path/to/dir`
+//! (durable) or `redsnap://` (memory only), or by [`InProcessConfig`]; the
+//! application keeps using [`RedisStore`](crate::RedisStore) and everything built
+//! on it.
+//!
+//! # What runs where
+//!
+//! * The keyspace is a `redsnap_engine::Store` (the engine `redsnap serve` runs)
+//!   behind one mutex: a command, a pipeline, an atomic pipeline (MULTI/EXEC) or
+//!   one of the library's scripts runs whole under it, so each is atomic, as on a
+//!   server. Commands reach the engine through its command table, from the
+//!   arguments of the redis-rs `Cmd` (no encoding); replies come back as the
+//!   `redis::Value` a RESP2 connection would read.
+//! * Persistence is `redsnap_persist::Durable`: the same data directory, snapshot
+//!   store and append log as `redsnap serve`, with the same settings and defaults
+//!   (`appendonly yes`, `appendfsync everysec`, `save 3600 1 300 100 60 10000`,
+//!   `snapshot-interval 300`, snapshot on shutdown, restore on startup), and the
+//!   same discipline: a batch's log records are staged under the lock as one
+//!   frame and written (one `write(2)`) before its reply is returned; under
+//!   `appendfsync always` the reply waits for the fsync that covers it and
+//!   everything written before it (group commit), so nothing acknowledged is lost.
+//!   A directory written by this backend opens in `redsnap serve` and the other way
+//!   round; a second process (or a second store in this one) opening it gets
+//!   `data directory <dir> is in use by pid N`.
+//! * A cron thread (every 100 ms) expires keys actively, starts snapshots when a
+//!   save point, the interval or the log's growth asks for one (written by a
+//!   snapshot thread from an O(1) copy, off the lock), and delivers pub/sub
+//!   messages left waiting.
+//! * [`RedisStore::shutdown`](crate::RedisStore::shutdown) (or dropping the last
+//!   handle) writes the final snapshot, flushes and closes the log and unlocks the
+//!   directory.
+//!
+//! # Limits (each pinned by a test)
+//!
+//! * Lua: only the library's own scripts run, natively (see `scripts.rs`); EVAL of
+//!   any other script is refused, EVALSHA answers NOSCRIPT.
+//! * Server commands: PING, ECHO, TIME, PUBLISH, EVAL/EVALSHA, SCRIPT, SELECT 0;
+//!   others (blocking pops, CONFIG, INFO, CLIENT, separate MULTI/EXEC, ...) answer
+//!   `ERR '<cmd>' is not available in the in-process backend (redsnap://)`.
+//! * One database (0), no `maxmemory`, no keyspace notifications.
+//! * Watches see what this process publishes (pub/sub is within the process).
+
+mod exec;
+mod pubsub;
+mod scripts;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redsnap_engine::{now_ms, EngineConfig, Reply, Store};
+use redsnap_persist::{AppendLog, Durable};
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+
+pub use redsnap_persist::{DurableConfig, FsyncPolicy};
+
+use exec::Batch;
+use pubsub::PubSub;
+
+/// How the in-process backend keeps its data: in memory only, or in a data
+/// directory with `redsnap serve`'s persistence settings.
+///
+/// ```
+/// use redsnap::inproc::{FsyncPolicy, InProcessConfig};
+/// let cfg = InProcessConfig::dir("./data").appendfsync(FsyncPolicy::Always);
+/// assert_eq!(cfg, InProcessConfig::from_url("redsnap:///./data?appendfsync=always").unwrap());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InProcessConfig {
+    /// The persistence settings; `None` keeps everything in memory (`redsnap://`).
+    pub durable: Option<DurableConfig>,
+}
+
+impl InProcessConfig {
+    /// Memory only: the data lives as long as the store.
+    pub fn memory() -> Self {
+        InProcessConfig { durable: None }
+    }
+
+    /// Durable, in `dir`, with `redsnap serve`'s defaults.
+    pub fn dir(dir: impl Into<PathBuf>) -> Self {
+        InProcessConfig {
+            durable: Some(DurableConfig::new(dir)),
+        }
+    }
+
+    /// Set `appendfsync` (no effect in memory).
+    pub fn appendfsync(mut self, p: FsyncPolicy) -> Self {
+        if let Some(d) = &mut self.durable {
+            d.appendfsync = p;
+        }
+        self
+    }
+
+    /// Turn the append log on or off (`appendonly`; no effect in memory).
+    pub fn appendonly(mut self, on: bool) -> Self {
+        if let Some(d) = &mut self.durable {
+            d.appendonly = on;
+        }
+        self
+    }
+
+    /// Set the save points `(seconds, changes)` (`save`; no effect in memory).
+    pub fn save_points(mut self, points: Vec<(u64, u64)>) -> Self {
+        if let Some(d) = &mut self.durable {
+            d.save_points = points;
+        }
+        self
+    }
+
+    /// Set `snapshot-interval` (zero: off; no effect in memory).
+    pub fn snapshot_interval(mut self, every: Duration) -> Self {
+        if let Some(d) = &mut self.durable {
+            d.snapshot_interval_secs = every.as_secs();
+        }
+        self
+    }
+
+    /// Take (or not) a final snapshot at shutdown (`snapshot-on-shutdown`).
+    pub fn snapshot_on_shutdown(mut self, on: bool) -> Self {
+        if let Some(d) = &mut self.durable {
+            d.snapshot_on_shutdown = on;
+        }
+        self
+    }
+
+    /// Parse `redsnap://` (memory) or `redsnap:///path/to/dir` (durable; an absolute
+    /// path, or `redsnap:///./rel` and `redsnap://./rel` for one relative to the
+    /// working directory), with `redsnap serve`'s setting names as query parameters:
+    /// `appendonly`, `appendfsync`, `save` (`save=900+1+300+10`, `save=` for none),
+    /// `snapshot-interval`, `snapshot-on-shutdown`, `restore-on-startup`,
+    /// `snapshot-incremental`, `aof-load-truncated`, `load-corrupt`,
+    /// `auto-aof-rewrite-percentage`, `auto-aof-rewrite-min-size`,
+    /// `stop-writes-on-bgsave-error`.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let bad = |why: String| Error::Config(format!("{url:?}: {why}"));
+        let rest = url
+            .trim()
+            .strip_prefix("redsnap:")
+            .ok_or_else(|| bad("expected redsnap:// or redsnap:///path".into()))?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        let path = decode(path).map_err(bad)?;
+        let path = if path.starts_with("/./") || path.starts_with("/../") {
+            path[1..].to_string()
+        } else {
+            path
+        };
+        let mut cfg = if path.is_empty() || path == "/" {
+            InProcessConfig::memory()
+        } else if path.starts_with('/') || path.starts_with('.') {
+            InProcessConfig::dir(path)
+        } else {
+            return Err(bad(
+                "a host is not allowed: use redsnap:///absolute/path or redsnap:///./relative/path"
+                    .into(),
+            ));
+        };
+        for pair in query.into_iter().flat_map(|q| q.split('&')).filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (k, v) = (decode(k).map_err(&bad)?, decode(v).map_err(&bad)?);
+            let Some(d) = cfg.durable.as_mut() else {
+                return Err(bad(format!(
+                    "{k}: persistence settings need a data directory (redsnap:///path)"
+                )));
+            };
+            set(d, &k, v.trim()).map_err(&bad)?;
+        }
+        Ok(cfg)
+    }
+
+    /// The URL naming this configuration's target (no settings), for logs.
+    pub(crate) fn target(&self) -> String {
+        match &self.durable {
+            None => "redsnap:// (in memory)".into(),
+            Some(d) => format!("redsnap://{}", d.dir.display()),
+        }
+    }
+}
+
+/// Percent-decoding (`+` is a space, as in a query string).
+fn decode(s: &str) -> std::result::Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| format!("bad percent-encoding in {s:?}"))?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
+}
+
+fn yes_no(k: &str, v: &str) -> std::result::Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" => Ok(true),
+        "no" | "false" | "0" => Ok(false),
+        _ => Err(format!("{k} must be yes or no, got {v:?}")),
+    }
+}
+
+fn number(k: &str, v: &str) -> std::result::Result<u64, String> {
+    v.parse()
+        .map_err(|_| format!("{k} must be a non-negative integer, got {v:?}"))
+}
+
+/// A size in bytes with Redis's suffixes (`64mb`, `1gb`, `100k`).
+fn bytes_size(k: &str, v: &str) -> std::result::Result<u64, String> {
+    let l = v.to_ascii_lowercase();
+    let (digits, mult) = [
+        ("gb", 1u64 << 30),
+        ("mb", 1 << 20),
+        ("kb", 1 << 10),
+        ("g", 1_000_000_000),
+        ("m", 1_000_000),
+        ("k", 1000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(s, m)| l.strip_suffix(s).map(|d| (d.to_string(), *m)))
+    .unwrap_or((l.clone(), 1));
+    number(k, &digits)?
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{k} is too large: {v:?}"))
+}
+
+fn set(d: &mut DurableConfig, k: &str, v: &str) -> std::result::Result<(), String> {
+    match k {
+        "appendonly" => d.appendonly = yes_no(k, v)?,
+        "appendfsync" => {
+            d.appendfsync = FsyncPolicy::parse(v)
+                .ok_or_else(|| format!("appendfsync must be always, everysec or no, got {v:?}"))?
+        }
+        "save" => {
+            let nums: Vec<&str> = v.split_whitespace().collect();
+            if nums.len() % 2 != 0 {
+                return Err(format!("save takes pairs of seconds and changes, got {v:?}"));
+            }
+            d.save_points = nums
+                .chunks(2)
+                .map(|p| Ok((number(k, p[0])?, number(k, p[1])?)))
+                .collect::<std::result::Result<_, String>>()?;
+        }
+        "snapshot-interval" => d.snapshot_interval_secs = number(k, v)?,
+        "snapshot-on-shutdown" => d.snapshot_on_shutdown = yes_no(k, v)?,
+        "restore-on-startup" => d.restore_on_startup = yes_no(k, v)?,
+        "snapshot-incremental" => d.snapshot_incremental = yes_no(k, v)?,
+        "aof-load-truncated" => d.aof_load_truncated = yes_no(k, v)?,
+        "load-corrupt" => d.load_corrupt = yes_no(k, v)?,
+        "auto-aof-rewrite-percentage" => d.auto_aof_rewrite_percentage = number(k, v)?,
+        "auto-aof-rewrite-min-size" => d.auto_aof_rewrite_min_size = bytes_size(k, v)?,
+        "stop-writes-on-bgsave-error" => d.stop_writes_on_bgsave_error = yes_no(k, v)?,
+        _ => return Err(format!("unknown setting {k:?}")),
+    }
+    Ok(())
+}
+
+/// The keyspace and its persistence, under the one lock.
+struct Engine {
+    store: Store,
+    durable: Option<Durable>,
+    /// After shutdown: every request is refused.
+    closed: bool,
+}
+
+struct Shared {
+    engine: Arc<Mutex<Engine>>,
+    pubsub: PubSub,
+    target: String,
+    /// Set once shutdown started (the cron stops).
+    closing: AtomicBool,
+}
+
+/// The in-process backend of a [`RedisStore`](crate::RedisStore). Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct InProcess {
+    shared: Arc<Shared>,
+}
+
+/// A redis-rs connection to the in-process backend: every request runs on the
+/// engine, in this task, under the engine lock.
+#[derive(Clone)]
+pub struct InProcessConn {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for InProcessConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessConn")
+            .field("target", &self.shared.target)
+            .finish()
+    }
+}
+
+impl InProcess {
+    /// Opens the backend: locks and restores the data directory (if any) and starts
+    /// the cron thread.
+    pub(crate) fn open(cfg: &InProcessConfig) -> Result<InProcess> {
+        let mut store = Store::new(EngineConfig::default());
+        store.log_enabled = false;
+        let durable = match &cfg.durable {
+            None => None,
+            Some(d) => Some(Durable::open(d.clone(), &mut store).map_err(|e| {
+                Error::Config(format!("cannot open the in-process store: {e}"))
+            })?),
+        };
+        if let Some(d) = &durable {
+            let r = d.recovery();
+            tracing::info!(target: "redsnap", dir = %d.path().display(), keys = r.keys, log_records = r.log_records, "in-process store restored");
+        }
+        let shared = Arc::new(Shared {
+            engine: Arc::new(Mutex::new(Engine {
+                store,
+                durable,
+                closed: false,
+            })),
+            pubsub: PubSub::default(),
+            target: cfg.target(),
+            closing: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("redsnap-inproc-cron".into())
+            .spawn(move || cron(weak))
+            .map_err(|e| Error::Config(format!("cannot start the in-process cron thread: {e}")))?;
+        Ok(InProcess { shared })
+    }
+
+    /// A connection handle for redis-rs commands, pipelines and scripts.
+    pub(crate) fn conn(&self) -> InProcessConn {
+        InProcessConn {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// A subscription to `channel` (messages published in this process).
+    pub(crate) fn subscribe(&self, channel: &str) -> mpsc::Receiver<Vec<u8>> {
+        self.shared.pubsub.subscribe(channel.as_bytes())
+    }
+
+    /// The final snapshot, log flush and close, directory unlock (off the async
+    /// workers). Later requests fail.
+    pub(crate) async fn shutdown(&self) -> Result<()> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.shutdown())
+            .await
+            .map_err(|e| Error::Stopped(format!("in-process shutdown task: {e}")))?
+            .map_err(|e| Error::Config(format!("in-process store {}: {e}", self.shared.target)))
+    }
+}
+
+impl Shared {
+    /// Runs a batch of commands (`atomic`: as MULTI/EXEC) and makes it durable as
+    /// the server would before replying: its log records staged under the lock as
+    /// one frame, written before returning, fsynced first under `always`.
+    async fn run(&self, cmds: Vec<Vec<Bytes>>, atomic: bool) -> redis::RedisResult<Vec<Value>> {
+        let (replies, log, own) = {
+            let mut guard = self.engine.lock();
+            let Engine {
+                store,
+                durable,
+                closed,
+            } = &mut *guard;
+            if *closed {
+                return Err(exec::error(&format!(
+                    "ERR the in-process store {} is shut down",
+                    self.target
+                )));
+            }
+            let mut batch = Batch {
+                store,
+                durable: durable.as_ref(),
+                pubsub: &self.pubsub,
+                published: Vec::new(),
+                now: now_ms(),
+            };
+            let replies: Vec<Reply> = if atomic {
+                if let Some(e) = cmds.iter().find_map(|a| Batch::queue_check(a).err()) {
+                    tracing::debug!(target: "redsnap", "transaction refused: {e:?}");
+                    return Err(exec::error(
+                        "EXECABORT Transaction discarded because of previous errors.",
+                    ));
+                }
+                // EXEC with a queue is refused as a whole while persistence fails.
+                if let Some(Reply::Error(e)) = batch.refusal() {
+                    return Err(exec::error(&String::from_utf8_lossy(&e)));
+                }
+                cmds.iter().map(|a| batch.run(a)).collect()
+            } else {
+                cmds.iter()
+                    .map(|a| {
+                        batch.now = now_ms();
+                        batch.run(a)
+                    })
+                    .collect()
+            };
+            let published = std::mem::take(&mut batch.published);
+            store.effects.clear_touched();
+            let (log, own) = match durable.as_mut() {
+                Some(d) => match d.stage(store) {
+                    Ok(own) => (d.log().cloned(), own),
+                    Err(msg) => return Err(exec::error(&msg)),
+                },
+                None => {
+                    store.effects.log.clear();
+                    (None, None)
+                }
+            };
+            let token = own.unwrap_or(0);
+            self.pubsub.queue(token, published);
+            (replies, log, own)
+        };
+        if let Some(log) = &log {
+            self.make_durable(log, own).await?;
+        }
+        self.pubsub.deliver(log.as_ref());
+        let values: Vec<Value> = replies.into_iter().map(exec::to_value).collect();
+        if atomic {
+            // EXEC's reply: every command's, errors included.
+            return Ok(vec![Value::Array(values)]);
+        }
+        Ok(values)
+    }
+
+    /// Writes what is staged (this batch's frame and any other's: one `write(2)`),
+    /// then under `always` waits for the fsync covering it (group commit). A batch
+    /// whose own records could not be written or fsynced is not acknowledged.
+    async fn make_durable(&self, log: &AppendLog, own: Option<u64>) -> redis::RedisResult<()> {
+        let own = own.unwrap_or(0);
+        let written = match log.write_staged() {
+            Ok(w) => w,
+            Err(e) if own > log.written_token() => {
+                let msg = format!("MISCONF Errors writing to the AOF file: {e}");
+                tracing::error!(target: "redsnap", "{msg}");
+                if let Some(d) = self.engine.lock().durable.as_mut() {
+                    d.note_write_error(msg.clone());
+                }
+                return Err(exec::error(&msg));
+            }
+            // Another batch's write failed; this one's was written before.
+            Err(_) => log.written_token(),
+        };
+        if log.waits_for_fsync() && log.durable_token() < written {
+            if let Err(e) = log.durable(written).await {
+                if own > log.durable_token() {
+                    return Err(exec::error(&format!(
+                        "MISCONF the append log fsync failed, this write is not durable: {e}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Shutdown (sync): refuse further requests, wait for a background snapshot,
+    /// flush the log, write the final snapshot (`snapshot-on-shutdown`), close the
+    /// log, release the directory. Idempotent.
+    fn shutdown(&self) -> std::result::Result<(), String> {
+        self.closing.store(true, Ordering::SeqCst);
+        let (want_save, log) = {
+            let mut g = self.engine.lock();
+            if g.closed {
+                return Ok(());
+            }
+            g.closed = true;
+            let Engine { store, durable, .. } = &mut *g;
+            let Some(d) = durable.as_mut() else {
+                return Ok(());
+            };
+            // Records of the cron's expiries not staged yet.
+            if let Err(e) = d.stage(store) {
+                tracing::error!(target: "redsnap", "append log at shutdown: {e}");
+            }
+            (d.config().snapshot_on_shutdown, d.log().cloned())
+        };
+        for _ in 0..6000 {
+            let busy = self
+                .engine
+                .lock()
+                .durable
+                .as_ref()
+                .is_some_and(|d| d.snapshots().in_progress());
+            if !busy {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let log_ok = match &log {
+            Some(l) => match l.flush() {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::error!(target: "redsnap", "flushing the append log at shutdown failed: {e}");
+                    false
+                }
+            },
+            None => false,
+        };
+        let mut result = Ok(());
+        if want_save {
+            let job = {
+                let mut g = self.engine.lock();
+                let Engine { store, durable, .. } = &mut *g;
+                durable.as_mut().map(|d| d.prepare_save(store))
+            };
+            if let Some(job) = job {
+                let res = job.and_then(|job| {
+                    let dirty = job.dirty();
+                    job.run().map(|info| (info, dirty))
+                });
+                let mut g = self.engine.lock();
+                let Engine { store, durable, .. } = &mut *g;
+                if let Some(d) = durable.as_mut() {
+                    match &res {
+                        Ok((info, dirty)) => d.finish(store, *dirty, Ok(info)),
+                        Err(e) => d.finish(store, 0, Err(e)),
+                    }
+                }
+                match res {
+                    Ok(_) => tracing::info!(target: "redsnap", "{}: final snapshot saved", self.target),
+                    Err(e) if log_ok => tracing::warn!(target: "redsnap", "{}: final snapshot failed ({e}); the append log holds every write, nothing is lost", self.target),
+                    Err(e) => {
+                        result = Err(format!(
+                            "final snapshot failed and there is no append log to fall back on: {e}"
+                        ))
+                    }
+                }
+            }
+        }
+        let durable = self.engine.lock().durable.take();
+        if let Some(d) = durable {
+            if let Err(e) = d.close() {
+                tracing::error!(target: "redsnap", "closing the append log: {e}");
+            }
+            // Dropping it releases the directory lock.
+        }
+        result
+    }
+}
+
+impl Drop for Shared {
+    /// The last handle is gone without [`InProcess::shutdown`]: the same shutdown,
+    /// on this thread (the final snapshot is written before this returns).
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!(target: "redsnap", "{}: {e}", self.target);
+        }
+    }
+}
+
+/// Every 100 ms: active expiry, snapshot triggers, leftover log writes and pub/sub
+/// deliveries. Holds the store only weakly: ends when the last handle is dropped
+/// or at shutdown.
+fn cron(weak: Weak<Shared>) {
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        if shared.closing.load(Ordering::SeqCst) {
+            return;
+        }
+        let log = {
+            let mut g = shared.engine.lock();
+            let Engine {
+                store,
+                durable,
+                closed,
+            } = &mut *g;
+            if *closed {
+                return;
+            }
+            let now = now_ms();
+            store.active_expire_cycle(now, 2000);
+            store.effects.clear_touched();
+            match durable.as_mut() {
+                None => {
+                    store.effects.log.clear();
+                    None
+                }
+                Some(d) => {
+                    if let Err(e) = d.stage(store) {
+                        tracing::error!(target: "redsnap", "append log: {e}");
+                    }
+                    if let Some(reason) = d.due(store.effects.dirty, now) {
+                        tracing::info!(target: "redsnap", "{reason}: starting a snapshot");
+                        let engine = Arc::downgrade(&shared.engine);
+                        let started = d.start_snapshot(store, move |res| {
+                            let Some(engine) = engine.upgrade() else {
+                                return;
+                            };
+                            let mut g = engine.lock();
+                            let Engine { store, durable, .. } = &mut *g;
+                            if let Some(d) = durable.as_mut() {
+                                let dirty = d.dirty_at_start();
+                                d.finish(store, dirty, res.as_ref().map_err(String::as_str));
+                            }
+                        });
+                        if let Err(e) = started {
+                            tracing::error!(target: "redsnap", "could not start a snapshot: {e}");
+                        }
+                    }
+                    d.log().cloned()
+                }
+            }
+        };
+        if let Some(l) = &log {
+            // Never waits for a writer that is busy.
+            if let Err(e) = l.try_write_staged() {
+                tracing::error!(target: "redsnap", "append log: {e}");
+            }
+        }
+        if shared.pubsub.has_pending() {
+            shared.pubsub.deliver(log.as_ref());
+        }
+    }
+}
+
+impl ConnectionLike for InProcessConn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let argv = exec::argv(cmd);
+        Box::pin(async move {
+            let mut v = self.shared.run(vec![argv], false).await?;
+            Ok(v.pop().unwrap_or(Value::Nil))
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        let cmds: Vec<Vec<Bytes>> = pipeline.cmd_iter().map(exec::argv).collect();
+        let atomic = pipeline.is_transaction();
+        Box::pin(async move {
+            let values = self.shared.run(cmds, atomic).await?;
+            // A transaction answers with EXEC's reply alone (redis-rs asks for it
+            // at offset len + 1); a plain pipeline with every reply.
+            let skip = if atomic { 0 } else { offset };
+            Ok(values.into_iter().skip(skip).take(count).collect())
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
