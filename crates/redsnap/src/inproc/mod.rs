@@ -327,9 +327,9 @@ impl InProcess {
         store.log_enabled = false;
         let durable = match &cfg.durable {
             None => None,
-            Some(d) => Some(Durable::open(d.clone(), &mut store).map_err(|e| {
-                Error::Config(format!("cannot open the in-process store: {e}"))
-            })?),
+            Some(d) => Some(
+                Durable::open(d.clone(), &mut store).map_err(|e| Error::InProcess(e.to_string()))?,
+            ),
         };
         if let Some(d) = &durable {
             let r = d.recovery();
@@ -349,7 +349,7 @@ impl InProcess {
         std::thread::Builder::new()
             .name("redsnap-inproc-cron".into())
             .spawn(move || cron(weak))
-            .map_err(|e| Error::Config(format!("cannot start the in-process cron thread: {e}")))?;
+            .map_err(|e| Error::InProcess(format!("cannot start the cron thread: {e}")))?;
         Ok(InProcess { shared })
     }
 
@@ -372,7 +372,7 @@ impl InProcess {
         tokio::task::spawn_blocking(move || shared.shutdown())
             .await
             .map_err(|e| Error::Stopped(format!("in-process shutdown task: {e}")))?
-            .map_err(|e| Error::Config(format!("in-process store {}: {e}", self.shared.target)))
+            .map_err(|e| Error::InProcess(format!("{}: {e}", self.shared.target)))
     }
 }
 
@@ -670,5 +670,63 @@ impl ConnectionLike for InProcessConn {
 
     fn get_db(&self) -> i64 {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_of(url: &str) -> PathBuf {
+        InProcessConfig::from_url(url)
+            .unwrap()
+            .durable
+            .unwrap()
+            .dir
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(InProcessConfig::from_url("redsnap://").unwrap(), InProcessConfig::memory());
+        assert_eq!(InProcessConfig::from_url("redsnap:").unwrap(), InProcessConfig::memory());
+        assert_eq!(dir_of("redsnap:///var/lib/agent"), PathBuf::from("/var/lib/agent"));
+        assert_eq!(dir_of("redsnap:///./data"), PathBuf::from("./data"));
+        assert_eq!(dir_of("redsnap://./data"), PathBuf::from("./data"));
+        assert_eq!(dir_of("redsnap:///../up"), PathBuf::from("../up"));
+        assert_eq!(dir_of("redsnap:///a%20b"), PathBuf::from("/a b"));
+        let d = InProcessConfig::from_url(
+            "redsnap:///d?appendfsync=always&save=900+1+300+10&snapshot-interval=60&auto-aof-rewrite-min-size=1mb&snapshot-on-shutdown=no&appendonly=no",
+        )
+        .unwrap()
+        .durable
+        .unwrap();
+        assert_eq!(d.appendfsync, FsyncPolicy::Always);
+        assert_eq!(d.save_points, vec![(900, 1), (300, 10)]);
+        assert_eq!(d.snapshot_interval_secs, 60);
+        assert_eq!(d.auto_aof_rewrite_min_size, 1 << 20);
+        assert!(!d.snapshot_on_shutdown);
+        assert!(!d.appendonly);
+        let none = InProcessConfig::from_url("redsnap:///d?save=").unwrap();
+        assert!(none.durable.unwrap().save_points.is_empty());
+        // The server's defaults.
+        let def = DurableConfig::new("/d");
+        assert_eq!(InProcessConfig::from_url("redsnap:///d").unwrap().durable, Some(def.clone()));
+        assert_eq!(def.appendfsync, FsyncPolicy::EverySec);
+        assert!(def.appendonly && def.snapshot_on_shutdown && def.restore_on_startup);
+        for bad in [
+            "redis://x",
+            "redsnap://?save=1+1",
+            "redsnap:///d?appendfsync=never",
+            "redsnap:///d?bogus=1",
+            "redsnap:///d?save=1",
+            "redsnap:///d?snapshot-interval=-1",
+            "redsnap:///d%zz",
+            "redsnap://host/path",
+        ] {
+            assert!(
+                matches!(InProcessConfig::from_url(bad), Err(Error::Config(_))),
+                "{bad}"
+            );
+        }
     }
 }
