@@ -348,7 +348,10 @@ impl Durable {
         self.last_attempt_ms = now_ms();
         self.snaps
             .spawn(store.dataset(), gen, self.log.clone(), move |res| {
-                on_done(res.as_ref().map(Clone::clone).map_err(|e| e.to_string()))
+                on_done(match res {
+                    Ok(info) => Ok(info.clone()),
+                    Err(e) => Err(e.to_string()),
+                })
             })
             .map(|_| ())
             .map_err(|e| e.to_string())

@@ -112,8 +112,14 @@ fn save_points_and_the_interval_decide_when_a_snapshot_is_due() {
     // Fresh: nothing is due, however dirty, before the save point's seconds.
     assert_eq!(d.due(10, now), None);
     assert_eq!(d.due(2, now + 61_000), None);
-    assert!(d.due(3, now + 61_000).unwrap().contains("3 changes in 60 seconds"));
-    assert!(d.due(1, now + 121_000).unwrap().contains("snapshot-interval"));
+    assert!(d
+        .due(3, now + 61_000)
+        .unwrap()
+        .contains("3 changes in 60 seconds"));
+    assert!(d
+        .due(1, now + 121_000)
+        .unwrap()
+        .contains("snapshot-interval"));
     assert_eq!(d.due(0, now + 121_000), None);
 }
 

@@ -51,9 +51,9 @@ pub use checkpoint::{
 };
 pub use codec::{Codec, Format};
 pub use config::{RedisConfig, TlsConfig, Topology};
-pub use inproc::InProcessConfig;
 pub use coord::{changes_channel, Lock, Watch};
 pub use error::{DecodeError, Error, Result};
+pub use inproc::InProcessConfig;
 pub use memory::Memory;
 pub use metrics::{Metrics, NamespaceStatus};
 pub use resilience::{BreakerState, CircuitBreaker, LocalFallback};

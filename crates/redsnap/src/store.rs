@@ -675,12 +675,10 @@ impl RedisStore {
                 .cloned()
                 .ok_or_else(|| Error::Config("no cluster nodes".into()))?,
             Topology::Standalone(u) => u.clone(),
-            Topology::InProcess(_) => {
-                return Err(Error::Config(
-                    "the in-process backend has no Redis client (its pub/sub is within the process)"
-                        .into(),
-                ))
-            }
+            Topology::InProcess(_) => return Err(Error::Config(
+                "the in-process backend has no Redis client (its pub/sub is within the process)"
+                    .into(),
+            )),
         };
         let info = connection_info(&url, cfg)?;
         match cfg.tls.as_ref().map(|t| t.to_redis()) {

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use redsnap::{
     new_checkpoint_id, Checkpoint, Checkpointer, Codec, ConnectionState, Document, Error,
-    HashMapState, History, ListOptions, Lock, Memory, MemoryCheckpointer,
-    RedisCheckpointer, RedisStore, RetentionPolicy, SaveOutcome, Snapshots,
+    HashMapState, History, ListOptions, Lock, Memory, MemoryCheckpointer, RedisCheckpointer,
+    RedisStore, RetentionPolicy, SaveOutcome, Snapshots,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -130,7 +130,10 @@ async fn limits(store: &RedisStore, backend: Backend) {
     let r = store.invoke::<String>(&inv).await;
     if backend.in_process() {
         let e = r.unwrap_err().to_string();
-        assert!(e.contains("runs only the redsnap library's own scripts"), "{e}");
+        assert!(
+            e.contains("runs only the redsnap library's own scripts"),
+            "{e}"
+        );
         let sha: Result<String, _> = store
             .query(redis::cmd("SCRIPT").arg("LOAD").arg("return 1"))
             .await;
@@ -893,4 +896,3 @@ async fn ttl_conformance<C: Checkpointer>(cp: C) {
         .unwrap()
         .is_empty());
 }
-

@@ -90,7 +90,11 @@ fn a_second_process_on_the_same_directory_is_refused() {
     );
     assert!(err.contains("data"), "{err}");
     // It printed nothing: it never restored anything.
-    assert!(out.stdout.is_empty(), "{:?}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // The owner is unaffected.
     let before = wait_for(&a, "saved ");
@@ -184,7 +188,10 @@ async fn a_save_point_starts_a_background_snapshot() {
         .await
         .unwrap();
     assert!(!log_is_compacted(&data));
-    poll("the save point's snapshot", async || log_is_compacted(&data)).await;
+    poll("the save point's snapshot", async || {
+        log_is_compacted(&data)
+    })
+    .await;
     store.shutdown().await.unwrap();
 }
 
@@ -194,7 +201,13 @@ async fn keys_expire_actively() {
     let store = RedisStore::open("redsnap://").unwrap();
     for i in 0..50 {
         let _: () = store
-            .query(redis::cmd("SET").arg(format!("k{i}")).arg("v").arg("PX").arg(30))
+            .query(
+                redis::cmd("SET")
+                    .arg(format!("k{i}"))
+                    .arg("v")
+                    .arg("PX")
+                    .arg(30),
+            )
             .await
             .unwrap();
     }
@@ -203,11 +216,7 @@ async fn keys_expire_actively() {
         .await
         .unwrap();
     poll("active expiry", async || {
-        store
-            .query::<i64>(&redis::cmd("DBSIZE"))
-            .await
-            .unwrap()
-            == 1
+        store.query::<i64>(&redis::cmd("DBSIZE")).await.unwrap() == 1
     })
     .await;
 }
@@ -220,10 +229,8 @@ async fn redsnap_serve_and_the_in_process_backend_share_data_directories() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("shared");
     let in_process = |final_snapshot: bool| {
-        RedisStore::in_process(
-            InProcessConfig::dir(&data).snapshot_on_shutdown(final_snapshot),
-        )
-        .unwrap()
+        RedisStore::in_process(InProcessConfig::dir(&data).snapshot_on_shutdown(final_snapshot))
+            .unwrap()
     };
     let serve = || {
         redsnap_testsupport::RedsnapServer::builder()
@@ -241,12 +248,19 @@ async fn redsnap_serve_and_the_in_process_backend_share_data_directories() {
     snaps.save(&vec!["one".into()]).await.unwrap();
     let mem = Memory::new(store.clone());
     let key = Memory::key("t", "decision", "d1").unwrap();
-    mem.set(&key, &serde_json::json!({"ok": true}), Some(Duration::from_secs(600)))
-        .await
-        .unwrap();
+    mem.set(
+        &key,
+        &serde_json::json!({"ok": true}),
+        Some(Duration::from_secs(600)),
+    )
+    .await
+    .unwrap();
     let mut nodes: HashMapState<u32> = HashMapState::new(store.clone(), "shared", "nodes");
     nodes
-        .save(&std::collections::BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)]))
+        .save(&std::collections::BTreeMap::from([
+            ("a".to_string(), 1),
+            ("b".to_string(), 2),
+        ]))
         .await
         .unwrap();
     store.shutdown().await.unwrap();
@@ -256,7 +270,10 @@ async fn redsnap_serve_and_the_in_process_backend_share_data_directories() {
     let mut s = serve();
     let remote = tcp(&s);
     let snaps: Snapshots<Vec<String>> = Snapshots::new(remote.clone(), "shared");
-    assert_eq!(snaps.restore().await.unwrap(), Some(vec!["one".to_string()]));
+    assert_eq!(
+        snaps.restore().await.unwrap(),
+        Some(vec!["one".to_string()])
+    );
     let ttl: i64 = remote.query(redis::cmd("TTL").arg(&key)).await.unwrap();
     assert!(ttl > 500 && ttl <= 600, "{ttl}");
     let mut nodes: HashMapState<u32> = HashMapState::new(remote.clone(), "shared", "nodes");
@@ -268,7 +285,10 @@ async fn redsnap_serve_and_the_in_process_backend_share_data_directories() {
     // 3. In process again: the server's log replayed; a final snapshot this time.
     let store = in_process(true);
     let snaps: Snapshots<Vec<String>> = Snapshots::new(store.clone(), "shared");
-    assert_eq!(snaps.restore().await.unwrap(), Some(vec!["two".to_string()]));
+    assert_eq!(
+        snaps.restore().await.unwrap(),
+        Some(vec!["two".to_string()])
+    );
     assert_eq!(
         Memory::new(store.clone())
             .get::<serde_json::Value>(&key)
@@ -284,7 +304,10 @@ async fn redsnap_serve_and_the_in_process_backend_share_data_directories() {
     let mut s = serve();
     let remote = tcp(&s);
     let snaps: Snapshots<Vec<String>> = Snapshots::new(remote.clone(), "shared");
-    assert_eq!(snaps.restore().await.unwrap(), Some(vec!["three".to_string()]));
+    assert_eq!(
+        snaps.restore().await.unwrap(),
+        Some(vec!["three".to_string()])
+    );
     assert!(s.terminate().is_ok());
 }
 

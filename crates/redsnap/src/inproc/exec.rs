@@ -139,8 +139,16 @@ impl Batch<'_> {
 
     /// EVAL / EVALSHA of one of the library's scripts, run natively (see
     /// [`scripts`]), atomically: the whole batch holds the engine lock.
-    fn eval(&mut self, native: Option<&'static scripts::Native>, by_sha: bool, argv: &[Bytes]) -> Reply {
-        let numkeys = match std::str::from_utf8(&argv[2]).ok().and_then(|s| s.parse::<i64>().ok()) {
+    fn eval(
+        &mut self,
+        native: Option<&'static scripts::Native>,
+        by_sha: bool,
+        argv: &[Bytes],
+    ) -> Reply {
+        let numkeys = match std::str::from_utf8(&argv[2])
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        {
             Some(n) => n,
             None => return Reply::err(redsnap_engine::reply::ERR_NOT_INT),
         };
@@ -187,7 +195,10 @@ fn is_server_command(name: &str) -> bool {
 
 /// SCRIPT LOAD / EXISTS / FLUSH over the library's scripts.
 fn script_command(argv: &[Bytes]) -> Reply {
-    let sub = argv.get(1).map(|s| s.to_ascii_lowercase()).unwrap_or_default();
+    let sub = argv
+        .get(1)
+        .map(|s| s.to_ascii_lowercase())
+        .unwrap_or_default();
     match &sub[..] {
         b"load" if argv.len() == 3 => match scripts::by_text(&argv[2]) {
             Some(s) => Reply::bulk_str(&s.sha),
@@ -239,7 +250,10 @@ pub(crate) fn to_value(reply: Reply) -> Value {
 pub(crate) fn error_value(text: &[u8]) -> Value {
     let mut line = Vec::with_capacity(text.len() + 3);
     line.push(b'-');
-    line.extend(text.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }));
+    line.extend(
+        text.iter()
+            .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+    );
     line.extend_from_slice(b"\r\n");
     match redis::parse_redis_value(&line) {
         Ok(v) => v,
@@ -251,7 +265,11 @@ pub(crate) fn error_value(text: &[u8]) -> Value {
 pub(crate) fn error(text: &str) -> redis::RedisError {
     match error_value(text.as_bytes()) {
         Value::ServerError(e) => e.into(),
-        _ => redis::RedisError::from((redis::ErrorKind::Client, "in-process error", text.to_string())),
+        _ => redis::RedisError::from((
+            redis::ErrorKind::Client,
+            "in-process error",
+            text.to_string(),
+        )),
     }
 }
 
@@ -275,7 +293,10 @@ fn unpack(packed: &[u8]) -> Vec<Bytes> {
         let start = *at;
         let end = start + b.get(start..)?.windows(2).position(|w| w == b"\r\n")?;
         *at = end + 2;
-        std::str::from_utf8(b.get(start + 1..end)?).ok()?.parse().ok()
+        std::str::from_utf8(b.get(start + 1..end)?)
+            .ok()?
+            .parse()
+            .ok()
     }
     let mut at = 0;
     let mut out = Vec::new();

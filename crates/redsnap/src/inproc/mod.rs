@@ -167,7 +167,11 @@ impl InProcessConfig {
                     .into(),
             ));
         };
-        for pair in query.into_iter().flat_map(|q| q.split('&')).filter(|p| !p.is_empty()) {
+        for pair in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty())
+        {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             let (k, v) = (decode(k).map_err(&bad)?, decode(v).map_err(&bad)?);
             let Some(d) = cfg.durable.as_mut() else {
@@ -260,8 +264,10 @@ fn set(d: &mut DurableConfig, k: &str, v: &str) -> std::result::Result<(), Strin
         }
         "save" => {
             let nums: Vec<&str> = v.split_whitespace().collect();
-            if nums.len() % 2 != 0 {
-                return Err(format!("save takes pairs of seconds and changes, got {v:?}"));
+            if !nums.len().is_multiple_of(2) {
+                return Err(format!(
+                    "save takes pairs of seconds and changes, got {v:?}"
+                ));
             }
             d.save_points = nums
                 .chunks(2)
@@ -328,7 +334,8 @@ impl InProcess {
         let durable = match &cfg.durable {
             None => None,
             Some(d) => Some(
-                Durable::open(d.clone(), &mut store).map_err(|e| Error::InProcess(e.to_string()))?,
+                Durable::open(d.clone(), &mut store)
+                    .map_err(|e| Error::InProcess(e.to_string()))?,
             ),
         };
         if let Some(d) = &durable {
@@ -543,8 +550,12 @@ impl Shared {
                     }
                 }
                 match res {
-                    Ok(_) => tracing::info!(target: "redsnap", "{}: final snapshot saved", self.target),
-                    Err(e) if log_ok => tracing::warn!(target: "redsnap", "{}: final snapshot failed ({e}); the append log holds every write, nothing is lost", self.target),
+                    Ok(_) => {
+                        tracing::info!(target: "redsnap", "{}: final snapshot saved", self.target)
+                    }
+                    Err(e) if log_ok => {
+                        tracing::warn!(target: "redsnap", "{}: final snapshot failed ({e}); the append log holds every write, nothing is lost", self.target)
+                    }
                     Err(e) => {
                         result = Err(format!(
                             "final snapshot failed and there is no append log to fall back on: {e}"
@@ -678,18 +689,23 @@ mod tests {
     use super::*;
 
     fn dir_of(url: &str) -> PathBuf {
-        InProcessConfig::from_url(url)
-            .unwrap()
-            .durable
-            .unwrap()
-            .dir
+        InProcessConfig::from_url(url).unwrap().durable.unwrap().dir
     }
 
     #[test]
     fn urls() {
-        assert_eq!(InProcessConfig::from_url("redsnap://").unwrap(), InProcessConfig::memory());
-        assert_eq!(InProcessConfig::from_url("redsnap:").unwrap(), InProcessConfig::memory());
-        assert_eq!(dir_of("redsnap:///var/lib/agent"), PathBuf::from("/var/lib/agent"));
+        assert_eq!(
+            InProcessConfig::from_url("redsnap://").unwrap(),
+            InProcessConfig::memory()
+        );
+        assert_eq!(
+            InProcessConfig::from_url("redsnap:").unwrap(),
+            InProcessConfig::memory()
+        );
+        assert_eq!(
+            dir_of("redsnap:///var/lib/agent"),
+            PathBuf::from("/var/lib/agent")
+        );
         assert_eq!(dir_of("redsnap:///./data"), PathBuf::from("./data"));
         assert_eq!(dir_of("redsnap://./data"), PathBuf::from("./data"));
         assert_eq!(dir_of("redsnap:///../up"), PathBuf::from("../up"));
@@ -710,7 +726,10 @@ mod tests {
         assert!(none.durable.unwrap().save_points.is_empty());
         // The server's defaults.
         let def = DurableConfig::new("/d");
-        assert_eq!(InProcessConfig::from_url("redsnap:///d").unwrap().durable, Some(def.clone()));
+        assert_eq!(
+            InProcessConfig::from_url("redsnap:///d").unwrap().durable,
+            Some(def.clone())
+        );
         assert_eq!(def.appendfsync, FsyncPolicy::EverySec);
         assert!(def.appendonly && def.snapshot_on_shutdown && def.restore_on_startup);
         for bad in [

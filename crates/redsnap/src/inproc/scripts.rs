@@ -73,7 +73,12 @@ pub(crate) const UNKNOWN: &str = "ERR the in-process backend (redsnap://) runs o
 
 impl Native {
     /// Runs the script with `keys` and `args`; `call` runs one command.
-    pub(crate) fn run(&'static self, call: &mut CallFn<'_>, keys: &[Bytes], args: &[Bytes]) -> Reply {
+    pub(crate) fn run(
+        &'static self,
+        call: &mut CallFn<'_>,
+        keys: &[Bytes],
+        args: &[Bytes],
+    ) -> Reply {
         let mut cx = Cx { call, script: self };
         match (self.run)(&mut cx, keys, args) {
             Ok(r) | Err(r) => r,
@@ -169,7 +174,10 @@ fn acquire(cx: &mut Cx<'_, '_>, keys: &[Bytes], args: &[Bytes]) -> Result<Reply,
         nth(cx, args, 2, site)?,
     );
     // SET NX answers nil (Lua false) when the key exists.
-    if matches!(cx.call(site, &[b"SET", k1, a1, b"NX", b"PX", a2])?, Reply::Nil) {
+    if matches!(
+        cx.call(site, &[b"SET", k1, a1, b"NX", b"PX", a2])?,
+        Reply::Nil
+    ) {
         return Ok(Reply::Nil);
     }
     let site = "redis.call('INCR'";
@@ -350,9 +358,18 @@ mod tests {
         // The error suffix names the line of the Lua text holding the call: each
         // site string must occur in the script it belongs to.
         let sites: [(&str, &[&str]); 6] = [
-            (crate::coord::ACQUIRE_LUA, &["redis.call('SET'", "redis.call('INCR'"]),
-            (crate::coord::RELEASE_LUA, &["redis.call('GET'", "redis.call('DEL'"]),
-            (crate::coord::EXTEND_LUA, &["redis.call('GET'", "redis.call('PEXPIRE'"]),
+            (
+                crate::coord::ACQUIRE_LUA,
+                &["redis.call('SET'", "redis.call('INCR'"],
+            ),
+            (
+                crate::coord::RELEASE_LUA,
+                &["redis.call('GET'", "redis.call('DEL'"],
+            ),
+            (
+                crate::coord::EXTEND_LUA,
+                &["redis.call('GET'", "redis.call('PEXPIRE'"],
+            ),
             (
                 crate::checkpoint::PUT_LUA,
                 &[
