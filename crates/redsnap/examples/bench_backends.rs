@@ -27,9 +27,30 @@ struct State {
 }
 
 const WORDS: &[&str] = &[
-    "alpha", "bravo", "charlie", "delta", "planner", "executor", "critic", "memory", "tool",
-    "search", "customer", "order", "invoice", "pending", "complete", "retry", "tokens",
-    "latency", "budget", "region", "session", "thread", "checkpoint", "assistant",
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "planner",
+    "executor",
+    "critic",
+    "memory",
+    "tool",
+    "search",
+    "customer",
+    "order",
+    "invoice",
+    "pending",
+    "complete",
+    "retry",
+    "tokens",
+    "latency",
+    "budget",
+    "region",
+    "session",
+    "thread",
+    "checkpoint",
+    "assistant",
 ];
 
 /// A state of about `bytes` of compact JSON.
@@ -146,7 +167,11 @@ async fn main() -> anyhow::Result<()> {
         ("redis-server, loopback", quick(&redis.url())?),
     ];
     for (size, base) in &sizes {
-        let n = if *size == "1 KB" { iters } else { iters / 5 + 1 };
+        let n = if *size == "1 KB" {
+            iters
+        } else {
+            iters / 5 + 1
+        };
         // Interleaved per size, so that load on the machine hits every backend alike.
         for (name, store) in &backends {
             measure(store, name, size, base, n, &mut rows).await?;
