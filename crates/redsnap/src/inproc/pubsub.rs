@@ -32,9 +32,14 @@ impl PubSub {
     pub(crate) fn subscribe(&self, channel: &[u8]) -> mpsc::Receiver<Vec<u8>> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut subs = self.subscribers.lock();
-        let list = subs.entry(Bytes::copy_from_slice(channel)).or_default();
-        list.retain(|s| !s.is_closed());
-        list.push(tx);
+        // Forget the watches dropped since (on any channel): subscribing is rare.
+        subs.retain(|_, l| {
+            l.retain(|s| !s.is_closed());
+            !l.is_empty()
+        });
+        subs.entry(Bytes::copy_from_slice(channel))
+            .or_default()
+            .push(tx);
         rx
     }
 
