@@ -1,9 +1,10 @@
 //! Latency of the library on each backend (issue 14): `Snapshots::save` followed by
 //! `latest()`, and `latest()` alone, p50/p99, for 1 KB and 100 KB states, on
 //!
-//! * the in-process backend (`redsnap:///<tmp>`, `redsnap serve`'s defaults:
-//!   append log with `appendfsync everysec`, snapshots in the background), and
-//!   the same with `appendfsync always`;
+//! * the in-process backend in memory (`redsnap://`), durable
+//!   (`redsnap:///<tmp>`, `redsnap serve`'s defaults: append log with
+//!   `appendfsync everysec`, snapshots in the background), and durable with
+//!   `appendfsync always`;
 //! * `redsnap serve` over loopback (its defaults: append log, everysec);
 //! * redis-server over loopback (persistence off, as the test harness starts it).
 //!
@@ -152,6 +153,7 @@ async fn main() -> anyhow::Result<()> {
         )?)
     };
     let backends: Vec<(&str, RedisStore)> = vec![
+        ("in-process (memory)", RedisStore::open("redsnap://")?),
         (
             "in-process (everysec)",
             RedisStore::in_process(InProcessConfig::dir(tmp.path().join("everysec")))?,
