@@ -76,10 +76,10 @@ struct Engine {
 
 struct Shared {
     engine: Arc<Mutex<Engine>>,
-    pubsub: PubSub,
+    pubsub: Arc<PubSub>,
     target: String,
     /// Set once shutdown started (the cron stops).
-    closing: AtomicBool,
+    closing: Arc<AtomicBool>,
 }
 
 /// The in-process backend of a [`RedisStore`](crate::RedisStore). Cheap to clone.
@@ -126,14 +126,20 @@ impl InProcess {
                 durable,
                 closed: false,
             })),
-            pubsub: PubSub::default(),
+            pubsub: Arc::new(PubSub::default()),
             target: cfg.target(),
-            closing: AtomicBool::new(false),
+            closing: Arc::new(AtomicBool::new(false)),
         });
-        let weak = Arc::downgrade(&shared);
+        // The cron holds neither `Shared` (so the last handle's drop, and its final
+        // snapshot, happen on the dropping thread) nor the engine (weakly only).
+        let (engine, pubsub, closing) = (
+            Arc::downgrade(&shared.engine),
+            shared.pubsub.clone(),
+            shared.closing.clone(),
+        );
         std::thread::Builder::new()
             .name("redsnap-inproc-cron".into())
-            .spawn(move || cron(weak))
+            .spawn(move || cron(engine, pubsub, closing))
             .map_err(|e| Error::InProcess(format!("cannot start the cron thread: {e}")))?;
         Ok(InProcess { shared })
     }
@@ -364,19 +370,19 @@ impl Drop for Shared {
 }
 
 /// Every 100 ms: active expiry, snapshot triggers, leftover log writes and pub/sub
-/// deliveries. Holds the store only weakly: ends when the last handle is dropped
-/// or at shutdown.
-fn cron(weak: Weak<Shared>) {
+/// deliveries. Holds the engine only weakly: ends at shutdown (which dropping the
+/// last handle runs).
+fn cron(weak: Weak<Mutex<Engine>>, pubsub: Arc<PubSub>, closing: Arc<AtomicBool>) {
     loop {
         std::thread::sleep(Duration::from_millis(100));
-        let Some(shared) = weak.upgrade() else {
-            return;
-        };
-        if shared.closing.load(Ordering::SeqCst) {
+        if closing.load(Ordering::SeqCst) {
             return;
         }
+        let Some(engine) = weak.upgrade() else {
+            return;
+        };
         let log = {
-            let mut g = shared.engine.lock();
+            let mut g = engine.lock();
             let Engine {
                 store,
                 durable,
@@ -399,7 +405,7 @@ fn cron(weak: Weak<Shared>) {
                     }
                     if let Some(reason) = d.due(store.effects.dirty, now) {
                         tracing::info!(target: "redsnap", "{reason}: starting a snapshot");
-                        let engine = Arc::downgrade(&shared.engine);
+                        let engine = Arc::downgrade(&engine);
                         let started = d.start_snapshot(store, move |res| {
                             let Some(engine) = engine.upgrade() else {
                                 return;
@@ -425,8 +431,9 @@ fn cron(weak: Weak<Shared>) {
                 tracing::error!(target: "redsnap", "append log: {e}");
             }
         }
-        if shared.pubsub.has_pending() {
-            shared.pubsub.deliver(log.as_ref());
+        drop(engine);
+        if pubsub.has_pending() {
+            pubsub.deliver(log.as_ref());
         }
     }
 }
