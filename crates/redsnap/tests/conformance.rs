@@ -652,6 +652,7 @@ async fn lock_suite(store: &RedisStore) {
     assert!(a.extend(Duration::from_secs(30)).await.unwrap());
     let pttl: i64 = store.query(redis::cmd("PTTL").arg(a.key())).await.unwrap();
     assert!(pttl > 29_000, "{pttl}");
+    let a_fence = a.fencing_token();
     assert!(a.release().await.unwrap());
 
     // Expired lock: a new holder takes it; the old token can neither
@@ -665,6 +666,9 @@ async fn lock_suite(store: &RedisStore) {
         .await
         .unwrap()
         .unwrap();
+    // Fencing tokens: every acquisition a larger one (a, old, new in that order).
+    assert!(a_fence < old.fencing_token(), "{a_fence} {old:?}");
+    assert!(old.fencing_token() < new.fencing_token(), "{old:?} {new:?}");
     assert!(!old.extend(Duration::from_secs(5)).await.unwrap());
     assert!(!old.release().await.unwrap());
     assert!(new.release().await.unwrap());
