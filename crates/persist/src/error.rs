@@ -8,7 +8,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
     /// Another process holds `<dir>/LOCK`.
-    #[error("data directory {path} is locked by another running redsnap ({holder})")]
+    #[error(
+        "data directory {path} is in use by {holder}: it is locked by another running redsnap"
+    )]
     Locked { path: PathBuf, holder: String },
 
     /// The directory (or a file in it) cannot be created or written.

@@ -31,6 +31,7 @@
 pub mod aof;
 pub mod codec;
 pub mod datadir;
+pub mod durable;
 pub mod error;
 pub mod import;
 pub mod rdbfile;
@@ -39,6 +40,7 @@ pub mod snapshot;
 
 pub use aof::{AofStats, AppendLog, FsyncPolicy};
 pub use datadir::DataDir;
+pub use durable::{Durable, DurableConfig, SaveJob};
 pub use error::{PersistError, Result};
 pub use recover::{
     check_log_file, drop_expired, recover, recover_at, LogDamage, LogFileCheck, RecoveryReport,

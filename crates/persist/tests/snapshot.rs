@@ -280,7 +280,7 @@ fn lock_is_exclusive_and_names_the_pid() {
         "{msg}"
     );
     assert!(
-        msg.contains(&format!("pid {}", std::process::id())),
+        msg.contains(&format!("in use by pid {}", std::process::id())),
         "{msg}"
     );
     #[cfg(unix)]

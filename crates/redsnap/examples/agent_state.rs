@@ -7,15 +7,22 @@
 //! * on SIGTERM / Ctrl-C it takes a final snapshot, prints `final <n>` and
 //!   exits 0.
 //!
-//! Environment: `REDIS_URL` (default `redis://127.0.0.1:6379`),
-//! `REDIS_PASSWORD`, `AGENT_NAMESPACE` (default `agent`),
+//! Environment: `REDIS_URL` (default `redsnap:///./data`: the redsnap engine in
+//! this process, its data in `./data`, no server to run; `redis://...` for a
+//! Redis or `redsnap serve`), `REDIS_PASSWORD`, `AGENT_NAMESPACE` (default `agent`),
 //! `SNAPSHOT_INTERVAL_MS`, `AGENT_FALLBACK_DIR` (local durable fallback used
 //! while Redis is unreachable; saves made there print `saved <n> (local fallback)`,
 //! one per interval since saves stop waiting on Redis once it was found down,
 //! and reach Redis when it returns, without replacing a newer state another
 //! instance saved meanwhile).
 //!
+//! The in-process store is shut down last (`RedisStore::shutdown`): its final
+//! snapshot, then the data directory is unlocked. A second agent started on the
+//! same directory meanwhile exits with `data directory ./data is in use by pid N`.
+//!
 //! ```text
+//! cargo run -p redsnap --example agent_state                     # ./data, in process
+//! REDIS_URL='redsnap:///./data?appendfsync=always' cargo run -p redsnap --example agent_state
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run -p redsnap --example agent_state
 //! ```
 
@@ -23,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redsnap::{RedisStore, SaveOutcome, Snapshots, Snapshotter, SnapshotterConfig};
+use redsnap::{RedisConfig, RedisStore, SaveOutcome, Snapshots, Snapshotter, SnapshotterConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -33,13 +40,21 @@ struct Counter {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let store = RedisStore::from_env()?;
+    // The same code whatever the backend: the URL picks it.
+    let url = std::env::var("REDIS_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "redsnap:///./data".to_string());
+    let store = RedisStore::new(RedisConfig::from_lookup(|k| match k {
+        "REDIS_URL" => Some(url.clone()),
+        _ => std::env::var(k).ok(),
+    })?)?;
     let ns = std::env::var("AGENT_NAMESPACE").unwrap_or_else(|_| "agent".to_string());
     let interval_ms: u64 = std::env::var("SNAPSHOT_INTERVAL_MS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
-    let mut snaps = Snapshots::<Counter>::new(store, &ns);
+    let mut snaps = Snapshots::<Counter>::new(store.clone(), &ns);
     if let Ok(dir) = std::env::var("AGENT_FALLBACK_DIR") {
         // While Redis is down, saves go to this directory and are replayed later.
         snaps = snaps.with_fallback(dir)?;
@@ -96,5 +111,7 @@ async fn main() -> anyhow::Result<()> {
     }
     snapshotter.shutdown().await?;
     let _ = tokio::time::timeout(Duration::from_secs(5), printer).await;
+    // In process: the final snapshot of the data directory, and its unlock.
+    store.shutdown().await?;
     Ok(())
 }

@@ -135,7 +135,7 @@ fn check_id(id: &str) -> Result<()> {
 // Redis
 // ---------------------------------------------------------------------------
 
-const PUT_LUA: &str = r#"
+pub(crate) const PUT_LUA: &str = r#"
 -- KEYS[1] checkpoint key, KEYS[2] index; ARGV[1] id, ARGV[2] bytes, ARGV[3] ttl seconds (0 = none)
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then
@@ -152,7 +152,7 @@ end
 return 1
 "#;
 
-const DELETE_LUA: &str = r#"
+pub(crate) const DELETE_LUA: &str = r#"
 -- KEYS[1] index, KEYS[2..] checkpoint keys; ARGV ids to remove from the index
 local n = 0
 for i = 2, #KEYS do

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::inproc::InProcessConfig;
 
 /// Where the Redis (or redsnap) server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +13,9 @@ pub enum Topology {
     Standalone(String),
     /// A Redis Cluster, given by one or more seed nodes (`redis://h:p` URLs).
     Cluster(Vec<String>),
+    /// The redsnap engine in this process (`redsnap://`, `redsnap:///path`): see
+    /// [`crate::inproc`].
+    InProcess(InProcessConfig),
 }
 
 /// TLS material for `rediss://` connections. Without a CA the platform's
@@ -103,8 +107,10 @@ pub const DEFAULT_TTL_SECONDS: u64 = 86_400;
 
 impl RedisConfig {
     /// A configuration for `url`. Recognises `redis://`, `rediss://`,
-    /// `redis+cluster://h1:p1,h2:p2` (and `rediss+cluster://`), and a
-    /// comma-separated list of URLs (a cluster).
+    /// `redis+cluster://h1:p1,h2:p2` (and `rediss+cluster://`), a
+    /// comma-separated list of URLs (a cluster), and the in-process backend:
+    /// `redsnap://` (in memory) or `redsnap:///path/to/dir` (durable, with
+    /// settings as query parameters, see [`InProcessConfig::from_url`]).
     pub fn new(url: &str) -> Result<Self> {
         Ok(Self::with_topology(parse_url(url)?))
     }
@@ -125,6 +131,11 @@ impl RedisConfig {
             check_scheme(n)?;
         }
         Ok(Self::with_topology(Topology::Cluster(nodes)))
+    }
+
+    /// The in-process backend (see [`crate::inproc`]).
+    pub fn in_process(cfg: InProcessConfig) -> Self {
+        Self::with_topology(Topology::InProcess(cfg))
     }
 
     fn with_topology(topology: Topology) -> Self {
@@ -256,6 +267,7 @@ impl RedisConfig {
                 let v: Vec<String> = nodes.iter().map(|n| redact(n)).collect();
                 format!("cluster[{}]", v.join(","))
             }
+            Topology::InProcess(c) => c.target(),
         }
     }
 }
@@ -265,7 +277,7 @@ fn check_scheme(url: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::Config(format!(
-            "unsupported Redis URL {:?}: expected redis://, rediss://, redis+cluster:// or rediss+cluster://",
+            "unsupported Redis URL {:?}: expected redis://, rediss://, redis+cluster://, rediss+cluster://, redsnap:// (in-process, in memory) or redsnap:///path (in-process, durable)",
             redact(url)
         )))
     }
@@ -273,6 +285,9 @@ fn check_scheme(url: &str) -> Result<()> {
 
 fn parse_url(url: &str) -> Result<Topology> {
     let url = url.trim();
+    if url.starts_with("redsnap:") {
+        return Ok(Topology::InProcess(InProcessConfig::from_url(url)?));
+    }
     for (prefix, scheme) in [
         ("redis+cluster://", "redis://"),
         ("rediss+cluster://", "rediss://"),

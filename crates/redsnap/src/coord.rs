@@ -22,21 +22,21 @@ use crate::store::RedisStore;
 
 /// Take the lock and hand out the next fencing token (both keys share the
 /// lock's hash tag, so this is one slot on a cluster).
-const ACQUIRE_LUA: &str = r#"
+pub(crate) const ACQUIRE_LUA: &str = r#"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return redis.call('INCR', KEYS[2])
 end
 return false
 "#;
 
-const RELEASE_LUA: &str = r#"
+pub(crate) const RELEASE_LUA: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
 return 0
 "#;
 
-const EXTEND_LUA: &str = r#"
+pub(crate) const EXTEND_LUA: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
@@ -212,7 +212,8 @@ impl Drop for AutoExtend {
 /// (pub/sub is fire-and-forget: re-read state after a reconnect if needed).
 pub struct Watch {
     rx: mpsc::Receiver<Vec<u8>>,
-    task: JoinHandle<()>,
+    /// The subscriber task (none in-process: messages arrive from the publishers).
+    task: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Watch {
@@ -230,7 +231,9 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
     }
 }
 
@@ -244,6 +247,13 @@ impl RedisStore {
     /// (bounded by the operation timeout). In a cluster the subscription is
     /// made on the first seed node (classic PUBLISH reaches every node).
     pub async fn watch(&self, channel: &str) -> Result<Watch> {
+        if let Some(ip) = self.in_process_backend() {
+            // In-process: the subscription is active once registered.
+            return Ok(Watch {
+                rx: ip.subscribe(channel),
+                task: None,
+            });
+        }
         let client = self.pubsub_client()?;
         let limit = self.config().operation_timeout;
         let (tx, rx) = mpsc::channel(1024);
@@ -290,7 +300,10 @@ impl RedisStore {
             }
         });
         match tokio::time::timeout(limit, ready_rx).await {
-            Ok(Ok(Ok(()))) => Ok(Watch { rx, task }),
+            Ok(Ok(Ok(()))) => Ok(Watch {
+                rx,
+                task: Some(task),
+            }),
             Ok(Ok(Err(e))) => {
                 task.abort();
                 Err(e)

@@ -89,6 +89,10 @@ pub enum Error {
     /// The background task is gone.
     #[error("snapshotter stopped: {0}")]
     Stopped(String),
+    /// The in-process backend could not open, persist or close its data (the data
+    /// directory in use by another process, damaged, not writable...).
+    #[error("in-process store: {0}")]
+    InProcess(String),
 }
 
 impl Error {

@@ -33,6 +33,7 @@ use crate::resilience::{BreakerState, CircuitBreaker, LocalFallback};
 use crate::store::RedisStore;
 
 mod replay;
+pub(crate) use replay::REPLAY_LUA;
 
 /// Default snapshot TTL: 24 hours.
 pub const DEFAULT_SNAPSHOT_TTL: Duration = Duration::from_secs(86_400);

@@ -1,5 +1,7 @@
-//! [`RedisStore`]: a lazily connected, self-healing handle on a standalone
-//! Redis / redsnap server or a Redis Cluster, with health tracking.
+//! [`RedisStore`]: the one handle the library's features work on, whatever the
+//! backend the URL picks: a lazily connected, self-healing connection to a
+//! standalone Redis / redsnap server or a Redis Cluster (redis-rs), or the redsnap
+//! engine in this process ([`crate::inproc`], `redsnap://`), with health tracking.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -16,6 +18,7 @@ use tokio::sync::Mutex;
 
 use crate::config::{RedisConfig, Topology};
 use crate::error::{Error, Result};
+use crate::inproc::{InProcess, InProcessConfig, InProcessConn};
 use crate::metrics::Metrics;
 
 /// A connection handle usable with redis-rs commands, pipelines and scripts:
@@ -26,6 +29,8 @@ pub enum Conn {
     Single(ConnectionManager),
     /// Redis Cluster.
     Cluster(ClusterConnection),
+    /// The in-process backend (`redsnap://`).
+    InProcess(InProcessConn),
 }
 
 impl ConnectionLike for Conn {
@@ -33,6 +38,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_command(cmd),
             Conn::Cluster(c) => c.req_packed_command(cmd),
+            Conn::InProcess(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -45,6 +51,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::InProcess(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
@@ -52,6 +59,7 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.get_db(),
             Conn::Cluster(c) => c.get_db(),
+            Conn::InProcess(c) => c.get_db(),
         }
     }
 }
@@ -101,6 +109,7 @@ enum Backend {
         client: Box<ClusterClient>,
         conn: Mutex<Option<ClusterConnection>>,
     },
+    InProcess(InProcess),
 }
 
 struct Inner {
@@ -178,6 +187,7 @@ impl RedisStore {
                     },
                 )
             }
+            Topology::InProcess(c) => (None, Backend::InProcess(InProcess::open(c)?)),
         };
         Ok(Self {
             inner: Arc::new(Inner {
@@ -191,6 +201,11 @@ impl RedisStore {
                 metrics: Metrics::new(),
             }),
         })
+    }
+
+    /// The in-process backend: `RedisStore::new(RedisConfig::in_process(cfg))`.
+    pub fn in_process(cfg: InProcessConfig) -> Result<Self> {
+        Self::new(RedisConfig::in_process(cfg))
     }
 
     /// `RedisStore::new(RedisConfig::from_env()?)`.
@@ -217,6 +232,30 @@ impl RedisStore {
     /// Whether this store targets a Redis Cluster.
     pub fn is_cluster(&self) -> bool {
         self.inner.config.is_cluster()
+    }
+
+    /// Whether this store runs the redsnap engine in this process (`redsnap://`).
+    pub fn is_in_process(&self) -> bool {
+        matches!(self.inner.backend, Backend::InProcess(_))
+    }
+
+    pub(crate) fn in_process_backend(&self) -> Option<&InProcess> {
+        match &self.inner.backend {
+            Backend::InProcess(ip) => Some(ip),
+            _ => None,
+        }
+    }
+
+    /// Shut the store down. For the in-process backend: write the final snapshot
+    /// (`snapshot-on-shutdown`), flush and close the append log and unlock the data
+    /// directory; later operations fail. Dropping the last handle does the same,
+    /// blocking the dropping thread meanwhile. For a Redis server: nothing (the
+    /// connections close when the handles are dropped).
+    pub async fn shutdown(&self) -> Result<()> {
+        match &self.inner.backend {
+            Backend::InProcess(ip) => ip.shutdown().await,
+            _ => Ok(()),
+        }
     }
 
     /// A connection handle (creating it on first use). Commands sent through
@@ -263,6 +302,7 @@ impl RedisStore {
                 *guard = Some(c.clone());
                 Ok(Conn::Cluster(c))
             }
+            Backend::InProcess(ip) => Ok(Conn::InProcess(ip.conn())),
         }
     }
 
@@ -273,6 +313,7 @@ impl RedisStore {
         match &self.inner.backend {
             Backend::Single(slot) => *slot.lock().await = None,
             Backend::Cluster { conn, .. } => *conn.lock().await = None,
+            Backend::InProcess(_) => {}
         }
     }
 
@@ -483,6 +524,7 @@ impl RedisStore {
                     cc.route_command(cmd, route).await
                 }
                 Conn::Single(mut m) => cmd.query_async::<Value>(&mut m).await,
+                Conn::InProcess(mut c) => cmd.query_async::<Value>(&mut c).await,
             };
             let v = self.observe(t, r).await?;
             T::from_redis_value(v).map_err(|e| Error::Redis(e.into()))
@@ -633,6 +675,10 @@ impl RedisStore {
                 .cloned()
                 .ok_or_else(|| Error::Config("no cluster nodes".into()))?,
             Topology::Standalone(u) => u.clone(),
+            Topology::InProcess(_) => return Err(Error::Config(
+                "the in-process backend has no Redis client (its pub/sub is within the process)"
+                    .into(),
+            )),
         };
         let info = connection_info(&url, cfg)?;
         match cfg.tls.as_ref().map(|t| t.to_redis()) {

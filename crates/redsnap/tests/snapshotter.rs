@@ -2,12 +2,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use common::agent::{final_line, number, wait_for, wait_for_save, Agent};
 
 use redsnap::{SaveOutcome, Snapshots, Snapshotter, SnapshotterConfig};
 
@@ -63,91 +62,6 @@ async fn snapshotter_saves_heartbeats_and_takes_a_final_snapshot() {
     assert_eq!(again.restore().await.unwrap(), Some(1000));
 }
 
-fn example_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let debug = exe.parent().and_then(|p| p.parent()).unwrap().to_path_buf();
-    let bin = debug.join("examples").join("agent_state");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "redsnap", "--example", "agent_state"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    bin
-}
-
-struct Agent {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Agent {
-    fn start(url: &str, ns: &str) -> Agent {
-        Self::start_with(url, ns, &[])
-    }
-
-    fn start_with(url: &str, ns: &str, env: &[(&str, &str)]) -> Agent {
-        let mut cmd = Command::new(example_bin());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .env("REDIS_URL", url)
-            .env("AGENT_NAMESPACE", ns)
-            .env("SNAPSHOT_INTERVAL_MS", "200")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Agent { child, lines: rx }
-    }
-
-    fn next_line(&self) -> String {
-        self.lines
-            .recv_timeout(Duration::from_secs(15))
-            .expect("agent printed nothing for 15 s")
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "agent did not exit on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn number(line: &str, prefix: &str) -> u64 {
-    line.strip_prefix(prefix)
-        .and_then(|n| n.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("expected {prefix:?}<n>, got {line:?}"))
-}
-
 #[test]
 fn agent_example_survives_restart() {
     let s = redsnap_testsupport::RedisServer::start().unwrap();
@@ -180,31 +94,6 @@ fn agent_example_survives_restart() {
 
     let b = Agent::start(&s.url(), &ns);
     assert_eq!(number(&b.next_line(), "restored "), fin);
-}
-
-fn wait_for(agent: &Agent, prefix: &str) -> u64 {
-    wait_for_save(agent, prefix, false)
-}
-
-/// Waits for a line starting with `prefix`; with `fallback`, only one that says the
-/// save went to the local fallback, without it only one acknowledged by Redis.
-fn wait_for_save(agent: &Agent, prefix: &str, fallback: bool) -> u64 {
-    loop {
-        let line = agent.next_line();
-        if line.starts_with(prefix) && line.ends_with("(local fallback)") == fallback {
-            return number(&line, prefix);
-        }
-    }
-}
-
-fn final_line(agent: &Agent) -> u64 {
-    let mut fin = None;
-    while let Ok(line) = agent.lines.recv_timeout(Duration::from_secs(2)) {
-        if line.starts_with("final ") {
-            fin = Some(number(&line, "final "));
-        }
-    }
-    fin.expect("final line")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

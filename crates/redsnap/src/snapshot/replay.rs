@@ -23,7 +23,7 @@ use crate::resilience::{Admission, PendingKind};
 /// ARGV: envelope, saved-at ms, epoch ("" for a heartbeat), TTL seconds
 /// (0: no history entry, its TTL has passed), index trim bound, channel.
 /// Returns 1 when `latest` was written, 0 when Redis held a newer one.
-const REPLAY_LUA: &str = r#"
+pub(crate) const REPLAY_LUA: &str = r#"
 local at = tonumber(ARGV[2])
 local cur = redis.call('GET', KEYS[2])
 if cur then cur = tonumber(cur) else cur = nil end

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod proxy;
 
 use std::time::Duration;
