@@ -126,7 +126,7 @@ pub const fn cmd(
     }
 }
 
-fn all_groups() -> [&'static [CommandSpec]; 10] {
+fn all_groups() -> [&'static [CommandSpec]; 11] {
     [
         crate::cmd::keys::COMMANDS,
         crate::cmd::string::COMMANDS,
@@ -134,6 +134,7 @@ fn all_groups() -> [&'static [CommandSpec]; 10] {
         crate::cmd::list::COMMANDS,
         crate::cmd::set::COMMANDS,
         crate::cmd::zset::COMMANDS,
+        crate::cmd::geo::COMMANDS,
         crate::cmd::sort::COMMANDS,
         crate::cmd::dump::COMMANDS,
         crate::cmd::server::COMMANDS,
