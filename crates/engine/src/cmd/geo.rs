@@ -618,7 +618,7 @@ mod tests {
             "ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for GEOSEARCH"
         );
         assert_eq!(
-            err(&mut s, &["geosearch", "k", "FROMMEMBER", "a", "WITHDIST", "ASC"]),
+            err(&mut s, &["geosearch", "k", "FROMMEMBER", "a", "WITHDIST", "ASC", "WITHHASH"]),
             "ERR exactly one of BYRADIUS and BYBOX can be specified for geosearch"
         );
         assert_eq!(
