@@ -30,6 +30,7 @@ UNITS=("$@")
   unit/pubsub unit/multi unit/scripting unit/functions unit/info unit/info-command
   unit/protocol unit/scan unit/auth unit/other unit/sort unit/dump unit/introspection
   unit/introspection-2 unit/quit unit/latency-monitor unit/slowlog unit/querybuf
+  unit/geo
 )
 SKIP=$(pwd)/scripts/redis_suite.skip
 
