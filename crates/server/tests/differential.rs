@@ -1119,7 +1119,9 @@ impl Gen {
     fn geo_lon(&mut self) -> Vec<u8> {
         let v: f64 = match self.n(0, 9) {
             0 => return b(self.pick(&["180", "-180", "0", "x", "200", "-180.0000001", "1e2"])),
-            1 | 2 => self.rng.random_range(179.0..=180.0) * if self.chance(0.5) { 1.0 } else { -1.0 },
+            1 | 2 => {
+                self.rng.random_range(179.0..=180.0) * if self.chance(0.5) { 1.0 } else { -1.0 }
+            }
             3 | 4 => 13.0 + self.rng.random_range(-0.05..0.05),
             _ => self.rng.random_range(-180.0..=180.0),
         };
@@ -1127,8 +1129,20 @@ impl Gen {
     }
     fn geo_lat(&mut self) -> Vec<u8> {
         let v: f64 = match self.n(0, 9) {
-            0 => return b(self.pick(&["85.05112878", "-85.05112878", "0", "85.05112879", "-90", "y"])),
-            1 | 2 => self.rng.random_range(80.0..=85.05112878) * if self.chance(0.5) { 1.0 } else { -1.0 },
+            0 => {
+                return b(self.pick(&[
+                    "85.05112878",
+                    "-85.05112878",
+                    "0",
+                    "85.05112879",
+                    "-90",
+                    "y",
+                ]))
+            }
+            1 | 2 => {
+                self.rng.random_range(80.0..=85.05112878)
+                    * if self.chance(0.5) { 1.0 } else { -1.0 }
+            }
             3 | 4 => 38.0 + self.rng.random_range(-0.05..0.05),
             _ => self.rng.random_range(-85.05112878..=85.05112878),
         };
@@ -1195,7 +1209,12 @@ impl Gen {
                 }
             }
             4 => {
-                a = vec![b("GEODIST"), self.key("z"), self.geo_member(), self.geo_member()];
+                a = vec![
+                    b("GEODIST"),
+                    self.key("z"),
+                    self.geo_member(),
+                    self.geo_member(),
+                ];
                 if self.chance(0.6) {
                     a.push(self.geo_unit());
                 }
@@ -1267,7 +1286,8 @@ fn geo_matches_redis_on_random_command_streams() {
     println!("geo differential seed: {seed} (replay with REDSNAP_DIFF_SEED={seed})");
     let redis = RedisServer::builder()
         .extra_args(&["--enable-debug-command", "local"])
-        .start().expect("start redis-server");
+        .start()
+        .expect("start redis-server");
     let redsnap = RedsnapServer::builder()
         .extra_args(&["--appendonly", "no", "--save", ""])
         .start()

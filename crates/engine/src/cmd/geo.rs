@@ -107,7 +107,7 @@ fn geoadd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         }
         longidx += 1;
     }
-    if (argv.len() - longidx) % 3 != 0 || (xx && nx) {
+    if !(argv.len() - longidx).is_multiple_of(3) || (xx && nx) {
         return Err(Reply::err(reply::ERR_SYNTAX));
     }
     let elements = (argv.len() - longidx) / 3;
@@ -332,8 +332,7 @@ fn parse_request(
             byradius = true;
             i += 2;
         } else if is(arg, "bybox") && i + 3 < remaining && search && !byradius {
-            let (width, height, conv) =
-                extract_box(&argv[base_args + i + 1..base_args + i + 4])?;
+            let (width, height, conv) = extract_box(&argv[base_args + i + 1..base_args + i + 4])?;
             shape.kind = ShapeKind::Rect { width, height };
             shape.conversion = conv;
             bybox = true;
@@ -365,9 +364,7 @@ fn parse_request(
         )));
     }
     if any && count == 0 {
-        return Err(Reply::err(
-            "ERR the ANY argument requires COUNT argument",
-        ));
+        return Err(Reply::err("ERR the ANY argument requires COUNT argument"));
     }
     Ok(Request {
         shape,
@@ -583,7 +580,16 @@ mod tests {
         assert_eq!(
             run(
                 &mut s,
-                &["GEOADD", "Sicily", "13.361389", "38.115556", "Palermo", "15.087269", "37.502669", "Catania"]
+                &[
+                    "GEOADD",
+                    "Sicily",
+                    "13.361389",
+                    "38.115556",
+                    "Palermo",
+                    "15.087269",
+                    "37.502669",
+                    "Catania"
+                ]
             ),
             Reply::Int(2)
         );
@@ -609,20 +615,83 @@ mod tests {
         );
     }
 
+    /// GEOADD propagates as the ZADD it became (Redis replaces the command vector);
+    /// a store propagates as itself, a search that changes nothing not at all.
+    #[test]
+    fn propagation() {
+        let mut s = Store::default();
+        s.effects.log.clear();
+        run(
+            &mut s,
+            &["GEOADD", "k", "CH", "13.361389", "38.115556", "Palermo"],
+        );
+        let argv: Vec<Vec<u8>> = s.effects.log[0].argv.iter().map(|a| a.to_vec()).collect();
+        assert_eq!(
+            argv,
+            vec![
+                b"zadd".to_vec(),
+                b"k".to_vec(),
+                b"CH".to_vec(),
+                b"3479099956230698".to_vec(),
+                b"Palermo".to_vec()
+            ]
+        );
+        s.effects.log.clear();
+        run(
+            &mut s,
+            &["GEOADD", "k", "13.361389", "38.115556", "Palermo"],
+        );
+        run(&mut s, &["GEORADIUS", "k", "13", "38", "100", "km"]);
+        assert!(s.effects.log.is_empty());
+        run(
+            &mut s,
+            &[
+                "GEOSEARCHSTORE",
+                "d",
+                "k",
+                "FROMMEMBER",
+                "Palermo",
+                "BYBOX",
+                "1",
+                "1",
+                "m",
+            ],
+        );
+        assert_eq!(s.effects.log.len(), 1);
+        assert_eq!(&s.effects.log[0].argv[0][..], b"GEOSEARCHSTORE");
+    }
+
     #[test]
     fn search_errors_follow_redis_order() {
         let mut s = Store::default();
         run(&mut s, &["GEOADD", "k", "1", "1", "a"]);
         assert_eq!(
-            err(&mut s, &["GEOSEARCH", "k", "BYRADIUS", "1", "km", "ASC", "WITHDIST"]),
+            err(
+                &mut s,
+                &["GEOSEARCH", "k", "BYRADIUS", "1", "km", "ASC", "WITHDIST"]
+            ),
             "ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for GEOSEARCH"
         );
         assert_eq!(
-            err(&mut s, &["geosearch", "k", "FROMMEMBER", "a", "WITHDIST", "ASC", "WITHHASH"]),
+            err(
+                &mut s,
+                &[
+                    "geosearch",
+                    "k",
+                    "FROMMEMBER",
+                    "a",
+                    "WITHDIST",
+                    "ASC",
+                    "WITHHASH"
+                ]
+            ),
             "ERR exactly one of BYRADIUS and BYBOX can be specified for geosearch"
         );
         assert_eq!(
-            err(&mut s, &["GEOSEARCH", "k", "FROMMEMBER", "zz", "BYRADIUS", "1", "km"]),
+            err(
+                &mut s,
+                &["GEOSEARCH", "k", "FROMMEMBER", "zz", "BYRADIUS", "1", "km"]
+            ),
             "ERR could not decode requested zset member"
         );
         assert_eq!(
@@ -634,7 +703,10 @@ mod tests {
             "ERR STORE option in GEORADIUS is not compatible with WITHDIST, WITHHASH and WITHCOORD options"
         );
         assert_eq!(
-            run(&mut s, &["GEORADIUS", "k", "1", "1", "1", "km", "STORE", "d"]),
+            run(
+                &mut s,
+                &["GEORADIUS", "k", "1", "1", "1", "km", "STORE", "d"]
+            ),
             Reply::Int(1)
         );
         assert_eq!(run(&mut s, &["TYPE", "d"]), Reply::Simple("zset".into()));

@@ -175,20 +175,9 @@ pub fn decode(long_range: Range, lat_range: Range, hash: HashBits) -> Option<Are
 
 /// `geohashDecodeAreaToLongLat`: the centre of the area, clamped to the valid range.
 fn area_to_long_lat(area: &Area) -> [f64; 2] {
-    let mut x = (area.longitude.min + area.longitude.max) / 2.0;
-    if x > LONG_MAX {
-        x = LONG_MAX;
-    }
-    if x < LONG_MIN {
-        x = LONG_MIN;
-    }
-    let mut y = (area.latitude.min + area.latitude.max) / 2.0;
-    if y > LAT_MAX {
-        y = LAT_MAX;
-    }
-    if y < LAT_MIN {
-        y = LAT_MIN;
-    }
+    // (clamp keeps a NaN, as the C comparisons do)
+    let x = ((area.longitude.min + area.longitude.max) / 2.0).clamp(LONG_MIN, LONG_MAX);
+    let y = ((area.latitude.min + area.latitude.max) / 2.0).clamp(LAT_MIN, LAT_MAX);
     [x, y]
 }
 
@@ -212,7 +201,7 @@ pub fn c_double_to_u64(x: f64) -> u64 {
 /// `(long long)double` on x86-64: truncation, and the "integer indefinite" value
 /// (i64::MIN) for NaN and out-of-range values.
 pub fn c_double_to_i64(x: f64) -> i64 {
-    if x.is_nan() || x >= 9223372036854775808.0 || x < -9223372036854775808.0 {
+    if !(-9223372036854775808.0..9223372036854775808.0).contains(&x) {
         i64::MIN
     } else {
         x as i64
@@ -514,12 +503,7 @@ pub fn fmt_distance(d: f64) -> String {
     }
     let scaled = d * 10000.0;
     // llrint: round half to even; out of range gives LLONG_MIN.
-    let r = scaled.round_ties_even();
-    let sv: i64 = if r.is_nan() || r >= 9223372036854775808.0 || r < -9223372036854775808.0 {
-        i64::MIN
-    } else {
-        r as i64
-    };
+    let sv = c_double_to_i64(scaled.round_ties_even());
     let neg = sv < 0;
     let v = sv.unsigned_abs();
     format!(
@@ -565,7 +549,7 @@ mod tests {
         assert_eq!(fmt_distance(0.00005), "0.0000");
         assert_eq!(fmt_distance(1.23456), "1.2346");
         assert_eq!(fmt_distance(166274.15156960033), "166274.1516");
-        assert_eq!(fmt_distance(6.0642951598391699e-05), "0.0001");
+        assert_eq!(fmt_distance(6.06429515983917e-5), "0.0001");
     }
 
     #[test]

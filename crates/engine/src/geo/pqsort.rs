@@ -140,7 +140,12 @@ mod tests {
             let v: Vec<(u32, usize)> = (0..n).map(|i| (rng.random_range(0..20), i)).collect();
             let k = rng.random_range(1..=n);
             let mut p = v.clone();
-            pqsort(&mut p, &|a: &(u32, usize), b: &(u32, usize)| a.0.cmp(&b.0), 0, k - 1);
+            pqsort(
+                &mut p,
+                &|a: &(u32, usize), b: &(u32, usize)| a.0.cmp(&b.0),
+                0,
+                k - 1,
+            );
             let mut full: Vec<u32> = v.iter().map(|x| x.0).collect();
             full.sort();
             let got: Vec<u32> = p[..k].iter().map(|x| x.0).collect();
