@@ -31,6 +31,7 @@ UNITS=("$@")
   unit/protocol unit/scan unit/auth unit/other unit/sort unit/dump unit/introspection
   unit/introspection-2 unit/quit unit/latency-monitor unit/slowlog unit/querybuf
   unit/type/stream unit/type/stream-cgroups
+  unit/geo
 )
 SKIP=$(pwd)/scripts/redis_suite.skip
 

@@ -12,6 +12,7 @@ pub mod cmdmeta;
 pub mod db;
 pub mod digest;
 pub mod functions;
+pub mod geo;
 pub mod getkeys;
 pub mod glob;
 pub mod hash;

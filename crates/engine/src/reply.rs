@@ -23,6 +23,9 @@ pub enum Reply {
     Map(Vec<(Reply, Reply)>),
     Set(Vec<Reply>),
     Double(f64),
+    /// A double printed as Redis's `addReplyHumanLongDouble` (`%.17Lf`, trailing
+    /// zeros removed): a bulk string under RESP2, a RESP3 double (geo coordinates).
+    HumanDouble(f64),
     Bool(bool),
     /// Verbatim string: format (3 bytes, e.g. `txt`) and text.
     Verbatim(&'static str, Bytes),

@@ -126,7 +126,7 @@ pub const fn cmd(
     }
 }
 
-fn all_groups() -> [&'static [CommandSpec]; 11] {
+fn all_groups() -> [&'static [CommandSpec]; 12] {
     [
         crate::cmd::keys::COMMANDS,
         crate::cmd::string::COMMANDS,
@@ -135,6 +135,7 @@ fn all_groups() -> [&'static [CommandSpec]; 11] {
         crate::cmd::set::COMMANDS,
         crate::cmd::zset::COMMANDS,
         crate::cmd::stream::COMMANDS,
+        crate::cmd::geo::COMMANDS,
         crate::cmd::sort::COMMANDS,
         crate::cmd::dump::COMMANDS,
         crate::cmd::server::COMMANDS,

@@ -322,6 +322,14 @@ pub(crate) unsafe fn push_reply(l: *mut ffi::lua_State, r: &Reply, resp3: bool) 
                 push_bytes(l, redsnap_engine::num::fmt_g17(*d).as_bytes());
             }
         }
+        Reply::HumanDouble(d) => {
+            if resp3 {
+                ffi::lua_pushnumber(l, *d);
+                wrap_single(l, b"double");
+            } else {
+                push_bytes(l, redsnap_engine::num::fmt_human(*d).as_bytes());
+            }
+        }
         Reply::Bool(b) => {
             if resp3 {
                 ffi::lua_pushboolean(l, *b as c_int);

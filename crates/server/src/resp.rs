@@ -251,6 +251,14 @@ pub fn encode(out: &mut BytesMut, reply: &Reply, resp3: bool) {
                 bulk(out, s.as_bytes());
             }
         }
+        Reply::HumanDouble(d) => {
+            let s = redsnap_engine::num::fmt_human(*d);
+            if resp3 {
+                line(out, b',', s.as_bytes());
+            } else {
+                bulk(out, s.as_bytes());
+            }
+        }
         Reply::Bool(b) => {
             if resp3 {
                 out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" });

@@ -315,6 +315,9 @@ impl Gen {
     /// One command and how to compare its reply.
     fn command(&mut self) -> (Vec<Vec<u8>>, Compare) {
         use Compare::*;
+        if self.chance(0.06) {
+            return (self.geo_command(), Exact);
+        }
         let c = self.n(0, 105);
         let mut a: Vec<Vec<u8>>;
         let mut cmp = Exact;
@@ -1105,5 +1108,229 @@ fn redsnap_matches_redis_on_random_command_streams() {
         pair.compared >= 20_000 || total < 20_000,
         "too few commands compared: {}",
         pair.compared
+    );
+}
+
+/// Geo commands (issue 15): positions anywhere (poles, antimeridian, the edges of
+/// the valid range, clusters with equal distances), every option of GEOADD, GEOPOS,
+/// GEOHASH, GEODIST, GEOSEARCH(STORE) and the GEORADIUS family; replies compared
+/// byte for byte (distances, coordinates and hashes digit for digit).
+impl Gen {
+    fn geo_lon(&mut self) -> Vec<u8> {
+        let v: f64 = match self.n(0, 9) {
+            0 => return b(self.pick(&["180", "-180", "0", "x", "200", "-180.0000001", "1e2"])),
+            1 | 2 => {
+                self.rng.random_range(179.0..=180.0) * if self.chance(0.5) { 1.0 } else { -1.0 }
+            }
+            3 | 4 => 13.0 + self.rng.random_range(-0.05..0.05),
+            _ => self.rng.random_range(-180.0..=180.0),
+        };
+        b(&format!("{:.*}", self.n(0, 9) as usize, v))
+    }
+    fn geo_lat(&mut self) -> Vec<u8> {
+        let v: f64 = match self.n(0, 9) {
+            0 => {
+                return b(self.pick(&[
+                    "85.05112878",
+                    "-85.05112878",
+                    "0",
+                    "85.05112879",
+                    "-90",
+                    "y",
+                ]))
+            }
+            1 | 2 => {
+                self.rng.random_range(80.0..=85.05112878)
+                    * if self.chance(0.5) { 1.0 } else { -1.0 }
+            }
+            3 | 4 => 38.0 + self.rng.random_range(-0.05..0.05),
+            _ => self.rng.random_range(-85.05112878..=85.05112878),
+        };
+        b(&format!("{:.*}", self.n(0, 9) as usize, v))
+    }
+    fn geo_member(&mut self) -> Vec<u8> {
+        format!("p{}", self.n(0, 40)).into_bytes()
+    }
+    fn geo_unit(&mut self) -> Vec<u8> {
+        b(self.pick(&["m", "km", "ft", "mi", "KM", "M", "Mi", "furlong"]))
+    }
+    fn geo_dist(&mut self) -> Vec<u8> {
+        if self.chance(0.05) {
+            return b(self.pick(&["-1", "x", "0", "inf"]));
+        }
+        let v = match self.n(0, 3) {
+            0 => self.rng.random_range(0.0..50.0),
+            1 => self.rng.random_range(0.0..5000.0),
+            2 => self.rng.random_range(0.0..500000.0),
+            _ => self.rng.random_range(0.0..30_000_000.0),
+        };
+        b(&format!("{:.*}", self.n(0, 4) as usize, v))
+    }
+    fn geo_options(&mut self, a: &mut Vec<Vec<u8>>, store: bool) {
+        for _ in 0..self.n(0, 4) {
+            match self.n(0, 9) {
+                0 => a.push(b("WITHDIST")),
+                1 => a.push(b("WITHCOORD")),
+                2 => a.push(b("WITHHASH")),
+                3 => a.push(b(self.pick(&["ASC", "DESC"]))),
+                4 | 5 => {
+                    a.push(b("COUNT"));
+                    a.push(b(self.pick(&["1", "2", "3", "5", "10", "0", "-1"])));
+                    if self.chance(0.4) {
+                        a.push(b("ANY"));
+                    }
+                }
+                6 if store => {
+                    a.push(b(self.pick(&["STORE", "STOREDIST"])));
+                    a.push(self.key("z"));
+                }
+                _ => {}
+            }
+        }
+    }
+    fn geo_command(&mut self) -> Vec<Vec<u8>> {
+        let mut a: Vec<Vec<u8>>;
+        match self.n(0, 9) {
+            0..=2 => {
+                a = vec![b("GEOADD"), self.key("z")];
+                for _ in 0..self.n(0, 2) {
+                    a.push(b(self.pick(&["NX", "XX", "CH"])));
+                }
+                for _ in 0..self.n(1, 4) {
+                    a.push(self.geo_lon());
+                    a.push(self.geo_lat());
+                    a.push(self.geo_member());
+                }
+            }
+            3 => {
+                a = vec![b(self.pick(&["GEOPOS", "GEOHASH"])), self.key("z")];
+                for _ in 0..self.n(0, 3) {
+                    a.push(self.geo_member());
+                }
+            }
+            4 => {
+                a = vec![
+                    b("GEODIST"),
+                    self.key("z"),
+                    self.geo_member(),
+                    self.geo_member(),
+                ];
+                if self.chance(0.6) {
+                    a.push(self.geo_unit());
+                }
+            }
+            5 | 6 => {
+                let store = self.chance(0.3);
+                a = if store {
+                    vec![b("GEOSEARCHSTORE"), self.key("z"), self.key("z")]
+                } else {
+                    vec![b("GEOSEARCH"), self.key("z")]
+                };
+                if self.chance(0.5) {
+                    a.push(b("FROMMEMBER"));
+                    a.push(self.geo_member());
+                } else {
+                    a.push(b("FROMLONLAT"));
+                    a.push(self.geo_lon());
+                    a.push(self.geo_lat());
+                }
+                if self.chance(0.5) {
+                    a.push(b("BYRADIUS"));
+                    a.push(self.geo_dist());
+                } else {
+                    a.push(b("BYBOX"));
+                    a.push(self.geo_dist());
+                    a.push(self.geo_dist());
+                }
+                a.push(self.geo_unit());
+                self.geo_options(&mut a, false);
+                if store && self.chance(0.4) {
+                    a.push(b("STOREDIST"));
+                }
+            }
+            7 | 8 => {
+                let by_member = self.chance(0.5);
+                let name = match (by_member, self.chance(0.3)) {
+                    (false, false) => "GEORADIUS",
+                    (false, true) => "GEORADIUS_RO",
+                    (true, false) => "GEORADIUSBYMEMBER",
+                    (true, true) => "GEORADIUSBYMEMBER_RO",
+                };
+                a = vec![b(name), self.key("z")];
+                if by_member {
+                    a.push(self.geo_member());
+                } else {
+                    a.push(self.geo_lon());
+                    a.push(self.geo_lat());
+                }
+                a.push(self.geo_dist());
+                a.push(self.geo_unit());
+                self.geo_options(&mut a, !name.ends_with("_RO"));
+            }
+            _ => {
+                a = vec![b("ZRANGE"), self.key("z"), b("0"), b("-1"), b("WITHSCORES")];
+            }
+        }
+        a
+    }
+}
+
+/// Geo-heavy streams: mostly geo commands on a few keys, so that searches find
+/// many members (near the poles and the antimeridian too), in RESP2 and RESP3.
+#[test]
+fn geo_matches_redis_on_random_command_streams() {
+    let seed: u64 = std::env::var("REDSNAP_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("geo differential seed: {seed} (replay with REDSNAP_DIFF_SEED={seed})");
+    let redis = RedisServer::builder()
+        .extra_args(&["--enable-debug-command", "local"])
+        .start()
+        .expect("start redis-server");
+    let redsnap = RedsnapServer::builder()
+        .extra_args(&["--appendonly", "no", "--save", ""])
+        .start()
+        .expect("start redsnap");
+    let mut g = Gen {
+        rng: StdRng::seed_from_u64(seed),
+    };
+    let mut pair = Pair {
+        redis_port: redis.port(),
+        redsnap_port: redsnap.port(),
+        redis: Client::connect(redis.port()),
+        redsnap: Client::connect(redsnap.port()),
+        mismatches: Vec::new(),
+        compared: 0,
+    };
+    for s in 0..4 {
+        pair.redis = Client::connect(redis.port());
+        pair.redsnap = Client::connect(redsnap.port());
+        pair.run(&[b("FLUSHALL")], Compare::Exact, "setup");
+        let ctx = if s % 2 == 1 { "RESP3" } else { "RESP2" };
+        if s % 2 == 1 {
+            pair.run(&[b("HELLO"), b("3")], Compare::Shape, ctx);
+        }
+        for _ in 0..2500 {
+            let a = g.geo_command();
+            pair.run(&a, Compare::Exact, ctx);
+        }
+        pair.run(&[b("DEBUG"), b("DIGEST")], Compare::Exact, "end of stream");
+    }
+    println!(
+        "compared {} replies, {} mismatches",
+        pair.compared,
+        pair.mismatches.len()
+    );
+    assert!(
+        pair.mismatches.is_empty(),
+        "{} mismatches (seed {seed}):\n{}",
+        pair.mismatches.len(),
+        pair.mismatches
+            .iter()
+            .take(30)
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

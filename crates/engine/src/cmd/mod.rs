@@ -2,6 +2,7 @@
 //! part of the command table (see [`crate::table`]).
 
 pub mod dump;
+pub mod geo;
 pub mod hash;
 pub mod keys;
 pub mod list;

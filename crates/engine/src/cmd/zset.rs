@@ -474,7 +474,7 @@ fn listpack_score(score: f64) -> f64 {
 
 /// Stores a computed sorted set at `dst` (deleting `dst` when empty) and raises
 /// `event` on it; returns its size.
-fn store_result(cx: &mut Cx, dst: &Bytes, mut z: ZSet, event: &'static str) -> i64 {
+pub(crate) fn store_result(cx: &mut Cx, dst: &Bytes, mut z: ZSet, event: &'static str) -> i64 {
     let n = z.len() as i64;
     if n > 0 {
         let max_member = z.dict.keys().map(|m| m.len()).max().unwrap_or(0);
@@ -504,7 +504,7 @@ fn zincrby(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     zadd_generic(cx, argv, true)
 }
 
-fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
+pub(crate) fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdResult {
     let key = &argv[1];
     let (mut nx, mut xx, mut gt, mut lt, mut ch, mut incr) =
         (false, false, false, false, false, zincrby);

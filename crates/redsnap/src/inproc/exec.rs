@@ -241,6 +241,7 @@ pub(crate) fn to_value(reply: Reply) -> Value {
             Value::Array(out)
         }
         Reply::Double(d) => Value::BulkString(redsnap_engine::num::fmt_g17(d).into_bytes()),
+        Reply::HumanDouble(d) => Value::BulkString(redsnap_engine::num::fmt_human(d).into_bytes()),
         Reply::Bool(b) => Value::Int(b as i64),
         Reply::Verbatim(_, text) => Value::BulkString(text.to_vec()),
         Reply::BigNumber(n) => Value::BulkString(n.to_vec()),
