@@ -275,7 +275,7 @@ async fn redsnap_serve_and_the_in_process_backend_share_data_directories() {
         Some(vec!["one".to_string()])
     );
     let ttl: i64 = remote.query(redis::cmd("TTL").arg(&key)).await.unwrap();
-    assert!(ttl > 500 && ttl <= 600, "{ttl}");
+    assert!(ttl > 0 && ttl <= 600, "the deadline survives: {ttl}");
     let mut nodes: HashMapState<u32> = HashMapState::new(remote.clone(), "shared", "nodes");
     assert_eq!(nodes.load().await.unwrap().len(), 2);
     snaps.save(&vec!["two".into()]).await.unwrap();
