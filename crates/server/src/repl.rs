@@ -47,6 +47,7 @@ mod backlog;
 mod fullsync;
 mod info;
 mod stream;
+mod sync;
 mod wait;
 
 pub(crate) use info::{info_section, role};
@@ -55,9 +56,7 @@ use crate::conn::{Conn, Step};
 use crate::state::{ConnMsg, IdHasher, Inner, Shared};
 use backlog::Backlog;
 use bytes::Bytes;
-use redsnap_engine::cmd::is;
 use redsnap_engine::table::CommandSpec;
-use redsnap_engine::Reply;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -170,7 +169,9 @@ impl Replica {
             .addr
             .rsplit_once(':')
             .map_or(self.addr.as_str(), |(h, _)| h);
-        host.trim_start_matches('[').trim_end_matches(']').to_string()
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
     }
 
     /// Queues stream bytes (sent now when online, buffered otherwise). Returns false
@@ -442,7 +443,8 @@ fn feed(inner: &mut Inner, as_unit: bool) {
 
 /// Appends bytes to the stream: the offset, the backlog, every replica.
 fn propagate(inner: &mut Inner, out: Vec<u8>) {
-    if out.is_empty() {
+    // Without a backlog there is no stream (and no offset to move).
+    if out.is_empty() || inner.repl.backlog.is_none() {
         return;
     }
     let repl = &mut inner.repl;
@@ -500,11 +502,16 @@ pub(crate) fn cron(shared: &Shared, inner: &mut Inner) {
     let stale: Vec<u64> = r
         .replicas
         .iter()
-        .filter(|x| x.state == State::Online && !x.pre_psync && x.ack_time.elapsed() > r.conf.timeout)
+        .filter(|x| {
+            x.state == State::Online && !x.pre_psync && x.ack_time.elapsed() > r.conf.timeout
+        })
         .map(|x| x.id)
         .collect();
     for id in stale {
-        tracing::warn!(client = id, "disconnecting timedout replica (streaming sync)");
+        tracing::warn!(
+            client = id,
+            "disconnecting timedout replica (streaming sync)"
+        );
         drop_replica(inner, id);
     }
     let r = &mut inner.repl;
@@ -531,7 +538,7 @@ pub(crate) fn cron(shared: &Shared, inner: &mut Inner) {
 /// SYNC, PSYNC, REPLCONF, WAIT and ROLE.
 pub(crate) fn command(conn: &mut Conn, inner: &mut Inner, name: &str, argv: &[Bytes]) -> Step {
     match name {
-        "replconf" => replconf(conn, inner, argv),
+        "replconf" => sync::replconf(conn, inner, argv),
         "wait" => wait::wait(conn, inner, argv),
         "role" => role(inner).into(),
         _ => {
@@ -539,308 +546,7 @@ pub(crate) fn command(conn: &mut Conn, inner: &mut Inner, name: &str, argv: &[By
                 // Redis ignores SYNC from a connection that is a replica already.
                 return Step::Many(vec![]);
             }
-            sync(conn, inner, argv)
+            sync::sync(conn, inner, argv)
         }
-    }
-}
-
-/// REPLCONF option value [option value ...] (Redis's `replconfCommand`).
-fn replconf(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
-    if argv.len().is_multiple_of(2) {
-        return Reply::err("ERR syntax error").into();
-    }
-    let mut hs = inner
-        .repl
-        .handshakes
-        .get(&conn.id)
-        .cloned()
-        .unwrap_or_default();
-    for pair in argv[1..].chunks(2) {
-        let (opt, val) = (&pair[0], &pair[1]);
-        if is(opt, "listening-port") {
-            match redsnap_engine::num::parse_i64(val) {
-                Some(p) => hs.listening_port = p,
-                None => return Reply::err("ERR value is not an integer or out of range").into(),
-            }
-        } else if is(opt, "ip-address") {
-            if val.len() >= 46 {
-                return Reply::error(format!(
-                    "ERR REPLCONF ip-address provided by replica instance is too long: {} bytes",
-                    val.len()
-                ))
-                .into();
-            }
-            hs.ip = Some(String::from_utf8_lossy(val).into_owned());
-        } else if is(opt, "capa") {
-            // Capabilities this master does not know are ignored.
-            if is(val, "eof") {
-                hs.eof = true;
-            } else if is(val, "psync2") {
-                hs.psync2 = true;
-            }
-        } else if is(opt, "ack") {
-            // Part of the stream's conversation: no reply, as Redis.
-            wait::ack(inner, conn.id, val);
-            return Step::Many(vec![]);
-        } else if is(opt, "getack") {
-            // Asked of replicas; a master has no master to acknowledge to.
-            return Step::Many(vec![]);
-        } else if is(opt, "rdb-only") {
-            match redsnap_engine::num::parse_i64(val) {
-                Some(v @ 0..=1) => hs.rdb_only = v == 1,
-                Some(_) => {
-                    return Reply::err("ERR value is out of range, must be positive").into()
-                }
-                None => return Reply::err("ERR value is not an integer or out of range").into(),
-            }
-        } else {
-            return Reply::error(format!(
-                "ERR Unrecognized REPLCONF option: {}",
-                String::from_utf8_lossy(opt)
-            ))
-            .into();
-        }
-    }
-    if let Some(r) = inner.repl.replicas.iter_mut().find(|r| r.id == conn.id) {
-        r.hs = hs;
-    } else {
-        inner.repl.handshakes.insert(conn.id, hs);
-    }
-    Reply::ok().into()
-}
-
-/// SYNC or PSYNC (Redis's `syncCommand`): a partial resynchronization when PSYNC's
-/// id and offset are in the backlog, else a full one.
-fn sync(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
-    let psync = is(&argv[0], "psync");
-    let psync_offset = if psync {
-        match redsnap_engine::num::parse_i64(&argv[2]) {
-            Some(o) => Some(o),
-            None => return Reply::err("ERR value is not an integer or out of range").into(),
-        }
-    } else {
-        None
-    };
-    let Some(client) = inner.clients.get(&conn.id) else {
-        return Step::Many(vec![]);
-    };
-    let (tx, out, addr) = (
-        client.tx.clone(),
-        client.pending_out.clone(),
-        client.addr.clone(),
-    );
-    // What earlier commands wrote is in the stream (or the file) before this.
-    feed_each(inner);
-    let hs = inner.repl.handshakes.remove(&conn.id).unwrap_or_default();
-    tracing::info!(client = conn.id, "replica {addr} asks for synchronization");
-    let mut replica = Replica {
-        id: conn.id,
-        tx,
-        out,
-        hs,
-        addr,
-        state: State::Transfer,
-        buffered: Vec::new(),
-        buffered_len: 0,
-        ack_off: 0,
-        ack_time: Instant::now(),
-        pre_psync: !psync,
-        eof_form: false,
-        soft_since: None,
-    };
-    // Its replies would land in the stream.
-    conn.reply_off = true;
-    if let Some(offset) = psync_offset {
-        let replid = String::from_utf8_lossy(&argv[1]).into_owned();
-        match try_partial(inner, replica, &replid, offset) {
-            Ok(()) => return Step::Many(vec![]),
-            Err(r) => replica = r,
-        }
-        if !replid.starts_with('?') {
-            inner.repl.sync_partial_err += 1;
-        }
-    }
-    full_sync(conn, inner, replica);
-    Step::Many(vec![])
-}
-
-/// Redis's `masterTryPartialResynchronization`; gives the replica back when a full
-/// resynchronization is needed.
-fn try_partial(
-    inner: &mut Inner,
-    mut replica: Replica,
-    replid: &str,
-    offset: i64,
-) -> Result<(), Replica> {
-    let r = &mut inner.repl;
-    let addr = replica.addr.clone();
-    if !replid.eq_ignore_ascii_case(&r.replid)
-        && (!replid.eq_ignore_ascii_case(&r.replid2) || offset > r.second_offset)
-    {
-        if replid.starts_with('?') {
-            tracing::info!("full resync requested by replica {addr}");
-        } else if !replid.eq_ignore_ascii_case(&r.replid)
-            && !replid.eq_ignore_ascii_case(&r.replid2)
-        {
-            tracing::info!(
-                "partial resynchronization not accepted: replication ID mismatch (replica asked for '{replid}', my replication IDs are '{}' and '{}')",
-                r.replid,
-                r.replid2
-            );
-        } else {
-            tracing::info!(
-                "partial resynchronization not accepted: requested offset for second ID was {offset}, but I can reply up to {}",
-                r.second_offset
-            );
-        }
-        return Err(replica);
-    }
-    let data = match (&r.backlog, u64::try_from(offset)) {
-        (Some(b), Ok(o)) => b.since(o),
-        _ => None,
-    };
-    let Some(data) = data else {
-        tracing::info!(
-            "unable to partial resync with replica {addr} for lack of backlog (replica request was: {offset})"
-        );
-        return Err(replica);
-    };
-    let head = if replica.hs.psync2 {
-        format!("+CONTINUE {}\r\n", r.replid)
-    } else {
-        "+CONTINUE\r\n".to_string()
-    };
-    let sent = data.len();
-    replica.state = State::Online;
-    replica.ack_time = Instant::now();
-    let mut ok = true;
-    for b in [Bytes::from(head), Bytes::from(data)] {
-        replica.out.fetch_add(b.len() as u64, Ordering::Relaxed);
-        ok &= replica.tx.send(ConnMsg::Raw(b)).is_ok();
-    }
-    if ok {
-        let id = replica.id;
-        r.replicas.push(replica);
-        r.sync_partial_ok += 1;
-        tracing::info!(
-            client = id,
-            offset,
-            bytes = sent,
-            "partial resynchronization request from {addr} accepted: sending {sent} bytes of backlog starting from offset {offset}"
-        );
-    }
-    Ok(())
-}
-
-/// A full resynchronization: `+FULLRESYNC` (for PSYNC), then the RDB file of this
-/// moment produced off the lock, then the stream from this moment on.
-fn full_sync(conn: &Conn, inner: &mut Inner, mut replica: Replica) {
-    let r = &mut inner.repl;
-    r.sync_full += 1;
-    if r.backlog.is_none() {
-        // A new history: new id, no previous one (Redis's createReplicationBacklog).
-        r.replid = random_id();
-        r.replid2 = "0".repeat(40);
-        r.second_offset = -1;
-        r.backlog = Some(Backlog::new(r.conf.backlog_size, r.offset));
-        r.last_ping = Instant::now();
-        // Records before this moment are in the file.
-        r.fed = inner.store.effects.log.len();
-        inner.store.log_enabled = true;
-        tracing::info!(
-            "replication backlog created, my new replication IDs are '{}' and '{}'",
-            inner.repl.replid,
-            inner.repl.replid2
-        );
-    }
-    let r = &mut inner.repl;
-    // The stream after the file starts with a SELECT.
-    r.seldb = None;
-    if !replica.pre_psync {
-        let head = Bytes::from(format!("+FULLRESYNC {} {}\r\n", r.replid, r.offset));
-        replica.out.fetch_add(head.len() as u64, Ordering::Relaxed);
-        let _ = replica.tx.send(ConnMsg::Raw(head));
-    }
-    let mut aux = redsnap_persist::rdbfile::default_aux(crate::used_memory(inner));
-    let r = &inner.repl;
-    let at = aux.len().saturating_sub(1);
-    aux.splice(
-        at..at,
-        [
-            ("repl-stream-db".to_string(), "0".to_string()),
-            ("repl-id".to_string(), r.replid.clone()),
-            ("repl-offset".to_string(), r.offset.to_string()),
-        ],
-    );
-    let job = fullsync::Job {
-        id: replica.id,
-        tx: replica.tx.clone(),
-        out: replica.out.clone(),
-        data: inner.store.dataset(),
-        aux,
-        eof: replica.hs.eof && r.conf.diskless,
-        timeout: r.conf.timeout,
-        started: Instant::now(),
-    };
-    let (id, eof) = (replica.id, job.eof);
-    replica.eof_form = eof;
-    inner.repl.replicas.push(replica);
-    tracing::info!(
-        client = id,
-        "starting the RDB transfer for a full resynchronization ({})",
-        if eof { "$EOF form" } else { "$<len> form" }
-    );
-    if let Err(e) = fullsync::start(conn.shared.clone(), job) {
-        tracing::error!(client = id, "cannot start the replica's RDB transfer: {e}");
-        drop_replica(inner, id);
-    }
-}
-
-/// The end of a full resynchronization's transfer (from its thread, under the lock).
-fn transfer_done(
-    inner: &mut Inner,
-    id: u64,
-    res: std::io::Result<fullsync::Sent>,
-    started: Instant,
-) {
-    let Some(r) = inner.repl.replicas.iter_mut().find(|r| r.id == id) else {
-        return;
-    };
-    let sent = match res {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(client = id, "replica {} full resynchronization failed: {e}", r.addr);
-            drop_replica(inner, id);
-            return;
-        }
-    };
-    let ms = started.elapsed().as_millis() as u64;
-    tracing::info!(
-        client = id,
-        keys = sent.keys,
-        bytes = sent.bytes,
-        ms,
-        kind = "full",
-        "replica {} synchronized: {} keys, {} bytes of RDB in {} ms (full resynchronization)",
-        r.addr,
-        sent.keys,
-        sent.bytes,
-        ms
-    );
-    if r.hs.rdb_only {
-        // It asked for the file only: closed once the file is written.
-        let _ = r.tx.send(ConnMsg::Kill);
-        let id = r.id;
-        client_gone(inner, id);
-        return;
-    }
-    if r.tx.is_closed() {
-        drop_replica(inner, id);
-        return;
-    }
-    if r.eof_form {
-        r.state = State::WaitAck;
-    } else if !r.go_online() {
-        drop_replica(inner, id);
     }
 }

@@ -175,7 +175,7 @@ pub(super) fn start(shared: Arc<Shared>, job: Job) -> io::Result<()> {
             lower_thread_priority();
             let res = produce(&job);
             let mut inner = shared.inner.lock();
-            super::transfer_done(&mut inner, job.id, res, job.started);
+            super::sync::transfer_done(&mut inner, job.id, res, job.started);
         })
         .map(|_| ())
 }
