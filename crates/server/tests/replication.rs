@@ -447,26 +447,29 @@ impl Raw {
     }
     /// `PSYNC`: the first line of the answer, and for a full resync the payload.
     fn psync(&mut self, replid: &str, offset: &str) -> String {
-        self.psync_send(replid, offset);
-        self.psync_read()
+        let head = self.psync_head(replid, offset);
+        if head.starts_with("+FULLRESYNC") {
+            self.payload();
+        }
+        head
     }
-    fn psync_send(&mut self, replid: &str, offset: &str) {
+    /// Sends PSYNC and reads the first line of the answer (`+FULLRESYNC` is sent
+    /// when the replica is attached, before its file is produced).
+    fn psync_head(&mut self, replid: &str, offset: &str) -> String {
         self.send(&["REPLCONF", "capa", "psync2"]);
         assert_eq!(self.line(), "+OK\r\n");
         self.send(&["PSYNC", replid, offset]);
+        self.line()
     }
-    fn psync_read(&mut self) -> String {
-        let head = self.line();
-        if head.starts_with("+FULLRESYNC") {
-            let mut len = self.line();
-            while len == "\n" {
-                len = self.line();
-            }
-            let n: usize = len[1..].trim().parse().expect("payload length");
-            let rdb = self.exact(n);
-            assert!(rdb.starts_with(b"REDIS0010"));
+    /// The RDB payload of a full resynchronization (`$<len>` form).
+    fn payload(&mut self) {
+        let mut len = self.line();
+        while len == "\n" {
+            len = self.line();
         }
-        head
+        let n: usize = len[1..].trim().parse().expect("payload length");
+        let rdb = self.exact(n);
+        assert!(rdb.starts_with(b"REDIS0010"));
     }
 }
 
@@ -491,12 +494,12 @@ fn psync_by_hand_continues_byte_for_byte_and_a_small_backlog_forces_a_full_resyn
     ok(&mut c, &["SET", "k", "0"]);
     // Enough keys that the file takes a while: the writes below are made while it
     // is produced, buffered, and sent after it.
-    populate(&mut c, 1, 100_000);
+    populate(&mut c, 1, 30_000);
     let mut r = Raw::connect(port);
-    r.psync_send("?", "-1");
+    let head = r.psync_head("?", "-1");
     ok(&mut c, &["SET", "a", "1"]);
     ok(&mut c, &["EXPIRE", "a", "100"]);
-    let head = r.psync_read();
+    r.payload();
     let parts: Vec<&str> = head.split_whitespace().collect();
     assert_eq!(parts[0], "+FULLRESYNC", "{head}");
     let replid = parts[1].to_string();
@@ -553,6 +556,7 @@ fn psync_by_hand_continues_byte_for_byte_and_a_small_backlog_forces_a_full_resyn
     });
 
     // A backlog of 16 KB (the minimum) and 100 KB written meanwhile: FULLRESYNC.
+    ok(&mut c, &["FLUSHALL"]);
     ok(&mut c, &["CONFIG", "SET", "repl-backlog-size", "1"]);
     let i = info(port, "replication");
     assert_eq!(field(&i, "repl_backlog_size").as_deref(), Some("16384"));
