@@ -676,3 +676,76 @@ fn wait_role_and_info_replication() {
     );
     ok(&mut c, &["CONFIG", "SET", "min-replicas-to-write", "0"]);
 }
+
+#[test]
+fn repl_parameters_act_backlog_ttl_timeout_and_diskless_sync() {
+    let m = RedsnapServer::builder()
+        .extra_args(&["--appendonly", "no", "--save", ""])
+        .start()
+        .expect("start redsnap");
+    let port = m.port();
+    let mut c = client(port);
+    ok(&mut c, &["SET", "k", "v"]);
+    // A replica with capa eof gets the `$EOF:` form (repl-diskless-sync yes, the
+    // default) and the 40-character mark after the file.
+    let mut r = Raw::connect(port);
+    r.send(&["REPLCONF", "capa", "eof"]);
+    assert_eq!(r.line(), "+OK\r\n");
+    r.send(&["SYNC"]);
+    let head = r.line();
+    let mark = head
+        .strip_prefix("$EOF:")
+        .map(|m| m.trim_end().to_string())
+        .unwrap_or_else(|| panic!("{head:?}"));
+    assert_eq!(mark.len(), 40);
+    let mut file = Vec::new();
+    while !file.ends_with(mark.as_bytes()) {
+        let mut b = [0u8; 1];
+        r.0.read_exact(&mut b).expect("payload");
+        file.push(b[0]);
+    }
+    assert!(file.starts_with(b"REDIS0010"));
+    drop(r);
+    // With repl-diskless-sync no, the same replica gets `$<len>`.
+    ok(&mut c, &["CONFIG", "SET", "repl-diskless-sync", "no"]);
+    let mut r = Raw::connect(port);
+    r.send(&["REPLCONF", "capa", "eof"]);
+    assert_eq!(r.line(), "+OK\r\n");
+    r.send(&["SYNC"]);
+    r.payload();
+    drop(r);
+
+    // repl-timeout: a PSYNC replica that never acknowledges is dropped.
+    ok(&mut c, &["CONFIG", "SET", "repl-timeout", "1"]);
+    let mut r = Raw::connect(port);
+    assert!(r.psync("?", "-1").starts_with("+FULLRESYNC"));
+    wait_until(10, "the replica to count", || {
+        field(&info(port, "replication"), "connected_slaves").as_deref() == Some("1")
+    });
+    wait_until(20, "the silent replica to be dropped", || {
+        field(&info(port, "replication"), "connected_slaves").as_deref() == Some("0")
+    });
+    // Its connection was closed.
+    let mut rest = Vec::new();
+    let _ = r.0.read_to_end(&mut rest);
+    assert!(m.log().contains("timedout replica"), "{}", m.log());
+
+    // repl-backlog-ttl: the backlog goes (with a new replication id) once no replica
+    // has been attached for that long.
+    let before = field(&info(port, "replication"), "master_replid").expect("replid");
+    assert_eq!(
+        field(&info(port, "replication"), "repl_backlog_active").as_deref(),
+        Some("1")
+    );
+    ok(&mut c, &["CONFIG", "SET", "repl-backlog-ttl", "1"]);
+    wait_until(20, "the backlog to be freed", || {
+        field(&info(port, "replication"), "repl_backlog_active").as_deref() == Some("0")
+    });
+    let i = info(port, "replication");
+    assert_ne!(field(&i, "master_replid"), Some(before));
+    assert_eq!(field(&i, "repl_backlog_histlen").as_deref(), Some("0"));
+    // Without a backlog, writes no longer move the offset.
+    let off = field(&i, "master_repl_offset");
+    ok(&mut c, &["SET", "k", "w"]);
+    assert_eq!(field(&info(port, "replication"), "master_repl_offset"), off);
+}
