@@ -125,6 +125,16 @@ struct Handshake {
     eof: bool,
     psync2: bool,
     rdb_only: bool,
+    /// `REPLCONF rdb-filter-only`: the file leaves out the keys, and the function
+    /// libraries unless the filter names them.
+    exclude_data: bool,
+    exclude_functions: bool,
+}
+
+impl Handshake {
+    fn filtered(&self) -> bool {
+        self.exclude_data || self.exclude_functions
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

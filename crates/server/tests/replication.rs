@@ -173,6 +173,39 @@ fn redis_cli_rdb_from_redsnap_loads_into_redis_server_identically() {
     }
     let mut rc = client(r.port());
     assert_eq!(text(&ok(&mut rc, &["FCALL", "f", "0"])), "1");
+    drop(rc);
+    drop(r);
+    // `--functions-rdb` (REPLCONF rdb-filter-only functions): the libraries only.
+    let fdir = tempfile::tempdir().expect("tempdir");
+    let (ok_run, out) = run(
+        Command::new("redis-cli")
+            .args(["-p", &m.port().to_string(), "--functions-rdb"])
+            .arg(fdir.path().join("dump.rdb")),
+        60,
+    );
+    assert!(ok_run, "redis-cli --functions-rdb: {out}");
+    let r = RedisServer::builder()
+        .dir(fdir.path())
+        .extra_args(&["--dbfilename", "dump.rdb"])
+        .start()
+        .expect("redis-server loads the functions file");
+    let mut rc = client(r.port());
+    assert_eq!(ok(&mut rc, &["DBSIZE"]), Resp::Int(0));
+    assert_eq!(text(&ok(&mut rc, &["FCALL", "f", "0"])), "1");
+    // A filter needs the `$EOF` form.
+    let mut raw = Raw::connect(m.port());
+    raw.send(&["REPLCONF", "rdb-filter-only", ""]);
+    assert_eq!(raw.line(), "+OK\r\n");
+    raw.send(&["SYNC"]);
+    assert_eq!(
+        raw.line(),
+        "-ERR Filtered replica requires EOF capability\r\n"
+    );
+    raw.send(&["REPLCONF", "rdb-filter-only", "keys"]);
+    assert_eq!(
+        raw.line(),
+        "-ERR Unsupported rdb-filter-only option: keys\r\n"
+    );
     // The transfer is logged with its figures.
     assert!(m.log().contains("full resynchronization"), "{}", m.log());
 }

@@ -140,7 +140,8 @@ fn server(conn: &Conn, inner: &Inner) -> String {
 fn clients(inner: &Inner) -> String {
     format!(
         "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:{}\r\n",
-        inner.clients.len(),
+        // Replicas are not counted (Redis: clients minus slaves).
+        inner.clients.len() - crate::repl::replicas_and_offset(inner).0.min(inner.clients.len()),
         inner.config.int("maxclients"),
         super::client::blocked_count(inner),
         inner.clients.values().filter(|c| c.sub + c.psub > 0).count(),

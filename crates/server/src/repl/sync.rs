@@ -56,8 +56,29 @@ pub(super) fn replconf(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> St
         } else if is(opt, "rdb-only") {
             match redsnap_engine::num::parse_i64(val) {
                 Some(v @ 0..=1) => hs.rdb_only = v == 1,
-                Some(_) => return Reply::err("ERR value is out of range, must be positive").into(),
+                Some(_) => {
+                    return Reply::err("ERR value is out of range, value must between 0 and 1")
+                        .into()
+                }
                 None => return Reply::err("ERR value is not an integer or out of range").into(),
+            }
+        } else if is(opt, "rdb-filter-only") {
+            // Include filters; by default the file holds nothing.
+            let Some(filters) = redsnap_engine::text::split_args(val) else {
+                return Reply::err("ERR Missing rdb-filter-only values").into();
+            };
+            hs.exclude_data = true;
+            hs.exclude_functions = true;
+            for f in filters {
+                if f.eq_ignore_ascii_case(b"functions") {
+                    hs.exclude_functions = false;
+                } else {
+                    return Reply::error(format!(
+                        "ERR Unsupported rdb-filter-only option: {}",
+                        String::from_utf8_lossy(&f)
+                    ))
+                    .into();
+                }
             }
         } else {
             return Reply::error(format!(
@@ -87,6 +108,14 @@ pub(super) fn sync(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
     } else {
         None
     };
+    if inner
+        .repl
+        .handshakes
+        .get(&conn.id)
+        .is_some_and(|h| h.filtered() && !h.eof)
+    {
+        return Reply::err("ERR Filtered replica requires EOF capability").into();
+    }
     let Some(client) = inner.clients.get(&conn.id) else {
         return Step::Many(vec![]);
     };
@@ -242,9 +271,11 @@ fn full_sync(conn: &Conn, inner: &mut Inner, mut replica: Replica) {
         id: replica.id,
         tx: replica.tx.clone(),
         out: replica.out.clone(),
-        data: inner.store.dataset(),
+        data: filtered_dataset(inner, &replica.hs),
         aux,
-        eof: replica.hs.eof && r.conf.diskless,
+        // A filtered file always goes in the `$EOF` form, as Redis sends it over
+        // the socket.
+        eof: replica.hs.eof && (r.conf.diskless || replica.hs.filtered()),
         timeout: r.conf.timeout,
         started: Instant::now(),
     };
@@ -312,5 +343,24 @@ pub(super) fn transfer_done(
         r.state = State::WaitAck;
     } else if !r.go_online() {
         drop_replica(inner, id);
+    }
+}
+
+/// The point-in-time copy for a replica, less what `rdb-filter-only` leaves out.
+fn filtered_dataset(inner: &Inner, hs: &super::Handshake) -> redsnap_engine::Dataset {
+    if !hs.filtered() {
+        return inner.store.dataset();
+    }
+    redsnap_engine::Dataset {
+        dbs: if hs.exclude_data {
+            Vec::new()
+        } else {
+            inner.store.snapshot()
+        },
+        libraries: if hs.exclude_functions {
+            Vec::new()
+        } else {
+            inner.store.libraries.codes()
+        },
     }
 }
