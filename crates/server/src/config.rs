@@ -60,7 +60,7 @@ pub(crate) enum Kind {
     /// Keyspace notification classes (`notify-keyspace-events`), stored exactly
     /// (`KEAn` keeps its `n`) and shown in Redis's rendering (`KA` reads back as `AK`).
     Events,
-    /// `replicaof host port` (redsnap has no replication: only "" is kept).
+    /// `replicaof host port` (the replica side is not built: only "" is kept).
     ReplicaOf,
 }
 
@@ -277,6 +277,10 @@ static DIRECTIVES: &[Directive] = &[
         "10",
         true,
     ),
+    d("repl-backlog-size", mem(1, LONG_MAX), "1048576", true),
+    d("repl-backlog-ttl", int(0, LONG_MAX), "3600", true),
+    d("repl-timeout", int(1, INT_MAX), "60", true),
+    d("repl-diskless-sync", Kind::Bool, "yes", true),
     da(
         "min-replicas-to-write",
         &["min-slaves-to-write"],

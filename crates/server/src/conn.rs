@@ -200,7 +200,7 @@ impl Conn {
         }
         crate::repl::feed_each(inner);
         let step = self.call(inner, spec, sub, argv, false);
-        crate::repl::after_command(inner, spec);
+        crate::repl::after_command(inner, self.id, spec);
         self.after_command(inner);
         step
     }
@@ -526,6 +526,7 @@ impl Conn {
         for p in pats {
             self.remove_sub(inner, &p, true);
         }
+        crate::repl::client_gone(inner, self.id);
         inner.clients.remove(&self.id);
     }
 
@@ -763,7 +764,10 @@ impl Conn {
                         }
                         Some(ConnMsg::Kill) | None => return Ok(()),
                         Some(ConnMsg::Unblocked(_)) => {}
-                        Some(ConnMsg::Raw(b)) => wbuf.extend_from_slice(&b),
+                        Some(ConnMsg::Raw(b)) => {
+                            self.took_raw(&b);
+                            wbuf.extend_from_slice(&b);
+                        }
                         Some(ConnMsg::ResizeQueryBuf(target)) => {
                             self.qb.resize(&mut rbuf, parser.pending_bytes(), target);
                         }
@@ -771,6 +775,17 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// Releases the share of the output count (`pending_out`) of raw bytes (a
+    /// replica's RDB file and stream, counted by `repl.rs` when queued).
+    fn took_raw(&self, b: &Bytes) {
+        let n = b.len() as u64;
+        let _ = self
+            .pending_out
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
     }
 
     /// Encodes a pub/sub message and releases its share of the output limit.
@@ -797,7 +812,10 @@ impl Conn {
             match rx.try_recv() {
                 Ok(ConnMsg::Push(r)) => self.encode_push(wbuf, &r),
                 Ok(ConnMsg::Unblocked(_)) => {}
-                Ok(ConnMsg::Raw(b)) => wbuf.extend_from_slice(&b),
+                Ok(ConnMsg::Raw(b)) => {
+                    self.took_raw(&b);
+                    wbuf.extend_from_slice(&b);
+                }
                 // The cron asks again at its next pass.
                 Ok(ConnMsg::ResizeQueryBuf(_)) => {}
                 Ok(ConnMsg::Kill) => return true,
@@ -951,6 +969,7 @@ impl Conn {
                         wbuf.clear();
                     }
                     Some(ConnMsg::Raw(b)) => {
+                        self.took_raw(&b);
                         self.write(stream, &b).await?;
                     }
                     Some(ConnMsg::Unblocked(_)) | Some(ConnMsg::ResizeQueryBuf(_)) => {}
@@ -999,7 +1018,7 @@ impl Conn {
                         wbuf.clear();
                     }
                     // A replica does not block; its stream is not for this wait.
-                    Some(ConnMsg::Raw(_)) => {}
+                    Some(ConnMsg::Raw(b)) => self.took_raw(&b),
                     Some(ConnMsg::Kill) | None => {
                         let mut inner = self.shared.lock_async().await;
                         crate::commands::blocking::unblock(&mut inner, self.id);

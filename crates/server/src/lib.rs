@@ -99,6 +99,7 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         databases,
         ..engine_config(&inner.config)
     };
+    repl::apply_config(inner);
 }
 
 /// Sets the log level when `loglevel` changes (at startup and by CONFIG SET); the
@@ -618,6 +619,6 @@ async fn cron(shared: Arc<Shared>) {
         }
         persist::cron(&shared, &mut inner);
         persist::log_refusal(&mut inner);
-        repl::cron(&mut inner);
+        repl::cron(&shared, &mut inner);
     }
 }

@@ -366,8 +366,8 @@ pub(crate) fn write_refusal(inner: &Inner) -> Option<Reply> {
             return Some(Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
         }
     }
-    // Redis's checkGoodReplicasStatus: redsnap has no replicas.
-    if inner.tun.min_replicas {
+    // Redis's checkGoodReplicasStatus.
+    if inner.tun.min_replicas && !crate::repl::enough_good_replicas(inner) {
         return Some(Reply::err("NOREPLICAS Not enough good replicas to write."));
     }
     None

@@ -1,169 +1,357 @@
-//! A replication source: SYNC and PSYNC (full resynchronization only) hand a replica
-//! the dataset as an RDB file, then the stream of writes in the form Redis 7.0
-//! propagates them (`replicationFeedSlaves`): a SELECT whenever the database changes,
-//! one multibulk per command, relative expiries as absolute ones (PEXPIREAT, SET ...
-//! PXAT), the writes of one command (EXEC, a script, a write that lazily expired a
-//! key first) wrapped in MULTI/EXEC when there are several, as
-//! `propagatePendingCommands` does, and a PING every `repl-ping-replica-period`
-//! seconds.
+//! The master side of replication, as Redis 7.0's: SYNC and PSYNC, the replication
+//! stream, the backlog and partial resynchronization, REPLCONF, WAIT, ROLE and INFO
+//! replication.
 //!
-//! The stream is built from the append log's records (`Effects::log`): a command's
-//! records are fed when it returns (`after_command`), records left by anything else
-//! (blocked clients served after a command, active expiry, eviction) one by one
-//! before the next command runs and before the records are handed to the log
-//! (`drain`). Nothing is done when no replica is attached.
+//! **The stream** is one sequence of bytes shared by every replica, numbered from the
+//! start of the replication history (`master_repl_offset` is the number of its last
+//! byte): the writes in the form Redis 7.0 propagates them (`replicationFeedSlaves`),
+//! a SELECT whenever the database changes (one selected database for the whole
+//! stream, reset at each full synchronization so that it starts with a SELECT), one
+//! multibulk per command rewritten as Redis rewrites it (relative expiries as
+//! absolute ones, GETDEL as DEL, ...: `repl/stream.rs`), the writes of one command
+//! (EXEC, a script, a write that lazily expired a key first) wrapped in MULTI/EXEC
+//! when there are several (`propagatePendingCommands`), PUBLISH (propagated to
+//! replicas only, not to the append log), a PING every `repl-ping-replica-period`
+//! seconds and `REPLCONF GETACK *` when a WAIT blocks. It is built from the append
+//! log's records (`Effects::log`): a command's records are fed when it returns
+//! (`after_command`), records left by anything else (blocked clients served after a
+//! command, active expiry, eviction) one by one before the next command runs and
+//! before the records are handed to the log (`drain`).
 //!
-//! Limits: the RDB file is built under the server lock (a fork in Redis), so SYNC on
-//! a large dataset stalls other clients while it is encoded; there is no backlog,
-//! so a replica that reconnects gets a full resynchronization.
+//! **The backlog** (`repl/backlog.rs`) keeps the last `repl-backlog-size` bytes. It
+//! is created with the first replica (with a new replication id, as Redis does) and
+//! freed `repl-backlog-ttl` seconds after the last replica left; while it exists,
+//! every write leaves a record and is fed even with no replica attached, so that a
+//! replica that reconnects with `PSYNC <replid> <offset>` gets `+CONTINUE` and the
+//! bytes it missed. Without a backlog nothing is done per command (one branch).
+//!
+//! **A full synchronization** (`repl/fullsync.rs`) answers `+FULLRESYNC <replid>
+//! <offset>` at once, takes the point-in-time copy of the dataset that BGSAVE takes
+//! (O(databases) under the lock) and encodes and streams the RDB file on a thread of
+//! its own, in `$<len>` or, for replicas with `capa eof`, `$EOF:` form. Meanwhile the
+//! replica's share of the stream is buffered (counted against `client-output-buffer-
+//! limit replica`) and sent after the payload (for the `$EOF:` form after the
+//! replica's first `REPLCONF ACK`, as Redis does, so that the end mark is the last
+//! thing it reads before loading). So the replica gets exactly the copy's point in
+//! time and every write after it.
+//!
+//! **Replicas** answer nothing to their own commands (their replies would land in
+//! the stream); `REPLCONF ACK <offset>` records how far each one got (ROLE, INFO,
+//! WAIT: `repl/wait.rs`). INFO replication and ROLE are `repl/info.rs`.
+//!
+//! The replica side (REPLICAOF) is not built. The replication id and offset are not
+//! kept across a restart: a replica of a restarted redsnap gets a full
+//! resynchronization.
+
+mod backlog;
+mod fullsync;
+mod info;
+mod stream;
+mod sync;
+mod wait;
+
+pub(crate) use info::{info_section, role};
 
 use crate::conn::{Conn, Step};
-use crate::state::{ConnMsg, Inner};
+use crate::state::{ConnMsg, IdHasher, Inner, Shared};
+use backlog::Backlog;
 use bytes::Bytes;
-use redsnap_engine::cmd::is;
 use redsnap_engine::table::CommandSpec;
-use redsnap_engine::{LogRecord, Reply};
-use std::fmt::Write;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
 
-/// Replicas attached to this server and the state of their stream.
+/// Replicas attached to this server and the state of the stream.
 #[derive(Debug)]
 pub(crate) struct Replication {
     replicas: Vec<Replica>,
     /// How many records of `Effects::log` were fed already.
     fed: usize,
-    /// The replication id FULLRESYNC announces (random, per process).
+    /// Commands propagated to replicas only (PUBLISH), each with the length the
+    /// record list had when it ran (its place among the records).
+    extras: Vec<(usize, usize, Vec<Bytes>)>,
+    /// The replication id (`master_replid`), and the previous one with the offset up
+    /// to which it is valid (`master_replid2`, `second_repl_offset`).
     replid: String,
-    /// Bytes of stream produced so far (`master_repl_offset`).
+    replid2: String,
+    second_offset: i64,
+    /// `master_repl_offset`: the number of the stream's last byte.
     offset: u64,
+    backlog: Option<Backlog>,
+    /// The database the stream last SELECTed (None: the next write SELECTs).
+    seldb: Option<usize>,
     last_ping: Instant,
+    no_replicas_since: Instant,
+    /// What connections announced with REPLCONF before SYNC/PSYNC.
+    handshakes: HashMap<u64, Handshake, BuildHasherDefault<IdHasher>>,
+    /// Clients blocked in WAIT.
+    waiters: Vec<wait::Waiter>,
+    /// Each client's offset right after its last command that fed the stream.
+    woff: HashMap<u64, u64, BuildHasherDefault<IdHasher>>,
+    /// A WAIT asked for acknowledgements while clients were paused.
+    getack_pending: bool,
+    /// Numbers the WAITs (their timeouts find them by it).
+    wait_seq: u64,
+    conf: Conf,
+    /// INFO stats `sync_full`, `sync_partial_ok`, `sync_partial_err`.
+    pub(crate) sync_full: u64,
+    pub(crate) sync_partial_ok: u64,
+    pub(crate) sync_partial_err: u64,
+}
+
+/// The replication parameters, read at startup and after each CONFIG SET.
+#[derive(Debug, Clone, Default)]
+struct Conf {
+    backlog_size: usize,
+    backlog_ttl: u64,
+    timeout: Duration,
+    diskless: bool,
+    ping_period: u64,
+    /// `client-output-buffer-limit replica`: hard, soft, soft seconds.
+    obuf: (u64, u64, u64),
+    min_to_write: u64,
+    max_lag: u64,
+    rules: stream::Rules,
+}
+
+/// What a connection announced with REPLCONF.
+#[derive(Debug, Clone, Default)]
+struct Handshake {
+    listening_port: i64,
+    ip: Option<String>,
+    eof: bool,
+    psync2: bool,
+    rdb_only: bool,
+    /// `REPLCONF rdb-filter-only`: the file leaves out the keys, and the function
+    /// libraries unless the filter names them.
+    exclude_data: bool,
+    exclude_functions: bool,
+}
+
+impl Handshake {
+    fn filtered(&self) -> bool {
+        self.exclude_data || self.exclude_functions
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// The RDB file is being produced and sent; the stream is buffered.
+    Transfer,
+    /// `$EOF:` payload sent; the stream starts at the replica's first ACK.
+    WaitAck,
+    Online,
 }
 
 #[derive(Debug)]
 struct Replica {
     id: u64,
-    /// The database the replica's stream last SELECTed.
-    db: Option<usize>,
+    tx: UnboundedSender<ConnMsg>,
+    /// The connection's queued output bytes (`ClientInfo::pending_out`).
+    out: Arc<AtomicU64>,
+    hs: Handshake,
+    /// The peer address (`ip:port`) of the connection.
+    addr: String,
+    state: State,
+    /// The stream produced while not online, sent once online.
+    buffered: Vec<Bytes>,
+    buffered_len: u64,
+    ack_off: u64,
+    ack_time: Instant,
+    /// Attached with SYNC (Redis's CLIENT_PRE_PSYNC): sends no ACK.
+    pre_psync: bool,
+    /// Its RDB file goes in the `$EOF:` form.
+    eof_form: bool,
+    /// Since when the output is over the soft limit.
+    soft_since: Option<Instant>,
+}
+
+impl Replica {
+    /// The IP shown by INFO and ROLE: the announced one, else the peer's.
+    fn ip(&self) -> String {
+        if let Some(ip) = &self.hs.ip {
+            return ip.clone();
+        }
+        let host = self
+            .addr
+            .rsplit_once(':')
+            .map_or(self.addr.as_str(), |(h, _)| h);
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    }
+
+    /// Queues stream bytes (sent now when online, buffered otherwise). Returns false
+    /// when the replica must go: connection gone or output over its limits.
+    fn feed(&mut self, data: &Bytes, conf: &Conf) -> bool {
+        let used = match self.state {
+            State::Online => {
+                let n = data.len() as u64;
+                let used = self.out.fetch_add(n, Ordering::Relaxed) + n;
+                if self.tx.send(ConnMsg::Raw(data.clone())).is_err() {
+                    return false;
+                }
+                used
+            }
+            _ if self.hs.rdb_only => return true,
+            _ => {
+                self.buffered.push(data.clone());
+                self.buffered_len += data.len() as u64;
+                self.buffered_len
+            }
+        };
+        self.within_limits(used, conf)
+    }
+
+    /// Redis's `checkClientOutputBufferLimits` for the replica class.
+    fn within_limits(&mut self, used: u64, conf: &Conf) -> bool {
+        let (hard, soft, secs) = conf.obuf;
+        if hard > 0 && used > hard {
+            tracing::warn!(
+                client = self.id,
+                used,
+                "replica {} closed for overcoming of output buffer limits",
+                self.addr
+            );
+            return false;
+        }
+        if soft > 0 && used > soft {
+            let since = *self.soft_since.get_or_insert_with(Instant::now);
+            if since.elapsed().as_secs() >= secs {
+                tracing::warn!(
+                    client = self.id,
+                    used,
+                    "replica {} closed for overcoming of output buffer soft limit",
+                    self.addr
+                );
+                return false;
+            }
+        } else {
+            self.soft_since = None;
+        }
+        true
+    }
+
+    /// Sends what was buffered and goes online.
+    fn go_online(&mut self) -> bool {
+        self.state = State::Online;
+        self.ack_time = Instant::now();
+        for b in std::mem::take(&mut self.buffered) {
+            self.out.fetch_add(b.len() as u64, Ordering::Relaxed);
+            if self.tx.send(ConnMsg::Raw(b)).is_err() {
+                return false;
+            }
+        }
+        self.buffered_len = 0;
+        true
+    }
+}
+
+fn random_id() -> String {
+    (0..40)
+        .map(|_| char::from(b"0123456789abcdef"[rand::random::<u8>() as usize % 16]))
+        .collect()
 }
 
 impl Default for Replication {
     fn default() -> Self {
-        let mut replid = String::with_capacity(40);
-        for _ in 0..5 {
-            let _ = write!(replid, "{:08x}", rand::random::<u32>());
-        }
         Replication {
             replicas: Vec::new(),
             fed: 0,
-            replid,
+            extras: Vec::new(),
+            replid: random_id(),
+            replid2: "0".repeat(40),
+            second_offset: -1,
             offset: 0,
+            backlog: None,
+            seldb: None,
             last_ping: Instant::now(),
+            no_replicas_since: Instant::now(),
+            handshakes: HashMap::default(),
+            waiters: Vec::new(),
+            woff: HashMap::default(),
+            getack_pending: false,
+            wait_seq: 0,
+            conf: Conf::default(),
+            sync_full: 0,
+            sync_partial_ok: 0,
+            sync_partial_err: 0,
         }
     }
 }
 
 impl Replication {
-    /// Whether a connection is a replica (its own commands get no reply).
+    /// Whether a connection is a replica (CLIENT LIST flag `S`, CLIENT KILL TYPE).
     pub(crate) fn is_replica(&self, id: u64) -> bool {
         self.replicas.iter().any(|r| r.id == id)
     }
 }
 
-/// SYNC, PSYNC and REPLCONF.
-pub(crate) fn command(conn: &mut Conn, inner: &mut Inner, name: &str, argv: &[Bytes]) -> Step {
-    match name {
-        "replconf" => {
-            // ACK and GETACK are part of the stream's conversation: no reply, as Redis.
-            if argv.len() >= 2 && (is(&argv[1], "ack") || is(&argv[1], "getack")) {
-                return Step::Many(vec![]);
-            }
-            if argv.len().is_multiple_of(2) {
-                return Reply::err("ERR syntax error").into();
-            }
-            Reply::ok().into()
-        }
-        _ => {
-            if inner.repl.is_replica(conn.id) {
-                // Redis ignores SYNC from a connection that is a replica already.
-                return Step::Many(vec![]);
-            }
-            attach(conn, inner, name == "psync");
-            Step::Many(vec![])
-        }
-    }
+/// Connected replicas and `master_repl_offset` (for /metrics).
+pub(crate) fn replicas_and_offset(inner: &Inner) -> (usize, u64) {
+    (inner.repl.replicas.len(), inner.repl.offset)
 }
 
-/// Makes `conn` a replica: FULLRESYNC (for PSYNC), then the RDB file, then the stream.
-fn attach(conn: &mut Conn, inner: &mut Inner, psync: bool) {
-    // What earlier commands changed is in the file: the stream starts after it.
-    feed_each(inner);
-    let Some(tx) = inner.clients.get(&conn.id).map(|c| c.tx.clone()) else {
-        return;
+/// Reads the replication parameters (startup and CONFIG SET) and resizes the
+/// backlog to `repl-backlog-size`.
+pub(crate) fn apply_config(inner: &mut Inner) {
+    let c = &inner.config;
+    let class = c
+        .str("client-output-buffer-limit")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .chunks(4)
+        .find(|w| w.len() == 4 && matches!(w[0], "slave" | "replica"))
+        .map(|w| {
+            let mem = |s: &str| crate::config::parse_memory(s).unwrap_or(0);
+            (mem(w[1]), mem(w[2]), w[3].parse().unwrap_or(0))
+        })
+        .unwrap_or((0, 0, 0));
+    let conf = Conf {
+        backlog_size: c.u64("repl-backlog-size").min(usize::MAX as u64) as usize,
+        backlog_ttl: c.u64("repl-backlog-ttl"),
+        timeout: Duration::from_secs(c.u64("repl-timeout").max(1)),
+        diskless: c.bool("repl-diskless-sync"),
+        ping_period: c.u64("repl-ping-replica-period").max(1),
+        obuf: class,
+        min_to_write: c.u64("min-replicas-to-write"),
+        max_lag: c.u64("min-replicas-max-lag"),
+        rules: stream::Rules {
+            lazy_user_del: c.bool("lazyfree-lazy-user-del"),
+        },
     };
-    let rdb = match replica_rdb(inner) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(
-                client = conn.id,
-                "cannot build the RDB file for a replica: {e}"
-            );
-            return;
-        }
-    };
-    let mut out = Vec::with_capacity(rdb.len() + 80);
-    if psync {
-        let _ = write!(
-            Wrapper(&mut out),
-            "+FULLRESYNC {} {}\r\n",
-            inner.repl.replid,
-            inner.repl.offset
-        );
+    if let Some(b) = &mut inner.repl.backlog {
+        b.resize(conf.backlog_size);
     }
-    // The payload is not followed by CRLF (Redis's replica protocol).
-    let _ = write!(Wrapper(&mut out), "${}\r\n", rdb.len());
-    out.extend_from_slice(&rdb);
-    let _ = tx.send(ConnMsg::Raw(Bytes::from(out)));
-    inner.repl.replicas.push(Replica {
-        id: conn.id,
-        db: None,
-    });
-    inner.repl.fed = inner.store.effects.log.len();
-    // Every write must leave a record now, whether or not the append log is on.
-    inner.store.log_enabled = true;
-    tracing::info!(
-        client = conn.id,
-        "replica attached (full resynchronization)"
-    );
-}
-
-/// `fmt::Write` over a byte vector.
-struct Wrapper<'a>(&'a mut Vec<u8>);
-
-impl Write for Wrapper<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
+    inner.repl.conf = conf;
 }
 
 /// Feeds the records left since the last feed, each on its own (before a command
 /// runs: what blocked clients, expiry or eviction did).
 pub(crate) fn feed_each(inner: &mut Inner) {
-    if inner.repl.replicas.is_empty() {
+    if inner.repl.backlog.is_none() {
         return;
     }
     feed(inner, false);
 }
 
-/// Feeds the records a top-level command left, as one unit: wrapped in MULTI/EXEC
-/// when there are several, except for commands that may lazily expire arbitrary
-/// keys (SCAN, RANDOMKEY: Redis's CMD_TOUCHES_ARBITRARY_KEYS), whose deletions go
-/// out one by one.
-pub(crate) fn after_command(inner: &mut Inner, spec: &CommandSpec) {
-    if inner.repl.replicas.is_empty() {
+/// Feeds the records a top-level command of client `id` left, as one unit: wrapped
+/// in MULTI/EXEC when there are several, except for commands that may lazily expire
+/// arbitrary keys (SCAN, RANDOMKEY: Redis's CMD_TOUCHES_ARBITRARY_KEYS), whose
+/// deletions go out one by one. Remembers the offset for the client's WAIT.
+pub(crate) fn after_command(inner: &mut Inner, id: u64, spec: &CommandSpec) {
+    if inner.repl.backlog.is_none() {
         return;
     }
+    let before = inner.repl.offset;
     feed(inner, !matches!(spec.name, "scan" | "randomkey"));
+    if inner.repl.offset != before {
+        let off = inner.repl.offset;
+        inner.repl.woff.insert(id, off);
+    }
 }
 
 /// Before the records are taken for the append log: feeds what is left and starts
@@ -173,297 +361,202 @@ pub(crate) fn drain(inner: &mut Inner) {
     inner.repl.fed = 0;
 }
 
-/// Every `repl-ping-replica-period` seconds, a PING in the stream (replicas use it
-/// to detect a dead link).
-pub(crate) fn cron(inner: &mut Inner) {
-    if inner.repl.replicas.is_empty() {
+/// Whether writes must leave log records for the stream (kept on when the append
+/// log is turned off while the backlog exists).
+pub(crate) fn needs_records(inner: &Inner) -> bool {
+    inner.repl.backlog.is_some()
+}
+
+/// PUBLISH is propagated to replicas (not to the append log), in its place among
+/// the command's writes.
+pub(crate) fn propagate_publish(inner: &mut Inner, db: usize, argv: &[Bytes]) {
+    if inner.repl.backlog.is_none() {
         return;
     }
-    let period = inner.config.u64("repl-ping-replica-period").max(1);
-    if inner.repl.last_ping.elapsed().as_secs() < period {
+    let at = inner.store.effects.log.len();
+    inner.repl.extras.push((at, db, argv.to_vec()));
+}
+
+/// A connection closed: it is no longer a replica, a waiter or a handshake.
+pub(crate) fn client_gone(inner: &mut Inner, id: u64) {
+    let r = &mut inner.repl;
+    if r.backlog.is_none() && r.handshakes.is_empty() {
         return;
     }
-    inner.repl.last_ping = Instant::now();
-    let mut out = Vec::new();
-    encode_command(&mut out, &[Bytes::from_static(b"PING")]);
-    send(inner, |_| out.clone());
+    r.handshakes.remove(&id);
+    r.woff.remove(&id);
+    r.waiters.retain(|w| w.id != id);
+    if let Some(i) = r.replicas.iter().position(|x| x.id == id) {
+        let gone = r.replicas.remove(i);
+        tracing::info!(client = id, "connection with replica {} lost", gone.addr);
+        if r.replicas.is_empty() {
+            r.no_replicas_since = Instant::now();
+        }
+    }
+}
+
+/// Redis's `checkGoodReplicasStatus` (with `min-replicas-to-write` and
+/// `min-replicas-max-lag` set): enough online replicas acknowledged within the lag.
+pub(crate) fn enough_good_replicas(inner: &Inner) -> bool {
+    let r = &inner.repl;
+    let good = r
+        .replicas
+        .iter()
+        .filter(|x| x.state == State::Online && x.ack_time.elapsed().as_secs() <= r.conf.max_lag)
+        .count() as u64;
+    good >= r.conf.min_to_write
+}
+
+fn select_if_needed(repl: &mut Replication, out: &mut Vec<u8>, db: usize) {
+    if repl.seldb != Some(db) {
+        stream::encode_command(
+            out,
+            &[Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())],
+        );
+        repl.seldb = Some(db);
+    }
 }
 
 fn feed(inner: &mut Inner, as_unit: bool) {
-    let log = &inner.store.effects.log;
-    let from = inner.repl.fed.min(log.len());
-    if from == log.len() {
+    let Inner { store, repl, .. } = inner;
+    let log = &store.effects.log;
+    let from = repl.fed.min(log.len());
+    if from == log.len() && repl.extras.is_empty() {
         return;
     }
-    let cmds: Vec<(usize, Vec<Bytes>)> = log[from..].iter().map(|r| (r.db, to_stream(r))).collect();
-    inner.repl.fed = log.len();
+    let rules = repl.conf.rules;
+    let mut extras = std::mem::take(&mut repl.extras).into_iter().peekable();
+    let mut cmds: Vec<(usize, Vec<Bytes>)> = Vec::with_capacity(log.len() - from);
+    for (i, r) in log.iter().enumerate().skip(from) {
+        while let Some((_, db, argv)) = extras.next_if(|e| e.0 <= i) {
+            cmds.push((db, argv));
+        }
+        cmds.push((r.db, stream::to_stream(r, rules)));
+    }
+    cmds.extend(extras.map(|(_, db, argv)| (db, argv)));
+    repl.fed = log.len();
     let wrap = as_unit && cmds.len() > 1;
-    send(inner, |replica| {
-        let mut out = Vec::new();
-        let mut emit = |out: &mut Vec<u8>, db: Option<usize>, argv: &[Bytes]| {
-            if let Some(db) = db {
-                if replica.db != Some(db) {
-                    encode_command(
-                        out,
-                        &[Bytes::from_static(b"SELECT"), Bytes::from(db.to_string())],
-                    );
-                    replica.db = Some(db);
-                }
-            }
-            encode_command(out, argv);
-        };
-        if wrap {
-            emit(&mut out, Some(cmds[0].0), &[Bytes::from_static(b"MULTI")]);
-        }
-        for (db, argv) in &cmds {
-            emit(&mut out, Some(*db), argv);
-        }
-        if wrap {
-            emit(&mut out, None, &[Bytes::from_static(b"EXEC")]);
-        }
-        out
-    });
+    let mut out = Vec::new();
+    if wrap {
+        select_if_needed(repl, &mut out, cmds[0].0);
+        stream::encode_command(&mut out, &[Bytes::from_static(b"MULTI")]);
+    }
+    for (db, argv) in &cmds {
+        select_if_needed(repl, &mut out, *db);
+        stream::encode_command(&mut out, argv);
+    }
+    if wrap {
+        stream::encode_command(&mut out, &[Bytes::from_static(b"EXEC")]);
+    }
+    propagate(inner, out);
 }
 
-/// Sends each replica its bytes (built per replica: the SELECTs depend on its
-/// stream); drops replicas whose connection is gone, and stops recording writes for
-/// them when the last one goes and the append log is off.
-fn send(inner: &mut Inner, mut build: impl FnMut(&mut Replica) -> Vec<u8>) {
-    let mut replicas = std::mem::take(&mut inner.repl.replicas);
-    let mut produced = 0;
-    replicas.retain_mut(|r| {
-        let Some(c) = inner.clients.get(&r.id) else {
-            return false;
-        };
-        let out = build(r);
-        produced = produced.max(out.len());
-        c.tx.send(ConnMsg::Raw(Bytes::from(out))).is_ok()
-    });
-    inner.repl.offset += produced as u64;
-    if replicas.is_empty() {
+/// Appends bytes to the stream: the offset, the backlog, every replica.
+fn propagate(inner: &mut Inner, out: Vec<u8>) {
+    // Without a backlog there is no stream (and no offset to move).
+    if out.is_empty() || inner.repl.backlog.is_none() {
+        return;
+    }
+    let repl = &mut inner.repl;
+    let data = Bytes::from(out);
+    repl.offset += data.len() as u64;
+    if let Some(b) = &mut repl.backlog {
+        b.push(&data);
+    }
+    let mut gone = Vec::new();
+    for r in &mut repl.replicas {
+        if !r.feed(&data, &repl.conf) {
+            gone.push(r.id);
+        }
+    }
+    for id in gone {
+        drop_replica(inner, id);
+    }
+}
+
+/// Closes a replica's connection and forgets it.
+fn drop_replica(inner: &mut Inner, id: u64) {
+    if let Some(c) = inner.clients.get(&id) {
+        c.kill();
+    }
+    client_gone(inner, id);
+}
+
+/// One command in the stream outside of any client's command (PING, GETACK).
+fn propagate_command(inner: &mut Inner, argv: &[&'static [u8]]) {
+    let argv: Vec<Bytes> = argv.iter().map(|a| Bytes::from_static(a)).collect();
+    let mut out = Vec::new();
+    stream::encode_command(&mut out, &argv);
+    propagate(inner, out);
+}
+
+/// Replication's share of the cron: PING to replicas every
+/// `repl-ping-replica-period` seconds, a GETACK a pause held back, replicas that
+/// stopped acknowledging (`repl-timeout`), and freeing the backlog
+/// `repl-backlog-ttl` seconds after the last replica left.
+pub(crate) fn cron(shared: &Shared, inner: &mut Inner) {
+    if inner.repl.backlog.is_none() {
+        return;
+    }
+    let paused = shared.pause.kind() != 0;
+    if inner.repl.getack_pending && !paused {
+        inner.repl.getack_pending = false;
+        wait::send_getack(inner);
+    }
+    let r = &mut inner.repl;
+    if !r.replicas.is_empty() && r.last_ping.elapsed().as_secs() >= r.conf.ping_period {
+        r.last_ping = Instant::now();
+        propagate_command(inner, &[b"PING"]);
+    }
+    let r = &inner.repl;
+    let stale: Vec<u64> = r
+        .replicas
+        .iter()
+        .filter(|x| {
+            x.state == State::Online && !x.pre_psync && x.ack_time.elapsed() > r.conf.timeout
+        })
+        .map(|x| x.id)
+        .collect();
+    for id in stale {
+        tracing::warn!(
+            client = id,
+            "disconnecting timedout replica (streaming sync)"
+        );
+        drop_replica(inner, id);
+    }
+    let r = &mut inner.repl;
+    if r.replicas.is_empty()
+        && r.conf.backlog_ttl > 0
+        && r.no_replicas_since.elapsed().as_secs() > r.conf.backlog_ttl
+    {
+        // As Redis: a new replication id (writes made now are not in the history a
+        // former replica could claim), and nothing fed until the next replica.
+        r.replid = random_id();
+        r.replid2 = "0".repeat(40);
+        r.second_offset = -1;
+        r.backlog = None;
+        r.seldb = None;
+        r.woff.clear();
         inner.store.log_enabled = inner.persist.as_ref().is_some_and(|p| p.log.is_some());
-    }
-    inner.repl.replicas = replicas;
-}
-
-/// Whether writes must leave log records for replicas (kept on when the append log
-/// is turned off while replicas are attached).
-pub(crate) fn needs_records(inner: &Inner) -> bool {
-    !inner.repl.replicas.is_empty()
-}
-
-fn encode_command(out: &mut Vec<u8>, argv: &[Bytes]) {
-    let _ = write!(Wrapper(out), "*{}\r\n", argv.len());
-    for a in argv {
-        let _ = write!(Wrapper(out), "${}\r\n", a.len());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
+        tracing::info!(
+            "replication backlog freed after {} seconds without connected replicas",
+            inner.repl.conf.backlog_ttl
+        );
     }
 }
 
-/// A log record as Redis 7.0 propagates the command: expiries relative to the
-/// record's time become absolute (EXPIRE/PEXPIRE/EXPIREAT -> PEXPIREAT, SETEX/PSETEX
-/// and SET EX/PX/EXAT -> SET key value PXAT, GETEX with a TTL -> PEXPIREAT, GETEX
-/// PERSIST -> PERSIST), and a deadline already past deletes the key (DEL).
-pub(crate) fn to_stream(r: &LogRecord) -> Vec<Bytes> {
-    let a = &r.argv;
-    let name = a[0].to_ascii_lowercase();
-    let int = |b: &Bytes| redsnap_engine::num::parse_i64(b);
-    let bulk = |s: String| Bytes::from(s);
-    let abs = |unit_ms: i64, relative: bool, v: i64| -> i64 {
-        let ms = v.saturating_mul(unit_ms);
-        if relative {
-            ms.saturating_add(r.time as i64)
-        } else {
-            ms
-        }
-    };
-    let expire_to = |key: &Bytes, at: i64| -> Vec<Bytes> {
-        if at <= r.time as i64 {
-            vec![Bytes::from_static(b"DEL"), key.clone()]
-        } else {
-            vec![
-                Bytes::from_static(b"PEXPIREAT"),
-                key.clone(),
-                bulk(at.to_string()),
-            ]
-        }
-    };
-    match name.as_slice() {
-        b"expire" | b"pexpire" | b"expireat" | b"pexpireat" if a.len() >= 3 => {
-            let Some(v) = int(&a[2]) else {
-                return a.clone();
-            };
-            let unit = if name[0] == b'p' { 1 } else { 1000 };
-            let relative = !name.ends_with(b"at");
-            expire_to(&a[1], abs(unit, relative, v))
-        }
-        b"setex" | b"psetex" if a.len() == 4 => {
-            let Some(v) = int(&a[2]) else {
-                return a.clone();
-            };
-            let unit = if name[0] == b'p' { 1 } else { 1000 };
-            vec![
-                Bytes::from_static(b"SET"),
-                a[1].clone(),
-                a[3].clone(),
-                Bytes::from_static(b"PXAT"),
-                bulk(abs(unit, true, v).to_string()),
-            ]
-        }
-        b"set" if a.len() >= 5 => {
-            let mut at = None;
-            let mut j = 3;
-            while j < a.len() {
-                let (unit, relative) = if is(&a[j], "ex") {
-                    (1000, true)
-                } else if is(&a[j], "px") {
-                    (1, true)
-                } else if is(&a[j], "exat") {
-                    (1000, false)
-                } else {
-                    j += 1;
-                    continue;
-                };
-                at = a.get(j + 1).and_then(int).map(|v| abs(unit, relative, v));
-                j += 2;
+/// SYNC, PSYNC, REPLCONF, WAIT and ROLE.
+pub(crate) fn command(conn: &mut Conn, inner: &mut Inner, name: &str, argv: &[Bytes]) -> Step {
+    match name {
+        "replconf" => sync::replconf(conn, inner, argv),
+        "wait" => wait::wait(conn, inner, argv),
+        "role" => role(inner).into(),
+        _ => {
+            if inner.repl.is_replica(conn.id) {
+                // Redis ignores SYNC from a connection that is a replica already.
+                return Step::Many(vec![]);
             }
-            match at {
-                Some(at) => vec![
-                    Bytes::from_static(b"SET"),
-                    a[1].clone(),
-                    a[2].clone(),
-                    Bytes::from_static(b"PXAT"),
-                    bulk(at.to_string()),
-                ],
-                None => a.clone(),
-            }
+            sync::sync(conn, inner, argv)
         }
-        b"getex" if a.len() >= 3 => {
-            if is(&a[2], "persist") {
-                return vec![Bytes::from_static(b"PERSIST"), a[1].clone()];
-            }
-            let (unit, relative) = match a[2].to_ascii_lowercase().as_slice() {
-                b"ex" => (1000, true),
-                b"px" => (1, true),
-                b"exat" => (1000, false),
-                b"pxat" => (1, false),
-                _ => return a.clone(),
-            };
-            match a.get(3).and_then(int) {
-                Some(v) => expire_to(&a[1], abs(unit, relative, v)),
-                None => a.clone(),
-            }
-        }
-        _ => a.clone(),
-    }
-}
-
-/// The RDB file a replica starts from: the function libraries, then every database
-/// (`redsnap_persist::rdbfile`, the writer backups use too).
-fn replica_rdb(inner: &Inner) -> std::io::Result<Vec<u8>> {
-    use redsnap_persist::rdbfile::{default_aux, RdbWriter};
-    let aux = default_aux(crate::used_memory(inner));
-    let mut w = RdbWriter::new(Vec::with_capacity(4096), &aux)?;
-    for (_, code) in inner.store.libraries.iter() {
-        w.write_function(code)?;
-    }
-    for (i, db) in inner.store.dbs.iter().enumerate() {
-        if db.is_empty() {
-            continue;
-        }
-        w.select_db(i as u64, Some((db.len() as u64, db.volatile_len() as u64)))?;
-        for (k, e) in db.iter() {
-            w.write_key(i as u64, k.as_bytes(), e.value(), e.expire_at())?;
-        }
-    }
-    Ok(w.finish()?.0)
-}
-
-/// Attached replicas and the replication offset (`master_repl_offset`), for
-/// `/metrics`.
-pub(crate) fn replicas_and_offset(inner: &Inner) -> (usize, u64) {
-    (inner.repl.replicas.len(), inner.repl.offset)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(args: &[&str]) -> LogRecord {
-        LogRecord {
-            db: 0,
-            time: 1_000_000,
-            argv: args
-                .iter()
-                .map(|a| Bytes::copy_from_slice(a.as_bytes()))
-                .collect(),
-        }
-    }
-    fn stream(args: &[&str]) -> Vec<String> {
-        to_stream(&rec(args))
-            .iter()
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect()
-    }
-
-    #[test]
-    fn expiries_become_absolute() {
-        assert_eq!(
-            stream(&["expire", "k", "10"]),
-            ["PEXPIREAT", "k", "1010000"]
-        );
-        assert_eq!(
-            stream(&["PEXPIRE", "k", "10", "NX"]),
-            ["PEXPIREAT", "k", "1000010"]
-        );
-        assert_eq!(
-            stream(&["expireat", "k", "2000"]),
-            ["PEXPIREAT", "k", "2000000"]
-        );
-        assert_eq!(
-            stream(&["pexpireat", "k", "2000000"]),
-            ["PEXPIREAT", "k", "2000000"]
-        );
-        assert_eq!(stream(&["expire", "k", "-1"]), ["DEL", "k"]);
-        assert_eq!(stream(&["pexpireat", "k", "5"]), ["DEL", "k"]);
-        assert_eq!(
-            stream(&["setex", "k", "2", "v"]),
-            ["SET", "k", "v", "PXAT", "1002000"]
-        );
-        assert_eq!(
-            stream(&["psetex", "k", "2", "v"]),
-            ["SET", "k", "v", "PXAT", "1000002"]
-        );
-        assert_eq!(
-            stream(&["set", "k", "v", "NX", "EX", "1", "GET"]),
-            ["SET", "k", "v", "PXAT", "1001000"]
-        );
-        assert_eq!(
-            stream(&["set", "k", "v", "exat", "7"]),
-            ["SET", "k", "v", "PXAT", "7000"]
-        );
-        assert_eq!(
-            stream(&["set", "k", "v", "pxat", "7", "xx"]),
-            ["set", "k", "v", "pxat", "7", "xx"]
-        );
-        assert_eq!(stream(&["set", "k", "v"]), ["set", "k", "v"]);
-        assert_eq!(stream(&["getex", "k", "persist"]), ["PERSIST", "k"]);
-        assert_eq!(
-            stream(&["getex", "k", "px", "5"]),
-            ["PEXPIREAT", "k", "1000005"]
-        );
-        assert_eq!(stream(&["getex", "k", "exat", "1"]), ["DEL", "k"]);
-        assert_eq!(stream(&["rpush", "k", "a"]), ["rpush", "k", "a"]);
-    }
-
-    #[test]
-    fn commands_encode_as_multibulk() {
-        let mut out = Vec::new();
-        encode_command(
-            &mut out,
-            &[Bytes::from_static(b"SELECT"), Bytes::from_static(b"9")],
-        );
-        assert_eq!(out, b"*2\r\n$6\r\nSELECT\r\n$1\r\n9\r\n");
     }
 }

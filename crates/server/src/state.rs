@@ -22,7 +22,9 @@ pub enum ConnMsg {
     Unblocked(Reply),
     /// CLIENT KILL or shutdown: close the connection.
     Kill,
-    /// Bytes written as they are: a replica's RDB file and stream (`repl.rs`).
+    /// Bytes written as they are: a replica's RDB file and stream (`repl.rs`). The
+    /// sender adds their length to `ClientInfo::pending_out`, the connection
+    /// subtracts it when it takes them (the RDB transfer waits on that count).
     Raw(Bytes),
     /// The cron asks for a query buffer of this many bytes (0: free it), see
     /// `querybuf.rs`.
@@ -136,8 +138,8 @@ pub struct Tunables {
     pub samples: usize,
     pub stop_writes_on_bgsave_error: bool,
     pub snapshots_configured: bool,
-    /// min-replicas-to-write and min-replicas-max-lag are both set: with no replicas,
-    /// writes are refused (NOREPLICAS).
+    /// min-replicas-to-write and min-replicas-max-lag are both set: writes are
+    /// refused (NOREPLICAS) without enough good replicas (`repl::enough_good_replicas`).
     pub min_replicas: bool,
     /// `slowlog-log-slower-than` in microseconds (negative: off).
     pub slowlog_slower_than: i64,

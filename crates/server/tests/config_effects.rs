@@ -81,6 +81,14 @@ const OBSERVED_IN_NOTIFICATIONS: &[&str] = &["notify-keyspace-events"];
 /// Replication: the PING period is observed on a replica's stream in
 /// tests/data_debug.rs (`sync_hands_over_an_rdb_file_then_the_write_stream`).
 const OBSERVED_IN_DATA_DEBUG: &[&str] = &["repl-ping-replica-period"];
+/// Observed in tests/replication.rs (the backlog's size and lifetime, a replica's
+/// timeout, the `$EOF` form).
+const OBSERVED_IN_REPLICATION: &[&str] = &[
+    "repl-backlog-size",
+    "repl-backlog-ttl",
+    "repl-timeout",
+    "repl-diskless-sync",
+];
 /// Observed in tests/introspection.rs (slowlog, latency monitor, latency histograms).
 const OBSERVED_IN_INTROSPECTION: &[&str] = &[
     "slowlog-log-slower-than",
@@ -142,6 +150,7 @@ fn every_mutable_parameter_has_an_effect_test() {
         .chain(OBSERVED_IN_CONFIG_PERSIST)
         .chain(OBSERVED_IN_NOTIFICATIONS)
         .chain(OBSERVED_IN_DATA_DEBUG)
+        .chain(OBSERVED_IN_REPLICATION)
         .chain(OBSERVED_IN_INTROSPECTION)
         .chain(OBSERVED_IN_ADMIN_COMMANDS)
         .chain(DEFAULT_ONLY.iter().map(|(n, _)| n))
@@ -425,7 +434,8 @@ fn memory_and_script_parameters_act_at_once() {
 
 #[test]
 fn min_replicas_refuse_writes_at_once() {
-    // redsnap has no replicas: with both parameters above 0, every write is refused.
+    // No replica is attached: with both parameters above 0, every write is refused
+    // (tests/replication.rs has the case of a replica that acknowledges).
     let s = start(&[]);
     let mut c = RawConn::connect(s.port()).expect("connect");
     assert_eq!(cmd(&mut c, &["SET", "k", "v"]), "+OK\r\n");

@@ -193,6 +193,8 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
     srv("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, "server"),
     srv("sync", 1, ADMIN | NOSCRIPT | NO_MULTI, "server"),
     srv("psync", -3, ADMIN | NOSCRIPT | NO_MULTI, "server"),
+    srv("wait", 3, NOSCRIPT, "generic"),
+    srv("role", 1, NOSCRIPT | LOADING | STALE | FAST, "server"),
     srv(
         "replconf",
         -1,

@@ -1028,12 +1028,12 @@ fn zmpop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         if items.is_empty() {
             continue;
         }
-        // Redis propagates ZMPOP as ZPOPMIN/ZPOPMAX with the count.
+        // Redis propagates ZMPOP as ZPOPMIN/ZPOPMAX with the number popped.
         let name: &'static [u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
         cx.propagate(vec![
             Bytes::from_static(name),
             key.clone(),
-            crate::num::int_bytes(count as i64),
+            crate::num::int_bytes(items.len() as i64),
         ]);
         return Ok(Reply::Array(vec![
             Reply::Bulk(key.clone()),

@@ -135,6 +135,10 @@ pub(crate) fn postponed(
     argv: &[Bytes],
     kind: u8,
 ) -> bool {
+    // Replicas are never paused (their REPLCONF ACKs).
+    if inner.repl.is_replica(conn.id) {
+        return false;
+    }
     if kind == PAUSE_ALL {
         return true;
     }
@@ -211,8 +215,10 @@ fn type_by_name(n: &[u8]) -> Option<Type> {
     }
 }
 
-fn type_of(c: &ClientInfo) -> Type {
-    if c.sub + c.psub > 0 {
+fn type_of(c: &ClientInfo, inner: &Inner) -> Type {
+    if inner.repl.is_replica(c.id) {
+        Type::Replica
+    } else if c.sub + c.psub > 0 {
         Type::PubSub
     } else {
         Type::Normal
@@ -437,7 +443,7 @@ fn list(conn: &Conn, inner: &Inner, argv: &[Bytes]) -> Result<String, Step> {
     if argv.len() == 4 && is(&argv[2], "type") {
         let t = type_by_name(&argv[3]).ok_or_else(|| unknown_type(&argv[3]))?;
         for c in sorted(inner) {
-            if type_of(c) == t {
+            if type_of(c, inner) == t {
                 client_line(&mut s, c, inner, &me, now);
             }
         }
@@ -524,7 +530,7 @@ fn kill(conn: &Conn, inner: &Inner, argv: &[Bytes]) -> Step {
     for c in inner.clients.values() {
         let matches = addr.is_none_or(|a| c.addr.as_bytes() == a)
             && laddr.is_none_or(|a| c.laddr.as_bytes() == a)
-            && ty.is_none_or(|t| type_of(c) == t)
+            && ty.is_none_or(|t| type_of(c, inner) == t)
             && id.is_none_or(|i| c.id == i);
         if !matches || (c.id == conn.id && skipme) {
             continue;

@@ -90,9 +90,7 @@ pub(crate) fn info(conn: &Conn, inner: &Inner, args: &[Bytes]) -> String {
         s
     });
     add("stats", &|| stats(conn, inner));
-    add("replication", &|| {
-        "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_failover_state:no-failover\r\nmaster_repl_offset:0\r\nsecond_repl_offset:-1\r\nrepl_backlog_active:0\r\n".into()
-    });
+    add("replication", &|| crate::repl::info_section(inner));
     add("cpu", &cpu);
     if want.has("module_list") || want.names.iter().any(|n| n == "modules") {
         sections.push("# Modules\r\n".into());
@@ -142,7 +140,8 @@ fn server(conn: &Conn, inner: &Inner) -> String {
 fn clients(inner: &Inner) -> String {
     format!(
         "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:{}\r\n",
-        inner.clients.len(),
+        // Replicas are not counted (Redis: clients minus slaves).
+        inner.clients.len() - crate::repl::replicas_and_offset(inner).0.min(inner.clients.len()),
         inner.config.int("maxclients"),
         super::client::blocked_count(inner),
         inner.clients.values().filter(|c| c.sub + c.psub > 0).count(),
@@ -188,13 +187,16 @@ fn stats(conn: &Conn, inner: &Inner) -> String {
     let st = &inner.stats;
     let es = &inner.store.stats;
     format!(
-        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:0\r\nsync_partial_ok:0\r\nsync_partial_err:0\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:0\r\nmigrate_cached_sockets:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\n",
+        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:0\r\nmigrate_cached_sockets:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\n",
         st.total_connections,
         st.total_commands,
         st.ops.per_sec(),
         st.net_input_bytes,
         st.net_output_bytes,
         conn.shared.live.rejected_connections.load(Ordering::Relaxed),
+        inner.repl.sync_full,
+        inner.repl.sync_partial_ok,
+        inner.repl.sync_partial_err,
         es.expired_keys,
         es.evicted_keys,
         es.keyspace_hits,

@@ -46,7 +46,14 @@ fn punsubscribe(
     conn.unsubscribe(inner, &argv[1..], true)
 }
 
-fn publish_cmd(_: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+fn publish_cmd(
+    conn: &mut Conn,
+    inner: &mut Inner,
+    _: &'static CommandSpec,
+    argv: &[Bytes],
+) -> Step {
+    // Propagated to replicas (not to the append log), as Redis does.
+    crate::repl::propagate_publish(inner, conn.db, argv);
     Reply::Int(publish(inner, &argv[1], &argv[2]) as i64).into()
 }
 

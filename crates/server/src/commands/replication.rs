@@ -1,5 +1,5 @@
-//! The master side of replication: SYNC, PSYNC, REPLCONF (the stream itself is
-//! `crate::repl`).
+//! The master side of replication: SYNC, PSYNC, REPLCONF, WAIT, ROLE (the stream
+//! and the replicas are `crate::repl`).
 
 use super::Handler;
 use crate::conn::{Conn, Step};
@@ -7,9 +7,14 @@ use crate::state::Inner;
 use bytes::Bytes;
 use redsnap_engine::table::CommandSpec;
 
-pub(crate) const HANDLERS: &[(&str, Handler)] =
-    &[("sync", sync), ("psync", sync), ("replconf", sync)];
+pub(crate) const HANDLERS: &[(&str, Handler)] = &[
+    ("sync", repl),
+    ("psync", repl),
+    ("replconf", repl),
+    ("wait", repl),
+    ("role", repl),
+];
 
-fn sync(conn: &mut Conn, inner: &mut Inner, spec: &'static CommandSpec, argv: &[Bytes]) -> Step {
+fn repl(conn: &mut Conn, inner: &mut Inner, spec: &'static CommandSpec, argv: &[Bytes]) -> Step {
     crate::repl::command(conn, inner, spec.name, argv)
 }

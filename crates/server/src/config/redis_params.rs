@@ -13,7 +13,7 @@
 //! Each row follows Redis's `src/config.c` table: name, aliases, type and bounds,
 //! default (as CONFIG GET shows it), whether CONFIG SET may change it, hidden.
 
-use super::{da, hidden, int, mem, num, uint, umem, Directive, Fmt, Kind, PROTECTED_ACTION};
+use super::{da, hidden, int, num, uint, umem, Directive, Fmt, Kind, PROTECTED_ACTION};
 use super::{INT_MAX, INT_MIN, LONG_MAX, UINT_MAX, ULLONG_MAX};
 
 const SUPERVISED: &[(&str, u8)] = &[("upstart", 0), ("systemd", 1), ("auto", 2), ("no", 3)];
@@ -53,7 +53,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
     da("lazyfree-lazy-expire", &[], Kind::Bool, "no", true),
     da("lazyfree-lazy-server-del", &[], Kind::Bool, "no", true),
     da("repl-disable-tcp-nodelay", &[], Kind::Bool, "no", true),
-    da("repl-diskless-sync", &[], Kind::Bool, "yes", true),
     da(
         "aof-rewrite-incremental-fsync",
         &[],
@@ -285,7 +284,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
     da("cluster-announce-bus-port", &[], int(0, 65535), "0", true),
     da("cluster-announce-port", &[], int(0, 65535), "0", true),
     da("cluster-announce-tls-port", &[], int(0, 65535), "0", true),
-    da("repl-timeout", &[], int(1, INT_MAX), "60", true),
     hidden(da(
         "rdb-key-save-delay",
         &[],
@@ -321,7 +319,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
     ),
     da("acllog-max-len", &[], uint(0, LONG_MAX), "128", true),
     da("cluster-node-timeout", &[], int(0, LONG_MAX), "15000", true),
-    da("repl-backlog-size", &[], mem(1, LONG_MAX), "1048576", true),
     da(
         "cluster-link-sendbuf-limit",
         &[],
@@ -351,7 +348,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
         "0",
         true,
     ),
-    da("repl-backlog-ttl", &[], int(0, LONG_MAX), "3600", true),
     hidden(da(
         "loading-process-events-interval-bytes",
         &[],
@@ -396,8 +392,8 @@ pub(super) static DIRECTIVES: &[Directive] = &[
     da("replicaof", &["slaveof"], Kind::ReplicaOf, "", false),
 ];
 
-const REPL: &str =
-    "redsnap has no replication: it tunes replicas and replication links, which never exist";
+const REPL: &str = "it tunes the replica side of replication (a link to a master), which redsnap does not have: it replicates as a master only";
+const REPL_FORK: &str = "it tunes Redis's forked RDB transfer to replicas; redsnap encodes each replica's file on a thread of its own from a point-in-time copy, at once, and writes no file";
 const CLUSTER: &str =
     "redsnap does not run in cluster mode (cluster-enabled no), where Redis too ignores it";
 const DEFRAG: &str =
@@ -414,9 +410,8 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
         "list-compress-depth",
         "lists are not stored as compressed quicklist nodes",
     ),
-    ("rdb-del-sync-files", REPL),
-    ("repl-disable-tcp-nodelay", REPL),
-    ("repl-diskless-sync", REPL),
+    ("rdb-del-sync-files", REPL_FORK),
+    ("repl-disable-tcp-nodelay", REPL_FORK),
     ("replica-lazy-flush", REPL),
     ("replica-serve-stale-data", REPL),
     ("replica-read-only", REPL),
@@ -430,16 +425,13 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
     ("repl-diskless-load", REPL),
     ("propagation-error-behavior", REPL),
     ("replica-priority", REPL),
-    ("repl-diskless-sync-delay", REPL),
+    ("repl-diskless-sync-delay", REPL_FORK),
     ("replica-announce-port", REPL),
-    ("repl-timeout", REPL),
     (
         "shutdown-timeout",
-        "it bounds the wait for replicas to catch up at shutdown; redsnap has none",
+        "it bounds the wait for replicas to catch up at shutdown; redsnap does not wait for them",
     ),
-    ("repl-diskless-sync-max-replicas", REPL),
-    ("repl-backlog-size", REPL),
-    ("repl-backlog-ttl", REPL),
+    ("repl-diskless-sync-max-replicas", REPL_FORK),
     ("tls-replication", REPL),
     ("cluster-require-full-coverage", CLUSTER),
     ("cluster-replica-no-failover", CLUSTER),
@@ -612,5 +604,5 @@ pub(super) const NOT_BUILT: &[(&str, &str)] = &[
         "disable-thp",
         "redsnap's allocator never uses transparent huge pages",
     ),
-    ("replicaof", "redsnap has no replication"),
+    ("replicaof", "the replica side of replication is not built"),
 ];
