@@ -15,6 +15,7 @@ pub mod functions;
 pub mod getkeys;
 pub mod glob;
 pub mod hash;
+pub mod hll;
 pub mod key;
 pub mod ld;
 pub mod notify;

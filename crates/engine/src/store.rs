@@ -27,6 +27,8 @@ pub struct EngineConfig {
     pub zset_max_listpack_entries: usize,
     pub zset_max_listpack_value: usize,
     pub list_max_listpack_size: i64,
+    /// `hll-sparse-max-bytes`: a sparse HyperLogLog growing past it turns dense.
+    pub hll_sparse_max_bytes: usize,
     /// `notify-keyspace-events` as Redis's flags word ([`crate::notify`]): 0 (the
     /// default) records no event, and each notify point costs one test of it.
     pub notify_keyspace_events: u32,
@@ -43,6 +45,7 @@ impl Default for EngineConfig {
             zset_max_listpack_entries: 128,
             zset_max_listpack_value: 64,
             list_max_listpack_size: -2,
+            hll_sparse_max_bytes: 3000,
             notify_keyspace_events: 0,
         }
     }

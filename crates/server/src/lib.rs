@@ -62,6 +62,7 @@ fn engine_config(c: &Config) -> EngineConfig {
         zset_max_listpack_entries: c.u64("zset-max-listpack-entries") as usize,
         zset_max_listpack_value: c.u64("zset-max-listpack-value") as usize,
         list_max_listpack_size: c.int("list-max-listpack-size"),
+        hll_sparse_max_bytes: c.u64("hll-sparse-max-bytes").min(usize::MAX as u64) as usize,
         notify_keyspace_events: notify_flags(c),
     }
 }

@@ -81,6 +81,8 @@ const OBSERVED_IN_NOTIFICATIONS: &[&str] = &["notify-keyspace-events"];
 /// Replication: the PING period is observed on a replica's stream in
 /// tests/data_debug.rs (`sync_hands_over_an_rdb_file_then_the_write_stream`).
 const OBSERVED_IN_DATA_DEBUG: &[&str] = &["repl-ping-replica-period"];
+/// Observed in tests/bits_hll.rs (sparse HyperLogLogs turn dense past it).
+const OBSERVED_IN_BITS_HLL: &[&str] = &["hll-sparse-max-bytes"];
 /// Observed in tests/introspection.rs (slowlog, latency monitor, latency histograms).
 const OBSERVED_IN_INTROSPECTION: &[&str] = &[
     "slowlog-log-slower-than",
@@ -142,6 +144,7 @@ fn every_mutable_parameter_has_an_effect_test() {
         .chain(OBSERVED_IN_CONFIG_PERSIST)
         .chain(OBSERVED_IN_NOTIFICATIONS)
         .chain(OBSERVED_IN_DATA_DEBUG)
+        .chain(OBSERVED_IN_BITS_HLL)
         .chain(OBSERVED_IN_INTROSPECTION)
         .chain(OBSERVED_IN_ADMIN_COMMANDS)
         .chain(DEFAULT_ONLY.iter().map(|(n, _)| n))

@@ -480,7 +480,6 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
     ("jemalloc-bg-thread", "redsnap does not use jemalloc"),
     ("stream-node-max-entries", ENCODING),
     ("stream-node-max-bytes", ENCODING),
-    ("hll-sparse-max-bytes", ENCODING),
     (
         "activerehashing",
         "the keyspace is a hash trie, which never rehashes",
