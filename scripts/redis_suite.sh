@@ -6,7 +6,7 @@
 # builds, or failing against real redis-server too in this mode, each with its
 # reason) are skipped.
 #
-# Usage: scripts/redis_suite.sh [unit ...]        (default: the units of issue 12)
+# Usage: scripts/redis_suite.sh [unit ...]        (default: the units of issues 12 and 15)
 # Environment:
 #   REDIS_SUITE   the suite's folder (default: ../shared/redis-suite next to the repo)
 #   REDSNAP_BIN   the server binary (default: target/debug/redsnap)
@@ -30,6 +30,7 @@ UNITS=("$@")
   unit/pubsub unit/multi unit/scripting unit/functions unit/info unit/info-command
   unit/protocol unit/scan unit/auth unit/other unit/sort unit/dump unit/introspection
   unit/introspection-2 unit/quit unit/latency-monitor unit/slowlog unit/querybuf
+  unit/bitops unit/bitfield unit/hyperloglog
 )
 SKIP=$(pwd)/scripts/redis_suite.skip
 
