@@ -7,7 +7,7 @@
 # builds, or failing against real redis-server too in this mode, each with its
 # reason) are skipped.
 #
-# Usage: scripts/redis_suite.sh [unit ...]        (default: the units of issue 12)
+# Usage: scripts/redis_suite.sh [unit ...]        (default: the units of issues 12 and 15)
 # Environment:
 #   REDIS_SUITE   the suite's folder (default: ../shared/redis-suite next to the repo)
 #   REDSNAP_BIN   the server binary (default: target/debug/redsnap)
@@ -35,6 +35,7 @@ UNITS=("$@")
   unit/introspection-2 unit/quit unit/latency-monitor unit/slowlog unit/querybuf
   unit/type/stream unit/type/stream-cgroups
   unit/geo
+  unit/bitops unit/bitfield unit/hyperloglog
 )
 SKIP=$(pwd)/scripts/redis_suite.skip
 

@@ -16,6 +16,7 @@ pub mod geo;
 pub mod getkeys;
 pub mod glob;
 pub mod hash;
+pub mod hll;
 pub mod key;
 pub mod ld;
 pub mod notify;

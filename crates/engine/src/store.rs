@@ -30,6 +30,8 @@ pub struct EngineConfig {
     /// `stream-node-max-entries` / `stream-node-max-bytes`: where stream nodes split.
     pub stream_node_max_entries: u64,
     pub stream_node_max_bytes: u64,
+    /// `hll-sparse-max-bytes`: a sparse HyperLogLog growing past it turns dense.
+    pub hll_sparse_max_bytes: usize,
     /// `notify-keyspace-events` as Redis's flags word ([`crate::notify`]): 0 (the
     /// default) records no event, and each notify point costs one test of it.
     pub notify_keyspace_events: u32,
@@ -48,6 +50,7 @@ impl Default for EngineConfig {
             list_max_listpack_size: -2,
             stream_node_max_entries: 100,
             stream_node_max_bytes: 4096,
+            hll_sparse_max_bytes: 3000,
             notify_keyspace_events: 0,
         }
     }

@@ -126,10 +126,12 @@ pub const fn cmd(
     }
 }
 
-fn all_groups() -> [&'static [CommandSpec]; 12] {
+fn all_groups() -> [&'static [CommandSpec]; 14] {
     [
         crate::cmd::keys::COMMANDS,
         crate::cmd::string::COMMANDS,
+        crate::cmd::bitops::COMMANDS,
+        crate::cmd::hyperloglog::COMMANDS,
         crate::cmd::hash::COMMANDS,
         crate::cmd::list::COMMANDS,
         crate::cmd::set::COMMANDS,

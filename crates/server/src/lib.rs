@@ -66,6 +66,7 @@ fn engine_config(c: &Config) -> EngineConfig {
         list_max_listpack_size: c.int("list-max-listpack-size"),
         stream_node_max_entries: c.int("stream-node-max-entries").max(0) as u64,
         stream_node_max_bytes: c.u64("stream-node-max-bytes"),
+        hll_sparse_max_bytes: c.u64("hll-sparse-max-bytes").min(usize::MAX as u64) as usize,
         notify_keyspace_events: notify_flags(c),
     }
 }

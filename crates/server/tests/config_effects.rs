@@ -89,6 +89,8 @@ const OBSERVED_IN_REPLICATION: &[&str] = &[
     "repl-timeout",
     "repl-diskless-sync",
 ];
+/// Observed in tests/bits_hll.rs (sparse HyperLogLogs turn dense past it).
+const OBSERVED_IN_BITS_HLL: &[&str] = &["hll-sparse-max-bytes"];
 /// Observed in tests/introspection.rs (slowlog, latency monitor, latency histograms).
 const OBSERVED_IN_INTROSPECTION: &[&str] = &[
     "slowlog-log-slower-than",
@@ -151,6 +153,7 @@ fn every_mutable_parameter_has_an_effect_test() {
         .chain(OBSERVED_IN_NOTIFICATIONS)
         .chain(OBSERVED_IN_DATA_DEBUG)
         .chain(OBSERVED_IN_REPLICATION)
+        .chain(OBSERVED_IN_BITS_HLL)
         .chain(OBSERVED_IN_INTROSPECTION)
         .chain(OBSERVED_IN_ADMIN_COMMANDS)
         .chain(DEFAULT_ONLY.iter().map(|(n, _)| n))

@@ -242,7 +242,7 @@ impl Gen {
     /// Keys: mostly of the command's own type, sometimes of another (WRONGTYPE).
     fn key(&mut self, kind: &str) -> Vec<u8> {
         let k = if self.chance(0.1) {
-            self.pick(&["s", "h", "l", "t", "z", "x"])
+            self.pick(&["s", "h", "l", "t", "z", "x", "b", "p"])
         } else {
             kind
         };
@@ -308,6 +308,72 @@ impl Gen {
             "0", "1", "2", "2.5", "-1", "10", "-inf", "+inf", "1e2", "x", "3", "0.5", "(1", "(2",
         ]))
     }
+    fn bit_offset(&mut self) -> Vec<u8> {
+        b(self.pick(&[
+            "0", "1", "3", "7", "8", "15", "31", "63", "64", "100", "1000", "-1", "x",
+            "4294967296", "#1",
+        ]))
+    }
+    /// BITCOUNT / BITPOS's optional [start [end [BYTE | BIT]]] (BITCOUNT needs both
+    /// ends or neither; an odd count shows its syntax error).
+    fn bit_range(&mut self, a: &mut Vec<Vec<u8>>, pos: bool) {
+        let n = self.n(0, 3);
+        let span = |g: &mut Gen| b(&g.n(-30, 30).to_string());
+        if n >= 1 {
+            a.push(span(self));
+        }
+        if n >= 2 || (!pos && n == 1 && self.chance(0.8)) {
+            a.push(span(self));
+        }
+        if n >= 3 {
+            a.push(b(self.pick(&["BIT", "BYTE", "bit", "BOGUS"])));
+        }
+    }
+    /// One BITFIELD operation.
+    fn bitfield_op(&mut self, a: &mut Vec<Vec<u8>>) {
+        let ty = |g: &mut Gen| {
+            b(g.pick(&[
+                "i1", "u1", "i5", "u5", "i8", "u8", "i16", "u16", "i63", "u63", "i64", "u64",
+                "i65", "I8", "x",
+            ]))
+        };
+        let off = |g: &mut Gen| {
+            b(g.pick(&[
+                "0", "1", "3", "7", "8", "13", "64", "100", "#0", "#1", "#3", "-1", "x",
+            ]))
+        };
+        match self.n(0, 4) {
+            0 | 1 => {
+                a.push(b("GET"));
+                a.push(ty(self));
+                a.push(off(self));
+            }
+            2 | 3 => {
+                a.push(b(self.pick(&["SET", "INCRBY"])));
+                a.push(ty(self));
+                a.push(off(self));
+                a.push(b(self.pick(&[
+                    "0",
+                    "1",
+                    "-1",
+                    "5",
+                    "-100",
+                    "127",
+                    "128",
+                    "255",
+                    "256",
+                    "-129",
+                    "9223372036854775807",
+                    "-9223372036854775808",
+                    "x",
+                ])));
+            }
+            _ => {
+                a.push(b("OVERFLOW"));
+                a.push(b(self.pick(&["WRAP", "SAT", "FAIL", "fail", "BOGUS"])));
+            }
+        }
+    }
     fn lex(&mut self) -> Vec<u8> {
         b(self.pick(&["-", "+", "[a", "(a", "[c", "(d", "[m", "a", "[", "(zz"]))
     }
@@ -318,7 +384,7 @@ impl Gen {
         if self.chance(0.06) {
             return (self.geo_command(), Exact);
         }
-        let c = self.n(0, 105);
+        let c = self.n(0, 117);
         let mut a: Vec<Vec<u8>>;
         let mut cmp = Exact;
         macro_rules! cmd { ($($x:expr),* $(,)?) => { vec![$($x),*] } }
@@ -790,8 +856,8 @@ impl Gen {
             97 => a = cmd![b("OBJECT"), b("FREQ")],
             // COPY and MOVE of every type, across databases.
             98 | 99 => {
-                let kind = self.pick(&["s", "h", "l", "t", "z"]);
-                let other = self.pick(&["s", "h", "l", "t", "z"]);
+                let kind = self.pick(&["s", "h", "l", "t", "z", "b", "p"]);
+                let other = self.pick(&["s", "h", "l", "t", "z", "b", "p"]);
                 a = cmd![b("COPY"), self.key(kind), self.key(other)];
                 if self.chance(0.4) {
                     a.push(b("DB"));
@@ -802,7 +868,7 @@ impl Gen {
                 }
             }
             100 => {
-                let kind = self.pick(&["s", "h", "l", "t", "z"]);
+                let kind = self.pick(&["s", "h", "l", "t", "z", "b", "p"]);
                 a = cmd![b("MOVE"), self.key(kind), b(self.pick(&["1", "2", "0"]))];
             }
             // SORT ... STORE: the stored list is compared through later reads and the
@@ -839,11 +905,79 @@ impl Gen {
             103 | 104 => {
                 a = cmd![b("DEBUG"), b("DIGEST-VALUE")];
                 for _ in 0..self.n(1, 3) {
-                    let kind = self.pick(&["s", "h", "l", "t", "z"]);
+                    let kind = self.pick(&["s", "h", "l", "t", "z", "b", "p"]);
                     a.push(self.key(kind));
                 }
             }
             105 => a = cmd![b("DEBUG"), b("DIGEST")],
+            // bitmaps
+            106 | 107 => {
+                a = cmd![
+                    b("SETBIT"),
+                    self.key("b"),
+                    self.bit_offset(),
+                    b(self.pick(&["0", "1", "1", "2", "-1", "x"]))
+                ]
+            }
+            108 => a = cmd![b("GETBIT"), self.key("b"), self.bit_offset()],
+            109 => {
+                a = cmd![b("BITCOUNT"), self.key("b")];
+                self.bit_range(&mut a, false);
+            }
+            110 => {
+                a = cmd![
+                    b("BITPOS"),
+                    self.key("b"),
+                    b(self.pick(&["0", "1", "1", "2", "x"]))
+                ];
+                self.bit_range(&mut a, true);
+            }
+            111 => {
+                a = cmd![
+                    b("BITOP"),
+                    b(self.pick(&["AND", "OR", "XOR", "NOT", "not", "NAND"])),
+                    self.key("b")
+                ];
+                for _ in 0..self.n(1, 3) {
+                    a.push(self.key("b"));
+                }
+            }
+            112 | 113 => {
+                a = cmd![
+                    b(self.pick(&["BITFIELD", "BITFIELD", "BITFIELD_RO"])),
+                    self.key("b")
+                ];
+                for _ in 0..self.n(0, 3) {
+                    self.bitfield_op(&mut a);
+                }
+            }
+            // HyperLogLog (APPEND/SETRANGE on "p" keys corrupt some: errors compared)
+            114 | 115 => {
+                a = cmd![b("PFADD"), self.key("p")];
+                for _ in 0..self.n(0, 6) {
+                    a.push(if self.chance(0.7) {
+                        b(&self.n(0, 400).to_string())
+                    } else {
+                        self.val()
+                    });
+                }
+            }
+            116 => {
+                a = cmd![b(self.pick(&["PFCOUNT", "PFCOUNT", "PFMERGE"])), self.key("p")];
+                for _ in 0..self.n(0, 2) {
+                    a.push(self.key("p"));
+                }
+            }
+            117 => {
+                a = cmd![
+                    b("PFDEBUG"),
+                    b(self.pick(&["ENCODING", "DECODE", "TODENSE", "todense", "BOGUS"])),
+                    self.key("p")
+                ];
+                if self.chance(0.05) {
+                    a[1] = b("GETREG");
+                }
+            }
             _ => a = cmd![b("ZSCAN"), self.key("z"), b("x")],
         }
         (a, cmp)

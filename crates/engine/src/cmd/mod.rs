@@ -1,9 +1,11 @@
 //! Command implementations, one module per group. Each module exports `COMMANDS`, its
 //! part of the command table (see [`crate::table`]).
 
+pub mod bitops;
 pub mod dump;
 pub mod geo;
 pub mod hash;
+pub mod hyperloglog;
 pub mod keys;
 pub mod list;
 pub mod scan_util;

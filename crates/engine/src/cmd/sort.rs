@@ -101,7 +101,10 @@ fn lookup_by_pattern(cx: &mut Cx, pattern: &[u8], elem: &Bytes) -> Option<Bytes>
 }
 
 /// `strtod` as SORT uses it: the whole string, no NaN, no overflow or underflow.
+/// Redis parses the value as a C string: a NUL byte ends it (a bitmap written by
+/// SETBIT past a number leaves NULs after it).
 fn sort_score(b: &[u8]) -> Option<f64> {
+    let b = &b[..b.iter().position(|&c| c == 0).unwrap_or(b.len())];
     let v = super::zset::strtod(b)?;
     if v.is_nan() {
         return None;
@@ -410,6 +413,12 @@ mod tests {
             run(&mut s, &["SORT", "l", "ALPHA", "DESC", "LIMIT", "1", "2"]),
             strs(&["3", "2"])
         );
+        // A NUL byte ends the number, as for C's strtod.
+        list(&mut s, "z", &["5\0x", "2", "\01"]);
+        assert_eq!(
+            run(&mut s, &["SORT", "z"]),
+            strs(&["\01", "2", "5\0x"])
+        );
         list(&mut s, "n", &["3", "1", "2", "10", "-1.5", " 4", ""]);
         assert_eq!(
             run(&mut s, &["SORT", "n"]),
@@ -451,6 +460,12 @@ mod tests {
     #[test]
     fn by_and_get_patterns() {
         let mut s = Store::default();
+        // A NUL byte ends the number, as for C's strtod.
+        list(&mut s, "z", &["5\0x", "2", "\01"]);
+        assert_eq!(
+            run(&mut s, &["SORT", "z"]),
+            strs(&["\01", "2", "5\0x"])
+        );
         list(&mut s, "n", &["3", "1", "2", "10", "-1.5", " 4", ""]);
         run(&mut s, &["SET", "w_3", "30"]);
         run(&mut s, &["SET", "w_1", "10"]);

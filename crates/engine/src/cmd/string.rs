@@ -327,7 +327,7 @@ fn check_string_length(cx: &Cx, size: u64, append: u64) -> Result<(), Reply> {
 
 /// Turns a stored string into a growable buffer, reusing its allocation when nothing
 /// else shares it (so repeated APPENDs are amortized O(1)).
-fn into_mut(s: Bytes, extra: usize) -> BytesMut {
+pub(crate) fn into_mut(s: Bytes, extra: usize) -> BytesMut {
     match s.try_into_mut() {
         Ok(m) => m,
         Err(b) => {

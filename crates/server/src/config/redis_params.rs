@@ -398,7 +398,6 @@ const CLUSTER: &str =
     "redsnap does not run in cluster mode (cluster-enabled no), where Redis too ignores it";
 const DEFRAG: &str =
     "it tunes jemalloc's active defragmentation, which redsnap does not have (activedefrag no)";
-const ENCODING: &str = "it tunes an internal encoding redsnap does not have";
 
 /// Accepted with any valid value, and no effect by design (with the reason).
 pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
@@ -456,7 +455,6 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
     ("active-defrag-max-scan-fields", DEFRAG),
     ("active-defrag-ignore-bytes", DEFRAG),
     ("jemalloc-bg-thread", "redsnap does not use jemalloc"),
-    ("hll-sparse-max-bytes", ENCODING),
     (
         "activerehashing",
         "the keyspace is a hash trie, which never rehashes",
