@@ -380,7 +380,7 @@ pub(crate) fn propagate_publish(inner: &mut Inner, db: usize, argv: &[Bytes]) {
 /// A connection closed: it is no longer a replica, a waiter or a handshake.
 pub(crate) fn client_gone(inner: &mut Inner, id: u64) {
     let r = &mut inner.repl;
-    if r.backlog.is_none() && r.handshakes.is_empty() {
+    if r.backlog.is_none() && r.handshakes.is_empty() && r.waiters.is_empty() {
         return;
     }
     r.handshakes.remove(&id);
