@@ -333,7 +333,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
         "104857600",
         true,
     ),
-    da("hll-sparse-max-bytes", &[], umem(0, LONG_MAX), "3000", true),
     da(
         "tracking-table-max-keys",
         &[],
