@@ -89,6 +89,8 @@ const OBSERVED_IN_REPLICATION: &[&str] = &[
     "repl-timeout",
     "repl-diskless-sync",
 ];
+/// Observed in tests/streams.rs (where nodes split, as an approximate trim shows).
+const OBSERVED_IN_STREAMS: &[&str] = &["stream-node-max-entries", "stream-node-max-bytes"];
 /// Observed in tests/bits_hll.rs (sparse HyperLogLogs turn dense past it).
 const OBSERVED_IN_BITS_HLL: &[&str] = &["hll-sparse-max-bytes"];
 /// Observed in tests/introspection.rs (slowlog, latency monitor, latency histograms).
@@ -154,6 +156,7 @@ fn every_mutable_parameter_has_an_effect_test() {
         .chain(OBSERVED_IN_DATA_DEBUG)
         .chain(OBSERVED_IN_REPLICATION)
         .chain(OBSERVED_IN_BITS_HLL)
+        .chain(OBSERVED_IN_STREAMS)
         .chain(OBSERVED_IN_INTROSPECTION)
         .chain(OBSERVED_IN_ADMIN_COMMANDS)
         .chain(DEFAULT_ONLY.iter().map(|(n, _)| n))

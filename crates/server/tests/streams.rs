@@ -191,3 +191,25 @@ fn blocked_xreadgroup_is_served_by_xadd() {
     let p = q(&mut c, &["XPENDING", "w", "g"]);
     assert!(matches!(&p, V::Array(v) if v[0] == V::Int(1)), "{p:?}");
 }
+
+/// `stream-node-max-entries` and `stream-node-max-bytes` set at runtime decide where
+/// nodes split, which an approximate trim shows: it removes whole nodes only (the
+/// numbers are what redis-server 7.0.15 answers for the same commands).
+#[test]
+fn node_size_settings_act_at_runtime() {
+    let s = RedsnapServer::start().expect("start");
+    let mut c = conn(&s);
+    let six = |c: &mut redis::Connection, key: &str| {
+        for i in 1..=6 {
+            q(c, &["XADD", key, &format!("{i}-0"), "f", "v"]);
+        }
+        q(c, &["XTRIM", key, "MAXLEN", "~", "3"])
+    };
+    // One node of up to 100 entries: nothing whole to remove.
+    assert_eq!(six(&mut c, "default"), V::Int(0));
+    q(&mut c, &["CONFIG", "SET", "stream-node-max-entries", "2"]);
+    assert_eq!(six(&mut c, "two-per-node"), V::Int(2));
+    q(&mut c, &["CONFIG", "SET", "stream-node-max-entries", "0"]);
+    q(&mut c, &["CONFIG", "SET", "stream-node-max-bytes", "1"]);
+    assert_eq!(six(&mut c, "one-per-node"), V::Int(3));
+}
