@@ -482,8 +482,8 @@ L.append(f"The same dataset. Full syncs: a loop runs `redis-cli --rdb` (a replic
          f"--to FILE` against redsnap vs `redis-cli --rdb FILE` against redis-server "
          f"(median of {res['rounds']}). Import: redis's own `dump.rdb` of this dataset "
          f"({mb('import_rdb_size')}), loaded by redis-server at start vs `redsnap serve "
-         f"--import dump.rdb` into an empty data directory (which also writes redsnap's "
-         f"first snapshot before answering), spawn to first PONG, median of {res['rounds']}.")
+         f"--import dump.rdb` into an empty data directory (which loads it into memory "
+         f"and writes its first snapshot in the background), spawn to first PONG, median of {res['rounds']}.")
 L.append("")
 L.append("| measure | redis | redsnap | ratio | target |")
 L.append("|---|---:|---:|---:|---|")
