@@ -218,6 +218,30 @@ fn edge_masks(start: i64, end: i64) -> (u8, u8) {
     (first as u8, last as u8)
 }
 
+/// BITCOUNT's and BITPOS's range: negative indexes from the end (of `totlen`,
+/// bytes or bits), clamped; a BIT range becomes its bytes and the masks of the
+/// first and last byte's bits outside it (Redis's bitops.c does this in both).
+fn byte_range(mut start: i64, mut end: i64, totlen: i64, isbit: bool) -> (i64, i64, (u8, u8)) {
+    if start < 0 {
+        start += totlen;
+    }
+    if end < 0 {
+        end += totlen;
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= totlen {
+        end = totlen - 1;
+    }
+    let mut masks = (0, 0);
+    if isbit && start <= end {
+        masks = edge_masks(start, end);
+        start >>= 3;
+        end >>= 3;
+    }
+    (start, end, masks)
+}
+
 /// BITCOUNT key [start end [BYTE | BIT]]
 fn bitcount(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let Some(s) = read_str(cx, &argv[1])? else {
@@ -228,8 +252,8 @@ fn bitcount(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let (start, end) = match argv.len() {
         4 | 5 => {
             let mut totlen = strlen;
-            let mut start = int(&argv[2])?;
-            let mut end = int(&argv[3])?;
+            let start = int(&argv[2])?;
+            let end = int(&argv[3])?;
             if start < 0 && end < 0 && start > end {
                 return Ok(Reply::Int(0));
             }
@@ -237,22 +261,8 @@ fn bitcount(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             if isbit {
                 totlen <<= 3;
             }
-            if start < 0 {
-                start += totlen;
-            }
-            if end < 0 {
-                end += totlen;
-            }
-            start = start.max(0);
-            end = end.max(0);
-            if end >= totlen {
-                end = totlen - 1;
-            }
-            if isbit && start <= end {
-                (first_mask, last_mask) = edge_masks(start, end);
-                start >>= 3;
-                end >>= 3;
-            }
+            let (start, end, masks) = byte_range(start, end, totlen, isbit);
+            (first_mask, last_mask) = masks;
             (start, end)
         }
         2 => (0, strlen - 1),
@@ -283,9 +293,9 @@ fn bitpos(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let (start, end) = match argv.len() {
         4..=6 => {
             let mut totlen = strlen;
-            let mut start = int(&argv[3])?;
+            let start = int(&argv[3])?;
             let isbit = argv.len() == 6 && unit_is_bit(&argv[5])?;
-            let mut end = if argv.len() >= 5 {
+            let end = if argv.len() >= 5 {
                 end_given = true;
                 int(&argv[4])?
             } else if isbit {
@@ -296,22 +306,8 @@ fn bitpos(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             if isbit {
                 totlen <<= 3;
             }
-            if start < 0 {
-                start += totlen;
-            }
-            if end < 0 {
-                end += totlen;
-            }
-            start = start.max(0);
-            end = end.max(0);
-            if end >= totlen {
-                end = totlen - 1;
-            }
-            if isbit && start <= end {
-                (first_mask, last_mask) = edge_masks(start, end);
-                start >>= 3;
-                end >>= 3;
-            }
+            let (start, end, masks) = byte_range(start, end, totlen, isbit);
+            (first_mask, last_mask) = masks;
             (start, end)
         }
         3 => (0, strlen - 1),
