@@ -310,8 +310,21 @@ impl Gen {
     }
     fn bit_offset(&mut self) -> Vec<u8> {
         b(self.pick(&[
-            "0", "1", "3", "7", "8", "15", "31", "63", "64", "100", "1000", "-1", "x",
-            "4294967296", "#1",
+            "0",
+            "1",
+            "3",
+            "7",
+            "8",
+            "15",
+            "31",
+            "63",
+            "64",
+            "100",
+            "1000",
+            "-1",
+            "x",
+            "4294967296",
+            "#1",
         ]))
     }
     /// BITCOUNT / BITPOS's optional [start [end [BYTE | BIT]]] (BITCOUNT needs both
@@ -960,7 +973,10 @@ impl Gen {
                 }
             }
             116 => {
-                a = cmd![b(self.pick(&["PFCOUNT", "PFCOUNT", "PFMERGE"])), self.key("p")];
+                a = cmd![
+                    b(self.pick(&["PFCOUNT", "PFCOUNT", "PFMERGE"])),
+                    self.key("p")
+                ];
                 for _ in 0..self.n(0, 2) {
                     a.push(self.key("p"));
                 }

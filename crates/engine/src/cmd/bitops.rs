@@ -18,7 +18,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     cmd("bitcount", -2, READONLY, 1, 1, 1, "bitmap", Some(bitcount)),
     cmd("bitpos", -3, READONLY, 1, 1, 1, "bitmap", Some(bitpos)),
     cmd("bitop", -4, WRITE | DENYOOM, 2, -1, 1, "bitmap", Some(bitop)),
-    cmd("bitfield", -2, WRITE | DENYOOM | MOVABLEKEYS, 1, 1, 1, "bitmap", Some(bitfield)),
+    cmd("bitfield", -2, WRITE | DENYOOM, 1, 1, 1, "bitmap", Some(bitfield)),
     cmd("bitfield_ro", -2, READONLY | FAST, 1, 1, 1, "bitmap", Some(bitfield_ro)),
 ];
 
