@@ -257,6 +257,7 @@ static DIRECTIVES: &[Directive] = &[
         true,
     ),
     d("list-compress-depth", int(0, INT_MAX), "0", true),
+    d("hll-sparse-max-bytes", umem(0, LONG_MAX), "3000", true),
     d("hz", int(1, 500), "10", true),
     d("notify-keyspace-events", Kind::Events, "", true),
     da("latency-tracking", &[], Kind::Bool, "yes", true),

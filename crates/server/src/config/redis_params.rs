@@ -350,7 +350,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
         "4096",
         true,
     ),
-    da("hll-sparse-max-bytes", &[], umem(0, LONG_MAX), "3000", true),
     da(
         "tracking-table-max-keys",
         &[],
