@@ -226,7 +226,7 @@ fn pfselftest(cx: &mut Cx, _argv: &[Bytes]) -> CmdResult {
     // C's rand(): 31 random bits.
     hll::selftest(max_sparse, || rng.random::<u32>() >> 1)
         .map(|()| Reply::ok())
-        .map_err(Reply::error)
+        .map_err(|e| Reply::error(format!("ERR {e}")))
 }
 
 #[cfg(test)]
