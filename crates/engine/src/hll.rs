@@ -310,7 +310,7 @@ fn sparse_set(
     let Some((p, first, span, prev)) = locate(o, index, *term) else {
         return Err(Corrupt);
     };
-    let mut end = o.len();
+    let end = o.len();
     let t = *term;
     let at = |o: &BytesMut, i: usize| o.get(i).copied().unwrap_or(t);
     let b = o[p];
@@ -342,71 +342,93 @@ fn sparse_set(
         done = true;
     }
     if !done {
-        let mut seq = [0u8; 5];
-        let mut n = 0;
-        let last = first + span - 1;
-        let zeros = |seq: &mut [u8; 5], n: &mut usize, len: i64| {
-            if len > SPARSE_ZERO_MAX_LEN {
-                seq[*n..*n + 2].copy_from_slice(&xzero_op(len));
-                *n += 2;
-            } else {
-                seq[*n] = zero_op(len);
-                *n += 1;
-            }
-        };
-        if op_zero || op_xzero {
-            if index != first {
-                zeros(&mut seq, &mut n, index - first);
-            }
-            seq[n] = val_op(count, 1);
-            n += 1;
-            if index != last {
-                zeros(&mut seq, &mut n, last - index);
-            }
-        } else {
-            let curval = val_value(b);
-            if index != first {
-                seq[n] = val_op(curval, index - first);
-                n += 1;
-            }
-            seq[n] = val_op(count, 1);
-            n += 1;
-            if index != last {
-                seq[n] = val_op(curval, last - index);
-                n += 1;
-            }
-        }
-        // Step 3: put the new sequence in place of the old opcode.
+        let (seq, n) = split(b, index, first, first + span - 1, count);
         let oldlen = if op_xzero { 2 } else { 1 };
-        let delta = n as isize - oldlen as isize;
-        if delta > 0 && o.len() + delta as usize > max_sparse {
+        if n > oldlen && o.len() + (n - oldlen) > max_sparse {
             return promote(o, index as usize, count, term);
         }
-        let new_len = (end as isize + delta) as usize;
-        if delta > 0 {
-            o.resize(new_len, 0);
-        }
-        if delta != 0 {
-            if let Some(next) = next {
-                let dst = (next as isize + delta) as usize;
-                o.copy_within(next..end, dst);
-            }
-        }
-        // A truncated XZERO at the very end has its sequence cut at the new length:
-        // Redis's copy puts the last byte past the string's end, in place of the
-        // terminator its length change just wrote.
-        *term = 0;
-        if o.len() < p + n {
-            o.resize(p + n, 0);
-            *term = seq[n - 1];
-        }
-        o[p..p + n].copy_from_slice(&seq[..n]);
-        o.truncate(new_len);
-        end = new_len;
+        replace(o, p, oldlen, next, &seq[..n], term);
     }
+    merge_vals(o, prev.unwrap_or(HDR), term);
+    invalidate(o);
+    Ok(true)
+}
 
-    // Step 4: merge adjacent VAL opcodes of equal value (up to 5 opcodes from prev).
-    let mut p = prev.unwrap_or(HDR);
+/// Case D of `hllSparseSet`: the opcodes replacing opcode `b` (covering registers
+/// `first..=last`) once register `index` is `count`, and how many bytes they take.
+fn split(b: u8, index: i64, first: i64, last: i64, count: u8) -> ([u8; 5], usize) {
+    let mut seq = [0u8; 5];
+    let mut n = 0;
+    let mut push = |ops: &[u8]| {
+        seq[n..n + ops.len()].copy_from_slice(ops);
+        n += ops.len();
+    };
+    let zeros = |len: i64| -> ([u8; 2], usize) {
+        if len > SPARSE_ZERO_MAX_LEN {
+            (xzero_op(len), 2)
+        } else {
+            ([zero_op(len), 0], 1)
+        }
+    };
+    if is_zero(b) || is_xzero(b) {
+        if index != first {
+            let (z, k) = zeros(index - first);
+            push(&z[..k]);
+        }
+        push(&[val_op(count, 1)]);
+        if index != last {
+            let (z, k) = zeros(last - index);
+            push(&z[..k]);
+        }
+    } else {
+        let curval = val_value(b);
+        if index != first {
+            push(&[val_op(curval, index - first)]);
+        }
+        push(&[val_op(count, 1)]);
+        if index != last {
+            push(&[val_op(curval, last - index)]);
+        }
+    }
+    (seq, n)
+}
+
+/// Step 3 of `hllSparseSet`: `seq` in place of the `oldlen`-byte opcode at `p`
+/// (`next`: the following opcode, if any), moving what follows.
+fn replace(
+    o: &mut BytesMut,
+    p: usize,
+    oldlen: usize,
+    next: Option<usize>,
+    seq: &[u8],
+    term: &mut Term,
+) {
+    let end = o.len();
+    let n = seq.len();
+    let new_len = end + n - oldlen;
+    if n > oldlen {
+        o.resize(new_len, 0);
+    }
+    if n != oldlen {
+        if let Some(next) = next {
+            o.copy_within(next..end, next + n - oldlen);
+        }
+    }
+    // Half an XZERO at the very end: the new sequence reaches one byte past the new
+    // length, where Redis's copy lands in place of the terminator it just wrote.
+    *term = 0;
+    if p + n > new_len {
+        o.resize(p + n, 0);
+        *term = seq[new_len - p];
+    }
+    o[p..p + n].copy_from_slice(seq);
+    o.truncate(new_len);
+}
+
+/// Step 4 of `hllSparseSet`: merges adjacent VAL opcodes of equal value, scanning
+/// up to 5 opcodes from `p`.
+fn merge_vals(o: &mut BytesMut, mut p: usize, term: &mut Term) {
+    let mut end = o.len();
     let mut scanlen = 5;
     while p < end {
         if scanlen == 0 {
@@ -438,8 +460,6 @@ fn sparse_set(
         }
         p += 1;
     }
-    invalidate(o);
-    Ok(true)
 }
 
 /// Step 1 of `hllSparseSet`: the opcode covering register `index`, as (its
@@ -845,6 +865,32 @@ mod tests {
         assert_eq!(o[4], DENSE);
         assert_eq!(dense_get(&o[HDR..], 5), 33);
         assert_eq!(dense_get(&o[HDR..], 16383), 32);
+    }
+
+    #[test]
+    fn a_split_past_the_end_is_read_back_within_the_command() {
+        // A corrupted HLL ending in half an XZERO: each split writes the low byte of
+        // the new trailing XZERO past the end, and the next add reads it there (the
+        // bytes Redis's own algorithm gives, byte for byte).
+        let mut o = BytesMut::from(&b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0\x7f"[..]);
+        let mut e = Edit::new(&mut o);
+        let want: [&[u8]; 3] = [
+            &[0x40, 0x63, 0x80, 0x7e],
+            &[0x40, 0x63, 0x80, 0x66, 0xaa, 0x80, 0x57],
+            &[0x40, 0x63, 0x80, 0x66, 0xaa, 0x80, 0x53, 0x86, 0x80, 0x44],
+        ];
+        for ((index, term), want) in [(100, 0x9b), (10000, 0xef), (15000, 0x67)].iter().zip(want) {
+            assert_eq!(e.set(*index, 1, 3000), Ok(true));
+            assert_eq!(&e.o[HDR..], want, "register {index}");
+            assert_eq!(e.term, *term, "register {index}");
+        }
+        // A new command starts from the terminator (0): the trailing XZERO reads
+        // as 1025 registers.
+        let mut e = Edit::new(&mut o);
+        assert_eq!(e.set(16000, 1, 3000), Ok(true));
+        let tail = [0x53, 0x86, 0x80, 0x43, 0xe6, 0x80];
+        assert_eq!(&e.o[e.o.len() - 6..], tail);
+        assert_eq!(e.term, 0x18);
     }
 
     #[test]
