@@ -199,6 +199,11 @@ pub fn invalidate(s: &mut [u8]) {
 
 /// `hllSparseToDense`: converts in place (nothing to do for a dense HLL).
 pub fn sparse_to_dense(o: &mut BytesMut) -> Result<(), Corrupt> {
+    sparse_to_dense_term(o, 0)
+}
+
+/// [`sparse_to_dense`] with the byte past the end (see [`Term`]).
+fn sparse_to_dense_term(o: &mut BytesMut, term: Term) -> Result<(), Corrupt> {
     if o[4] == DENSE {
         return Ok(());
     }
@@ -215,13 +220,16 @@ pub fn sparse_to_dense(o: &mut BytesMut) -> Result<(), Corrupt> {
             idx += zero_len(b);
             p += 1;
         } else if is_xzero(b) {
-            idx += xzero_len(b, sparse.get(p + 1).copied().unwrap_or(0));
+            idx += xzero_len(b, sparse.get(p + 1).copied().unwrap_or(term));
             p += 2;
         } else {
             let runlen = val_len(b);
             let regval = val_value(b);
+            // Redis 7.0.15 stops here and accepts an HLL whose registers already
+            // add up; the CVE-2025-32023 fix (in the 7.0.15 builds distributions
+            // ship) refuses it, and so does redsnap.
             if runlen + idx > REGISTERS as i64 {
-                break;
+                return Err(Corrupt);
             }
             for _ in 0..runlen {
                 dense_set_reg(regs, idx as usize, regval);
@@ -237,41 +245,74 @@ pub fn sparse_to_dense(o: &mut BytesMut) -> Result<(), Corrupt> {
     Ok(())
 }
 
-/// `hllAdd`: adds an element; true when a register changed. May promote a sparse
-/// HLL to dense (`max_sparse` is `hll-sparse-max-bytes`).
-pub fn add(o: &mut BytesMut, ele: &[u8], max_sparse: usize) -> Result<bool, Corrupt> {
-    let (index, count) = pat_len(ele);
-    set(o, index, count, max_sparse)
+/// The byte just past the end of the string. Redis reads it where a corrupted
+/// sparse HLL ends in half an XZERO opcode: normally the sds terminator (0), but
+/// splitting such an opcode writes the last byte of the new sequence there, and the
+/// next elements of the same command read it. (Redis keeps it in the value between
+/// commands too; redsnap starts every command from 0, so only HLLs corrupted this
+/// way can differ.)
+pub type Term = u8;
+
+/// A command's edit of one HLL string: the value and its [`Term`].
+pub struct Edit<'a> {
+    pub o: &'a mut BytesMut,
+    term: Term,
 }
 
-/// Raises register `index` to `count` in either encoding.
-pub fn set(o: &mut BytesMut, index: usize, count: u8, max_sparse: usize) -> Result<bool, Corrupt> {
-    match o[4] {
-        DENSE => Ok(dense_set(&mut o[HDR..], index, count)),
-        SPARSE => sparse_set(o, index, count, max_sparse),
-        _ => Err(Corrupt),
+impl<'a> Edit<'a> {
+    pub fn new(o: &'a mut BytesMut) -> Edit<'a> {
+        Edit { o, term: 0 }
     }
+
+    /// `hllAdd`: adds an element; true when a register changed. May promote a
+    /// sparse HLL to dense (`max_sparse` is `hll-sparse-max-bytes`).
+    pub fn add(&mut self, ele: &[u8], max_sparse: usize) -> Result<bool, Corrupt> {
+        let (index, count) = pat_len(ele);
+        self.set(index, count, max_sparse)
+    }
+
+    /// Raises register `index` to `count` in either encoding.
+    pub fn set(&mut self, index: usize, count: u8, max_sparse: usize) -> Result<bool, Corrupt> {
+        match self.o[4] {
+            DENSE => Ok(dense_set(&mut self.o[HDR..], index, count)),
+            SPARSE => sparse_set(self.o, index, count, max_sparse, &mut self.term),
+            _ => Err(Corrupt),
+        }
+    }
+
+    pub fn to_dense(&mut self) -> Result<(), Corrupt> {
+        sparse_to_dense_term(self.o, self.term)?;
+        self.term = 0;
+        Ok(())
+    }
+}
+
+/// [`Edit::add`] on its own.
+pub fn add(o: &mut BytesMut, ele: &[u8], max_sparse: usize) -> Result<bool, Corrupt> {
+    Edit::new(o).add(ele, max_sparse)
 }
 
 /// `hllSparseSet`: raises register `index` to `count` in a sparse HLL, splitting and
 /// merging opcodes as Redis does, or promoting to dense when the value does not fit
 /// a VAL opcode or the result would exceed `max_sparse` bytes.
-pub fn sparse_set(
+fn sparse_set(
     o: &mut BytesMut,
     index: usize,
     count: u8,
     max_sparse: usize,
+    term: &mut Term,
 ) -> Result<bool, Corrupt> {
     if count > SPARSE_VAL_MAX_VALUE {
-        return promote(o, index, count);
+        return promote(o, index, count, term);
     }
     let index = index as i64;
     // Step 1: the opcode covering `index`.
-    let Some((p, first, span, prev)) = locate(o, index) else {
+    let Some((p, first, span, prev)) = locate(o, index, *term) else {
         return Err(Corrupt);
     };
-    let mut end = o.len();
-    let at = |o: &BytesMut, i: usize| o.get(i).copied().unwrap_or(0);
+    let end = o.len();
+    let t = *term;
+    let at = |o: &BytesMut, i: usize| o.get(i).copied().unwrap_or(t);
     let b = o[p];
     let next = if is_xzero(b) { p + 2 } else { p + 1 };
     let next = (next < end).then_some(next);
@@ -301,68 +342,93 @@ pub fn sparse_set(
         done = true;
     }
     if !done {
-        let mut seq = [0u8; 5];
-        let mut n = 0;
-        let last = first + span - 1;
-        let zeros = |seq: &mut [u8; 5], n: &mut usize, len: i64| {
-            if len > SPARSE_ZERO_MAX_LEN {
-                seq[*n..*n + 2].copy_from_slice(&xzero_op(len));
-                *n += 2;
-            } else {
-                seq[*n] = zero_op(len);
-                *n += 1;
-            }
-        };
-        if op_zero || op_xzero {
-            if index != first {
-                zeros(&mut seq, &mut n, index - first);
-            }
-            seq[n] = val_op(count, 1);
-            n += 1;
-            if index != last {
-                zeros(&mut seq, &mut n, last - index);
-            }
-        } else {
-            let curval = val_value(b);
-            if index != first {
-                seq[n] = val_op(curval, index - first);
-                n += 1;
-            }
-            seq[n] = val_op(count, 1);
-            n += 1;
-            if index != last {
-                seq[n] = val_op(curval, last - index);
-                n += 1;
-            }
-        }
-        // Step 3: put the new sequence in place of the old opcode.
+        let (seq, n) = split(b, index, first, first + span - 1, count);
         let oldlen = if op_xzero { 2 } else { 1 };
-        let delta = n as isize - oldlen as isize;
-        if delta > 0 && o.len() + delta as usize > max_sparse {
-            return promote(o, index as usize, count);
+        if n > oldlen && o.len() + (n - oldlen) > max_sparse {
+            return promote(o, index as usize, count, term);
         }
-        let new_len = (end as isize + delta) as usize;
-        if delta > 0 {
-            o.resize(new_len, 0);
-        }
-        if delta != 0 {
-            if let Some(next) = next {
-                let dst = (next as isize + delta) as usize;
-                o.copy_within(next..end, dst);
-            }
-        }
-        // A truncated XZERO at the very end has its sequence cut at the new length,
-        // as Redis's copy lands past the string's end.
-        if o.len() < p + n {
-            o.resize(p + n, 0);
-        }
-        o[p..p + n].copy_from_slice(&seq[..n]);
-        o.truncate(new_len);
-        end = new_len;
+        replace(o, p, oldlen, next, &seq[..n], term);
     }
+    merge_vals(o, prev.unwrap_or(HDR), term);
+    invalidate(o);
+    Ok(true)
+}
 
-    // Step 4: merge adjacent VAL opcodes of equal value (up to 5 opcodes from prev).
-    let mut p = prev.unwrap_or(HDR);
+/// Case D of `hllSparseSet`: the opcodes replacing opcode `b` (covering registers
+/// `first..=last`) once register `index` is `count`, and how many bytes they take.
+fn split(b: u8, index: i64, first: i64, last: i64, count: u8) -> ([u8; 5], usize) {
+    let mut seq = [0u8; 5];
+    let mut n = 0;
+    let mut push = |ops: &[u8]| {
+        seq[n..n + ops.len()].copy_from_slice(ops);
+        n += ops.len();
+    };
+    let zeros = |len: i64| -> ([u8; 2], usize) {
+        if len > SPARSE_ZERO_MAX_LEN {
+            (xzero_op(len), 2)
+        } else {
+            ([zero_op(len), 0], 1)
+        }
+    };
+    if is_zero(b) || is_xzero(b) {
+        if index != first {
+            let (z, k) = zeros(index - first);
+            push(&z[..k]);
+        }
+        push(&[val_op(count, 1)]);
+        if index != last {
+            let (z, k) = zeros(last - index);
+            push(&z[..k]);
+        }
+    } else {
+        let curval = val_value(b);
+        if index != first {
+            push(&[val_op(curval, index - first)]);
+        }
+        push(&[val_op(count, 1)]);
+        if index != last {
+            push(&[val_op(curval, last - index)]);
+        }
+    }
+    (seq, n)
+}
+
+/// Step 3 of `hllSparseSet`: `seq` in place of the `oldlen`-byte opcode at `p`
+/// (`next`: the following opcode, if any), moving what follows.
+fn replace(
+    o: &mut BytesMut,
+    p: usize,
+    oldlen: usize,
+    next: Option<usize>,
+    seq: &[u8],
+    term: &mut Term,
+) {
+    let end = o.len();
+    let n = seq.len();
+    let new_len = end + n - oldlen;
+    if n > oldlen {
+        o.resize(new_len, 0);
+    }
+    if n != oldlen {
+        if let Some(next) = next {
+            o.copy_within(next..end, next + n - oldlen);
+        }
+    }
+    // Half an XZERO at the very end: the new sequence reaches one byte past the new
+    // length, where Redis's copy lands in place of the terminator it just wrote.
+    *term = 0;
+    if p + n > new_len {
+        o.resize(p + n, 0);
+        *term = seq[new_len - p];
+    }
+    o[p..p + n].copy_from_slice(seq);
+    o.truncate(new_len);
+}
+
+/// Step 4 of `hllSparseSet`: merges adjacent VAL opcodes of equal value, scanning
+/// up to 5 opcodes from `p`.
+fn merge_vals(o: &mut BytesMut, mut p: usize, term: &mut Term) {
+    let mut end = o.len();
     let mut scanlen = 5;
     while p < end {
         if scanlen == 0 {
@@ -387,21 +453,20 @@ pub fn sparse_set(
                     o.copy_within(p + 1..end, p);
                     end -= 1;
                     o.truncate(end);
+                    *term = 0;
                     continue;
                 }
             }
         }
         p += 1;
     }
-    invalidate(o);
-    Ok(true)
 }
 
 /// Step 1 of `hllSparseSet`: the opcode covering register `index`, as (its
 /// position, the first register it covers, its span, the previous opcode's
 /// position). The hottest loop of a sparse HLL, written without helper calls (they
 /// are not inlined in debug builds, which the test suites run).
-fn locate(buf: &[u8], index: i64) -> Option<(usize, i64, i64, Option<usize>)> {
+fn locate(buf: &[u8], index: i64, term: Term) -> Option<(usize, i64, i64, Option<usize>)> {
     let end = buf.len();
     let mut p = HDR;
     let mut prev = usize::MAX;
@@ -416,7 +481,7 @@ fn locate(buf: &[u8], index: i64) -> Option<(usize, i64, i64, Option<usize>)> {
         } else if b >= 0x80 {
             span = (b & 0x3) as i64 + 1;
         } else {
-            let b1 = if p + 1 < end { buf[p + 1] } else { 0 };
+            let b1 = if p + 1 < end { buf[p + 1] } else { term };
             span = ((((b & 0x3f) as i64) << 8) | b1 as i64) + 1;
             oplen = 2;
         }
@@ -432,8 +497,9 @@ fn locate(buf: &[u8], index: i64) -> Option<(usize, i64, i64, Option<usize>)> {
 }
 
 /// Promotes to dense, then sets the register (Redis asserts it changes).
-fn promote(o: &mut BytesMut, index: usize, count: u8) -> Result<bool, Corrupt> {
-    sparse_to_dense(o)?;
+fn promote(o: &mut BytesMut, index: usize, count: u8, term: &mut Term) -> Result<bool, Corrupt> {
+    sparse_to_dense_term(o, *term)?;
+    *term = 0;
     dense_set(&mut o[HDR..], index, count);
     Ok(true)
 }
@@ -572,8 +638,9 @@ pub fn merge(max: &mut [u8], s: &[u8]) -> Result<(), Corrupt> {
         } else {
             let runlen = val_len(b);
             let regval = val_value(b);
+            // As in `sparse_to_dense`: an overflowing VAL is corrupt.
             if runlen + i > REGISTERS as i64 {
-                break;
+                return Err(Corrupt);
             }
             for _ in 0..runlen {
                 if let Some(m) = max.get_mut(i as usize) {
@@ -641,7 +708,8 @@ pub fn selftest(max_sparse: usize, mut rand: impl FnMut() -> u32) -> Result<(), 
     // Test 2: approximation error, dense and sparse agreeing.
     let mut dense = BytesMut::zeroed(DENSE_SIZE);
     dense[..4].copy_from_slice(b"HYLL");
-    let mut o = new_sparse();
+    let mut sparse = new_sparse();
+    let mut o = Edit::new(&mut sparse);
     let relerr = 1.04 / (REGISTERS as f64).sqrt();
     let mut checkpoint: u64 = 1;
     let seed = rand() as u64 | (rand() as u64) << 32;
@@ -651,15 +719,15 @@ pub fn selftest(max_sparse: usize, mut rand: impl FnMut() -> u32) -> Result<(), 
         dense_set(&mut dense[HDR..], index, count);
         // Sparse and dense agree on every register whatever the encoding, so a
         // corrupt result cannot happen here.
-        let _ = set(&mut o, index, count, max_sparse);
+        let _ = o.set(index, count, max_sparse);
         if j != checkpoint {
             continue;
         }
-        if j < (max_sparse / 2) as u64 && o[4] != SPARSE {
+        if j < (max_sparse / 2) as u64 && o.o[4] != SPARSE {
             return Err("TESTFAILED sparse encoding not used".into());
         }
         let d = count_or_zero(&dense);
-        if d != count_or_zero(&o) {
+        if d != count_or_zero(o.o) {
             return Err("TESTFAILED dense/sparse disagree".into());
         }
         let abserr = (checkpoint as i64 - d as i64).unsigned_abs();
@@ -780,23 +848,49 @@ mod tests {
         // Registers set in order are merged into VAL runs of up to 4.
         let mut o = new_sparse();
         for i in 0..6 {
-            sparse_set(&mut o, 100 + i, 3, 3000).unwrap();
+            sparse_set(&mut o, 100 + i, 3, 3000, &mut 0).unwrap();
         }
         assert_eq!(decode(&o), "Z:100 v:3,4 v:3,2 Z:16278");
-        sparse_set(&mut o, 0, 1, 3000).unwrap();
-        sparse_set(&mut o, 16383, 32, 3000).unwrap();
+        sparse_set(&mut o, 0, 1, 3000, &mut 0).unwrap();
+        sparse_set(&mut o, 16383, 32, 3000, &mut 0).unwrap();
         assert_eq!(decode(&o), "v:1,1 Z:99 v:3,4 v:3,2 Z:16277 v:32,1");
         // A short zero run becomes a ZERO opcode.
-        sparse_set(&mut o, 50, 2, 3000).unwrap();
+        sparse_set(&mut o, 50, 2, 3000, &mut 0).unwrap();
         assert_eq!(
             decode(&o),
             "v:1,1 z:49 v:2,1 z:49 v:3,4 v:3,2 Z:16277 v:32,1"
         );
         // 33 does not fit a VAL opcode: promotion.
-        assert_eq!(sparse_set(&mut o, 5, 33, 3000), Ok(true));
+        assert_eq!(sparse_set(&mut o, 5, 33, 3000, &mut 0), Ok(true));
         assert_eq!(o[4], DENSE);
         assert_eq!(dense_get(&o[HDR..], 5), 33);
         assert_eq!(dense_get(&o[HDR..], 16383), 32);
+    }
+
+    #[test]
+    fn a_split_past_the_end_is_read_back_within_the_command() {
+        // A corrupted HLL ending in half an XZERO: each split writes the low byte of
+        // the new trailing XZERO past the end, and the next add reads it there (the
+        // bytes Redis's own algorithm gives, byte for byte).
+        let mut o = BytesMut::from(&b"HYLL\x01\0\0\0\0\0\0\0\0\0\0\0\x7f"[..]);
+        let mut e = Edit::new(&mut o);
+        let want: [&[u8]; 3] = [
+            &[0x40, 0x63, 0x80, 0x7e],
+            &[0x40, 0x63, 0x80, 0x66, 0xaa, 0x80, 0x57],
+            &[0x40, 0x63, 0x80, 0x66, 0xaa, 0x80, 0x53, 0x86, 0x80, 0x44],
+        ];
+        for ((index, term), want) in [(100, 0x9b), (10000, 0xef), (15000, 0x67)].iter().zip(want) {
+            assert_eq!(e.set(*index, 1, 3000), Ok(true));
+            assert_eq!(&e.o[HDR..], want, "register {index}");
+            assert_eq!(e.term, *term, "register {index}");
+        }
+        // A new command starts from the terminator (0): the trailing XZERO reads
+        // as 1025 registers.
+        let mut e = Edit::new(&mut o);
+        assert_eq!(e.set(16000, 1, 3000), Ok(true));
+        let tail = [0x53, 0x86, 0x80, 0x43, 0xe6, 0x80];
+        assert_eq!(&e.o[e.o.len() - 6..], tail);
+        assert_eq!(e.term, 0x18);
     }
 
     #[test]
@@ -842,23 +936,5 @@ mod tests {
             }
             let _ = sparse_to_dense(&mut o);
         }
-    }
-}
-
-#[cfg(test)]
-mod bench {
-    #[test]
-    #[ignore]
-    fn sparse_add_speed() {
-        let t = std::time::Instant::now();
-        let mut st = 1u64;
-        for _ in 0..20 {
-            let mut o = super::new_sparse();
-            for _ in 0..2300 {
-                st = st.wrapping_mul(6364136223846793005).wrapping_add(1);
-                let _ = super::add(&mut o, &st.to_le_bytes(), 3000);
-            }
-        }
-        eprintln!("20 x 2300 adds: {:?}", t.elapsed());
     }
 }

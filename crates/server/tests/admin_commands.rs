@@ -194,6 +194,13 @@ fn command_getkeys_matches_redis() {
         vec!["object", "encoding", "k"],
         vec!["copy", "a", "b", "db", "1"],
         vec!["restore", "k", "0", "x"],
+        vec!["bitfield", "k", "get", "u8", "0"],
+        vec!["bitfield", "k", "get", "u8", "0", "incrby", "u8", "0", "1"],
+        vec!["bitfield_ro", "k", "get", "u8", "0"],
+        vec!["bitop", "and", "d", "a", "b"],
+        vec!["pfcount", "a", "b"],
+        vec!["pfmerge", "d", "a", "b"],
+        vec!["pfdebug", "getreg", "k"],
         many,
         // Errors.
         vec!["nosuchcommand", "a"],

@@ -57,8 +57,9 @@ fn pfadd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let max_sparse = cx.config().hll_sparse_max_bytes;
     let res = edit_str(cx, key, 0, |o| {
         let mut updated = created as u64;
+        let mut e = hll::Edit::new(o);
         for ele in &argv[2..] {
-            if hll::add(o, ele, max_sparse)? {
+            if e.add(ele, max_sparse)? {
                 updated += 1;
             }
         }
@@ -133,13 +134,14 @@ fn pfmerge(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     }
     let max_sparse = cx.config().hll_sparse_max_bytes;
     let res = edit_str(cx, dest, 0, |o| {
+        let mut e = hll::Edit::new(o);
         if use_dense {
-            hll::sparse_to_dense(o)?;
+            e.to_dense()?;
         }
         for (j, &m) in max.iter().enumerate() {
             if m != 0 {
                 // Redis ignores the result here: the inputs were validated.
-                let _ = hll::set(o, j, m, max_sparse);
+                let _ = e.set(j, m, max_sparse);
             }
         }
         hll::invalidate(o);
@@ -224,7 +226,7 @@ fn pfselftest(cx: &mut Cx, _argv: &[Bytes]) -> CmdResult {
     // C's rand(): 31 random bits.
     hll::selftest(max_sparse, || rng.random::<u32>() >> 1)
         .map(|()| Reply::ok())
-        .map_err(Reply::error)
+        .map_err(|e| Reply::error(format!("ERR {e}")))
 }
 
 #[cfg(test)]
