@@ -108,7 +108,7 @@ start_redis() {
   mkdir -p "$dir"
   local t0; t0=$(now)
   "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --dir "$dir" --dbfilename dump.rdb \
-    --daemonize no --protected-mode no "$@" >>"$WORK/redis-$port.log" 2>&1 &
+    --daemonize no --protected-mode no --repl-diskless-sync-delay 0 "$@" >>"$WORK/redis-$port.log" 2>&1 &
   LAST_PID=$!
   PIDS+=("$LAST_PID")
   LAST_READY=$(wait_pong "$port" "$t0" "$LAST_PID")
