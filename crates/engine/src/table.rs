@@ -461,6 +461,17 @@ mod tests {
     }
 
     #[test]
+    fn no_command_is_in_the_table_twice() {
+        let mut seen = std::collections::HashSet::new();
+        for group in all_groups() {
+            for c in group {
+                assert!(seen.insert(c.name), "{} has two rows", c.name);
+            }
+        }
+        assert_eq!(seen.len(), index().len());
+    }
+
+    #[test]
     fn every_command_and_subcommand_has_its_own_number() {
         let all = numbered();
         let mut seen = std::collections::HashSet::new();
