@@ -207,7 +207,7 @@ def main():
              f"{load_end:.2f} at the end. Targets: ratio >= 1.0 ops/s, <= 1.2x memory.", "",
              "| command | depth | redis ops/s | redsnap ops/s | ratio | redis p99 ms | redsnap p99 ms |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for label, _, _ in tests:
+    for label, _, _ in tests if a.rounds > 0 else []:
         for depth in (1, 16):
             r, s = med(label, depth, "redis", 0), med(label, depth, "redsnap", 0)
             lines.append(f"| {label} | {depth} | {r:,.0f} | {s:,.0f} | {s / r:.2f} | "

@@ -345,7 +345,7 @@ fn zset_add(z: &mut ZSet, m: Bytes, score: f64) -> Result<()> {
     if score.is_nan() {
         return Err(RdbError::BadScore);
     }
-    if z.dict.contains_key(&m) {
+    if z.dict.contains_key(&m[..]) {
         return Err(RdbError::Duplicate("zset"));
     }
     z.insert(m, score);

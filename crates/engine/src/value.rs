@@ -101,11 +101,9 @@ impl Value {
             }
             Value::Set(s) => s.iter().map(|e| e.len() + PER_ELEM).sum::<usize>() + 48,
             Value::ZSet(z) => {
-                z.dict
-                    .keys()
-                    .map(|e| 2 * e.len() + 2 * PER_ELEM + 16)
-                    .sum::<usize>()
-                    + 96
+                // Each member's handle sits in both indexes (hash entry and B-tree
+                // slot with their share of overhead); a long member's bytes once.
+                z.dict.keys().map(|e| e.heap_size() + 88).sum::<usize>() + 96
             }
             Value::Stream(s) => s.mem_usage(),
         }
@@ -131,12 +129,19 @@ impl Ord for Score {
     }
 }
 
-/// A sorted set: member -> score, plus (score, member) order.
+/// A sorted set: member -> score, plus (score, member) order. Members are
+/// [`Member`]s (up to 22 bytes inline in a 24-byte handle, longer ones in one shared
+/// allocation), so a short member costs no allocation of its own in either index:
+/// 1M geo members take about half the memory they took as `Bytes` (see
+/// BENCHMARKS.md, "Data types").
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ZSet {
-    pub dict: HashMap<Bytes, f64>,
-    pub order: BTreeSet<(Score, Bytes)>,
+    pub dict: HashMap<Member, f64>,
+    pub order: BTreeSet<(Score, Member)>,
 }
+
+/// A sorted set's member (the keyspace's compact key handle).
+pub type Member = crate::key::Key;
 
 impl ZSet {
     pub fn new() -> ZSet {
@@ -153,18 +158,20 @@ impl ZSet {
     }
     /// Inserts or updates; returns true when the member is new.
     pub fn insert(&mut self, member: Bytes, score: f64) -> bool {
-        match self.dict.get_mut(&member) {
+        match self.dict.get_mut(&member[..]) {
             Some(old) => {
                 if *old != score || old.is_sign_negative() != score.is_sign_negative() {
-                    self.order.remove(&(Score(*old), member.clone()));
+                    let m = Member::new(&member);
+                    self.order.remove(&(Score(*old), m.clone()));
                     *old = score;
-                    self.order.insert((Score(score), member));
+                    self.order.insert((Score(score), m));
                 }
                 false
             }
             None => {
-                self.dict.insert(member.clone(), score);
-                self.order.insert((Score(score), member));
+                let m = Member::new(&member);
+                self.dict.insert(m.clone(), score);
+                self.order.insert((Score(score), m));
                 true
             }
         }
@@ -181,11 +188,11 @@ impl ZSet {
     /// 0-based rank in ascending order.
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         let s = self.score(member)?;
-        let key = (Score(s), Bytes::copy_from_slice(member));
+        let key = (Score(s), Member::new(member));
         Some(self.order.range(..key).count())
     }
     /// Members in ascending order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Bytes, f64)> {
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Member, f64)> {
         self.order.iter().map(|(s, m)| (m, s.0))
     }
 }
@@ -302,7 +309,7 @@ impl LexRange {
     }
 }
 
-type ZBound = std::ops::Bound<(Score, Bytes)>;
+type ZBound = std::ops::Bound<(Score, Member)>;
 
 /// The least double greater than `v` (`f64::next_up`, which needs Rust 1.86).
 fn next_up(v: f64) -> f64 {
@@ -340,7 +347,7 @@ impl ZSet {
     /// or (with `rev`) descending, where ranks count in the iteration direction.
     pub fn range_by_rank(&self, start: usize, end: usize, rev: bool) -> Vec<(Bytes, f64)> {
         let n = end.saturating_sub(start).saturating_add(1);
-        let pick = |(s, m): &(Score, Bytes)| (m.clone(), s.0);
+        let pick = |(s, m): &(Score, Member)| (m.to_bytes(), s.0);
         if rev {
             self.order
                 .iter()
@@ -364,16 +371,16 @@ impl ZSet {
             if r.min == f64::INFINITY {
                 return None;
             }
-            Included((Score(next_up(r.min)), Bytes::new()))
+            Included((Score(next_up(r.min)), Member::empty()))
         } else {
-            Included((Score(r.min), Bytes::new()))
+            Included((Score(r.min), Member::empty()))
         };
         let hi = if r.maxex {
-            Excluded((Score(r.max), Bytes::new()))
+            Excluded((Score(r.max), Member::empty()))
         } else if r.max == f64::INFINITY {
             Unbounded
         } else {
-            Excluded((Score(next_up(r.max)), Bytes::new()))
+            Excluded((Score(next_up(r.max)), Member::empty()))
         };
         // Guard BTreeSet::range's panics on inverted bounds.
         if let (Included(a), Excluded(b)) = (&lo, &hi) {
@@ -389,7 +396,7 @@ impl ZSet {
         &'a self,
         r: &ScoreRange,
         rev: bool,
-    ) -> Box<dyn Iterator<Item = (&'a Bytes, f64)> + 'a> {
+    ) -> Box<dyn Iterator<Item = (&'a Member, f64)> + 'a> {
         match Self::score_bounds(r) {
             None => Box::new(std::iter::empty()),
             Some(b) => {
@@ -413,7 +420,7 @@ impl ZSet {
         &'a self,
         r: &LexRange,
         rev: bool,
-    ) -> Box<dyn Iterator<Item = (&'a Bytes, f64)> + 'a> {
+    ) -> Box<dyn Iterator<Item = (&'a Member, f64)> + 'a> {
         use std::ops::Bound::*;
         if r.is_empty() || self.is_empty() {
             return Box::new(std::iter::empty());
@@ -426,14 +433,14 @@ impl ZSet {
                 let lo = match &r.min {
                     LexBound::Min => Unbounded,
                     LexBound::Max => return Box::new(std::iter::empty()),
-                    LexBound::Val(m) if r.minex => Excluded((f, m.clone())),
-                    LexBound::Val(m) => Included((f, m.clone())),
+                    LexBound::Val(m) if r.minex => Excluded((f, Member::new(m))),
+                    LexBound::Val(m) => Included((f, Member::new(m))),
                 };
                 let hi = match &r.max {
                     LexBound::Max => Unbounded,
                     LexBound::Min => return Box::new(std::iter::empty()),
-                    LexBound::Val(m) if r.maxex => Excluded((f, m.clone())),
-                    LexBound::Val(m) => Included((f, m.clone())),
+                    LexBound::Val(m) if r.maxex => Excluded((f, Member::new(m))),
+                    LexBound::Val(m) => Included((f, Member::new(m))),
                 };
                 // Not empty (checked above), so the bounds are ordered.
                 let it = self.order.range((lo, hi)).map(|(s, m)| (m, s.0));
@@ -479,7 +486,7 @@ impl ZSet {
             self.order.pop_first()?
         };
         self.dict.remove(&m);
-        Some((m, s.0))
+        Some((m.to_bytes(), s.0))
     }
 }
 
@@ -494,7 +501,7 @@ mod zset_tests {
                 .map(|(m, s)| (Bytes::copy_from_slice(m.as_bytes()), *s)),
         )
     }
-    fn members<'a>(it: impl Iterator<Item = (&'a Bytes, f64)>) -> Vec<String> {
+    fn members<'a>(it: impl Iterator<Item = (&'a Member, f64)>) -> Vec<String> {
         it.map(|(m, _)| String::from_utf8_lossy(m).into_owned())
             .collect()
     }

@@ -437,7 +437,7 @@ fn points_in_box(z: &ZSet, hash: geo::HashBits, shape: &Shape, out: &mut Vec<Poi
                 xy,
                 dist,
                 score,
-                member: m.clone(),
+                member: m.to_bytes(),
             });
         }
         if !out.is_empty() && limit != 0 && out.len() >= limit {

@@ -92,9 +92,10 @@ pub fn parse_opts(args: &[Bytes]) -> Result<ScanOpts, Reply> {
 /// hashes collide, and at least `len / 64` so a whole walk costs a bounded number of
 /// passes over a big collection). Returns the next cursor (0 when done) and the
 /// elements in hash order.
-pub fn step<'a, V, I>(items: I, len: usize, cursor: u64, count: usize) -> (u64, Vec<(&'a Bytes, V)>)
+pub fn step<'a, K, V, I>(items: I, len: usize, cursor: u64, count: usize) -> (u64, Vec<(&'a K, V)>)
 where
-    I: Iterator<Item = (&'a Bytes, V)> + Clone,
+    K: AsRef<[u8]> + Ord + ?Sized + 'a,
+    I: Iterator<Item = (&'a K, V)> + Clone,
 {
     let target = count.max(len / 64).max(1);
     // The `target` lowest hashes at or after the cursor (a max-heap keeps the bound).
@@ -102,7 +103,7 @@ where
     let mut more = false;
     let hasher = process_hasher();
     for (k, _) in items.clone() {
-        let h = hasher.hash(k);
+        let h = hasher.hash(k.as_ref());
         if h < cursor {
             continue;
         }
@@ -119,9 +120,9 @@ where
     let Some(&threshold) = heap.peek() else {
         return (0, Vec::new());
     };
-    let mut out: Vec<(u64, &'a Bytes, V)> = Vec::with_capacity(heap.len());
+    let mut out: Vec<(u64, &'a K, V)> = Vec::with_capacity(heap.len());
     for (k, v) in items {
-        let h = hasher.hash(k);
+        let h = hasher.hash(k.as_ref());
         if h >= cursor && h <= threshold {
             out.push((h, k, v));
         }

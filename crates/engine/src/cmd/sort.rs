@@ -195,7 +195,7 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
         None => (Src::List, Vec::new()),
         Some(Value::List(l)) => (Src::List, l.iter().cloned().collect()),
         Some(Value::Set(s)) => (Src::Set, s.iter().cloned().collect()),
-        Some(Value::ZSet(z)) => (Src::ZSet, z.iter().map(|(m, _)| m.clone()).collect()),
+        Some(Value::ZSet(z)) => (Src::ZSet, z.iter().map(|(m, _)| m.to_bytes()).collect()),
         Some(_) => return Err(Reply::wrongtype()),
     };
     if dontsort && matches!(src, Src::Set) && (storekey.is_some() || cx.store.in_script) {

@@ -6,7 +6,7 @@ use crate::notify;
 use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
-use crate::value::{Kind, LexBound, LexRange, ScoreRange, Value, ZSet};
+use crate::value::{Kind, LexBound, LexRange, Member, ScoreRange, Value, ZSet};
 use bytes::Bytes;
 use rand::Rng;
 use std::collections::HashMap;
@@ -481,7 +481,7 @@ pub(crate) fn store_result(cx: &mut Cx, dst: &Bytes, mut z: ZSet, event: &'stati
         if listpack_sized(cx, z.len(), max_member) && z.dict.values().any(|s| *s == 0.0) {
             z = ZSet::from_pairs(
                 z.iter()
-                    .map(|(m, s)| (m.clone(), listpack_score(s)))
+                    .map(|(m, s)| (m.to_bytes(), listpack_score(s)))
                     .collect::<Vec<_>>(),
             );
         }
@@ -816,7 +816,7 @@ fn zrange_select(
     let Some(z) = cx.get_zset(key)? else {
         return Ok((Vec::new(), withscores));
     };
-    let limited = |it: Box<dyn Iterator<Item = (&Bytes, f64)> + '_>| -> Vec<(Bytes, f64)> {
+    let limited = |it: Box<dyn Iterator<Item = (&Member, f64)> + '_>| -> Vec<(Bytes, f64)> {
         if offset < 0 || (offset > 0 && offset as u64 >= z.len() as u64) {
             return Vec::new();
         }
@@ -827,7 +827,7 @@ fn zrange_select(
         };
         it.skip(offset as usize)
             .take(take)
-            .map(|(m, s)| (m.clone(), s))
+            .map(|(m, s)| (m.to_bytes(), s))
             .collect()
     };
     let items = match sel {
@@ -904,8 +904,14 @@ fn zremrange(cx: &mut Cx, argv: &[Bytes], rt: RangeType) -> CmdResult {
                     .collect(),
                 None => Vec::new(),
             },
-            Sel::Score(r) => z.iter_by_score(&r, false).map(|(m, _)| m.clone()).collect(),
-            Sel::Lex(r) => z.iter_by_lex(&r, false).map(|(m, _)| m.clone()).collect(),
+            Sel::Score(r) => z
+                .iter_by_score(&r, false)
+                .map(|(m, _)| m.to_bytes())
+                .collect(),
+            Sel::Lex(r) => z
+                .iter_by_lex(&r, false)
+                .map(|(m, _)| m.to_bytes())
+                .collect(),
         }
     };
     if victims.is_empty() {
@@ -1102,11 +1108,11 @@ impl Src<'_> {
             Src::Z(z) => z.score(m),
         }
     }
-    fn iter(&self) -> Box<dyn Iterator<Item = (&Bytes, f64)> + '_> {
+    fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
         match self {
             Src::None => Box::new(std::iter::empty()),
-            Src::Set(s) => Box::new(s.iter().map(|m| (m, 1.0))),
-            Src::Z(z) => Box::new(z.iter()),
+            Src::Set(s) => Box::new(s.iter().map(|m| (&m[..], 1.0))),
+            Src::Z(z) => Box::new(z.iter().map(|(m, s)| (&m[..], s))),
         }
     }
 }
@@ -1220,7 +1226,8 @@ fn zsetop(
                     Ok(Reply::Int(store_result(cx, d, z, event)))
                 }
                 None => {
-                    let items: Vec<(Bytes, f64)> = z.iter().map(|(m, s)| (m.clone(), s)).collect();
+                    let items: Vec<(Bytes, f64)> =
+                        z.iter().map(|(m, s)| (m.to_bytes(), s)).collect();
                     Ok(scored_reply(items, withscores, cx.resp3))
                 }
             }
@@ -1241,7 +1248,7 @@ fn compute_setop(srcs: &[(Src, f64)], op: SetOp, agg: Agg, card_only: bool, limi
                     match acc.get_mut(m) {
                         Some(t) => aggregate(t, score, agg),
                         None => {
-                            acc.insert(m.clone(), score);
+                            acc.insert(Bytes::copy_from_slice(m), score);
                         }
                     }
                 }
@@ -1268,7 +1275,7 @@ fn compute_setop(srcs: &[(Src, f64)], op: SetOp, agg: Agg, card_only: bool, limi
                             break;
                         }
                     } else {
-                        acc.insert(m.clone(), score);
+                        acc.insert(Bytes::copy_from_slice(m), score);
                     }
                 }
             }
@@ -1280,7 +1287,7 @@ fn compute_setop(srcs: &[(Src, f64)], op: SetOp, agg: Agg, card_only: bool, limi
             let (first, _) = &srcs[0];
             for (m, s) in first.iter() {
                 if srcs[1..].iter().all(|(o, _)| o.find(m).is_none()) {
-                    acc.insert(m.clone(), s);
+                    acc.insert(Bytes::copy_from_slice(m), s);
                 }
             }
         }
@@ -1331,7 +1338,7 @@ fn zrandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             Some(Value::ZSet(z)) => z,
             _ => return Ok(Reply::Nil),
         };
-        return Ok(Reply::opt_bulk(z.iter().nth(i).map(|(m, _)| m.clone())));
+        return Ok(Reply::opt_bulk(z.iter().nth(i).map(|(m, _)| m.to_bytes())));
     }
     let l = int(&argv[2])?;
     if l == i64::MIN {
@@ -1360,7 +1367,7 @@ fn zrandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     }
     if uniq && count >= size as u64 {
         // The whole set, highest first (Redis's zset iterator starts at the tail).
-        let items: Vec<(Bytes, f64)> = z.iter().rev().map(|(m, s)| (m.clone(), s)).collect();
+        let items: Vec<(Bytes, f64)> = z.iter().rev().map(|(m, s)| (m.to_bytes(), s)).collect();
         return Ok(scored_reply(items, withscores, resp3));
     }
     if !uniq && count > MAX_RANDOM_REPLY {
@@ -1371,7 +1378,7 @@ fn zrandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         Some(Value::ZSet(z)) => z,
         _ => return Ok(Reply::Array(Vec::new())),
     };
-    let all: Vec<(&Bytes, f64)> = z.iter().collect();
+    let all: Vec<(&Member, f64)> = z.iter().collect();
     let rng = &mut store.rng;
     let picks: Vec<usize> = if uniq {
         rand::seq::index::sample(rng, size, count as usize).into_vec()
@@ -1380,7 +1387,7 @@ fn zrandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     };
     let items = picks
         .into_iter()
-        .map(|i| (all[i].0.clone(), all[i].1))
+        .map(|i| (all[i].0.to_bytes(), all[i].1))
         .collect();
     Ok(scored_reply(items, withscores, resp3))
 }
@@ -1403,7 +1410,7 @@ fn zscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         return Ok(scan_util::empty());
     };
     let small = z.len() <= small_entries && z.dict.keys().all(|m| m.len() <= small_value);
-    let (next, picked): (u64, Vec<(&Bytes, f64)>) = if small {
+    let (next, picked): (u64, Vec<(&Member, f64)>) = if small {
         // A listpack-sized set is returned whole, in score order, as Redis does.
         (0, z.iter().collect())
     } else {
@@ -1417,7 +1424,7 @@ fn zscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let mut items = Vec::new();
     for (m, s) in picked {
         if opts.matches(m) {
-            items.push(Reply::Bulk(m.clone()));
+            items.push(Reply::Bulk(m.to_bytes()));
             items.push(Reply::bulk_str(&crate::num::fmt_g17(s)));
         }
     }
