@@ -73,6 +73,9 @@ fn swapdb(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         return Err(Reply::err(reply::ERR_DB_INDEX));
     }
     cx.store.dbs.swap(a as usize, b as usize);
+    // Each index now holds the other's keys: its record no longer describes it.
+    cx.store.dbs[a as usize].forget_changes();
+    cx.store.dbs[b as usize].forget_changes();
     cx.touched_db(a as usize);
     cx.touched_db(b as usize);
     cx.add_dirty(1);
@@ -257,6 +260,7 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
             keyed("memory|usage", -3, READONLY, 2, 2, 1, "server"),
             sub("memory|stats", 2, 0),
             sub("memory|doctor", 2, 0),
+            sub("memory|malloc-stats", 2, 0),
             sub("memory|purge", 2, 0),
             sub("memory|help", 2, LOADING | STALE),
         ],
