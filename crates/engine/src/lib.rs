@@ -19,6 +19,7 @@ pub mod glob;
 pub mod hash;
 pub mod hll;
 pub mod key;
+pub mod lazyfree;
 pub mod ld;
 pub mod notify;
 pub mod num;

@@ -577,6 +577,25 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// [`Cx::delete`], with the value freed on the lazyfree thread when freeing it
+    /// takes more than [`crate::lazyfree::LAZYFREE_THRESHOLD`] allocations and no
+    /// snapshot shares it (UNLINK; Redis's `dbAsyncDelete`).
+    pub fn delete_lazy(&mut self, key: &Bytes) -> bool {
+        self.store.expire_if_needed(self.db, key, self.now);
+        let Some(e) = self.store.dbs[self.db].remove(key) else {
+            return false;
+        };
+        if std::sync::Arc::strong_count(&e.obj) == 1
+            && crate::lazyfree::free_effort(&self.store.config, &e)
+                > crate::lazyfree::LAZYFREE_THRESHOLD
+        {
+            crate::lazyfree::drop_later(e, 1);
+        }
+        self.modified(key);
+        self.notify(notify::GENERIC, "del", key);
+        true
+    }
+
     /// Deletes the key if its container value became empty, raising the "del" event
     /// (callers raise their own event, e.g. "lpop", before this one, as Redis does).
     pub fn remove_if_empty(&mut self, key: &Bytes) {

@@ -350,6 +350,7 @@ pub(crate) fn sample(inner: &mut Inner) {
 pub(crate) fn reset_stats(conn: &Conn, inner: &mut Inner) {
     inner.stats = Default::default();
     inner.store.stats = Default::default();
+    redsnap_engine::lazyfree::reset_stats();
     inner.calls.reset();
     conn.shared
         .live

@@ -239,13 +239,15 @@ pub(crate) fn info(inner: &Inner) -> String {
     );
     let _ = write!(
         s,
-        "allocator_frag_ratio:{afr:.2}\r\nallocator_frag_bytes:{afb}\r\nallocator_rss_ratio:{arr:.2}\r\nallocator_rss_bytes:{arb}\r\nrss_overhead_ratio:{rer:.2}\r\nrss_overhead_bytes:{reb}\r\nmem_fragmentation_ratio:{tfr:.2}\r\nmem_fragmentation_bytes:{tfb}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:{}\r\nmem_total_replication_buffers:{}\r\nmem_clients_slaves:{}\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:{}\r\nmem_allocator:mimalloc-{}\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:0\r\nlazyfreed_objects:0\r\nmem_snapshot_changes:{}\r\nmem_snapshot_copy:{}\r\n",
+        "allocator_frag_ratio:{afr:.2}\r\nallocator_frag_bytes:{afb}\r\nallocator_rss_ratio:{arr:.2}\r\nallocator_rss_bytes:{arb}\r\nrss_overhead_ratio:{rer:.2}\r\nrss_overhead_bytes:{reb}\r\nmem_fragmentation_ratio:{tfr:.2}\r\nmem_fragmentation_bytes:{tfb}\r\nmem_not_counted_for_evict:0\r\nmem_replication_backlog:{}\r\nmem_total_replication_buffers:{}\r\nmem_clients_slaves:{}\r\nmem_clients_normal:{}\r\nmem_cluster_links:0\r\nmem_aof_buffer:{}\r\nmem_allocator:mimalloc-{}\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\nmem_snapshot_changes:{}\r\nmem_snapshot_copy:{}\r\n",
         m.backlog,
         m.backlog + m.clients_slaves,
         m.clients_slaves,
         m.clients_normal,
         m.aof_buffer,
         crate::alloc::version(),
+        redsnap_engine::lazyfree::pending(),
+        redsnap_engine::lazyfree::freed(),
         m.snapshot_changes,
         m.snapshot_copy,
     );
