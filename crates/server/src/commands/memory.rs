@@ -33,7 +33,8 @@ fn note_peak(used: u64) -> u64 {
     PEAK.fetch_max(used, Ordering::Relaxed).max(used)
 }
 
-/// Bytes released in one cron interval that make the allocator give pages back.
+/// Bytes released in one cron interval (and at least 1/32 of what was in use) that
+/// make the allocator give pages back.
 const RELEASE_MIN: u64 = 8 << 20;
 
 /// Each cron tick: the peak, and when much memory was freed since the last tick
@@ -43,7 +44,7 @@ pub(crate) fn cron(inner: &Inner) {
     let used = crate::used_memory(inner);
     note_peak(used);
     let last = LAST_USED.swap(used, Ordering::Relaxed);
-    if last > used && last - used >= RELEASE_MIN.max(last / 10) {
+    if last > used && last - used >= RELEASE_MIN.max(last / 32) {
         crate::alloc::request_collect();
     }
 }
