@@ -154,6 +154,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn copies_on_write_under_a_snapshot_are_counted() {
+        use crate::value::Value;
+        use bytes::Bytes;
+        let mut s = crate::Store::default();
+        for i in 0..100 {
+            s.dbs[0].insert(
+                Bytes::from(format!("k{i}")),
+                Value::Str(Bytes::from(vec![b'x'; 1000])),
+                None,
+            );
+        }
+        // The counter is process-wide (other tests move it too): only a lower bound
+        // can be checked.
+        let copy = s.snapshot_point(true);
+        for i in 0..100 {
+            if let Some(Value::Str(v)) = s.dbs[0].get_mut(format!("k{i}").as_bytes()) {
+                *v = Bytes::from_static(b"y");
+            }
+        }
+        // Each value was copied (the snapshot keeps the 1,000-byte original).
+        assert!(
+            copied_since_point() >= 100 * 1000,
+            "{}",
+            copied_since_point()
+        );
+        drop(copy);
+    }
+
+    #[test]
     fn sorted_lists_each_hash_once_with_its_removal() {
         let mut c = ChangedKeys::default();
         c.written.insert(30);
