@@ -10,7 +10,14 @@
 #    the median rps and p99 of every test;
 # 4. restarts both servers, loads the same 1,000,000 keys with 100-byte values into each
 #    (SET key:N, one RESP stream through redis-cli --pipe) and reads INFO memory
-#    used_memory and VmRSS from /proc/<pid>/status;
+#    used_memory and VmRSS from /proc/<pid>/status at three moments (issue 16):
+#    a. after the load;
+#    b. after a BGSAVE (waited for) and then overwriting every key once (the same
+#       stream with other values);
+#    c. the peak during a BGSAVE while 20 clients overwrite random keys of the set
+#       (redis-benchmark SET key:__rand_int__): the sum of the proportional set size
+#       (Pss, /proc/<pid>/smaps_rollup) of the server and its children, sampled
+#       every 50 ms, so Redis's fork counts with the pages it copied;
 # 5. writes BENCHMARKS.md and docs/bench-ratios.svg (scripts/bench_report.py); sections of
 #    BENCHMARKS.md written by other scripts (e.g. "## Persistence" from bench_persist.sh)
 #    are kept.
@@ -22,6 +29,8 @@
 # when the next one would not fit), BENCH_REQUESTS (200000), BENCH_CLIENTS (50),
 # BENCH_KEYSPACE (100000), BENCH_TESTS (the list below), BENCH_MEM_KEYS (1000000),
 # BENCH_VALUE_SIZE (100), BENCH_SKIP_BUILD=1 (use the existing release binary),
+# BENCH_PARTS (throughput,memory: the parts to run), BENCH_OUT_MD (BENCHMARKS.md),
+# BENCH_OUT_SVG (docs/bench-ratios.svg), BENCH_PORTS (lo-hi: ports to use; any free one),
 # REDSNAP_BIN, REDIS_SERVER, REDIS_BENCHMARK, REDIS_CLI.
 set -euo pipefail
 
@@ -40,8 +49,10 @@ VALUE_SIZE=${BENCH_VALUE_SIZE:-100}
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 REDIS_BENCHMARK=${REDIS_BENCHMARK:-redis-benchmark}
 REDIS_CLI=${REDIS_CLI:-redis-cli}
-OUT_MD=$ROOT/BENCHMARKS.md
-OUT_SVG=$ROOT/docs/bench-ratios.svg
+OUT_MD=${BENCH_OUT_MD:-$ROOT/BENCHMARKS.md}
+PARTS=${BENCH_PARTS:-throughput,memory}
+part() { case ",$PARTS," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+OUT_SVG=${BENCH_OUT_SVG:-$ROOT/docs/bench-ratios.svg}
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -79,7 +90,23 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 - "${BENCH_PORTS:-}" <<'PY'
+import random, socket, sys
+rng = sys.argv[1]
+if not rng:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); sys.exit()
+lo, hi = (int(x) for x in rng.split("-"))
+ports = list(range(lo, hi + 1)); random.shuffle(ports)
+for p in ports:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p)); print(p); sys.exit()
+    except OSError:
+        pass
+    finally:
+        s.close()
+sys.exit("no free port in " + rng)
+PY
 }
 
 wait_ready() {  # port name logfile
@@ -91,7 +118,9 @@ wait_ready() {  # port name logfile
   die "$2 on port $1 did not answer PING"
 }
 
-# start_server redis|redsnap -> sets SERVER_PORT and SERVER_PID
+# start_server redis|redsnap [snapshots] -> sets SERVER_PORT and SERVER_PID. With
+# "snapshots", BGSAVE works on both (redsnap needs a save point for its data dir; one
+# that never fires) and neither snapshots on its own.
 start_server() {
   local kind=$1 port dir
   port=$(free_port)
@@ -100,6 +129,9 @@ start_server() {
   if [ "$kind" = redis ]; then
     "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
       --dir "$dir" --daemonize no --logfile "$dir/log" &
+  elif [ "${2:-}" = snapshots ]; then
+    "$BIN" serve --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly no \
+      --save "86400 2000000000" --snapshot-interval 0 >"$dir/log" 2>&1 &
   else
     "$BIN" serve --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly no --save "" \
       >"$dir/log" 2>&1 &
@@ -120,6 +152,12 @@ cli() { "$REDIS_CLI" -h 127.0.0.1 -p "$@"; }
 # ---------------------------------------------------------------------------
 # Throughput
 # ---------------------------------------------------------------------------
+mkdir -p "$WORK/csv"
+FAILED=()
+MISSING=()
+RUN_LIST=
+DONE_ROUNDS=0
+if part throughput; then
 start_server redis;   REDIS_PORT=$SERVER_PORT;   REDIS_PID=$SERVER_PID
 start_server redsnap; REDSNAP_PORT=$SERVER_PORT; REDSNAP_PID=$SERVER_PID
 log "redis-server $REDIS_VERSION on $REDIS_PORT (pid $REDIS_PID), redsnap on $REDSNAP_PORT (pid $REDSNAP_PID)"
@@ -165,8 +203,6 @@ cli "$REDSNAP_PORT" FLUSHALL >/dev/null
 [ ${#RUN_TESTS[@]} -gt 0 ] || die "no test left to run"
 RUN_LIST=$(IFS=,; echo "${RUN_TESTS[*]}")
 
-mkdir -p "$WORK/csv"
-FAILED=()
 T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 DONE_ROUNDS=0
@@ -198,6 +234,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 stop_server "$REDIS_PID"
 stop_server "$REDSNAP_PID"
+fi
 
 # ---------------------------------------------------------------------------
 # Memory: the same MEM_KEYS SETs (key:%012d, VALUE_SIZE-byte value) into fresh servers
@@ -223,10 +260,44 @@ PY
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 used_memory() { cli "$1" INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" {print $2}'; }
 
+# Proportional set size (kB) of a process and its children (a forked BGSAVE child
+# shares its parent's pages: Pss splits them, so the sum is the memory both hold).
+pss_tree_kb() {
+  local total=0 p v
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
+    v=$(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || echo 0)
+    total=$(( total + ${v:-0} ))
+  done
+  echo "$total"
+}
+bgsave_running() {
+  cli "$1" INFO persistence | tr -d '\r' | grep -q '^rdb_bgsave_in_progress:1'
+}
+wait_bgsave() {  # port
+  for _ in $(seq 1 6000); do
+    bgsave_running "$1" || return 0
+    sleep 0.05
+  done
+  FAILED+=("BGSAVE on port $1 did not finish within 300 s")
+}
+# BGSAVE and wait for it (it may have to wait for one in progress to finish).
+bgsave() {  # port
+  wait_bgsave "$1"
+  local r
+  r=$(cli "$1" BGSAVE 2>&1)
+  case "$r" in
+    *"Background saving started"*|*"scheduled"*) ;;
+    *) FAILED+=("BGSAVE on port $1: $r") ;;
+  esac
+  sleep 0.1
+  wait_bgsave "$1"
+}
+
 MEM_FILE=$WORK/memory.txt
 : >"$MEM_FILE"
 for kind in redis redsnap; do
-  start_server "$kind"
+  part memory || break
+  start_server "$kind" snapshots
   port=$SERVER_PORT; pid=$SERVER_PID
   sleep 0.5
   echo "$kind.rss_before_kb=$(rss_kb "$pid")" >>"$MEM_FILE"
@@ -244,6 +315,40 @@ for kind in redis redsnap; do
   echo "$kind.dbsize=$(cli "$port" DBSIZE)" >>"$MEM_FILE"
   echo "$kind.rss_after_kb=$(rss_kb "$pid")" >>"$MEM_FILE"
   echo "$kind.used_memory_after=$(used_memory "$port")" >>"$MEM_FILE"
+
+  # b. BGSAVE, then overwrite every key once.
+  log "$kind: BGSAVE, then overwriting every key"
+  bgsave "$port"
+  if ! gen_load | sed 's/^xxxxxxxxxx/yyyyyyyyyy/' | "$REDIS_CLI" -h 127.0.0.1 -p "$port" --pipe \
+      >"$WORK/pipe2-$kind.out" 2>&1 || ! grep -q "errors: 0," "$WORK/pipe2-$kind.out"; then
+    FAILED+=("overwrite of $kind: $(tr '\n' ' ' <"$WORK/pipe2-$kind.out" | tail -c 300)")
+  fi
+  sleep 2
+  echo "$kind.rss_overwrite_kb=$(rss_kb "$pid")" >>"$MEM_FILE"
+  echo "$kind.used_memory_overwrite=$(used_memory "$port")" >>"$MEM_FILE"
+
+  # c. Peak during a BGSAVE while clients overwrite keys.
+  log "$kind: peak during a BGSAVE under writes"
+  "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$port" -c 20 -r "$MEM_KEYS" -n 100000000 -d "$VALUE_SIZE" \
+    -t set -q >/dev/null 2>&1 &
+  writer=$!
+  sleep 1
+  peak=$(pss_tree_kb "$pid")
+  wait_bgsave "$port"
+  r=$(cli "$port" BGSAVE 2>&1)
+  case "$r" in *"started"*|*"scheduled"*) ;; *) FAILED+=("BGSAVE under writes on $kind: $r") ;; esac
+  samples=0
+  for _ in $(seq 1 6000); do
+    v=$(pss_tree_kb "$pid")
+    [ "$v" -gt "$peak" ] && peak=$v
+    samples=$((samples + 1))
+    if [ "$samples" -gt 2 ] && ! bgsave_running "$port"; then break; fi
+    sleep 0.05
+  done
+  kill "$writer" 2>/dev/null || true
+  wait "$writer" 2>/dev/null || true
+  echo "$kind.rss_bgsave_peak_kb=$peak" >>"$MEM_FILE"
+  echo "$kind.bgsave_peak_samples=$samples" >>"$MEM_FILE"
   stop_server "$pid"
 done
 

@@ -4,7 +4,8 @@
 Inputs (written by bench.sh):
   --csv-dir DIR   redis-benchmark --csv outputs named <server>-P<pipeline>-r<round>.csv
   --memory FILE   key=value lines: <server>.rss_before_kb, .rss_after_kb,
-                  .used_memory_before, .used_memory_after, .dbsize, .load_seconds
+                  .used_memory_before, .used_memory_after, .dbsize, .load_seconds,
+                  .rss_overwrite_kb, .used_memory_overwrite, .rss_bgsave_peak_kb
   --meta FILE     key=value lines: date, commit, nproc, cpu, ... (failure= may repeat)
 Outputs: --out BENCHMARKS.md, --svg chart (linked from the markdown as --svg-link).
 """
@@ -211,6 +212,22 @@ def mem_section(mem):
     r_after, s_after = rows[0][3], rows[1][3]
     r_used, s_used = rows[0][4], rows[1][4]
     lines.append("")
+    # The three moments of issue 16, when the run measured them.
+    moments = [
+        ("after loading", ".rss_after_kb"),
+        ("after BGSAVE, then overwriting every key", ".rss_overwrite_kb"),
+        ("peak during a BGSAVE under writes (Pss of the server and its fork)", ".rss_bgsave_peak_kb"),
+    ]
+    if any(num(s + ".rss_overwrite_kb") is not None for s in SERVERS):
+        lines.append("| moment | " + " | ".join(SERVERS) + " | ratio redsnap/redis |")
+        lines.append("|---|" + "---:|" * (len(SERVERS) + 1))
+        for label, suffix in moments:
+            vals = [num(s + suffix) for s in SERVERS]
+            ratio = "n/a"
+            if vals[0] and vals[1]:
+                ratio = "**{:.2f}**".format(vals[1] / vals[0])
+            lines.append("| %s | %s | %s |" % (label, " | ".join(mib(v) for v in vals), ratio))
+        lines.append("")
     summary = []
     if r_after and s_after:
         summary.append("**RSS ratio redsnap/redis (loaded): {:.2f}**".format(s_after / r_after))
@@ -301,7 +318,11 @@ def main():
     md.append("Fresh servers, then the same %s `SET key:NNNNNNNNNNNN <%s-byte value>` commands sent to each "
               "as one RESP stream (`redis-cli --pipe`). RSS is VmRSS from `/proc/<pid>/status` (empty server, "
               "then loaded); used_memory is what each server reports in `INFO memory` (each server's own "
-              "count of allocated bytes).\n"
+              "count of allocated bytes). The second table follows the same servers through a BGSAVE "
+              "and an overwrite of every key, then a BGSAVE while 20 clients overwrite random keys "
+              "(peak of the summed Pss of the server and its children, sampled every 50 ms; for "
+              "redis-server that includes the fork and the pages it copied); both servers were "
+              "started with snapshots possible (redsnap: a save point that never fires).\n"
               % ("{:,}".format(int(first(meta, "mem_keys", "0") or 0)), first(meta, "value_size")))
     md.append(mem_section(mem))
 

@@ -12,6 +12,7 @@
 //! stopping writes. Values sit behind an `Arc` and are copied only when written while
 //! shared.
 
+use crate::changes::{self, ChangedKeys};
 use crate::hash::KeyHasher;
 use crate::key::Key;
 use crate::trie::Trie;
@@ -159,6 +160,54 @@ pub struct Db {
     /// The dataset's key hash (the same in every database of a store).
     hasher: KeyHasher,
     memo: HashMemo,
+    /// The key hashes changed since the last snapshot point, when this database
+    /// records them (see [`crate::changes`]). Not shared by clones.
+    changed: Tracker,
+}
+
+/// The change record of a database (None: not recording, or given up). A clone
+/// (a snapshot's copy) starts without one: copying it would cost O(changes) under
+/// the server's lock.
+#[derive(Default)]
+struct Tracker(Option<ChangedKeys>);
+
+impl Clone for Tracker {
+    fn clone(&self) -> Self {
+        Tracker(None)
+    }
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(c) => write!(f, "Tracker({} changes)", c.len()),
+            None => f.write_str("Tracker(off)"),
+        }
+    }
+}
+
+impl Tracker {
+    /// Records a write of a key whose hash is `hash` in a database of `len` keys.
+    #[inline]
+    fn wrote(&mut self, hash: u64, len: usize) {
+        if let Some(c) = &mut self.0 {
+            c.written.insert(hash);
+            if c.len() > changes::limit(len) {
+                self.0 = None;
+            }
+        }
+    }
+
+    /// Records the removal of a key whose hash is `hash`.
+    #[inline]
+    fn removed(&mut self, hash: u64, len: usize) {
+        if let Some(c) = &mut self.0 {
+            c.removed.insert(hash);
+            if c.len() > changes::limit(len) {
+                self.0 = None;
+            }
+        }
+    }
 }
 
 /// Longest key a [`HashMemo`] keeps.
@@ -252,6 +301,7 @@ impl Db {
             volatile: imbl::OrdSet::new(),
             hasher,
             memo: HashMemo::default(),
+            changed: Tracker::default(),
         }
     }
 
@@ -318,7 +368,11 @@ impl Db {
     /// Mutable access to the value's object (value and encoding flag); copies it
     /// first if a snapshot shares it.
     pub fn get_mut_obj(&mut self, key: &[u8]) -> Option<&mut Obj> {
-        let e = self.map.get_mut(self.key_hash(key), key)?;
+        let hash = self.key_hash(key);
+        let len = self.map.len();
+        let e = self.map.get_mut(hash, key)?;
+        self.changed.wrote(hash, len);
+        note_if_shared(&e.obj);
         Some(Arc::make_mut(&mut e.obj))
     }
 
@@ -332,6 +386,7 @@ impl Db {
     pub fn insert_entry(&mut self, key: impl AsRef<[u8]>, entry: Entry) {
         let key = Key::new(key.as_ref());
         let hash = self.key_hash(&key);
+        self.changed.wrote(hash, self.map.len());
         if entry.expire_at().is_some() {
             self.volatile.insert(ScanKey {
                 hash,
@@ -340,7 +395,9 @@ impl Db {
         } else if !self.volatile.is_empty() {
             self.volatile.remove(&KeyRef { hash, key: &key });
         }
-        self.map.insert(hash, key, entry);
+        if let Some(old) = self.map.insert(hash, key, entry) {
+            note_if_shared(&old.obj);
+        }
     }
 
     /// Sets `key` to `value` (and its deadline). An overwrite keeps the stored key
@@ -357,6 +414,7 @@ impl Db {
     ) {
         let hash = self.key_hash(key);
         if expire_at.is_none() && self.volatile.is_empty() {
+            self.changed.wrote(hash, self.map.len());
             if let Some(e) = self.map.get_mut(hash, key) {
                 match Arc::get_mut(&mut e.obj) {
                     Some(obj) => {
@@ -364,6 +422,7 @@ impl Db {
                         obj.big_encoding = false;
                     }
                     None => {
+                        note_if_shared(&e.obj);
                         let access = e.obj.access.load(Ordering::Relaxed);
                         e.obj = Arc::new(Obj {
                             value,
@@ -393,8 +452,12 @@ impl Db {
 
     /// Replaces the value of an existing key, keeping its expiry. Returns false if absent.
     pub fn replace_value(&mut self, key: &[u8], value: Value) -> bool {
-        match self.map.get_mut(self.key_hash(key), key) {
+        let hash = self.key_hash(key);
+        let len = self.map.len();
+        match self.map.get_mut(hash, key) {
             Some(e) => {
+                self.changed.wrote(hash, len);
+                note_if_shared(&e.obj);
                 e.obj = Arc::new(Obj {
                     value,
                     access: AtomicU32::new(0),
@@ -412,6 +475,8 @@ impl Db {
             key,
         };
         let e = self.map.remove(kr.hash, key)?.value;
+        self.changed.removed(kr.hash, self.map.len());
+        note_if_shared(&e.obj);
         if e.expire_at().is_some() {
             self.volatile.remove(&kr);
         }
@@ -424,9 +489,11 @@ impl Db {
             hash: self.key_hash(key),
             key,
         };
+        let len = self.map.len();
         let Some(e) = self.map.get_mut(kr.hash, key) else {
             return false;
         };
+        self.changed.wrote(kr.hash, len);
         e.expire = pack_deadline(expire_at);
         if expire_at.is_some() {
             self.volatile.insert(ScanKey {
@@ -441,8 +508,61 @@ impl Db {
 
     /// Empties the database (the hash stays: it belongs to the dataset).
     pub fn clear(&mut self) {
+        if !self.map.is_empty() {
+            // Every key is gone: the next snapshot writes this database whole.
+            self.changed.0 = None;
+        }
         self.map = Trie::default();
         self.volatile = imbl::OrdSet::new();
+    }
+
+    /// Empties the database and returns its contents (to be freed elsewhere: FLUSHALL
+    /// drops them off the server's thread).
+    pub fn take_all(&mut self) -> (Trie<Entry>, imbl::OrdSet<ScanKey>) {
+        if !self.map.is_empty() {
+            self.changed.0 = None;
+        }
+        (
+            std::mem::take(&mut self.map),
+            std::mem::take(&mut self.volatile),
+        )
+    }
+
+    /// Starts a new change record (`track`) or stops recording, and returns the
+    /// record since the last call (None: not recording, or given up, or flushed:
+    /// the changes are not known). Called at a snapshot point.
+    pub fn take_changes(&mut self, track: bool) -> Option<ChangedKeys> {
+        std::mem::replace(&mut self.changed.0, track.then(ChangedKeys::default))
+    }
+
+    /// Forgets the change record: what the database holds no longer follows from
+    /// the last snapshot point by recorded writes (SWAPDB moved it).
+    pub fn forget_changes(&mut self) {
+        self.changed.0 = None;
+    }
+
+    /// An estimate of the bytes the keyspace's own structures take, apart from the
+    /// values' contents (MEMORY STATS `overhead.hashtable.main` and `.expires`):
+    /// per key its trie slot, its value's allocation header and object, and a share
+    /// of the inner nodes; per key with a deadline its index entry.
+    pub fn overhead_bytes(&self) -> (usize, usize) {
+        let per_key = Trie::<Entry>::slot_size() + 16 + std::mem::size_of::<Obj>() + 4;
+        let per_volatile = std::mem::size_of::<ScanKey>() + 16;
+        (self.len() * per_key, self.volatile_len() * per_volatile)
+    }
+
+    /// Bytes the change record holds.
+    pub fn changes_bytes(&self) -> usize {
+        self.changed.0.as_ref().map_or(0, ChangedKeys::heap_bytes)
+    }
+
+    /// The entries whose key hash is `hash` (usually one; keys sharing a full hash
+    /// are all returned), in key order.
+    pub fn entries_with_hash(&self, hash: u64) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.map
+            .iter_from(hash)
+            .take_while(move |l| l.hash == hash)
+            .map(|l| (&l.key, &l.value))
     }
 
     /// All entries in map order (a snapshot iterates a clone of the db).
@@ -523,6 +643,15 @@ impl Db {
     }
 }
 
+/// Counts a value a write copies, replaces or removes while a snapshot's copy shares
+/// it (the copy alone keeps the old one alive: see [`changes::copied_since_point`]).
+#[inline]
+fn note_if_shared(obj: &Arc<Obj>) {
+    if Arc::strong_count(obj) != 1 {
+        changes::note_copy(obj.value.mem_usage() + std::mem::size_of::<Obj>() + 16);
+    }
+}
+
 /// Copies bytes out of a (possibly large, shared) network buffer so a stored key or
 /// value does not pin that buffer in memory.
 pub fn own(b: &Bytes) -> Bytes {
@@ -592,6 +721,38 @@ mod tests {
                 "k{i} missed"
             );
         }
+    }
+
+    #[test]
+    fn change_record_follows_writes_and_gives_up_past_its_limit() {
+        let mut db = Db::new();
+        db.insert(Bytes::from("before"), Value::Str(Bytes::new()), None);
+        // Not recording until a point starts it.
+        assert!(db.take_changes(true).is_none());
+        db.insert(Bytes::from("a"), Value::Str(Bytes::from("1")), None);
+        db.set_expire(b"before", Some(1));
+        db.remove(b"missing");
+        db.remove(b"a");
+        // A snapshot's copy does not carry (or copy) the record.
+        let copy = db.clone();
+        assert_eq!(copy.changes_bytes(), 0);
+        assert!(db.changes_bytes() > 0);
+        let c = db.take_changes(true).expect("recorded");
+        let (ha, hb) = (db.key_hash(b"a"), db.key_hash(b"before"));
+        let mut want = vec![(ha, true), (hb, false)];
+        want.sort_unstable();
+        assert_eq!(c.sorted(), want);
+        // Past the limit the record is dropped: the changes are then unknown.
+        // (New keys: the limit grows with the database, a quarter as fast.)
+        for i in 0..2 * crate::changes::limit(0) {
+            db.insert(Bytes::from(format!("k{i}")), Value::Str(Bytes::new()), None);
+        }
+        assert!(db.take_changes(true).is_none());
+        db.insert(Bytes::from("x"), Value::Str(Bytes::new()), None);
+        db.clear();
+        assert!(db.take_changes(false).is_none());
+        db.insert(Bytes::from("y"), Value::Str(Bytes::new()), None);
+        assert!(db.take_changes(true).is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! `(hash, key)` with values behind `Arc`s, so a snapshot is an O(1) clone and writes
 //! copy only what they touch while a snapshot is being written. See ARCHITECTURE.md.
 
+pub mod changes;
 pub mod cmd;
 pub mod cmdmeta;
 pub mod db;
@@ -18,6 +19,7 @@ pub mod glob;
 pub mod hash;
 pub mod hll;
 pub mod key;
+pub mod lazyfree;
 pub mod ld;
 pub mod notify;
 pub mod num;

@@ -127,6 +127,8 @@ pub struct Store {
     /// Whether the command running was called by a script (Redis's CLIENT_SCRIPT:
     /// SORT then orders a set's elements even BY a constant, for determinism).
     pub in_script: bool,
+    /// The last snapshot point taken with change tracking (0: none).
+    change_point: u64,
 }
 
 /// A point-in-time copy of the dataset, as a snapshot stores it: the databases (O(1)
@@ -135,6 +137,9 @@ pub struct Store {
 pub struct Dataset {
     pub dbs: Vec<Db>,
     pub libraries: Vec<Bytes>,
+    /// What changed since the previous snapshot point, when the copy was taken at a
+    /// point ([`Store::snapshot_point`]); an incremental snapshot is written from it.
+    pub changes: Option<crate::changes::Changes>,
 }
 
 impl From<Vec<Db>> for Dataset {
@@ -143,6 +148,7 @@ impl From<Vec<Db>> for Dataset {
         Dataset {
             dbs,
             libraries: Vec::new(),
+            changes: None,
         }
     }
 }
@@ -177,6 +183,7 @@ impl Store {
             evict_pool: Vec::new(),
             libraries: Libraries::default(),
             in_script: false,
+            change_point: 0,
         }
     }
 
@@ -207,7 +214,30 @@ impl Store {
         Dataset {
             dbs: self.dbs.clone(),
             libraries: self.libraries.codes(),
+            changes: None,
         }
+    }
+
+    /// A snapshot point: [`Store::dataset`] plus the changes recorded since the
+    /// previous point, and (with `track`) a new empty record in every database, so the
+    /// next point knows what changed after this one. O(databases): the records are
+    /// moved, not copied. Without `track` recording stops (a write then costs
+    /// nothing extra) and the dataset carries no changes.
+    pub fn snapshot_point(&mut self, track: bool) -> Dataset {
+        let at = crate::changes::next_point();
+        crate::changes::reset_copied();
+        let since = std::mem::replace(&mut self.change_point, if track { at } else { 0 });
+        let dbs: Vec<_> = self.dbs.iter_mut().map(|d| d.take_changes(track)).collect();
+        let mut data = self.dataset();
+        if track {
+            data.changes = Some(crate::changes::Changes { since, at, dbs });
+        }
+        data
+    }
+
+    /// Bytes the databases' change records hold (see [`crate::changes`]).
+    pub fn changes_bytes(&self) -> usize {
+        self.dbs.iter().map(Db::changes_bytes).sum()
     }
 
     /// Runs one command whose spec has an engine handler. The caller has checked arity
@@ -545,6 +575,25 @@ impl<'a> Cx<'a> {
         } else {
             false
         }
+    }
+
+    /// [`Cx::delete`], with the value freed on the lazyfree thread when freeing it
+    /// takes more than [`crate::lazyfree::LAZYFREE_THRESHOLD`] allocations and no
+    /// snapshot shares it (UNLINK; Redis's `dbAsyncDelete`).
+    pub fn delete_lazy(&mut self, key: &Bytes) -> bool {
+        self.store.expire_if_needed(self.db, key, self.now);
+        let Some(e) = self.store.dbs[self.db].remove(key) else {
+            return false;
+        };
+        if std::sync::Arc::strong_count(&e.obj) == 1
+            && crate::lazyfree::free_effort(&self.store.config, &e)
+                > crate::lazyfree::LAZYFREE_THRESHOLD
+        {
+            crate::lazyfree::drop_later(e, 1);
+        }
+        self.modified(key);
+        self.notify(notify::GENERIC, "del", key);
+        true
     }
 
     /// Deletes the key if its container value became empty, raising the "del" event

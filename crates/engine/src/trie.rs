@@ -136,6 +136,10 @@ impl<V: Clone> Node<V> {
 
     /// The slots, copied first if another version shares them.
     fn slots_mut(&mut self) -> &mut [Slot<V>] {
+        if Arc::strong_count(&self.slots) != 1 && !self.slots.is_empty() {
+            // Another version (a snapshot's copy) keeps the original.
+            crate::changes::note_copy(array_bytes::<V>(self.slots.len()));
+        }
         Arc::make_mut(&mut self.slots)
     }
 
@@ -154,6 +158,11 @@ impl<V: Clone> Node<V> {
     }
 }
 
+/// The heap bytes of a slot array of `n` slots (with the `Arc`'s counts).
+fn array_bytes<V>(n: usize) -> usize {
+    16 + n * std::mem::size_of::<Slot<V>>()
+}
+
 /// A new slot array: `old` with `insert` placed at `pos`, or without the slot at
 /// `pos` (returned) when `insert` is None. One allocation and one copy: the slots are
 /// moved out of `old` when nothing else shares it, cloned when another version does.
@@ -165,6 +174,7 @@ fn rebuild<V: Clone>(
     let pos = pos.min(old.len());
     let skip = usize::from(insert.is_none() && pos < old.len());
     if Arc::get_mut(&mut old).is_none() {
+        crate::changes::note_copy(array_bytes::<V>(old.len()));
         let removed = (skip == 1).then(|| old[pos].clone());
         let new = old[..pos]
             .iter()
@@ -208,6 +218,13 @@ impl<V> Default for Trie<V> {
             root: Node::empty(),
             len: 0,
         }
+    }
+}
+
+impl<V> Trie<V> {
+    /// The bytes one key's slot takes in a node's array.
+    pub fn slot_size() -> usize {
+        std::mem::size_of::<Slot<V>>()
     }
 }
 

@@ -242,7 +242,7 @@ fn bench_persist(n: usize, dir: &Path) -> Result<(), Box<dyn std::error::Error>>
     let snaps = SnapshotStore::open(&dd)?;
     snaps.set_incremental(true);
     let t = Instant::now();
-    let info = snaps.write(store.snapshot(), 1)?;
+    let info = snaps.write(store.snapshot_point(true), 1)?;
     let w = t.elapsed();
     // 1% of keys changed, then a second (full) snapshot for comparison.
     for i in (0..n).step_by(100) {
@@ -253,7 +253,7 @@ fn bench_persist(n: usize, dir: &Path) -> Result<(), Box<dyn std::error::Error>>
         );
     }
     let t = Instant::now();
-    let info2 = snaps.write(store.snapshot(), 2)?;
+    let info2 = snaps.write(store.snapshot_point(true), 2)?;
     let w2 = t.elapsed();
     let mut fresh = Store::default();
     let t = Instant::now();

@@ -16,9 +16,9 @@
 //!             (off the lock, before acknowledging) let w = log.write_staged()?;
 //!             if log.waits_for_fsync() { log.durable(w).await? }   // appendfsync always
 //! cron        (under the lock) if let Some(why) = d.due(store.effects.dirty, now) {
-//!                 d.start_snapshot(&store, on_done)?   // clone O(dbs), write off the lock
+//!                 d.start_snapshot(&mut store, on_done)?   // clone O(dbs), write off the lock
 //!             }                                        // on_done: lock, d.finish(..)
-//! shutdown    d.prepare_save(&store) under the lock, job.run() off it, d.finish(..),
+//! shutdown    d.prepare_save(&mut store) under the lock, job.run() off it, d.finish(..),
 //!             d.close()
 //! ```
 
@@ -337,7 +337,7 @@ impl Durable {
     /// [`Durable::finish`] with [`Durable::dirty_at_start`].
     pub fn start_snapshot(
         &mut self,
-        store: &Store,
+        store: &mut Store,
         on_done: impl FnOnce(std::result::Result<SnapshotInfo, String>) + Send + 'static,
     ) -> std::result::Result<(), String> {
         if self.snaps.in_progress() {
@@ -347,12 +347,17 @@ impl Durable {
         self.dirty_at_start = store.effects.dirty;
         self.last_attempt_ms = now_ms();
         self.snaps
-            .spawn(store.dataset(), gen, self.log.clone(), move |res| {
-                on_done(match res {
-                    Ok(info) => Ok(info.clone()),
-                    Err(e) => Err(e.to_string()),
-                })
-            })
+            .spawn(
+                store.snapshot_point(self.cfg.snapshot_incremental),
+                gen,
+                self.log.clone(),
+                move |res| {
+                    on_done(match res {
+                        Ok(info) => Ok(info.clone()),
+                        Err(e) => Err(e.to_string()),
+                    })
+                },
+            )
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
@@ -364,7 +369,7 @@ impl Durable {
 
     /// A foreground snapshot of `store` as it is now (taken under the lock, written
     /// by [`SaveJob::run`] off it).
-    pub fn prepare_save(&mut self, store: &Store) -> std::result::Result<SaveJob, String> {
+    pub fn prepare_save(&mut self, store: &mut Store) -> std::result::Result<SaveJob, String> {
         if self.snaps.in_progress() {
             return Err("Background save already in progress".into());
         }
@@ -373,7 +378,7 @@ impl Durable {
         Ok(SaveJob {
             snaps: self.snaps.clone(),
             log: self.log.clone(),
-            dbs: store.dataset(),
+            dbs: store.snapshot_point(self.cfg.snapshot_incremental),
             gen,
             dirty: store.effects.dirty,
         })

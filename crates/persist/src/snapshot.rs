@@ -39,6 +39,7 @@ use crate::datadir::DataDir;
 use crate::error::{PersistError, Result};
 use bytes::Bytes;
 use parking_lot::Mutex;
+use redsnap_engine::changes::Changes;
 use redsnap_engine::{Dataset, Db, Entry, HashSeed, KeyHasher, Libraries, Store};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -285,15 +286,18 @@ struct Inner {
     stats: Mutex<SnapshotStats>,
     /// Test hook: fail after writing this many entries (u64::MAX = never).
     fail_after: AtomicU64,
-    /// Whether to keep the last snapshot's clone for incremental snapshots.
+    /// Whether to write incremental snapshots from the changes a dataset carries.
     incremental: AtomicBool,
-    /// The clone the snapshot in force was written from (incremental mode only).
+    /// The snapshot point the snapshot in force was written from (incremental mode
+    /// only): a dataset whose changes start there can be written as its difference.
     prev: Mutex<Option<Prev>>,
 }
 
+/// The snapshot in force and the point (`Store::snapshot_point`) it was taken at.
 struct Prev {
     id: u64,
-    dbs: Vec<Db>,
+    point: u64,
+    dbs: usize,
 }
 
 fn store_err(path: &Path) -> impl Fn(fjall::Error) -> PersistError + '_ {
@@ -400,11 +404,13 @@ impl SnapshotStore {
         read_current(&db, &self.inner.path)
     }
 
-    /// Incremental snapshots: keep the clone each snapshot was written from, and write
-    /// the next one as the difference (entries whose value `Arc` or deadline changed),
-    /// applied to the snapshot in force in one atomic batch. Costs memory: values
-    /// written after a snapshot are copied once (copy-on-write) and the old versions
-    /// live until the next snapshot. The first snapshot after start is always full.
+    /// Incremental snapshots: a dataset taken at a snapshot point
+    /// (`Store::snapshot_point`) carries the key hashes written and removed since the
+    /// previous point; when that point is the one the snapshot in force was written
+    /// from, the next snapshot is written as the difference (the entries under those
+    /// hashes), applied to the snapshot in force in one atomic batch. Nothing of the
+    /// previous version is kept in memory: the record costs a few bytes per changed
+    /// key. The first snapshot after start is always full.
     pub fn set_incremental(&self, on: bool) {
         self.inner.incremental.store(on, Ordering::Relaxed);
         if !on {
@@ -503,17 +509,31 @@ impl SnapshotStore {
     fn write_locked(&self, data: Dataset, log_gen: u64) -> Result<SnapshotInfo> {
         let started = Instant::now();
         let created_ms = now_ms();
-        let Dataset { dbs, libraries } = data;
-        let res = self.write_inner(&dbs, &libraries, log_gen, created_ms, started);
-        match &res {
-            Ok(info) if self.inner.incremental.load(Ordering::Relaxed) => {
-                *self.inner.prev.lock() = Some(Prev {
-                    id: info.meta.id,
-                    dbs,
-                });
-            }
-            _ => drop(dbs),
-        }
+        let Dataset {
+            dbs,
+            libraries,
+            changes,
+        } = data;
+        let res = self.write_inner(
+            &dbs,
+            &libraries,
+            changes.as_ref(),
+            log_gen,
+            created_ms,
+            started,
+        );
+        // The next snapshot can be incremental only if it starts from this one's point.
+        *self.inner.prev.lock() = match (&res, &changes) {
+            (Ok(info), Some(c)) if self.inner.incremental.load(Ordering::Relaxed) => Some(Prev {
+                id: info.meta.id,
+                point: c.at,
+                dbs: dbs.len(),
+            }),
+            _ => None,
+        };
+        // The clone goes now: the memory its copy-on-write kept is returned.
+        drop(dbs);
+        drop(changes);
         let mut st = self.inner.stats.lock();
         st.last_duration = Some(started.elapsed());
         match &res {
@@ -552,6 +572,7 @@ impl SnapshotStore {
         &self,
         dbs: &[Db],
         libraries: &[Bytes],
+        changes: Option<&Changes>,
         log_gen: u64,
         created_ms: u64,
         started: Instant,
@@ -559,21 +580,23 @@ impl SnapshotStore {
         let path = &self.inner.path;
         let db = self.db()?;
         let current = read_current(&db, path)?;
-        // Incremental when the previous snapshot's clone is at hand and still in force.
+        // Incremental when the changes start at the point the snapshot in force was
+        // written from, and every database's changes are known.
         let prev = self.inner.prev.lock().take();
         let hasher = dataset_hasher(dbs, path)?;
-        if let (Some(prev), Some(cur)) = (prev, current.as_ref()) {
+        if let (Some(prev), Some(cur), Some(changes)) = (prev, current.as_ref(), changes) {
             // The keyspace's entry keys must be on the databases' hash.
-            let same_hash = cur.hash_seed == Some(hasher.seed())
-                && prev.dbs.iter().all(|d| d.hasher() == hasher);
-            if prev.id == cur.id && prev.dbs.len() == dbs.len() && same_hash {
+            let same_hash = cur.hash_seed == Some(hasher.seed());
+            if prev.id == cur.id
+                && prev.point == changes.since
+                && changes.complete()
+                && prev.dbs == dbs.len()
+                && changes.dbs.len() == dbs.len()
+                && same_hash
+            {
                 let res = self.write_incremental(
-                    &db, cur, &prev.dbs, dbs, libraries, log_gen, created_ms, started,
+                    &db, cur, dbs, changes, libraries, log_gen, created_ms, started,
                 );
-                // Freeing the previous version's own trie nodes (those the writes since
-                // then replaced) is proportional to the changes but was a quarter of an
-                // incremental snapshot's time: done off this path, like Redis's lazyfree.
-                lazy_drop(prev);
                 match res? {
                     Some(info) => return Ok(info),
                     None => tracing::debug!(
@@ -675,18 +698,22 @@ impl SnapshotStore {
         })
     }
 
-    /// Writes only the entries that differ between `old` (the clone the snapshot in
-    /// force was written from) and `new`, plus the new metadata, in one atomic fjall
-    /// batch. Returns `None` when more than a fifth of the keys changed, or the
-    /// changes exceed [`MAX_INCREMENTAL_BYTES`] (a full snapshot is then cheaper, and
-    /// the batch's memory stays bounded).
+    /// Writes only the entries under the key hashes `changes` records (each hash's
+    /// keys as the clone `dbs` holds them; keys the snapshot in force holds under a
+    /// removed hash and the clone does not are deleted), plus the new metadata, in
+    /// one atomic fjall batch. The entry count and checksum are updated from the
+    /// stored entries each change replaces (read back from the snapshot, so no old
+    /// version is kept in memory). Returns `None` when more than a fifth of the keys
+    /// changed, the changes exceed [`MAX_INCREMENTAL_BYTES`] (a full snapshot is then
+    /// cheaper, and the batch's memory stays bounded), or the snapshot in force cannot
+    /// be read (a full snapshot replaces it).
     #[allow(clippy::too_many_arguments)]
     fn write_incremental(
         &self,
         db: &fjall::Database,
         cur: &SnapshotMeta,
-        old: &[Db],
-        new: &[Db],
+        dbs: &[Db],
+        changes: &Changes,
         libraries: &[Bytes],
         log_gen: u64,
         created_ms: u64,
@@ -695,53 +722,58 @@ impl SnapshotStore {
         let path = &self.inner.path;
         let serr = store_err(path);
         let name = format!("{SNAP_PREFIX}{}", cur.id);
-        let total: usize = new
-            .iter()
-            .map(|d| d.len())
-            .sum::<usize>()
-            .max(old.iter().map(|d| d.len()).sum());
-        let limit = total / 5 + 16;
-        let mut bytes = 0usize;
-        let fail_after = self.inner.fail_after.load(Ordering::SeqCst);
-        let mut changes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-        let mut checksum = cur.checksum;
-        let mut keys = cur.keys;
-        let mut key = Vec::new();
-        let mut val = Vec::new();
-        for (i, (o, n)) in old.iter().zip(new.iter()).enumerate() {
-            let dbi = db_index(i, path)?;
-            let mut emit =
-                |hash: u64, k: &[u8], before: Option<&Entry>, after: Option<&Entry>| -> bool {
-                    codec::entry_key(&mut key, dbi, hash, k);
-                    if let Some(e) = before {
-                        codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
-                        checksum =
-                            checksum.wrapping_sub(u64::from(codec::stored_crc(&val).unwrap_or(0)));
-                        keys -= 1;
-                    }
-                    let v = after.map(|e| {
-                        codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
-                        checksum =
-                            checksum.wrapping_add(u64::from(codec::stored_crc(&val).unwrap_or(0)));
-                        keys += 1;
-                        val.clone()
-                    });
-                    bytes += key.len() + v.as_ref().map_or(0, |v| v.len());
-                    changes.push((key.clone(), v));
-                    changes.len() <= limit && bytes <= MAX_INCREMENTAL_BYTES
-                };
-            if !diff_db(o, n, &mut emit) {
-                return Ok(None);
-            }
-        }
-        if changes.len() as u64 > fail_after {
-            return Err(PersistError::Injected(format!(
-                "no space left on device (after {fail_after} entries)"
-            )));
+        if !db.keyspace_exists(&name) {
+            return Ok(None);
         }
         let ks = db
             .keyspace(&name, fjall::KeyspaceCreateOptions::default)
             .map_err(&serr)?;
+        let total = dbs
+            .iter()
+            .map(|d| d.len())
+            .sum::<usize>()
+            .max(usize::try_from(cur.keys).unwrap_or(usize::MAX));
+        let limit = total / 5 + 16;
+        let hashes: Vec<Vec<(u64, bool)>> = changes
+            .dbs
+            .iter()
+            .map(|c| c.as_ref().map(|c| c.sorted()).unwrap_or_default())
+            .collect();
+        if hashes.iter().map(Vec::len).sum::<usize>() > limit {
+            return Ok(None);
+        }
+        let fail_after = self.inner.fail_after.load(Ordering::SeqCst);
+        let mut w = IncrementalBatch {
+            changes: Vec::new(),
+            bytes: 0,
+            checksum: cur.checksum,
+            keys: cur.keys,
+            key: Vec::new(),
+            val: Vec::new(),
+        };
+        for (i, (d, hashes)) in dbs.iter().zip(&hashes).enumerate() {
+            let dbi = db_index(i, path)?;
+            for &(hash, removed) in hashes {
+                if let Err(e) = w.reconcile(&ks, dbi, d, hash, removed) {
+                    tracing::warn!(error = %e, "could not read the snapshot in force; writing a full one");
+                    return Ok(None);
+                }
+                if w.changes.len() > limit || w.bytes > MAX_INCREMENTAL_BYTES {
+                    return Ok(None);
+                }
+            }
+        }
+        if w.changes.len() as u64 > fail_after {
+            return Err(PersistError::Injected(format!(
+                "no space left on device (after {fail_after} entries)"
+            )));
+        }
+        let IncrementalBatch {
+            changes,
+            checksum,
+            keys,
+            ..
+        } = w;
         let meta = SnapshotMeta {
             format_version: format_for(libraries),
             id: cur.id,
@@ -1015,27 +1047,78 @@ fn encode_all(
     Ok((n, checksum))
 }
 
-/// Calls `emit(key, before, after)` for every entry that differs between `old` and
-/// `new` (added, removed, value replaced or copied-on-write, deadline changed), in
-/// order. Unchanged entries are recognised by pointer equality of the shared value
-/// `Arc`s, and trie nodes shared by both versions are skipped without visiting their
-/// entries (`Db::diff_from`). Stops (returning false) when `emit` returns false.
-fn diff_db(
-    old: &Db,
-    new: &Db,
-    emit: &mut impl FnMut(u64, &[u8], Option<&Entry>, Option<&Entry>) -> bool,
-) -> bool {
-    // The engine's diff skips trie nodes shared by the two versions, so the walk is
-    // proportional to what changed since the previous snapshot.
-    new.diff_from(old, |change| match change {
-        redsnap_engine::db::DbChange::Put {
-            hash,
-            key,
-            old,
-            new,
-        } => emit(hash, key, old, Some(new)),
-        redsnap_engine::db::DbChange::Delete { hash, key, old } => emit(hash, key, Some(old), None),
-    })
+/// The writes of an incremental snapshot being gathered, with the metadata figures
+/// they lead to.
+struct IncrementalBatch {
+    /// (entry key, new stored value or None to delete).
+    changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    bytes: usize,
+    checksum: u64,
+    keys: u64,
+    key: Vec<u8>,
+    val: Vec<u8>,
+}
+
+impl IncrementalBatch {
+    /// Adds the writes that bring the entries under `hash` in database `dbi` of the
+    /// snapshot (`ks`) to what `d` holds: each key `d` has is written (replacing the
+    /// stored entry, whose CRC leaves the checksum); when a key under the hash was
+    /// removed, the stored keys `d` no longer has are deleted.
+    fn reconcile(
+        &mut self,
+        ks: &fjall::Keyspace,
+        dbi: u16,
+        d: &Db,
+        hash: u64,
+        removed: bool,
+    ) -> std::result::Result<(), fjall::Error> {
+        // The stored entries under this hash, when some may have to go: (key, crc).
+        let mut stored: Vec<(fjall::UserKey, u32, bool)> = Vec::new();
+        if removed {
+            codec::entry_key(&mut self.key, dbi, hash, &[]);
+            for item in ks.prefix(&self.key) {
+                let (k, v) = item.into_inner()?;
+                let crc = codec::stored_crc(&v).unwrap_or(0);
+                stored.push((k, crc, false));
+            }
+        }
+        for (k, e) in d.entries_with_hash(hash) {
+            codec::entry_key(&mut self.key, dbi, hash, k);
+            let before = if removed {
+                stored
+                    .iter_mut()
+                    .find(|(sk, _, _)| sk[..] == self.key[..])
+                    .map(|(_, crc, seen)| {
+                        *seen = true;
+                        *crc
+                    })
+            } else {
+                ks.get(&self.key)?
+                    .map(|v| codec::stored_crc(&v).unwrap_or(0))
+            };
+            if let Some(crc) = before {
+                self.checksum = self.checksum.wrapping_sub(u64::from(crc));
+                self.keys = self.keys.saturating_sub(1);
+            }
+            codec::encode_entry(&mut self.val, &self.key, e.value(), e.expire_at());
+            self.checksum = self
+                .checksum
+                .wrapping_add(u64::from(codec::stored_crc(&self.val).unwrap_or(0)));
+            self.keys += 1;
+            self.bytes += self.key.len() + self.val.len();
+            self.changes
+                .push((self.key.clone(), Some(self.val.clone())));
+        }
+        for (k, crc, seen) in stored {
+            if !seen {
+                self.checksum = self.checksum.wrapping_sub(u64::from(crc));
+                self.keys = self.keys.saturating_sub(1);
+                self.bytes += k.len();
+                self.changes.push((k.to_vec(), None));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The key hash the databases share (a snapshot's entry keys are computed with it).
@@ -1195,12 +1278,4 @@ fn lower_thread_priority(nice: i32) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = nice;
-}
-
-/// Drops `value` on a short-lived thread (if no thread can be started, the value is
-/// dropped here, with the refused closure).
-fn lazy_drop<T: Send + 'static>(value: T) {
-    let _ = std::thread::Builder::new()
-        .name("redsnap-lazyfree".into())
-        .spawn(move || drop(value));
 }

@@ -62,7 +62,7 @@ fn writes_survive_a_reopen_from_the_log_alone_and_from_a_snapshot() {
     assert_eq!(get(&mut store, "a").as_deref(), Some(&b"1"[..]));
     run(&mut store, &mut d, &["SET", "a", "3"]);
     // A foreground snapshot (the final one of a shutdown).
-    let job = d.prepare_save(&store).unwrap();
+    let job = d.prepare_save(&mut store).unwrap();
     let dirty = job.dirty();
     assert_eq!(dirty, 1);
     let info = job.run().unwrap();
@@ -133,7 +133,7 @@ fn a_background_snapshot_compacts_the_log_and_resets_dirty() {
     }
     assert_eq!(store.effects.dirty, 10);
     let (tx, rx) = mpsc::channel();
-    d.start_snapshot(&store, move |res| {
+    d.start_snapshot(&mut store, move |res| {
         tx.send(res).unwrap();
     })
     .unwrap();
@@ -172,7 +172,7 @@ fn without_the_append_log_only_snapshots_persist() {
     let mut d = Durable::open(cfg.clone(), &mut store).unwrap();
     assert_eq!(store.total_keys(), 0, "no log, no snapshot: nothing");
     run(&mut store, &mut d, &["SET", "a", "1"]);
-    let job = d.prepare_save(&store).unwrap();
+    let job = d.prepare_save(&mut store).unwrap();
     job.run().unwrap();
     drop(d);
     let mut store = Store::default();

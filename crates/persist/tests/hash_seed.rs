@@ -86,14 +86,17 @@ fn hash_seed_survives_restart_and_incremental_snapshots_update_in_place() {
     let mut store = o.store;
     assert!(
         !o.snaps
-            .write(store.snapshot(), 2)
+            .write(store.snapshot_point(true), 2)
             .expect("full")
             .incremental
     );
     store.dbs[0].insert(b("bulk0"), Value::Str(b("changed")), None);
     store.dbs[1].remove(&b("bulk1"));
     store.dbs[2].insert(b("new"), Value::Str(b("x")), None);
-    let info = o.snaps.write(store.snapshot(), 3).expect("incremental");
+    let info = o
+        .snaps
+        .write(store.snapshot_point(true), 3)
+        .expect("incremental");
     assert!(info.incremental, "{info:?}");
     assert_eq!(info.changed, 3);
     assert_eq!(info.keys as usize, store.total_keys());
@@ -148,13 +151,13 @@ fn a_snapshot_from_before_seeds_loads_and_the_next_one_is_seeded() {
     // is full, seeded, and loads back whole.
     o.snaps.set_incremental(true);
     let mut live = o.store;
-    let info = o.snaps.write(live.snapshot(), 2).expect("write");
+    let info = o.snaps.write(live.snapshot_point(true), 2).expect("write");
     assert!(!info.incremental);
     assert_eq!(info.meta.hash_seed, Some(hasher.seed()));
     live.dbs[0].insert(b("later"), Value::Str(b("1")), None);
     assert!(
         o.snaps
-            .write(live.snapshot(), 3)
+            .write(live.snapshot_point(true), 3)
             .expect("write")
             .incremental
     );

@@ -43,13 +43,16 @@ fn snapshots_carry_the_libraries_full_and_incremental() {
     {
         let o = reopen(tmp.path(), &LoadOptions::new()).expect("open");
         o.snaps.set_incremental(true);
-        let info = o.snaps.write(store.dataset(), 0).expect("write");
+        let info = o.snaps.write(store.snapshot_point(true), 0).expect("write");
         assert_eq!(info.meta.format_version, 3);
         assert_eq!(info.meta.libraries, vec![la.clone(), lb.clone()]);
         // An incremental snapshot after a key and a library changed.
         store.dbs[1].insert(b("new"), Value::Str(b("v")), None);
         store.libraries.remove(b"a");
-        let info = o.snaps.write(store.dataset(), 0).expect("incremental");
+        let info = o
+            .snaps
+            .write(store.snapshot_point(true), 0)
+            .expect("incremental");
         assert!(info.incremental, "expected an incremental snapshot");
         assert_eq!(info.meta.libraries, vec![lb.clone()]);
     }

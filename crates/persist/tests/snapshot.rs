@@ -317,7 +317,7 @@ fn incremental_snapshot_writes_only_changes() {
     for i in 0..5_000 {
         store.dbs[i % 3].insert(b(&format!("bulk{i}")), Value::Str(b("v")), None);
     }
-    let first = snaps.write(store.snapshot(), 1).expect("full");
+    let first = snaps.write(store.snapshot_point(true), 1).expect("full");
     assert!(!first.incremental);
     // Changes of every kind: value replaced, value mutated in place (copy-on-write),
     // deadline set and cleared, key deleted, key added, in several dbs.
@@ -329,7 +329,9 @@ fn incremental_snapshot_writes_only_changes() {
     store.dbs[5].set_expire(&b("list"), None);
     store.dbs[2].remove(&b("bulk2"));
     store.dbs[15].insert(b("added"), Value::Str(b("new")), Some(now() + 99_000));
-    let second = snaps.write(store.snapshot(), 2).expect("incremental");
+    let second = snaps
+        .write(store.snapshot_point(true), 2)
+        .expect("incremental");
     assert!(second.incremental, "{second:?}");
     assert_eq!(second.changed, 6);
     assert_eq!(second.meta.id, first.meta.id);
@@ -342,14 +344,18 @@ fn incremental_snapshot_writes_only_changes() {
     // one is written in full.
     store.dbs[0].insert(b("bulk3"), Value::Str(b("lost")), None);
     snaps.inject_failure_after(Some(0));
-    snaps.write(store.snapshot(), 3).expect_err("must fail");
+    snaps
+        .write(store.snapshot_point(true), 3)
+        .expect_err("must fail");
     snaps.inject_failure_after(None);
     let mut fresh = Store::default();
     snaps.load(&mut fresh, &LoadOptions::new()).expect("load");
     assert!(fresh.dbs[0]
         .get(&b("bulk3"))
         .is_some_and(|e| e.value() == &Value::Str(b("v"))));
-    let third = snaps.write(store.snapshot(), 3).expect("full again");
+    let third = snaps
+        .write(store.snapshot_point(true), 3)
+        .expect("full again");
     assert!(!third.incremental);
     drop(snaps);
     drop(dir);
@@ -359,11 +365,11 @@ fn incremental_snapshot_writes_only_changes() {
     // Many changes: falls back to a full snapshot.
     o.snaps.set_incremental(true);
     let mut store = o.store;
-    o.snaps.write(store.snapshot(), 4).expect("full");
+    o.snaps.write(store.snapshot_point(true), 4).expect("full");
     for d in store.dbs.iter_mut() {
         d.clear();
     }
-    let info = o.snaps.write(store.snapshot(), 5).expect("write");
+    let info = o.snaps.write(store.snapshot_point(true), 5).expect("write");
     assert!(!info.incremental && info.keys == 0);
 }
 

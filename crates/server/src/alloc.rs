@@ -126,6 +126,100 @@ pub fn allocated() -> Option<u64> {
     }
 }
 
+// mimalloc's own entry points beyond malloc/free (in the library libmimalloc-sys
+// builds; its Rust declarations of them sit behind a feature this crate does not use).
+extern "C" {
+    fn mi_collect(force: bool);
+    fn mi_version() -> std::ffi::c_int;
+    fn mi_stats_print_out(
+        out: Option<unsafe extern "C" fn(msg: *const std::ffi::c_char, arg: *mut std::ffi::c_void)>,
+        arg: *mut std::ffi::c_void,
+    );
+    fn mi_process_info(
+        elapsed_msecs: *mut usize,
+        user_msecs: *mut usize,
+        system_msecs: *mut usize,
+        current_rss: *mut usize,
+        peak_rss: *mut usize,
+        current_commit: *mut usize,
+        peak_commit: *mut usize,
+        page_faults: *mut usize,
+    );
+}
+
+/// Bumped when memory was released in bulk (FLUSHALL, a big DEL, a snapshot's copy
+/// dropped): every thread that allocates returns its free pages at its next chance.
+static COLLECT_GEN: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static COLLECTED_GEN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Asks the allocator to give free pages back to the system: each runtime worker
+/// does it when it next goes idle ([`collect_if_requested`]), and the caller's
+/// thread at once. mimalloc keeps freed pages per thread heap; `mi_collect(true)`
+/// frees the empty ones and purges (decommits) them, which is what brings
+/// `used_memory_rss` back towards `used_memory` after a bulk release.
+pub fn request_collect() {
+    COLLECT_GEN.fetch_add(1, Ordering::Relaxed);
+    collect_if_requested();
+}
+
+/// Returns this thread's free pages to the system if a collection was requested
+/// since it last did (one relaxed load otherwise: cheap enough for a worker's park
+/// hook).
+pub fn collect_if_requested() {
+    let want = COLLECT_GEN.load(Ordering::Relaxed);
+    let _ = COLLECTED_GEN.try_with(|c| {
+        if c.get() != want {
+            c.set(want);
+            // SAFETY: mimalloc's collection of the calling thread's heap; no
+            // arguments beyond the flag, callable from any thread at any time.
+            unsafe { mi_collect(true) };
+        }
+    });
+}
+
+/// What mimalloc says about the process: (resident bytes, peak resident bytes,
+/// committed bytes, peak committed bytes).
+pub fn process_info() -> (u64, u64, u64, u64) {
+    let mut v = [0usize; 8];
+    let [a, b, c, rss, peak_rss, commit, peak_commit, faults] = &mut v;
+    // SAFETY: every pointer is to a live, writable usize of this frame.
+    unsafe { mi_process_info(a, b, c, rss, peak_rss, commit, peak_commit, faults) };
+    (
+        *rss as u64,
+        *peak_rss as u64,
+        *commit as u64,
+        *peak_commit as u64,
+    )
+}
+
+/// mimalloc's version as `major.minor.patch` (INFO `mem_allocator`).
+pub fn version() -> String {
+    // SAFETY: a constant query.
+    let v = unsafe { mi_version() };
+    format!("{}.{}.{}", v / 10000, (v / 100) % 100, v % 100)
+}
+
+/// mimalloc's statistics report (MEMORY MALLOC-STATS), as text.
+pub fn stats_text() -> String {
+    unsafe extern "C" fn out(msg: *const std::ffi::c_char, arg: *mut std::ffi::c_void) {
+        // SAFETY: `arg` is the `String` passed below, alive for the whole call; `msg`
+        // is a NUL-terminated string mimalloc owns for the duration of this call.
+        unsafe {
+            let s = &mut *(arg as *mut String);
+            if !msg.is_null() {
+                s.push_str(&std::ffi::CStr::from_ptr(msg).to_string_lossy());
+            }
+        }
+    }
+    let mut s = String::new();
+    // SAFETY: `out` only appends to `s` through `arg`, which outlives the call.
+    unsafe { mi_stats_print_out(Some(out), (&mut s as *mut String).cast()) };
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

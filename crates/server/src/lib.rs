@@ -12,7 +12,7 @@ pub mod resp;
 
 mod alloc;
 mod commands;
-pub use alloc::CountingAlloc;
+pub use alloc::{collect_if_requested, CountingAlloc};
 mod busy;
 mod calls;
 mod conn;
@@ -304,6 +304,7 @@ impl Server {
         }
         let http_listeners = http::bind(&config)?;
         let mut store = store;
+        commands::memory::record_startup();
         let persistence = persist::open(&config, &mut store)?;
         let shared = Shared::new(store, config);
         *shared.listeners.lock() = plain;
@@ -598,6 +599,7 @@ async fn cron(shared: Arc<Shared>) {
             commands::latency::add_if_needed(&mut inner, "expire-cycle", ms);
         }
         commands::info::sample(&mut inner);
+        commands::memory::cron(&inner);
         querybuf::cron(&mut inner, tick, hz);
         conn::after_command(&mut inner);
         if let Err(e) = persist::append(&mut inner) {

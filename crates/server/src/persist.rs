@@ -351,6 +351,14 @@ pub(crate) fn append(inner: &mut Inner) -> Result<Option<u64>, Reply> {
 }
 
 /// The MISCONF refusal for write commands while persistence is failing, if any.
+/// Whether a snapshot is being written (its copy then holds memory of its own).
+pub(crate) fn snapshot_in_progress(inner: &Inner) -> bool {
+    inner
+        .persist
+        .as_ref()
+        .is_some_and(|p| p.snaps.in_progress())
+}
+
 pub(crate) fn write_refusal(inner: &Inner) -> Option<Reply> {
     if let Some(p) = inner.persist.as_ref() {
         if let Some(e) = &p.log_error {
@@ -445,7 +453,11 @@ pub(crate) fn bgsave(shared: &Arc<Shared>, inner: &mut Inner) -> Result<(), Stri
         return Err("Background save already in progress".into());
     }
     let (gen, commit) = snapshot_gen(p)?;
-    let dbs = inner.store.dataset();
+    // The point the snapshot stands for, with the changes since the last one (for
+    // an incremental snapshot); recording goes on for the next one if it is on.
+    let dbs = inner
+        .store
+        .snapshot_point(inner.config.bool("snapshot-incremental"));
     p.dirty_at_start = inner.store.effects.dirty;
     p.last_attempt_ms = now_ms();
     let shared2 = shared.clone();
@@ -572,7 +584,9 @@ pub(crate) fn prepare_save(inner: &mut Inner) -> Result<SaveJob, String> {
         snaps: p.snaps.clone(),
         log: p.log.clone(),
         commit,
-        dbs: inner.store.dataset(),
+        dbs: inner
+            .store
+            .snapshot_point(inner.config.bool("snapshot-incremental")),
         gen,
         dirty: inner.store.effects.dirty,
     })

@@ -290,6 +290,11 @@ impl Replication {
     }
 }
 
+/// Bytes the replication backlog holds (MEMORY STATS `replication.backlog`).
+pub(crate) fn backlog_bytes(inner: &Inner) -> u64 {
+    inner.repl.backlog.as_ref().map_or(0, |b| b.histlen())
+}
+
 /// Connected replicas and `master_repl_offset` (for /metrics).
 pub(crate) fn replicas_and_offset(inner: &Inner) -> (usize, u64) {
     (inner.repl.replicas.len(), inner.repl.offset)

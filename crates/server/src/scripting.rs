@@ -130,18 +130,6 @@ fn error_reply_bytes(mut msg: Vec<u8>) -> Reply {
     Reply::Error(Bytes::from(msg))
 }
 
-/// The scripting lines of INFO memory (Redis 7.0's names).
-pub(crate) fn memory_info(inner: &Inner) -> String {
-    let eval = inner.scripts.memory();
-    let functions = inner.functions.memory();
-    let (libraries, fcount) = inner.functions.counts();
-    format!(
-        "used_memory_lua:{eval}\r\nused_memory_vm_eval:{eval}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{fcount}\r\nnumber_of_libraries:{libraries}\r\nused_memory_vm_functions:{functions}\r\nused_memory_vm_total:{}\r\n",
-        inner.scripts.cached_count(),
-        eval + functions,
-    )
-}
-
 fn write_refusal(inner: &Inner) -> Option<Reply> {
     crate::persist::write_refusal(inner)
 }

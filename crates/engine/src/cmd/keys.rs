@@ -29,7 +29,7 @@ const OBJECT_SUBS: &[CommandSpec] = &[
 #[rustfmt::skip]
 pub const COMMANDS: &[CommandSpec] = &[
     cmd("del", -2, WRITE, 1, -1, 1, "generic", Some(del)),
-    cmd("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", Some(del)),
+    cmd("unlink", -2, WRITE | FAST, 1, -1, 1, "generic", Some(unlink)),
     cmd("exists", -2, READONLY | FAST, 1, -1, 1, "generic", Some(exists)),
     cmd("touch", -2, READONLY | FAST, 1, -1, 1, "generic", Some(touch)),
     cmd("type", 2, READONLY | FAST, 1, 1, 1, "generic", Some(type_cmd)),
@@ -55,6 +55,12 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// DEL / UNLINK key [key ...]
 fn del(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let n = argv[1..].iter().filter(|k| cx.delete(k)).count();
+    Ok(Reply::Int(n as i64))
+}
+
+/// UNLINK key [key ...]: DEL whose large values are freed on the lazyfree thread.
+fn unlink(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
+    let n = argv[1..].iter().filter(|k| cx.delete_lazy(k)).count();
     Ok(Reply::Int(n as i64))
 }
 

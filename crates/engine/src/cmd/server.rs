@@ -28,30 +28,43 @@ fn dbsize(cx: &mut Cx, _argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(cx.db().len() as i64))
 }
 
-fn flush_mode(argv: &[Bytes]) -> Result<(), Reply> {
+/// Whether the flush is ASYNC (the contents are freed on the lazyfree thread).
+fn flush_mode(argv: &[Bytes]) -> Result<bool, Reply> {
     match argv.len() {
-        1 => Ok(()),
-        2 if is(&argv[1], "sync") || is(&argv[1], "async") => Ok(()),
+        1 => Ok(false),
+        2 if is(&argv[1], "sync") => Ok(false),
+        2 if is(&argv[1], "async") => Ok(true),
         _ => Err(Reply::err(reply::ERR_SYNTAX)),
     }
 }
 
+/// Empties database `i`, freeing its contents in the background when `lazy`.
+fn empty_db(cx: &mut Cx, i: usize, lazy: bool) {
+    let d = cx.db_at(i);
+    let n = d.len() as u64;
+    if lazy && n > 0 {
+        crate::lazyfree::drop_later(d.take_all(), n);
+    } else {
+        d.clear();
+    }
+}
+
 fn flushdb(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
-    flush_mode(argv)?;
+    let lazy = flush_mode(argv)?;
     let n = cx.db().len() as u64;
-    cx.db().clear();
     let db = cx.db;
+    empty_db(cx, db, lazy);
     cx.touched_db(db);
     cx.add_dirty(n.max(1));
     Ok(Reply::ok())
 }
 
 fn flushall(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
-    flush_mode(argv)?;
+    let lazy = flush_mode(argv)?;
     let mut n = 0;
     for i in 0..cx.store.dbs.len() {
         n += cx.db_at(i).len() as u64;
-        cx.db_at(i).clear();
+        empty_db(cx, i, lazy);
         cx.touched_db(i);
     }
     cx.add_dirty(n.max(1));
@@ -73,6 +86,9 @@ fn swapdb(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         return Err(Reply::err(reply::ERR_DB_INDEX));
     }
     cx.store.dbs.swap(a as usize, b as usize);
+    // Each index now holds the other's keys: its record no longer describes it.
+    cx.store.dbs[a as usize].forget_changes();
+    cx.store.dbs[b as usize].forget_changes();
     cx.touched_db(a as usize);
     cx.touched_db(b as usize);
     cx.add_dirty(1);
@@ -223,6 +239,7 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
             keyed("memory|usage", -3, READONLY, 2, 2, 1, "server"),
             sub("memory|stats", 2, 0),
             sub("memory|doctor", 2, 0),
+            sub("memory|malloc-stats", 2, 0),
             sub("memory|purge", 2, 0),
             sub("memory|help", 2, LOADING | STALE),
         ],

@@ -149,21 +149,11 @@ fn clients(inner: &Inner) -> String {
 }
 
 fn memory(inner: &Inner) -> String {
-    let rss = super::introspection::rss_bytes();
-    let used = crate::used_memory(inner);
-    let max = inner.config.u64("maxmemory");
-    format!(
-        "# Memory\r\nused_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{used}\r\n{}maxmemory:{max}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\n",
-        human(used),
-        human(rss),
-        crate::scripting::memory_info(inner),
-        human(max),
-        inner.config.str("maxmemory-policy"),
-    )
+    super::memory::info(inner)
 }
 
 /// Redis's `bytesToHuman`.
-fn human(n: u64) -> String {
+pub(crate) fn human(n: u64) -> String {
     let f = n as f64;
     let units = [
         (1u64 << 10, "K"),
@@ -360,6 +350,7 @@ pub(crate) fn sample(inner: &mut Inner) {
 pub(crate) fn reset_stats(conn: &Conn, inner: &mut Inner) {
     inner.stats = Default::default();
     inner.store.stats = Default::default();
+    redsnap_engine::lazyfree::reset_stats();
     inner.calls.reset();
     conn.shared
         .live

@@ -46,14 +46,13 @@ fn memory(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
             _ => Reply::Nil,
         }
     } else if is(sub, "stats") {
-        Reply::Map(vec![(
-            Reply::bulk_str("keys.count"),
-            Reply::Int(inner.store.total_keys() as i64),
-        )])
+        super::memory::stats(inner)
     } else if is(sub, "doctor") {
-        Reply::bulk_str("Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.")
+        super::memory::doctor(inner)
+    } else if is(sub, "malloc-stats") {
+        super::memory::malloc_stats()
     } else if is(sub, "purge") {
-        Reply::ok()
+        super::memory::purge()
     } else {
         Reply::Array(vec![Reply::bulk_str("MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are: USAGE, STATS, DOCTOR, PURGE.")])
     }

@@ -362,5 +362,6 @@ fn filtered_dataset(inner: &Inner, hs: &super::Handshake) -> redsnap_engine::Dat
         } else {
             inner.store.libraries.codes()
         },
+        changes: None,
     }
 }
