@@ -240,5 +240,8 @@ fn django_redis_cache_and_hash_order() {
 #[test]
 fn summary_members_split_at_top_level_only() {
     let m = members(r#"{"a": [1, {"b": 2}], "c": "x,\"y}", "d": null}"#);
-    assert_eq!(m, vec![r#""a": [1, {"b": 2}]"#, r#""c": "x,\"y}""#, r#""d": null"#]);
+    assert_eq!(
+        m,
+        vec![r#""a": [1, {"b": 2}]"#, r#""c": "x,\"y}""#, r#""d": null"#]
+    );
 }
