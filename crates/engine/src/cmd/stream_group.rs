@@ -677,11 +677,13 @@ pub fn xclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         }
         let mut fresh = false;
         if force && !g.pel.contains_key(&id) {
+            // Redis's streamCreateNACK starts the count at 1; the claim below
+            // then adds one (unless JUSTID or RETRYCOUNT), as in xclaimCommand.
             g.pel.insert(
                 id,
                 Nack {
                     delivery_time: now as u64,
-                    delivery_count: 0,
+                    delivery_count: 1,
                     consumer: Bytes::new(),
                 },
             );

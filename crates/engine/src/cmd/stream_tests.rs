@@ -182,3 +182,29 @@ fn log_records_are_what_redis_propagates() {
         ]
     );
 }
+
+/// XCLAIM FORCE of an ID no consumer holds creates the pending entry with
+/// Redis's starting count (1, streamCreateNACK) and then counts the claim: 2;
+/// with JUSTID the claim is not counted (numbers from redis-server 7.0.15).
+#[test]
+fn xclaim_force_counts_deliveries_like_redis() {
+    let mut s = Store::default();
+    run(&mut s, &["XADD", "k", "1-0", "f", "v"]);
+    run(&mut s, &["XADD", "k", "2-0", "f", "v"]);
+    run(&mut s, &["XGROUP", "CREATE", "k", "g", "$"]);
+    run(&mut s, &["XCLAIM", "k", "g", "c", "0", "1-0", "FORCE"]);
+    run(&mut s, &["XCLAIM", "k", "g", "c", "0", "2-0", "FORCE", "JUSTID"]);
+    let counts = |s: &mut Store| -> Vec<Reply> {
+        match run(s, &["XPENDING", "k", "g", "-", "+", "10"]) {
+            Reply::Array(v) => v
+                .into_iter()
+                .map(|e| match e {
+                    Reply::Array(f) => f[3].clone(),
+                    other => other,
+                })
+                .collect(),
+            other => vec![other],
+        }
+    };
+    assert_eq!(counts(&mut s), vec![Reply::Int(2), Reply::Int(1)]);
+}
