@@ -209,6 +209,7 @@ pub fn read_group(
     let items = st.range(start, StreamId::MAX, false, limit);
     let mut records = Vec::new();
     let mut propagate_last_id = false;
+    let entries_read_before = st.groups.get(group).map(|g| g.entries_read);
     for (id, _) in &items {
         let id = *id;
         let tomb = st.range_has_tombstones(id, StreamId::MAX);
@@ -250,8 +251,12 @@ pub fn read_group(
             }
         }
     }
-    if propagate_last_id {
-        if let Some(g) = st.groups.get(group) {
+    // Redis 7.0 propagates the group's last ID (with ENTRIESREAD) only for
+    // NOACK reads, so replaying its AOF leaves `entries-read` where XGROUP
+    // CREATE/SETID put it. redsnap also records it when the read changed the
+    // counter, so a restart (and a replica) keeps the exact value.
+    if let Some(g) = st.groups.get(group) {
+        if propagate_last_id || Some(g.entries_read) != entries_read_before {
             records.push(setid_record(key, group, g));
         }
     }
