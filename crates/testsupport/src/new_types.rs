@@ -52,7 +52,7 @@ pub fn fill_new_types(c: &mut Client) -> Result<()> {
         a.push(i.to_string().into_bytes());
         if i % 7 == 0 {
             a.push(b"payload".to_vec());
-            a.push(format!("{}", "x".repeat((i % 50) as usize)).into_bytes());
+            a.push("x".repeat((i % 50) as usize).into_bytes());
         }
         cmds.push(a);
     }

@@ -417,7 +417,7 @@ pub(super) fn mask_stream_times(r: &R) -> R {
                 v[2] = R::Int(0);
             } else if n == 3 && is_id(&v[0]) && matches!((&v[1], &v[2]), (R::Int(_), R::Int(_))) {
                 v[1] = R::Int(0);
-            } else if n % 2 == 0 {
+            } else if n.is_multiple_of(2) {
                 for i in (0..n).step_by(2) {
                     if masked_name(&v[i]) && matches!(v[i + 1], R::Int(_)) {
                         v[i + 1] = R::Int(0);
