@@ -4,7 +4,8 @@ script (no project), its cache backed by django-redis, a few cache operations
 and the hash operations whose replies come back in the server's order (HKEYS of
 a small hash is in insertion order in Redis, also after deletions). Prints one
 JSON summary without timings, so a real redis-server and redsnap must print
-the same line; see crates/server/tests/frameworks.rs.
+the same line; see crates/server/tests/frameworks.rs. A small set of integers
+is read back too (ascending, as Redis's intset keeps it).
 
 Usage: django_cache.py HOST PORT
 
@@ -116,6 +117,16 @@ def main():
     cache.sadd("tags", "red", "green", "blue")
     s["smembers_sorted"] = sorted(cache.smembers("tags"))
     s["sismember"] = cache.sismember("tags", "green")
+    # A small set of integers (raw: django-redis pickles members) comes back in
+    # ascending order (Redis's intset), also after a deletion. Read through
+    # EVAL: redis-py turns an SMEMBERS reply into an unordered Python set.
+    ikey = cache.make_key("ints")
+    raw.sadd(ikey, 30, 5, 17, -2, 1000, 8)
+    raw.srem(ikey, 17)
+    members = raw.eval("return redis.call('SMEMBERS', KEYS[1])", 1, ikey)
+    s["raw_intset_members"] = [int(x) for x in members]
+    s["raw_intset_encoding"] = raw.object("encoding", ikey).decode()
+
     cache.delete_pattern("*")
     s["keys_after_clear"] = cache.keys("*")
     signal.alarm(0)
