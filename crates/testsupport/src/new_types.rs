@@ -7,7 +7,7 @@
 //! give the same data; delivery and seen times are absolute in the state (XINFO
 //! STREAM FULL), so a copy that keeps them compares equal. The one field left
 //! out is XINFO STREAM's `radix-tree-nodes`, which redsnap estimates
-//! (ARCHITECTURE.md).
+//! (`rax_nodes` in crates/engine/src/cmd/stream_info.rs).
 
 use crate::dataset::{Client, Resp};
 use anyhow::Result;

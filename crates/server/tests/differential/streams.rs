@@ -14,7 +14,7 @@
 //! Replies that carry a time (XPENDING's idle, XINFO's `idle`, `seen-time` and
 //! delivery times) are compared with those integers masked
 //! ([`mask_stream_times`]), as is XINFO STREAM's `radix-tree-nodes`: redsnap
-//! keeps its own node structure and reports an estimate (ARCHITECTURE.md).
+//! keeps its own node structure and reports an estimate (`rax_nodes` in crates/engine/src/cmd/stream_info.rs).
 
 use super::{b, Gen, R};
 
