@@ -18,14 +18,40 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 # A redis-server started by the Debian package would hold port 6379; tests use free ports anyway.
 
-# Client libraries for the real-client tests (redis-py, ioredis).
+# Client libraries for the real-client tests (redis-py, ioredis) and the
+# frameworks for the real-framework tests (RQ, django-redis, BullMQ). Each
+# package is checked on its own, so a machine that has some of them gets the rest.
+pip_install() {
+  # Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told.
+  python3 -m pip install -q "$@" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "$@"
+}
+need_py() { # need_py REQUIREMENTS_FILE MODULE...
+  local req=$1; shift
+  for mod in "$@"; do
+    if ! python3 -c "import $mod" >/dev/null 2>&1; then
+      echo "installing $req (python module $mod missing)"
+      pip_install -r "$req"
+      return
+    fi
+  done
+}
+need_npm() { # need_npm DIR PACKAGE...
+  local dir=$1; shift
+  for pkg in "$@"; do
+    if [ ! -d "$dir/node_modules/$pkg" ]; then
+      (cd "$dir" && npm install --silent --no-audit --no-fund)
+      return
+    fi
+  done
+}
 if [ -d tests/clients ]; then
-  if ! python3 -c 'import redis' >/dev/null 2>&1; then
-    python3 -m pip install -q -r tests/clients/requirements.txt
-  fi
-  if [ -f tests/clients/package.json ] && [ ! -d tests/clients/node_modules/ioredis ]; then
-    (cd tests/clients && npm install --silent --no-audit --no-fund)
-  fi
+  need_py tests/clients/requirements.txt redis
+  need_npm tests/clients ioredis
+fi
+if [ -d tests/frameworks ]; then
+  need_py tests/frameworks/requirements.txt redis rq django django_redis
+  need_npm tests/frameworks bullmq ioredis
 fi
 
 cargo build --workspace --all-targets

@@ -29,6 +29,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+#[path = "differential/streams.rs"]
+mod streams;
+
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
 enum R {
     Simple(Vec<u8>),
@@ -153,6 +156,8 @@ enum Compare {
     Ttl(i64),
     /// EXEC: each element compared by the rule of the command queued at its place.
     Exec,
+    /// Stream replies with idle/delivery times masked ([`streams::mask_stream_times`]).
+    StreamTimes,
 }
 
 fn sort_r(r: &R, pairs: bool) -> R {
@@ -211,6 +216,9 @@ fn same(cmp: Compare, a: &(R, Vec<u8>), b: &(R, Vec<u8>), queued: &[Compare]) ->
     match cmp {
         Compare::Exec => same_exec(queued, &a.0, &b.0),
         Compare::Exact => a.1 == b.1,
+        Compare::StreamTimes => {
+            streams::mask_stream_times(&a.0) == streams::mask_stream_times(&b.0)
+        }
         Compare::Unordered => sort_r(&a.0, false) == sort_r(&b.0, false),
         Compare::UnorderedPairs => sort_r(&a.0, true) == sort_r(&b.0, true),
         Compare::Shape => shape(&a.0) == shape(&b.0),
@@ -223,6 +231,8 @@ fn same(cmp: Compare, a: &(R, Vec<u8>), b: &(R, Vec<u8>), queued: &[Compare]) ->
 
 struct Gen {
     rng: StdRng,
+    /// The millisecond part of the next explicit stream ID (grows; see streams.rs).
+    clock: u64,
 }
 
 fn b(s: &str) -> Vec<u8> {
@@ -242,7 +252,7 @@ impl Gen {
     /// Keys: mostly of the command's own type, sometimes of another (WRONGTYPE).
     fn key(&mut self, kind: &str) -> Vec<u8> {
         let k = if self.chance(0.1) {
-            self.pick(&["s", "h", "l", "t", "z", "x", "b", "p"])
+            self.pick(&["s", "h", "l", "t", "z", "x", "b", "p", "q"])
         } else {
             kind
         };
@@ -396,6 +406,10 @@ impl Gen {
         use Compare::*;
         if self.chance(0.06) {
             return (self.geo_command(), Exact);
+        }
+        if self.chance(0.06) {
+            let (a, masked) = self.stream_command();
+            return (a, if masked { StreamTimes } else { Exact });
         }
         let c = self.n(0, 117);
         let mut a: Vec<Vec<u8>>;
@@ -1173,7 +1187,7 @@ fn stream(pair: &mut Pair, g: &mut Gen, n: usize, resp3: bool) {
                     vec![
                         b("SCAN"),
                         b("TYPE"),
-                        b(g.pick(&["string", "hash", "list", "set", "zset"])),
+                        b(g.pick(&["string", "hash", "list", "set", "zset", "stream"])),
                     ],
                     (),
                 ),
@@ -1208,6 +1222,7 @@ fn redsnap_matches_redis_on_random_command_streams() {
         .expect("start redsnap");
     let mut g = Gen {
         rng: StdRng::seed_from_u64(seed),
+        clock: 1,
     };
     let mut pair = Pair {
         redis_port: redis.port(),
@@ -1444,6 +1459,7 @@ fn geo_matches_redis_on_random_command_streams() {
         .expect("start redsnap");
     let mut g = Gen {
         rng: StdRng::seed_from_u64(seed),
+        clock: 1,
     };
     let mut pair = Pair {
         redis_port: redis.port(),
@@ -1464,6 +1480,90 @@ fn geo_matches_redis_on_random_command_streams() {
         for _ in 0..2500 {
             let a = g.geo_command();
             pair.run(&a, Compare::Exact, ctx);
+        }
+        pair.run(&[b("DEBUG"), b("DIGEST")], Compare::Exact, "end of stream");
+    }
+    println!(
+        "compared {} replies, {} mismatches",
+        pair.compared,
+        pair.mismatches.len()
+    );
+    assert!(
+        pair.mismatches.is_empty(),
+        "{} mismatches (seed {seed}):\n{}",
+        pair.mismatches.len(),
+        pair.mismatches
+            .iter()
+            .take(30)
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Stream-heavy streams: only stream commands on four keys (groups, consumers,
+/// pending lists, trimming), in RESP2 and RESP3, some inside MULTI/EXEC; idle
+/// and delivery times masked (streams.rs).
+#[test]
+fn streams_match_redis_on_random_command_streams() {
+    let seed: u64 = std::env::var("REDSNAP_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("stream differential seed: {seed} (replay with REDSNAP_DIFF_SEED={seed})");
+    let redis = RedisServer::builder()
+        .extra_args(&["--enable-debug-command", "local"])
+        .start()
+        .expect("start redis-server");
+    let redsnap = RedsnapServer::builder()
+        .extra_args(&["--appendonly", "no", "--save", ""])
+        .start()
+        .expect("start redsnap");
+    let mut g = Gen {
+        rng: StdRng::seed_from_u64(seed),
+        clock: 1,
+    };
+    let mut pair = Pair {
+        redis_port: redis.port(),
+        redsnap_port: redsnap.port(),
+        redis: Client::connect(redis.port()),
+        redsnap: Client::connect(redsnap.port()),
+        mismatches: Vec::new(),
+        compared: 0,
+    };
+    let cmp = |masked: bool| {
+        if masked {
+            Compare::StreamTimes
+        } else {
+            Compare::Exact
+        }
+    };
+    for s in 0..4 {
+        pair.redis = Client::connect(redis.port());
+        pair.redsnap = Client::connect(redsnap.port());
+        pair.run(&[b("FLUSHALL")], Compare::Exact, "setup");
+        g.clock = 1;
+        let ctx = if s % 2 == 1 { "RESP3" } else { "RESP2" };
+        if s % 2 == 1 {
+            pair.run(&[b("HELLO"), b("3")], Compare::Shape, ctx);
+        }
+        let mut i = 0;
+        while i < 2500 {
+            if g.chance(0.03) {
+                pair.run(&[b("MULTI")], Compare::Exact, ctx);
+                let mut queued = Vec::new();
+                for _ in 0..g.n(1, 4) {
+                    let (a, masked) = g.stream_command();
+                    pair.run(&a, Compare::Exact, ctx);
+                    queued.push(cmp(masked));
+                    i += 1;
+                }
+                pair.run_with(&[b("EXEC")], Compare::Exec, ctx, &queued);
+            } else {
+                let (a, masked) = g.stream_command();
+                pair.run(&a, cmp(masked), ctx);
+                i += 1;
+            }
         }
         pair.run(&[b("DEBUG"), b("DIGEST")], Compare::Exact, "end of stream");
     }

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 pub mod dataset;
+pub mod new_types;
 use rand::Rng;
 
 /// How long a server may take to answer its first PING.

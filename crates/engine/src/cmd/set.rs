@@ -187,9 +187,35 @@ fn srem(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(removed as i64))
 }
 
-/// SMEMBERS key
+/// SMEMBERS key. A set Redis 7.0 keeps as an intset (only integers, at most
+/// set-max-intset-entries) is answered in ascending order, as Redis walks its
+/// intset; any other set in storage order (Redis's hash table order is
+/// unspecified).
 fn smembers(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
-    Ok(members_reply(cx.get_set(&argv[1])?.into_iter().flatten()))
+    let max_intset = cx.config().set_max_intset_entries;
+    let Some(e) = cx.lookup_read(&argv[1]) else {
+        return Ok(Reply::Set(Vec::new()));
+    };
+    let Value::Set(s) = e.value() else {
+        return Err(Reply::wrongtype());
+    };
+    if !e.obj.big_encoding && s.len() <= max_intset {
+        if let Some(sorted) = intset_order(s) {
+            return Ok(members_reply(sorted));
+        }
+    }
+    Ok(members_reply(s.iter()))
+}
+
+/// The members in ascending numeric order when every one is an integer (the
+/// order of Redis's intset encoding), else None.
+fn intset_order(s: &Set) -> Option<Vec<&Bytes>> {
+    let mut v: Vec<(i64, &Bytes)> = s
+        .iter()
+        .map(|m| crate::num::parse_i64(m).map(|n| (n, m)))
+        .collect::<Option<_>>()?;
+    v.sort_unstable_by_key(|p| p.0);
+    Some(v.into_iter().map(|p| p.1).collect())
 }
 
 /// SISMEMBER key member
@@ -556,12 +582,6 @@ fn smove(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(1))
 }
 
-/// Whether Redis 7.0 would keep this set as an intset (SSCAN then answers it whole).
-fn is_intset(cx: &Cx, s: &Set) -> bool {
-    s.len() <= cx.config().set_max_intset_entries
-        && s.iter().all(|m| crate::num::parse_i64(m).is_some())
-}
-
 /// SSCAN key cursor [MATCH pattern] [COUNT count]
 fn sscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
@@ -577,8 +597,12 @@ fn sscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let Value::Set(s) = e.value() else {
         return Ok(scan_util::empty());
     };
-    let (next, items): (u64, Vec<(&Bytes, ())>) = if !e.obj.big_encoding && is_intset(cx, s) {
-        (0, s.iter().map(|m| (m, ())).collect())
+    let whole = (!e.obj.big_encoding && s.len() <= cx.config().set_max_intset_entries)
+        .then(|| intset_order(s))
+        .flatten();
+    let (next, items): (u64, Vec<(&Bytes, ())>) = if let Some(sorted) = whole {
+        // An intset is answered whole, in its (ascending) order.
+        (0, sorted.into_iter().map(|m| (m, ())).collect())
     } else {
         scan_util::step(s.iter().map(|m| (m, ())), s.len(), cursor, opts.count)
     };
@@ -1002,5 +1026,31 @@ mod tests {
         // m1, m10..m19, m100..m199
         assert_eq!(seen.len(), 111);
         assert!(steps >= 20);
+    }
+
+    /// A set Redis keeps as an intset answers SMEMBERS and SSCAN in ascending
+    /// order, also after deletions (what redis-server 7.0.15 answers); once it
+    /// holds a non-integer the order is storage order.
+    #[test]
+    fn intsets_answer_in_ascending_order() {
+        let mut s = Store::default();
+        run(&mut s, &["SADD", "i", "30", "5", "17", "-2", "1000", "8"]);
+        run(&mut s, &["SREM", "i", "17"]);
+        let want: Vec<Reply> = ["-2", "5", "8", "30", "1000"]
+            .iter()
+            .map(|m| Reply::Bulk(Bytes::from(*m)))
+            .collect();
+        assert_eq!(run(&mut s, &["SMEMBERS", "i"]), Reply::Set(want.clone()));
+        assert_eq!(
+            run(&mut s, &["SSCAN", "i", "0"]),
+            Reply::Array(vec![Reply::Bulk(Bytes::from("0")), Reply::Array(want)])
+        );
+        run(&mut s, &["SADD", "i", "x"]);
+        run(&mut s, &["SREM", "i", "x"]);
+        // Converted for good (as Redis's hashtable): the members are all there.
+        assert_eq!(
+            members(run(&mut s, &["SMEMBERS", "i"])),
+            ["-2", "1000", "30", "5", "8"]
+        );
     }
 }

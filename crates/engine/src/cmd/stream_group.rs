@@ -209,6 +209,7 @@ pub fn read_group(
     let items = st.range(start, StreamId::MAX, false, limit);
     let mut records = Vec::new();
     let mut propagate_last_id = false;
+    let entries_read_before = st.groups.get(group).map(|g| g.entries_read);
     for (id, _) in &items {
         let id = *id;
         let tomb = st.range_has_tombstones(id, StreamId::MAX);
@@ -250,8 +251,12 @@ pub fn read_group(
             }
         }
     }
-    if propagate_last_id {
-        if let Some(g) = st.groups.get(group) {
+    // Redis 7.0 propagates the group's last ID (with ENTRIESREAD) only for
+    // NOACK reads, so replaying its AOF leaves `entries-read` where XGROUP
+    // CREATE/SETID put it. redsnap also records it when the read changed the
+    // counter, so a restart (and a replica) keeps the exact value.
+    if let Some(g) = st.groups.get(group) {
+        if propagate_last_id || Some(g.entries_read) != entries_read_before {
             records.push(setid_record(key, group, g));
         }
     }
@@ -677,11 +682,13 @@ pub fn xclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         }
         let mut fresh = false;
         if force && !g.pel.contains_key(&id) {
+            // Redis's streamCreateNACK starts the count at 1; the claim below
+            // then adds one (unless JUSTID or RETRYCOUNT), as in xclaimCommand.
             g.pel.insert(
                 id,
                 Nack {
                     delivery_time: now as u64,
-                    delivery_count: 0,
+                    delivery_count: 1,
                     consumer: Bytes::new(),
                 },
             );

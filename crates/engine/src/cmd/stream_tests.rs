@@ -182,3 +182,80 @@ fn log_records_are_what_redis_propagates() {
         ]
     );
 }
+
+/// XCLAIM FORCE of an ID no consumer holds creates the pending entry with
+/// Redis's starting count (1, streamCreateNACK) and then counts the claim: 2;
+/// with JUSTID the claim is not counted (numbers from redis-server 7.0.15).
+#[test]
+fn xclaim_force_counts_deliveries_like_redis() {
+    let mut s = Store::default();
+    run(&mut s, &["XADD", "k", "1-0", "f", "v"]);
+    run(&mut s, &["XADD", "k", "2-0", "f", "v"]);
+    run(&mut s, &["XGROUP", "CREATE", "k", "g", "$"]);
+    run(&mut s, &["XCLAIM", "k", "g", "c", "0", "1-0", "FORCE"]);
+    run(
+        &mut s,
+        &["XCLAIM", "k", "g", "c", "0", "2-0", "FORCE", "JUSTID"],
+    );
+    let counts = |s: &mut Store| -> Vec<Reply> {
+        match run(s, &["XPENDING", "k", "g", "-", "+", "10"]) {
+            Reply::Array(v) => v
+                .into_iter()
+                .map(|e| match e {
+                    Reply::Array(f) => f[3].clone(),
+                    other => other,
+                })
+                .collect(),
+            other => vec![other],
+        }
+    };
+    assert_eq!(counts(&mut s), vec![Reply::Int(2), Reply::Int(1)]);
+}
+
+/// A read that changes the group's entries_read logs it (XGROUP SETID ...
+/// ENTRIESREAD), so replaying the log gives the live value (nil here, as
+/// redis-server 7.0.15 answers before its own AOF reload loses it).
+#[test]
+fn xreadgroup_logs_a_changed_entries_read() {
+    let mut s = Store::default();
+    for i in 1..=6 {
+        run(&mut s, &["XADD", "k", &format!("{i}-0"), "f", "v"]);
+    }
+    run(&mut s, &["XDEL", "k", "2-0"]);
+    run(
+        &mut s,
+        &["XGROUP", "CREATE", "k", "g", "0", "ENTRIESREAD", "1"],
+    );
+    s.effects.log.clear();
+    let mut cx = crate::store::Cx::new(&mut s, 0, 1000, false);
+    let r = super::xread(
+        &mut cx,
+        &argv(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "k",
+            ">",
+        ]),
+        false,
+        false,
+    );
+    assert!(matches!(r, super::XRead::Reply(Reply::Array(_))), "{r:?}");
+    let last = s.effects.log.last().map(|r| r.argv.clone());
+    assert_eq!(
+        last,
+        Some(argv(&[
+            "XGROUP",
+            "SETID",
+            "k",
+            "g",
+            "3-0",
+            "ENTRIESREAD",
+            "-1"
+        ]))
+    );
+}
