@@ -17,6 +17,7 @@ pub mod getkeys;
 pub mod glob;
 pub mod hash;
 pub mod hll;
+pub mod json;
 pub mod key;
 pub mod ld;
 pub mod notify;

@@ -460,6 +460,7 @@ pub fn encoding(obj: &crate::db::Obj, c: &EngineConfig) -> &'static str {
         Value::Hash(_) | Value::Set(_) => "hashtable",
         Value::ZSet(_) => "skiplist",
         Value::Stream(_) => "stream",
+        Value::Json(_) => "raw",
     }
 }
 
@@ -505,6 +506,8 @@ pub fn contents_encoding(v: &Value, c: &EngineConfig) -> &'static str {
             }
         }
         Value::Stream(_) => "stream",
+        // A module value: Redis reports OBJ_ENCODING_RAW.
+        Value::Json(_) => "raw",
     }
 }
 
