@@ -590,8 +590,14 @@ mod tests {
         let set = lookup("json.set").unwrap();
         assert!(set.flags.contains(&"module"));
         assert_eq!(set.acl, acl::bit("json"));
-        assert_eq!(lookup("json.mget").unwrap().legacy_range(), (1, -2, 1, false));
-        assert_eq!(lookup("json.mset").unwrap().legacy_range(), (1, -1, 3, false));
+        assert_eq!(
+            lookup("json.mget").unwrap().legacy_range(),
+            (1, -2, 1, false)
+        );
+        assert_eq!(
+            lookup("json.mset").unwrap().legacy_range(),
+            (1, -1, 3, false)
+        );
     }
 
     #[test]

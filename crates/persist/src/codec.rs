@@ -312,10 +312,11 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
             Value::Stream(Box::new(s))
         }
         TAG_JSON => {
-            let doc = redsnap_engine::json::JVal::parse_unlimited(r.rest()).map_err(|e| DecodeError {
-                offset: 0,
-                detail: format!("JSON document: {e}"),
-            })?;
+            let doc =
+                redsnap_engine::json::JVal::parse_unlimited(r.rest()).map_err(|e| DecodeError {
+                    offset: 0,
+                    detail: format!("JSON document: {e}"),
+                })?;
             Value::Json(Box::new(doc))
         }
         t => {

@@ -33,22 +33,148 @@ pub const COMMANDS: &[CommandSpec] = &[
     cmd("json.get", -2, READONLY, 1, 1, 1, G, Some(json_get)),
     cmd("json.mget", -3, READONLY, 1, -2, 1, G, Some(json_mget)),
     cmd("json.set", -4, WRITE | DENYOOM, 1, 1, 1, G, Some(json_set)),
-    cmd("json.mset", -4, WRITE | DENYOOM, 1, -1, 3, G, Some(json_mset)),
-    cmd("json.merge", -4, WRITE | DENYOOM, 1, 1, 1, G, Some(json_merge)),
+    cmd(
+        "json.mset",
+        -4,
+        WRITE | DENYOOM,
+        1,
+        -1,
+        3,
+        G,
+        Some(json_mset),
+    ),
+    cmd(
+        "json.merge",
+        -4,
+        WRITE | DENYOOM,
+        1,
+        1,
+        1,
+        G,
+        Some(json_merge),
+    ),
     cmd("json.type", -2, READONLY, 1, 1, 1, G, Some(json_type)),
-    cmd("json.numincrby", -4, WRITE, 1, 1, 1, G, Some(json_ops::numincrby)),
-    cmd("json.nummultby", -4, WRITE, 1, 1, 1, G, Some(json_ops::nummultby)),
-    cmd("json.toggle", -3, WRITE | DENYOOM, 1, 1, 1, G, Some(json_ops::toggle)),
-    cmd("json.strappend", -3, WRITE | DENYOOM, 1, 1, 1, G, Some(json_ops::strappend)),
-    cmd("json.strlen", -2, READONLY, 1, 1, 1, G, Some(json_ops::strlen)),
-    cmd("json.arrappend", -4, WRITE | DENYOOM, 1, 1, 1, G, Some(json_ops::arrappend)),
-    cmd("json.arrindex", -4, READONLY, 1, 1, 1, G, Some(json_ops::arrindex)),
-    cmd("json.arrinsert", -5, WRITE | DENYOOM, 1, 1, 1, G, Some(json_ops::arrinsert)),
-    cmd("json.arrlen", -2, READONLY, 1, 1, 1, G, Some(json_ops::arrlen)),
+    cmd(
+        "json.numincrby",
+        -4,
+        WRITE,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::numincrby),
+    ),
+    cmd(
+        "json.nummultby",
+        -4,
+        WRITE,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::nummultby),
+    ),
+    cmd(
+        "json.toggle",
+        -3,
+        WRITE | DENYOOM,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::toggle),
+    ),
+    cmd(
+        "json.strappend",
+        -3,
+        WRITE | DENYOOM,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::strappend),
+    ),
+    cmd(
+        "json.strlen",
+        -2,
+        READONLY,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::strlen),
+    ),
+    cmd(
+        "json.arrappend",
+        -4,
+        WRITE | DENYOOM,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::arrappend),
+    ),
+    cmd(
+        "json.arrindex",
+        -4,
+        READONLY,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::arrindex),
+    ),
+    cmd(
+        "json.arrinsert",
+        -5,
+        WRITE | DENYOOM,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::arrinsert),
+    ),
+    cmd(
+        "json.arrlen",
+        -2,
+        READONLY,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::arrlen),
+    ),
     cmd("json.arrpop", -2, WRITE, 1, 1, 1, G, Some(json_ops::arrpop)),
-    cmd("json.arrtrim", -5, WRITE, 1, 1, 1, G, Some(json_ops::arrtrim)),
-    cmd("json.objkeys", -2, READONLY, 1, 1, 1, G, Some(json_ops::objkeys)),
-    cmd("json.objlen", -2, READONLY, 1, 1, 1, G, Some(json_ops::objlen)),
+    cmd(
+        "json.arrtrim",
+        -5,
+        WRITE,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::arrtrim),
+    ),
+    cmd(
+        "json.objkeys",
+        -2,
+        READONLY,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::objkeys),
+    ),
+    cmd(
+        "json.objlen",
+        -2,
+        READONLY,
+        1,
+        1,
+        1,
+        G,
+        Some(json_ops::objlen),
+    ),
     cmd("json.clear", -2, WRITE, 1, 1, 1, G, Some(json_ops::clear)),
     cmd("json.debug", -2, READONLY, 2, 2, 1, G, Some(json_debug)),
     cmd("json.resp", -2, READONLY, 1, 1, 1, G, Some(json_resp)),
@@ -256,6 +382,11 @@ fn apply_updates(doc: &mut JVal, updates: Vec<Update>, val: &JVal, merge: bool) 
     let mut updated = false;
     for u in updates {
         match u {
+            // Merging `null` into a member deletes it (JSON.MERGE's documented example:
+            // `JSON.MERGE doc $.a null` leaves `{}`).
+            Update::Set(path) if merge && matches!(val, JVal::Null) && !path.is_empty() => {
+                updated |= json::remove(doc, &path);
+            }
             Update::Set(path) => {
                 if let Some(slot) = json::get_mut(doc, &path) {
                     if merge {
@@ -511,7 +642,11 @@ fn json_get(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
                 .iter()
                 .map(|p| {
                     let vals = all(doc, p).unwrap_or_default();
-                    Reply::Array(vals.into_iter().map(|v| to_resp3(v, expand, &fmt)).collect())
+                    Reply::Array(
+                        vals.into_iter()
+                            .map(|v| to_resp3(v, expand, &fmt))
+                            .collect(),
+                    )
                 })
                 .collect(),
         ));
@@ -584,7 +719,9 @@ fn json_mget(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             None => vec![doc],
         };
         out.push(if p.legacy {
-            found.first().map_or(Reply::Nil, |v| Reply::Bulk(value_text(v, &fmt)))
+            found
+                .first()
+                .map_or(Reply::Nil, |v| Reply::Bulk(value_text(v, &fmt)))
         } else {
             Reply::Bulk(array_text(&found, &fmt))
         });
@@ -602,7 +739,9 @@ fn json_resp(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     if p.legacy {
         return Ok(resp_value(first(doc, &p)?));
     }
-    Ok(Reply::Array(all(doc, &p)?.into_iter().map(resp_value).collect()))
+    Ok(Reply::Array(
+        all(doc, &p)?.into_iter().map(resp_value).collect(),
+    ))
 }
 
 fn resp_value(v: &JVal) -> Reply {
@@ -637,7 +776,9 @@ fn json_type(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let resp3 = cx.resp3;
     let r = match read_doc(cx, &argv[1])? {
         None => Reply::Nil,
-        Some(doc) if p.legacy => first(doc, &p).map_or(Reply::Nil, |v| Reply::bulk_str(v.type_name())),
+        Some(doc) if p.legacy => {
+            first(doc, &p).map_or(Reply::Nil, |v| Reply::bulk_str(v.type_name()))
+        }
         Some(doc) => Reply::Array(
             all(doc, &p)?
                 .into_iter()
@@ -665,8 +806,11 @@ fn json_del(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         changed(cx, key, "json.del");
         return Ok(Reply::Int(1));
     }
-    let mut paths: Vec<Vec<PathElem>> =
-        query(&p)?.select_paths(doc).into_iter().map(|(p, _)| p).collect();
+    let mut paths: Vec<Vec<PathElem>> = query(&p)?
+        .select_paths(doc)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     if paths.is_empty() {
         return Ok(Reply::Int(0));
     }

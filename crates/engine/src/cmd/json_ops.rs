@@ -7,8 +7,8 @@
 //! matches, e.g. on `index out of bounds`; redsnap refuses before the first change).
 
 use super::json::{
-    changed, doc_mut, err_expected, err_path, err_path_or, first, int_arg, match_paths,
-    parse_json, path_arg, path_or_root, peek_doc, query, read_doc, text, ERR_NO_KEY,
+    changed, doc_mut, err_expected, err_path, err_path_or, first, int_arg, match_paths, parse_json,
+    path_arg, path_or_root, peek_doc, query, read_doc, text, ERR_NO_KEY,
 };
 use crate::json::{self, JVal, PathArg, PathElem};
 use crate::reply::{wrong_arity, Reply};
@@ -172,7 +172,12 @@ fn num_op(
         let last = results.into_iter().flatten().last().unwrap_or(JVal::Null);
         return Ok(Reply::Bulk(Bytes::from(last.to_json())));
     }
-    let arr = JVal::Arr(results.into_iter().map(|v| v.unwrap_or(JVal::Null)).collect());
+    let arr = JVal::Arr(
+        results
+            .into_iter()
+            .map(|v| v.unwrap_or(JVal::Null))
+            .collect(),
+    );
     Ok(Reply::Bulk(Bytes::from(arr.to_json())))
 }
 
@@ -269,7 +274,9 @@ pub fn strlen(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let p = path_or_root(argv, 2)?;
     let doc = read_doc(cx, &argv[1])?;
     if p.legacy {
-        let Some(doc) = doc else { return Ok(Reply::Nil) };
+        let Some(doc) = doc else {
+            return Ok(Reply::Nil);
+        };
         return match first(doc, &p)? {
             JVal::Str(s) => Ok(Reply::Int(s.len() as i64)),
             other => Err(err_expected("string", other.type_name())),
@@ -473,7 +480,11 @@ pub fn arrpop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         None => Reply::Nil,
     };
     if p.legacy {
-        return Ok(res.into_iter().flatten().last().map_or(Reply::Nil, |v| text(Some(v))));
+        return Ok(res
+            .into_iter()
+            .flatten()
+            .last()
+            .map_or(Reply::Nil, |v| text(Some(v))));
     }
     Ok(Reply::Array(res.into_iter().map(text).collect()))
 }
@@ -536,7 +547,9 @@ pub fn objkeys(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let p = path_or_root(argv, 2)?;
     let doc = read_doc(cx, &argv[1])?;
     if p.legacy {
-        let Some(doc) = doc else { return Ok(Reply::Nil) };
+        let Some(doc) = doc else {
+            return Ok(Reply::Nil);
+        };
         return match first(doc, &p) {
             Err(_) => Ok(Reply::Nil),
             Ok(v @ JVal::Obj(_)) => Ok(keys_of(v)),
@@ -545,7 +558,10 @@ pub fn objkeys(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     }
     let doc = doc.ok_or_else(|| Reply::err(ERR_NO_KEY))?;
     Ok(Reply::Array(
-        super::json::all(doc, &p)?.into_iter().map(keys_of).collect(),
+        super::json::all(doc, &p)?
+            .into_iter()
+            .map(keys_of)
+            .collect(),
     ))
 }
 
@@ -554,7 +570,9 @@ pub fn objlen(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let p = path_or_root(argv, 2)?;
     let doc = read_doc(cx, &argv[1])?;
     if p.legacy {
-        let Some(doc) = doc else { return Ok(Reply::Nil) };
+        let Some(doc) = doc else {
+            return Ok(Reply::Nil);
+        };
         return match first(doc, &p) {
             Err(_) => Ok(Reply::Nil),
             Ok(JVal::Obj(o)) => Ok(Reply::Int(o.len() as i64)),

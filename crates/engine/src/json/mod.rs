@@ -94,11 +94,7 @@ pub fn order_for_deletion(paths: &mut Vec<Vec<PathElem>>) {
         b.len().cmp(&a.len())
     });
     let all = paths.clone();
-    paths.retain(|p| {
-        !all
-            .iter()
-            .any(|q| q.len() < p.len() && p.starts_with(q))
-    });
+    paths.retain(|p| !all.iter().any(|q| q.len() < p.len() && p.starts_with(q)));
     paths.dedup();
 }
 
@@ -127,7 +123,10 @@ mod tests {
             vec![k("b")],
         ];
         order_for_deletion(&mut p);
-        assert_eq!(p, vec![vec![k("a"), i(2)], vec![k("a"), i(0)], vec![k("b")]]);
+        assert_eq!(
+            p,
+            vec![vec![k("a"), i(2)], vec![k("a"), i(0)], vec![k("b")]]
+        );
         let mut doc = JVal::parse(br#"{"a":[0,1,{"x":1}],"b":1,"c":2}"#).unwrap();
         for path in &p {
             assert!(remove(&mut doc, path));
@@ -159,7 +158,9 @@ pub fn rdb_read(r: &mut crate::rdb::Reader) -> crate::rdb::Result<JVal> {
         return Err(RdbError::UnsupportedType(crate::rdb::types::MODULE_2));
     }
     if id & 1023 != ENCVER || r.read_len()? != OPCODE_STRING {
-        return Err(RdbError::Corrupt("ReJSON-RL value (only encoding version 3 is read)"));
+        return Err(RdbError::Corrupt(
+            "ReJSON-RL value (only encoding version 3 is read)",
+        ));
     }
     let text = r.read_string()?;
     let doc = JVal::parse_unlimited(&text).map_err(|_| RdbError::Corrupt("ReJSON-RL document"))?;

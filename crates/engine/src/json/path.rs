@@ -302,7 +302,9 @@ impl<'a> Parser<'a> {
             while self.eat(",") {
                 match self.quoted()? {
                     Some(s) => keys.push(s),
-                    None => return self.err("expected one of the following: '<string>[,<string>,...]'"),
+                    None => {
+                        return self.err("expected one of the following: '<string>[,<string>,...]'")
+                    }
                 }
             }
             if keys.len() == 1 {
@@ -486,7 +488,13 @@ impl Query {
     pub fn select<'v>(&self, root: &'v JVal) -> Vec<&'v JVal> {
         let mut out = Vec::new();
         let mut cur = Vec::new();
-        walk(&self.segs, root, root, &mut cur, &mut Sink::Values(&mut out));
+        walk(
+            &self.segs,
+            root,
+            root,
+            &mut cur,
+            &mut Sink::Values(&mut out),
+        );
         out
     }
 }
@@ -713,7 +721,13 @@ impl Query {
     fn select_from<'v>(&self, root: &'v JVal, base: &'v JVal) -> Vec<&'v JVal> {
         let mut out = Vec::new();
         let mut cur = Vec::new();
-        walk(&self.segs, root, base, &mut cur, &mut Sink::Values(&mut out));
+        walk(
+            &self.segs,
+            root,
+            base,
+            &mut cur,
+            &mut Sink::Values(&mut out),
+        );
         out
     }
 }
@@ -773,7 +787,10 @@ mod tests {
 
     fn sel(path: &str, d: &JVal) -> String {
         let q = compile(path).unwrap();
-        String::from_utf8(super::super::value::JVal::Arr(q.select(d).into_iter().cloned().collect()).to_json()).unwrap()
+        String::from_utf8(
+            super::super::value::JVal::Arr(q.select(d).into_iter().cloned().collect()).to_json(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -794,7 +811,11 @@ mod tests {
         assert_eq!(compile("$").unwrap().segs, vec![]);
         assert_eq!(
             compile("$.a[1].b").unwrap().segs,
-            vec![Seg::Key("a".into()), Seg::Indexes(vec![1]), Seg::Key("b".into())]
+            vec![
+                Seg::Key("a".into()),
+                Seg::Indexes(vec![1]),
+                Seg::Key("b".into())
+            ]
         );
         assert_eq!(
             compile("$..a").unwrap().segs,
@@ -806,14 +827,31 @@ mod tests {
             compile("$[1:-1:2]").unwrap().segs,
             vec![Seg::Range(Some(1), Some(-1), 2)]
         );
-        assert_eq!(compile("$[:2]").unwrap().segs, vec![Seg::Range(None, Some(2), 1)]);
-        assert_eq!(compile("$[ 1 , -2 ]").unwrap().segs, vec![Seg::Indexes(vec![1, -2])]);
+        assert_eq!(
+            compile("$[:2]").unwrap().segs,
+            vec![Seg::Range(None, Some(2), 1)]
+        );
+        assert_eq!(
+            compile("$[ 1 , -2 ]").unwrap().segs,
+            vec![Seg::Indexes(vec![1, -2])]
+        );
         assert_eq!(
             compile("$['a','b c']").unwrap().segs,
             vec![Seg::Keys(vec!["a".into(), "b c".into()])]
         );
         assert!(compile("$[?(@.a > 1 && @.b == 'x' || @.c)]").is_ok());
-        for bad in ["", "a", "$.", "$[", "$[1", "$[a]", "$..", "$[1:2:0]", "$.a b", "$[?(@.a >)]"] {
+        for bad in [
+            "",
+            "a",
+            "$.",
+            "$[",
+            "$[1",
+            "$[a]",
+            "$..",
+            "$[1:2:0]",
+            "$.a b",
+            "$[?(@.a >)]",
+        ] {
             assert!(compile(bad).is_err(), "{bad}");
         }
         let e = compile("$.a[").unwrap_err();
@@ -839,11 +877,24 @@ mod tests {
         assert_eq!(sel("$.arr[?(@ >= $.a)]", &d), "[1,2,3,4,5]");
         assert_eq!(sel("$.*.a", &d), "[2]");
         assert_eq!(sel("$..[?(@.a==4)].x", &d), "[true]");
-        let paths: Vec<_> = compile("$..a").unwrap().select_paths(&d).into_iter().map(|(p, _)| p).collect();
-        assert_eq!(paths[1], vec![PathElem::Key("b".into()), PathElem::Key("a".into())]);
+        let paths: Vec<_> = compile("$..a")
+            .unwrap()
+            .select_paths(&d)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(
+            paths[1],
+            vec![PathElem::Key("b".into()), PathElem::Key("a".into())]
+        );
         assert_eq!(
             paths[3],
-            vec![PathElem::Key("b".into()), PathElem::Key("c".into()), PathElem::Index(1), PathElem::Key("a".into())]
+            vec![
+                PathElem::Key("b".into()),
+                PathElem::Key("c".into()),
+                PathElem::Index(1),
+                PathElem::Key("a".into())
+            ]
         );
     }
 

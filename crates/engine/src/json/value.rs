@@ -69,7 +69,7 @@ impl JVal {
 
     /// Appends the compact JSON text of `self` to `out`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        let mut ser = serde_json::Serializer::new(out);
+        let mut ser = serde_json::Serializer::with_formatter(out, Compact);
         // Writing to a Vec fails only for a non-finite float, which no JVal holds
         // (parsing rejects them and arithmetic results are checked).
         let _ = self.serialize(&mut ser);
@@ -85,8 +85,10 @@ impl JVal {
     /// RedisJSON's `get_memory` (JSON.DEBUG MEMORY): the sizes `ijson` uses: 8 bytes
     /// per value, small integers inline, 16 for larger numbers and doubles, the
     /// string's length, and per container a header and 8 bytes per slot (3 per
-    /// object member). redsnap's containers are as long as they are full, so the
-    /// capacity is the length.
+    /// object member). The slots are the capacity `ijson` reaches growing a
+    /// container while parsing: at least 4, doubling (RedisJSON 2.6.9's own test
+    /// document gives 903, as there; the command reference's JSON.DEBUG MEMORY example
+    /// was computed by another version and does not agree with that test).
     pub fn debug_memory(&self) -> usize {
         8 + match self {
             JVal::Null | JVal::Bool(_) => 0,
@@ -96,10 +98,12 @@ impl JVal {
             JVal::Int(_) => 16,
             JVal::Str(s) => s.len(),
             JVal::Arr(a) if a.is_empty() => 0,
-            JVal::Arr(a) => 8 * (a.len() + 2) + a.iter().map(JVal::debug_memory).sum::<usize>(),
+            JVal::Arr(a) => {
+                8 * (slots(a.len()) + 2) + a.iter().map(JVal::debug_memory).sum::<usize>()
+            }
             JVal::Obj(o) if o.is_empty() => 0,
             JVal::Obj(o) => {
-                8 * (o.len() * 3 + 2)
+                8 * (slots(o.len()) * 3 + 2)
                     + o.iter()
                         .map(|(k, v)| k.len() + v.debug_memory())
                         .sum::<usize>()
@@ -138,8 +142,7 @@ impl JVal {
             }
             (JVal::Obj(a), JVal::Obj(b)) => {
                 a.len() == b.len()
-                    && a
-                        .iter()
+                    && a.iter()
                         .all(|(k, v)| b.get(k).is_some_and(|w| v.json_eq(w)))
             }
             _ => false,
@@ -166,6 +169,11 @@ impl JVal {
             }
         }
     }
+}
+
+/// The capacity `ijson` gives a container of `n` elements built by pushing.
+fn slots(n: usize) -> usize {
+    n.next_power_of_two().max(4)
 }
 
 impl Serialize for JVal {
@@ -247,6 +255,20 @@ impl<'de> Visitor<'de> for JValVisitor {
             m.insert(k, v);
         }
         Ok(JVal::Obj(Box::new(m)))
+    }
+}
+
+/// serde_json's compact output with doubles printed by `ryu` (`1e300`, `3.0`), as
+/// the serde_json RedisJSON 2.6 links prints them (newer serde_json writes `1e+300`).
+struct Compact;
+
+impl serde_json::ser::Formatter for Compact {
+    fn write_f64<W: ?Sized + std::io::Write>(&mut self, w: &mut W, v: f64) -> std::io::Result<()> {
+        let mut b = ryu::Buffer::new();
+        w.write_all(b.format_finite(v).as_bytes())
+    }
+    fn write_f32<W: ?Sized + std::io::Write>(&mut self, w: &mut W, v: f32) -> std::io::Result<()> {
+        self.write_f64(w, v as f64)
     }
 }
 
@@ -335,11 +357,7 @@ pub fn write_formatted(v: &JVal, fmt: &Format, out: &mut Vec<u8>) {
 }
 
 /// Writes a list of values as one JSON array (the reply of `$` paths).
-pub fn write_array<'a>(
-    vals: impl IntoIterator<Item = &'a JVal>,
-    fmt: &Format,
-    out: &mut Vec<u8>,
-) {
+pub fn write_array<'a>(vals: impl IntoIterator<Item = &'a JVal>, fmt: &Format, out: &mut Vec<u8>) {
     let arr = JVal::Arr(vals.into_iter().cloned().collect());
     write_formatted(&arr, fmt, out);
 }
@@ -366,7 +384,10 @@ mod tests {
     #[test]
     fn objects_keep_insertion_order() {
         let v = p(r#"{"b":1,"a":{"z":[1,2],"y":null},"c":"x\"y"}"#);
-        assert_eq!(v.to_json(), br#"{"b":1,"a":{"z":[1,2],"y":null},"c":"x\"y"}"#);
+        assert_eq!(
+            v.to_json(),
+            br#"{"b":1,"a":{"z":[1,2],"y":null},"c":"x\"y"}"#
+        );
     }
 
     #[test]
