@@ -539,7 +539,7 @@ fn json_merge(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 /// paths of a key named twice are found against the document as the earlier
 /// triples left it (RedisJSON finds them all against the original document).
 fn json_mset(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
-    if (argv.len() - 1) % 3 != 0 {
+    if !(argv.len() - 1).is_multiple_of(3) {
         return Err(wrong_arity("json.mset"));
     }
     let mut triples = Vec::with_capacity(argv.len() / 3);

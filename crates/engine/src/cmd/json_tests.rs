@@ -564,10 +564,8 @@ fn array_examples() {
         "ERR Path '.name' does not exist or not an array"
     );
 
-    let key = format!(
-        r#"[{{"name":"Healthy headphones","max_level":[60,70,80]}},{{"name":"Noisy headphones","max_level":[80,90,100,120]}}]"#
-    );
-    run(&mut s, &["JSON.SET", "key", "$", &key]);
+    let key = r#"[{{"name":"Healthy headphones","max_level":[60,70,80]}},{{"name":"Noisy headphones","max_level":[80,90,100,120]}}]"#;
+    run(&mut s, &["JSON.SET", "key", "$", key]);
     assert_eq!(
         run(&mut s, &["JSON.GET", "key", "$.[1].max_level"]),
         bulk("[[80,90,100,120]]")

@@ -98,6 +98,41 @@ pub fn order_for_deletion(paths: &mut Vec<Vec<PathElem>>) {
     paths.dedup();
 }
 
+/// Module value opcodes (Redis's `RDB_MODULE_OPCODE_*`).
+const OPCODE_EOF: u64 = 0;
+const OPCODE_STRING: u64 = 5;
+
+/// Writes a document as RedisJSON does in an RDB file or DUMP payload (the body of
+/// an `RDB_TYPE_MODULE_2` value).
+pub fn rdb_write(out: &mut Vec<u8>, doc: &JVal) {
+    crate::rdb::write_len(out, module_type_id(TYPE_NAME, ENCVER).unwrap_or(0));
+    crate::rdb::write_len(out, OPCODE_STRING);
+    crate::rdb::write_string(out, &doc.to_json());
+    crate::rdb::write_len(out, OPCODE_EOF);
+}
+
+/// Reads the body of an `RDB_TYPE_MODULE_2` value: a `ReJSON-RL` document of
+/// encoding version 3 (what RedisJSON 2.x writes); any other module's value is an
+/// unsupported type, as in a Redis without that module.
+pub fn rdb_read(r: &mut crate::rdb::Reader) -> crate::rdb::Result<JVal> {
+    use crate::rdb::RdbError;
+    let id = r.read_len()?;
+    if id >> 10 != rejson_id_prefix() {
+        return Err(RdbError::UnsupportedType(crate::rdb::types::MODULE_2));
+    }
+    if id & 1023 != ENCVER || r.read_len()? != OPCODE_STRING {
+        return Err(RdbError::Corrupt(
+            "ReJSON-RL value (only encoding version 3 is read)",
+        ));
+    }
+    let text = r.read_string()?;
+    let doc = JVal::parse_unlimited(&text).map_err(|_| RdbError::Corrupt("ReJSON-RL document"))?;
+    if r.read_len()? != OPCODE_EOF {
+        return Err(RdbError::Corrupt("ReJSON-RL value"));
+    }
+    Ok(doc)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,39 +168,4 @@ mod tests {
         }
         assert_eq!(doc.to_json(), br#"{"a":[1],"c":2}"#);
     }
-}
-
-/// Module value opcodes (Redis's `RDB_MODULE_OPCODE_*`).
-const OPCODE_EOF: u64 = 0;
-const OPCODE_STRING: u64 = 5;
-
-/// Writes a document as RedisJSON does in an RDB file or DUMP payload (the body of
-/// an `RDB_TYPE_MODULE_2` value).
-pub fn rdb_write(out: &mut Vec<u8>, doc: &JVal) {
-    crate::rdb::write_len(out, module_type_id(TYPE_NAME, ENCVER).unwrap_or(0));
-    crate::rdb::write_len(out, OPCODE_STRING);
-    crate::rdb::write_string(out, &doc.to_json());
-    crate::rdb::write_len(out, OPCODE_EOF);
-}
-
-/// Reads the body of an `RDB_TYPE_MODULE_2` value: a `ReJSON-RL` document of
-/// encoding version 3 (what RedisJSON 2.x writes); any other module's value is an
-/// unsupported type, as in a Redis without that module.
-pub fn rdb_read(r: &mut crate::rdb::Reader) -> crate::rdb::Result<JVal> {
-    use crate::rdb::RdbError;
-    let id = r.read_len()?;
-    if id >> 10 != rejson_id_prefix() {
-        return Err(RdbError::UnsupportedType(crate::rdb::types::MODULE_2));
-    }
-    if id & 1023 != ENCVER || r.read_len()? != OPCODE_STRING {
-        return Err(RdbError::Corrupt(
-            "ReJSON-RL value (only encoding version 3 is read)",
-        ));
-    }
-    let text = r.read_string()?;
-    let doc = JVal::parse_unlimited(&text).map_err(|_| RdbError::Corrupt("ReJSON-RL document"))?;
-    if r.read_len()? != OPCODE_EOF {
-        return Err(RdbError::Corrupt("ReJSON-RL value"));
-    }
-    Ok(doc)
 }
