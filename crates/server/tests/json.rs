@@ -181,6 +181,12 @@ fn a_document_is_a_first_class_value() {
     // COMMAND INFO knows the commands (module flag, @json).
     let info = String::from_utf8_lossy(&cmd(&s, &["COMMAND", "INFO", "json.set"])).into_owned();
     assert!(info.contains("module") && info.contains("@json"), "{info}");
+    let listed = cmd(&s, &["COMMAND", "LIST", "FILTERBY", "MODULE", "ReJSON"]);
+    assert!(
+        listed.starts_with(b"*24\r\n"),
+        "{}",
+        String::from_utf8_lossy(&listed)
+    );
     // Arity is checked in dispatch.
     assert!(cmd(&s, &["JSON.SET", "doc", "$"])
         .starts_with(b"-ERR wrong number of arguments for 'json.set'"));
