@@ -377,6 +377,19 @@ fn find_updates(doc: &JVal, p: &PathArg, opt: SetOpt) -> Result<Vec<Update>, Rep
     }
 }
 
+/// Refuses updates that would nest the document deeper than [`json::MAX_DEPTH`].
+fn check_depth(updates: &[Update], val: &JVal) -> Result<(), Reply> {
+    let d = val.depth();
+    let too_deep = updates.iter().any(|u| match u {
+        Update::Set(p) => p.len() + d > json::MAX_DEPTH,
+        Update::Add(p, _) => p.len() + 1 + d > json::MAX_DEPTH,
+    });
+    if too_deep {
+        return Err(Reply::err(json::ERR_TOO_DEEP));
+    }
+    Ok(())
+}
+
 /// Applies updates; true when any landed. `merge` merges instead of replacing.
 fn apply_updates(doc: &mut JVal, updates: Vec<Update>, val: &JVal, merge: bool) -> bool {
     let mut updated = false;
@@ -470,6 +483,7 @@ fn json_set(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     if updates.is_empty() {
         return Ok(Reply::Nil);
     }
+    check_depth(&updates, &val)?;
     let done = doc_mut(cx, key).is_some_and(|d| apply_updates(d, updates, &val, false));
     if !done {
         return Ok(Reply::Nil);
@@ -526,6 +540,7 @@ fn json_merge(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     if updates.is_empty() {
         return Ok(Reply::Nil);
     }
+    check_depth(&updates, &val)?;
     let done = doc_mut(cx, key).is_some_and(|d| apply_updates(d, updates, &val, true));
     if !done {
         return Ok(Reply::Nil);
@@ -548,7 +563,8 @@ fn json_mset(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         match peek_doc(cx, &t[0])? {
             None if !p.is_root() => return Err(Reply::err(ERR_NEW_AT_ROOT)),
             Some(doc) if !p.is_root() => {
-                find_updates(doc, &p, SetOpt::None)?;
+                let updates = find_updates(doc, &p, SetOpt::None)?;
+                check_depth(&updates, &parse_json(&t[2])?)?;
             }
             _ => {}
         }

@@ -304,6 +304,20 @@ fn values(args: &[Bytes]) -> Result<Vec<JVal>, Reply> {
     args.iter().map(parse_json).collect()
 }
 
+/// Refuses inserting `vals` into the arrays at `paths` when that would nest the
+/// document deeper than [`json::MAX_DEPTH`].
+fn check_depth(paths: &[Option<Vec<PathElem>>], vals: &[JVal]) -> Result<(), Reply> {
+    let d = vals.iter().map(JVal::depth).max().unwrap_or(0);
+    if paths
+        .iter()
+        .flatten()
+        .any(|p| p.len() + 1 + d > json::MAX_DEPTH)
+    {
+        return Err(Reply::err(json::ERR_TOO_DEEP));
+    }
+    Ok(())
+}
+
 /// JSON.ARRAPPEND key path value [value ...]
 pub fn arrappend(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
@@ -313,6 +327,7 @@ pub fn arrappend(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     if p.legacy && !any(&paths) {
         return Err(err_path_or(&p.original, "not an array"));
     }
+    check_depth(&paths, &vals)?;
     let res = apply(cx, key, &paths, |v| {
         if let JVal::Arr(a) = v {
             a.extend(vals.iter().cloned());
@@ -393,6 +408,7 @@ pub fn arrinsert(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     if p.legacy && !any(&paths) {
         return Err(err_path_or(&p.fixed, "not an array"));
     }
+    check_depth(&paths, &vals)?;
     let at = |len: usize| -> Option<usize> {
         let len = len as i64;
         let i = if index < 0 { len + index } else { index };

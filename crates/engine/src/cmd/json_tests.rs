@@ -564,7 +564,7 @@ fn array_examples() {
         "ERR Path '.name' does not exist or not an array"
     );
 
-    let key = r#"[{{"name":"Healthy headphones","max_level":[60,70,80]}},{{"name":"Noisy headphones","max_level":[80,90,100,120]}}]"#;
+    let key = r#"[{"name":"Healthy headphones","max_level":[60,70,80]},{"name":"Noisy headphones","max_level":[80,90,100,120]}]"#;
     run(&mut s, &["JSON.SET", "key", "$", key]);
     assert_eq!(
         run(&mut s, &["JSON.GET", "key", "$.[1].max_level"]),
@@ -779,4 +779,36 @@ fn dump_restore_round_trip_and_digest() {
     );
     assert_eq!(run(&mut s, &["TYPE", "copy"]), Reply::simple("ReJSON-RL"));
     let _ = d1;
+}
+
+#[test]
+fn documents_cannot_nest_past_the_limit() {
+    let mut s = store();
+    let deep = "[".repeat(100) + &"]".repeat(100);
+    assert_eq!(run(&mut s, &["JSON.SET", "d", "$", &deep]), Reply::ok());
+    // Each write may add up to 128 levels below the deepest one.
+    let mut path = "$".to_string();
+    let mut refused = false;
+    for _ in 0..10 {
+        path.push_str(&"[0]".repeat(99));
+        let r = run(&mut s, &["JSON.SET", "d", &path, &deep]);
+        if r.is_error() {
+            assert_eq!(err(r), crate::json::ERR_TOO_DEEP);
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused);
+    let Reply::Bulk(b) = run(&mut s, &["JSON.GET", "d"]) else {
+        panic!()
+    };
+    let depth = crate::json::JVal::parse_unlimited(&b).unwrap().depth();
+    assert!(depth <= crate::json::MAX_DEPTH && depth > 400, "{depth}");
+    assert_eq!(
+        err(run(
+            &mut s,
+            &["JSON.ARRAPPEND", "d", &path[..path.len() - 3], &deep]
+        )),
+        crate::json::ERR_TOO_DEEP
+    );
 }

@@ -42,6 +42,17 @@ pub fn rejson_id_prefix() -> u64 {
     module_type_id(TYPE_NAME, 0).unwrap_or(0) >> 10
 }
 
+/// The deepest nesting a stored document may reach. A JSON argument is limited to
+/// 128 levels when parsed (as in RedisJSON), but writes below existing levels
+/// could stack documents ever deeper, and the code that walks, prints, copies and
+/// frees a document recurses once per level: RedisJSON has no limit there (and
+/// its recursion can exhaust the stack); redsnap refuses a write that would nest
+/// deeper than this.
+pub const MAX_DEPTH: usize = 512;
+
+/// `ERR` reply text for a write that would nest deeper than [`MAX_DEPTH`].
+pub const ERR_TOO_DEEP: &str = "ERR the document would nest deeper than 512 levels";
+
 /// The value at a concrete path.
 pub fn get_mut<'a>(root: &'a mut JVal, path: &[PathElem]) -> Option<&'a mut JVal> {
     let mut cur = root;

@@ -128,6 +128,15 @@ impl JVal {
         }
     }
 
+    /// Nesting depth: 0 for a scalar, 1 + the deepest element for a container.
+    pub fn depth(&self) -> usize {
+        match self {
+            JVal::Arr(a) => 1 + a.iter().map(JVal::depth).max().unwrap_or(0),
+            JVal::Obj(o) => 1 + o.values().map(JVal::depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// RedisJSON's `is_equal` (JSON.ARRINDEX): same type and same contents; an
     /// integer never equals a double.
     pub fn json_eq(&self, other: &JVal) -> bool {
