@@ -436,6 +436,10 @@ mod tests {
                 Bytes::from("m2"),
             ]))),
             Value::ZSet(Box::new(z)),
+            Value::Json(Box::new(
+                redsnap_engine::json::JVal::parse(br#"{"a":[1,2.0,"x"],"b":{"c":null,"d":true}}"#)
+                    .expect("json"),
+            )),
         ];
         let mut k = Vec::new();
         let mut enc = Vec::new();
