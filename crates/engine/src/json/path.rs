@@ -120,7 +120,11 @@ impl std::fmt::Display for PathError {
         let shown = if self.pos >= self.path.len() {
             format!("\"{} <<<<----\"", self.path)
         } else {
-            let cut = self.pos.min(self.path.len());
+            // (The position is a byte offset; cut at the char boundary at or before it.)
+            let mut cut = self.pos;
+            while !self.path.is_char_boundary(cut) {
+                cut -= 1;
+            }
             let (a, b) = self.path.split_at(cut);
             format!("\"{a} ---->>>> {b}\"")
         };
@@ -854,6 +858,8 @@ mod tests {
         ] {
             assert!(compile(bad).is_err(), "{bad}");
         }
+        let e = compile("$.é").unwrap_err();
+        assert!(e.to_string().starts_with("Error occurred on position 2"));
         let e = compile("$.a[").unwrap_err();
         assert_eq!(e.pos, 4);
         assert!(e.to_string().starts_with("Error occurred on position 4"));
@@ -903,5 +909,19 @@ mod tests {
         let d = doc(r#"[{"n":"foo"},{"n":"Foo"},{"n":"bar"}]"#);
         assert_eq!(sel(r#"$[?(@.n =~ "^f")].n"#, &d), r#"["foo"]"#);
         assert_eq!(sel(r#"$[?(@.n =~ "(?i)^f")].n"#, &d), r#"["foo","Foo"]"#);
+    }
+
+    proptest::proptest! {
+        /// Any text made of path characters compiles or fails cleanly, and a compiled
+        /// query walks a document without panicking.
+        #[test]
+        fn random_paths_never_panic(p in "[$@.\\[\\]*?()'\"a-c0-9:,=<>!~&| -]{0,24}") {
+            let d = doc(r#"{"a":[1,{"b":[2,3]},"c"],"b":{"a":{"c":1}},"c":null}"#);
+            let _ = PathArg::new(&p);
+            if let Ok(q) = compile(&p) {
+                let _ = q.select_paths(&d);
+                let _ = q.is_static();
+            }
+        }
     }
 }
