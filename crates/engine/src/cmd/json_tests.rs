@@ -812,3 +812,51 @@ fn documents_cannot_nest_past_the_limit() {
         crate::json::ERR_TOO_DEEP
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Random JSON commands with random paths and arguments never panic, and the
+    /// document always stays valid JSON that parses back to itself.
+    #[test]
+    fn random_commands_keep_documents_valid(
+        ops in proptest::collection::vec(
+            (0usize..16, 0usize..12, 0usize..10, -4i64..6),
+            1..40,
+        )
+    ) {
+        const CMDS: &[&str] = &[
+            "JSON.SET", "JSON.DEL", "JSON.NUMINCRBY", "JSON.NUMMULTBY", "JSON.TOGGLE",
+            "JSON.STRAPPEND", "JSON.ARRAPPEND", "JSON.ARRINSERT", "JSON.ARRPOP",
+            "JSON.ARRTRIM", "JSON.CLEAR", "JSON.MERGE", "JSON.GET", "JSON.ARRINDEX",
+            "JSON.OBJKEYS", "JSON.TYPE",
+        ];
+        const PATHS: &[&str] = &[
+            "$", ".", "$.a", "$..a", "$.a[*]", "$.b.c", ".a[0]", "$[?(@.a>1)]",
+            "$.a[-1:]", "$..*", "$.x", "a",
+        ];
+        const VALS: &[&str] = &[
+            "1", "2.5", "\"s\"", "true", "null", "[1,2]", "{\"a\":1}", "{\"a\":[{\"a\":2}]}",
+            "{", "-3",
+        ];
+        let mut s = store();
+        run(&mut s, &["JSON.SET", "d", "$", r#"{"a":[1,{"a":2},"x"],"b":{"c":true}}"#]);
+        for (c, p, v, n) in ops {
+            let n = n.to_string();
+            let (cmd, path, val) = (CMDS[c], PATHS[p], VALS[v]);
+            let args: Vec<&str> = match cmd {
+                "JSON.ARRINSERT" | "JSON.ARRTRIM" => vec![cmd, "d", path, &n, val],
+                "JSON.ARRPOP" => vec![cmd, "d", path, &n],
+                "JSON.DEL" | "JSON.CLEAR" | "JSON.TOGGLE" | "JSON.GET" | "JSON.OBJKEYS"
+                | "JSON.TYPE" => vec![cmd, "d", path],
+                _ => vec![cmd, "d", path, val],
+            };
+            let args: Vec<&str> = if cmd == "JSON.ARRTRIM" { args[..4].iter().copied().chain([n.as_str()]).collect() } else { args };
+            let _ = run(&mut s, &args);
+            if let Reply::Bulk(text) = run(&mut s, &["JSON.GET", "d"]) {
+                let doc = crate::json::JVal::parse_unlimited(&text);
+                proptest::prop_assert!(doc.is_ok(), "{cmd} {path}: {:?}", text);
+                proptest::prop_assert_eq!(doc.unwrap().to_json(), text.to_vec());
+            }
+        }
+    }
+}
