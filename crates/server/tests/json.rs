@@ -252,3 +252,78 @@ fn writes_raise_module_keyspace_events() {
     let _ = rd.read_line(&mut line);
     assert!(line.is_empty(), "unexpected extra event: {line:?}");
 }
+
+fn redsnap_cli(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(redsnap_testsupport::redsnap_bin().expect("binary"))
+        .args(args)
+        .env_remove("REDSNAP_LOG")
+        .output()
+        .expect("running redsnap")
+}
+
+/// `redsnap backup` writes documents as RedisJSON's module values, and `redsnap
+/// restore` reads them back, into a running server and into a data directory.
+#[test]
+fn backup_and_restore_carry_documents() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let source = start(&["--save", ""]);
+    cmd(&source, &["JSON.SET", "resonance:metrics", "$", METRICS]);
+    cmd(&source, &["SET", "plain", "x"]);
+    let file = tmp.path().join("out.rdb");
+    let out = redsnap_cli(&[
+        "backup",
+        "--from",
+        &source.url(),
+        "--to",
+        file.to_str().unwrap_or(""),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let target = start(&["--save", ""]);
+    let out = redsnap_cli(&[
+        "restore",
+        "--to",
+        &target.url(),
+        file.to_str().unwrap_or(""),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        bulk(&target, &["JSON.GET", "resonance:metrics", "$"]),
+        bulk(&source, &["JSON.GET", "resonance:metrics", "$"])
+    );
+    assert_eq!(
+        cmd(&target, &["TYPE", "resonance:metrics"]),
+        b"+ReJSON-RL\r\n"
+    );
+
+    let dir = tmp.path().join("data");
+    let out = redsnap_cli(&[
+        "restore",
+        "--to",
+        dir.to_str().unwrap_or(""),
+        file.to_str().unwrap_or(""),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_dir = RedsnapServer::builder()
+        .dir(&dir)
+        .start()
+        .expect("start on the restored dir");
+    assert_eq!(
+        bulk(&from_dir, &["JSON.GET", "resonance:metrics", "$"]),
+        bulk(&source, &["JSON.GET", "resonance:metrics", "$"])
+    );
+}
