@@ -697,7 +697,7 @@ fn json_get(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 }
 
 /// A value as a RESP3 reply (JSON.GET FORMAT EXPAND1 / EXPAND).
-fn to_resp3(v: &JVal, expand: bool, fmt: &Format) -> Reply {
+pub(crate) fn to_resp3(v: &JVal, expand: bool, fmt: &Format) -> Reply {
     match v {
         JVal::Null => Reply::Nil,
         JVal::Bool(b) => Reply::Bool(*b),

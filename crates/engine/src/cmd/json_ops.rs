@@ -462,20 +462,40 @@ pub fn arrlen(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     Ok(ints(vals.into_iter().map(len).collect()))
 }
 
-/// JSON.ARRPOP key [path [index]]: the index defaults to -1 (the last element;
-/// without a path too), an index that is not an integer counts as -1, as in
-/// RedisJSON; out-of-range indexes are clamped.
+/// JSON.ARRPOP key [FORMAT STRINGS|EXPAND1|EXPAND] [path [index]]: the index
+/// defaults to -1 (the last element; without a path too), an index that is not an
+/// integer counts as -1, as in RedisJSON; out-of-range indexes are clamped. FORMAT
+/// (RESP3 only) answers EXPAND1/EXPAND as native RESP3 values.
 pub fn arrpop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let (p, index) = match argv.get(2) {
+    let mut rest = 2;
+    let mut expand = None;
+    if argv.len() > 3 && super::is(&argv[2], "FORMAT") {
+        expand = match argv[3].as_ref() {
+            b"STRINGS" => None,
+            b"EXPAND1" => Some(false),
+            b"EXPAND" => Some(true),
+            _ => return Err(Reply::err("ERR wrong reply format")),
+        };
+        if !cx.resp3 {
+            return Err(Reply::err("ERR FORMAT argument is not supported on RESP2"));
+        }
+        rest = 4;
+    }
+    let (p, index) = match argv.get(rest) {
         None => (PathArg::new("."), i64::MAX),
         Some(b) => (
             path_arg(b)?,
-            argv.get(3)
+            argv.get(rest + 1)
                 .and_then(|i| crate::num::parse_i64(i))
                 .unwrap_or(-1),
         ),
     };
+    if p.legacy && expand.is_some() {
+        return Err(Reply::err(
+            "Legacy paths are supported only with FORMAT STRINGS",
+        ));
+    }
     let paths = targets(cx, key, &p, is_arr)?;
     if p.legacy && !any(&paths) {
         return Err(err_path_or(&p.fixed, "not an array"));
@@ -491,9 +511,10 @@ pub fn arrpop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     if popped || (p.legacy && any(&paths)) {
         changed(cx, key, "json.arrpop");
     }
-    let text = |v: Option<Option<JVal>>| match v.flatten() {
-        Some(v) => Reply::Bulk(Bytes::from(v.to_json())),
-        None => Reply::Nil,
+    let text = |v: Option<Option<JVal>>| match (v.flatten(), expand) {
+        (Some(v), Some(full)) => super::json::to_resp3(&v, full, &json::Format::default()),
+        (Some(v), None) => Reply::Bulk(Bytes::from(v.to_json())),
+        (None, _) => Reply::Nil,
     };
     if p.legacy {
         return Ok(res

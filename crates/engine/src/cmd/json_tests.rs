@@ -860,3 +860,71 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn resp3_formats() {
+    use crate::store::Cx;
+    let mut s = store();
+    run(
+        &mut s,
+        &["JSON.SET", "d", "$", r#"{"a":[1,{"b":[true,2.5]}]}"#],
+    );
+    let call = |s: &mut Store, args: &[&str]| {
+        let argv = super::testutil::argv(args);
+        let mut cx = Cx::new(s, 0, 1000, true);
+        let spec = crate::table::lookup(args[0].as_bytes()).unwrap();
+        (spec.handler.unwrap())(&mut cx, &argv).unwrap_or_else(|e| e)
+    };
+    assert_eq!(
+        call(&mut s, &["JSON.GET", "d", "FORMAT", "EXPAND", "$.a"]),
+        Reply::Array(vec![Reply::Array(vec![Reply::Array(vec![
+            Reply::Int(1),
+            Reply::Map(vec![(
+                bulk("b"),
+                Reply::Array(vec![Reply::Bool(true), Reply::Double(2.5)])
+            )])
+        ])])])
+    );
+    assert_eq!(
+        call(&mut s, &["JSON.GET", "d", "FORMAT", "EXPAND1", "$.a[*]"]),
+        // EXPAND1: scalars native, containers as JSON text (RedisJSON's
+        // `value_to_resp3` outside EXPAND).
+        Reply::Array(vec![Reply::Array(vec![
+            Reply::Int(1),
+            bulk(r#"{"b":[true,2.5]}"#)
+        ])])
+    );
+    assert_eq!(
+        call(&mut s, &["JSON.ARRPOP", "d", "FORMAT", "EXPAND", "$.a"]),
+        Reply::Array(vec![Reply::Map(vec![(
+            bulk("b"),
+            Reply::Array(vec![Reply::Bool(true), Reply::Double(2.5)])
+        )])])
+    );
+    assert_eq!(
+        call(&mut s, &["JSON.TYPE", "d", ".a"]),
+        Reply::Array(vec![bulk("array")])
+    );
+    assert_eq!(
+        call(&mut s, &["JSON.NUMINCRBY", "d", ".a[0]", "1"]),
+        Reply::Array(vec![Reply::Int(2)])
+    );
+    assert_eq!(
+        err(run(
+            &mut s,
+            &["JSON.ARRPOP", "d", "FORMAT", "EXPAND", "$.a"]
+        )),
+        "ERR FORMAT argument is not supported on RESP2"
+    );
+    assert_eq!(
+        err(run(&mut s, &["JSON.GET", "d", "FORMAT", "EXPAND", "$.a"])),
+        "ERR FORMAT argument is not supported on RESP2"
+    );
+    assert_eq!(
+        err(call(
+            &mut s,
+            &["JSON.ARRPOP", "d", "FORMAT", "EXPAND", ".a"]
+        )),
+        "Legacy paths are supported only with FORMAT STRINGS"
+    );
+}
