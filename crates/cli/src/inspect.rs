@@ -70,6 +70,8 @@ fn kind_and_len(v: &Value) -> (&'static str, u64) {
         Value::Hash(h) => ("hash", h.len() as u64),
         Value::ZSet(z) => ("zset", z.len() as u64),
         Value::Stream(s) => ("stream", s.len()),
+        // A document's length is its compact JSON text's.
+        Value::Json(j) => ("ReJSON-RL", j.to_json().len() as u64),
     }
 }
 

@@ -295,6 +295,7 @@ pub fn value_type_name(v: &Value) -> &'static str {
         Value::Hash(_) => "hash",
         Value::ZSet(_) => "zset",
         Value::Stream(_) => "stream",
+        Value::Json(_) => "ReJSON-RL",
     }
 }
 

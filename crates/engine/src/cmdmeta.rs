@@ -93,6 +93,9 @@ pub mod acl {
         "connection",
         "transaction",
         "scripting",
+        // Not a Redis 7.0 category: the JSON commands' (RedisJSON declares it on
+        // Redis 7.2+, where modules can add categories).
+        "json",
     ];
 
     /// The bit of a category name (case-insensitive), 0 if there is none.
@@ -465,6 +468,7 @@ fn all_meta() -> &'static HashMap<&'static str, Meta> {
         parse(DATA)
             .unwrap_or_default()
             .into_iter()
+            .chain(parse(crate::json::META_DATA).unwrap_or_default())
             .map(|m| (m.name, m))
             .collect()
     })
@@ -576,6 +580,24 @@ mod tests {
         assert_eq!(set.args.len(), 5);
         assert_eq!(set.args[4].args.len(), 5);
         assert_eq!(set.args[4].args[4].token, Some("KEEPTTL"));
+    }
+
+    #[test]
+    fn the_json_data_parses_whole() {
+        let all = parse(crate::json::META_DATA)
+            .unwrap_or_else(|l| panic!("json/cmdmeta.txt line {l} is malformed"));
+        assert_eq!(all.len(), crate::cmd::json::COMMANDS.len());
+        let set = lookup("json.set").unwrap();
+        assert!(set.flags.contains(&"module"));
+        assert_eq!(set.acl, acl::bit("json"));
+        assert_eq!(
+            lookup("json.mget").unwrap().legacy_range(),
+            (1, -2, 1, false)
+        );
+        assert_eq!(
+            lookup("json.mset").unwrap().legacy_range(),
+            (1, -1, 3, false)
+        );
     }
 
     #[test]

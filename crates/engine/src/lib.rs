@@ -18,6 +18,7 @@ pub mod getkeys;
 pub mod glob;
 pub mod hash;
 pub mod hll;
+pub mod json;
 pub mod key;
 pub mod lazyfree;
 pub mod ld;

@@ -33,7 +33,7 @@ pub const EVICTED: u32 = 1 << 9;
 pub const STREAM: u32 = 1 << 10;
 /// `m`: a read found no key ("keymiss"; excluded from `A`, as in Redis).
 pub const KEY_MISS: u32 = 1 << 11;
-/// `d`: module events (accepted, never emitted).
+/// `d`: module events: the JSON commands' (`json.set`, `json.del`, ...), as RedisJSON raises them.
 pub const MODULE: u32 = 1 << 13;
 /// `n`: a key was created ("new"; excluded from `A`, as in Redis).
 pub const NEW: u32 = 1 << 14;

@@ -456,6 +456,7 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
         STREAM_LISTPACKS | STREAM_LISTPACKS_2 | crate::stream::rdb::STREAM_LISTPACKS_3 => {
             crate::stream::rdb::read(r, ty)
         }
+        MODULE_2 => Ok(Value::Json(Box::new(crate::json::rdb_read(r)?))),
         other => Err(RdbError::UnsupportedType(other)),
     }
 }
@@ -535,6 +536,7 @@ pub fn value_type(v: &Value) -> u8 {
         Value::Hash(_) => types::HASH,
         Value::ZSet(_) => types::ZSET_2,
         Value::Stream(_) => types::STREAM_LISTPACKS_2,
+        Value::Json(_) => types::MODULE_2,
     }
 }
 
@@ -570,6 +572,7 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
             }
         }
         Value::Stream(s) => crate::stream::rdb::write(out, s),
+        Value::Json(j) => crate::json::rdb_write(out, j),
     }
 }
 

@@ -126,7 +126,7 @@ pub const fn cmd(
     }
 }
 
-fn all_groups() -> [&'static [CommandSpec]; 14] {
+fn all_groups() -> [&'static [CommandSpec]; 15] {
     [
         crate::cmd::keys::COMMANDS,
         crate::cmd::string::COMMANDS,
@@ -142,6 +142,7 @@ fn all_groups() -> [&'static [CommandSpec]; 14] {
         crate::cmd::dump::COMMANDS,
         crate::cmd::server::COMMANDS,
         crate::cmd::server::SERVER_HANDLED,
+        crate::cmd::json::COMMANDS,
     ]
 }
 

@@ -14,6 +14,8 @@ pub enum Value {
     Set(Box<Set>),
     ZSet(Box<ZSet>),
     Stream(Box<crate::stream::Stream>),
+    /// A JSON document (`ReJSON-RL`, see `crate::json`).
+    Json(Box<crate::json::JVal>),
 }
 
 /// A set's members. An `IndexSet` (a hash index over a dense array) rather than a
@@ -36,6 +38,7 @@ pub enum Kind {
     Set,
     ZSet,
     Stream,
+    Json,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
             Kind::Set => "set",
             Kind::ZSet => "zset",
             Kind::Stream => "stream",
+            Kind::Json => crate::json::TYPE_NAME,
         }
     }
     pub fn from_name(name: &[u8]) -> Option<Kind> {
@@ -57,6 +61,8 @@ impl Kind {
             b"set" => Kind::Set,
             b"zset" => Kind::ZSet,
             b"stream" => Kind::Stream,
+            // TYPE answers `ReJSON-RL`; SCAN TYPE compares names case-insensitively.
+            b"rejson-rl" => Kind::Json,
             _ => return None,
         })
     }
@@ -71,6 +77,7 @@ impl Value {
             Value::Set(_) => Kind::Set,
             Value::ZSet(_) => Kind::ZSet,
             Value::Stream(_) => Kind::Stream,
+            Value::Json(_) => Kind::Json,
         }
     }
 
@@ -84,6 +91,8 @@ impl Value {
             Value::ZSet(z) => z.is_empty(),
             // Redis keeps an emptied stream (its last ID and groups matter).
             Value::Stream(_) => false,
+            // An emptied document stays (`{}`, `[]`), as in RedisJSON.
+            Value::Json(_) => false,
         }
     }
 
@@ -106,6 +115,7 @@ impl Value {
                 z.dict.keys().map(|e| e.heap_size() + 88).sum::<usize>() + 96
             }
             Value::Stream(s) => s.mem_usage(),
+            Value::Json(j) => j.mem_usage() + 16,
         }
     }
 }

@@ -130,6 +130,8 @@ const TAG_HASH: u8 = 2;
 const TAG_SET: u8 = 3;
 const TAG_ZSET: u8 = 4;
 const TAG_STREAM: u8 = 5;
+/// A JSON document (`ReJSON-RL`): its compact JSON text.
+const TAG_JSON: u8 = 6;
 const TAG_HAS_EXPIRY: u8 = 0x80;
 
 /// The store key of an entry: db (u16 big endian), the key's hash in the dataset
@@ -168,6 +170,7 @@ pub fn encode_entry(out: &mut Vec<u8>, store_key: &[u8], value: &Value, expire_a
         Value::Set(_) => TAG_SET,
         Value::ZSet(_) => TAG_ZSET,
         Value::Stream(_) => TAG_STREAM,
+        Value::Json(_) => TAG_JSON,
     };
     match expire_at {
         Some(t) => {
@@ -205,6 +208,8 @@ pub fn encode_entry(out: &mut Vec<u8>, store_key: &[u8], value: &Value, expire_a
             }
         }
         Value::Stream(s) => redsnap_engine::stream::codec::encode(s, out),
+        // The compact JSON text, as RedisJSON saves a document.
+        Value::Json(j) => j.write_json(out),
     }
     let crc = entry_crc(store_key, &out[4..]);
     out[..4].copy_from_slice(&crc.to_le_bytes());
@@ -305,6 +310,14 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
                 });
             }
             Value::Stream(Box::new(s))
+        }
+        TAG_JSON => {
+            let doc =
+                redsnap_engine::json::JVal::parse_unlimited(r.rest()).map_err(|e| DecodeError {
+                    offset: 0,
+                    detail: format!("JSON document: {e}"),
+                })?;
+            Value::Json(Box::new(doc))
         }
         t => {
             return Err(DecodeError {
@@ -423,6 +436,10 @@ mod tests {
                 Bytes::from("m2"),
             ]))),
             Value::ZSet(Box::new(z)),
+            Value::Json(Box::new(
+                redsnap_engine::json::JVal::parse(br#"{"a":[1,2.0,"x"],"b":{"c":null,"d":true}}"#)
+                    .expect("json"),
+            )),
         ];
         let mut k = Vec::new();
         let mut enc = Vec::new();

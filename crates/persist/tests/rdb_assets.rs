@@ -86,6 +86,7 @@ fn sorted(v: &Value) -> Vec<String> {
             .into_iter()
             .map(|(id, f)| format!("{id}={f:?}"))
             .collect(),
+        Value::Json(j) => vec![String::from_utf8_lossy(&j.to_json()).into_owned()],
     };
     if !matches!(v, Value::List(_)) {
         out.sort();

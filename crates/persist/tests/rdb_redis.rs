@@ -43,6 +43,7 @@ fn state_of(v: &Value, expire_ms: Option<u64>) -> KeyState {
             .map(|(id, f)| [id.to_bytes().to_vec(), f.concat()].join(&b"\0"[..]))
             .collect(),
         ),
+        Value::Json(j) => ("ReJSON-RL", vec![j.to_json()]),
     };
     if matches!(kind, "set" | "hash") {
         value.sort();

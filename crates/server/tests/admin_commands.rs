@@ -254,7 +254,8 @@ fn command_info_and_docs_match_redis() {
         assert!(names.len() > 200, "{}", names.len());
         assert!(names.iter().any(|n| n == "client|list"));
         let mut differ = Vec::new();
-        for n in &names {
+        // The JSON commands (RedisJSON's, built in) are not in Redis 7.0.
+        for n in names.iter().filter(|n| !n.starts_with("json.")) {
             let info = |c: &mut RawConn| {
                 let v = parse(&cmd(c, &["COMMAND", "INFO", n]));
                 let mut fields = items(&items(&v)[0]).clone();
@@ -336,7 +337,12 @@ fn command_list_filters_match_redis() {
             .into_iter()
             .filter(|n| ours.contains(n))
             .collect();
-        assert_eq!(list(&mut b, &args), theirs, "{args:?}");
+        // (The built-in JSON commands are not in Redis 7.0.)
+        let ours: Vec<String> = list(&mut b, &args)
+            .into_iter()
+            .filter(|n| !n.starts_with("json."))
+            .collect();
+        assert_eq!(ours, theirs, "{args:?}");
     }
 }
 

@@ -466,6 +466,7 @@ pub fn encoding(obj: &crate::db::Obj, c: &EngineConfig) -> &'static str {
         Value::Hash(_) | Value::Set(_) => "hashtable",
         Value::ZSet(_) => "skiplist",
         Value::Stream(_) => "stream",
+        Value::Json(_) => "raw",
     }
 }
 
@@ -511,6 +512,8 @@ pub fn contents_encoding(v: &Value, c: &EngineConfig) -> &'static str {
             }
         }
         Value::Stream(_) => "stream",
+        // A module value: Redis reports OBJ_ENCODING_RAW.
+        Value::Json(_) => "raw",
     }
 }
 

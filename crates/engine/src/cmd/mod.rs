@@ -6,6 +6,10 @@ pub mod dump;
 pub mod geo;
 pub mod hash;
 pub mod hyperloglog;
+pub mod json;
+pub mod json_ops;
+#[cfg(test)]
+mod json_tests;
 pub mod keys;
 pub mod list;
 pub mod scan_util;

@@ -714,8 +714,21 @@ impl<R: Read> RdbReader<R> {
         let key = self
             .read_string()
             .map_err(|f| self.place(f, offset, None, true))?;
+        // A module value starts with its type id: a RedisJSON document
+        // (`ReJSON-RL`) is redsnap's JSON type, any other module's is unsupported.
+        let module_id = if ty == MODULE_2 {
+            Some(
+                self.src
+                    .len()
+                    .map_err(|f| self.place(f, offset, Some(&key), true))?,
+            )
+        } else {
+            None
+        };
+        let is_json =
+            module_id.is_some_and(|id| id >> 10 == redsnap_engine::json::rejson_id_prefix());
         let unsupported = match ty {
-            MODULE_2 => true,
+            MODULE_2 => !is_json,
             MODULE => {
                 return Err(RdbFileError::Unsupported {
                     offset,
@@ -727,11 +740,7 @@ impl<R: Read> RdbReader<R> {
             _ => false,
         };
         if unsupported && !self.opts.skip_unsupported {
-            let name = if ty == MODULE_2 {
-                let id = self
-                    .src
-                    .len()
-                    .map_err(|f| self.place(f, offset, Some(&key), true))?;
+            let name = if let Some(id) = module_id {
                 format!("value of module '{}'", module_name(id))
             } else {
                 type_name(ty).to_string()
@@ -744,14 +753,22 @@ impl<R: Read> RdbReader<R> {
             });
         }
         self.raw.clear();
+        if let Some(id) = module_id.filter(|_| is_json) {
+            codec::write_len(&mut self.raw, id);
+        }
         let value_start = self.src.offset();
         let limit = self.opts.value_limit;
-        let walked = Walk {
+        let mut walk = Walk {
             src: &mut self.src,
             out: (!unsupported).then_some(&mut self.raw),
             limit,
-        }
-        .value(ty);
+        };
+        // (The module id is read already.)
+        let walked = if module_id.is_some() {
+            walk.module_value().map(|()| true)
+        } else {
+            walk.value(ty)
+        };
         match walked {
             Ok(true) => {}
             Ok(false) => {

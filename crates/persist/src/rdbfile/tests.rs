@@ -49,6 +49,16 @@ fn sample() -> Vec<(u64, Bytes, Value, Option<u64>)> {
             None,
         ),
         (15, b("zset"), Value::ZSet(Box::new(z)), None),
+        // A JSON document, as RedisJSON's module value (ReJSON-RL, encver 3).
+        (
+            15,
+            b("json"),
+            Value::Json(Box::new(
+                redsnap_engine::json::JVal::parse(br#"{"a":[1,2.5,"x"],"b":{"c":null}}"#)
+                    .expect("json"),
+            )),
+            None,
+        ),
     ]
 }
 
@@ -85,7 +95,7 @@ fn writer_output_reads_back() {
         .collect();
     assert_eq!(keys, sample());
     assert!(summary.checksum_verified);
-    assert_eq!(summary.keys, 7);
+    assert_eq!(summary.keys, 8);
     assert_eq!(summary.functions, 1);
     assert_eq!(summary.bytes, data.len() as u64);
     let aux: Vec<String> = items

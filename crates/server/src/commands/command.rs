@@ -300,7 +300,7 @@ fn args(list: &[Arg]) -> Reply {
 
 enum Filter<'a> {
     All,
-    Module,
+    Module(&'a [u8]),
     AclCat(u32),
     Pattern(&'a [u8]),
 }
@@ -317,7 +317,7 @@ fn list(argv: &[Bytes]) -> Reply {
         }
         let arg = &argv[i + 2];
         filter = if is(&argv[i + 1], "module") {
-            Filter::Module
+            Filter::Module(arg)
         } else if is(&argv[i + 1], "aclcat") {
             Filter::AclCat(acl::by_name(arg))
         } else if is(&argv[i + 1], "pattern") {
@@ -329,8 +329,9 @@ fn list(argv: &[Bytes]) -> Reply {
     }
     let keep = |c: &CommandSpec| match filter {
         Filter::All => true,
-        // redsnap loads no modules.
-        Filter::Module => false,
+        // redsnap loads no modules; the built-in JSON commands answer to RedisJSON's
+        // module name.
+        Filter::Module(m) => m.eq_ignore_ascii_case(b"ReJSON") && c.name.starts_with("json."),
         Filter::AclCat(cat) => cat != 0 && c.acl_categories() & cat != 0,
         Filter::Pattern(p) => redsnap_engine::glob::glob_match(p, c.name.as_bytes(), true),
     };
