@@ -709,6 +709,8 @@ pub struct Config {
     values: BTreeMap<&'static str, String>,
     /// The config file the server was started with (absolute), for CONFIG REWRITE.
     file: Option<PathBuf>,
+    /// `user` directives (ACL users defined in the config file), in order.
+    users: Vec<Vec<String>>,
 }
 
 impl Default for Config {
@@ -716,7 +718,11 @@ impl Default for Config {
         let values = all_directives()
             .map(|d| (d.name, canonical_default(d)))
             .collect();
-        Config { values, file: None }
+        Config {
+            values,
+            file: None,
+            users: Vec::new(),
+        }
     }
 }
 
@@ -736,6 +742,17 @@ impl Config {
     /// Sets a directive from its words (`save 900 1 300 10`), validating the value
     /// (startup: flags and config file; immutable directives too).
     pub fn set(&mut self, name: &str, args: &[String]) -> Result<(), String> {
+        if name.eq_ignore_ascii_case("user") {
+            // Redis's `ACLAppendUserForLoading`.
+            crate::acl::file::validate_directive(args)?;
+            if self.users.iter().any(|u| u.first() == args.first()) {
+                return Err(
+                    "Duplicate user found. A user can only be defined once in config files".into(),
+                );
+            }
+            self.users.push(args.to_vec());
+            return Ok(());
+        }
         let (d, _) = find(name)
             .ok_or_else(|| format!("Bad directive or wrong number of arguments ('{name}')"))?;
         let multi = matches!(
@@ -825,6 +842,11 @@ impl Config {
     pub fn set_runtime(&mut self, name: &str, value: &str) -> Result<(), String> {
         self.set_many(&[(name.as_bytes(), value.as_bytes())])
             .map(|_| ())
+    }
+
+    /// The `user` directives given at startup.
+    pub fn users(&self) -> &[Vec<String>] {
+        &self.users
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {

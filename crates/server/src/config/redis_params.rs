@@ -481,10 +481,6 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
         "tracking-table-max-keys",
         "client tracking is not built: the table it bounds never holds keys",
     ),
-    (
-        "acllog-max-len",
-        "ACL users are not built: the ACL log never has entries",
-    ),
 ];
 
 const STARTUP: &str = "not built in redsnap";
@@ -513,7 +509,6 @@ pub(super) const NOT_BUILT: &[(&str, &str)] = &[
         "proc-title-template",
         "redsnap does not set its process title",
     ),
-    ("acl-pubsub-default", "ACL users are not built"),
     (
         "sanitize-dump-payload",
         "RESTORE payloads are always decoded in full",
@@ -587,7 +582,6 @@ pub(super) const NOT_BUILT: &[(&str, &str)] = &[
     ("syslog-ident", STARTUP),
     ("syslog-facility", STARTUP),
     ("cluster-enabled", STARTUP),
-    ("aclfile", STARTUP),
     ("unixsocket", STARTUP),
     ("pidfile", STARTUP),
     ("supervised", STARTUP),
