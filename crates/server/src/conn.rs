@@ -352,6 +352,11 @@ impl Conn {
             if matches!(spec.name, "flushdb" | "flushall" | "swapdb") {
                 self.touch_watched_before_flush(inner, spec.name, argv);
             }
+            if !self.user.unrestricted && matches!(spec.name, "sort" | "sort_ro") {
+                if let Some(e) = self.sort_acl_refusal(spec, argv) {
+                    return Step::Reply(e);
+                }
+            }
             let now = self.script_now.unwrap_or_else(|| self.command_ms());
             let r = inner.store.call(spec, self.db, now, argv, self.resp3);
             return Step::Reply(r);

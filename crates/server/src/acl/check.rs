@@ -204,6 +204,24 @@ pub(crate) fn check(u: &User, spec: &CommandSpec, argv: &[Bytes]) -> Result<(), 
     Err(relevant)
 }
 
+/// Whether one selector allows the command and reads every key (`~*`, `%R~*` or
+/// allkeys): Redis's `ACLUserCheckCmdWithUnrestrictedKeyAccess(.., CMD_KEY_ACCESS)`,
+/// which SORT's BY and GET options need.
+pub(crate) fn full_read_access(u: &User, spec: &CommandSpec, argv: &[Bytes]) -> bool {
+    let Some(id) = redsnap_engine::table::number_of(spec) else {
+        return false;
+    };
+    let mut keys = None;
+    u.selectors.iter().any(|s| {
+        check_selector(s, spec, id, argv, &mut keys).is_ok()
+            && (s.flags & ALLKEYS != 0
+                || s
+                    .patterns
+                    .iter()
+                    .any(|p| p.flags & PERM_READ != 0 && &p.pattern[..] == b"*"))
+    })
+}
+
 /// A log entry for a denial.
 pub(crate) fn entry(
     reason: Reason,

@@ -516,4 +516,49 @@ impl Conn {
             }
         }
     }
+
+    /// SORT's BY (with a pattern) and GET read keys the arguments do not name: a
+    /// restricted user needs read access to every key (Redis's `sortCommand`). The
+    /// options are walked as SORT parses them; what it would refuse first is left to
+    /// it.
+    pub(crate) fn sort_acl_refusal(&self, spec: &CommandSpec, argv: &[Bytes]) -> Option<Reply> {
+        let ro = spec.name == "sort_ro";
+        let mut full: Option<bool> = None;
+        let mut full_access = || *full.get_or_insert_with(|| check::full_read_access(&self.user, spec, argv));
+        let mut j = 2;
+        while j < argv.len() {
+            let left = argv.len() - j - 1;
+            let a = &argv[j];
+            if is(a, "asc") || is(a, "desc") || is(a, "alpha") {
+            } else if is(a, "limit") && left >= 2 {
+                let int = |b: &Bytes| redsnap_engine::num::parse_i64(b).is_some();
+                if !int(&argv[j + 1]) || !int(&argv[j + 2]) {
+                    return None;
+                }
+                j += 2;
+            } else if !ro && is(a, "store") && left >= 1 {
+                j += 1;
+            } else if is(a, "by") && left >= 1 {
+                let p = &argv[j + 1];
+                let p = &p[..p.iter().position(|&c| c == 0).unwrap_or(p.len())];
+                if p.contains(&b'*') && !full_access() {
+                    return Some(Reply::err(
+                        "ERR BY option of SORT denied due to insufficient ACL permissions.",
+                    ));
+                }
+                j += 1;
+            } else if is(a, "get") && left >= 1 {
+                if !full_access() {
+                    return Some(Reply::err(
+                        "ERR GET option of SORT denied due to insufficient ACL permissions.",
+                    ));
+                }
+                j += 1;
+            } else {
+                return None;
+            }
+            j += 1;
+        }
+        None
+    }
 }
