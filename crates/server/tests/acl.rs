@@ -108,12 +108,24 @@ fn a_restricted_user_gets_noperm_everywhere_and_acl_log_shows_it() {
     let server = start(&[]);
     let mut admin = Client::connect(server.port());
     ok(admin.call(&[
-        "ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@read", "+@write", "-@dangerous",
-        "+@transaction", "+eval",
+        "ACL",
+        "SETUSER",
+        "app",
+        "on",
+        ">app-pw",
+        "~app:*",
+        "+@read",
+        "+@write",
+        "-@dangerous",
+        "+@transaction",
+        "+eval",
     ]));
     let mut app = Client::connect(server.port());
     ok(app.call(&["AUTH", "app", "app-pw"]));
-    assert_eq!(app.call(&["ACL", "WHOAMI"]), "-NOPERM this user has no permissions to run the 'acl|whoami' command");
+    assert_eq!(
+        app.call(&["ACL", "WHOAMI"]),
+        "-NOPERM this user has no permissions to run the 'acl|whoami' command"
+    );
     // Its keys: read and write.
     ok(app.call(&["SET", "app:1", "v"]));
     assert_eq!(app.call(&["GET", "app:1"]), "v");
@@ -157,7 +169,10 @@ fn a_restricted_user_gets_noperm_everywhere_and_acl_log_shows_it() {
         r.starts_with("-ERR The user executing the script can't run this command or subcommand"),
         "{r}"
     );
-    assert_eq!(app.call(&["EVAL", "return redis.call('get',KEYS[1])", "1", "app:1"]), "v");
+    assert_eq!(
+        app.call(&["EVAL", "return redis.call('get',KEYS[1])", "1", "app:1"]),
+        "v"
+    );
     assert_eq!(app.call(&["EVAL", "return 1", "1", "other"]), KEY_DENIED);
     assert_eq!(admin.call(&["EXISTS", "other"]), ":0");
     assert_eq!(admin.call(&["DBSIZE"]), ":2");
@@ -172,7 +187,9 @@ fn a_restricted_user_gets_noperm_everywhere_and_acl_log_shows_it() {
     let entries: Vec<&str> = log.split("count ").skip(1).collect();
     let has = |reason: &str, context: &str, object: &str| {
         entries.iter().any(|e| {
-            e.contains(&format!("reason {reason} context {context} object {object} username app "))
+            e.contains(&format!(
+                "reason {reason} context {context} object {object} username app "
+            ))
         })
     };
     assert!(has("key", "toplevel", "other"), "{log}");
@@ -185,7 +202,9 @@ fn a_restricted_user_gets_noperm_everywhere_and_acl_log_shows_it() {
     assert!(has("auth", "toplevel", "AUTH"), "{log}");
     // SET, GET and EVAL naming "other" at the top level are one entry counted thrice.
     assert!(
-        entries.iter().any(|e| e.starts_with(":3 reason key context toplevel object other")),
+        entries
+            .iter()
+            .any(|e| e.starts_with(":3 reason key context toplevel object other")),
         "{log}"
     );
     // Dry runs say the same without running anything.
@@ -205,7 +224,15 @@ fn read_and_write_key_patterns_and_selectors() {
     let server = start(&[]);
     let mut admin = Client::connect(server.port());
     ok(admin.call(&[
-        "ACL", "SETUSER", "rw", "on", "nopass", "+@all", "%R~r:*", "%W~w:*", "(+get ~sel:*)",
+        "ACL",
+        "SETUSER",
+        "rw",
+        "on",
+        "nopass",
+        "+@all",
+        "%R~r:*",
+        "%W~w:*",
+        "(+get ~sel:*)",
     ]));
     let mut c = Client::connect(server.port());
     ok(c.call(&["AUTH", "rw", "x"]));
@@ -221,7 +248,9 @@ fn read_and_write_key_patterns_and_selectors() {
     assert_eq!(c.call(&["SET", "sel:1", "v"]), KEY_DENIED);
     let user = admin.call(&["ACL", "LIST"]);
     assert!(
-        user.contains("user rw on nopass %R~r:* %W~w:* resetchannels +@all (~sel:* resetchannels -@all +get)"),
+        user.contains(
+            "user rw on nopass %R~r:* %W~w:* resetchannels +@all (~sel:* resetchannels -@all +get)"
+        ),
         "{user}"
     );
 }
@@ -236,7 +265,9 @@ fn users_survive_a_restart_through_the_aclfile() {
         .start()
         .expect("start");
     let mut admin = Client::connect(server.port());
-    ok(admin.call(&["ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@read", "+@write"]));
+    ok(admin.call(&[
+        "ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@read", "+@write",
+    ]));
     ok(admin.call(&["ACL", "SAVE"]));
     let file = std::fs::read_to_string(server.dir().join("users.acl")).expect("read");
     assert!(file.contains("user app on #"), "{file}");
@@ -258,20 +289,41 @@ fn users_survive_a_restart_through_the_aclfile() {
     app.send(&["PING"]);
     assert!(app.read().is_err());
     // A malformed line is refused, naming the line; nothing changes.
-    std::fs::write(server.dir().join("users.acl"), "user a on\nuser a off\nnot a user line\n")
-        .expect("write");
+    std::fs::write(
+        server.dir().join("users.acl"),
+        "user a on\nuser a off\nnot a user line\n",
+    )
+    .expect("write");
     let e = admin.call(&["ACL", "LOAD"]);
-    assert!(e.contains("WARNING: Duplicate user 'a' found on line 2."), "{e}");
-    assert!(e.contains("users.acl:3 should start with user keyword"), "{e}");
+    assert!(
+        e.contains("WARNING: Duplicate user 'a' found on line 2."),
+        "{e}"
+    );
+    assert!(
+        e.contains("users.acl:3 should start with user keyword"),
+        "{e}"
+    );
     assert_eq!(admin.call(&["ACL", "USERS"]), "app default viewer");
 }
 
 #[test]
 fn a_malformed_acl_file_or_user_directive_stops_the_start() {
     let dir = tempfile::tempdir().expect("dir");
-    std::fs::write(dir.path().join("bad.acl"), "user ok on\nuser x on +nosuchcommand\n").expect("w");
+    std::fs::write(
+        dir.path().join("bad.acl"),
+        "user ok on\nuser x on +nosuchcommand\n",
+    )
+    .expect("w");
     let out = std::process::Command::new(redsnap_bin().expect("bin"))
-        .args(["serve", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
         .args(["--port", &free_port().to_string()])
         .arg("--dir")
         .arg(dir.path())
@@ -291,7 +343,10 @@ fn a_malformed_acl_file_or_user_directive_stops_the_start() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Unknown command or category name in ACL"), "{err}");
+    assert!(
+        err.contains("Unknown command or category name in ACL"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -339,7 +394,10 @@ fn a_password_appears_in_no_reply_log_or_introspection() {
     let remove_rule = format!("<{PW}x");
     ok(admin.call(&["ACL", "SETUSER", "svc", "on", &pass_rule, "~*", "+@all"]));
     let e = admin.call(&["ACL", "SETUSER", "svc", &remove_rule]);
-    assert!(e.starts_with("-ERR Error in ACL SETUSER modifier '<(redacted)'"), "{e}");
+    assert!(
+        e.starts_with("-ERR Error in ACL SETUSER modifier '<(redacted)'"),
+        "{e}"
+    );
     let e = admin.call(&["ACL", "SETUSER", "svc", "(", &pass_rule]);
     assert!(e.starts_with("-ERR Unmatched parenthesis"), "{e}");
     let mut c = Client::connect(server.port());
@@ -349,7 +407,9 @@ fn a_password_appears_in_no_reply_log_or_introspection() {
         .starts_with("-ERR AUTH <password> called without any password configured"));
     let hello = c.call(&["HELLO", "3", "AUTH", "svc", PW, "SETNAME", "n"]);
     assert!(hello.contains("proto :3"), "{hello}");
-    assert!(c.call(&["AUTH", "svc", &format!("{PW}!")]).starts_with("-WRONGPASS"));
+    assert!(c
+        .call(&["AUTH", "svc", &format!("{PW}!")])
+        .starts_with("-WRONGPASS"));
     let e = c.call(&["HELLO", "3", "AUTH", "nosuchuser", PW]);
     assert!(e.starts_with("-WRONGPASS"), "{e}");
     ok(c.call(&["CONFIG", "SET", "masterauth", PW]));
@@ -375,7 +435,9 @@ fn a_password_appears_in_no_reply_log_or_introspection() {
         }
     }
     assert!(
-        lines.iter().any(|l| l.contains("\"AUTH\" \"(redacted)\" \"(redacted)\"")),
+        lines
+            .iter()
+            .any(|l| l.contains("\"AUTH\" \"(redacted)\" \"(redacted)\"")),
         "{lines:?}"
     );
     for (what, text) in [
@@ -384,7 +446,13 @@ fn a_password_appears_in_no_reply_log_or_introspection() {
         ("MONITOR", &monitor.seen),
         ("the server log", &server.log()),
     ] {
-        assert!(!text.contains(PW), "the password appears in {what}:\n{text}");
+        assert!(
+            !text.contains(PW),
+            "the password appears in {what}:\n{text}"
+        );
     }
-    assert!(admin.seen.contains("svc"), "the introspection replies were read");
+    assert!(
+        admin.seen.contains("svc"),
+        "the introspection replies were read"
+    );
 }

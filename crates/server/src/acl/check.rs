@@ -215,8 +215,7 @@ pub(crate) fn full_read_access(u: &User, spec: &CommandSpec, argv: &[Bytes]) -> 
     u.selectors.iter().any(|s| {
         check_selector(s, spec, id, argv, &mut keys).is_ok()
             && (s.flags & ALLKEYS != 0
-                || s
-                    .patterns
+                || s.patterns
                     .iter()
                     .any(|p| p.flags & PERM_READ != 0 && &p.pattern[..] == b"*"))
     })

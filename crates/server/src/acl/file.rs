@@ -151,8 +151,13 @@ pub(crate) fn validate_directive(args: &[String]) -> Result<(), String> {
         .map_err(|_| "Unmatched parenthesis in acl selector".to_string())?;
     let mut u = User::new(Bytes::copy_from_slice(name.as_bytes()), false);
     for op in merged {
-        set_user(&mut u, &op, false)
-            .map_err(|e| format!("Error in user declaration '{}': {}", rules::shown_rule(&op), e.text()))?;
+        set_user(&mut u, &op, false).map_err(|e| {
+            format!(
+                "Error in user declaration '{}': {}",
+                rules::shown_rule(&op),
+                e.text()
+            )
+        })?;
     }
     Ok(())
 }
@@ -217,9 +222,15 @@ mod tests {
         let e = parse("users.acl", "user alice on\nuser alice off\n", false).unwrap_err();
         assert!(e.contains("Duplicate user 'alice' found on line 2"), "{e}");
         let e = parse("users.acl", "user a on\nusr b\n", false).unwrap_err();
-        assert!(e.contains("users.acl:2 should start with user keyword"), "{e}");
+        assert!(
+            e.contains("users.acl:2 should start with user keyword"),
+            "{e}"
+        );
         let e = parse("users.acl", "user a on +nosuchcmd\n", false).unwrap_err();
-        assert!(e.contains("users.acl:1: Error in applying operation '+nosuchcmd'"), "{e}");
+        assert!(
+            e.contains("users.acl:1: Error in applying operation '+nosuchcmd'"),
+            "{e}"
+        );
         // A file without `default` gets the default one.
         let users = parse("f", "user a on\n", false).unwrap();
         assert!(users.contains_key(&b"default"[..]));

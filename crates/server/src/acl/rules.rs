@@ -566,7 +566,10 @@ mod tests {
             )
         );
         let e = |r: &str| {
-            let args: Vec<Bytes> = r.split(' ').map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+            let args: Vec<Bytes> = r
+                .split(' ')
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect();
             apply_rules(None, &Bytes::from_static(b"u"), &args, false).unwrap_err()
         };
         assert!(e("+config|get|x").contains("Allowing first-arg of a subcommand"));

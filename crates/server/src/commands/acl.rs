@@ -47,7 +47,12 @@ fn bulk(s: impl Into<String>) -> Reply {
     Reply::Bulk(Bytes::from(s.into()))
 }
 
-fn acl_command(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+fn acl_command(
+    conn: &mut Conn,
+    inner: &mut Inner,
+    _: &'static CommandSpec,
+    argv: &[Bytes],
+) -> Step {
     let sub = &argv[1];
     let argc = argv.len();
     if is(sub, "setuser") && argc >= 3 {
@@ -176,7 +181,11 @@ fn setuser(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
 /// Redis's `ACLKillPubsubClientsIfNeeded`: the user's subscribers that lose a
 /// channel or pattern are disconnected. Returns true when the caller is one.
 fn kill_pubsub_clients_if_needed(me: u64, inner: &Inner, new: &User, old: &User) -> bool {
-    if new.selectors.iter().any(|s| s.flags & acl::ALLCHANNELS != 0) {
+    if new
+        .selectors
+        .iter()
+        .any(|s| s.flags & acl::ALLCHANNELS != 0)
+    {
         return false;
     }
     let upcoming: Vec<Bytes> = new
@@ -524,7 +533,8 @@ impl Conn {
     pub(crate) fn sort_acl_refusal(&self, spec: &CommandSpec, argv: &[Bytes]) -> Option<Reply> {
         let ro = spec.name == "sort_ro";
         let mut full: Option<bool> = None;
-        let mut full_access = || *full.get_or_insert_with(|| check::full_read_access(&self.user, spec, argv));
+        let mut full_access =
+            || *full.get_or_insert_with(|| check::full_read_access(&self.user, spec, argv));
         let mut j = 2;
         while j < argv.len() {
             let left = argv.len() - j - 1;
