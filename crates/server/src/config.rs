@@ -165,12 +165,20 @@ const LOGLEVEL: &[(&str, u8)] = &[
     ("nothing", 4),
 ];
 const LOG_FORMAT: &[(&str, u8)] = &[("text", 0), ("json", 1)];
+const ACL_PUBSUB_DEFAULT: &[(&str, u8)] = &[("allchannels", 1), ("resetchannels", 0)];
 pub(crate) const PROTECTED_ACTION: &[(&str, u8)] = &[("no", 0), ("yes", 1), ("local", 2)];
 
 static DIRECTIVES: &[Directive] = &[
     d("bind", Kind::Bind, "127.0.0.1 -::1", true),
     d("port", int(0, 65535), "6379", true),
     d("requirepass", Kind::Str, "", true),
+    d("acllog-max-len", uint(0, LONG_MAX), "128", true),
+    d(
+        "acl-pubsub-default",
+        Kind::Enum(ACL_PUBSUB_DEFAULT),
+        "resetchannels",
+        true,
+    ),
     d("dir", Kind::Str, "./data", false),
     d("maxclients", uint(1, 1_000_000), "10000", true),
     d("databases", int(1, 1024), "16", false),

@@ -3,7 +3,7 @@
 
 use super::{
     universe, Context, LogEntry, Reason, Selector, User, ALLCHANNELS, ALLCOMMANDS, ALLKEYS,
-    PERM_READ, PERM_WRITE,
+    PERM_ALL, PERM_READ, PERM_WRITE,
 };
 use bytes::Bytes;
 use redsnap_engine::cmdmeta::keyflags;
@@ -159,7 +159,18 @@ fn check_selector(
         }
     }
     if s.flags & ALLKEYS == 0 {
-        if let Some(meta) = universe().meta.get(id).copied().flatten() {
+        if universe().range_keys.get(id) == Some(&true)
+            && s.patterns.iter().all(|p| p.flags == PERM_ALL)
+        {
+            // The common case: the keys are the table's key range and every pattern
+            // allows reads and writes, so no key spec needs reading (no allocation).
+            if let Some(pos) = range_keys(spec, argv.len()).find(|&i| {
+                argv.get(i)
+                    .is_some_and(|k| !s.patterns.iter().any(|p| glob_match(&p.pattern, k, false)))
+            }) {
+                return Err(Denied::Key(pos));
+            }
+        } else if let Some(meta) = universe().meta.get(id).copied().flatten() {
             let keys = keys.get_or_insert_with(|| getkeys::keys(meta, argv));
             for k in keys.iter() {
                 if let Some(key) = argv.get(k.pos) {
@@ -181,6 +192,26 @@ fn check_selector(
         }
     }
     Ok(())
+}
+
+/// The key positions of a command without movable keys (its table key range).
+fn range_keys(spec: &CommandSpec, argc: usize) -> impl Iterator<Item = usize> {
+    let argc = argc as i64;
+    let first = spec.first_key as i64;
+    let last = if spec.last_key < 0 {
+        argc + spec.last_key as i64
+    } else {
+        (spec.last_key as i64).min(argc - 1)
+    };
+    let step = (spec.step as i64).max(1) as usize;
+    let (from, to) = if first <= 0 || argc <= first {
+        (1, 0)
+    } else {
+        (first, last)
+    };
+    (from.max(0) as usize..=to.max(0) as usize)
+        .step_by(step)
+        .filter(move |_| from <= to)
 }
 
 /// Whether the user may run the command (`spec`: the subcommand when there is one)

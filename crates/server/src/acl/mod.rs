@@ -69,6 +69,9 @@ pub(crate) struct Universe {
     pub subs: Vec<std::ops::Range<usize>>,
     /// Parents only, in table order.
     pub parents: Vec<usize>,
+    /// The command's keys are exactly its table key range (no movable keys, no
+    /// key spec that is not a key).
+    pub range_keys: Vec<bool>,
 }
 
 pub(crate) fn universe() -> &'static Universe {
@@ -88,6 +91,17 @@ pub(crate) fn universe() -> &'static Universe {
             specs,
             cats: specs.iter().map(|s| s.acl_categories()).collect(),
             meta: specs.iter().map(|s| s.meta()).collect(),
+            range_keys: specs
+                .iter()
+                .map(|s| {
+                    !s.has(redsnap_engine::table::flags::MOVABLEKEYS)
+                        && s.meta().is_some_and(|m| {
+                            m.key_specs
+                                .iter()
+                                .all(|k| k.flags & redsnap_engine::cmdmeta::keyflags::NOT_KEY == 0)
+                        })
+                })
+                .collect(),
             subs,
             parents,
         }

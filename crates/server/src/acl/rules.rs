@@ -201,10 +201,7 @@ pub(crate) fn set_selector(s: &mut Selector, op: &[u8]) -> Result<(), RuleError>
         let mut flags = 0;
         let mut offset = 1;
         if op[0] == b'%' {
-            loop {
-                let Some(&c) = op.get(offset) else {
-                    break;
-                };
+            while let Some(&c) = op.get(offset) {
                 if c.eq_ignore_ascii_case(&b'r') && flags & PERM_READ == 0 {
                     flags |= PERM_READ;
                 } else if c.eq_ignore_ascii_case(&b'w') && flags & PERM_WRITE == 0 {
