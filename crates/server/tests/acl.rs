@@ -456,3 +456,27 @@ fn a_password_appears_in_no_reply_log_or_introspection() {
         "the introspection replies were read"
     );
 }
+
+#[test]
+fn acllog_max_len_and_acl_pubsub_default_take_effect() {
+    let server = start(&[]);
+    let mut admin = Client::connect(server.port());
+    ok(admin.call(&["CONFIG", "SET", "acllog-max-len", "3"]));
+    ok(admin.call(&["ACL", "SETUSER", "u", "on", "nopass", "+get", "~a"]));
+    let mut u = Client::connect(server.port());
+    ok(u.call(&["AUTH", "u", "x"]));
+    for k in ["b", "c", "d", "e", "f"] {
+        assert_eq!(u.call(&["GET", k]), KEY_DENIED);
+    }
+    admin.send(&["ACL", "LOG"]);
+    let log = admin.read_one().expect("log");
+    assert_eq!(log.matches("reason key").count(), 3, "{log}");
+    assert!(log.contains("object f") && !log.contains("object b"), "{log}");
+    // New users get the channels acl-pubsub-default says.
+    ok(admin.call(&["ACL", "SETUSER", "before"]));
+    ok(admin.call(&["CONFIG", "SET", "acl-pubsub-default", "allchannels"]));
+    ok(admin.call(&["ACL", "SETUSER", "after"]));
+    let list = admin.call(&["ACL", "LIST"]);
+    assert!(list.contains("user after off &* -@all"), "{list}");
+    assert!(list.contains("user before off resetchannels -@all"), "{list}");
+}
