@@ -997,11 +997,13 @@ impl Config {
 
     /// CONFIG REWRITE: writes this configuration into the file the server was
     /// started with (see `rewrite.rs`).
-    pub(crate) fn rewrite(&self) -> Result<(), String> {
+    /// `users`: the ACL users as `user` lines (None with an `aclfile`: the file's
+    /// `user` lines are dropped, as Redis's `rewriteConfigUserOption`).
+    pub(crate) fn rewrite(&self, users: Option<Vec<String>>) -> Result<(), String> {
         let Some(path) = &self.file else {
             return Err("The server is running without a config file".into());
         };
-        rewrite::rewrite(self, path).map_err(|e| format!("Rewriting config file: {e}"))
+        rewrite::rewrite(self, path, users).map_err(|e| format!("Rewriting config file: {e}"))
     }
 }
 

@@ -471,12 +471,18 @@ fn acllog_max_len_and_acl_pubsub_default_take_effect() {
     admin.send(&["ACL", "LOG"]);
     let log = admin.read_one().expect("log");
     assert_eq!(log.matches("reason key").count(), 3, "{log}");
-    assert!(log.contains("object f") && !log.contains("object b"), "{log}");
+    assert!(
+        log.contains("object f") && !log.contains("object b"),
+        "{log}"
+    );
     // New users get the channels acl-pubsub-default says.
     ok(admin.call(&["ACL", "SETUSER", "before"]));
     ok(admin.call(&["CONFIG", "SET", "acl-pubsub-default", "allchannels"]));
     ok(admin.call(&["ACL", "SETUSER", "after"]));
     let list = admin.call(&["ACL", "LIST"]);
     assert!(list.contains("user after off &* -@all"), "{list}");
-    assert!(list.contains("user before off resetchannels -@all"), "{list}");
+    assert!(
+        list.contains("user before off resetchannels -@all"),
+        "{list}"
+    );
 }

@@ -484,3 +484,24 @@ pub(crate) fn load_at_startup(
     acl.changed(&shared.live);
     Ok(())
 }
+
+/// The users as config-file `user` lines for CONFIG REWRITE; None when an
+/// `aclfile` holds them.
+pub(crate) fn rewrite_lines(acl: &Acl) -> Option<Vec<String>> {
+    let st = acl.state.read();
+    if !st.file.is_empty() {
+        return None;
+    }
+    Some(
+        st.users
+            .values()
+            .map(|u| {
+                format!(
+                    "user {} {}",
+                    String::from_utf8_lossy(&u.name),
+                    rules::describe_user(u)
+                )
+            })
+            .collect(),
+    )
+}
