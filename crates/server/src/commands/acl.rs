@@ -144,7 +144,7 @@ fn acl_command(
     } else if is(sub, "dryrun") && argc >= 4 {
         dryrun(conn, argv).into()
     } else if is(sub, "help") && argc == 2 {
-        super::help("ACL", HELP).into()
+        super::command::help("acl", HELP).into()
     } else {
         super::subcommand_syntax_error("ACL", sub).into()
     }
