@@ -132,6 +132,9 @@ fn a_restricted_user_gets_noperm_everywhere_and_acl_log_shows_it() {
     // Other keys, FLUSHALL, KEYS.
     assert_eq!(app.call(&["SET", "other", "v"]), KEY_DENIED);
     assert_eq!(app.call(&["GET", "other"]), KEY_DENIED);
+    // A blocking command is checked before it blocks.
+    assert_eq!(app.call(&["BLPOP", "other", "0"]), KEY_DENIED);
+    assert_eq!(app.call(&["BLPOP", "app:list", "other", "0"]), KEY_DENIED);
     assert_eq!(
         app.call(&["FLUSHALL"]),
         "-NOPERM this user has no permissions to run the 'flushall' command"
@@ -252,6 +255,14 @@ fn read_and_write_key_patterns_and_selectors() {
             "user rw on nopass %R~r:* %W~w:* resetchannels +@all (~sel:* resetchannels -@all +get)"
         ),
         "{user}"
+    );
+    // CLIENT KILL USER.
+    assert_eq!(admin.call(&["CLIENT", "KILL", "USER", "rw"]), ":1");
+    c.send(&["PING"]);
+    assert!(c.read().is_err());
+    assert_eq!(
+        admin.call(&["CLIENT", "KILL", "USER", "nosuch"]),
+        "-ERR No such user 'nosuch'"
     );
 }
 
