@@ -37,6 +37,7 @@ UNITS=("$@")
   unit/geo
   unit/bitops unit/bitfield unit/hyperloglog
   unit/lazyfree
+  unit/acl unit/acl-v2
 )
 SKIP=$(pwd)/scripts/redis_suite.skip
 

@@ -171,9 +171,16 @@ impl Conn {
             }
         }
         BusyStep::Reply(match sub.name {
-            "auth" => self.auth_local(&argv).map_or_else(|e| e, |()| ok()),
+            // (A failure is not added to the ACL log: that needs the lock.)
+            "auth" => {
+                let r = self.auth_local(&argv).map_or_else(|e| e, |()| ok());
+                self.auth_failed = None;
+                self.deferred.push(Deferred::ClientFields);
+                r
+            }
             "hello" => {
                 let r = self.hello_local(&argv);
+                self.auth_failed = None;
                 self.deferred.push(Deferred::ClientFields);
                 r
             }
@@ -278,6 +285,7 @@ impl Conn {
             c.db = self.db;
             c.resp = if self.resp3 { 3 } else { 2 };
             c.name = self.name.clone();
+            c.user = self.user.name.clone();
             c.multi = if self.multi.is_some() { 0 } else { -1 };
             c.multi_mem = 0;
         }

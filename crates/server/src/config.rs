@@ -165,12 +165,20 @@ const LOGLEVEL: &[(&str, u8)] = &[
     ("nothing", 4),
 ];
 const LOG_FORMAT: &[(&str, u8)] = &[("text", 0), ("json", 1)];
+const ACL_PUBSUB_DEFAULT: &[(&str, u8)] = &[("allchannels", 1), ("resetchannels", 0)];
 pub(crate) const PROTECTED_ACTION: &[(&str, u8)] = &[("no", 0), ("yes", 1), ("local", 2)];
 
 static DIRECTIVES: &[Directive] = &[
     d("bind", Kind::Bind, "127.0.0.1 -::1", true),
     d("port", int(0, 65535), "6379", true),
     d("requirepass", Kind::Str, "", true),
+    d("acllog-max-len", uint(0, LONG_MAX), "128", true),
+    d(
+        "acl-pubsub-default",
+        Kind::Enum(ACL_PUBSUB_DEFAULT),
+        "resetchannels",
+        true,
+    ),
     d("dir", Kind::Str, "./data", false),
     d("maxclients", uint(1, 1_000_000), "10000", true),
     d("databases", int(1, 1024), "16", false),
@@ -709,6 +717,8 @@ pub struct Config {
     values: BTreeMap<&'static str, String>,
     /// The config file the server was started with (absolute), for CONFIG REWRITE.
     file: Option<PathBuf>,
+    /// `user` directives (ACL users defined in the config file), in order.
+    users: Vec<Vec<String>>,
 }
 
 impl Default for Config {
@@ -716,7 +726,11 @@ impl Default for Config {
         let values = all_directives()
             .map(|d| (d.name, canonical_default(d)))
             .collect();
-        Config { values, file: None }
+        Config {
+            values,
+            file: None,
+            users: Vec::new(),
+        }
     }
 }
 
@@ -736,6 +750,17 @@ impl Config {
     /// Sets a directive from its words (`save 900 1 300 10`), validating the value
     /// (startup: flags and config file; immutable directives too).
     pub fn set(&mut self, name: &str, args: &[String]) -> Result<(), String> {
+        if name.eq_ignore_ascii_case("user") {
+            // Redis's `ACLAppendUserForLoading`.
+            crate::acl::file::validate_directive(args)?;
+            if self.users.iter().any(|u| u.first() == args.first()) {
+                return Err(
+                    "Duplicate user found. A user can only be defined once in config files".into(),
+                );
+            }
+            self.users.push(args.to_vec());
+            return Ok(());
+        }
         let (d, _) = find(name)
             .ok_or_else(|| format!("Bad directive or wrong number of arguments ('{name}')"))?;
         let multi = matches!(
@@ -825,6 +850,11 @@ impl Config {
     pub fn set_runtime(&mut self, name: &str, value: &str) -> Result<(), String> {
         self.set_many(&[(name.as_bytes(), value.as_bytes())])
             .map(|_| ())
+    }
+
+    /// The `user` directives given at startup.
+    pub fn users(&self) -> &[Vec<String>] {
+        &self.users
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -967,11 +997,13 @@ impl Config {
 
     /// CONFIG REWRITE: writes this configuration into the file the server was
     /// started with (see `rewrite.rs`).
-    pub(crate) fn rewrite(&self) -> Result<(), String> {
+    /// `users`: the ACL users as `user` lines (None with an `aclfile`: the file's
+    /// `user` lines are dropped, as Redis's `rewriteConfigUserOption`).
+    pub(crate) fn rewrite(&self, users: Option<Vec<String>>) -> Result<(), String> {
         let Some(path) = &self.file else {
             return Err("The server is running without a config file".into());
         };
-        rewrite::rewrite(self, path).map_err(|e| format!("Rewriting config file: {e}"))
+        rewrite::rewrite(self, path, users).map_err(|e| format!("Rewriting config file: {e}"))
     }
 }
 

@@ -50,6 +50,12 @@ pub(crate) struct Conn {
     pub db: usize,
     pub resp3: bool,
     pub authed: bool,
+    /// The ACL user (the version current at `user_epoch`).
+    pub(crate) user: Arc<crate::acl::User>,
+    pub(crate) user_epoch: u64,
+    /// The user name of a failed AUTH, for the ACL log (taken by the AUTH/HELLO
+    /// handlers, which hold the server lock).
+    pub(crate) auth_failed: Option<Bytes>,
     pub multi: Option<Vec<Vec<Bytes>>>,
     pub multi_err: bool,
     pub channels: HashSet<Bytes>,
@@ -139,6 +145,16 @@ impl Conn {
         }
         if let Err(e) = self.check_auth_and_multi(spec, sub) {
             return self.reject(inner, Some(sub), e, &argv);
+        }
+        // ACL: one atomic load and one flag test for an unrestricted user.
+        if let Err(d) = self.acl_check(sub, &argv) {
+            let ctx = if self.multi.is_some() {
+                crate::acl::Context::Multi
+            } else {
+                crate::acl::Context::Toplevel
+            };
+            self.acl_denied(inner, d, ctx, sub, &argv);
+            return self.reject(inner, Some(sub), d.error(sub), &argv);
         }
         if sub.is_write()
             || spec.name == "exec" && self.multi.as_ref().is_some_and(|q| !q.is_empty())
@@ -336,6 +352,11 @@ impl Conn {
             if matches!(spec.name, "flushdb" | "flushall" | "swapdb") {
                 self.touch_watched_before_flush(inner, spec.name, argv);
             }
+            if !self.user.unrestricted && matches!(spec.name, "sort" | "sort_ro") {
+                if let Some(e) = self.sort_acl_refusal(spec, argv) {
+                    return Step::Reply(e);
+                }
+            }
             let now = self.script_now.unwrap_or_else(|| self.command_ms());
             let r = inner.store.call(spec, self.db, now, argv, self.resp3);
             return Step::Reply(r);
@@ -428,6 +449,7 @@ pub(crate) async fn serve<S>(
         laddr,
         name: Bytes::new(),
         fd,
+        user: Bytes::from_static(b"default"),
         db: 0,
         created: now,
         last_active: now,
@@ -452,6 +474,9 @@ pub(crate) async fn serve<S>(
         db: 0,
         resp3: false,
         authed: !live.requires_auth(),
+        user: shared.acl.default_user(),
+        user_epoch: shared.acl.epoch(),
+        auth_failed: None,
         multi: None,
         multi_err: false,
         channels: HashSet::new(),

@@ -10,6 +10,8 @@
 pub mod config;
 pub mod resp;
 
+mod acl;
+
 mod alloc;
 mod commands;
 pub use alloc::{collect_if_requested, CountingAlloc};
@@ -124,7 +126,18 @@ pub(crate) fn publish_live(shared: &Shared, c: &Config) {
     live.maxclients
         .store(c.int("maxclients").max(1) as usize, Release);
     live.protected_mode.store(c.bool("protected-mode"), Release);
-    *live.requirepass.write() = bytes::Bytes::from(c.str("requirepass").into_bytes());
+    // `requirepass` is the default user's password: applied when it changes.
+    let pass = bytes::Bytes::from(c.str("requirepass").into_bytes());
+    let changed = {
+        let mut cur = live.requirepass.write();
+        let changed = *cur != pass;
+        *cur = pass.clone();
+        changed
+    };
+    if changed {
+        shared.acl.set_requirepass(live, &pass);
+    }
+    shared.acl.configure(c);
     live.proto_max_bulk_len
         .store(c.u64("proto-max-bulk-len"), Release);
     live.query_buffer_limit
@@ -325,6 +338,7 @@ impl Server {
             inner.store.libraries = libraries;
             apply_config(&mut inner);
             publish_live(&shared, &inner.config);
+            acl::load_at_startup(&shared, &inner.config).map_err(ServerError::Config)?;
         }
         Ok(Server {
             shared,

@@ -75,6 +75,8 @@ pub struct ClientInfo {
     pub addr: String,
     pub laddr: String,
     pub name: Bytes,
+    /// The ACL user the client is authenticated as (CLIENT LIST `user`).
+    pub user: Bytes,
     /// The socket's file descriptor (CLIENT LIST `fd`).
     pub fd: i32,
     pub db: usize,
@@ -259,8 +261,11 @@ pub struct RunningFunction {
 pub struct LiveConfig {
     pub maxclients: std::sync::atomic::AtomicUsize,
     pub protected_mode: std::sync::atomic::AtomicBool,
-    /// `requirepass` ("" = none), for AUTH/HELLO while a script is busy.
+    /// `requirepass` ("" = none), as last applied to the `default` user.
     pub requirepass: parking_lot::RwLock<Bytes>,
+    /// New connections must authenticate: the `default` user has a password or is
+    /// off (kept by `acl::Acl::changed`).
+    pub auth_required: std::sync::atomic::AtomicBool,
     pub proto_max_bulk_len: AtomicU64,
     /// `client-query-buffer-limit` (0 = none).
     pub query_buffer_limit: AtomicU64,
@@ -282,6 +287,7 @@ impl Default for LiveConfig {
             maxclients: Default::default(),
             protected_mode: Default::default(),
             requirepass: Default::default(),
+            auth_required: Default::default(),
             proto_max_bulk_len: Default::default(),
             query_buffer_limit: Default::default(),
             timeout: Default::default(),
@@ -295,7 +301,7 @@ impl Default for LiveConfig {
 
 impl LiveConfig {
     pub fn requires_auth(&self) -> bool {
-        !self.requirepass.read().is_empty()
+        self.auth_required.load(Ordering::Acquire)
     }
 }
 
@@ -309,6 +315,8 @@ pub type ShutdownMsg = (
 pub struct Shared {
     pub busy: BusyState,
     pub live: LiveConfig,
+    /// ACL users and the ACL log (`acl/`).
+    pub(crate) acl: crate::acl::Acl,
     /// Set by SHUTDOWN NOSAVE while a script is busy: whatever shutdown is pending
     /// (SIGTERM, SHUTDOWN) then exits without a final snapshot, and the batch of the
     /// killed script is not logged (nothing of it was acknowledged).
@@ -369,6 +377,7 @@ impl Shared {
             }),
             busy: BusyState::default(),
             live: LiveConfig::default(),
+            acl: Default::default(),
             nosave_shutdown: std::sync::atomic::AtomicBool::new(false),
             connections: std::sync::atomic::AtomicUsize::new(0),
             next_id: AtomicU64::new(1),

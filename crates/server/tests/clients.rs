@@ -242,6 +242,38 @@ fn redis_py_resp3() {
     redis_py(3);
 }
 
+/// redis-py as a named ACL user: username/password, a credential provider, a wrong
+/// password (issue 17).
+#[test]
+fn redis_py_acl_user() {
+    if !have("python3") {
+        eprintln!("SKIPPED redis-py ACL test: python3 is not installed");
+        return;
+    }
+    for protocol in [2, 3] {
+        script_test(
+            &format!("redis-py ACL user RESP{protocol}"),
+            "python3",
+            "client_acl.py",
+            Some(protocol),
+        );
+    }
+}
+
+/// ioredis as a named ACL user (issue 17).
+#[test]
+fn ioredis_acl_user() {
+    if !have("node") {
+        eprintln!("SKIPPED ioredis ACL test: node is not installed");
+        return;
+    }
+    assert!(
+        clients_dir().join("node_modules").join("ioredis").is_dir(),
+        "ioredis is not installed: run `cd tests/clients && npm install` (scripts/test.sh does it)"
+    );
+    script_test("ioredis ACL user", "node", "client_acl.js", Some(2));
+}
+
 // ---------------------------------------------------------------------------
 // ioredis (RESP2 only: ioredis 5 never sends HELLO 3)
 // ---------------------------------------------------------------------------

@@ -171,6 +171,25 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
             sub("client|help", 2, LOADING | STALE),
         ],
     ),
+    // ACL (the server's `commands/acl.rs`)
+    with_subs(
+        srv("acl", -2, 0, "server"),
+        &[
+            sub("acl|cat", -2, NOSCRIPT | LOADING | STALE),
+            sub("acl|deluser", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("acl|dryrun", -4, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("acl|genpass", -2, NOSCRIPT | LOADING | STALE),
+            sub("acl|getuser", 3, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("acl|help", 2, LOADING | STALE),
+            sub("acl|list", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("acl|load", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("acl|log", -2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("acl|save", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("acl|setuser", -3, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("acl|users", 2, ADMIN | NOSCRIPT | LOADING | STALE),
+            sub("acl|whoami", 2, NOSCRIPT | LOADING | STALE),
+        ],
+    ),
     // server
     with_subs(
         srv("command", -1, LOADING | STALE, "server"),

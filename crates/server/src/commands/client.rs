@@ -283,7 +283,7 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
     let tot = c.qb.alloc() + rbs + omem + argv_mem + multi_mem;
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -305,6 +305,7 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
         tot,
         if omem > 0 { "rw" } else { "r" },
         c.last_cmd,
+        String::from_utf8_lossy(&c.user),
         c.resp,
     );
 }
@@ -436,6 +437,25 @@ fn reply_mode(conn: &mut Conn, argv: &[Bytes]) -> Step {
 }
 
 /// CLIENT LIST [TYPE type | ID id [id ...]].
+/// A client as CLIENT INFO shows it (for ACL LOG's `client-info`), without the
+/// newline.
+pub(crate) fn info_line(inner: &Inner, id: u64) -> String {
+    let mut s = String::new();
+    if let Some(c) = inner.clients.get(&id) {
+        let me = Caller {
+            id: 0,
+            qbuf: (0, 0),
+            argv_mem: 0,
+            multi_mem: 0,
+        };
+        client_line(&mut s, c, inner, &me, Instant::now());
+    }
+    while s.ends_with('\n') {
+        s.pop();
+    }
+    s
+}
+
 fn list(conn: &Conn, inner: &Inner, argv: &[Bytes]) -> Result<String, Step> {
     let me = caller(conn, argv);
     let now = Instant::now();
@@ -477,6 +497,7 @@ fn sorted(inner: &Inner) -> Vec<&ClientInfo> {
 fn kill(conn: &Conn, inner: &Inner, argv: &[Bytes]) -> Step {
     let (mut addr, mut laddr): (Option<&[u8]>, Option<&[u8]>) = (None, None);
     let (mut ty, mut id, mut skipme) = (None, None, true);
+    let mut user: Option<&[u8]> = None;
     if argv.len() == 3 {
         // The old form may kill the caller too.
         addr = Some(&argv[2]);
@@ -503,14 +524,14 @@ fn kill(conn: &Conn, inner: &Inner, argv: &[Bytes]) -> Step {
             } else if is(opt, "laddr") {
                 laddr = Some(val);
             } else if is(opt, "user") {
-                // redsnap has one user, "default".
-                if &val[..] != b"default" {
+                if conn.shared.acl.user(val).is_none() {
                     return Reply::error(format!(
                         "ERR No such user '{}'",
                         String::from_utf8_lossy(val)
                     ))
                     .into();
                 }
+                user = Some(val);
             } else if is(opt, "skipme") {
                 if is(val, "yes") {
                     skipme = true;
@@ -531,7 +552,8 @@ fn kill(conn: &Conn, inner: &Inner, argv: &[Bytes]) -> Step {
         let matches = addr.is_none_or(|a| c.addr.as_bytes() == a)
             && laddr.is_none_or(|a| c.laddr.as_bytes() == a)
             && ty.is_none_or(|t| type_of(c, inner) == t)
-            && id.is_none_or(|i| c.id == i);
+            && id.is_none_or(|i| c.id == i)
+            && user.is_none_or(|u| c.user == u);
         if !matches || (c.id == conn.id && skipme) {
             continue;
         }

@@ -36,7 +36,10 @@ fn config(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
         super::info::reset_stats(conn, inner);
         Reply::ok()
     } else if is(sub, "rewrite") {
-        match inner.config.rewrite() {
+        match inner
+            .config
+            .rewrite(crate::acl::rewrite_lines(&conn.shared.acl))
+        {
             Ok(()) => {
                 tracing::warn!("CONFIG REWRITE executed with success.");
                 Reply::ok()

@@ -61,26 +61,39 @@ fn select(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[B
     ok().into()
 }
 
-fn auth(conn: &mut Conn, _: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
-    conn.auth_local(argv)
-        .map_or_else(Step::from, |()| ok().into())
+fn auth(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    let r = conn.auth_local(argv);
+    conn.acl_after_auth(inner, &argv[0]);
+    r.map_or_else(Step::from, |()| ok().into())
 }
 
 fn hello(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
-    conn.hello(inner, argv)
+    let r = conn.hello(inner, argv);
+    conn.acl_after_auth(inner, &argv[0]);
+    r
 }
 
-fn reset(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> Step {
+fn reset(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
     conn.reset(inner);
+    conn.acl_after_auth(inner, &argv[0]);
     Reply::simple("RESET").into()
 }
 
 impl Conn {
-    /// AUTH against `requirepass` (also answered during a busy script).
+    /// AUTH (Redis's `authCommand`; also answered during a busy script): the
+    /// two-argument form authenticates as `default`.
     pub(crate) fn auth_local(&mut self, argv: &[Bytes]) -> Result<(), Reply> {
-        check_auth(&self.shared.live.requirepass.read(), argv)?;
-        self.authed = true;
-        Ok(())
+        match argv.len() {
+            2 => {
+                let d = self.shared.acl.default_user();
+                if d.has(crate::acl::uflags::NOPASS) {
+                    return Err(Reply::err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
+                }
+                self.authenticate(b"default", &argv[1])
+            }
+            3 => self.authenticate(&argv[1], &argv[2]),
+            _ => Err(Reply::err("ERR syntax error")),
+        }
     }
 
     pub(crate) fn hello(&mut self, inner: &mut Inner, argv: &[Bytes]) -> Step {
@@ -165,6 +178,9 @@ impl Conn {
         self.db = 0;
         self.resp3 = false;
         self.name = Bytes::new();
+        // Back to the default user (Redis's `clientSetDefaultAuth`).
+        self.user = self.shared.acl.default_user();
+        self.user_epoch = self.shared.acl.epoch();
         self.authed = !self.shared.live.requires_auth();
     }
 
@@ -190,39 +206,4 @@ impl Conn {
             c.multi_mem = 0;
         }
     }
-}
-
-/// AUTH's check against `requirepass` (the `default` user): Redis's replies, and a
-/// comparison whose time does not depend on where the password differs (both sides
-/// are hashed first, then compared in full).
-pub(crate) fn check_auth(pass: &[u8], argv: &[Bytes]) -> Result<(), Reply> {
-    let (user, given) = match argv.len() {
-        2 => (None, &argv[1]),
-        3 => (Some(&argv[1]), &argv[2]),
-        _ => return Err(Reply::err("ERR syntax error")),
-    };
-    if pass.is_empty() && user.is_none() {
-        return Err(Reply::err("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"));
-    }
-    let user_ok = user.is_none_or(|u| &u[..] == b"default");
-    if user_ok && (pass.is_empty() || constant_time_eq(pass, given)) {
-        Ok(())
-    } else {
-        Err(Reply::err(
-            "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
-    }
-}
-
-/// Equality of two secrets in time independent of their contents: SHA-1 digests of
-/// both (fixed length, so the length of the secret does not show either) compared
-/// with every byte visited.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let da = sha1_smol::Sha1::from(a).digest().bytes();
-    let db = sha1_smol::Sha1::from(b).digest().bytes();
-    let diff = da
-        .iter()
-        .zip(db.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }

@@ -14,6 +14,7 @@ use redsnap_engine::Reply;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+pub(crate) mod acl;
 pub(crate) mod blocking;
 pub(crate) mod client;
 pub(crate) mod cluster;
@@ -39,8 +40,9 @@ pub(crate) mod transactions;
 pub(crate) type Handler = fn(&mut Conn, &mut Inner, &'static CommandSpec, &[Bytes]) -> Step;
 
 /// Every family's rows.
-fn families() -> [&'static [(&'static str, Handler)]; 18] {
+fn families() -> [&'static [(&'static str, Handler)]; 19] {
     [
+        acl::HANDLERS,
         connection::HANDLERS,
         transactions::HANDLERS,
         pubsub::HANDLERS,

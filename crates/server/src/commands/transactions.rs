@@ -137,6 +137,16 @@ impl Conn {
                 continue;
             };
             let real = table::check_arity(spec, &argv).unwrap_or(spec);
+            // The rules may have changed since the command was queued.
+            if let Err(d) = self.acl_check(real, &argv) {
+                self.acl_denied(inner, d, crate::acl::Context::Multi, real, &argv);
+                let e = d.exec_error();
+                if let Reply::Error(t) = &e {
+                    inner.calls.count_error(t);
+                }
+                replies.push(e);
+                continue;
+            }
             let r = match self.call(inner, spec, real, argv, false) {
                 // DEBUG SLEEP inside a transaction stops the server as in Redis (the
                 // lock is held): the transaction's later commands and the clients

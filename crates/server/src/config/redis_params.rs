@@ -30,7 +30,6 @@ const SYSLOG_FACILITY: &[(&str, u8)] = &[
 ];
 const REPL_DISKLESS_LOAD: &[(&str, u8)] = &[("disabled", 0), ("on-empty-db", 1), ("swapdb", 2)];
 const OOM_SCORE_ADJ: &[(&str, u8)] = &[("no", 0), ("yes", 1), ("relative", 1), ("absolute", 2)];
-const ACL_PUBSUB_DEFAULT: &[(&str, u8)] = &[("allchannels", 1), ("resetchannels", 0)];
 const SANITIZE_DUMP: &[(&str, u8)] = &[("no", 0), ("yes", 1), ("clients", 2)];
 const ENDPOINT_TYPE: &[(&str, u8)] = &[("ip", 0), ("hostname", 1), ("unknown-endpoint", 2)];
 const PROPAGATION_ERROR: &[(&str, u8)] = &[("ignore", 0), ("panic", 1), ("panic-on-replicas", 2)];
@@ -183,13 +182,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
     ),
     da("oom-score-adj", &[], Kind::Enum(OOM_SCORE_ADJ), "no", true),
     da(
-        "acl-pubsub-default",
-        &[],
-        Kind::Enum(ACL_PUBSUB_DEFAULT),
-        "resetchannels",
-        true,
-    ),
-    da(
         "sanitize-dump-payload",
         &[],
         Kind::Enum(SANITIZE_DUMP),
@@ -317,7 +309,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
         "1000",
         true,
     ),
-    da("acllog-max-len", &[], uint(0, LONG_MAX), "128", true),
     da("cluster-node-timeout", &[], int(0, LONG_MAX), "15000", true),
     da(
         "cluster-link-sendbuf-limit",
@@ -481,10 +472,6 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
         "tracking-table-max-keys",
         "client tracking is not built: the table it bounds never holds keys",
     ),
-    (
-        "acllog-max-len",
-        "ACL users are not built: the ACL log never has entries",
-    ),
 ];
 
 const STARTUP: &str = "not built in redsnap";
@@ -513,7 +500,6 @@ pub(super) const NOT_BUILT: &[(&str, &str)] = &[
         "proc-title-template",
         "redsnap does not set its process title",
     ),
-    ("acl-pubsub-default", "ACL users are not built"),
     (
         "sanitize-dump-payload",
         "RESTORE payloads are always decoded in full",
@@ -587,7 +573,6 @@ pub(super) const NOT_BUILT: &[(&str, &str)] = &[
     ("syslog-ident", STARTUP),
     ("syslog-facility", STARTUP),
     ("cluster-enabled", STARTUP),
-    ("aclfile", STARTUP),
     ("unixsocket", STARTUP),
     ("pidfile", STARTUP),
     ("supervised", STARTUP),

@@ -227,7 +227,7 @@ fn directive(state: &mut State, c: &Config, d: &Directive) {
     }
 }
 
-pub(super) fn rewrite(c: &Config, path: &Path) -> std::io::Result<()> {
+pub(super) fn rewrite(c: &Config, path: &Path, users: Option<Vec<String>>) -> std::io::Result<()> {
     let old = match std::fs::read_to_string(path) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -237,6 +237,10 @@ pub(super) fn rewrite(c: &Config, path: &Path) -> std::io::Result<()> {
     for d in all_directives() {
         directive(&mut state, c, d);
     }
+    for line in users.into_iter().flatten() {
+        state.line("user", line, true);
+    }
+    state.processed("user");
     overwrite(path, state.content().as_bytes())
 }
 

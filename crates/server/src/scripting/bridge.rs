@@ -179,7 +179,7 @@ fn script_call(
     } else {
         spec
     };
-    script_checks(ctx, conn, inner, cmd, argv.len()).map_err(|e| (Some(cmd), e))?;
+    script_checks(ctx, conn, inner, cmd, &argv).map_err(|e| (Some(cmd), e))?;
     let saved_resp = conn.resp3;
     conn.resp3 = ctx.resp3;
     let log_len = inner.store.effects.log.len();
@@ -210,11 +210,12 @@ fn script_call(
 /// read-only scripts, MISCONF, OOM.
 fn script_checks(
     ctx: &mut RunCtx,
-    conn: &Conn,
+    conn: &mut Conn,
     inner: &Inner,
     cmd: &'static CommandSpec,
-    argc: usize,
+    argv: &[Bytes],
 ) -> Result<(), Vec<u8>> {
+    let argc = argv.len();
     let arity_ok = if cmd.arity >= 0 {
         argc == cmd.arity as usize
     } else {
@@ -231,6 +232,8 @@ fn script_checks(
     if deny || blocking {
         return Err(b"This Redis command is not allowed from script".to_vec());
     }
+    // With the permissions of the script's caller (Redis's `scriptVerifyACL`).
+    conn.acl_check_script(inner, cmd, argv)?;
     let write = cmd.is_write();
     if ctx.ro && (write || cmd.has(flags::MAY_REPLICATE)) {
         return Err(b"Write commands are not allowed from read-only scripts.".to_vec());
@@ -257,7 +260,8 @@ fn script_checks(
     Ok(())
 }
 
-/// redis.acl_check_cmd: every command is allowed (redsnap has only the default user).
+/// redis.acl_check_cmd: whether the script's caller may run the command (nothing is
+/// logged).
 pub(super) fn acl_check(lua: &Lua, cell: &CtxCell, args: MultiValue) -> mlua::Result<(i32, Value)> {
     if cell.get().is_none() {
         return Ok(status(
@@ -281,7 +285,18 @@ pub(super) fn acl_check(lua: &Lua, cell: &CtxCell, args: MultiValue) -> mlua::Re
         }
     });
     match found {
-        Some(_) => Ok(status(false, Value::Boolean(true))),
+        Some(cmd) => {
+            let allowed = match cell.get().as_ref() {
+                // SAFETY: as in `redis_call_body`: the EVAL's connection, not used
+                // otherwise while the script runs.
+                Some(ctx) => {
+                    let conn = unsafe { &mut *ctx.conn };
+                    conn.acl_check(cmd, &argv).is_ok()
+                }
+                None => false,
+            };
+            Ok(status(false, Value::Boolean(allowed)))
+        }
         None => Ok(status(
             true,
             error_table(
