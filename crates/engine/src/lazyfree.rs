@@ -79,7 +79,9 @@ pub fn reset_stats() {
 pub fn free_effort(config: &EngineConfig, entry: &Entry) -> usize {
     let obj = &entry.obj;
     match &obj.value {
-        Value::Str(_) => 1,
+        // RedisJSON registers no free_effort callback, so Redis counts a document
+        // as 1 (freed at once).
+        Value::Str(_) | Value::Json(_) => 1,
         Value::List(l) => l.len() / 128 + 1,
         Value::Hash(_) | Value::Set(_) | Value::ZSet(_) => {
             let len = match &obj.value {
