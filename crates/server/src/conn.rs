@@ -119,6 +119,14 @@ impl Conn {
     /// transaction and pub/sub context checks, queueing inside MULTI, then `call`.
     /// A refused command is counted (`reject`).
     pub fn dispatch(&mut self, inner: &mut Inner, argv: Vec<Bytes>) -> Step {
+        // `maxmemory-clients`, as Redis's processCommand: the biggest clients are
+        // closed before a command runs (this one too, then without a reply).
+        if self.shared.client_mem.over() {
+            crate::clientmem::evict(inner, &self.shared.client_mem, false);
+            if self.qb.stats.evicted() {
+                return Step::Close(None);
+            }
+        }
         let Some(spec) = table::lookup(&argv[0]) else {
             return self.reject(inner, None, table::unknown_command(&argv), &argv);
         };
@@ -421,7 +429,7 @@ pub(crate) async fn serve<S>(
     let pending_out = Arc::new(AtomicU64::new(0));
     let kill = Arc::new(tokio::sync::Notify::new());
     let now = Instant::now();
-    let qb = crate::querybuf::QueryBuf::new(crate::querybuf::IOBUF_LEN);
+    let qb = crate::querybuf::QueryBuf::new(crate::querybuf::IOBUF_LEN, shared.client_mem.clone());
     let info = ClientInfo {
         id,
         addr,
@@ -604,8 +612,8 @@ impl Conn {
                             }
                         }
                     }
-                    if pending.is_empty() {
-                        self.qb.after_batch(&rbuf, parser.pending_bytes());
+                    if pending.is_empty() && self.qb.after_batch(&rbuf, parser.pending_bytes()) {
+                        crate::clientmem::evict(&mut inner, &self.shared.client_mem, false);
                     }
                     if self.shared.nosave_shutdown.load(Ordering::Acquire) {
                         // SHUTDOWN NOSAVE stopped a busy script (perhaps this one):
@@ -721,7 +729,12 @@ impl Conn {
             }
             // `timeout`: read when the wait starts and again whenever the
             // configuration changes (CONFIG SET acts on idle clients at once).
-            self.qb.before_read(&mut rbuf);
+            let bulk = parser.bulk_missing(&rbuf);
+            if self.qb.before_read(&mut rbuf, bulk, parser.pending_bytes())
+                && self.evict_clients().await
+            {
+                return Ok(());
+            }
             let idle = self.shared.live.timeout.load(Ordering::Acquire);
             let subscribed = self.subscribed() > 0;
             let idle_since = self.last_io;
@@ -754,7 +767,11 @@ impl Conn {
                         rbuf = BytesMut::with_capacity(crate::querybuf::IOBUF_LEN);
                         self.qb.replaced(&rbuf);
                     }
-                    self.qb.after_read(n, &rbuf, parser.pending_bytes());
+                    if self.qb.after_read(n, &rbuf, parser.pending_bytes())
+                        && self.evict_clients().await
+                    {
+                        return Ok(());
+                    }
                 }
                 m = rx.recv() => {
                     match m {
@@ -775,6 +792,14 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// The clients' memory reached `maxmemory-clients`: closes the biggest clients
+    /// (`clientmem::evict`). True when this one was among them.
+    async fn evict_clients(&self) -> bool {
+        let mut inner = self.shared.lock_async().await;
+        crate::clientmem::evict(&mut inner, &self.shared.client_mem, false);
+        self.qb.stats.evicted()
     }
 
     /// Releases the share of the output count (`pending_out`) of raw bytes (a

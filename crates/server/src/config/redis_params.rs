@@ -539,7 +539,6 @@ pub(super) const NOT_BUILT: &[(&str, &str)] = &[
         "active-expire-effort",
         "the active expiry cycle has a fixed effort",
     ),
-    ("maxmemory-clients", "client eviction is not built"),
     (
         "shutdown-on-sigint",
         "signals shut down with the configured snapshot",
