@@ -10,7 +10,7 @@
 //! from the read path before a query buffer grows (so a hostile client is stopped
 //! before its memory is used), before each command (as Redis's `processCommand`
 //! does, so INFO never shows a total over the limit) and from the cron, which also
-//! counts output buffers (`omem`) and MULTI queues.
+//! counts output buffers (`omem`).
 
 use crate::state::{ClientInfo, Inner};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -94,10 +94,17 @@ impl ClientMem {
     }
 }
 
+/// Redis's `pubsubMemOverhead` and the watched keys of `multiStateMemOverhead`:
+/// a dict entry and slot per channel, a list node per pattern, a list node and a
+/// `watchedKey` per watched key (the names themselves are shared, not counted).
+pub(crate) fn overhead(channels: usize, patterns: usize, watched: usize) -> usize {
+    channels * 32 + patterns * 24 + watched * 56
+}
+
 /// What a client holds as CLIENT LIST's `tot-mem` counts it: the published figure
-/// plus its output buffer beyond the reply buffer and its MULTI queue.
+/// plus its output buffer beyond the reply buffer.
 pub(crate) fn client_total(c: &ClientInfo) -> usize {
-    c.qb.mem() + c.pending_out.load(Relaxed) as usize + c.multi_mem
+    c.qb.mem() + c.pending_out.load(Relaxed) as usize
 }
 
 /// INFO `mem_clients_normal`: every client but replicas.
@@ -116,8 +123,8 @@ fn evictable(inner: &Inner, c: &ClientInfo) -> bool {
 }
 
 /// Redis's `evictClients`: while the clients' memory is at or over the limit, close
-/// the biggest evictable clients first. `full`: count output buffers and MULTI
-/// queues too (the cron), else the published figures only (cheap: the atomic total).
+/// the biggest evictable clients first. `full`: count output buffers too (the
+/// cron), else the published figures only (cheap: the atomic total).
 pub(crate) fn evict(inner: &mut Inner, cm: &ClientMem, full: bool) {
     let limit = cm.limit();
     if limit == 0 {
@@ -128,7 +135,7 @@ pub(crate) fn evict(inner: &mut Inner, cm: &ClientMem, full: bool) {
             .clients
             .values()
             .filter(|c| !c.qb.evicted())
-            .map(|c| c.pending_out.load(Relaxed) as usize + c.multi_mem)
+            .map(|c| c.pending_out.load(Relaxed) as usize)
             .sum()
     } else {
         0
@@ -160,7 +167,7 @@ pub(crate) fn evict(inner: &mut Inner, cm: &ClientMem, full: bool) {
         };
         let figure = c.qb.mark_evicted();
         cm.evicting.fetch_add(figure, Relaxed);
-        extra_freed += c.pending_out.load(Relaxed) as usize + c.multi_mem;
+        extra_freed += c.pending_out.load(Relaxed) as usize;
         cm.evicted.fetch_add(1, Relaxed);
         tracing::info!(
             client = id,
@@ -169,6 +176,9 @@ pub(crate) fn evict(inner: &mut Inner, cm: &ClientMem, full: bool) {
             client_total(c)
         );
         c.kill();
+        // Gone at once, as Redis's freeClient: CLIENT LIST and INFO no longer show
+        // it (its connection task does the rest of the cleanup when it ends).
+        inner.clients.remove(&id);
     }
     if held(cm).saturating_sub(extra_freed) >= limit {
         tracing::warn!("Over client maxmemory after evicting all evictable clients");

@@ -201,6 +201,7 @@ impl Conn {
                 if let Some(c) = inner.clients.get_mut(&self.id) {
                     c.multi += 1;
                     c.multi_mem += argv.iter().map(|a| a.len()).sum::<usize>();
+                    self.qb.multi = c.multi_mem;
                 }
                 q.push(argv);
                 return Reply::simple("QUEUED").into();
@@ -612,7 +613,15 @@ impl Conn {
                             }
                         }
                     }
-                    if pending.is_empty() && self.qb.after_batch(&rbuf, parser.pending_bytes()) {
+                    if pending.is_empty()
+                        && self.qb.after_batch(
+                            &rbuf,
+                            parser.pending_bytes(),
+                            self.multi.is_some(),
+                            wbuf.capacity(),
+                            self.mem_overhead(&inner),
+                        )
+                    {
                         crate::clientmem::evict(&mut inner, &self.shared.client_mem, false);
                     }
                     if self.shared.nosave_shutdown.load(Ordering::Acquire) {
@@ -725,6 +734,7 @@ impl Conn {
                 wbuf.clear();
                 if wbuf.capacity() > 1 << 20 {
                     wbuf = BytesMut::with_capacity(16 * 1024);
+                    self.qb.reply_buf_replaced(wbuf.capacity());
                 }
             }
             // `timeout`: read when the wait starts and again whenever the
@@ -792,6 +802,17 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// The bookkeeping Redis counts in a client's memory: its pub/sub
+    /// subscriptions and watched keys (`clientmem::overhead`).
+    fn mem_overhead(&self, inner: &Inner) -> usize {
+        let watched = if inner.watches.is_empty() {
+            0
+        } else {
+            inner.watches.get(&self.id).map_or(0, Vec::len)
+        };
+        crate::clientmem::overhead(self.channels.len(), self.patterns.len(), watched)
     }
 
     /// The clients' memory reached `maxmemory-clients`: closes the biggest clients

@@ -54,8 +54,9 @@ pub struct Stats {
     /// Most bytes held at once since the cron last looked.
     peak: AtomicUsize,
     /// The memory the connection holds as last published (query buffer, arguments
-    /// of a request still arriving, reply buffer): CLIENT LIST `tot-mem` less
-    /// `omem` and `multi-mem`; its changes go to [`ClientMem`].
+    /// of a request still arriving, reply buffer, MULTI queue, pub/sub and WATCH
+    /// bookkeeping): CLIENT LIST `tot-mem` less `omem`; its changes go to
+    /// [`ClientMem`].
     mem: AtomicUsize,
     /// Evicted by `maxmemory-clients` (closing).
     evicted: AtomicBool,
@@ -71,6 +72,7 @@ impl Stats {
         (len, free, self.argv.load(Relaxed))
     }
 
+    #[cfg(test)]
     pub(crate) fn alloc(&self) -> usize {
         self.alloc.load(Relaxed)
     }
@@ -105,6 +107,12 @@ pub(crate) struct QueryBuf {
     alloc: usize,
     /// The figure last added to `cm` (`Stats::mem`).
     figure: usize,
+    /// Bytes of the commands queued in MULTI (set by `Conn::dispatch`).
+    pub(crate) multi: usize,
+    /// The reply buffer's allocation (replies of the last batch).
+    reply_buf: usize,
+    /// Per-client bookkeeping counted as Redis does (`clientmem::overhead`).
+    overhead: usize,
     cm: Arc<ClientMem>,
 }
 
@@ -124,6 +132,9 @@ impl QueryBuf {
             unprocessed: 0,
             alloc,
             figure: 0,
+            multi: 0,
+            reply_buf: RBS,
+            overhead: 0,
             cm,
         };
         qb.publish(0, 0);
@@ -196,12 +207,32 @@ impl QueryBuf {
         self.alloc = rbuf.capacity();
     }
 
-    /// After a batch ran: what is left is the part of a request still arriving.
-    /// True: the clients' memory is at or over `maxmemory-clients`.
+    /// After a batch ran: what is left is the part of a request still arriving
+    /// (`in_multi`: a MULTI is open, its queue counts). True: the clients' memory
+    /// is at or over `maxmemory-clients`.
     #[inline]
-    pub(crate) fn after_batch(&mut self, rbuf: &BytesMut, parsed: usize) -> bool {
+    pub(crate) fn after_batch(
+        &mut self,
+        rbuf: &BytesMut,
+        parsed: usize,
+        in_multi: bool,
+        reply_buf: usize,
+        overhead: usize,
+    ) -> bool {
+        if !in_multi {
+            self.multi = 0;
+        }
+        self.reply_buf = reply_buf;
+        self.overhead = overhead;
         self.unprocessed = rbuf.len() + parsed;
         self.publish(rbuf.len(), parsed)
+    }
+
+    /// The connection replaced its reply buffer (a large one, once written).
+    pub(crate) fn reply_buf_replaced(&mut self, capacity: usize) {
+        self.reply_buf = capacity;
+        let (len, argv) = (self.stats.len.load(Relaxed), self.stats.argv.load(Relaxed));
+        self.publish(len, argv);
     }
 
     /// Publishes the figures; the memory figure goes to the clients' total only
@@ -211,7 +242,7 @@ impl QueryBuf {
         self.stats.len.store(unparsed, Relaxed);
         self.stats.argv.store(parsed, Relaxed);
         self.stats.alloc.store(self.alloc, Relaxed);
-        let figure = self.alloc + parsed + RBS;
+        let figure = self.alloc + parsed + self.reply_buf + self.multi + self.overhead;
         if figure == self.figure {
             return false;
         }
@@ -304,7 +335,7 @@ mod tests {
         assert!(qb.stats.alloc() >= 64 && qb.stats.alloc() < IOBUF_LEN);
         // Freed when empty, and room comes back before the next read.
         rbuf.clear();
-        qb.after_batch(&rbuf, 0);
+        qb.after_batch(&rbuf, 0, false, RBS, 0);
         qb.resize(&mut rbuf, 0, 0);
         assert_eq!(qb.stats.shown(), (0, 0, 0));
         qb.before_read(&mut rbuf, None, 0);
