@@ -113,6 +113,10 @@ pub(crate) struct QueryBuf {
     reply_buf: usize,
     /// Per-client bookkeeping counted as Redis does (`clientmem::overhead`).
     overhead: usize,
+    /// The cron shrank the buffer below a read's worth: no room is made before
+    /// data arrives (`regrow` then).
+    parked: bool,
+    regrow: bool,
     cm: Arc<ClientMem>,
 }
 
@@ -135,6 +139,8 @@ impl QueryBuf {
             multi: 0,
             reply_buf: RBS,
             overhead: 0,
+            parked: false,
+            regrow: false,
             cm,
         };
         qb.publish(0, 0);
@@ -152,7 +158,7 @@ impl QueryBuf {
 
     /// Before a read: room for it (see the module docs). `bulk`: the length of
     /// the bulk being read and the bytes of it (with its CRLF) still missing, from
-    /// the parser. A buffer freed by the cron gets its read room back. Returns true
+    /// the parser. Returns true
     /// when the clients' memory is now at or over `maxmemory-clients` (the caller
     /// runs the eviction before reading).
     #[inline]
@@ -179,7 +185,17 @@ impl QueryBuf {
                 }
                 rbuf.reserve(missing);
             }
-            None if rbuf.capacity() == 0 => rbuf.reserve(IOBUF_LEN),
+            // A buffer the cron shrank or freed stays so until data arrives (the
+            // read takes what fits in the room the reader makes); then it gets a
+            // read's worth of room again.
+            None if self.parked => return false,
+            None if self.regrow || rbuf.capacity() == 0 => {
+                self.regrow = false;
+                if spare >= IOBUF_LEN {
+                    return false;
+                }
+                rbuf.reserve(IOBUF_LEN);
+            }
             None => return false,
         }
         self.alloc = rbuf.capacity();
@@ -193,6 +209,10 @@ impl QueryBuf {
     pub(crate) fn after_read(&mut self, n: usize, rbuf: &BytesMut, parsed: usize) -> bool {
         self.unprocessed += n;
         self.alloc = self.alloc.max(rbuf.capacity());
+        if self.parked {
+            self.parked = false;
+            self.regrow = true;
+        }
         // Only this task raises the peak (the cron lowers it): no read-modify-write
         // on the read path.
         if self.unprocessed > self.stats.peak.load(Relaxed) {
@@ -260,6 +280,7 @@ impl QueryBuf {
         let mut next = BytesMut::with_capacity(target);
         next.extend_from_slice(rbuf);
         *rbuf = next;
+        self.parked = target < IOBUF_LEN;
         self.alloc = rbuf.capacity();
         self.unprocessed = rbuf.len() + parsed;
         self.publish(rbuf.len(), parsed);
@@ -333,13 +354,17 @@ mod tests {
         qb.resize(&mut rbuf, 0, 64);
         assert_eq!(&rbuf[..], b"*1\r\n$4\r\nPI");
         assert!(qb.stats.alloc() >= 64 && qb.stats.alloc() < IOBUF_LEN);
-        // Freed when empty, and room comes back before the next read.
+        // Freed when empty; room comes back once data arrives.
         rbuf.clear();
         qb.after_batch(&rbuf, 0, false, RBS, 0);
         qb.resize(&mut rbuf, 0, 0);
         assert_eq!(qb.stats.shown(), (0, 0, 0));
         qb.before_read(&mut rbuf, None, 0);
-        assert!(rbuf.capacity() >= IOBUF_LEN);
+        assert_eq!(rbuf.capacity(), 0);
+        rbuf.extend_from_slice(b"*1");
+        qb.after_read(2, &rbuf, 0);
+        qb.before_read(&mut rbuf, None, 0);
+        assert!(rbuf.capacity() - rbuf.len() >= IOBUF_LEN);
     }
 
     #[test]
@@ -348,8 +373,9 @@ mod tests {
         let mut rbuf = BytesMut::with_capacity(IOBUF_LEN);
         let mut qb = QueryBuf::new(rbuf.capacity(), cm.clone());
         let announced = 512 << 20;
+        // Only the header arrived: the read room already there is enough.
         qb.before_read(&mut rbuf, Some((announced, announced + 2)), 0);
-        assert!(rbuf.capacity() >= GROW_MIN && rbuf.capacity() < 2 * GROW_MIN);
+        assert_eq!(rbuf.capacity(), IOBUF_LEN);
         // Each step at most doubles what is held (plus the minimum step).
         let mut held = 0;
         while held < 1 << 20 {

@@ -118,6 +118,8 @@ use redsnap_server::config::{self, NO_EFFECT_BY_DESIGN};
 
 /// Observed in tests/admin_commands.rs (the listening sockets change at once).
 const OBSERVED_IN_ADMIN_COMMANDS: &[&str] = &["port", "bind"];
+/// In tests/hostile_memory.rs.
+const OBSERVED_IN_HOSTILE_MEMORY: &[&str] = &["maxmemory-clients"];
 
 #[test]
 fn every_mutable_parameter_has_an_effect_test() {
@@ -159,6 +161,7 @@ fn every_mutable_parameter_has_an_effect_test() {
         .chain(OBSERVED_IN_STREAMS)
         .chain(OBSERVED_IN_INTROSPECTION)
         .chain(OBSERVED_IN_ADMIN_COMMANDS)
+        .chain(OBSERVED_IN_HOSTILE_MEMORY)
         .chain(DEFAULT_ONLY.iter().map(|(n, _)| n))
         .chain(NOT_OBSERVABLE)
         .chain(config::STARTUP_ONLY)

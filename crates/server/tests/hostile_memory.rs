@@ -326,3 +326,45 @@ fn maxmemory_clients_closes_the_biggest_first_and_spares_no_evict() {
     served(&mut control, 1);
     drop(server);
 }
+
+/// CONFIG SET acts at once, in both forms: a percentage of maxmemory, and 0 (off).
+#[test]
+fn maxmemory_clients_set_at_runtime_as_a_percentage() {
+    let server = RedsnapServer::builder().start().expect("server");
+    let port = server.port();
+    let mut control = RawConn::connect(port).expect("control");
+    let set = |c: &mut RawConn, name: &str, value: &str| {
+        c.command_ok(&[b"CONFIG", b"SET", name.as_bytes(), value.as_bytes()])
+            .expect("config set");
+    };
+    // Off: a 2 MB partial bulk stays.
+    let kept = hostile(port, 2 << 20).expect("no limit");
+    wait_for_qbufs(&mut control, 2 << 20, 1);
+    // 1% of 100 MB: the client holding 2 MB goes as soon as the limit is lowered
+    // (before the next command, as in Redis).
+    set(&mut control, "maxmemory", "100mb");
+    set(&mut control, "maxmemory-clients", "1%");
+    assert_eq!(
+        control
+            .command(&[b"CONFIG", b"GET", b"maxmemory-clients"])
+            .expect("get"),
+        b"*2\r\n$17\r\nmaxmemory-clients\r\n$2\r\n1%\r\n"
+    );
+    let rows = client_list(&mut control);
+    assert!(
+        rows.iter().all(|(_, r)| field(r, "qbuf") < 2 << 20),
+        "{rows:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !closed_by_server(&kept) {
+        assert!(Instant::now() < deadline, "not evicted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info_field(&mut control, "stats", "evicted_clients"), 1);
+    // Off again: nothing more is evicted.
+    set(&mut control, "maxmemory-clients", "0");
+    let kept = hostile(port, 2 << 20).expect("no limit");
+    wait_for_qbufs(&mut control, 2 << 20, 1);
+    assert!(!closed_by_server(&kept));
+    assert_eq!(info_field(&mut control, "stats", "evicted_clients"), 1);
+}

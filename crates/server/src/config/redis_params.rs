@@ -340,13 +340,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
         "1000000",
         true,
     ),
-    da(
-        "maxmemory-clients",
-        &[],
-        num(-100, LONG_MAX, false, Fmt::MemPercent),
-        "0",
-        true,
-    ),
     hidden(da(
         "loading-process-events-interval-bytes",
         &[],
