@@ -89,6 +89,7 @@ impl ClientMem {
         self.limit.store(limit, Relaxed);
     }
 
+    #[inline]
     pub(crate) fn limit(&self) -> usize {
         self.limit.load(Relaxed)
     }
