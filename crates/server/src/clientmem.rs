@@ -33,19 +33,36 @@ pub struct ClientMem {
 }
 
 impl ClientMem {
-    /// Adds a connection's change of figure; true when the total is now at or over
-    /// the limit (the caller then runs [`evict`] under the server lock).
+    /// Adds a connection's change of figure, unless it would take the total to the
+    /// limit: then nothing is added and the caller adds it under the server lock
+    /// ([`ClientMem::force`]) and runs [`evict`] (true). So the total seen under the
+    /// lock (INFO, CLIENT LIST) stays under the limit.
     #[inline]
     pub(crate) fn change(&self, old: usize, new: usize) -> bool {
-        if new > old {
-            let t = self.total.fetch_add(new - old, Relaxed) + (new - old);
-            let limit = self.limit.load(Relaxed);
-            limit > 0 && t.saturating_sub(self.evicting.load(Relaxed)) >= limit
+        if new <= old {
+            self.total.fetch_sub(old - new, Relaxed);
+            return false;
+        }
+        let d = new - old;
+        let limit = self.limit.load(Relaxed);
+        if limit == 0 {
+            self.total.fetch_add(d, Relaxed);
+            return false;
+        }
+        let evicting = self.evicting.load(Relaxed);
+        self.total
+            .fetch_update(Relaxed, Relaxed, |t| {
+                ((t + d).saturating_sub(evicting) < limit).then_some(t + d)
+            })
+            .is_err()
+    }
+
+    /// Adds a change of figure as it is (under the server lock, before [`evict`]).
+    pub(crate) fn force(&self, old: usize, new: usize) {
+        if new >= old {
+            self.total.fetch_add(new - old, Relaxed);
         } else {
-            if new < old {
-                self.total.fetch_sub(old - new, Relaxed);
-            }
-            false
+            self.total.fetch_sub(old - new, Relaxed);
         }
     }
 
@@ -65,10 +82,12 @@ impl ClientMem {
     /// A connection closed: its figure leaves the total (and the evicting part,
     /// when it was evicted with `evicted_mem`).
     pub(crate) fn gone(&self, figure: usize, evicted_mem: usize) {
-        self.total.fetch_sub(figure, Relaxed);
+        // The evicting part first: in between, the clients seem to hold more, never
+        // less, than they do.
         if evicted_mem > 0 {
             self.evicting.fetch_sub(evicted_mem, Relaxed);
         }
+        self.total.fetch_sub(figure, Relaxed);
     }
 
     pub(crate) fn evicted_clients(&self) -> u64 {
@@ -210,7 +229,10 @@ mod tests {
         let cm = ClientMem::default();
         cm.set_limit(MIN_LIMIT as i64, 0);
         assert!(!cm.change(0, 1000));
+        // Reaching the limit is left to the caller, under the lock.
         assert!(cm.change(1000, MIN_LIMIT));
+        assert!(!cm.over());
+        cm.force(1000, MIN_LIMIT);
         assert!(cm.over());
         assert!(!cm.change(MIN_LIMIT, 10));
         assert!(!cm.over());

@@ -626,6 +626,7 @@ impl Conn {
                             self.mem_overhead(&inner),
                         )
                     {
+                        self.qb.commit();
                         crate::clientmem::evict(&mut inner, &self.shared.client_mem, false);
                     }
                     if self.shared.nosave_shutdown.load(Ordering::Acquire) {
@@ -821,9 +822,11 @@ impl Conn {
 
     /// The clients' memory reached `maxmemory-clients`: closes the biggest clients
     /// (`clientmem::evict`). True when this one was among them.
-    async fn evict_clients(&self) -> bool {
-        let mut inner = self.shared.lock_async().await;
-        crate::clientmem::evict(&mut inner, &self.shared.client_mem, false);
+    async fn evict_clients(&mut self) -> bool {
+        let shared = self.shared.clone();
+        let mut inner = shared.lock_async().await;
+        self.qb.commit();
+        crate::clientmem::evict(&mut inner, &shared.client_mem, false);
         self.qb.stats.evicted()
     }
 

@@ -105,8 +105,9 @@ pub(crate) struct QueryBuf {
     /// Redis's buffer keeps a batch until it has run).
     unprocessed: usize,
     alloc: usize,
-    /// The figure last added to `cm` (`Stats::mem`).
+    /// The figure last added to `cm` (`Stats::mem`), and the one to add.
     figure: usize,
+    want: usize,
     /// Bytes of the commands queued in MULTI (set by `Conn::dispatch`).
     pub(crate) multi: usize,
     /// The reply buffer's allocation (replies of the last batch).
@@ -136,6 +137,7 @@ impl QueryBuf {
             unprocessed: 0,
             alloc,
             figure: 0,
+            want: 0,
             multi: 0,
             reply_buf: RBS,
             overhead: 0,
@@ -263,12 +265,27 @@ impl QueryBuf {
         self.stats.argv.store(parsed, Relaxed);
         self.stats.alloc.store(self.alloc, Relaxed);
         let figure = self.alloc + parsed + self.reply_buf + self.multi + self.overhead;
+        self.want = figure;
         if figure == self.figure {
             return false;
         }
+        if self.cm.change(self.figure, figure) {
+            // Reaching the limit: added under the lock (`commit`).
+            return true;
+        }
+        self.figure = figure;
         self.stats.mem.store(figure, Relaxed);
-        let old = std::mem::replace(&mut self.figure, figure);
-        self.cm.change(old, figure)
+        false
+    }
+
+    /// Under the server lock, before the eviction: adds the figure `publish` left
+    /// out because it reaches the limit.
+    pub(crate) fn commit(&mut self) {
+        if self.want != self.figure {
+            self.cm.force(self.figure, self.want);
+            self.figure = self.want;
+            self.stats.mem.store(self.want, Relaxed);
+        }
     }
 
     /// The cron's request: a buffer of `target` bytes (0: free it), unless it holds
