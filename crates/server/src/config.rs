@@ -222,6 +222,14 @@ static DIRECTIVES: &[Directive] = &[
     d("maxmemory", umem(0, ULLONG_MAX), "0", true),
     d("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
     d("maxmemory-samples", int(1, 64), "5", true),
+    // Total memory of the clients; a negative value is a percentage of maxmemory
+    // (`clientmem.rs`).
+    d(
+        "maxmemory-clients",
+        num(-100, LONG_MAX, false, Fmt::MemPercent),
+        "0",
+        true,
+    ),
     da(
         "busy-reply-threshold",
         &["lua-time-limit"],

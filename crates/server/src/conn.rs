@@ -125,6 +125,18 @@ impl Conn {
     /// transaction and pub/sub context checks, queueing inside MULTI, then `call`.
     /// A refused command is counted (`reject`).
     pub fn dispatch(&mut self, inner: &mut Inner, argv: Vec<Bytes>) -> Step {
+        // `maxmemory-clients`, as Redis's processCommand: the biggest clients are
+        // closed before a command runs (this one too, then without a reply).
+        // A client evicted by another's growth runs nothing more. One relaxed load
+        // when there is no limit.
+        if self.shared.client_mem.limit() > 0 {
+            if self.shared.client_mem.over() {
+                crate::clientmem::evict(inner, &self.shared.client_mem, false);
+            }
+            if self.qb.stats.evicted() {
+                return Step::Close(None);
+            }
+        }
         let Some(spec) = table::lookup(&argv[0]) else {
             return self.reject(inner, None, table::unknown_command(&argv), &argv);
         };
@@ -209,6 +221,7 @@ impl Conn {
                 if let Some(c) = inner.clients.get_mut(&self.id) {
                     c.multi += 1;
                     c.multi_mem += argv.iter().map(|a| a.len()).sum::<usize>();
+                    self.qb.multi = c.multi_mem;
                 }
                 q.push(argv);
                 return Reply::simple("QUEUED").into();
@@ -442,7 +455,7 @@ pub(crate) async fn serve<S>(
     let pending_out = Arc::new(AtomicU64::new(0));
     let kill = Arc::new(tokio::sync::Notify::new());
     let now = Instant::now();
-    let qb = crate::querybuf::QueryBuf::new(crate::querybuf::IOBUF_LEN);
+    let qb = crate::querybuf::QueryBuf::new(crate::querybuf::IOBUF_LEN, shared.client_mem.clone());
     let info = ClientInfo {
         id,
         addr,
@@ -629,8 +642,17 @@ impl Conn {
                             }
                         }
                     }
-                    if pending.is_empty() {
-                        self.qb.after_batch(&rbuf, parser.pending_bytes());
+                    if pending.is_empty()
+                        && self.qb.after_batch(
+                            &rbuf,
+                            parser.pending_bytes(),
+                            self.multi.is_some(),
+                            wbuf.capacity(),
+                            self.mem_overhead(&inner),
+                        )
+                    {
+                        self.qb.commit();
+                        crate::clientmem::evict(&mut inner, &self.shared.client_mem, false);
                     }
                     if self.shared.nosave_shutdown.load(Ordering::Acquire) {
                         // SHUTDOWN NOSAVE stopped a busy script (perhaps this one):
@@ -742,11 +764,17 @@ impl Conn {
                 wbuf.clear();
                 if wbuf.capacity() > 1 << 20 {
                     wbuf = BytesMut::with_capacity(16 * 1024);
+                    self.qb.reply_buf_replaced(wbuf.capacity());
                 }
             }
             // `timeout`: read when the wait starts and again whenever the
             // configuration changes (CONFIG SET acts on idle clients at once).
-            self.qb.before_read(&mut rbuf);
+            let bulk = parser.bulk_missing(&rbuf);
+            if self.qb.before_read(&mut rbuf, bulk, parser.pending_bytes())
+                && self.evict_clients().await
+            {
+                return Ok(());
+            }
             let idle = self.shared.live.timeout.load(Ordering::Acquire);
             let subscribed = self.subscribed() > 0;
             let idle_since = self.last_io;
@@ -779,7 +807,11 @@ impl Conn {
                         rbuf = BytesMut::with_capacity(crate::querybuf::IOBUF_LEN);
                         self.qb.replaced(&rbuf);
                     }
-                    self.qb.after_read(n, &rbuf, parser.pending_bytes());
+                    if self.qb.after_read(n, &rbuf, parser.pending_bytes())
+                        && self.evict_clients().await
+                    {
+                        return Ok(());
+                    }
                 }
                 m = rx.recv() => {
                     match m {
@@ -800,6 +832,27 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// The bookkeeping Redis counts in a client's memory: its pub/sub
+    /// subscriptions and watched keys (`clientmem::overhead`).
+    fn mem_overhead(&self, inner: &Inner) -> usize {
+        let watched = if inner.watches.is_empty() {
+            0
+        } else {
+            inner.watches.get(&self.id).map_or(0, Vec::len)
+        };
+        crate::clientmem::overhead(self.channels.len(), self.patterns.len(), watched)
+    }
+
+    /// The clients' memory reached `maxmemory-clients`: closes the biggest clients
+    /// (`clientmem::evict`). True when this one was among them.
+    async fn evict_clients(&mut self) -> bool {
+        let shared = self.shared.clone();
+        let mut inner = shared.lock_async().await;
+        self.qb.commit();
+        crate::clientmem::evict(&mut inner, &shared.client_mem, false);
+        self.qb.stats.evicted()
     }
 
     /// Releases the share of the output count (`pending_out`) of raw bytes (a

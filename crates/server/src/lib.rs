@@ -17,6 +17,7 @@ mod commands;
 pub use alloc::{collect_if_requested, CountingAlloc};
 mod busy;
 mod calls;
+mod clientmem;
 mod conn;
 mod hdr;
 mod http;
@@ -142,6 +143,12 @@ pub(crate) fn publish_live(shared: &Shared, c: &Config) {
         .store(c.u64("proto-max-bulk-len"), Release);
     live.query_buffer_limit
         .store(c.u64("client-query-buffer-limit"), Release);
+    let mmc = c.str("maxmemory-clients");
+    let mmc = match mmc.strip_suffix('%') {
+        Some(p) => -p.parse::<i64>().unwrap_or(0),
+        None => mmc.parse().unwrap_or(0),
+    };
+    shared.client_mem.set_limit(mmc, c.u64("maxmemory"));
     // Idle connections wait on `timeout`: wake them only when it changed.
     if live.timeout.swap(c.u64("timeout"), AcqRel) != c.u64("timeout") {
         live.generation.send_modify(|g| *g += 1);
@@ -615,6 +622,7 @@ async fn cron(shared: Arc<Shared>) {
         commands::info::sample(&mut inner);
         commands::memory::cron(&inner);
         querybuf::cron(&mut inner, tick, hz);
+        clientmem::evict(&mut inner, &shared.client_mem, true);
         conn::after_command(&mut inner);
         if let Err(e) = persist::append(&mut inner) {
             tracing::error!("append log: {e:?}");

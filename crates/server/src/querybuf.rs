@@ -5,14 +5,25 @@
 //! requests is shrunk (never below the 16 KB a read uses, so an active client keeps
 //! reading in one syscall as before).
 //!
+//! Growth follows the bytes that arrived, never the length a client announces: a
+//! bulk of 32 KB or more (Redis's PROTO_MBULK_BIG_ARG) gets a buffer of the bytes
+//! still missing, capped at twice what is held (at least 64 KB) once less than a
+//! read's worth (16 KB) of room is left, so the buffer doubles as data arrives and the bulk still ends in its final buffer (the
+//! argument is a view of it, no copy at the end). Each doubling copies what is held
+//! into a fresh allocation (`grow`): only those bytes are touched, so the resident
+//! memory of a partly sent bulk is what was sent (Redis reserves the whole bulk as
+//! address space and gets the same resident figure from the kernel). Smaller bulks
+//! reserve what is missing at once, as before.
+//!
 //! The connection task owns its buffer; it publishes the figures in [`Stats`]
 //! (atomics, no lock) after each read and after each batch, and the server cron
 //! decides from them, asking the task to resize through its message channel only
 //! when there is something to do.
 
+use crate::clientmem::ClientMem;
 use crate::state::{ClientInfo, ConnMsg, Inner};
 use bytes::BytesMut;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +33,13 @@ pub(crate) const IOBUF_LEN: usize = 16 * 1024;
 const RESIZE_THRESHOLD: usize = 32 * 1024;
 /// Only a buffer wasting more than this is resized.
 const MIN_WASTE: usize = 4 * 1024;
+/// Bulks this large grow with the data (Redis's PROTO_MBULK_BIG_ARG).
+pub(crate) const BIG_ARG: usize = 32 * 1024;
+/// The first room given to a big bulk, and the least a growth step adds.
+const GROW_MIN: usize = 64 * 1024;
+/// The reply buffer each connection keeps (CLIENT LIST `rbs`), counted in its
+/// memory.
+pub(crate) const RBS: usize = 16 * 1024;
 
 /// A connection's query buffer figures, shared with its `ClientInfo`.
 #[derive(Debug, Default)]
@@ -35,6 +53,15 @@ pub struct Stats {
     alloc: AtomicUsize,
     /// Most bytes held at once since the cron last looked.
     peak: AtomicUsize,
+    /// The memory the connection holds as last published (query buffer, arguments
+    /// of a request still arriving, reply buffer, MULTI queue, pub/sub and WATCH
+    /// bookkeeping): CLIENT LIST `tot-mem` less `omem`; its changes go to
+    /// [`ClientMem`].
+    mem: AtomicUsize,
+    /// Evicted by `maxmemory-clients` (closing).
+    evicted: AtomicBool,
+    /// `mem` when evicted (counted as leaving until the connection is gone).
+    evicted_mem: AtomicUsize,
 }
 
 impl Stats {
@@ -45,8 +72,28 @@ impl Stats {
         (len, free, self.argv.load(Relaxed))
     }
 
+    #[cfg(test)]
     pub(crate) fn alloc(&self) -> usize {
         self.alloc.load(Relaxed)
+    }
+
+    /// See the field `mem`.
+    pub(crate) fn mem(&self) -> usize {
+        self.mem.load(Relaxed)
+    }
+
+    pub(crate) fn evicted(&self) -> bool {
+        self.evicted.load(Relaxed)
+    }
+
+    /// Marks the client evicted; returns the memory it is counted as releasing.
+    pub(crate) fn mark_evicted(&self) -> usize {
+        if self.evicted.swap(true, Relaxed) {
+            return 0;
+        }
+        let m = self.mem.load(Relaxed);
+        self.evicted_mem.store(m, Relaxed);
+        m
     }
 }
 
@@ -58,17 +105,48 @@ pub(crate) struct QueryBuf {
     /// Redis's buffer keeps a batch until it has run).
     unprocessed: usize,
     alloc: usize,
+    /// The figure last added to `cm` (`Stats::mem`), and the one to add.
+    figure: usize,
+    want: usize,
+    /// Bytes of the commands queued in MULTI (set by `Conn::dispatch`).
+    pub(crate) multi: usize,
+    /// The reply buffer's allocation (replies of the last batch).
+    reply_buf: usize,
+    /// Per-client bookkeeping counted as Redis does (`clientmem::overhead`).
+    overhead: usize,
+    /// The cron shrank the buffer below a read's worth: no room is made before
+    /// data arrives (`regrow` then).
+    parked: bool,
+    regrow: bool,
+    cm: Arc<ClientMem>,
+}
+
+impl Drop for QueryBuf {
+    fn drop(&mut self) {
+        self.cm
+            .gone(self.figure, self.stats.evicted_mem.swap(0, Relaxed));
+    }
 }
 
 impl QueryBuf {
-    pub(crate) fn new(alloc: usize) -> QueryBuf {
+    pub(crate) fn new(alloc: usize, cm: Arc<ClientMem>) -> QueryBuf {
         let stats = Arc::new(Stats::default());
         stats.alloc.store(alloc, Relaxed);
-        QueryBuf {
+        let mut qb = QueryBuf {
             stats,
             unprocessed: 0,
             alloc,
-        }
+            figure: 0,
+            want: 0,
+            multi: 0,
+            reply_buf: RBS,
+            overhead: 0,
+            parked: false,
+            regrow: false,
+            cm,
+        };
+        qb.publish(0, 0);
+        qb
     }
 
     /// (`qbuf`, `qbuf-free`) of the connection asking (CLIENT INFO / LIST while its
@@ -80,27 +158,69 @@ impl QueryBuf {
         )
     }
 
-    /// Before a read: a buffer freed by the cron gets its read room back.
+    /// Before a read: room for it (see the module docs). `bulk`: the length of
+    /// the bulk being read and the bytes of it (with its CRLF) still missing, from
+    /// the parser. Returns true
+    /// when the clients' memory is now at or over `maxmemory-clients` (the caller
+    /// runs the eviction before reading).
     #[inline]
-    pub(crate) fn before_read(&mut self, rbuf: &mut BytesMut) {
-        if rbuf.capacity() == 0 {
-            rbuf.reserve(IOBUF_LEN);
-            self.alloc = self.alloc.max(rbuf.capacity());
+    pub(crate) fn before_read(
+        &mut self,
+        rbuf: &mut BytesMut,
+        bulk: Option<(usize, usize)>,
+        parsed: usize,
+    ) -> bool {
+        let spare = rbuf.capacity() - rbuf.len();
+        match bulk {
+            Some((len, missing)) if len >= BIG_ARG => {
+                // Room for a read of at least IOBUF_LEN (or the rest) is enough;
+                // otherwise the buffer doubles (at least GROW_MIN more), never past
+                // the end of the bulk.
+                if spare >= missing.min(IOBUF_LEN) {
+                    return false;
+                }
+                grow(rbuf, missing.min(rbuf.len().max(GROW_MIN)));
+            }
+            Some((_, missing)) => {
+                if spare >= missing {
+                    return false;
+                }
+                rbuf.reserve(missing);
+            }
+            // A buffer the cron shrank or freed stays so until data arrives (the
+            // read takes what fits in the room the reader makes); then it gets a
+            // read's worth of room again.
+            None if self.parked => return false,
+            None if self.regrow || rbuf.capacity() == 0 => {
+                self.regrow = false;
+                if spare >= IOBUF_LEN {
+                    return false;
+                }
+                rbuf.reserve(IOBUF_LEN);
+            }
+            None => return false,
         }
+        self.alloc = rbuf.capacity();
+        self.publish(rbuf.len(), parsed)
     }
 
     /// After a read of `n` bytes (`parsed`: bytes of the arguments of a request
-    /// still arriving that the parser took out of the buffer).
+    /// still arriving that the parser took out of the buffer). True: the clients'
+    /// memory is at or over `maxmemory-clients`.
     #[inline]
-    pub(crate) fn after_read(&mut self, n: usize, rbuf: &BytesMut, parsed: usize) {
+    pub(crate) fn after_read(&mut self, n: usize, rbuf: &BytesMut, parsed: usize) -> bool {
         self.unprocessed += n;
         self.alloc = self.alloc.max(rbuf.capacity());
-        self.publish(rbuf.len(), parsed);
+        if self.parked {
+            self.parked = false;
+            self.regrow = true;
+        }
         // Only this task raises the peak (the cron lowers it): no read-modify-write
         // on the read path.
         if self.unprocessed > self.stats.peak.load(Relaxed) {
             self.stats.peak.store(self.unprocessed, Relaxed);
         }
+        self.publish(rbuf.len(), parsed)
     }
 
     /// The connection replaced its buffer (a large one, once emptied).
@@ -109,18 +229,63 @@ impl QueryBuf {
         self.alloc = rbuf.capacity();
     }
 
-    /// After a batch ran: what is left is the part of a request still arriving.
+    /// After a batch ran: what is left is the part of a request still arriving
+    /// (`in_multi`: a MULTI is open, its queue counts). True: the clients' memory
+    /// is at or over `maxmemory-clients`.
     #[inline]
-    pub(crate) fn after_batch(&mut self, rbuf: &BytesMut, parsed: usize) {
+    pub(crate) fn after_batch(
+        &mut self,
+        rbuf: &BytesMut,
+        parsed: usize,
+        in_multi: bool,
+        reply_buf: usize,
+        overhead: usize,
+    ) -> bool {
+        if !in_multi {
+            self.multi = 0;
+        }
+        self.reply_buf = reply_buf;
+        self.overhead = overhead;
         self.unprocessed = rbuf.len() + parsed;
-        self.publish(rbuf.len(), parsed);
+        self.publish(rbuf.len(), parsed)
     }
 
+    /// The connection replaced its reply buffer (a large one, once written).
+    pub(crate) fn reply_buf_replaced(&mut self, capacity: usize) {
+        self.reply_buf = capacity;
+        let (len, argv) = (self.stats.len.load(Relaxed), self.stats.argv.load(Relaxed));
+        self.publish(len, argv);
+    }
+
+    /// Publishes the figures; the memory figure goes to the clients' total only
+    /// when it changed (no shared write for a connection with a steady buffer).
     #[inline]
-    fn publish(&self, unparsed: usize, parsed: usize) {
+    fn publish(&mut self, unparsed: usize, parsed: usize) -> bool {
         self.stats.len.store(unparsed, Relaxed);
         self.stats.argv.store(parsed, Relaxed);
         self.stats.alloc.store(self.alloc, Relaxed);
+        let figure = self.alloc + parsed + self.reply_buf + self.multi + self.overhead;
+        self.want = figure;
+        if figure == self.figure {
+            return false;
+        }
+        if self.cm.change(self.figure, figure) {
+            // Reaching the limit: added under the lock (`commit`).
+            return true;
+        }
+        self.figure = figure;
+        self.stats.mem.store(figure, Relaxed);
+        false
+    }
+
+    /// Under the server lock, before the eviction: adds the figure `publish` left
+    /// out because it reaches the limit.
+    pub(crate) fn commit(&mut self) {
+        if self.want != self.figure {
+            self.cm.force(self.figure, self.want);
+            self.figure = self.want;
+            self.stats.mem.store(self.want, Relaxed);
+        }
     }
 
     /// The cron's request: a buffer of `target` bytes (0: free it), unless it holds
@@ -132,10 +297,20 @@ impl QueryBuf {
         let mut next = BytesMut::with_capacity(target);
         next.extend_from_slice(rbuf);
         *rbuf = next;
+        self.parked = target < IOBUF_LEN;
         self.alloc = rbuf.capacity();
         self.unprocessed = rbuf.len() + parsed;
         self.publish(rbuf.len(), parsed);
     }
+}
+
+/// Moves what `rbuf` holds into a fresh allocation with `extra` bytes of room.
+/// Not `BytesMut::reserve`: that reallocates, and the allocator copies the whole old
+/// allocation (touching every page of the new one), not just the bytes held.
+fn grow(rbuf: &mut BytesMut, extra: usize) {
+    let mut next = BytesMut::with_capacity(rbuf.len() + extra);
+    next.extend_from_slice(rbuf);
+    *rbuf = next;
 }
 
 /// Redis's `clientsCronResizeQueryBuffer` over the clients: run from the server
@@ -186,7 +361,7 @@ mod tests {
     #[test]
     fn resize_keeps_pending_bytes_and_reports_the_new_room() {
         let mut rbuf = BytesMut::with_capacity(IOBUF_LEN);
-        let mut qb = QueryBuf::new(rbuf.capacity());
+        let mut qb = QueryBuf::new(rbuf.capacity(), Arc::default());
         rbuf.extend_from_slice(b"*1\r\n$4\r\nPI");
         qb.after_read(10, &rbuf, 0);
         assert_eq!(qb.stats.shown().0, 10);
@@ -196,12 +371,46 @@ mod tests {
         qb.resize(&mut rbuf, 0, 64);
         assert_eq!(&rbuf[..], b"*1\r\n$4\r\nPI");
         assert!(qb.stats.alloc() >= 64 && qb.stats.alloc() < IOBUF_LEN);
-        // Freed when empty, and room comes back before the next read.
+        // Freed when empty; room comes back once data arrives.
         rbuf.clear();
-        qb.after_batch(&rbuf, 0);
+        qb.after_batch(&rbuf, 0, false, RBS, 0);
         qb.resize(&mut rbuf, 0, 0);
         assert_eq!(qb.stats.shown(), (0, 0, 0));
-        qb.before_read(&mut rbuf);
-        assert!(rbuf.capacity() >= IOBUF_LEN);
+        qb.before_read(&mut rbuf, None, 0);
+        assert_eq!(rbuf.capacity(), 0);
+        rbuf.extend_from_slice(b"*1");
+        qb.after_read(2, &rbuf, 0);
+        qb.before_read(&mut rbuf, None, 0);
+        assert!(rbuf.capacity() - rbuf.len() >= IOBUF_LEN);
+    }
+
+    #[test]
+    fn a_big_bulk_grows_with_the_bytes_held_not_the_announced_length() {
+        let cm = Arc::new(ClientMem::default());
+        let mut rbuf = BytesMut::with_capacity(IOBUF_LEN);
+        let mut qb = QueryBuf::new(rbuf.capacity(), cm.clone());
+        let announced = 512 << 20;
+        // Only the header arrived: the read room already there is enough.
+        qb.before_read(&mut rbuf, Some((announced, announced + 2)), 0);
+        assert_eq!(rbuf.capacity(), IOBUF_LEN);
+        // Each step at most doubles what is held (plus the minimum step).
+        let mut held = 0;
+        while held < 1 << 20 {
+            let room = rbuf.capacity() - rbuf.len();
+            rbuf.extend_from_slice(&vec![b'x'; room]);
+            held += room;
+            qb.after_read(room, &rbuf, 0);
+            qb.before_read(&mut rbuf, Some((announced, announced + 2 - held)), 0);
+            assert!(rbuf.capacity() <= 2 * held.max(GROW_MIN));
+            assert_eq!(rbuf.len(), held);
+        }
+        // The total follows the connection's figure; a small bulk gets what is
+        // missing at once, never more.
+        assert_eq!(qb.stats.mem(), rbuf.capacity() + RBS);
+        let mut small = BytesMut::new();
+        qb.before_read(&mut small, Some((1000, 1002)), 0);
+        assert!(small.capacity() >= 1002 && small.capacity() < IOBUF_LEN);
+        drop(qb);
+        assert!(!cm.over());
     }
 }

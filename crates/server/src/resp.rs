@@ -80,6 +80,14 @@ impl Parser {
         self.args_bytes
     }
 
+    /// The length of the bulk being read and the bytes of it (with its CRLF) that
+    /// `buf` still lacks, once its header was parsed.
+    #[inline]
+    pub fn bulk_missing(&self, buf: &BytesMut) -> Option<(usize, usize)> {
+        let len = self.bulk_len?;
+        Some((len, (len + 2).saturating_sub(buf.len())))
+    }
+
     /// Parses the next complete request from `buf`. `Ok(None)` means more bytes are
     /// needed. Returns an empty argv for an empty inline line (which callers skip).
     pub fn next(
@@ -157,10 +165,8 @@ impl Parser {
                 }
             };
             if buf.len() < len + 2 {
-                // Grow the buffer towards the announced size, capped so a client
-                // announcing huge bulks cannot make us reserve memory it never sends.
-                let want = (len + 2 - buf.len()).min(1 << 20);
-                buf.reserve(want);
+                // The connection makes room for the rest (`bulk_missing`,
+                // querybuf.rs), growing with the bytes that arrive.
                 return Ok(None);
             }
             let arg = buf.split_to(len).freeze();

@@ -336,6 +336,8 @@ pub struct Shared {
     pub(crate) pause: crate::commands::client::Pause,
     /// The plain TCP listening sockets (`port`, `bind`; CONFIG SET changes them).
     pub(crate) listeners: parking_lot::Mutex<Vec<crate::listeners::Listener>>,
+    /// Clients' memory and `maxmemory-clients` (`clientmem.rs`).
+    pub(crate) client_mem: Arc<crate::clientmem::ClientMem>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -388,6 +390,7 @@ impl Shared {
             run_id,
             pause: Default::default(),
             listeners: Default::default(),
+            client_mem: Default::default(),
         })
     }
 

@@ -120,6 +120,8 @@ use redsnap_server::config::{self, NO_EFFECT_BY_DESIGN};
 const OBSERVED_IN_ADMIN_COMMANDS: &[&str] = &["port", "bind"];
 /// Checked in tests/acl.rs.
 const OBSERVED_IN_ACL: &[&str] = &["acllog-max-len", "acl-pubsub-default"];
+/// In tests/hostile_memory.rs.
+const OBSERVED_IN_HOSTILE_MEMORY: &[&str] = &["maxmemory-clients"];
 
 #[test]
 fn every_mutable_parameter_has_an_effect_test() {
@@ -162,6 +164,7 @@ fn every_mutable_parameter_has_an_effect_test() {
         .chain(OBSERVED_IN_INTROSPECTION)
         .chain(OBSERVED_IN_ADMIN_COMMANDS)
         .chain(OBSERVED_IN_ACL)
+        .chain(OBSERVED_IN_HOSTILE_MEMORY)
         .chain(DEFAULT_ONLY.iter().map(|(n, _)| n))
         .chain(NOT_OBSERVABLE)
         .chain(config::STARTUP_ONLY)

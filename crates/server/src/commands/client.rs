@@ -280,7 +280,11 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
     // after each batch; what is queued beyond it (pub/sub) is `omem`.
     let rbs = 16 * 1024;
     let omem = c.pending_out.load(Ordering::Relaxed) as usize;
-    let tot = c.qb.alloc() + rbs + omem + argv_mem + multi_mem;
+    // The memory the connection published (query and reply buffers, a request
+    // still arriving, MULTI queue, pub/sub and WATCH bookkeeping; see
+    // `clientmem.rs`), its output beyond that, and the caller's own command.
+    let own = if c.id == me.id { argv_mem } else { 0 };
+    let tot = crate::clientmem::client_total(c) + own;
     let _ = writeln!(
         out,
         "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={}",

@@ -62,6 +62,19 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
     } else if is(sub, "jmap") || is(sub, "quicklist-packed-threshold") || is(sub, "change-repl-id")
     {
         Reply::ok().into()
+    } else if is(sub, "replybuffer") && argv.len() == 4 {
+        // Redis's reply buffer is resized by its cron (`resizing`, `peak-reset-time`);
+        // redsnap's never is (it is replaced once over 1 MB and written out): the
+        // settings have nothing to act on.
+        if is(&argv[2], "peak-reset-time") || is(&argv[2], "resizing") {
+            Reply::ok().into()
+        } else {
+            Reply::error(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+                String::from_utf8_lossy(sub)
+            ))
+            .into()
+        }
     } else {
         Reply::error(format!(
             "ERR DEBUG subcommand '{}' is not supported by redsnap",

@@ -126,13 +126,11 @@ pub(crate) fn overhead(inner: &Inner) -> Overhead {
     let mut clients_slaves = 0u64;
     let mut clients_normal = 0u64;
     for c in inner.clients.values() {
-        let out = c.pending_out.load(Ordering::Relaxed);
         if inner.repl.is_replica(c.id) {
-            clients_slaves += out;
+            clients_slaves += c.pending_out.load(Ordering::Relaxed);
         } else {
-            // As CLIENT LIST's tot-mem: query buffer, 16 KB reply buffer, queued
-            // output, MULTI queue.
-            clients_normal += (c.qb.alloc() + 16 * 1024 + c.multi_mem) as u64 + out;
+            // As CLIENT LIST's tot-mem and INFO mem_clients_normal.
+            clients_normal += crate::clientmem::client_total(c) as u64;
         }
     }
     let lua_caches = inner.scripts.memory() as u64;

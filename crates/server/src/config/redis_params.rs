@@ -331,13 +331,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
         "1000000",
         true,
     ),
-    da(
-        "maxmemory-clients",
-        &[],
-        num(-100, LONG_MAX, false, Fmt::MemPercent),
-        "0",
-        true,
-    ),
     hidden(da(
         "loading-process-events-interval-bytes",
         &[],
@@ -525,7 +518,6 @@ pub(super) const NOT_BUILT: &[(&str, &str)] = &[
         "active-expire-effort",
         "the active expiry cycle has a fixed effort",
     ),
-    ("maxmemory-clients", "client eviction is not built"),
     (
         "shutdown-on-sigint",
         "signals shut down with the configured snapshot",
