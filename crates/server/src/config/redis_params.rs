@@ -334,13 +334,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
         true,
     ),
     da(
-        "tracking-table-max-keys",
-        &[],
-        uint(0, LONG_MAX),
-        "1000000",
-        true,
-    ),
-    da(
         "maxmemory-clients",
         &[],
         num(-100, LONG_MAX, false, Fmt::MemPercent),
@@ -476,10 +469,6 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
     (
         "ignore-warnings",
         "redsnap emits none of Redis's startup warnings",
-    ),
-    (
-        "tracking-table-max-keys",
-        "client tracking is not built: the table it bounds never holds keys",
     ),
     (
         "acllog-max-len",
