@@ -36,6 +36,7 @@ UNITS=("$@")
   unit/type/stream unit/type/stream-cgroups
   unit/geo
   unit/bitops unit/bitfield unit/hyperloglog
+  unit/tracking unit/pubsubshard
 )
 SKIP=$(pwd)/scripts/redis_suite.skip
 

@@ -24,6 +24,7 @@ pub(crate) mod debug;
 pub(crate) mod info;
 pub(crate) mod introspection;
 pub(crate) mod latency;
+pub(crate) mod lolwut;
 pub(crate) mod monitor;
 pub(crate) mod persistence;
 pub(crate) mod pubsub;
