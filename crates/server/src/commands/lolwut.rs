@@ -112,7 +112,9 @@ impl Canvas {
     }
     /// `lwDrawSquare`: a square centred on x,y, rotated by `angle`.
     fn square(&mut self, x: i64, y: i64, size: f32, angle: f32, color: u8) {
-        let size = (size / 1.414_213_6_f32).round();
+        // Redis's literal (a double: the division is in double, stored to float).
+        #[allow(clippy::approx_constant)]
+        let size = ((size as f64 / 1.414_213_562_3) as f32).round();
         let mut k = std::f32::consts::FRAC_PI_4 + angle;
         let mut px = [0i64; 4];
         let mut py = [0i64; 4];
