@@ -314,6 +314,41 @@ fn sharded(port: u16) -> Vec<String> {
     out
 }
 
+/// `tracking-table-max-keys`: before the next command the table is cut down to it,
+/// each key dropped sent as invalidated (which keys is random: counted).
+fn table_limit(port: u16) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut a = Client::connect(port);
+    let mut b = Client::connect(port);
+    a.cmd(&["HELLO", "3"]);
+    a.cmd(&["CLIENT", "TRACKING", "ON"]);
+    a.cmd(&["MGET", "k1", "k2", "k3", "k4"]);
+    let keys = |b: &mut Client| {
+        let r = b.cmd(&["INFO", "stats"]);
+        r.lines()
+            .filter(|l| l.starts_with("tracking_total_keys:"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    out.push(line("before", keys(&mut b)));
+    out.push(line(
+        "set",
+        b.cmd(&["CONFIG", "SET", "tracking-table-max-keys", "1"]),
+    ));
+    let got = a.drain();
+    out.push(line("invalidations", got.len()));
+    out.push(line(
+        "all single keys",
+        got.iter()
+            .all(|m| m.starts_with(">2\r\n$10\r\ninvalidate\r\n*1\r\n$2\r\nk")),
+    ));
+    out.push(line("after", keys(&mut b)));
+    b.cmd(&["CONFIG", "SET", "tracking-table-max-keys", "0"]);
+    a.cmd(&["MGET", "k1", "k2", "k3", "k4"]);
+    out.push(line("unlimited", keys(&mut b)));
+    out
+}
+
 /// What client harnesses read from INFO: every section of Redis 7.0, in order,
 /// and the tracking and shard counters.
 fn info_sections(port: u16) -> Vec<String> {
@@ -367,6 +402,11 @@ fn tracking_resp2_redirect_bcast_optin_optout_like_redis() {
 #[test]
 fn sharded_pubsub_like_redis() {
     compare("sharded", sharded);
+}
+
+#[test]
+fn tracking_table_max_keys_like_redis() {
+    compare("table limit", table_limit);
 }
 
 #[test]
