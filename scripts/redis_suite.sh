@@ -38,8 +38,24 @@ UNITS=("$@")
   unit/bitops unit/bitfield unit/hyperloglog
   unit/lazyfree
   unit/acl unit/acl-v2
+  unit/tracking unit/pubsubshard
 )
 SKIP=$(pwd)/scripts/redis_suite.skip
+
+# Units whose first server block is tagged external:skip although it runs against
+# an external server all the same (real redis-server 7.0.15 passes them in this
+# mode: 72 tests of unit/acl, 29 of unit/acl-v2, 2 of unit/auth with
+# `--tags -needs:repl`): a private copy of the suite drops the tag from that block
+# (the blocks after it, e.g. pubsubshard's replication pair and the ACL blocks that
+# start servers with their own aclfile, stay skipped; crates/server/tests/acl.rs
+# covers those).
+LIFT_EXTERNAL_SKIP=(unit/pubsubshard unit/info unit/acl unit/acl-v2 unit/auth)
+TESTS_COPY=$(mktemp -d /tmp/redsnap-suite-tests.XXXXXX)
+cp -r "$SUITE/redis-tests/." "$TESTS_COPY/" && chmod -R u+w "$TESTS_COPY"
+for u in "${LIFT_EXTERNAL_SKIP[@]}"; do
+  f="$TESTS_COPY/tests/$u.tcl"
+  [ -f "$f" ] && sed -i '0,/external:skip/{s/ "external:skip"//;s/ external:skip//}' "$f"
+done
 
 # Tests that must pass (issue 11: a busy script never locks out other clients).
 REQUIRED=(
@@ -58,7 +74,7 @@ PID=$!
 cleanup() {
   kill -9 "$PID" 2>/dev/null || true
   wait "$PID" 2>/dev/null || true
-  rm -rf "$DATA"
+  rm -rf "$DATA" "$TESTS_COPY"
 }
 trap cleanup EXIT
 for _ in $(seq 1 100); do
@@ -67,7 +83,7 @@ for _ in $(seq 1 100); do
 done
 
 set +e
-LOG_DIR="$LOGS" UNIT_TIMEOUT=${UNIT_TIMEOUT:-300} TCL_EXTRA_ARGS="${SUITE_TCL_ARGS:-}" TCL_SKIPFILE="$SKIP" \
+REDIS_TESTS_DIR="$TESTS_COPY" LOG_DIR="$LOGS" UNIT_TIMEOUT=${UNIT_TIMEOUT:-300} TCL_EXTRA_ARGS="${SUITE_TCL_ARGS:-}" TCL_SKIPFILE="$SKIP" \
   BASELINE="$SUITE/baseline-full.txt" "$SUITE/run.sh" "$PORT" "${UNITS[@]}" | tee "$LOGS/table.txt"
 set -e
 

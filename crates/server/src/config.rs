@@ -281,6 +281,13 @@ static DIRECTIVES: &[Directive] = &[
     d("notify-keyspace-events", Kind::Events, "", true),
     da("latency-tracking", &[], Kind::Bool, "yes", true),
     da(
+        "tracking-table-max-keys",
+        &[],
+        uint(0, LONG_MAX),
+        "1000000",
+        true,
+    ),
+    da(
         "latency-tracking-info-percentiles",
         &[],
         Kind::Percentiles,

@@ -60,6 +60,11 @@ pub(crate) struct Conn {
     pub multi_err: bool,
     pub channels: HashSet<Bytes>,
     pub patterns: HashSet<Bytes>,
+    /// Shard channels (SSUBSCRIBE).
+    pub shard_channels: HashSet<Bytes>,
+    /// A command called by the script running on this connection was read-only
+    /// (client tracking then remembers the script's keys, `tracking::after_call`).
+    pub(crate) script_read: bool,
     pub name: Bytes,
     pub in_exec: bool,
     /// The clock of the script running on this connection: commands it calls see
@@ -118,7 +123,7 @@ impl Conn {
     }
 
     pub fn subscribed(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
     }
 
     /// Runs one request as Redis's `processCommand` does: lookup, arity, auth,
@@ -186,13 +191,20 @@ impl Conn {
             let e = Reply::err("OOM command not allowed when used memory > 'maxmemory'.");
             return self.reject(inner, Some(sub), e, &argv);
         }
+        // Keep the tracking table within `tracking-table-max-keys` (Redis does it
+        // here too, before every command).
+        if inner.tracking.clients != 0 {
+            crate::tracking::limit_used_slots(inner, Some(self.id));
+        }
         if !self.resp3
             && self.subscribed() > 0
             && !matches!(
                 spec.name,
                 "ping"
                     | "subscribe"
+                    | "ssubscribe"
                     | "unsubscribe"
+                    | "sunsubscribe"
                     | "psubscribe"
                     | "punsubscribe"
                     | "quit"
@@ -326,7 +338,15 @@ impl Conn {
         if !inner.monitors.is_empty() && crate::commands::monitor::feeds_before(real) {
             crate::commands::monitor::feed(inner, self.caller(script), real, &argv);
         }
+        let t0 = inner.store.effects.touched.len();
         let step = self.execute(inner, spec, &argv);
+        if inner.tracking.clients != 0 {
+            if script {
+                self.script_read |= real.has(flags::READONLY);
+            } else {
+                crate::tracking::after_call(self, inner, real, &argv, t0);
+            }
+        }
         let end = Instant::now();
         self.clock = end;
         let mut us = end.saturating_duration_since(start).as_micros() as u64;
@@ -364,6 +384,9 @@ impl Conn {
         if spec.handler.is_some() {
             if matches!(spec.name, "flushdb" | "flushall" | "swapdb") {
                 self.touch_watched_before_flush(inner, spec.name, argv);
+                if spec.name != "swapdb" && flush_args_ok(argv) {
+                    crate::tracking::on_flush(inner, self.id);
+                }
             }
             if !self.user.unrestricted && matches!(spec.name, "sort" | "sort_ro") {
                 if let Some(e) = self.sort_acl_refusal(spec, argv) {
@@ -382,21 +405,44 @@ impl Conn {
 
     /// After each top-level command: WATCH invalidation, blocked clients, the log.
     pub fn after_command(&mut self, inner: &mut Inner) {
-        after_command(inner);
+        after_command_of(inner, Some(self.id));
     }
+}
+
+/// FLUSHDB/FLUSHALL's arguments are valid (the flush happens).
+fn flush_args_ok(argv: &[Bytes]) -> bool {
+    argv.len() == 1
+        || argv.len() == 2
+            && (argv[1].eq_ignore_ascii_case(b"async") || argv[1].eq_ignore_ascii_case(b"sync"))
 }
 
 /// Runs the follow-ups of a command: WATCH invalidation, serving blocked clients
 /// (which may touch more keys), then hands log records to persistence.
 pub(crate) fn after_command(inner: &mut Inner) {
+    after_command_of(inner, None);
+}
+
+/// `after_command` for the command of client `current` (None: expiry, eviction).
+/// The keys a client's command touched were invalidated for client tracking when
+/// it returned (`Conn::call`); the rest (blocked clients served, expiry, eviction)
+/// are here, and the BCAST messages of all of them go out at the end.
+fn after_command_of(inner: &mut Inner, current: Option<u64>) {
+    let mut first = true;
     for _ in 0..1000 {
         let touched = std::mem::take(&mut inner.store.effects.touched);
         let dbs = std::mem::take(&mut inner.store.effects.touched_dbs);
         if touched.is_empty() && dbs.is_empty() {
             break;
         }
+        if inner.tracking.clients != 0 && !(first && current.is_some()) {
+            crate::tracking::invalidate_touched(inner, &touched);
+        }
+        first = false;
         crate::commands::transactions::mark_watchers(inner, &touched);
         crate::commands::blocking::serve_ready(inner, &touched, &dbs);
+    }
+    if inner.tracking.clients != 0 {
+        crate::tracking::broadcast(inner, current);
     }
     if !inner.store.effects.events.is_empty() {
         crate::commands::pubsub::publish_events(inner);
@@ -470,6 +516,7 @@ pub(crate) async fn serve<S>(
         resp: 2,
         sub: 0,
         psub: 0,
+        ssub: 0,
         multi: -1,
         multi_mem: 0,
         no_evict: false,
@@ -494,6 +541,8 @@ pub(crate) async fn serve<S>(
         multi_err: false,
         channels: HashSet::new(),
         patterns: HashSet::new(),
+        shard_channels: HashSet::new(),
+        script_read: false,
         name: Bytes::new(),
         in_exec: false,
         script_now: None,
@@ -564,6 +613,11 @@ impl Conn {
         for p in pats {
             self.remove_sub(inner, &p, true);
         }
+        let shard: Vec<Bytes> = self.shard_channels.iter().cloned().collect();
+        for c in shard {
+            self.remove_shard_sub(inner, &c);
+        }
+        crate::tracking::disable(inner, self.id);
         crate::repl::client_gone(inner, self.id);
         inner.clients.remove(&self.id);
     }
@@ -621,7 +675,8 @@ impl Conn {
                     }
                     while let Some(argv) = pending.pop_front() {
                         let step = self.dispatch(&mut inner, argv);
-                        if self.subscribed() > 0 && self.take_pushes(rx, &mut wbuf) {
+                        let pushes = self.subscribed() > 0 || inner.tracking.clients != 0;
+                        if pushes && self.take_pushes(rx, &mut wbuf) {
                             // CLIENT KILL arrived: close without replying.
                             return Ok(());
                         }
@@ -636,9 +691,24 @@ impl Conn {
                                 }
                                 self.command_done();
                             }
+                            Step::Close(r) => {
+                                // Gone for everyone before the last reply leaves (a
+                                // client tracking into it sees it gone, as in Redis).
+                                self.cleanup(&mut inner);
+                                last = Some(Step::Close(r));
+                                break;
+                            }
                             other => {
                                 last = Some(other);
                                 break;
+                            }
+                        }
+                        // Invalidations of keys this command changed or read, after
+                        // its reply (Redis's `trackingHandlePendingKeyInvalidations`).
+                        if inner.tracking.clients != 0 && inner.tracking.has_pending() {
+                            crate::tracking::flush_pending(&mut inner);
+                            if self.take_pushes(rx, &mut wbuf) {
+                                return Ok(());
                             }
                         }
                     }

@@ -29,6 +29,7 @@ mod repl;
 mod scripting;
 mod state;
 mod tls;
+mod tracking;
 
 pub use config::Config;
 pub use http::{HealthReport, PersistenceHealth};
@@ -98,6 +99,7 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         monitor_obuf_limit: commands::monitor::output_limit(c),
         pubsub_obuf_limit: c.obuf_hard_limit("pubsub").unwrap_or(32 << 20),
     };
+    inner.tracking.max_keys = c.u64("tracking-table-max-keys");
     let databases = inner.store.config.databases;
     inner.store.config = EngineConfig {
         databases,
@@ -613,11 +615,14 @@ async fn cron(shared: Arc<Shared>) {
         };
         let now = redsnap_engine::now_ms();
         // Keys do not expire actively while clients are paused (Redis 7.0).
-        if shared.pause.kind() == 0 {
+        if shared.pause.kind() == 0 && !inner.cron_paused {
             let started = std::time::Instant::now();
             inner.store.active_expire_cycle(now, 2000);
             let ms = started.elapsed().as_millis() as u64;
             commands::latency::add_if_needed(&mut inner, "expire-cycle", ms);
+        }
+        if inner.tracking.clients != 0 && !inner.cron_paused {
+            tracking::limit_used_slots(&mut inner, None);
         }
         commands::info::sample(&mut inner);
         commands::memory::cron(&inner);

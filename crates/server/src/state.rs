@@ -86,6 +86,8 @@ pub struct ClientInfo {
     pub resp: u8,
     pub sub: usize,
     pub psub: usize,
+    /// Shard channels (SSUBSCRIBE).
+    pub ssub: usize,
     /// Commands queued in MULTI (-1: not in MULTI) and their arguments' bytes.
     pub multi: i64,
     pub multi_mem: usize,
@@ -216,6 +218,13 @@ pub struct Inner {
     /// The refusal of writes in force (MISCONF, NOREPLICAS) and since when, as last
     /// logged by the cron (`persist::log_refusal`): a line when it starts and ends.
     pub refusal: Option<(String, Instant)>,
+    /// Subscribers of each shard channel (SSUBSCRIBE).
+    pub shard_channels: HashMap<Bytes, Vec<u64>>,
+    /// Client-side caching (CLIENT TRACKING, `tracking.rs`).
+    pub tracking: crate::tracking::Tracking,
+    /// DEBUG PAUSE-CRON: the cron's Redis work (active expiry, the tracking table
+    /// limit) stops.
+    pub cron_paused: bool,
 }
 
 /// Whether a script is running and for how long, readable without the server lock
@@ -376,6 +385,9 @@ impl Shared {
                 latency: Default::default(),
                 monitors: Vec::new(),
                 refusal: None,
+                shard_channels: HashMap::new(),
+                tracking: Default::default(),
+                cron_paused: false,
             }),
             busy: BusyState::default(),
             live: LiveConfig::default(),

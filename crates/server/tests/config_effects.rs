@@ -93,6 +93,8 @@ const OBSERVED_IN_REPLICATION: &[&str] = &[
 const OBSERVED_IN_STREAMS: &[&str] = &["stream-node-max-entries", "stream-node-max-bytes"];
 /// Observed in tests/bits_hll.rs (sparse HyperLogLogs turn dense past it).
 const OBSERVED_IN_BITS_HLL: &[&str] = &["hll-sparse-max-bytes"];
+/// Observed in tests/tracking.rs (the tracking table is cut down to it).
+const OBSERVED_IN_TRACKING: &[&str] = &["tracking-table-max-keys"];
 /// Observed in tests/introspection.rs (slowlog, latency monitor, latency histograms).
 const OBSERVED_IN_INTROSPECTION: &[&str] = &[
     "slowlog-log-slower-than",
@@ -160,6 +162,7 @@ fn every_mutable_parameter_has_an_effect_test() {
         .chain(OBSERVED_IN_DATA_DEBUG)
         .chain(OBSERVED_IN_REPLICATION)
         .chain(OBSERVED_IN_BITS_HLL)
+        .chain(OBSERVED_IN_TRACKING)
         .chain(OBSERVED_IN_STREAMS)
         .chain(OBSERVED_IN_INTROSPECTION)
         .chain(OBSERVED_IN_ADMIN_COMMANDS)

@@ -375,6 +375,34 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
         PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
         "pubsub",
     ),
+    // sharded pub/sub (the channel is the key of cluster routing)
+    keyed(
+        "ssubscribe",
+        -2,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        1,
+        -1,
+        1,
+        "pubsub",
+    ),
+    keyed(
+        "sunsubscribe",
+        -1,
+        PUBSUB | NOSCRIPT | LOADING | STALE,
+        1,
+        -1,
+        1,
+        "pubsub",
+    ),
+    keyed(
+        "spublish",
+        3,
+        PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE,
+        1,
+        1,
+        1,
+        "pubsub",
+    ),
     with_subs(
         srv("pubsub", -2, 0, "pubsub"),
         &[

@@ -244,6 +244,7 @@ struct Caller {
 /// (`catClientInfoString`).
 fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now: Instant) {
     // Redis's order: O (monitor), S (replica), P (pub/sub), x (MULTI), b (blocked),
+    // t R B (tracking, broken redirect, BCAST),
     // d (watched key touched), e (no-evict); N for none.
     let mut fl = String::new();
     if c.monitor {
@@ -252,7 +253,7 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
     if inner.repl.is_replica(c.id) {
         fl.push('S');
     }
-    if c.sub + c.psub > 0 {
+    if c.sub + c.psub + c.ssub > 0 {
         fl.push('P');
     }
     if c.multi >= 0 {
@@ -261,6 +262,8 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
     if inner.blocked.contains_key(&c.id) || c.postponed {
         fl.push('b');
     }
+    let (tracking_flags, redir) = crate::tracking::client_list_fields(inner, c.id);
+    fl.push_str(tracking_flags);
     if inner.cas_dirty.contains(&c.id) {
         fl.push('d');
     }
@@ -287,7 +290,7 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
     let tot = crate::clientmem::client_total(c) + own;
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir=-1 resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -299,6 +302,7 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
         c.db,
         c.sub,
         c.psub,
+        c.ssub,
         c.multi,
         qbuf,
         qbuf_free,
@@ -310,6 +314,7 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
         if omem > 0 { "rw" } else { "r" },
         c.last_cmd,
         String::from_utf8_lossy(&c.user),
+        redir,
         c.resp,
     );
 }
@@ -386,24 +391,15 @@ fn client(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
     } else if is(sub, "reply") && argc == 3 {
         reply_mode(conn, argv)
     } else if is(sub, "getredir") && argc == 2 {
-        // Tracking is never on.
-        Reply::Int(-1).into()
+        crate::tracking::client_getredir(inner, conn.id).into()
     } else if is(sub, "trackinginfo") && argc == 2 {
-        Reply::Map(vec![
-            (
-                Reply::bulk_str("flags"),
-                Reply::Set(vec![Reply::bulk_str("off")]),
-            ),
-            (Reply::bulk_str("redirect"), Reply::Int(-1)),
-            (Reply::bulk_str("prefixes"), Reply::Array(Vec::new())),
-        ])
-        .into()
+        crate::tracking::client_trackinginfo(inner, conn.id).into()
     } else if is(sub, "caching") && argc >= 3 {
-        Reply::err("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled").into()
+        crate::tracking::client_caching(inner, conn.id, &argv[2]).into()
     } else if is(sub, "unblock") && (argc == 3 || argc == 4) {
         unblock(inner, argv)
     } else if is(sub, "tracking") && argc >= 3 {
-        Reply::err("ERR CLIENT TRACKING is not supported by redsnap").into()
+        crate::tracking::client_tracking(inner, conn.id, argv).into()
     } else {
         subcommand_syntax_error(sub)
     }

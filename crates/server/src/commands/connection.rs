@@ -196,12 +196,18 @@ impl Conn {
         for p in pats {
             self.remove_sub(inner, &p, true);
         }
+        let shard: Vec<Bytes> = self.shard_channels.iter().cloned().collect();
+        for c in shard {
+            self.remove_shard_sub(inner, &c);
+        }
+        crate::tracking::disable(inner, self.id);
         if let Some(c) = inner.clients.get_mut(&self.id) {
             c.db = 0;
             c.resp = 2;
             c.name = Bytes::new();
             c.sub = 0;
             c.psub = 0;
+            c.ssub = 0;
             c.multi = -1;
             c.multi_mem = 0;
         }

@@ -39,6 +39,17 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
     } else if is(sub, "set-active-expire") {
         inner.store.active_expire = argv.get(2).is_none_or(|a| &a[..] != b"0");
         Reply::ok().into()
+    } else if is(sub, "error") && argv.len() == 3 {
+        // The argument as an error reply, newlines made spaces (debug.c).
+        let text: Vec<u8> = argv[2]
+            .iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
+            .collect();
+        Reply::Error(Bytes::from(text)).into()
+    } else if is(sub, "pause-cron") && argv.len() == 3 {
+        // The cron's Redis work stops (active expiry, the tracking table limit).
+        inner.cron_paused = redsnap_engine::num::parse_i64(&argv[2]).is_some_and(|v| v != 0);
+        Reply::ok().into()
     } else if is(sub, "set-disable-deny-scripts") && argv.len() == 3 {
         inner.scripts.allow_denied =
             redsnap_engine::num::parse_i64(&argv[2]).is_some_and(|v| v != 0);

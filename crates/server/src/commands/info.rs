@@ -139,12 +139,13 @@ fn server(conn: &Conn, inner: &Inner) -> String {
 
 fn clients(inner: &Inner) -> String {
     format!(
-        "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\npubsub_clients:{}\r\n",
+        "# Clients\r\nconnected_clients:{}\r\ncluster_connections:0\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:{}\r\npubsub_clients:{}\r\n",
         // Replicas are not counted (Redis: clients minus slaves).
         inner.clients.len() - crate::repl::replicas_and_offset(inner).0.min(inner.clients.len()),
         inner.config.int("maxclients"),
         super::client::blocked_count(inner),
-        inner.clients.values().filter(|c| c.sub + c.psub > 0).count(),
+        inner.tracking.clients,
+        inner.clients.values().filter(|c| c.sub + c.psub + c.ssub > 0).count(),
     )
 }
 
@@ -177,7 +178,7 @@ fn stats(conn: &Conn, inner: &Inner) -> String {
     let st = &inner.stats;
     let es = &inner.store.stats;
     format!(
-        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:0\r\nmigrate_cached_sockets:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntracking_total_keys:0\r\ntracking_total_items:0\r\ntracking_total_prefixes:0\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\n",
+        "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nsync_full:{}\r\nsync_partial_ok:{}\r\nsync_partial_err:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nevicted_clients:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\nmigrate_cached_sockets:0\r\nlatest_fork_usec:0\r\ntotal_forks:0\r\ntracking_total_keys:{}\r\ntracking_total_items:{}\r\ntracking_total_prefixes:{}\r\nunexpected_error_replies:0\r\ntotal_error_replies:{}\r\n",
         st.total_connections,
         st.total_commands,
         st.ops.per_sec(),
@@ -194,6 +195,10 @@ fn stats(conn: &Conn, inner: &Inner) -> String {
         es.keyspace_misses,
         inner.channels.len(),
         inner.patterns.len(),
+        inner.shard_channels.len(),
+        inner.tracking.total_keys(),
+        inner.tracking.total_items(),
+        inner.tracking.total_prefixes(),
         inner.calls.total_error_replies,
     )
 }

@@ -9,8 +9,11 @@ use redsnap_engine::cmd::is;
 use redsnap_engine::table::CommandSpec;
 use redsnap_engine::{now_ms, Reply};
 
-pub(crate) const HANDLERS: &[(&str, Handler)] =
-    &[("memory", memory_cmd), ("time", time), ("lolwut", lolwut)];
+pub(crate) const HANDLERS: &[(&str, Handler)] = &[
+    ("memory", memory_cmd),
+    ("time", time),
+    ("lolwut", super::lolwut::lolwut),
+];
 
 fn memory_cmd(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
     memory(conn, inner, argv).into()
@@ -24,14 +27,6 @@ fn time(_: &mut Conn, _: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> St
         Reply::bulk_str(&now.as_secs().to_string()),
         Reply::bulk_str(&now.subsec_micros().to_string()),
     ])
-    .into()
-}
-
-fn lolwut(_: &mut Conn, _: &mut Inner, _: &'static CommandSpec, _: &[Bytes]) -> Step {
-    Reply::Verbatim(
-        "txt",
-        Bytes::from(format!("redsnap ver. {}\n", crate::REDSNAP_VERSION)),
-    )
     .into()
 }
 

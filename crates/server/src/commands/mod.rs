@@ -25,6 +25,7 @@ pub(crate) mod debug;
 pub(crate) mod info;
 pub(crate) mod introspection;
 pub(crate) mod latency;
+pub(crate) mod lolwut;
 pub(crate) mod memory;
 pub(crate) mod monitor;
 pub(crate) mod persistence;

@@ -1,5 +1,7 @@
-//! Pub/sub: SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PUBSUB, and
-//! the delivery of messages to subscribers (`publish`).
+//! Pub/sub: SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PUBSUB, the
+//! sharded SSUBSCRIBE, SUNSUBSCRIBE, SPUBLISH (one server owns every slot, so a
+//! shard channel is a channel of its own namespace, without patterns), and the
+//! delivery of messages to subscribers (`publish`).
 
 use super::Handler;
 use crate::conn::{Conn, Step};
@@ -18,7 +20,71 @@ pub(crate) const HANDLERS: &[(&str, Handler)] = &[
     ("punsubscribe", punsubscribe),
     ("publish", publish_cmd),
     ("pubsub", pubsub),
+    ("ssubscribe", ssubscribe),
+    ("sunsubscribe", sunsubscribe),
+    ("spublish", spublish),
 ];
+
+fn ssubscribe(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    // Redis's CLIENT_DENY_BLOCKING: inside EXEC (scripts cannot call it at all).
+    if conn.in_exec {
+        return Reply::err("ERR SSUBSCRIBE isn't allowed for a DENY BLOCKING client").into();
+    }
+    let mut out = Vec::new();
+    for n in &argv[1..] {
+        if conn.shard_channels.insert(n.clone()) {
+            inner
+                .shard_channels
+                .entry(n.clone())
+                .or_default()
+                .push(conn.id);
+        }
+        out.push(Reply::Push(vec![
+            Reply::bulk_str("ssubscribe"),
+            Reply::Bulk(n.clone()),
+            Reply::Int(conn.shard_channels.len() as i64),
+        ]));
+    }
+    conn.sync_sub_counts(inner);
+    Step::Many(out)
+}
+
+fn sunsubscribe(
+    conn: &mut Conn,
+    inner: &mut Inner,
+    _: &'static CommandSpec,
+    argv: &[Bytes],
+) -> Step {
+    let names: Vec<Bytes> = if argv.len() == 1 {
+        conn.shard_channels.iter().cloned().collect()
+    } else {
+        argv[1..].to_vec()
+    };
+    let mut out = Vec::new();
+    if names.is_empty() {
+        out.push(Reply::Push(vec![
+            Reply::bulk_str("sunsubscribe"),
+            Reply::Nil,
+            Reply::Int(conn.shard_channels.len() as i64),
+        ]));
+    }
+    for n in names {
+        conn.remove_shard_sub(inner, &n);
+        out.push(Reply::Push(vec![
+            Reply::bulk_str("sunsubscribe"),
+            Reply::Bulk(n),
+            Reply::Int(conn.shard_channels.len() as i64),
+        ]));
+    }
+    conn.sync_sub_counts(inner);
+    Step::Many(out)
+}
+
+fn spublish(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
+    // Propagated to replicas, as Redis does without cluster mode.
+    crate::repl::propagate_publish(inner, conn.db, argv);
+    Reply::Int(publish_shard(inner, &argv[1], &argv[2]) as i64).into()
+}
 
 fn subscribe(conn: &mut Conn, inner: &mut Inner, _: &'static CommandSpec, argv: &[Bytes]) -> Step {
     conn.subscribe(inner, &argv[1..], false)
@@ -81,7 +147,7 @@ impl Conn {
             out.push(Reply::Push(vec![
                 Reply::bulk_str(kind),
                 Reply::Bulk(n.clone()),
-                Reply::Int(self.subscribed() as i64),
+                Reply::Int(self.global_subscriptions() as i64),
             ]));
         }
         self.sync_sub_counts(inner);
@@ -114,7 +180,7 @@ impl Conn {
             out.push(Reply::Push(vec![
                 Reply::bulk_str(kind),
                 Reply::Nil,
-                Reply::Int(self.subscribed() as i64),
+                Reply::Int(self.global_subscriptions() as i64),
             ]));
         }
         for n in names {
@@ -122,7 +188,7 @@ impl Conn {
             out.push(Reply::Push(vec![
                 Reply::bulk_str(kind),
                 Reply::Bulk(n),
-                Reply::Int(self.subscribed() as i64),
+                Reply::Int(self.global_subscriptions() as i64),
             ]));
         }
         self.sync_sub_counts(inner);
@@ -144,19 +210,41 @@ impl Conn {
         }
     }
 
+    /// Subscriptions to channels and patterns (what SUBSCRIBE and PSUBSCRIBE
+    /// count in their replies; shard channels are counted apart).
+    pub(crate) fn global_subscriptions(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    pub(crate) fn remove_shard_sub(&mut self, inner: &mut Inner, n: &Bytes) {
+        if self.shard_channels.remove(n) {
+            if let Some(v) = inner.shard_channels.get_mut(n) {
+                v.retain(|&c| c != self.id);
+                if v.is_empty() {
+                    inner.shard_channels.remove(n);
+                }
+            }
+        }
+    }
+
     pub(crate) fn sync_sub_counts(&self, inner: &mut Inner) {
         if let Some(c) = inner.clients.get_mut(&self.id) {
             c.sub = self.channels.len();
             c.psub = self.patterns.len();
+            c.ssub = self.shard_channels.len();
         }
     }
 
     pub(crate) fn pubsub_cmd(&mut self, inner: &mut Inner, argv: &[Bytes]) -> Step {
         let sub = &argv[1];
-        if is(sub, "channels") {
+        if is(sub, "channels") || is(sub, "shardchannels") {
             let pat = argv.get(2);
-            let mut v: Vec<Reply> = inner
-                .channels
+            let map = if is(sub, "channels") {
+                &inner.channels
+            } else {
+                &inner.shard_channels
+            };
+            let mut v: Vec<Reply> = map
                 .keys()
                 .filter(|c| pat.is_none_or(|p| redsnap_engine::glob::glob_match(p, c, false)))
                 .map(|c| Reply::Bulk(c.clone()))
@@ -179,17 +267,33 @@ impl Conn {
         } else if is(sub, "numpat") {
             let pats: HashSet<&Bytes> = inner.patterns.iter().map(|(p, _)| p).collect();
             Reply::Int(pats.len() as i64).into()
-        } else if is(sub, "shardchannels") {
-            Reply::Array(vec![]).into()
         } else if is(sub, "shardnumsub") {
             let mut out = Vec::new();
             for c in &argv[2..] {
                 out.push(Reply::Bulk(c.clone()));
-                out.push(Reply::Int(0));
+                out.push(Reply::Int(
+                    inner.shard_channels.get(c).map_or(0, |v| v.len()) as i64,
+                ));
             }
             Reply::Array(out).into()
         } else {
-            Reply::Array(vec![Reply::bulk_str("PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are: CHANNELS, NUMSUB, NUMPAT.")]).into()
+            super::help(
+                "PUBSUB",
+                &[
+                    "CHANNELS [<pattern>]",
+                    "    Return the currently active channels matching a <pattern> (default: '*').",
+                    "NUMPAT",
+                    "    Return number of subscriptions to patterns.",
+                    "NUMSUB [<channel> ...]",
+                    "    Return the number of subscribers for the specified channels, excluding",
+                    "    pattern subscriptions(default: no channels).",
+                    "SHARDCHANNELS [<pattern>]",
+                    "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+                    "SHARDNUMSUB [<shardchannel> ...]",
+                    "    Return the number of subscribers for the specified shard level channel(s)",
+                ],
+            )
+            .into()
         }
     }
 }
@@ -243,6 +347,32 @@ pub(crate) fn publish(inner: &mut Inner, channel: &Bytes, msg: &Bytes) -> usize 
     }
     inner.stats.pubsub_messages += 1;
     n
+}
+
+/// SPUBLISH: delivers `smessage` to the subscribers of a shard channel.
+pub(crate) fn publish_shard(inner: &mut Inner, channel: &Bytes, msg: &Bytes) -> usize {
+    let Some(subs) = inner.shard_channels.get(channel) else {
+        inner.stats.pubsub_messages += 1;
+        return 0;
+    };
+    let limit = inner.tun.pubsub_obuf_limit;
+    let size = (channel.len() + msg.len() + 32) as u64;
+    for id in subs {
+        if let Some(c) = inner.clients.get(id) {
+            let pending = c.pending_out.fetch_add(size, Ordering::Relaxed) + size;
+            if limit > 0 && pending > limit {
+                c.kill();
+            } else {
+                let _ = c.tx.send(ConnMsg::Push(Reply::Push(vec![
+                    Reply::bulk_str("smessage"),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(msg.clone()),
+                ])));
+            }
+        }
+    }
+    inner.stats.pubsub_messages += 1;
+    subs.len()
 }
 
 /// Publishes the keyspace notifications recorded by the commands that just ran

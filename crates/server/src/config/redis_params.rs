@@ -324,13 +324,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
         "104857600",
         true,
     ),
-    da(
-        "tracking-table-max-keys",
-        &[],
-        uint(0, LONG_MAX),
-        "1000000",
-        true,
-    ),
     hidden(da(
         "loading-process-events-interval-bytes",
         &[],
@@ -460,10 +453,6 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
     (
         "ignore-warnings",
         "redsnap emits none of Redis's startup warnings",
-    ),
-    (
-        "tracking-table-max-keys",
-        "client tracking is not built: the table it bounds never holds keys",
     ),
 ];
 
