@@ -179,7 +179,8 @@ fn setuser(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
 }
 
 /// Redis's `ACLKillPubsubClientsIfNeeded`: the user's subscribers that lose a
-/// channel or pattern are disconnected. Returns true when the caller is one.
+/// channel (plain or shard) or pattern are disconnected. Returns true when the
+/// caller is one.
 fn kill_pubsub_clients_if_needed(me: u64, inner: &Inner, new: &User, old: &User) -> bool {
     if new
         .selectors
@@ -205,7 +206,7 @@ fn kill_pubsub_clients_if_needed(me: u64, inner: &Inner, new: &User, old: &User)
             doomed.insert(*id);
         }
     }
-    for (ch, ids) in &inner.channels {
+    for (ch, ids) in inner.channels.iter().chain(inner.shard_channels.iter()) {
         if !check::channel_allowed(&upcoming, ch, false) {
             doomed.extend(ids.iter().copied());
         }
