@@ -307,6 +307,14 @@ impl Durable {
         self.log_pending
     }
 
+    /// Whether shutdown writes a final snapshot: `requested` is the caller's choice
+    /// (SHUTDOWN SAVE / NOSAVE), else `snapshot-on-shutdown`; a log started at
+    /// runtime that no snapshot started yet forces one (what it holds would be
+    /// dropped at the next start).
+    pub fn save_at_shutdown(&self, requested: Option<bool>) -> bool {
+        self.log_pending || requested.unwrap_or(self.cfg.snapshot_on_shutdown)
+    }
+
     /// Whether the dataset holds an import that no snapshot holds yet.
     pub fn import_pending(&self) -> bool {
         self.import_pending
@@ -625,5 +633,45 @@ fn commit_log(log: Option<&AppendLog>) -> Result<()> {
     match log {
         Some(l) => l.commit_pending(),
         None => Ok(()),
+    }
+}
+
+/// Shutdown, off the lock, after any background snapshot finished: writes and
+/// fsyncs what `log` holds. Returns whether the log now holds every write (then a
+/// failed final snapshot loses nothing: [`final_snapshot_outcome`]).
+pub fn flush_at_shutdown(log: Option<&AppendLog>) -> bool {
+    match log {
+        Some(l) => match l.flush() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("flushing the append log at shutdown failed: {e}");
+                false
+            }
+        },
+        None => false,
+    }
+}
+
+/// The outcome of shutdown's final snapshot: a failure is an error (the process
+/// must not exit, data would be lost) only when there is no flushed log
+/// (`log_ok`, from [`flush_at_shutdown`]) to fall back on.
+pub fn final_snapshot_outcome(
+    res: std::result::Result<(), String>,
+    log_ok: bool,
+) -> std::result::Result<(), String> {
+    match res {
+        Ok(()) => {
+            tracing::info!("final snapshot saved");
+            Ok(())
+        }
+        Err(e) if log_ok => {
+            tracing::warn!(
+                "final snapshot failed ({e}); the append log holds every write, nothing is lost"
+            );
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "final snapshot failed and there is no append log to fall back on: {e}"
+        )),
     }
 }

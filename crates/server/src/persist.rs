@@ -509,15 +509,11 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, save: Option<bool>) -> Result
         let nosave = shared
             .nosave_shutdown
             .load(std::sync::atomic::Ordering::Acquire);
+        // Without any persistence configured (all turned off at runtime), only a
+        // pending log asks for a final snapshot.
+        let requested = save.or_else(|| (!enabled(&inner.config)).then_some(false));
         (
-            // A log started at runtime counts only after its first snapshot: without
-            // one, what it holds would be dropped at the next start. SHUTDOWN NOSAVE
-            // during a busy script wins over both.
-            !nosave
-                && (p.durable.log_pending()
-                    || save.unwrap_or_else(|| {
-                        inner.config.bool("snapshot-on-shutdown") && enabled(&inner.config)
-                    })),
+            !nosave && p.durable.save_at_shutdown(requested),
             p.durable.log().cloned(),
         )
     };
@@ -534,33 +530,15 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, save: Option<bool>) -> Result
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let log_ok = match &log {
-        Some(l) => match l.flush() {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!("flushing the append log at shutdown failed: {e}");
-                false
-            }
-        },
-        None => false,
-    };
+    let log_ok = redsnap_persist::durable::flush_at_shutdown(log.as_ref());
     if want_save {
+        // The lock is released before the save runs (`run_save` takes it again).
         let job = prepare_save(&mut *shared.lock_async().await);
         let res = match job {
             Ok(job) => run_save(shared, job).await,
             Err(e) => Err(e),
         };
-        match res {
-            Ok(()) => tracing::info!("final snapshot saved"),
-            Err(e) if log_ok => tracing::warn!(
-                "final snapshot failed ({e}); the append log holds every write, nothing is lost"
-            ),
-            Err(e) => {
-                return Err(format!(
-                    "final snapshot failed and there is no append log to fall back on: {e}"
-                ))
-            }
-        }
+        redsnap_persist::durable::final_snapshot_outcome(res, log_ok)?;
     }
     if let Some(l) = &log {
         if let Err(e) = l.close() {
