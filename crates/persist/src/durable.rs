@@ -2,9 +2,13 @@
 //! (the library's in-process backend, `redsnap:///path`): the locked data directory,
 //! the snapshot store, the append log, recovery at open, the snapshot triggers
 //! (save points, `snapshot-interval`, log growth), the MISCONF state, and the final
-//! snapshot at shutdown, with the settings and the rules `redsnap serve` applies
-//! (the server wires the same pieces itself in `server/src/persist.rs`, around its
-//! configuration and `CONFIG SET`).
+//! snapshot at shutdown, with the settings and the rules `redsnap serve` applies.
+//! It is the one place those rules live: `redsnap serve` (`server/src/persist.rs`)
+//! holds a `Durable` too and adds only what is the server's own (its configuration
+//! and `CONFIG SET`, INFO text, `/metrics`, the replies of BGSAVE and SAVE). For
+//! `CONFIG SET appendonly` at runtime a log can be started ([`Durable::start_log`],
+//! counted only once the snapshot of that moment is durable) and stopped
+//! ([`Durable::stop_log`]); settings change live with [`Durable::set_config`].
 //!
 //! [`Durable`] holds no lock of its own: its owner keeps it beside the
 //! [`Store`] under the one lock that makes commands atomic, and follows the same
@@ -58,6 +62,9 @@ pub struct DurableConfig {
     pub auto_aof_rewrite_min_size: u64,
     /// `stop-writes-on-bgsave-error` (default yes).
     pub stop_writes_on_bgsave_error: bool,
+    /// `no-appendfsync-on-rewrite` (default no): the log is not fsynced while a
+    /// background snapshot is written.
+    pub no_appendfsync_on_rewrite: bool,
 }
 
 impl DurableConfig {
@@ -77,6 +84,7 @@ impl DurableConfig {
             auto_aof_rewrite_percentage: 100,
             auto_aof_rewrite_min_size: 64 * 1024 * 1024,
             stop_writes_on_bgsave_error: true,
+            no_appendfsync_on_rewrite: false,
         }
     }
 
@@ -106,6 +114,16 @@ pub struct Durable {
     /// Unix seconds of the last successful snapshot (or of the open).
     lastsave: u64,
     report: RecoveryReport,
+    /// The log was started at runtime ([`Durable::start_log`]) and its first
+    /// snapshot is not durable yet: its file is `*.pending` until then.
+    log_pending: bool,
+    /// The dataset holds an import (`serve --import`) that no snapshot holds yet: a
+    /// snapshot is due at once, and its success deletes the import's marker.
+    import_pending: bool,
+    /// Whether the last snapshot written was incremental, and how many entries it
+    /// wrote.
+    last_incremental: bool,
+    last_changed: u64,
 }
 
 impl std::fmt::Debug for Durable {
@@ -122,6 +140,8 @@ impl std::fmt::Debug for Durable {
 pub struct SaveJob {
     snaps: SnapshotStore,
     log: Option<AppendLog>,
+    /// A pending log ([`Durable::start_log`]) that this snapshot starts.
+    commit: Option<AppendLog>,
     dbs: Dataset,
     gen: u64,
     dirty: u64,
@@ -132,6 +152,7 @@ impl SaveJob {
     pub fn run(self) -> std::result::Result<SnapshotInfo, String> {
         self.snaps
             .save(self.dbs, self.gen, self.log.as_ref())
+            .and_then(|info| commit_log(self.commit.as_ref()).map(|_| info))
             .map_err(|e| e.to_string())
     }
 
@@ -155,14 +176,9 @@ impl Durable {
             ignore_corruption: cfg.load_corrupt,
         };
         let report = if cfg.restore_on_startup {
+            // A torn tail cut from the log is logged where it is cut (file, offset,
+            // bytes: `recover`), once.
             let report = recover(&dir, &snaps, store, &opts)?;
-            if report.truncated_bytes > 0 {
-                tracing::warn!(
-                    "the append log ended in a torn record: {} bytes cut from {:?}",
-                    report.truncated_bytes,
-                    report.truncated_file
-                );
-            }
             for d in &report.ignored_corruption {
                 tracing::warn!("load-corrupt: skipped damage: {d}");
             }
@@ -189,6 +205,7 @@ impl Durable {
             .map_or_else(|| now_ms() / 1000, |ms| ms / 1000);
         Ok(Durable {
             fixed_gen: report.next_gen.saturating_sub(1),
+            import_pending: report.import_pending.is_some(),
             cfg,
             dir,
             snaps,
@@ -199,7 +216,134 @@ impl Durable {
             log_error: None,
             lastsave,
             report,
+            log_pending: false,
+            last_incremental: false,
+            last_changed: 0,
         })
+    }
+
+    /// Persistence turned on in a running process whose memory is the dataset:
+    /// locks the directory and opens its snapshot store, loads nothing, starts no
+    /// log (see [`Durable::start_log`]); the first snapshot replaces what the
+    /// directory held. `lastsave` is the caller's last save time (unix seconds).
+    pub fn attach(cfg: DurableConfig, lastsave: u64) -> Result<Durable> {
+        let dir = DataDir::open(&cfg.dir)?;
+        let snaps = SnapshotStore::open(&dir)?;
+        snaps.set_incremental(cfg.snapshot_incremental);
+        let gens = crate::aof::list_generations(dir.path())?;
+        let newest = gens.iter().map(|(g, _)| *g).max().unwrap_or(0);
+        tracing::info!(
+            "persistence turned on at runtime: using {}; the next snapshot replaces what it holds",
+            dir.path().display()
+        );
+        Ok(Durable {
+            cfg,
+            dir,
+            snaps,
+            log: None,
+            fixed_gen: newest,
+            dirty_at_start: 0,
+            last_attempt_ms: 0,
+            last_ok: true,
+            log_error: None,
+            lastsave,
+            report: RecoveryReport::default(),
+            log_pending: false,
+            import_pending: false,
+            last_incremental: false,
+            last_changed: 0,
+        })
+    }
+
+    /// Applies changed settings to the open directory: the log's fsync policy,
+    /// `no-appendfsync-on-rewrite` (at once if a snapshot is running), incremental
+    /// snapshots; the triggers and `stop-writes-on-bgsave-error` are read where they
+    /// act. `dir`, `appendonly` and the load options are not acted on here (the log
+    /// is started and stopped with [`Durable::start_log`] and [`Durable::stop_log`]).
+    pub fn set_config(&mut self, cfg: DurableConfig) {
+        if let Some(log) = &self.log {
+            log.set_policy(cfg.appendfsync);
+            log.set_fsync_paused(cfg.no_appendfsync_on_rewrite && self.snaps.in_progress());
+        }
+        self.snaps.set_incremental(cfg.snapshot_incremental);
+        self.cfg = cfg;
+    }
+
+    /// Starts an append log at runtime, as Redis's BGREWRITEAOF starts an AOF: a
+    /// new generation (pending) receives every write from now on, and a snapshot of
+    /// this moment (due at once: [`Durable::due`]) covers everything before it; once
+    /// that snapshot is durable the generation becomes part of the log. Until then a
+    /// crash recovers the previous state. Creates one file (an administrative
+    /// command, once). Returns the new log.
+    pub fn start_log(&mut self) -> Result<AppendLog> {
+        let log = AppendLog::open_pending(&self.dir, self.cfg.appendfsync, self.fixed_gen + 1)?;
+        log.set_base_size(self.snaps.stats().last_size_bytes);
+        self.fixed_gen = log.generation() - 1;
+        self.log = Some(log.clone());
+        self.log_pending = true;
+        self.log_error = None;
+        self.cfg.appendonly = true;
+        tracing::info!("append log turned on: writing a snapshot to start it from");
+        Ok(log)
+    }
+
+    /// Stops logging writes: returns the log, to be flushed, fsynced and closed
+    /// ([`AppendLog::close`]) off the caller's lock. Its files stay on disk; later
+    /// snapshots cover them.
+    pub fn stop_log(&mut self) -> Option<AppendLog> {
+        let log = self.log.take()?;
+        self.log_pending = false;
+        self.log_error = None;
+        self.fixed_gen = self.fixed_gen.max(log.staged_generation());
+        self.cfg.appendonly = false;
+        tracing::info!("append log turned off");
+        Some(log)
+    }
+
+    /// Whether a log started at runtime still waits for its first snapshot (which
+    /// must then be written at shutdown whatever `snapshot-on-shutdown` says, or
+    /// what the log holds would be dropped at the next start).
+    pub fn log_pending(&self) -> bool {
+        self.log_pending
+    }
+
+    /// Whether shutdown writes a final snapshot: `requested` is the caller's choice
+    /// (SHUTDOWN SAVE / NOSAVE), else `snapshot-on-shutdown`; a log started at
+    /// runtime that no snapshot started yet forces one (what it holds would be
+    /// dropped at the next start).
+    pub fn save_at_shutdown(&self, requested: Option<bool>) -> bool {
+        self.log_pending || requested.unwrap_or(self.cfg.snapshot_on_shutdown)
+    }
+
+    /// Whether the dataset holds an import that no snapshot holds yet.
+    pub fn import_pending(&self) -> bool {
+        self.import_pending
+    }
+
+    /// Whether the last snapshot written was incremental.
+    pub fn last_incremental(&self) -> bool {
+        self.last_incremental
+    }
+
+    /// How many entries the last snapshot wrote.
+    pub fn last_changed(&self) -> u64 {
+        self.last_changed
+    }
+
+    /// Unix seconds of the last successful snapshot (or of the open).
+    pub fn last_save(&self) -> u64 {
+        self.lastsave
+    }
+
+    /// Whether a background snapshot is being written.
+    pub fn in_progress(&self) -> bool {
+        self.snaps.in_progress()
+    }
+
+    /// Loads the dataset of the directory into `store` (DEBUG RELOAD): what the log
+    /// holds must have been written first ([`Durable::flush`]).
+    pub fn load_into(&self, store: &mut Store, opts: &LoadOptions) -> Result<RecoveryReport> {
+        recover(&self.dir, &self.snaps, store, opts)
     }
 
     /// The settings.
@@ -285,10 +429,11 @@ impl Durable {
         None
     }
 
-    /// Why a snapshot should start now, if one should: a save point reached, the
-    /// snapshot interval passed with changes, the log grown past
-    /// `auto-aof-rewrite-percentage`, or a log write failure to repair; never while
-    /// one is in progress, nor within 5 s of a failed attempt (as Redis).
+    /// Why a snapshot should start now, if one should: a log write failure to
+    /// repair, a log started at runtime or an import to make durable, a save point
+    /// reached, the snapshot interval passed with changes, or the log grown past
+    /// `auto-aof-rewrite-percentage`; never while one is in progress, nor within 5 s
+    /// of a failed attempt (as Redis).
     pub fn due(&self, dirty: u64, now: u64) -> Option<String> {
         if self.snaps.in_progress() {
             return None;
@@ -296,12 +441,18 @@ impl Durable {
         if !self.last_ok && now.saturating_sub(self.last_attempt_ms) < 5000 {
             return None;
         }
-        if self.log_error.is_some() {
-            return Some(
+        let mut reason = if self.log_error.is_some() {
+            Some(
                 "the append log could not be written: snapshotting to make memory durable again"
-                    .into(),
-            );
-        }
+                    .to_string(),
+            )
+        } else if self.log_pending {
+            Some("the append log was turned on".to_string())
+        } else if self.import_pending {
+            Some("the imported dataset is in no snapshot yet".to_string())
+        } else {
+            None
+        };
         let since_save = (now / 1000).saturating_sub(self.lastsave);
         for &(secs, changes) in &self.cfg.save_points {
             if dirty >= changes && since_save >= secs {
@@ -309,26 +460,30 @@ impl Durable {
             }
         }
         let interval = self.cfg.snapshot_interval_secs;
-        if interval > 0 && dirty > 0 && since_save >= interval {
-            return Some(format!("snapshot-interval {interval}s"));
+        if reason.is_none() && interval > 0 && dirty > 0 && since_save >= interval {
+            reason = Some(format!("snapshot-interval {interval}s"));
         }
-        if let Some(log) = &self.log {
-            if log.should_rewrite(
-                self.cfg.auto_aof_rewrite_percentage,
-                self.cfg.auto_aof_rewrite_min_size,
-            ) {
-                return Some("append log grew past auto-aof-rewrite-percentage".into());
+        if reason.is_none() {
+            if let Some(log) = &self.log {
+                if log.should_rewrite(
+                    self.cfg.auto_aof_rewrite_percentage,
+                    self.cfg.auto_aof_rewrite_min_size,
+                ) {
+                    reason = Some("append log grew past auto-aof-rewrite-percentage".into());
+                }
             }
         }
-        None
+        reason
     }
 
-    /// The log generation a snapshot taken now covers (rotating the log: no I/O).
-    fn snapshot_gen(&self) -> std::result::Result<u64, String> {
-        match &self.log {
-            Some(log) => log.rotate().map_err(|e| e.to_string()),
-            None => Ok(self.fixed_gen),
-        }
+    /// The log generation a snapshot taken now covers (rotating the log: no I/O),
+    /// and the pending log its success starts, if any.
+    fn snapshot_gen(&self) -> std::result::Result<(u64, Option<AppendLog>), String> {
+        Ok(match &self.log {
+            Some(log) if self.log_pending => (self.fixed_gen, Some(log.clone())),
+            Some(log) => (log.rotate().map_err(|e| e.to_string())?, None),
+            None => (self.fixed_gen, None),
+        })
     }
 
     /// Starts a background snapshot: the copy of `store` is taken here, under the
@@ -343,23 +498,30 @@ impl Durable {
         if self.snaps.in_progress() {
             return Err("Background save already in progress".into());
         }
-        let gen = self.snapshot_gen()?;
+        let (gen, commit) = self.snapshot_gen()?;
+        // The point the snapshot stands for, with the changes since the last one (for
+        // an incremental snapshot); recording goes on for the next one if it is on.
+        let dbs = store.snapshot_point(self.cfg.snapshot_incremental);
         self.dirty_at_start = store.effects.dirty;
         self.last_attempt_ms = now_ms();
-        self.snaps
-            .spawn(
-                store.snapshot_point(self.cfg.snapshot_incremental),
-                gen,
-                self.log.clone(),
-                move |res| {
-                    on_done(match res {
-                        Ok(info) => Ok(info.clone()),
-                        Err(e) => Err(e.to_string()),
-                    })
-                },
-            )
+        let res = self
+            .snaps
+            .spawn(dbs, gen, self.log.clone(), move |res| {
+                on_done(match res {
+                    Ok(info) => commit_log(commit.as_ref())
+                        .map(|_| info.clone())
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                })
+            })
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        if res.is_ok() && self.cfg.no_appendfsync_on_rewrite {
+            if let Some(log) = &self.log {
+                log.set_fsync_paused(true);
+            }
+        }
+        res
     }
 
     /// The dirty count when the background snapshot in progress took its copy.
@@ -373,11 +535,12 @@ impl Durable {
         if self.snaps.in_progress() {
             return Err("Background save already in progress".into());
         }
-        let gen = self.snapshot_gen()?;
+        let (gen, commit) = self.snapshot_gen()?;
         self.last_attempt_ms = now_ms();
         Ok(SaveJob {
             snaps: self.snaps.clone(),
             log: self.log.clone(),
+            commit,
             dbs: store.snapshot_point(self.cfg.snapshot_incremental),
             gen,
             dirty: store.effects.dirty,
@@ -385,25 +548,60 @@ impl Durable {
     }
 
     /// Records a snapshot's outcome (under the lock): on success the changes it
-    /// covers (`dirty_at_start`) no longer count, the time is the last save, and a
-    /// failed log write is repaired (the snapshot holds everything in memory).
+    /// covers (`dirty_at_start`) no longer count, the time is the last save, a log
+    /// started at runtime counts from now on, an import's marker is deleted, and a
+    /// failed log write is repaired (the snapshot holds everything in memory). On
+    /// failure the previous snapshot is intact; writes are refused per
+    /// [`Durable::write_refusal`] and the next attempt waits 5 s ([`Durable::due`]).
     pub fn finish(
         &mut self,
         store: &mut Store,
         dirty_at_start: u64,
         res: std::result::Result<&SnapshotInfo, &str>,
     ) {
+        if let Some(log) = &self.log {
+            log.set_fsync_paused(false);
+        }
         match res {
-            Ok(_) => {
+            Ok(info) => {
                 store.effects.dirty = store.effects.dirty.saturating_sub(dirty_at_start);
                 self.lastsave = now_ms() / 1000;
                 self.last_ok = true;
+                self.last_incremental = info.incremental;
+                self.last_changed = info.changed;
+                if self.log_pending && self.log.as_ref().is_some_and(|l| !l.is_pending()) {
+                    self.log_pending = false;
+                }
+                if self.import_pending {
+                    match crate::import::finish(self.dir.path()) {
+                        Ok(()) => {
+                            self.import_pending = false;
+                            tracing::info!("import complete: its first snapshot is durable");
+                        }
+                        Err(e) => tracing::error!(
+                            "the import's first snapshot is durable, but its marker could not be deleted: {e} (the next start deletes it)"
+                        ),
+                    }
+                }
+                // The snapshot holds everything in memory, including any batch whose
+                // log write failed: the log is consistent again from here on.
                 if self.log_error.take().is_some() {
                     tracing::info!(
                         "append log writable again after a successful snapshot; accepting writes"
                     );
                 }
-                tracing::info!("snapshot saved");
+                tracing::info!(
+                    keys = info.keys,
+                    bytes = info.size_bytes,
+                    ms = info.duration.as_millis() as u64,
+                    kind = if info.incremental {
+                        "incremental"
+                    } else {
+                        "full"
+                    },
+                    changed = info.changed,
+                    "snapshot saved"
+                );
             }
             Err(e) => {
                 tracing::error!("snapshot failed: {e} (the previous snapshot is intact)");
@@ -427,5 +625,53 @@ impl Durable {
             Some(log) => log.flush(),
             None => Ok(()),
         }
+    }
+}
+
+/// After the snapshot that starts a pending log is durable: make the log count.
+fn commit_log(log: Option<&AppendLog>) -> Result<()> {
+    match log {
+        Some(l) => l.commit_pending(),
+        None => Ok(()),
+    }
+}
+
+/// Shutdown, off the lock, after any background snapshot finished: writes and
+/// fsyncs what `log` holds. Returns whether the log now holds every write (then a
+/// failed final snapshot loses nothing: [`final_snapshot_outcome`]).
+pub fn flush_at_shutdown(log: Option<&AppendLog>) -> bool {
+    match log {
+        Some(l) => match l.flush() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!("flushing the append log at shutdown failed: {e}");
+                false
+            }
+        },
+        None => false,
+    }
+}
+
+/// The outcome of shutdown's final snapshot: a failure is an error (the process
+/// must not exit, data would be lost) only when there is no flushed log
+/// (`log_ok`, from [`flush_at_shutdown`]) to fall back on.
+pub fn final_snapshot_outcome(
+    res: std::result::Result<(), String>,
+    log_ok: bool,
+) -> std::result::Result<(), String> {
+    match res {
+        Ok(()) => {
+            tracing::info!("final snapshot saved");
+            Ok(())
+        }
+        Err(e) if log_ok => {
+            tracing::warn!(
+                "final snapshot failed ({e}); the append log holds every write, nothing is lost"
+            );
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "final snapshot failed and there is no append log to fall back on: {e}"
+        )),
     }
 }

@@ -1054,7 +1054,7 @@ impl Conn {
                     );
                     let msg = format!("MISCONF Errors writing to the AOF file: {e}");
                     if let Some(p) = self.shared.lock_async().await.persist.as_mut() {
-                        p.log_error = Some(msg);
+                        p.durable.note_write_error(msg);
                     }
                     return Err(std::io::Error::other(e.to_string()));
                 }

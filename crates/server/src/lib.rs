@@ -88,8 +88,6 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         maxmemory: c.u64("maxmemory"),
         policy: redsnap_engine::store::EvictPolicy::parse(&c.str("maxmemory-policy")),
         samples: c.u64("maxmemory-samples") as usize,
-        stop_writes_on_bgsave_error: c.bool("stop-writes-on-bgsave-error"),
-        snapshots_configured: !c.save_points().is_empty() || c.u64("snapshot-interval") > 0,
         min_replicas: c.u64("min-replicas-to-write") > 0 && c.u64("min-replicas-max-lag") > 0,
         slowlog_slower_than: c.int("slowlog-log-slower-than"),
         slowlog_max_len: c.u64("slowlog-max-len").min(usize::MAX as u64) as usize,
@@ -333,14 +331,14 @@ impl Server {
         {
             let mut inner = shared.inner.lock();
             if let Some(p) = &persistence {
-                if let Some(log) = &p.log {
+                if let Some(log) = p.durable.log() {
                     shared.log.set(Some(log.clone()));
                 }
-                if let Some(ms) = p.snaps.stats().last_save_ms {
-                    inner.lastsave = ms / 1000;
-                }
+                inner.lastsave = p.durable.last_save();
             }
-            inner.store.log_enabled = persistence.as_ref().is_some_and(|p| p.log.is_some());
+            inner.store.log_enabled = persistence
+                .as_ref()
+                .is_some_and(|p| p.durable.log().is_some());
             inner.persist = persistence;
             let libraries = std::mem::take(&mut inner.store.libraries);
             inner.functions.rebuild(&libraries);

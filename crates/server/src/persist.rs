@@ -1,47 +1,30 @@
-//! The server side of persistence: opening and recovering the data directory at
-//! startup, appending each command's log records, snapshot triggers (BGSAVE, SAVE,
-//! save points, `snapshot-interval`, log growth), INFO persistence, and the final
-//! snapshot at shutdown. The storage itself is the `redsnap-persist` crate.
+//! The server side of persistence. The rules (recovery at open, staging the log,
+//! when a snapshot is due, MISCONF, what a snapshot's outcome changes, starting and
+//! stopping the log at runtime) are `redsnap_persist::Durable`'s, shared with the
+//! library's in-process backend; this file wires it to the server: its
+//! configuration and `CONFIG SET`, the connections' view of the log (`LogSlot`),
+//! BGSAVE/SAVE and the cron, INFO persistence, `/health` and `/metrics`, the final
+//! snapshot at shutdown, DEBUG RELOAD.
 
 use crate::config::Config;
 use crate::state::{Inner, Shared};
 use crate::ServerError;
 use redsnap_engine::{now_ms, Reply, Store};
-use redsnap_persist::{recover, AppendLog, DataDir, FsyncPolicy, LoadOptions, SnapshotStore};
+use redsnap_persist::{AppendLog, Durable, DurableConfig, FsyncPolicy, LoadOptions};
 use std::fmt::Write;
 use std::sync::Arc;
 
 /// Persistence state kept under the server lock.
 pub struct Persistence {
-    pub dir: DataDir,
-    pub snaps: SnapshotStore,
-    pub log: Option<AppendLog>,
-    /// The log generation snapshots cover when there is no append log.
-    pub fixed_gen: u64,
-    /// `dirty` when the snapshot in progress took its copy.
-    pub dirty_at_start: u64,
-    /// When the last snapshot attempt started (ms), for save points and retries.
-    pub last_attempt_ms: u64,
-    /// The outcome of the last snapshot attempt.
-    pub last_ok: bool,
-    /// A write to the log failed: writes are refused until an append succeeds.
-    pub log_error: Option<String>,
-    pub loaded_keys: u64,
-    pub expired_at_load: u64,
-    /// The log was started at runtime (`CONFIG SET appendonly yes`) and its first
-    /// snapshot is not durable yet: its file is `*.pending` until then.
-    pub log_pending: bool,
-    /// Whether the last snapshot written was incremental, and how many entries it
-    /// wrote (INFO `rdb_last_snapshot_incremental`, `rdb_last_snapshot_changed`).
-    pub last_incremental: bool,
-    pub last_changed: u64,
-    /// The dataset holds an import (`serve --import`) that no snapshot holds yet:
-    /// the cron starts one at once, and its success deletes the import's marker
-    /// (`redsnap_persist::import`).
-    pub import_pending: bool,
+    /// The data directory, its snapshots and log, and their rules.
+    pub durable: Durable,
     /// Durations of the snapshots written since start (`/metrics`).
     pub durations: SnapshotDurations,
 }
+
+/// A foreground save (SAVE, shutdown) prepared under the lock (boxed: it travels in
+/// the connection's `AsyncOp`).
+pub(crate) struct SaveJob(Box<redsnap_persist::SaveJob>);
 
 /// Upper bounds (seconds) of the snapshot duration histogram.
 pub const SNAPSHOT_BUCKETS: [f64; 12] = [
@@ -104,30 +87,40 @@ pub fn enabled(c: &Config) -> bool {
     c.bool("appendonly") || !c.save_points().is_empty() || c.u64("snapshot-interval") > 0
 }
 
+/// The persistence settings of the configuration, as `Durable` takes them.
+fn durable_config(c: &Config) -> DurableConfig {
+    DurableConfig {
+        dir: c.str("dir").into(),
+        appendonly: c.bool("appendonly"),
+        appendfsync: fsync_policy(c),
+        save_points: c.save_points(),
+        snapshot_interval_secs: c.u64("snapshot-interval"),
+        snapshot_on_shutdown: c.bool("snapshot-on-shutdown"),
+        restore_on_startup: c.bool("restore-on-startup"),
+        snapshot_incremental: c.bool("snapshot-incremental"),
+        aof_load_truncated: c.bool("aof-load-truncated"),
+        load_corrupt: c.bool("load-corrupt"),
+        auto_aof_rewrite_percentage: c.u64("auto-aof-rewrite-percentage"),
+        auto_aof_rewrite_min_size: c.u64("auto-aof-rewrite-min-size"),
+        stop_writes_on_bgsave_error: c.bool("stop-writes-on-bgsave-error"),
+        no_appendfsync_on_rewrite: no_fsync_on_rewrite(c),
+    }
+}
+
 /// Opens the data directory (created 0700, locked) and restores the keyspace from
 /// the snapshot and the log. Refuses to start on damage unless `load-corrupt yes`.
 pub fn open(c: &Config, store: &mut Store) -> Result<Option<Persistence>, ServerError> {
     if !enabled(c) {
         return Ok(None);
     }
-    let err = |e: redsnap_persist::PersistError| ServerError::Persist(e.to_string());
-    let dir = DataDir::open(c.str("dir")).map_err(err)?;
-    let snaps = SnapshotStore::open(&dir).map_err(err)?;
-    snaps.set_incremental(c.bool("snapshot-incremental"));
-    let opts = LoadOptions {
-        load_truncated: c.bool("aof-load-truncated"),
-        ignore_corruption: c.bool("load-corrupt"),
-    };
-    let mut import_pending = false;
-    let (next_gen, loaded_keys, expired) = if c.bool("restore-on-startup") {
-        let report = recover(&dir, &snaps, store, &opts).map_err(err)?;
-        import_pending = report.import_pending.is_some();
-        // A torn tail cut from the log is logged where it is cut (file, offset,
-        // bytes: `redsnap_persist::recover`), once.
+    let durable =
+        Durable::open(durable_config(c), store).map_err(|e| ServerError::Persist(e.to_string()))?;
+    if c.bool("restore-on-startup") {
+        let report = durable.recovery();
         let source = match (
             report.snapshot.is_some(),
             !report.log_files.is_empty(),
-            import_pending,
+            report.import_pending.is_some(),
         ) {
             (true, true, _) => "snapshot+log",
             (true, false, _) => "snapshot",
@@ -145,40 +138,12 @@ pub fn open(c: &Config, store: &mut Store) -> Result<Option<Persistence>, Server
             log_records = report.log_records,
             imported_keys = report.imported_keys,
             expired_dropped = report.expired_dropped,
-            dir = %dir.path().display(),
+            dir = %durable.path().display(),
             "dataset loaded"
         );
-        for d in &report.ignored_corruption {
-            tracing::warn!("load-corrupt: skipped damage: {d}");
-        }
-        (report.next_gen, report.keys, report.expired_dropped)
-    } else {
-        tracing::warn!("restore-on-startup is off: starting empty; the data in {} will be replaced by the next snapshot", dir.path().display());
-        let gens = redsnap_persist::aof::list_generations(dir.path()).map_err(err)?;
-        (gens.iter().map(|(g, _)| g + 1).max().unwrap_or(1), 0, 0)
-    };
-    let log = if c.bool("appendonly") {
-        let log = AppendLog::open(&dir, fsync_policy(c), next_gen).map_err(err)?;
-        log.set_base_size(snaps.stats().last_size_bytes);
-        Some(log)
-    } else {
-        None
-    };
+    }
     Ok(Some(Persistence {
-        import_pending,
-        dir,
-        snaps,
-        log,
-        fixed_gen: next_gen.saturating_sub(1),
-        dirty_at_start: 0,
-        last_attempt_ms: 0,
-        last_ok: true,
-        log_error: None,
-        loaded_keys,
-        expired_at_load: expired,
-        log_pending: false,
-        last_incremental: false,
-        last_changed: 0,
+        durable,
         durations: SnapshotDurations::default(),
     }))
 }
@@ -199,17 +164,15 @@ pub(crate) fn apply_config(
     let c = inner.config.clone();
     let opened_now = inner.persist.is_none() && enabled(&c);
     if opened_now {
-        inner.persist = Some(open_at_runtime(&c)?);
-    }
-    if c.bool("appendonly") && inner.persist.as_ref().is_some_and(|p| p.log.is_none()) {
-        if let Err(e) = start_log(shared, inner) {
-            tracing::error!("could not turn on the append log: {e}");
-            if opened_now {
-                // Nothing changed: the data directory opened for this is released.
-                inner.persist = None;
-            }
-            return Err(format!("CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF ({e})"));
-        }
+        // Persistence turned on at runtime (everything was off at startup): nothing
+        // is loaded (memory is the dataset); the first snapshot replaces what the
+        // directory held.
+        let durable =
+            Durable::attach(durable_config(&c), inner.lastsave).map_err(|e| e.to_string())?;
+        inner.persist = Some(Persistence {
+            durable,
+            durations: SnapshotDurations::default(),
+        });
     }
     if !c.bool("appendonly") && old.bool("appendonly") {
         stop_log(shared, inner);
@@ -217,68 +180,38 @@ pub(crate) fn apply_config(
     let Some(p) = inner.persist.as_mut() else {
         return Ok(());
     };
-    if let Some(log) = &p.log {
-        log.set_policy(fsync_policy(&c));
-        log.set_fsync_paused(no_fsync_on_rewrite(&c) && p.snaps.in_progress());
+    let starting = c.bool("appendonly") && p.durable.log().is_none();
+    p.durable.set_config(durable_config(&c));
+    if starting {
+        if let Err(e) = start_log(shared, inner) {
+            tracing::error!("could not turn on the append log: {e}");
+            if opened_now {
+                // Nothing changed: the data directory opened for this is released.
+                inner.persist = None;
+            } else if let Some(p) = inner.persist.as_mut() {
+                p.durable.set_config(durable_config(old));
+            }
+            return Err(format!("CONFIG SET failed (possibly related to argument 'appendonly') - Unable to turn on AOF ({e})"));
+        }
+        if let Some(p) = inner.persist.as_mut() {
+            // The new log's fsync pause, if the snapshot in progress is not its own.
+            p.durable.set_config(durable_config(&c));
+        }
     }
-    p.snaps.set_incremental(c.bool("snapshot-incremental"));
     Ok(())
 }
 
-/// Persistence turned on at runtime (everything was off at startup): the data
-/// directory is opened and locked, nothing is loaded (memory is the dataset); the
-/// first snapshot replaces what the directory held.
-fn open_at_runtime(c: &Config) -> Result<Persistence, String> {
-    let dir = DataDir::open(c.str("dir")).map_err(|e| e.to_string())?;
-    let snaps = SnapshotStore::open(&dir).map_err(|e| e.to_string())?;
-    let gens = redsnap_persist::aof::list_generations(dir.path()).map_err(|e| e.to_string())?;
-    let newest = gens.iter().map(|(g, _)| *g).max().unwrap_or(0);
-    tracing::info!(
-        "persistence turned on at runtime: using {}; the next snapshot replaces what it holds",
-        dir.path().display()
-    );
-    Ok(Persistence {
-        dir,
-        snaps,
-        log: None,
-        fixed_gen: newest,
-        dirty_at_start: 0,
-        last_attempt_ms: 0,
-        last_ok: true,
-        log_error: None,
-        loaded_keys: 0,
-        expired_at_load: 0,
-        log_pending: false,
-        last_incremental: false,
-        last_changed: 0,
-        import_pending: false,
-        durations: SnapshotDurations::default(),
-    })
-}
-
-/// `appendonly yes` at runtime, as Redis's BGREWRITEAOF starts an AOF: a new log
-/// generation (pending) receives every write from now on, and a snapshot of this
-/// moment covers everything before it; once that snapshot is durable the generation
-/// becomes part of the log. Until then a crash recovers the previous state (as in
-/// Redis, whose new AOF only counts after its first rewrite).
+/// `appendonly yes` at runtime (`Durable::start_log`): the connections see the new
+/// log, and the snapshot that starts it is begun now if it can be (else the cron
+/// starts it as soon as the snapshot in progress is done).
 fn start_log(shared: &Arc<Shared>, inner: &mut Inner) -> Result<(), String> {
-    let policy = fsync_policy(&inner.config);
     let Some(p) = inner.persist.as_mut() else {
         return Err("persistence is not open".into());
     };
-    // The one file created under the lock (an administrative command, once).
-    let log =
-        AppendLog::open_pending(&p.dir, policy, p.fixed_gen + 1).map_err(|e| e.to_string())?;
-    log.set_base_size(p.snaps.stats().last_size_bytes);
-    p.fixed_gen = log.generation() - 1;
-    p.log = Some(log.clone());
-    p.log_pending = true;
-    p.log_error = None;
+    let log = p.durable.start_log().map_err(|e| e.to_string())?;
     shared.log.set(Some(log));
     inner.store.log_enabled = true;
-    tracing::info!("append log turned on: writing a snapshot to start it from");
     if let Err(e) = bgsave(shared, inner) {
-        // The cron starts it as soon as the snapshot in progress is done.
         tracing::info!("the snapshot that starts the append log is scheduled: {e}");
     }
     Ok(())
@@ -293,14 +226,9 @@ fn stop_log(shared: &Arc<Shared>, inner: &mut Inner) {
         tracing::error!("append log: {e:?}");
     }
     inner.store.log_enabled = crate::repl::needs_records(inner);
-    let Some(p) = inner.persist.as_mut() else {
+    let Some(log) = inner.persist.as_mut().and_then(|p| p.durable.stop_log()) else {
         return;
     };
-    let Some(log) = p.log.take() else { return };
-    p.log_pending = false;
-    p.log_error = None;
-    p.fixed_gen = p.fixed_gen.max(log.staged_generation());
-    tracing::info!("append log turned off");
     let shared = shared.clone();
     let spawned = std::thread::Builder::new()
         .name("redsnap-aof-close".into())
@@ -324,55 +252,32 @@ fn stop_log(shared: &Arc<Shared>, inner: &mut Inner) {
 /// memory but will not be logged, so the client is told).
 pub(crate) fn append(inner: &mut Inner) -> Result<Option<u64>, Reply> {
     crate::repl::drain(inner);
-    if inner.store.effects.log.is_empty() {
-        return Ok(None);
-    }
-    let records = std::mem::take(&mut inner.store.effects.log);
     let Some(p) = inner.persist.as_mut() else {
+        inner.store.effects.log.clear();
         return Ok(None);
     };
-    let Some(log) = &p.log else { return Ok(None) };
     // Staged, not written: the connection writes the round's staged batches before its
     // replies leave (`Conn::write`), one write(2) for every connection of the round.
-    match log.stage(&records) {
-        Ok(token) => {
-            if p.log_error.is_some() && log.stats().last_write_ok {
-                p.log_error = None;
-            }
-            Ok(Some(token))
-        }
-        Err(e) => {
-            tracing::error!("writing the append log failed: {e}");
-            let msg = format!("MISCONF Errors writing to the AOF file: {e}");
-            p.log_error = Some(msg.clone());
-            Err(Reply::error(msg))
-        }
-    }
+    p.durable.stage(&mut inner.store).map_err(Reply::error)
 }
 
-/// The MISCONF refusal for write commands while persistence is failing, if any.
 /// Whether a snapshot is being written (its copy then holds memory of its own).
 pub(crate) fn snapshot_in_progress(inner: &Inner) -> bool {
     inner
         .persist
         .as_ref()
-        .is_some_and(|p| p.snaps.in_progress())
+        .is_some_and(|p| p.durable.in_progress())
 }
 
+/// The refusal for write commands while persistence is failing (MISCONF, the
+/// rules are `Durable::write_refusal`'s) or too few replicas are good, if any.
 pub(crate) fn write_refusal(inner: &Inner) -> Option<Reply> {
-    if let Some(p) = inner.persist.as_ref() {
-        if let Some(e) = &p.log_error {
-            return Some(Reply::error(e.clone()));
-        }
-        if let Some(log) = p.log.as_ref().filter(|l| l.is_broken()) {
-            let detail = log.stats().broken.unwrap_or_default();
-            return Some(Reply::error(format!(
-                "MISCONF Errors writing to the AOF file: {detail}"
-            )));
-        }
-        if !p.last_ok && inner.tun.snapshots_configured && inner.tun.stop_writes_on_bgsave_error {
-            return Some(Reply::err("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error."));
-        }
+    if let Some(e) = inner
+        .persist
+        .as_ref()
+        .and_then(|p| p.durable.write_refusal())
+    {
+        return Some(Reply::error(e));
     }
     // Redis's checkGoodReplicasStatus.
     if inner.tun.min_replicas && !crate::repl::enough_good_replicas(inner) {
@@ -430,8 +335,8 @@ pub(crate) fn health_figures(inner: &Inner) -> crate::PersistenceHealth {
             append_log_fsync_status: None,
         };
     };
-    let st = p.snaps.stats();
-    let log = p.log.as_ref().map(|l| l.stats());
+    let st = p.durable.snapshots().stats();
+    let log = p.durable.log().map(|l| l.stats());
     crate::PersistenceHealth {
         enabled: true,
         last_snapshot_age_sec: st.last_save_ms.map(|m| now_ms().saturating_sub(m) / 1000),
@@ -443,220 +348,69 @@ pub(crate) fn health_figures(inner: &Inner) -> crate::PersistenceHealth {
     }
 }
 
-/// Starts a background snapshot. The copy of the keyspace is taken here, under the
-/// lock, in O(databases); the writing happens on a snapshot thread.
+/// Starts a background snapshot (`Durable::start_snapshot`): the copy of the
+/// keyspace is taken here, under the lock, in O(databases); the writing happens on a
+/// snapshot thread, which then records the outcome under the lock.
 pub(crate) fn bgsave(shared: &Arc<Shared>, inner: &mut Inner) -> Result<(), String> {
     let Some(p) = inner.persist.as_mut() else {
         return Err("persistence is disabled (set appendonly, save or snapshot-interval)".into());
     };
-    if p.snaps.in_progress() {
-        return Err("Background save already in progress".into());
-    }
-    let (gen, commit) = snapshot_gen(p)?;
-    // The point the snapshot stands for, with the changes since the last one (for
-    // an incremental snapshot); recording goes on for the next one if it is on.
-    let dbs = inner
-        .store
-        .snapshot_point(inner.config.bool("snapshot-incremental"));
-    p.dirty_at_start = inner.store.effects.dirty;
-    p.last_attempt_ms = now_ms();
     let shared2 = shared.clone();
-    let pause = p.log.clone().filter(|_| no_fsync_on_rewrite(&inner.config));
-    let res = p
-        .snaps
-        .spawn(dbs, gen, p.log.clone(), move |res| {
-            let res = match res {
-                Ok(info) => commit_log(commit.as_ref())
-                    .map(|_| info)
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            let mut inner = shared2.inner.lock();
-            finish(&mut inner, res);
-        })
-        .map(|_| ())
-        .map_err(|e| e.to_string());
-    if let (Ok(()), Some(log)) = (&res, pause) {
-        log.set_fsync_paused(true);
-    }
-    res
-}
-
-/// The log generation a snapshot taken now covers (rotating the log: no I/O), and
-/// the pending log its success starts, if any.
-fn snapshot_gen(p: &mut Persistence) -> Result<(u64, Option<AppendLog>), String> {
-    Ok(match &p.log {
-        Some(log) if p.log_pending => (p.fixed_gen, Some(log.clone())),
-        Some(log) => (log.rotate().map_err(|e| e.to_string())?, None),
-        None => (p.fixed_gen, None),
+    p.durable.start_snapshot(&mut inner.store, move |res| {
+        let mut inner = shared2.inner.lock();
+        let dirty = inner
+            .persist
+            .as_ref()
+            .map_or(0, |p| p.durable.dirty_at_start());
+        finish(&mut inner, dirty, res.as_ref().map_err(String::as_str));
     })
 }
 
-/// After the snapshot that starts a pending log is durable: make the log count.
-fn commit_log(log: Option<&AppendLog>) -> redsnap_persist::Result<()> {
-    match log {
-        Some(l) => l.commit_pending(),
-        None => Ok(()),
+/// Records a snapshot's outcome (`Durable::finish`), its duration for `/metrics`
+/// and the time of the last save (LASTSAVE, INFO).
+fn finish(
+    inner: &mut Inner,
+    dirty_at_start: u64,
+    res: Result<&redsnap_persist::SnapshotInfo, &str>,
+) {
+    let Some(p) = inner.persist.as_mut() else {
+        return;
+    };
+    p.durable.finish(&mut inner.store, dirty_at_start, res);
+    if let Ok(info) = res {
+        p.durations.record(info.duration);
+        inner.lastsave = p.durable.last_save();
     }
 }
 
-fn finish(inner: &mut Inner, res: Result<&redsnap_persist::SnapshotInfo, String>) {
-    let dirty_at_start = inner.persist.as_ref().map_or(0, |p| p.dirty_at_start);
-    if let Some(log) = inner.persist.as_ref().and_then(|p| p.log.as_ref()) {
-        log.set_fsync_paused(false);
-    }
-    match res {
-        Ok(info) => {
-            inner.store.effects.dirty = inner.store.effects.dirty.saturating_sub(dirty_at_start);
-            inner.lastsave = now_ms() / 1000;
-            if let Some(p) = inner.persist.as_mut() {
-                p.last_ok = true;
-                p.last_incremental = info.incremental;
-                p.last_changed = info.changed;
-                if p.log_pending && p.log.as_ref().is_some_and(|l| !l.is_pending()) {
-                    p.log_pending = false;
-                }
-                if p.import_pending {
-                    match redsnap_persist::import::finish(p.dir.path()) {
-                        Ok(()) => {
-                            p.import_pending = false;
-                            tracing::info!("import complete: its first snapshot is durable");
-                        }
-                        Err(e) => tracing::error!(
-                            "the import's first snapshot is durable, but its marker could not be deleted: {e} (the next start deletes it)"
-                        ),
-                    }
-                }
-                // The snapshot holds everything in memory, including any batch whose
-                // log write failed: the log is consistent again from here on.
-                if p.log_error.take().is_some() {
-                    tracing::info!(
-                        "append log writable again after a successful snapshot; accepting writes"
-                    );
-                }
-            }
-            if let Some(p) = inner.persist.as_mut() {
-                p.durations.record(info.duration);
-            }
-            tracing::info!(
-                keys = info.keys,
-                bytes = info.size_bytes,
-                ms = info.duration.as_millis() as u64,
-                kind = if info.incremental {
-                    "incremental"
-                } else {
-                    "full"
-                },
-                changed = info.changed,
-                "snapshot saved"
-            );
-        }
-        Err(e) => {
-            tracing::error!("snapshot failed: {e} (the previous snapshot is intact)");
-            if let Some(p) = inner.persist.as_mut() {
-                p.last_ok = false;
-            }
-        }
-    }
-}
-
-/// What a foreground save (SAVE, shutdown) needs, taken under the lock.
-pub(crate) struct SaveJob {
-    snaps: SnapshotStore,
-    log: Option<AppendLog>,
-    /// A pending log that this save starts.
-    commit: Option<AppendLog>,
-    dbs: redsnap_engine::Dataset,
-    gen: u64,
-    dirty: u64,
-}
-
+/// A foreground save (SAVE, shutdown), taken under the lock.
 pub(crate) fn prepare_save(inner: &mut Inner) -> Result<SaveJob, String> {
     let Some(p) = inner.persist.as_mut() else {
         return Err("persistence is disabled".into());
     };
-    if p.snaps.in_progress() {
-        return Err("Background save already in progress".into());
-    }
-    let (gen, commit) = snapshot_gen(p)?;
-    p.last_attempt_ms = now_ms();
-    Ok(SaveJob {
-        snaps: p.snaps.clone(),
-        log: p.log.clone(),
-        commit,
-        dbs: inner
-            .store
-            .snapshot_point(inner.config.bool("snapshot-incremental")),
-        gen,
-        dirty: inner.store.effects.dirty,
-    })
+    p.durable
+        .prepare_save(&mut inner.store)
+        .map(|job| SaveJob(Box::new(job)))
 }
 
 /// Runs a foreground save off the async workers and records its outcome.
 pub(crate) async fn run_save(shared: &Arc<Shared>, job: SaveJob) -> Result<(), String> {
-    let dirty = job.dirty;
-    let res = tokio::task::spawn_blocking(move || {
-        job.snaps
-            .save(job.dbs, job.gen, job.log.as_ref())
-            .and_then(|info| commit_log(job.commit.as_ref()).map(|_| info))
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())
-    .and_then(|r| r);
+    let dirty = job.0.dirty();
+    let res = tokio::task::spawn_blocking(move || job.0.run())
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
     let mut inner = shared.lock_async().await;
-    if let Some(p) = inner.persist.as_mut() {
-        p.dirty_at_start = dirty;
-    }
-    finish(&mut inner, res.as_ref().map_err(|e| e.clone()));
+    finish(&mut inner, dirty, res.as_ref().map_err(String::as_str));
     res.map(|_| ())
 }
 
-/// Periodic checks: save points, `snapshot-interval`, log growth.
+/// Periodic checks: starts a snapshot when one is due (`Durable::due`).
 pub(crate) fn cron(shared: &Arc<Shared>, inner: &mut Inner) {
     let Some(p) = inner.persist.as_ref() else {
         return;
     };
-    if p.snaps.in_progress() {
-        return;
-    }
-    let now = now_ms();
-    let dirty = inner.store.effects.dirty;
-    let since_save = now / 1000 - inner.lastsave.min(now / 1000);
-    // After a failure, retry no sooner than 5 s later (as Redis does).
-    if !p.last_ok && now.saturating_sub(p.last_attempt_ms) < 5000 {
-        return;
-    }
-    let mut reason = p.log_error.as_ref().map(|_| {
-        "the append log could not be written: snapshotting to make memory durable again".to_string()
-    });
-    if reason.is_none() && p.log_pending {
-        reason = Some("the append log was turned on".into());
-    }
-    if reason.is_none() && p.import_pending {
-        reason = Some("the imported dataset is in no snapshot yet".into());
-    }
-    for (secs, changes) in inner.config.save_points() {
-        if dirty >= changes && since_save >= secs {
-            reason = Some(format!("{changes} changes in {secs} seconds"));
-            break;
-        }
-    }
-    let interval = inner.config.u64("snapshot-interval");
-    if reason.is_none() && interval > 0 && dirty > 0 && since_save >= interval {
-        reason = Some(format!("snapshot-interval {interval}s"));
-    }
-    if reason.is_none() {
-        if let Some(log) = &p.log {
-            if log.should_rewrite(
-                inner.config.u64("auto-aof-rewrite-percentage"),
-                inner.config.u64("auto-aof-rewrite-min-size"),
-            ) {
-                reason = Some("append log grew past auto-aof-rewrite-percentage".into());
-            }
-        }
-    }
-    if let Some(r) = reason {
+    if let Some(r) = p.durable.due(inner.store.effects.dirty, now_ms()) {
         tracing::info!("{r}: starting a snapshot");
         if let Err(e) = bgsave(shared, inner) {
             tracing::error!("could not start a snapshot: {e}");
@@ -683,12 +437,13 @@ pub(crate) fn info(inner: &Inner) -> String {
         return s;
     };
     s.push_str(&refused);
-    let st = p.snaps.stats();
+    let d = &p.durable;
+    let st = d.snapshots().stats();
     let now = now_ms();
     let _ = write!(
         s,
         "loading:0\r\npersistence_enabled:1\r\ndir:{}\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\nrdb_last_bgsave_time_sec:{}\r\nrdb_current_bgsave_time_sec:{}\r\nrdb_saves:{}\r\nrdb_failures:{}\r\nrdb_last_snapshot_size:{}\r\nrdb_last_snapshot_keys:{}\r\nrdb_last_good_snapshot_age_sec:{}\r\nrdb_last_error:{}\r\nrdb_last_snapshot_incremental:{}\r\nrdb_last_snapshot_changed:{}\r\nloaded_keys:{}\r\nexpired_keys_at_load:{}\r\n",
-        p.dir.path().display(),
+        d.path().display(),
         inner.store.effects.dirty,
         st.in_progress as u8,
         st.last_save_ms.map_or(inner.lastsave, |m| m / 1000),
@@ -701,12 +456,12 @@ pub(crate) fn info(inner: &Inner) -> String {
         st.last_keys,
         st.last_save_ms.map_or(-1, |m| (now.saturating_sub(m) / 1000) as i64),
         st.last_error.clone().unwrap_or_default().replace(['\r', '\n'], " "),
-        p.last_incremental as u8,
-        p.last_changed,
-        p.loaded_keys,
-        p.expired_at_load,
+        d.last_incremental() as u8,
+        d.last_changed(),
+        d.recovery().keys,
+        d.recovery().expired_dropped,
     );
-    match &p.log {
+    match d.log() {
         Some(log) => {
             let a = log.stats();
             let _ = write!(
@@ -714,7 +469,7 @@ pub(crate) fn info(inner: &Inner) -> String {
                 "aof_enabled:1\r\naof_fsync_policy:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_fsync_paused:{}\r\naof_last_write_status:{}\r\naof_last_write_error:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_current_generation:{}\r\naof_fsyncs:{}\r\naof_last_fsync_status:{}\r\n\r\n",
                 a.policy.name(),
                 st.in_progress as u8,
-                (p.log_pending && !st.in_progress) as u8,
+                (d.log_pending() && !st.in_progress) as u8,
                 a.fsync_paused as u8,
                 if a.last_write_ok { "ok" } else { "err" },
                 a.last_write_error.unwrap_or_default().replace(['\r', '\n'], " "),
@@ -754,16 +509,12 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, save: Option<bool>) -> Result
         let nosave = shared
             .nosave_shutdown
             .load(std::sync::atomic::Ordering::Acquire);
+        // Without any persistence configured (all turned off at runtime), only a
+        // pending log asks for a final snapshot.
+        let requested = save.or_else(|| (!enabled(&inner.config)).then_some(false));
         (
-            // A log started at runtime counts only after its first snapshot: without
-            // one, what it holds would be dropped at the next start. SHUTDOWN NOSAVE
-            // during a busy script wins over both.
-            !nosave
-                && (p.log_pending
-                    || save.unwrap_or_else(|| {
-                        inner.config.bool("snapshot-on-shutdown") && enabled(&inner.config)
-                    })),
-            p.log.clone(),
+            !nosave && p.durable.save_at_shutdown(requested),
+            p.durable.log().cloned(),
         )
     };
     // Wait for a background snapshot in progress to finish.
@@ -773,39 +524,21 @@ pub(crate) async fn shutdown(shared: &Arc<Shared>, save: Option<bool>) -> Result
             .await
             .persist
             .as_ref()
-            .is_some_and(|p| p.snaps.in_progress());
+            .is_some_and(|p| p.durable.in_progress());
         if !busy {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let log_ok = match &log {
-        Some(l) => match l.flush() {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!("flushing the append log at shutdown failed: {e}");
-                false
-            }
-        },
-        None => false,
-    };
+    let log_ok = redsnap_persist::durable::flush_at_shutdown(log.as_ref());
     if want_save {
+        // The lock is released before the save runs (`run_save` takes it again).
         let job = prepare_save(&mut *shared.lock_async().await);
         let res = match job {
             Ok(job) => run_save(shared, job).await,
             Err(e) => Err(e),
         };
-        match res {
-            Ok(()) => tracing::info!("final snapshot saved"),
-            Err(e) if log_ok => tracing::warn!(
-                "final snapshot failed ({e}); the append log holds every write, nothing is lost"
-            ),
-            Err(e) => {
-                return Err(format!(
-                    "final snapshot failed and there is no append log to fall back on: {e}"
-                ))
-            }
-        }
+        redsnap_persist::durable::final_snapshot_outcome(res, log_ok)?;
     }
     if let Some(l) = &log {
         if let Err(e) = l.close() {
@@ -849,12 +582,10 @@ pub(crate) fn reload_into(inner: &mut Inner, flush: bool, merge: bool) -> Reply 
         load_truncated: inner.config.bool("aof-load-truncated"),
         ignore_corruption: false,
     };
-    if let Some(log) = &p.log {
-        if let Err(e) = log.flush() {
-            return Reply::error(format!("ERR Error flushing the append log: {e}"));
-        }
+    if let Err(e) = p.durable.flush() {
+        return Reply::error(format!("ERR Error flushing the append log: {e}"));
     }
-    if let Err(e) = recover(&p.dir, &p.snaps, &mut fresh, &opts) {
+    if let Err(e) = p.durable.load_into(&mut fresh, &opts) {
         return Reply::error(format!("ERR Error trying to load the snapshot: {e}"));
     }
     fresh.effects = Default::default();

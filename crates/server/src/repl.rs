@@ -542,7 +542,10 @@ pub(crate) fn cron(shared: &Shared, inner: &mut Inner) {
         r.backlog = None;
         r.seldb = None;
         r.woff.clear();
-        inner.store.log_enabled = inner.persist.as_ref().is_some_and(|p| p.log.is_some());
+        inner.store.log_enabled = inner
+            .persist
+            .as_ref()
+            .is_some_and(|p| p.durable.log().is_some());
         tracing::info!(
             "replication backlog freed after {} seconds without connected replicas",
             inner.repl.conf.backlog_ttl

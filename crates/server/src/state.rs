@@ -140,8 +140,6 @@ pub struct Tunables {
     pub maxmemory: u64,
     pub policy: Option<redsnap_engine::store::EvictPolicy>,
     pub samples: usize,
-    pub stop_writes_on_bgsave_error: bool,
-    pub snapshots_configured: bool,
     /// min-replicas-to-write and min-replicas-max-lag are both set: writes are
     /// refused (NOREPLICAS) without enough good replicas (`repl::enough_good_replicas`).
     pub min_replicas: bool,

@@ -289,7 +289,7 @@ impl Shared {
             if let Err(e) = d.stage(store) {
                 tracing::error!(target: "redsnap", "append log at shutdown: {e}");
             }
-            (d.config().snapshot_on_shutdown, d.log().cloned())
+            (d.save_at_shutdown(None), d.log().cloned())
         };
         for _ in 0..6000 {
             let busy = self
@@ -303,16 +303,7 @@ impl Shared {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let log_ok = match &log {
-            Some(l) => match l.flush() {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::error!(target: "redsnap", "flushing the append log at shutdown failed: {e}");
-                    false
-                }
-            },
-            None => false,
-        };
+        let log_ok = redsnap_persist::durable::flush_at_shutdown(log.as_ref());
         let mut result = Ok(());
         if want_save {
             let job = {
@@ -333,19 +324,7 @@ impl Shared {
                         Err(e) => d.finish(store, 0, Err(e)),
                     }
                 }
-                match res {
-                    Ok(_) => {
-                        tracing::info!(target: "redsnap", "{}: final snapshot saved", self.target)
-                    }
-                    Err(e) if log_ok => {
-                        tracing::warn!(target: "redsnap", "{}: final snapshot failed ({e}); the append log holds every write, nothing is lost", self.target)
-                    }
-                    Err(e) => {
-                        result = Err(format!(
-                            "final snapshot failed and there is no append log to fall back on: {e}"
-                        ))
-                    }
-                }
+                result = redsnap_persist::durable::final_snapshot_outcome(res.map(|_| ()), log_ok);
             }
         }
         let durable = self.engine.lock().durable.take();

@@ -175,9 +175,9 @@ impl Figures {
             })
             .collect();
         let persistence = inner.persist.as_ref().map(|p| Persistence {
-            snaps: p.snaps.stats(),
+            snaps: p.durable.snapshots().stats(),
             durations: p.durations.clone(),
-            log: p.log.as_ref().map(|l| l.stats()),
+            log: p.durable.log().map(|l| l.stats()),
         });
         let (replicas, repl_offset) = crate::repl::replicas_and_offset(inner);
         // Clients postponed by CLIENT PAUSE count as blocked (INFO's
