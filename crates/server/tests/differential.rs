@@ -246,6 +246,19 @@ impl Gen {
     fn n(&mut self, lo: i64, hi: i64) -> i64 {
         self.rng.random_range(lo..=hi)
     }
+    /// A relative TTL in `lo..=hi`, moved an hour ahead when positive: a deadline
+    /// that passes during the run would expire the key at different commands on the
+    /// two servers (each takes its deadline from its own clock when the command
+    /// reaches it), so DBSIZE and lazy expiry would race. Zero and negative values
+    /// (delete at once, errors) stay as drawn. `ms`: the value is in milliseconds.
+    fn ttl(&mut self, lo: i64, hi: i64, ms: bool) -> i64 {
+        let v = self.n(lo, hi);
+        if v > 0 {
+            v + if ms { 3_600_000 } else { 3_600 }
+        } else {
+            v
+        }
+    }
     fn chance(&mut self, p: f64) -> bool {
         self.rng.random_bool(p)
     }
@@ -427,11 +440,11 @@ impl Gen {
                         3 => a.push(b("KEEPTTL")),
                         4 => {
                             a.push(b("EX"));
-                            a.push(b(&self.n(-1, 1000).to_string()));
+                            a.push(b(&self.ttl(-1, 1000, false).to_string()));
                         }
                         5 => {
                             a.push(b("PX"));
-                            a.push(b(&self.n(100000, 900000).to_string()));
+                            a.push(b(&self.ttl(100000, 900000, true).to_string()));
                         }
                         6 => {
                             a.push(b("EXAT"));
@@ -502,7 +515,7 @@ impl Gen {
                     0 => a.push(b("PERSIST")),
                     1 => {
                         a.push(b("EX"));
-                        a.push(b(&self.n(-1, 500).to_string()));
+                        a.push(b(&self.ttl(-1, 500, false).to_string()));
                     }
                     _ => {}
                 }
@@ -511,7 +524,7 @@ impl Gen {
                 a = cmd![
                     b(self.pick(&["SETEX", "PSETEX"])),
                     self.key("s"),
-                    b(&self.n(-1, 900000).to_string()),
+                    b(&self.ttl(-1, 900000, true).to_string()),
                     self.val()
                 ]
             }
@@ -536,7 +549,7 @@ impl Gen {
                 a = cmd![
                     b(self.pick(&["EXPIRE", "PEXPIRE"])),
                     self.key("s"),
-                    b(&self.n(-5, 100000).to_string())
+                    b(&self.ttl(-5, 100000, true).to_string())
                 ];
                 if self.chance(0.4) {
                     a.push(b(self.pick(&["NX", "XX", "GT", "LT", "BOGUS"])));

@@ -455,12 +455,21 @@ fn setrange(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 /// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
 fn lcs(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
+    // Both keys are looked up (an expired one goes) before either's type is
+    // checked, as Redis's lcsCommand does.
+    let mut found: [Option<Option<Bytes>>; 2] = [None, None];
+    for (slot, key) in found.iter_mut().zip(&argv[1..3]) {
+        *slot = cx.lookup_read(key).map(|e| match e.value() {
+            Value::Str(s) => Some(s.clone()),
+            _ => None,
+        });
+    }
     let mut strs = [Bytes::new(), Bytes::new()];
-    for (slot, key) in strs.iter_mut().zip(&argv[1..3]) {
-        match cx.lookup_read(key).map(|e| e.value()) {
+    for (slot, f) in strs.iter_mut().zip(found) {
+        match f {
             None => {}
-            Some(Value::Str(s)) => *slot = s.clone(),
-            Some(_) => {
+            Some(Some(s)) => *slot = s,
+            Some(None) => {
                 return Err(Reply::err(
                     "ERR The specified keys must contain string values",
                 ))
@@ -1112,6 +1121,24 @@ mod tests {
         assert_eq!(r(&mut s, &["incrbyfloat", "f", "-0.6"]), bulk("10"));
         assert_eq!(r(&mut s, &["ttl", "f"]), Reply::Int(100));
         assert_eq!(s.effects.log.len(), log0 + 6);
+    }
+
+    #[test]
+    fn lcs_looks_up_both_keys_before_checking_types() {
+        let mut s = with_list();
+        // A key whose deadline passed stays until something looks it up (no active
+        // expiry here); LCS looks up its second key even when the first one is of
+        // the wrong type, so the expired key goes, as in Redis.
+        r(&mut s, &["set", "gone", "v", "pxat", "1"]);
+        let before = r(&mut s, &["dbsize"]);
+        assert_eq!(
+            r(&mut s, &["lcs", "l", "gone"]),
+            Reply::err("ERR The specified keys must contain string values")
+        );
+        let Reply::Int(n) = before else {
+            panic!("{before:?}")
+        };
+        assert_eq!(r(&mut s, &["dbsize"]), Reply::Int(n - 1));
     }
 
     #[test]
