@@ -630,6 +630,11 @@ impl Db {
     }
 
     /// A key at (or after) a random point in hash order, wrapping around.
+    /// A key picked about uniformly at random (`Trie::random_leaf`).
+    pub fn random_key(&self, pick: impl FnMut(usize) -> usize) -> Option<(&Key, &Entry)> {
+        self.map.random_leaf(pick).map(|l| (&l.key, &l.value))
+    }
+
     pub fn key_at_or_after(&self, hash: u64) -> Option<(&Key, &Entry)> {
         self.map
             .iter_from(hash)

@@ -237,6 +237,29 @@ impl<V: Clone> Trie<V> {
         self.len == 0
     }
 
+    /// A leaf reached by a random descent: at each node a uniformly random
+    /// occupied slot, in a group of equal hashes a uniformly random key. `pick(n)`
+    /// must return a uniform index below `n`. Keys are spread by a keyed hash, so
+    /// the trie is balanced and every key is about equally likely (two keys in
+    /// different root slots exactly 1/2 each), unlike the key at or after a random
+    /// hash, whose odds follow the gap before it.
+    pub fn random_leaf(&self, mut pick: impl FnMut(usize) -> usize) -> Option<&Leaf<V>> {
+        let mut node = &self.root;
+        loop {
+            if node.slots.is_empty() {
+                return None;
+            }
+            match &node.slots[pick(node.slots.len())] {
+                Slot::Leaf(l) => return Some(l),
+                Slot::Node(n) => node = n,
+                Slot::Same(g) => {
+                    let n = g.iter().count();
+                    return g.iter().nth(pick(n));
+                }
+            }
+        }
+    }
+
     pub fn get(&self, hash: u64, key: &[u8]) -> Option<&Leaf<V>> {
         let mut node = &self.root;
         let mut level = 0;

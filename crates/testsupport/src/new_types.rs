@@ -261,6 +261,29 @@ fn mask_rax_nodes(r: Resp) -> Resp {
     }
 }
 
+/// `state` with every consumer group's `entries-read` and `lag` replaced by 0:
+/// what replaying an append log cannot restore, in redsnap as in Redis 7.0
+/// (XREADGROUP propagates XCLAIMs, which carry no read counter).
+pub fn mask_group_counters(state: &[(String, Resp)]) -> Vec<(String, Resp)> {
+    fn mask(r: &Resp) -> Resp {
+        match r {
+            Resp::Array(Some(v)) => {
+                let mut out = Vec::with_capacity(v.len());
+                let mut mask_next = false;
+                for item in v {
+                    let is_name =
+                        matches!(item, Resp::Bulk(Some(b)) if b == b"entries-read" || b == b"lag");
+                    out.push(if mask_next { Resp::Int(0) } else { mask(item) });
+                    mask_next = is_name;
+                }
+                Resp::Array(Some(out))
+            }
+            other => other.clone(),
+        }
+    }
+    state.iter().map(|(k, r)| (k.clone(), mask(r))).collect()
+}
+
 /// XPENDING's extended form with the idle times (which grow) replaced by 0.
 fn mask_idle(r: Resp) -> Resp {
     match r {

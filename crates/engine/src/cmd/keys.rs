@@ -352,8 +352,9 @@ fn randomkey(cx: &mut Cx, _argv: &[Bytes]) -> CmdResult {
     // Expired picks are deleted and another key is tried, as in Redis; the number
     // of random tries is bounded, then the first live key is taken.
     for _ in 0..100 {
-        let h: u64 = cx.rng().random();
-        let Some((k, e)) = cx.store.dbs[db].key_at_or_after(h) else {
+        let store = &mut *cx.store;
+        let rng = &mut store.rng;
+        let Some((k, e)) = store.dbs[db].random_key(|n| rng.random_range(0..n)) else {
             return Ok(Reply::Nil);
         };
         if !e.is_expired(now) {
@@ -921,6 +922,37 @@ mod tests {
         assert_eq!(run(&mut s, T0 + 10, &["randomkey"]), Reply::Nil);
         r(&mut s, &["set", "h", "v"]);
         assert_eq!(run(&mut s, T0 + 10, &["randomkey"]), bulk("h"));
+    }
+
+    #[test]
+    fn randomkey_is_fair_whatever_the_hash_gaps() {
+        // Two keys whose hashes are close: the key at or after a random hash would
+        // almost always be the first of them. A random descent picks each about
+        // half the time.
+        let mut s = Store::default();
+        let names: Vec<String> = (0..4000).map(|i| format!("k{i}")).collect();
+        let mut by_hash: Vec<(u64, &str)> = names
+            .iter()
+            .map(|n| (s.dbs[0].key_hash(n.as_bytes()), n.as_str()))
+            .collect();
+        by_hash.sort();
+        let (a, b) = by_hash
+            .windows(2)
+            .min_by_key(|w| w[1].0 - w[0].0)
+            .map(|w| (w[0].1, w[1].1))
+            .unwrap();
+        r(&mut s, &["set", a, "1"]);
+        r(&mut s, &["set", b, "2"]);
+        let mut seen_b = 0;
+        for _ in 0..400 {
+            if r(&mut s, &["randomkey"]) == bulk(b) {
+                seen_b += 1;
+            }
+        }
+        assert!(
+            (100..=300).contains(&seen_b),
+            "{b} picked {seen_b} times of 400"
+        );
     }
 
     #[test]

@@ -209,7 +209,6 @@ pub fn read_group(
     let items = st.range(start, StreamId::MAX, false, limit);
     let mut records = Vec::new();
     let mut propagate_last_id = false;
-    let entries_read_before = st.groups.get(group).map(|g| g.entries_read);
     for (id, _) in &items {
         let id = *id;
         let tomb = st.range_has_tombstones(id, StreamId::MAX);
@@ -251,12 +250,12 @@ pub fn read_group(
             }
         }
     }
-    // Redis 7.0 propagates the group's last ID (with ENTRIESREAD) only for
-    // NOACK reads, so replaying its AOF leaves `entries-read` where XGROUP
-    // CREATE/SETID put it. redsnap also records it when the read changed the
-    // counter, so a restart (and a replica) keeps the exact value.
-    if let Some(g) = st.groups.get(group) {
-        if propagate_last_id || Some(g.entries_read) != entries_read_before {
+    // Redis 7.0 propagates the group's last ID (with ENTRIESREAD) only for NOACK
+    // reads (the XCLAIMs of the others carry no read counter), so replaying the
+    // log leaves `entries-read` where XGROUP CREATE/SETID put it, as replaying
+    // Redis's AOF does; a replica sees the same stream as Redis's replicas.
+    if propagate_last_id {
+        if let Some(g) = st.groups.get(group) {
             records.push(setid_record(key, group, g));
         }
     }
