@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 BIN=${REDSNAP_BIN:-target/release/redsnap}
-TESTS=${BENCH_ACL_TESTS:-set,get,incr,lpush,sadd,hset}
+# Only tests whose keys are key:* (the restricted user may touch no other keys).
+TESTS=${BENCH_ACL_TESTS:-set,get,mset}
 REQUESTS=${BENCH_ACL_REQUESTS:-200000}
 [ -x "$BIN" ] || { echo "no $BIN: cargo build --release -p redsnap-cli" >&2; exit 1; }
 WORK=$(mktemp -d /tmp/redsnap-bench-acl.XXXXXX)
