@@ -3,86 +3,18 @@
 //! replies and the streams of published events (what RESP2 and RESP3 subscribers,
 //! pattern and plain, receive, in order) are compared byte for byte.
 
+use redsnap_testsupport::wire::WireClient as Client;
 use redsnap_testsupport::{encode_command, RedisServer, RedsnapServer};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// A reply as read off the wire: its raw bytes and its parts (strings of
-/// aggregates flattened in order), enough to recognise a message.
-struct Read1 {
-    raw: Vec<u8>,
-    parts: Vec<Vec<u8>>,
+/// What these tests add to the wire client.
+trait Script {
+    fn cmd(&mut self, args: &[&[u8]]) -> Vec<u8>;
+    fn cmd_str(&mut self, args: &[&str]) -> String;
 }
 
-struct Client {
-    rd: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        s.set_nodelay(true).expect("nodelay");
-        Client {
-            rd: BufReader::new(s),
-        }
-    }
-
-    fn send(&mut self, args: &[&[u8]]) {
-        self.rd
-            .get_mut()
-            .write_all(&encode_command(args))
-            .expect("write");
-    }
-
-    fn read_into(&mut self, out: &mut Read1) {
-        let mut l = Vec::new();
-        self.rd.read_until(b'\n', &mut l).expect("read line");
-        assert!(l.ends_with(b"\r\n"), "truncated line {l:?}");
-        out.raw.extend_from_slice(&l);
-        let body = l[1..l.len() - 2].to_vec();
-        let n = || -> i64 {
-            std::str::from_utf8(&body)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .expect("length")
-        };
-        match l[0] {
-            b'$' | b'=' | b'!' => {
-                let len = n();
-                if len >= 0 {
-                    let mut buf = vec![0; len as usize + 2];
-                    self.rd.read_exact(&mut buf).expect("bulk");
-                    out.raw.extend_from_slice(&buf);
-                    buf.truncate(len as usize);
-                    out.parts.push(buf);
-                }
-            }
-            b'*' | b'>' | b'~' => {
-                for _ in 0..n().max(0) {
-                    self.read_into(out);
-                }
-            }
-            b'%' => {
-                for _ in 0..n().max(0) * 2 {
-                    self.read_into(out);
-                }
-            }
-            _ => out.parts.push(body),
-        }
-    }
-
-    fn read(&mut self) -> Read1 {
-        let mut r = Read1 {
-            raw: Vec::new(),
-            parts: Vec::new(),
-        };
-        self.read_into(&mut r);
-        r
-    }
-
+impl Script for Client {
     /// Sends a command and returns the raw bytes of its reply.
     fn cmd(&mut self, args: &[&[u8]]) -> Vec<u8> {
         self.send(args);

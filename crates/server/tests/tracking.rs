@@ -3,96 +3,26 @@
 //! client receives (replies, RESP3 invalidation pushes, RESP2 messages on
 //! `__redis__:invalidate`, shard messages) is compared byte for byte.
 
-use redsnap_testsupport::{encode_command, RedisServer, RedsnapServer};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use redsnap_testsupport::wire::WireClient as Client;
+use redsnap_testsupport::{RedisServer, RedsnapServer};
 
-/// One reply: its raw bytes and its strings (aggregates flattened).
-struct Reply1 {
-    raw: Vec<u8>,
-    parts: Vec<Vec<u8>>,
+/// What these tests add to the wire client.
+trait Script {
+    fn cmd(&mut self, args: &[&str]) -> String;
+    fn drain(&mut self) -> Vec<String>;
 }
 
-struct Client {
-    rd: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(port: u16) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        s.set_nodelay(true).expect("nodelay");
-        Client {
-            rd: BufReader::new(s),
-        }
-    }
-
-    fn send(&mut self, args: &[&str]) {
-        let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-        self.rd
-            .get_mut()
-            .write_all(&encode_command(&a))
-            .expect("write");
-    }
-
-    fn read_into(&mut self, out: &mut Reply1) {
-        let mut l = Vec::new();
-        self.rd.read_until(b'\n', &mut l).expect("read line");
-        assert!(l.ends_with(b"\r\n"), "truncated line {l:?}");
-        out.raw.extend_from_slice(&l);
-        let body = l[1..l.len() - 2].to_vec();
-        let n = || -> i64 {
-            std::str::from_utf8(&body)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .expect("length")
-        };
-        match l[0] {
-            b'$' | b'=' | b'!' => {
-                let len = n();
-                if len >= 0 {
-                    let mut buf = vec![0; len as usize + 2];
-                    self.rd.read_exact(&mut buf).expect("bulk");
-                    out.raw.extend_from_slice(&buf);
-                    buf.truncate(len as usize);
-                    out.parts.push(buf);
-                }
-            }
-            b'*' | b'>' | b'~' => {
-                for _ in 0..n().max(0) {
-                    self.read_into(out);
-                }
-            }
-            b'%' => {
-                for _ in 0..n().max(0) * 2 {
-                    self.read_into(out);
-                }
-            }
-            _ => out.parts.push(body),
-        }
-    }
-
-    fn read(&mut self) -> Reply1 {
-        let mut r = Reply1 {
-            raw: Vec::new(),
-            parts: Vec::new(),
-        };
-        self.read_into(&mut r);
-        r
-    }
-
+impl Script for Client {
     /// Sends a command and returns its reply as text.
     fn cmd(&mut self, args: &[&str]) -> String {
-        self.send(args);
+        self.send_str(args);
         String::from_utf8_lossy(&self.read().raw).into_owned()
     }
 
     /// Everything the client received before the reply to a PING sent now (pushes
     /// and messages queued for it), as text, one entry per reply.
     fn drain(&mut self) -> Vec<String> {
-        self.send(&["PING", "sentinel"]);
+        self.send_str(&["PING", "sentinel"]);
         let mut out = Vec::new();
         loop {
             let r = self.read();
@@ -152,7 +82,7 @@ fn resp3_push(port: u16) -> Vec<String> {
     out.push(line("after sets", a.drain()));
     // Own write: the reply, then the invalidation.
     a.cmd(&["GET", "k2"]);
-    a.send(&["SET", "k2", "mine"]);
+    a.send_str(&["SET", "k2", "mine"]);
     out.push(line(
         "own write reply",
         String::from_utf8_lossy(&a.read().raw),
@@ -273,7 +203,7 @@ fn sharded(port: u16) -> Vec<String> {
     let mut p = Client::connect(port);
     s3.cmd(&["HELLO", "3"]);
     for s in [&mut s2, &mut s3] {
-        s.send(&["SSUBSCRIBE", "ch1", "ch2", "ch1"]);
+        s.send_str(&["SSUBSCRIBE", "ch1", "ch2", "ch1"]);
         for _ in 0..3 {
             out.push(line("ssub", String::from_utf8_lossy(&s.read().raw)));
         }
@@ -296,7 +226,7 @@ fn sharded(port: u16) -> Vec<String> {
     ));
     out.push(line("plain numsub", p.cmd(&["PUBSUB", "NUMSUB", "ch1"])));
     // (In hash table order: compared sorted.)
-    s3.send(&["SUNSUBSCRIBE"]);
+    s3.send_str(&["SUNSUBSCRIBE"]);
     let mut v: Vec<String> = (0..2)
         .map(|_| {
             let r = s3.read();

@@ -25,6 +25,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 pub mod dataset;
 pub mod new_types;
+pub mod wire;
 use rand::Rng;
 
 /// How long a server may take to answer its first PING.
