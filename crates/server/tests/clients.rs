@@ -12,12 +12,11 @@
 //! reason) only when `python3` or `node` is not installed at all; a missing
 //! client library is a failure that says how to install it.
 
-use std::fs::{self, File};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis::Value;
+use redsnap_testsupport::external::{self, have, tail};
 use redsnap_testsupport::{RedisServer, RedsnapServer};
 
 /// Upper bound for one client script run.
@@ -31,17 +30,6 @@ fn clients_dir() -> PathBuf {
         .join("..")
         .join("tests")
         .join("clients")
-}
-
-fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
 }
 
 /// Both servers, persistence off.
@@ -59,46 +47,12 @@ fn start_servers() -> Servers {
     Servers { redis, redsnap }
 }
 
-/// Run `program args...` in tests/clients with a timeout; Ok(stdout) if it exits 0.
+/// Run `program args...` in tests/clients with a timeout; Ok(stdout) if it exits 0
+/// and printed something.
 fn run_script(program: &str, args: &[String]) -> Result<String, String> {
-    let tmp = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-    let out_path = tmp.path().join("stdout");
-    let err_path = tmp.path().join("stderr");
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(clients_dir())
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).map_err(|e| e.to_string())?)
-        .stderr(File::create(&err_path).map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| format!("spawning {program} {args:?}: {e}"))?;
-    let deadline = Instant::now() + SCRIPT_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{program} {args:?} did not finish within {SCRIPT_TIMEOUT:?}; stderr:\n{}",
-                    fs::read_to_string(&err_path).unwrap_or_default()
-                ));
-            }
-            Err(e) => return Err(format!("waiting for {program}: {e}")),
-        }
-    };
-    let out = fs::read_to_string(&out_path).unwrap_or_default();
-    let err = fs::read_to_string(&err_path).unwrap_or_default();
-    if !status.success() {
-        return Err(format!(
-            "{program} {args:?} exited with {status}; stderr:\n{err}\nstdout:\n{out}"
-        ));
-    }
+    let out = external::run(program, args, &clients_dir(), SCRIPT_TIMEOUT)?;
     if out.trim().is_empty() {
-        return Err(format!(
-            "{program} {args:?} printed nothing; stderr:\n{err}"
-        ));
+        return Err(format!("{program} {args:?} printed nothing"));
     }
     Ok(out)
 }
@@ -200,11 +154,6 @@ fn script_test(label: &str, program: &str, script: &str, protocol: Option<u8>) {
     compare(label, &expected, &actual);
 }
 
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 // ---------------------------------------------------------------------------
 // redis-py
 // ---------------------------------------------------------------------------
@@ -214,15 +163,11 @@ fn redis_py(protocol: u8) {
         eprintln!("SKIPPED redis-py test: python3 is not installed");
         return;
     }
-    let import = Command::new("python3")
-        .args(["-c", "import redis"])
-        .output()
-        .expect("run python3");
+    let missing = external::missing_python_modules(&["redis"]);
     assert!(
-        import.status.success(),
+        missing.is_empty(),
         "redis-py is not installed: run `python3 -m pip install -r tests/clients/requirements.txt` \
-         (scripts/test.sh does it)\n{}",
-        String::from_utf8_lossy(&import.stderr)
+         (scripts/test.sh does it)"
     );
     script_test(
         &format!("redis-py RESP{protocol}"),

@@ -13,11 +13,10 @@
 //! (with a printed reason) only when `python3` or `node` is not installed at
 //! all; a missing framework package is a failure that says how to install it.
 
-use std::fs::{self, File};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use redsnap_testsupport::external::{self, have, missing_python_modules, tail};
 use redsnap_testsupport::{RedisServer, RedsnapServer};
 
 /// Upper bound for one script run (the scripts give up by themselves after 60 s).
@@ -31,33 +30,9 @@ fn frameworks_dir() -> PathBuf {
         .join("frameworks")
 }
 
-fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// Fails (with how to install them) when Python modules are missing.
 fn require_python_modules(modules: &[&str]) {
-    let missing: Vec<&str> = modules
-        .iter()
-        .copied()
-        .filter(|m| {
-            !Command::new("python3")
-                .args(["-c", &format!("import {m}")])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        })
-        .collect();
+    let missing = missing_python_modules(modules);
     assert!(
         missing.is_empty(),
         "Python module(s) {missing:?} not installed: run `python3 -m pip install -r \
@@ -65,59 +40,19 @@ fn require_python_modules(modules: &[&str]) {
     );
 }
 
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
 /// Run `program script host port` in tests/frameworks with a timeout; Ok(the
 /// last line of stdout, the JSON summary) if it exits 0.
 fn run_script(program: &str, script: &str, port: u16) -> Result<String, String> {
-    let tmp = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-    let out_path = tmp.path().join("stdout");
-    let err_path = tmp.path().join("stderr");
     let args = [
         frameworks_dir().join(script).display().to_string(),
         "127.0.0.1".to_string(),
         port.to_string(),
     ];
-    let mut child = Command::new(program)
-        .args(&args)
-        .current_dir(frameworks_dir())
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).map_err(|e| e.to_string())?)
-        .stderr(File::create(&err_path).map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| format!("spawning {program} {args:?}: {e}"))?;
-    let deadline = Instant::now() + SCRIPT_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!(
-                    "{program} {args:?} did not finish within {SCRIPT_TIMEOUT:?}; stderr:\n{}",
-                    tail(&fs::read_to_string(&err_path).unwrap_or_default(), 40)
-                ));
-            }
-            Err(e) => return Err(format!("waiting for {program}: {e}")),
-        }
-    };
-    let out = fs::read_to_string(&out_path).unwrap_or_default();
-    let err = fs::read_to_string(&err_path).unwrap_or_default();
-    if !status.success() {
-        return Err(format!(
-            "{program} {args:?} exited with {status}; stderr:\n{}\nstdout:\n{out}",
-            tail(&err, 40)
-        ));
-    }
+    let out = external::run(program, &args, &frameworks_dir(), SCRIPT_TIMEOUT)?;
     match out.lines().rev().find(|l| !l.trim().is_empty()) {
         Some(line) if line.trim_start().starts_with('{') => Ok(line.trim().to_string()),
         _ => Err(format!(
-            "{program} {args:?} printed no JSON summary; stdout:\n{out}\nstderr:\n{}",
-            tail(&err, 40)
+            "{program} {args:?} printed no JSON summary; stdout:\n{out}"
         )),
     }
 }

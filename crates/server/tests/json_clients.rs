@@ -5,57 +5,18 @@
 //! module). Setup as for `clients.rs` (`pip install -r requirements.txt && npm
 //! install` in tests/clients); skipped only when python3 or node is absent.
 
+use redsnap_testsupport::external::{self, have};
 use redsnap_testsupport::RedsnapServer;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn clients_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/clients")
 }
 
-fn have(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Runs the script to completion (at most 120 s); its stdout, or why it failed.
 fn run(program: &str, args: &[String]) -> Result<String, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(clients_dir())
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).map_err(|e| e.to_string())?)
-        .stderr(std::fs::File::create(&err).map_err(|e| e.to_string())?)
-        .spawn()
-        .map_err(|e| format!("spawning {program}: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{program} {args:?} timed out"));
-            }
-        }
-    };
-    let stdout = std::fs::read_to_string(&out).unwrap_or_default();
-    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
-    if status.success() {
-        Ok(stdout)
-    } else {
-        Err(format!(
-            "{program} {args:?} failed ({status}):\n{stdout}\n{stderr}"
-        ))
-    }
+    external::run(program, args, &clients_dir(), Duration::from_secs(120))
 }
 
 fn server() -> RedsnapServer {

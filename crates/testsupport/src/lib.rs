@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 pub mod dataset;
+pub mod external;
 pub mod new_types;
 pub mod wire;
 use rand::Rng;
