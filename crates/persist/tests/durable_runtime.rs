@@ -2,34 +2,12 @@
 //! (`set_config`), persistence turned on in a running process (`attach`), the append
 //! log started and stopped (`start_log`, `stop_log`), and the shutdown rules.
 
-use bytes::Bytes;
+mod common;
+
+use common::durable::{get, run};
 use redsnap_engine::Store;
 use redsnap_persist::durable::final_snapshot_outcome;
 use redsnap_persist::{Durable, DurableConfig};
-
-fn argv(parts: &[&str]) -> Vec<Bytes> {
-    parts
-        .iter()
-        .map(|p| Bytes::copy_from_slice(p.as_bytes()))
-        .collect()
-}
-
-fn run(store: &mut Store, d: &mut Durable, parts: &[&str]) {
-    let r = store.exec(0, redsnap_engine::now_ms(), &argv(parts));
-    assert!(!r.is_error(), "{r:?}");
-    d.stage(store).unwrap();
-    if let Some(log) = d.log() {
-        log.write_staged().unwrap();
-        log.wait_durable(log.written_token()).unwrap();
-    }
-}
-
-fn get(store: &mut Store, key: &str) -> Option<Bytes> {
-    match store.exec(0, redsnap_engine::now_ms(), &argv(&["GET", key])) {
-        redsnap_engine::Reply::Bulk(b) => Some(b),
-        _ => None,
-    }
-}
 
 /// No triggers and no log: snapshots only when asked.
 fn quiet(dir: &std::path::Path) -> DurableConfig {

@@ -1,6 +1,8 @@
 #![allow(dead_code)]
 //! Helpers shared by the integration tests.
 
+pub mod durable;
+
 use bytes::Bytes;
 use redsnap_engine::{Reply, Store, Value, ZSet};
 use redsnap_persist::{
