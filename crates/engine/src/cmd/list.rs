@@ -186,12 +186,34 @@ fn pop_n(cx: &mut Cx, key: &Bytes, left: bool, count: usize) -> Result<Vec<Bytes
     } else {
         l.drain(l.len() - n..).rev().collect()
     };
+    let emptied = l.is_empty();
     if !out.is_empty() {
         cx.notify(notify::LIST, if left { "lpop" } else { "rpop" }, key);
-        cx.remove_if_empty(key);
+        if emptied {
+            cx.remove_if_empty(key);
+        }
         cx.modified_n(key, out.len() as u64);
     }
     Ok(out)
+}
+
+/// LPOP/RPOP without a count: one element, no vector (the list is looked up once
+/// for the type check and the write, and again only when it became empty).
+fn pop_one(cx: &mut Cx, key: &Bytes, left: bool) -> CmdResult {
+    let Some(l) = cx.list_mut(key, false)? else {
+        return Ok(Reply::Nil);
+    };
+    let popped = if left { l.pop_front() } else { l.pop_back() };
+    let emptied = l.is_empty();
+    let Some(v) = popped else {
+        return Ok(Reply::Nil);
+    };
+    cx.notify(notify::LIST, if left { "lpop" } else { "rpop" }, key);
+    if emptied {
+        cx.remove_if_empty(key);
+    }
+    cx.modified(key);
+    Ok(Reply::Bulk(v))
 }
 
 fn pop(cx: &mut Cx, argv: &[Bytes], left: bool) -> CmdResult {
@@ -200,20 +222,15 @@ fn pop(cx: &mut Cx, argv: &[Bytes], left: bool) -> CmdResult {
         return Err(wrong_arity(if left { "lpop" } else { "rpop" }));
     }
     let count = match argv.get(2) {
-        Some(c) => Some(non_negative(c, reply::ERR_NOT_POSITIVE)?),
-        None => None,
+        Some(c) => non_negative(c, reply::ERR_NOT_POSITIVE)?,
+        None => return pop_one(cx, key, left),
     };
     if !cx.check_kind(key, Kind::List)? {
-        return Ok(if count.is_some() {
-            Reply::NilArray
-        } else {
-            Reply::Nil
-        });
+        return Ok(Reply::NilArray);
     }
     match count {
-        None => Ok(Reply::opt_bulk(pop_n(cx, key, left, 1)?.pop())),
-        Some(0) => Ok(Reply::Array(Vec::new())),
-        Some(n) => {
+        0 => Ok(Reply::Array(Vec::new())),
+        n => {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
             Ok(Reply::bulks(pop_n(cx, key, left, n)?))
         }
