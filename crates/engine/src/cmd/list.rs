@@ -575,6 +575,22 @@ mod tests {
         run(s, &["lrange", key, "0", "-1"])
     }
     const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+    #[test]
+    fn lrange_of_empty_small_and_large_elements() {
+        let mut s = Store::default();
+        let big = "b".repeat(65);
+        let edge = "e".repeat(64);
+        let items = ["", "x", big.as_str(), "yz", edge.as_str(), ""];
+        let mut argv = vec!["rpush", "l"];
+        argv.extend(items);
+        run(&mut s, &argv);
+        assert_eq!(list(&mut s, "l"), bulks(&items));
+        assert_eq!(run(&mut s, &["lrange", "l", "1", "3"]), bulks(&items[1..4]));
+        assert_eq!(run(&mut s, &["lrange", "l", "2", "2"]), bulks(&[&big]));
+        // The stored elements are unchanged by the replies.
+        assert_eq!(run(&mut s, &["lpop", "l", "6"]), bulks(&items));
+    }
     const RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
 
     #[test]
