@@ -4,10 +4,14 @@
 # Usage: scripts/bench.sh
 #
 # 1. builds the release binary (cargo build --release -p redsnap-cli);
-# 2. starts redis-server and redsnap on free loopback ports, persistence off;
+# 2. for each persistence mode of BENCH_MODES, starts redis-server and redsnap on free
+#    loopback ports with fresh data directories: "off" (redis --save '' --appendonly no,
+#    redsnap --appendonly no --save ""), "everysec" (redis --appendonly yes --appendfsync
+#    everysec, redsnap --appendonly yes --appendfsync everysec --save ""
+#    --snapshot-interval 0);
 # 3. runs redis-benchmark (-c 50 -r 100000 -n 200000 --csv) against each, interleaved
-#    (redis, redsnap, redis, redsnap, ...) for 3 rounds, with -P 1 and -P 16, and keeps
-#    the median rps and p99 of every test;
+#    (redis, redsnap, redis, redsnap, ...) for 5 rounds, with -P 1 and -P 16, and keeps
+#    the median rps and p99 of every test, one table per (mode, pipeline);
 # 4. restarts both servers, loads the same 1,000,000 keys with 100-byte values into each
 #    (SET key:N, one RESP stream through redis-cli --pipe) and reads INFO memory
 #    used_memory and VmRSS from /proc/<pid>/status at three moments (issue 16):
@@ -25,8 +29,9 @@
 # Tests whose command redsnap does not implement yet are left out for both servers
 # and listed in BENCHMARKS.md.
 #
-# Knobs (environment): BENCH_ROUNDS (3), BENCH_BUDGET_SECONDS (540: fewer rounds are run
-# when the next one would not fit), BENCH_REQUESTS (200000), BENCH_CLIENTS (50),
+# Knobs (environment): BENCH_ROUNDS (5), BENCH_MODES (off,everysec), BENCH_BUDGET_SECONDS
+# (150 per round per mode, 1500 by default: fewer rounds are run when the next one would
+# not fit), BENCH_REQUESTS (200000), BENCH_CLIENTS (50),
 # BENCH_KEYSPACE (100000), BENCH_TESTS (the list below), BENCH_MEM_KEYS (1000000),
 # BENCH_VALUE_SIZE (100), BENCH_SKIP_BUILD=1 (use the existing release binary),
 # BENCH_PARTS (throughput,memory: the parts to run), BENCH_OUT_MD (BENCHMARKS.md),
@@ -37,12 +42,18 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
-ROUNDS=${BENCH_ROUNDS:-3}
-BUDGET=${BENCH_BUDGET_SECONDS:-540}   # wall-clock budget of the throughput rounds
+ROUNDS=${BENCH_ROUNDS:-5}
+MODES=${BENCH_MODES:-off,everysec}
+IFS=, read -r -a MODE_LIST <<<"$MODES"
+for m in "${MODE_LIST[@]}"; do
+  case "$m" in off|everysec) ;; *) echo "bench.sh: unknown mode '$m' in BENCH_MODES (off, everysec)" >&2; exit 1 ;; esac
+done
+# Wall-clock budget of the throughput rounds (all modes): ~2 min per round per mode.
+BUDGET=${BENCH_BUDGET_SECONDS:-$(( 150 * ROUNDS * ${#MODE_LIST[@]} ))}
 REQUESTS=${BENCH_REQUESTS:-200000}
 CLIENTS=${BENCH_CLIENTS:-50}
 KEYSPACE=${BENCH_KEYSPACE:-100000}
-TESTS=${BENCH_TESTS:-set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,lrange_100}
+TESTS=${BENCH_TESTS:-set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,lrange_100,mset}
 PIPELINES="1 16"
 MEM_KEYS=${BENCH_MEM_KEYS:-1000000}
 VALUE_SIZE=${BENCH_VALUE_SIZE:-100}
@@ -118,17 +129,24 @@ wait_ready() {  # port name logfile
   die "$2 on port $1 did not answer PING"
 }
 
-# start_server redis|redsnap [snapshots] -> sets SERVER_PORT and SERVER_PID. With
-# "snapshots", BGSAVE works on both (redsnap needs a save point for its data dir; one
-# that never fires) and neither snapshots on its own.
+# start_server redis|redsnap [snapshots|everysec] -> sets SERVER_PORT and SERVER_PID.
+# With "snapshots", BGSAVE works on both (redsnap needs a save point for its data dir;
+# one that never fires) and neither snapshots on its own. With "everysec", both keep an
+# append log fsynced every second and take no snapshots.
 start_server() {
   local kind=$1 port dir
   port=$(free_port)
   dir=$WORK/$kind-$port
   mkdir -p "$dir"
-  if [ "$kind" = redis ]; then
+  if [ "$kind" = redis ] && [ "${2:-}" = everysec ]; then
+    "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly yes \
+      --appendfsync everysec --dir "$dir" --daemonize no --logfile "$dir/log" &
+  elif [ "$kind" = redis ]; then
     "$REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
       --dir "$dir" --daemonize no --logfile "$dir/log" &
+  elif [ "${2:-}" = everysec ]; then
+    "$BIN" serve --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
+      --appendfsync everysec --save "" --snapshot-interval 0 >"$dir/log" 2>&1 &
   elif [ "${2:-}" = snapshots ]; then
     "$BIN" serve --port "$port" --bind 127.0.0.1 --dir "$dir" --appendonly no \
       --save "86400 2000000000" --snapshot-interval 0 >"$dir/log" 2>&1 &
@@ -155,13 +173,10 @@ cli() { "$REDIS_CLI" -h 127.0.0.1 -p "$@"; }
 mkdir -p "$WORK/csv"
 FAILED=()
 MISSING=()
+MODE_ROUNDS=()
 RUN_LIST=
 DONE_ROUNDS=0
 if part throughput; then
-start_server redis;   REDIS_PORT=$SERVER_PORT;   REDIS_PID=$SERVER_PID
-start_server redsnap; REDSNAP_PORT=$SERVER_PORT; REDSNAP_PID=$SERVER_PID
-log "redis-server $REDIS_VERSION on $REDIS_PORT (pid $REDIS_PID), redsnap on $REDSNAP_PORT (pid $REDSNAP_PID)"
-
 # Leave out tests whose command redsnap does not know yet (for both servers).
 probe_cmd() {
   case "$1" in
@@ -183,57 +198,75 @@ probe_cmd() {
     *) echo "" ;;
   esac
 }
-RUN_TESTS=()
-MISSING=()
-IFS=, read -r -a ALL_TESTS <<<"$TESTS"
-for t in "${ALL_TESTS[@]}"; do
-  probe=$(probe_cmd "$t")
-  if [ -n "$probe" ]; then
-    # shellcheck disable=SC2086
-    reply=$(cli "$REDSNAP_PORT" $probe 2>&1 || true)
-    if printf '%s' "$reply" | grep -qi "unknown command"; then
-      MISSING+=("$t")
-      log "redsnap does not implement the command of test '$t' ($reply): left out"
-      continue
+probe_tests() {  # redsnap port -> sets RUN_LIST and MISSING
+  local t probe reply
+  RUN_TESTS=()
+  MISSING=()
+  IFS=, read -r -a ALL_TESTS <<<"$TESTS"
+  for t in "${ALL_TESTS[@]}"; do
+    probe=$(probe_cmd "$t")
+    if [ -n "$probe" ]; then
+      # shellcheck disable=SC2086
+      reply=$(cli "$1" $probe 2>&1 || true)
+      if printf '%s' "$reply" | grep -qi "unknown command"; then
+        MISSING+=("$t")
+        log "redsnap does not implement the command of test '$t' ($reply): left out"
+        continue
+      fi
     fi
-  fi
-  RUN_TESTS+=("$t")
-done
-cli "$REDSNAP_PORT" FLUSHALL >/dev/null
-[ ${#RUN_TESTS[@]} -gt 0 ] || die "no test left to run"
-RUN_LIST=$(IFS=,; echo "${RUN_TESTS[*]}")
+    RUN_TESTS+=("$t")
+  done
+  cli "$1" FLUSHALL >/dev/null
+  [ ${#RUN_TESTS[@]} -gt 0 ] || die "no test left to run"
+  RUN_LIST=$(IFS=,; echo "${RUN_TESTS[*]}")
+}
 
 T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-DONE_ROUNDS=0
-for round in $(seq 1 "$ROUNDS"); do
-  # Keep the throughput part within its time budget: after the first round, run only
-  # as many more rounds as fit (the report shows how many ran).
-  if [ "$round" -gt 1 ]; then
-    spent=$(( $(date +%s) - T_START ))
-    per_round=$(( spent / DONE_ROUNDS ))
-    if [ $(( spent + per_round )) -gt "$BUDGET" ]; then
-      log "stopping after $DONE_ROUNDS round(s): another one (~${per_round}s) would exceed BENCH_BUDGET_SECONDS=$BUDGET"
-      break
-    fi
-  fi
-  for pipeline in $PIPELINES; do
-    for kind in redis redsnap; do
-      if [ "$kind" = redis ]; then port=$REDIS_PORT; else port=$REDSNAP_PORT; fi
-      cli "$port" FLUSHALL >/dev/null
-      out=$WORK/csv/$kind-P$pipeline-r$round.csv
-      log "round $round/$ROUNDS -P $pipeline $kind"
-      if ! "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$port" -c "$CLIENTS" -r "$KEYSPACE" -n "$REQUESTS" \
-          -P "$pipeline" -t "$RUN_LIST" --csv >"$out" 2>"$out.err"; then
-        FAILED+=("$kind -P $pipeline round $round: $(tr '\n' ' ' <"$out.err" | cut -c1-300)")
-        log "redis-benchmark failed against $kind: $(head -c 300 "$out.err")"
+# Each mode gets an equal share of the budget; rounds are counted per mode.
+MODE_BUDGET=$(( BUDGET / ${#MODE_LIST[@]} ))
+DONE_ROUNDS=
+MODE_ROUNDS=()
+for mode in "${MODE_LIST[@]}"; do
+  flavour=
+  [ "$mode" = everysec ] && flavour=everysec
+  start_server redis $flavour;   REDIS_PORT=$SERVER_PORT;   REDIS_PID=$SERVER_PID
+  start_server redsnap $flavour; REDSNAP_PORT=$SERVER_PORT; REDSNAP_PID=$SERVER_PID
+  log "persistence $mode: redis-server $REDIS_VERSION on $REDIS_PORT (pid $REDIS_PID), redsnap on $REDSNAP_PORT (pid $REDSNAP_PID)"
+  [ -n "$RUN_LIST" ] || probe_tests "$REDSNAP_PORT"
+  M_START=$(date +%s)
+  mode_rounds=0
+  for round in $(seq 1 "$ROUNDS"); do
+    # Keep the mode within its share of the time budget: after the first round, run
+    # only as many more rounds as fit (the report shows how many ran).
+    if [ "$round" -gt 1 ]; then
+      spent=$(( $(date +%s) - M_START ))
+      per_round=$(( spent / mode_rounds ))
+      if [ $(( spent + per_round )) -gt "$MODE_BUDGET" ]; then
+        log "$mode: stopping after $mode_rounds round(s): another one (~${per_round}s) would exceed this mode's share (${MODE_BUDGET}s) of BENCH_BUDGET_SECONDS=$BUDGET"
+        break
       fi
+    fi
+    for pipeline in $PIPELINES; do
+      for kind in redis redsnap; do
+        if [ "$kind" = redis ]; then port=$REDIS_PORT; else port=$REDSNAP_PORT; fi
+        cli "$port" FLUSHALL >/dev/null
+        out=$WORK/csv/$kind-$mode-P$pipeline-r$round.csv
+        log "$mode round $round/$ROUNDS -P $pipeline $kind"
+        if ! "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$port" -c "$CLIENTS" -r "$KEYSPACE" -n "$REQUESTS" \
+            -P "$pipeline" -t "$RUN_LIST" --csv >"$out" 2>"$out.err"; then
+          FAILED+=("$kind $mode -P $pipeline round $round: $(tr '\n' ' ' <"$out.err" | cut -c1-300)")
+          log "redis-benchmark failed against $kind: $(head -c 300 "$out.err")"
+        fi
+      done
     done
+    mode_rounds=$round
   done
-  DONE_ROUNDS=$round
+  MODE_ROUNDS+=("$mode:$mode_rounds")
+  if [ -z "$DONE_ROUNDS" ] || [ "$mode_rounds" -lt "$DONE_ROUNDS" ]; then DONE_ROUNDS=$mode_rounds; fi
+  stop_server "$REDIS_PID"
+  stop_server "$REDSNAP_PID"
 done
-stop_server "$REDIS_PID"
-stop_server "$REDSNAP_PID"
 fi
 
 # ---------------------------------------------------------------------------
@@ -369,7 +402,9 @@ META=$WORK/meta.txt
   echo "redis_version=$REDIS_VERSION"
   echo "benchmark_version=$("$REDIS_BENCHMARK" --version 2>/dev/null | head -1)"
   echo "redsnap_bin=${BIN#"$ROOT"/}"
-  echo "rounds=$DONE_ROUNDS"
+  echo "rounds=${DONE_ROUNDS:-0}"
+  echo "modes=$MODES"
+  echo "mode_rounds=$(IFS=,; echo "${MODE_ROUNDS[*]:-}")"
   echo "rounds_planned=$ROUNDS"
   echo "requests=$REQUESTS"
   echo "clients=$CLIENTS"

@@ -2,7 +2,9 @@
 """Turn scripts/bench.sh's raw results into BENCHMARKS.md and an SVG bar chart.
 
 Inputs (written by bench.sh):
-  --csv-dir DIR   redis-benchmark --csv outputs named <server>-P<pipeline>-r<round>.csv
+  --csv-dir DIR   redis-benchmark --csv outputs named <server>-<mode>-P<pipeline>-r<round>.csv
+                  (mode: the persistence mode, "off" or "everysec"; a name without
+                  one, <server>-P<pipeline>-r<round>.csv, is mode "off")
   --memory FILE   key=value lines: <server>.rss_before_kb, .rss_after_kb,
                   .used_memory_before, .used_memory_after, .dbsize, .load_seconds,
                   .rss_overwrite_kb, .used_memory_overwrite, .rss_bgsave_peak_kb
@@ -20,6 +22,10 @@ from collections import defaultdict
 from xml.sax.saxutils import escape
 
 SERVERS = ("redis", "redsnap")
+MODE_TEXT = {
+    "off": "persistence off",
+    "everysec": "append log, appendfsync everysec",
+}
 
 
 def read_kv(path):
@@ -47,15 +53,15 @@ def test_name(raw):
 
 
 def read_csvs(csv_dir):
-    """{(pipeline, test, server): [(rps, p99), ...]} and the test order."""
+    """{(mode, pipeline, test, server): [(rps, p99), ...]} and the test order."""
     data = defaultdict(list)
     order = []
-    pat = re.compile(r"^(redis|redsnap)-P(\d+)-r(\d+)\.csv$")
+    pat = re.compile(r"^(redis|redsnap)(?:-([a-z]+))?-P(\d+)-r(\d+)\.csv$")
     for path in sorted(glob.glob(os.path.join(csv_dir, "*.csv"))):
         m = pat.match(os.path.basename(path))
         if not m:
             continue
-        server, pipeline = m.group(1), int(m.group(2))
+        server, mode, pipeline = m.group(1), m.group(2) or "off", int(m.group(3))
         with open(path, encoding="utf-8", errors="replace") as f:
             for row in csv.DictReader(f):
                 name = test_name(row.get("test") or "")
@@ -66,7 +72,7 @@ def read_csvs(csv_dir):
                     p99 = float(row.get("p99_latency_ms") or "nan")
                 except (KeyError, ValueError):
                     continue
-                data[(pipeline, name, server)].append((rps, p99))
+                data[(mode, pipeline, name, server)].append((rps, p99))
                 if name not in order:
                     order.append(name)
     return data, order
@@ -89,24 +95,29 @@ def fmt_ratio(v):
     return "n/a" if v is None else "{:.2f}".format(v)
 
 
-def summarize(data, order, pipelines):
-    """[(pipeline, test, redis_rps, redsnap_rps, ratio, redis_p99, redsnap_p99, n_runs)]"""
+def summarize(data, order, series):
+    """[((mode, pipeline), test, redis_rps, redsnap_rps, ratio, redis_p99, redsnap_p99, n_runs)]"""
     rows = []
-    for p in pipelines:
+    for (mode, p) in series:
         for t in order:
-            r = data.get((p, t, "redis"), [])
-            s = data.get((p, t, "redsnap"), [])
+            r = data.get((mode, p, t, "redis"), [])
+            s = data.get((mode, p, t, "redsnap"), [])
             if not r and not s:
                 continue
             r_rps, s_rps = median([x[0] for x in r]), median([x[0] for x in s])
             r_p99, s_p99 = median([x[1] for x in r]), median([x[1] for x in s])
             ratio = s_rps / r_rps if r_rps and s_rps is not None else None
-            rows.append((p, t, r_rps, s_rps, ratio, r_p99, s_p99, min(len(r), len(s))))
+            rows.append(((mode, p), t, r_rps, s_rps, ratio, r_p99, s_p99, min(len(r), len(s))))
     return rows
 
 
-def svg_chart(rows, pipelines):
-    """Horizontal grouped bars of redsnap/redis rps per test, one bar per pipeline depth."""
+def series_label(key, modes):
+    mode, p = key
+    return "-P %d" % p if len(modes) == 1 else "%s -P %d" % (mode, p)
+
+
+def svg_chart(rows, series, modes=("off",)):
+    """Horizontal grouped bars of redsnap/redis rps per test, one bar per (mode, pipeline)."""
     tests = []
     for row in rows:
         if row[1] not in tests:
@@ -114,7 +125,8 @@ def svg_chart(rows, pipelines):
     ratios = {(row[0], row[1]): row[4] for row in rows}
     colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"]
     bar_h, gap, label_w, plot_w, top, bottom_pad = 14, 10, 110, 520, 50, 50
-    group_h = bar_h * len(pipelines) + gap
+    legend_w = 70 if len(modes) == 1 else 120
+    group_h = bar_h * len(series) + gap
     height = top + group_h * max(len(tests), 1) + bottom_pad
     width = label_w + plot_w + 70
     known = [v for v in ratios.values() if v is not None]
@@ -133,10 +145,10 @@ def svg_chart(rows, pipelines):
     ]
     # legend
     lx = label_w
-    for i, p in enumerate(pipelines):
+    for i, p in enumerate(series):
         out.append('<rect x="%d" y="30" width="12" height="12" fill="%s"/>' % (lx, colors[i % len(colors)]))
-        out.append('<text x="%d" y="40">-P %d</text>' % (lx + 16, p))
-        lx += 70
+        out.append('<text x="%d" y="40">%s</text>' % (lx + 16, escape(series_label(p, modes))))
+        lx += legend_w
     # grid lines every 0.25
     step = 0.25 if max_ratio <= 2.5 else 0.5
     v = 0.0
@@ -151,8 +163,8 @@ def svg_chart(rows, pipelines):
     for ti, t in enumerate(tests):
         gy = top + ti * group_h
         out.append('<text x="%d" y="%d" text-anchor="end">%s</text>'
-                   % (label_w - 8, gy + bar_h * len(pipelines) / 2 + 4, escape(t)))
-        for pi, p in enumerate(pipelines):
+                   % (label_w - 8, gy + bar_h * len(series) / 2 + 4, escape(t)))
+        for pi, p in enumerate(series):
             r = ratios.get((p, t))
             y = gy + pi * bar_h
             if r is None:
@@ -254,10 +266,16 @@ def main():
     mem = read_kv(args.memory)
     pipelines = [int(p) for p in first(meta, "pipelines", "1 16").split()]
     data, order = read_csvs(args.csv_dir)
-    rows = summarize(data, order, pipelines)
+    modes = [m for m in first(meta, "modes", "off").split(",") if m]
+    # Modes found in the csv files but not in the meta (an older run) come last.
+    for (m, _p, _t, _s) in data:
+        if m not in modes:
+            modes.append(m)
+    series = [(m, p) for m in modes for p in pipelines]
+    rows = summarize(data, order, series)
 
     with open(args.svg, "w", encoding="utf-8") as f:
-        f.write(svg_chart(rows, pipelines))
+        f.write(svg_chart(rows, series, modes))
 
     md = []
     md.append("# Benchmarks: redsnap vs redis-server\n")
@@ -277,8 +295,11 @@ def main():
     md.append("Client and servers share the machine: redis-benchmark, redis-server and redsnap compete "
               "for the same %s cores (and with whatever else runs there: see the load average), so absolute "
               "numbers are low and noisy; the interleaved rounds keep the ratios comparable. "
-              "Both servers run with persistence off (redis `--save '' --appendonly no`, redsnap "
-              "`--appendonly no --save \"\"`), on loopback.\n" % first(meta, "nproc"))
+              "Both servers run on loopback, in each persistence mode measured: persistence off "
+              "(redis `--save '' --appendonly no`, redsnap `--appendonly no --save \"\"`) and "
+              "appendfsync everysec (redis `--save '' --appendonly yes --appendfsync everysec`, redsnap "
+              "`--appendonly yes --appendfsync everysec --save \"\" --snapshot-interval 0`), each "
+              "pair started fresh with empty data directories.\n" % first(meta, "nproc"))
     md.append("## Throughput\n")
     md.append("`redis-benchmark -c %s -r %s -n %s -P <depth> -t <tests> --csv`, run against the two servers "
               "interleaved (redis, redsnap, redis, redsnap, ...), %s round(s), `FLUSHALL` before each run; "
@@ -288,13 +309,16 @@ def main():
     md.append("With `-P 1` every request is a loopback round trip and redis-benchmark needs about as much "
               "CPU as the server, so both servers land close to the client's limit; `-P 16` (16 requests "
               "in flight per connection) shows more of each server's own per-command cost.\n")
+    if first(meta, "mode_rounds"):
+        md.append("Rounds per persistence mode: %s.\n" % first(meta, "mode_rounds").replace(":", ": ").replace(",", ", "))
     if first(meta, "rounds_planned") and first(meta, "rounds_planned") != first(meta, "rounds"):
         md.append("Only %s of the %s planned rounds ran: the next one would not have fit in the time "
                   "budget (BENCH_BUDGET_SECONDS).\n" % (first(meta, "rounds"), first(meta, "rounds_planned")))
     md.append("![redsnap/redis throughput ratio per test](%s)\n" % args.svg_link)
-    for p in pipelines:
-        prow = [r for r in rows if r[0] == p]
-        md.append("### -P %d\n" % p)
+    for key in series:
+        mode, p = key
+        prow = [r for r in rows if r[0] == key]
+        md.append("### %s, -P %d\n" % (MODE_TEXT.get(mode, mode), p))
         if not prow:
             md.append("_No results._\n")
             continue
@@ -306,7 +330,9 @@ def main():
         ratios = [r[4] for r in prow if r[4]]
         if ratios:
             gm = statistics.geometric_mean(ratios)
-            md.append("\nGeometric mean of the ratios: **%.2f**.\n" % gm)
+            below = [r[1] for r in prow if r[4] is not None and r[4] < 1.0]
+            md.append("\nGeometric mean of the ratios: **%.2f**. Ratios below 1.0: **%d of %d**%s.\n"
+                      % (gm, len(below), len(ratios), (" (" + ", ".join(below) + ")") if below else ""))
         else:
             md.append("")
     missing = [m for m in first(meta, "missing").split(",") if m]

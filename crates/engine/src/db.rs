@@ -253,14 +253,24 @@ impl std::fmt::Debug for HashMemo {
 }
 
 impl HashMemo {
-    /// The remembered hash of `key`, looked for at the expected position and the
-    /// one after it (a command that hashed no key skips one).
+    /// The remembered hash of `key`, looked for at the expected position, then at
+    /// the one taken last (a command looks its key up more than once: type check,
+    /// access clock, mutable access; and a batch on one hot key repeats it in every
+    /// entry, so the last one keeps serving once the batch's entries are used up),
+    /// then one further (a command that hashed no key skips one).
     #[inline]
     fn take(&self, key: &[u8]) -> Option<u64> {
         let entries = self.entries.try_borrow().ok()?;
         let i = self.next.get();
         if let Some(e) = entries.get(i).filter(|e| e.is(key)) {
             self.next.set(i + 1);
+            return Some(e.hash);
+        }
+        if let Some(e) = i
+            .checked_sub(1)
+            .and_then(|p| entries.get(p))
+            .filter(|e| e.is(key))
+        {
             return Some(e.hash);
         }
         let e = entries.get(i + 1).filter(|e| e.is(key))?;
@@ -879,6 +889,32 @@ mod tests {
         db.remove(b"a");
         assert!(db.get(b"a").is_none());
         assert!(db.iter_hashed().all(|(hh, k, _)| hh == h.hash(k)));
+    }
+
+    #[test]
+    fn prefetched_hash_serves_repeated_lookups_of_the_same_key() {
+        let h = KeyHasher::with_seed(5);
+        let mut db = Db::with_hasher(h);
+        db.insert(Bytes::from("hot"), Value::Str(Bytes::from("v")), None);
+        db.insert(Bytes::from("a"), Value::Str(Bytes::from("v")), None);
+        // A command looking its key up three times takes one entry.
+        db.prefetch(&[b"a", b"hot"]);
+        for _ in 0..3 {
+            assert_eq!(db.key_hash(b"a"), h.hash(b"a"));
+            assert_eq!(db.memo.next.get(), 1);
+        }
+        assert_eq!(db.key_hash(b"hot"), h.hash(b"hot"));
+        assert_eq!(db.memo.next.get(), 2);
+        // A batch on one key: past its entries, the last one still answers.
+        db.prefetch(&[b"hot", b"hot"]);
+        for _ in 0..10 {
+            assert_eq!(db.key_hash(b"hot"), h.hash(b"hot"));
+        }
+        assert_eq!(db.memo.next.get(), 2);
+        // Another key is never given the hot key's hash.
+        assert_eq!(db.key_hash(b"a"), h.hash(b"a"));
+        assert_eq!(db.key_hash(b"ho"), h.hash(b"ho"));
+        assert!(db.get(b"hot").is_some() && db.get(b"a").is_some());
     }
 
     #[test]

@@ -633,10 +633,28 @@ impl<'a> Cx<'a> {
         self.store.effects.touched_dbs.push(db);
     }
 
+    /// Whether records are kept (an append log or a replica takes them): a command
+    /// that builds its own records can skip building them when not.
+    #[inline]
+    pub fn logging(&self) -> bool {
+        self.store.log_enabled
+    }
+
+    /// The command logs nothing of its own (as [`Cx::propagate`] when not
+    /// [`Cx::logging`]): it is not logged as sent either.
+    #[inline]
+    pub fn propagate_nothing(&mut self) {
+        self.custom_log = true;
+    }
+
     /// Logs `argv` in place of the command (e.g. SPOP becomes SREM). Once called, the
     /// command itself is not logged.
     pub fn propagate(&mut self, argv: Vec<Bytes>) {
         self.custom_log = true;
+        if !self.store.log_enabled {
+            // Nothing takes records (no append log, no replica): as `Store::call`.
+            return;
+        }
         self.store.effects.log.push(LogRecord {
             db: self.db,
             time: self.now,
@@ -779,8 +797,15 @@ impl<'a> Cx<'a> {
             }
             Some(_) => {}
         }
-        self.touch(key);
-        Ok(self.store.dbs[self.db].get_mut_obj(key))
+        // The access clock is set on the object the write reaches (one trie walk
+        // for both; `touch` would walk again).
+        let (lfu, now) = (self.store.lfu, self.now);
+        let store = &mut *self.store;
+        let o = store.dbs[self.db].get_mut_obj(key);
+        if let Some(o) = &o {
+            Store::touch_obj(lfu, o, now, &mut store.rng);
+        }
+        Ok(o)
     }
 
     /// [`Cx::set_mut`], with the value's sticky encoding flag (`Obj::big_encoding`).

@@ -257,6 +257,9 @@ struct Front {
     /// 0: no command; [`SHARED`]: several (ask the index); else `specs[i - 1]`.
     slots: Vec<u16>,
     specs: Vec<&'static CommandSpec>,
+    /// `specs[i]`'s name as [`words`] gives it, lowercased: a name of up to 16 bytes
+    /// is compared as two words.
+    words: Vec<(u64, u64)>,
 }
 
 const FRONT_BITS: u32 = 13;
@@ -266,16 +269,42 @@ const SHARED: u16 = u16::MAX;
 /// names up to 16 bytes) case-folded, and its length, multiplied by the seed.
 #[inline]
 fn slot_of(name: &[u8], seed: u64) -> usize {
-    const FOLD: u64 = 0x2020_2020_2020_2020;
+    slot_of_words(words(name), name.len(), seed)
+}
+
+/// A name's first and last eight bytes (zero-padded when shorter) as words.
+#[inline]
+fn words(name: &[u8]) -> (u64, u64) {
     let n = name.len();
     let k = n.min(8);
     let (mut head, mut tail) = ([0u8; 8], [0u8; 8]);
     head[..k].copy_from_slice(&name[..k]);
     tail[8 - k..].copy_from_slice(&name[n - k..]);
-    let x = (u64::from_le_bytes(head) | FOLD)
-        ^ (u64::from_le_bytes(tail) | FOLD).rotate_left(29)
+    (u64::from_le_bytes(head), u64::from_le_bytes(tail))
+}
+
+#[inline]
+fn slot_of_words((head, tail): (u64, u64), n: usize, seed: u64) -> usize {
+    const FOLD: u64 = 0x2020_2020_2020_2020;
+    let x = (head | FOLD)
+        ^ (tail | FOLD).rotate_left(29)
         ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (x.wrapping_mul(seed | 1) >> (64 - FRONT_BITS)) as usize
+}
+
+/// ASCII lowercase of the eight bytes of a word at once (exactly `A`-`Z` change;
+/// bytes of 0x80 and above are left alone), as `u8::to_ascii_lowercase` per byte.
+#[inline]
+fn lower8(x: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let h = x & LOW7;
+    // Per byte (no carry crosses bytes: h <= 0x7F): bit 7 set when above '@' and
+    // when above 'Z'.
+    let above_at = h + 0x3F3F_3F3F_3F3F_3F3F;
+    let above_z = h + 0x2525_2525_2525_2525;
+    let upper = above_at & !above_z & !x & HIGH;
+    x | (upper >> 2)
 }
 
 fn front() -> &'static Front {
@@ -299,15 +328,33 @@ fn front() -> &'static Front {
         let mut seed = 0xFF51_AFD7_ED55_8CCDu64;
         for _ in 0..10_000 {
             if let (slots, true) = fill(seed) {
-                return Front { seed, slots, specs };
+                return Front::new(seed, slots, specs);
             }
             seed = seed
                 .wrapping_mul(0x5851_F42D_4C95_7F2D)
                 .wrapping_add(0x1405_7B7E_F767_814F);
         }
         let (slots, _) = fill(seed);
-        Front { seed, slots, specs }
+        Front::new(seed, slots, specs)
     })
+}
+
+impl Front {
+    fn new(seed: u64, slots: Vec<u16>, specs: Vec<&'static CommandSpec>) -> Front {
+        let words = specs
+            .iter()
+            .map(|s| {
+                let (h, t) = words(s.name.as_bytes());
+                (lower8(h), lower8(t))
+            })
+            .collect();
+        Front {
+            seed,
+            slots,
+            specs,
+            words,
+        }
+    }
 }
 
 /// Finds a command by name, case-insensitively.
@@ -316,16 +363,21 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         return None;
     }
     let f = front();
-    match f.slots[slot_of(name, f.seed)] {
+    let w = words(name);
+    match f.slots[slot_of_words(w, name.len(), f.seed)] {
         // Every command whose name maps to this slot is the one held there.
         0 => None,
         SHARED => lookup_index(name),
         i => {
             let spec = f.specs[i as usize - 1];
-            spec.name
-                .as_bytes()
-                .eq_ignore_ascii_case(name)
-                .then_some(spec)
+            let same = if name.len() <= 16 {
+                // Head and tail words cover the whole name.
+                spec.name.len() == name.len()
+                    && f.words[i as usize - 1] == (lower8(w.0), lower8(w.1))
+            } else {
+                spec.name.as_bytes().eq_ignore_ascii_case(name)
+            };
+            same.then_some(spec)
         }
     }
 }
@@ -418,6 +470,32 @@ pub fn unknown_command(argv: &[Bytes]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lower8_is_ascii_lowercase_of_every_byte() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                // The byte among neighbours that are letters and not.
+                let mut bytes = *b"aZ@[`{\x7f\x80";
+                bytes[pos] = b;
+                let want = u64::from_le_bytes(bytes.map(|c| c.to_ascii_lowercase()));
+                assert_eq!(lower8(u64::from_le_bytes(bytes)), want, "byte {b} at {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_compares_every_byte_of_the_name() {
+        assert!(lookup(b"SADD").is_some_and(|s| s.name == "sadd"));
+        assert!(lookup(b"zRangeByScore").is_some_and(|s| s.name == "zrangebyscore"));
+        // Bytes that differ from a name's only in bit 0x20 but are not its letters'
+        // other case are other names.
+        assert!(lookup(b"s\x01dd").is_none());
+        assert!(lookup(b"restore\rasking").is_none());
+        assert!(lookup(b"zrangebyscorE\x00").is_none());
+        assert!(lookup(b"georadiusbymember_ro").is_some());
+        assert!(lookup(b"georadiusbymember\x7fro").is_none());
+    }
 
     #[test]
     fn every_command_is_found_in_any_case_and_others_are_not() {

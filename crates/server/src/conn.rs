@@ -429,17 +429,27 @@ pub(crate) fn after_command(inner: &mut Inner) {
 fn after_command_of(inner: &mut Inner, current: Option<u64>) {
     let mut first = true;
     for _ in 0..1000 {
-        let touched = std::mem::take(&mut inner.store.effects.touched);
-        let dbs = std::mem::take(&mut inner.store.effects.touched_dbs);
-        if touched.is_empty() && dbs.is_empty() {
+        if inner.store.effects.touched.is_empty() && inner.store.effects.touched_dbs.is_empty() {
             break;
         }
+        let mut touched = std::mem::take(&mut inner.store.effects.touched);
+        let mut dbs = std::mem::take(&mut inner.store.effects.touched_dbs);
         if inner.tracking.clients != 0 && !(first && current.is_some()) {
             crate::tracking::invalidate_touched(inner, &touched);
         }
         first = false;
         crate::commands::transactions::mark_watchers(inner, &touched);
         crate::commands::blocking::serve_ready(inner, &touched, &dbs);
+        // The buffers go back (emptied) unless the clients served touched more keys:
+        // no allocation per write command.
+        touched.clear();
+        dbs.clear();
+        if inner.store.effects.touched.is_empty() {
+            inner.store.effects.touched = touched;
+        }
+        if inner.store.effects.touched_dbs.is_empty() {
+            inner.store.effects.touched_dbs = dbs;
+        }
     }
     if inner.tracking.clients != 0 {
         crate::tracking::broadcast(inner, current);

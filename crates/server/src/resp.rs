@@ -63,6 +63,63 @@ fn header_num(line: &[u8]) -> Option<i64> {
     redsnap_engine::num::parse_i64(line)
 }
 
+/// Most arguments [`whole_request`] takes (longer requests take the incremental path).
+const WHOLE_MAX_ARGS: usize = 32;
+
+/// The `\r` ending a header line that starts at `from`, within 21 bytes (a header
+/// number has at most 20 characters).
+#[inline]
+fn header_end(b: &[u8], from: usize) -> Option<usize> {
+    let end = b.len().min(from + 22);
+    b.get(from..end)?
+        .iter()
+        .position(|&c| c == b'\r')
+        .map(|p| from + p)
+}
+
+/// A request that is complete at the front of `buf` (`*<n>` then `n` bulks, all
+/// within the limits), parsed by position and taken out with one split: the common
+/// case of a pipelined request, without advancing the buffer once per header and
+/// bulk. None when it is anything else (incomplete, malformed, over a limit, over
+/// [`WHOLE_MAX_ARGS`] arguments, before authentication): `buf` is then untouched
+/// and the incremental parser handles it, with its errors.
+#[inline]
+fn whole_request(buf: &mut BytesMut, limits: &Limits) -> Option<Vec<Bytes>> {
+    if limits.unauthenticated {
+        return None;
+    }
+    let b = &buf[..];
+    let cr = header_end(b, 1)?;
+    let n = header_num(&b[1..cr])?;
+    if n <= 0 || n as usize > WHOLE_MAX_ARGS || n as u64 > limits.max_multibulk_len {
+        return None;
+    }
+    let n = n as usize;
+    let mut spans = [(0usize, 0usize); WHOLE_MAX_ARGS];
+    let mut pos = cr + 2;
+    for span in spans.iter_mut().take(n) {
+        if b.get(pos) != Some(&b'$') {
+            return None;
+        }
+        let cr = header_end(b, pos + 1)?;
+        let len = header_num(&b[pos + 1..cr])?;
+        if len < 0 || len as u64 > limits.max_bulk_len {
+            return None;
+        }
+        let start = cr + 2;
+        let end = start.checked_add(len as usize)?;
+        // The bulk and its CRLF (not checked, as the incremental path and Redis
+        // skip it) must be there.
+        if end + 2 > b.len() {
+            return None;
+        }
+        *span = (start, end);
+        pos = end + 2;
+    }
+    let chunk = buf.split_to(pos).freeze();
+    Some(spans[..n].iter().map(|&(s, e)| chunk.slice(s..e)).collect())
+}
+
 impl Parser {
     pub fn new() -> Parser {
         Parser::default()
@@ -101,6 +158,9 @@ impl Parser {
             }
             if buf[0] != b'*' {
                 return self.inline(buf, limits);
+            }
+            if let Some(args) = whole_request(buf, limits) {
+                return Ok(Some(args));
             }
             let Some(cr) = memchr_cr(buf) else {
                 if buf.len() > limits.max_inline_len {
@@ -422,6 +482,58 @@ mod tests {
         }
         assert_eq!(got.unwrap()[2], Bytes::from("0123456789"));
         assert!(!p.in_progress());
+    }
+
+    /// Every request fed whole (the one-split path) and byte by byte (the
+    /// incremental path) parses to the same arguments, and the one-split path is
+    /// taken for a complete request.
+    #[test]
+    fn whole_requests_parse_as_the_incremental_path_does() {
+        let mut input = b"*3\r\n$4\r\nSADD\r\n$5\r\nmyset\r\n$0\r\n\r\n".to_vec();
+        input.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        // Over WHOLE_MAX_ARGS arguments.
+        let many = 40;
+        input.extend_from_slice(format!("*{many}\r\n").as_bytes());
+        for i in 0..many {
+            let a = format!("a{i}");
+            input.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        let whole = parse_all(&input).unwrap();
+        let mut p = Parser::new();
+        let mut buf = BytesMut::new();
+        let mut pieces = Vec::new();
+        for b in &input {
+            buf.extend_from_slice(&[*b]);
+            while let Some(a) = p.next(&mut buf, &Limits::default()).unwrap() {
+                pieces.push(a);
+            }
+        }
+        assert_eq!(whole, pieces);
+        assert_eq!(whole.len(), 3);
+        assert_eq!(whole[0][2], Bytes::new());
+        assert_eq!(whole[2].len(), many);
+
+        let mut buf = BytesMut::from(&input[..]);
+        let first = whole_request(&mut buf, &Limits::default());
+        assert_eq!(first.as_ref(), Some(&whole[0]));
+        // Incomplete or over a limit: untouched.
+        assert_eq!(
+            whole_request(&mut buf, &Limits::default()).as_ref(),
+            Some(&whole[1])
+        );
+        let rest = buf.len();
+        assert!(whole_request(&mut buf, &Limits::default()).is_none());
+        assert_eq!(buf.len(), rest);
+        let mut cut = BytesMut::from(&input[..30]);
+        assert!(whole_request(&mut cut, &Limits::default()).is_none());
+        assert_eq!(cut.len(), 30);
+        let tight = Limits {
+            max_bulk_len: 3,
+            ..Limits::default()
+        };
+        let mut buf = BytesMut::from(&input[..]);
+        assert!(whole_request(&mut buf, &tight).is_none());
+        assert_eq!(buf.len(), input.len());
     }
 
     #[test]

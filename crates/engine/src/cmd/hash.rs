@@ -9,6 +9,7 @@ use crate::table::{cmd, flags::*, CommandSpec};
 use crate::value::Hash;
 use crate::value::Value;
 use bytes::Bytes;
+use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
 use rand::rngs::SmallRng;
 use rand::seq::IteratorRandom;
 use rand::Rng;
@@ -125,13 +126,14 @@ impl HashW<'_> {
         if field.len() > self.max_value || value.len() > self.max_value {
             *self.big = true;
         }
-        let created = match self.h.get_mut(field) {
-            Some(v) => {
-                *v = value;
+        // One hash of the field and one probe, whether it is new or not.
+        let created = match self.h.raw_entry_mut_v1().from_key(field) {
+            RawEntryMut::Occupied(mut e) => {
+                *e.get_mut() = value;
                 false
             }
-            None => {
-                self.h.insert(own(field), value);
+            RawEntryMut::Vacant(e) => {
+                e.insert(own(field), value);
                 true
             }
         };

@@ -186,12 +186,34 @@ fn pop_n(cx: &mut Cx, key: &Bytes, left: bool, count: usize) -> Result<Vec<Bytes
     } else {
         l.drain(l.len() - n..).rev().collect()
     };
+    let emptied = l.is_empty();
     if !out.is_empty() {
         cx.notify(notify::LIST, if left { "lpop" } else { "rpop" }, key);
-        cx.remove_if_empty(key);
+        if emptied {
+            cx.remove_if_empty(key);
+        }
         cx.modified_n(key, out.len() as u64);
     }
     Ok(out)
+}
+
+/// LPOP/RPOP without a count: one element, no vector (the list is looked up once
+/// for the type check and the write, and again only when it became empty).
+fn pop_one(cx: &mut Cx, key: &Bytes, left: bool) -> CmdResult {
+    let Some(l) = cx.list_mut(key, false)? else {
+        return Ok(Reply::Nil);
+    };
+    let popped = if left { l.pop_front() } else { l.pop_back() };
+    let emptied = l.is_empty();
+    let Some(v) = popped else {
+        return Ok(Reply::Nil);
+    };
+    cx.notify(notify::LIST, if left { "lpop" } else { "rpop" }, key);
+    if emptied {
+        cx.remove_if_empty(key);
+    }
+    cx.modified(key);
+    Ok(Reply::Bulk(v))
 }
 
 fn pop(cx: &mut Cx, argv: &[Bytes], left: bool) -> CmdResult {
@@ -200,20 +222,15 @@ fn pop(cx: &mut Cx, argv: &[Bytes], left: bool) -> CmdResult {
         return Err(wrong_arity(if left { "lpop" } else { "rpop" }));
     }
     let count = match argv.get(2) {
-        Some(c) => Some(non_negative(c, reply::ERR_NOT_POSITIVE)?),
-        None => None,
+        Some(c) => non_negative(c, reply::ERR_NOT_POSITIVE)?,
+        None => return pop_one(cx, key, left),
     };
     if !cx.check_kind(key, Kind::List)? {
-        return Ok(if count.is_some() {
-            Reply::NilArray
-        } else {
-            Reply::Nil
-        });
+        return Ok(Reply::NilArray);
     }
     match count {
-        None => Ok(Reply::opt_bulk(pop_n(cx, key, left, 1)?.pop())),
-        Some(0) => Ok(Reply::Array(Vec::new())),
-        Some(n) => {
+        0 => Ok(Reply::Array(Vec::new())),
+        n => {
             let n = usize::try_from(n).unwrap_or(usize::MAX);
             Ok(Reply::bulks(pop_n(cx, key, left, n)?))
         }
@@ -558,6 +575,22 @@ mod tests {
         run(s, &["lrange", key, "0", "-1"])
     }
     const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+    #[test]
+    fn lrange_of_empty_small_and_large_elements() {
+        let mut s = Store::default();
+        let big = "b".repeat(65);
+        let edge = "e".repeat(64);
+        let items = ["", "x", big.as_str(), "yz", edge.as_str(), ""];
+        let mut argv = vec!["rpush", "l"];
+        argv.extend(items);
+        run(&mut s, &argv);
+        assert_eq!(list(&mut s, "l"), bulks(&items));
+        assert_eq!(run(&mut s, &["lrange", "l", "1", "3"]), bulks(&items[1..4]));
+        assert_eq!(run(&mut s, &["lrange", "l", "2", "2"]), bulks(&[&big]));
+        // The stored elements are unchanged by the replies.
+        assert_eq!(run(&mut s, &["lpop", "l", "6"]), bulks(&items));
+    }
     const RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
 
     #[test]

@@ -131,10 +131,11 @@ impl SetW<'_> {
     /// hashtable as Redis's setTypeAdd does: a member that is not an integer, or more
     /// members than set-max-intset-entries (checked until the set is converted).
     fn add(&mut self, member: &Bytes) -> bool {
-        if self.s.contains(member) {
+        // One hash and probe: a copy made for a member already there is dropped
+        // (cheaper than hashing twice for a new one; `IndexSet` has no raw entry).
+        if !self.s.insert(own(member)) {
             return false;
         }
-        self.s.insert(own(member));
         if !*self.big && (self.s.len() > self.max_intset || crate::num::parse_i64(member).is_none())
         {
             *self.big = true;
@@ -253,20 +254,50 @@ fn set_and_rng<'a>(
     read: bool,
 ) -> Result<Option<SetWithRng<'a>>, Reply> {
     // Reads count a keyspace hit or miss; writes (SPOP) do not, as in Redis.
-    let exists = if read {
-        cx.get_set(key)?.is_some()
-    } else {
-        cx.check_kind(key, Kind::Set)?
-    };
-    if !exists {
+    if read && cx.get_set(key)?.is_none() {
         return Ok(None);
     }
-    let db = cx.db;
+    let (db, now) = (cx.db, cx.now);
     let store = &mut *cx.store;
-    match store.dbs[db].get(key).map(|e| e.value()) {
-        Some(Value::Set(s)) => Ok(Some((s, &mut store.rng))),
-        _ => Ok(None),
+    if !read {
+        store.expire_if_needed(db, key, now);
     }
+    match store.dbs[db].get(key).map(|e| e.value()) {
+        None => Ok(None),
+        Some(Value::Set(s)) => Ok(Some((s, &mut store.rng))),
+        Some(_) => Err(Reply::wrongtype()),
+    }
+}
+
+/// SPOP key (no count): the member is chosen by position and removed by position
+/// (no copy of it, no hash of it), and logged as SREM only when a log wants it.
+fn spop_one(cx: &mut Cx, key: &Bytes) -> CmdResult {
+    let Some((s, rng)) = set_and_rng(cx, key, false)? else {
+        return Ok(Reply::Nil);
+    };
+    if s.is_empty() {
+        return Ok(Reply::Nil);
+    }
+    let i = rng.random_range(0..s.len());
+    let Some(set) = cx.set_mut(key, false)? else {
+        return Ok(Reply::Nil);
+    };
+    // A copy made for a snapshot keeps the order, so `i` is the same member.
+    let Some(m) = set.swap_remove_index(i) else {
+        return Ok(Reply::Nil);
+    };
+    let emptied = set.is_empty();
+    cx.notify(notify::SET, "spop", key);
+    if emptied {
+        cx.remove_if_empty(key);
+    }
+    cx.modified(key);
+    if cx.logging() {
+        cx.propagate(vec![Bytes::from_static(b"SREM"), key.clone(), m.clone()]);
+    } else {
+        cx.propagate_nothing();
+    }
+    Ok(Reply::Bulk(m))
 }
 
 /// SPOP key [count] (logged as SREM of the popped members, or DEL when the whole
@@ -277,7 +308,7 @@ fn spop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         return Err(Reply::err(reply::ERR_SYNTAX));
     }
     let count = match argv.get(2) {
-        None => None,
+        None => return spop_one(cx, key),
         Some(c) => Some(
             crate::num::parse_i64(c)
                 .filter(|c| *c >= 0)
@@ -315,7 +346,11 @@ fn spop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     cx.notify(notify::SET, "spop", key);
     cx.remove_if_empty(key);
     cx.modified_n(key, popped.len() as u64);
-    for batch in popped.chunks(SREM_BATCH) {
+    let logging = cx.logging();
+    if !logging {
+        cx.propagate_nothing();
+    }
+    for batch in popped.chunks(SREM_BATCH).filter(|_| logging) {
         let mut rec = Vec::with_capacity(batch.len() + 2);
         rec.push(Bytes::from_static(b"SREM"));
         rec.push(key.clone());

@@ -565,6 +565,7 @@ pub(crate) fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdRes
         cx.config().zset_max_listpack_value,
     );
     let mut nan = false;
+    let mut emptied = false;
     // Redis's encoding decides how a zero is stored: a listpack keeps integral scores
     // as integers (`-0` reads back as `0`), a skiplist keeps the double. A new set is
     // created as a skiplist when its first member is too long (Redis 7.0 looks only at
@@ -632,8 +633,12 @@ pub(crate) fn zadd_generic(cx: &mut Cx, argv: &[Bytes], zincrby: bool) -> CmdRes
             last = score;
         }
         *big = skiplist;
+        emptied = z.is_empty();
     }
-    cx.remove_if_empty(key);
+    // (Only a set this command created can be left empty: look it up again only then.)
+    if emptied {
+        cx.remove_if_empty(key);
+    }
     if added + updated > 0 {
         cx.modified_n(key, added + updated);
         cx.notify(notify::ZSET, if incr { "zincr" } else { "zadd" }, key);
