@@ -376,6 +376,28 @@ impl Db {
         Some(Arc::make_mut(&mut e.obj))
     }
 
+    /// [`Db::get_mut_obj`] after a look at the object, with one hash and one trie
+    /// search: `check` sees the stored object first (`Err` stops, e.g. WRONGTYPE);
+    /// only when it returns `Ok(true)` is the value counted as written and made
+    /// mutable (copied if a snapshot shares it). Absent, or `Ok(false)`: `Ok(None)`.
+    pub fn get_mut_checked<E>(
+        &mut self,
+        key: &[u8],
+        check: impl FnOnce(&Obj) -> Result<bool, E>,
+    ) -> Result<Option<&mut Obj>, E> {
+        let hash = self.key_hash(key);
+        let len = self.map.len();
+        let Some(e) = self.map.get_mut(hash, key) else {
+            return Ok(None);
+        };
+        if !check(&e.obj)? {
+            return Ok(None);
+        }
+        self.changed.wrote(hash, len);
+        note_if_shared(&e.obj);
+        Ok(Some(Arc::make_mut(&mut e.obj)))
+    }
+
     /// Inserts or replaces a key (its bytes are copied into the map). The value must
     /// own its bytes (not slices of a network buffer); see [`own`].
     pub fn insert(&mut self, key: impl AsRef<[u8]>, value: Value, expire_at: Option<u64>) {

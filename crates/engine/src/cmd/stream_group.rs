@@ -9,9 +9,10 @@ use super::stream::{
 use crate::db::own;
 use crate::notify;
 use crate::reply::{self, Reply};
-use crate::store::{CmdResult, Cx};
+use crate::store::{CmdResult, Cx, Store};
 use crate::stream::{Consumer, Group, Nack, StreamId, INVALID_ENTRIES_READ};
 use crate::table::{cmd, flags::*, CommandSpec};
+use crate::value::Value;
 use bytes::Bytes;
 
 #[rustfmt::skip]
@@ -426,25 +427,70 @@ pub fn xgroup(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 /// XACK key group id [id ...]
 pub fn xack(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let has_group = match read_stream(cx, key)? {
-        Some(st) => st.groups.contains_key(&argv[2]),
-        None => false,
+    // The IDs are parsed first, their error reported only where Redis reports it
+    // (after the key and group were found); up to 8 without an allocation, as
+    // Redis's `static_ids`.
+    let mut few = [StreamId::MIN; 8];
+    let mut many = Vec::new();
+    let args = &argv[3..];
+    let parsed = if args.len() <= few.len() {
+        args.iter()
+            .zip(few.iter_mut())
+            .try_for_each(|(a, slot)| parse_strict_id(a).map(|id| *slot = id))
+            .map(|()| &few[..args.len()])
+    } else {
+        args.iter()
+            .map(|a| parse_strict_id(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| {
+                many = v;
+                &many[..]
+            })
     };
-    if !has_group {
-        return Ok(Reply::Int(0));
-    }
-    let ids = argv[3..]
-        .iter()
-        .map(|a| parse_strict_id(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let Some(g) = write_stream(cx, key)?.and_then(|st| st.groups.get_mut(&argv[2])) else {
+    // Redis's lookupKeyRead (a hit or miss counted, the access clock touched), and
+    // the value made mutable only when the group exists: one keyspace search.
+    let (db, now) = (cx.db, cx.now);
+    let store = &mut *cx.store;
+    store.expire_if_needed(db, key, now);
+    let Store {
+        dbs,
+        stats,
+        rng,
+        lfu,
+        ..
+    } = store;
+    let (mut found, mut has_group) = (false, false);
+    let obj = dbs[db].get_mut_checked(key, |o| {
+        found = true;
+        stats.keyspace_hits += 1;
+        Store::touch_obj(*lfu, o, now, rng);
+        match &o.value {
+            Value::Stream(st) => {
+                has_group = st.groups.contains_key(&argv[2]);
+                // Nothing to write with a bad ID: it is reported below.
+                Ok(has_group && parsed.is_ok())
+            }
+            _ => Err(Reply::wrongtype()),
+        }
+    })?;
+    let Some(g) = obj.and_then(|o| match &mut o.value {
+        Value::Stream(st) => st.groups.get_mut(&argv[2]),
+        _ => None,
+    }) else {
+        if !found {
+            store.stats.keyspace_misses += 1;
+            store.notify(db, notify::KEY_MISS, "keymiss", key);
+        }
+        if has_group {
+            parsed?;
+        }
         return Ok(Reply::Int(0));
     };
     let mut acked = 0;
-    for id in ids {
-        if let Some(n) = g.pel.remove(&id) {
+    for id in parsed? {
+        if let Some(n) = g.pel.remove(id) {
             if let Some(c) = g.consumers.get_mut(&n.consumer) {
-                c.pel.remove(&id);
+                c.pel.remove(id);
             }
             acked += 1;
         }

@@ -66,7 +66,14 @@ impl StreamId {
 
     /// `ms-seq`, as replies print it.
     pub fn to_bytes(self) -> Bytes {
-        Bytes::from(format!("{}-{}", self.ms, self.seq))
+        let mut a = itoa::Buffer::new();
+        let mut b = itoa::Buffer::new();
+        let (ms, seq) = (a.format(self.ms).as_bytes(), b.format(self.seq).as_bytes());
+        let mut out = bytes::BytesMut::with_capacity(ms.len() + 1 + seq.len());
+        out.extend_from_slice(ms);
+        out.extend_from_slice(b"-");
+        out.extend_from_slice(seq);
+        out.freeze()
     }
 
     /// The 16-byte big-endian form Redis uses as rax key.
@@ -402,7 +409,12 @@ impl Stream {
             if let Some((_, n)) = self.nodes.iter_mut().next_back() {
                 n.data.shrink_to_fit();
             }
-            let fields: Box<[Bytes]> = pairs.iter().step_by(2).cloned().collect();
+            // Owned copies: `pairs` may be slices of a request buffer.
+            let fields: Box<[Bytes]> = pairs
+                .iter()
+                .step_by(2)
+                .map(|f| Bytes::copy_from_slice(f))
+                .collect();
             self.nodes.insert(id, Node::new(fields));
         }
         if let Some((&master, n)) = self.nodes.iter_mut().next_back() {
