@@ -94,13 +94,10 @@ fn touch_consumer(cx: &mut Cx, key: &Bytes, group: &Bytes, name: &Bytes) -> bool
                 false
             }
             None => {
-                g.consumers.insert(
-                    own(name),
-                    Consumer {
-                        seen_time: now,
-                        pel: Default::default(),
-                    },
-                );
+                {
+                    let c = Consumer::new(name, now);
+                    g.consumers.insert(c.name.as_ref().clone(), c);
+                }
                 true
             }
         }
@@ -124,7 +121,7 @@ fn xclaim_record(
         st("XCLAIM"),
         key.clone(),
         group.clone(),
-        nack.consumer.clone(),
+        Bytes::clone(&nack.consumer),
         st("0"),
         id.to_bytes(),
         st("TIME"),
@@ -208,6 +205,7 @@ pub fn read_group(
         return Ok(Reply::Array(out));
     }
     let items = st.range(start, StreamId::MAX, false, limit);
+    let cname = st.groups.get(group).map(|g| g.consumer_name(consumer));
     let mut records = Vec::new();
     let mut propagate_last_id = false;
     for (id, _) in &items {
@@ -229,17 +227,17 @@ pub fn read_group(
                 propagate_last_id = true;
             }
         }
-        if !noack {
+        if let (false, Some(cname)) = (noack, &cname) {
             let prev = g.pel.insert(
                 id,
                 Nack {
                     delivery_time: now,
                     delivery_count: 1,
-                    consumer: consumer.clone(),
+                    consumer: cname.clone(),
                 },
             );
             if let Some(p) = prev {
-                if let Some(c) = g.consumers.get_mut(&p.consumer) {
+                if let Some(c) = g.consumers.get_mut(&*p.consumer) {
                     c.pel.remove(&id);
                 }
             }
@@ -396,13 +394,10 @@ pub fn xgroup(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         if g.consumers.contains_key(&argv[4]) {
             return Ok(Reply::Int(0));
         }
-        g.consumers.insert(
-            own(&argv[4]),
-            Consumer {
-                seen_time: now,
-                pel: Default::default(),
-            },
-        );
+        {
+            let c = Consumer::new(&argv[4], now);
+            g.consumers.insert(c.name.as_ref().clone(), c);
+        }
         cx.add_dirty(1);
         cx.notify(notify::STREAM, "xgroup-createconsumer", key);
         return Ok(Reply::Int(1));
@@ -489,7 +484,7 @@ pub fn xack(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let mut acked = 0;
     for id in parsed? {
         if let Some(n) = g.pel.remove(id) {
-            if let Some(c) = g.consumers.get_mut(&n.consumer) {
+            if let Some(c) = g.consumers.get_mut(&*n.consumer) {
                 c.pel.remove(id);
             }
             acked += 1;
@@ -591,7 +586,7 @@ pub fn xpending(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         count -= 1;
         out.push(Reply::Array(vec![
             id_reply(id),
-            Reply::Bulk(n.consumer.clone()),
+            Reply::Bulk(Bytes::clone(&n.consumer)),
             Reply::Int(idle.max(0)),
             Reply::Int(n.delivery_count as i64),
         ]));
@@ -609,10 +604,11 @@ fn nogroup(argv: &[Bytes]) -> Reply {
 
 /// Moves a pending entry to `consumer` (creating the NACK with FORCE).
 fn claim_to(g: &mut Group, id: StreamId, consumer: &Bytes) {
+    let name = g.consumer_name(consumer);
     if let Some(n) = g.pel.get_mut(&id) {
-        if n.consumer != *consumer {
-            let old = std::mem::replace(&mut n.consumer, consumer.clone());
-            if let Some(c) = g.consumers.get_mut(&old) {
+        if *n.consumer != *consumer {
+            let old = std::mem::replace(&mut n.consumer, name);
+            if let Some(c) = g.consumers.get_mut(&*old) {
                 c.pel.remove(&id);
             }
         }
@@ -625,7 +621,7 @@ fn claim_to(g: &mut Group, id: StreamId, consumer: &Bytes) {
 /// Drops a pending entry whose stream entry is gone; returns its NACK.
 fn drop_nack(g: &mut Group, id: StreamId) -> Option<Nack> {
     let n = g.pel.remove(&id)?;
-    if let Some(c) = g.consumers.get_mut(&n.consumer) {
+    if let Some(c) = g.consumers.get_mut(&*n.consumer) {
         c.pel.remove(&id);
     }
     Some(n)
@@ -734,7 +730,7 @@ pub fn xclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
                 Nack {
                     delivery_time: now as u64,
                     delivery_count: 1,
-                    consumer: Bytes::new(),
+                    consumer: Default::default(),
                 },
             );
             fresh = true;
@@ -749,13 +745,10 @@ pub fn xclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             match g.consumers.get_mut(&name) {
                 Some(c) => c.seen_time = now as u64,
                 None => {
-                    g.consumers.insert(
-                        name.clone(),
-                        Consumer {
-                            seen_time: now as u64,
-                            pel: Default::default(),
-                        },
-                    );
+                    {
+                        let c = Consumer::new(&name, now as u64);
+                        g.consumers.insert(c.name.as_ref().clone(), c);
+                    }
                     created = true;
                 }
             }
@@ -881,13 +874,10 @@ pub fn xautoclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             match g.consumers.get_mut(&name) {
                 Some(c) => c.seen_time = now as u64,
                 None => {
-                    g.consumers.insert(
-                        name.clone(),
-                        Consumer {
-                            seen_time: now as u64,
-                            pel: Default::default(),
-                        },
-                    );
+                    {
+                        let c = Consumer::new(&name, now as u64);
+                        g.consumers.insert(c.name.as_ref().clone(), c);
+                    }
                     created = true;
                 }
             }

@@ -75,14 +75,14 @@ fn codec_round_trip_with_groups() {
         Nack {
             delivery_time: 5,
             delivery_count: 2,
-            consumer: b("alice"),
+            consumer: std::sync::Arc::new(b("alice")),
         },
     );
-    let mut c = Consumer::default();
+    let mut c = Consumer::new(&b("alice"), 0);
     c.pel.insert(StreamId::new(7, 0));
     c.seen_time = 9;
     g.consumers.insert(b("alice"), c);
-    g.consumers.insert(b("bob"), Consumer::default());
+    g.consumers.insert(b("bob"), Consumer::new(&b("bob"), 0));
     s.groups.insert(b("grp"), g);
     let mut out = Vec::new();
     codec::encode(&s, &mut out);
