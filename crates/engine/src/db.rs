@@ -690,6 +690,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn get_mut_checked_copies_a_shared_value_only_when_the_check_passes() {
+        let mut d = Db::default();
+        d.insert("k", Value::Str(Bytes::from_static(b"v")), None);
+        let shared = d.get(b"k").map(|e| e.obj.clone());
+        let same = |d: &Db| {
+            d.get(b"k")
+                .zip(shared.as_ref())
+                .is_some_and(|(e, s)| Arc::ptr_eq(&e.obj, s))
+        };
+        assert_eq!(
+            d.get_mut_checked(b"k", |_| Err::<bool, ()>(())).err(),
+            Some(())
+        );
+        assert!(same(&d));
+        assert!(matches!(
+            d.get_mut_checked(b"k", |_| Ok::<bool, ()>(false)),
+            Ok(None)
+        ));
+        assert!(same(&d));
+        assert!(matches!(
+            d.get_mut_checked(b"nokey", |_| Ok::<bool, ()>(true)),
+            Ok(None)
+        ));
+        assert!(matches!(
+            d.get_mut_checked(b"k", |_| Ok::<bool, ()>(true)),
+            Ok(Some(_))
+        ));
+        assert!(
+            !same(&d),
+            "a value a snapshot shares is copied before a write"
+        );
+    }
+
+    #[test]
     fn scan_key_order_is_hash_then_bytes_whatever_the_allocation() {
         use std::cmp::Ordering;
         let a = ScanKey::new(&KeyHasher::with_seed(5), &Bytes::from("key:1"));
