@@ -117,6 +117,9 @@ pub struct Node {
     pub deleted: u32,
     /// Size of Redis's listpack for this node without the header's two counters.
     lp_body: u32,
+    /// Offset of the last entry (the struct's padding had room for it): the last
+    /// live ID is found without decoding the node (XREADGROUP's `>` asks for it).
+    last_pos: u32,
 }
 
 /// An entry decoded from a node.
@@ -179,6 +182,7 @@ impl Node {
             live: 0,
             deleted: 0,
             lp_body: body as u32,
+            last_pos: 0,
         }
     }
 
@@ -279,6 +283,8 @@ impl Node {
         let flags = if same { FLAG_SAMEFIELDS } else { 0 };
         let msd = id.ms.wrapping_sub(master.ms);
         let seqd = id.seq.wrapping_sub(master.seq);
+        // (Node data stays far below 4 GiB: `stream-node-max-bytes` caps it.)
+        self.last_pos = u32::try_from(self.data.len()).unwrap_or(u32::MAX);
         self.data.push(flags);
         put_varint(&mut self.data, msd);
         put_varint(&mut self.data, seqd);
@@ -475,7 +481,11 @@ impl Stream {
                 if master > end {
                     break;
                 }
-                for e in node.entries(master) {
+                // Decoded one entry at a time: a COUNT 1 read stops at the first.
+                let mut p = 0;
+                while p < node.data.len() {
+                    let (e, next) = node.entry_at(master, p);
+                    p = next;
                     if e.id > end {
                         return out;
                     }
@@ -547,6 +557,13 @@ impl Stream {
     /// count (Redis's `streamGetEdgeID`). Empty: MAX for first, MIN for last.
     pub fn edge_id(&self, first: bool, skip_tombstones: bool) -> StreamId {
         let pick = |master: StreamId, node: &Node| -> Option<StreamId> {
+            // The last entry first: live (or tombstones count), it is the answer.
+            if !first && (node.last_pos as usize) < node.data.len() {
+                let (e, _) = node.entry_at(master, node.last_pos as usize);
+                if !skip_tombstones || e.flags & FLAG_DELETED == 0 {
+                    return Some(e.id);
+                }
+            }
             let es = node.entries(master);
             let ok = |e: &&EntryRef| !skip_tombstones || e.flags & FLAG_DELETED == 0;
             if first {
