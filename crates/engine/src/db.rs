@@ -386,6 +386,28 @@ impl Db {
         Some(Arc::make_mut(&mut e.obj))
     }
 
+    /// [`Db::get_mut_obj`] after a look at the object, with one hash and one trie
+    /// search: `check` sees the stored object first (`Err` stops, e.g. WRONGTYPE);
+    /// only when it returns `Ok(true)` is the value counted as written and made
+    /// mutable (copied if a snapshot shares it). Absent, or `Ok(false)`: `Ok(None)`.
+    pub fn get_mut_checked<E>(
+        &mut self,
+        key: &[u8],
+        check: impl FnOnce(&Obj) -> Result<bool, E>,
+    ) -> Result<Option<&mut Obj>, E> {
+        let hash = self.key_hash(key);
+        let len = self.map.len();
+        let Some(e) = self.map.get_mut(hash, key) else {
+            return Ok(None);
+        };
+        if !check(&e.obj)? {
+            return Ok(None);
+        }
+        self.changed.wrote(hash, len);
+        note_if_shared(&e.obj);
+        Ok(Some(Arc::make_mut(&mut e.obj)))
+    }
+
     /// Inserts or replaces a key (its bytes are copied into the map). The value must
     /// own its bytes (not slices of a network buffer); see [`own`].
     pub fn insert(&mut self, key: impl AsRef<[u8]>, value: Value, expire_at: Option<u64>) {
@@ -676,6 +698,40 @@ pub fn own(b: &Bytes) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn get_mut_checked_copies_a_shared_value_only_when_the_check_passes() {
+        let mut d = Db::default();
+        d.insert("k", Value::Str(Bytes::from_static(b"v")), None);
+        let shared = d.get(b"k").map(|e| e.obj.clone());
+        let same = |d: &Db| {
+            d.get(b"k")
+                .zip(shared.as_ref())
+                .is_some_and(|(e, s)| Arc::ptr_eq(&e.obj, s))
+        };
+        assert_eq!(
+            d.get_mut_checked(b"k", |_| Err::<bool, ()>(())).err(),
+            Some(())
+        );
+        assert!(same(&d));
+        assert!(matches!(
+            d.get_mut_checked(b"k", |_| Ok::<bool, ()>(false)),
+            Ok(None)
+        ));
+        assert!(same(&d));
+        assert!(matches!(
+            d.get_mut_checked(b"nokey", |_| Ok::<bool, ()>(true)),
+            Ok(None)
+        ));
+        assert!(matches!(
+            d.get_mut_checked(b"k", |_| Ok::<bool, ()>(true)),
+            Ok(Some(_))
+        ));
+        assert!(
+            !same(&d),
+            "a value a snapshot shares is copied before a write"
+        );
+    }
 
     #[test]
     fn scan_key_order_is_hash_then_bytes_whatever_the_allocation() {

@@ -7,10 +7,10 @@ use super::is;
 use crate::db::own;
 use crate::notify;
 use crate::reply::{self, Reply};
-use crate::store::{CmdResult, Cx};
+use crate::store::{CmdResult, Cx, Store};
 use crate::stream::{Item, Stream, StreamId, Trim};
 use crate::table::{cmd, flags::*, CommandSpec};
-use crate::value::{Kind, Value};
+use crate::value::Value;
 use bytes::Bytes;
 
 pub use super::stream_group::{xgroup_subs, xinfo_subs};
@@ -42,6 +42,15 @@ pub const ERR_INVALID_ID: &str = "ERR Invalid stream ID specified as stream comm
 
 /// Redis's `string2ull`.
 fn parse_u64(b: &[u8]) -> Option<u64> {
+    // Decimal digits alone (the common case, zero-padded or not): both paths below
+    // give exactly this (an overflow fails in strtoull too).
+    if !b.is_empty() && b.iter().all(u8::is_ascii_digit) {
+        let mut v: u64 = 0;
+        for &c in b {
+            v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+        }
+        return Some(v);
+    }
     if let Some(v) = crate::num::parse_i64(b) {
         return u64::try_from(v).ok();
     }
@@ -173,15 +182,22 @@ pub fn read_stream<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<Option<&'a Stream>
     }
 }
 
-/// The stream at `key` for a write (Redis's lookupKeyWrite: no hit/miss counted).
+/// The stream at `key` for a write (Redis's lookupKeyWrite: no hit/miss counted):
+/// one hash and one keyspace search (the type is checked before the value is made
+/// mutable, so WRONGTYPE copies and marks nothing).
 pub fn write_stream<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<Option<&'a mut Stream>, Reply> {
-    match cx.kind(key) {
-        None => return Ok(None),
-        Some(Kind::Stream) => {}
-        Some(_) => return Err(Reply::wrongtype()),
-    }
-    cx.touch(key);
-    match cx.value_mut(key) {
+    let (db, now) = (cx.db, cx.now);
+    let store = &mut *cx.store;
+    store.expire_if_needed(db, key, now);
+    let (lfu, rng) = (store.lfu, &mut store.rng);
+    let obj = store.dbs[db].get_mut_checked(key, |o| match o.value {
+        Value::Stream(_) => {
+            Store::touch_obj(lfu, o, now, rng);
+            Ok(true)
+        }
+        _ => Err(Reply::wrongtype()),
+    })?;
+    match obj.map(|o| &mut o.value) {
         Some(Value::Stream(s)) => Ok(Some(s)),
         _ => Ok(None),
     }
@@ -338,6 +354,66 @@ fn rewrite_trim(argv: &[Bytes], a: &AddTrimArgs, value: Bytes) -> Vec<Bytes> {
     prop
 }
 
+/// XADD's append and trim (Redis's `streamAppendItem` and `streamTrim`): the new
+/// ID, how many entries the trim removed, and the trim's exact threshold when it
+/// was approximate.
+fn add_entry(
+    s: &mut Stream,
+    a: &AddTrimArgs,
+    pairs: &[Bytes],
+    max_entries: u64,
+    max_bytes: u64,
+) -> Result<(StreamId, u64, Option<Bytes>), Reply> {
+    if s.last_id == StreamId::MAX {
+        return Err(Reply::err(
+            "ERR The stream has exhausted the last possible ID, unable to add more items",
+        ));
+    }
+    let id = if a.id_given {
+        if a.seq_given {
+            a.id
+        } else if s.last_id.ms == a.id.ms {
+            if s.last_id.seq == u64::MAX {
+                return Err(Reply::err(
+                    "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+                ));
+            }
+            StreamId::new(a.id.ms, s.last_id.seq + 1)
+        } else {
+            a.id
+        }
+    } else {
+        // One clock read (the test and the ID use the same reading).
+        let now = crate::now_ms();
+        if now > s.last_id.ms {
+            StreamId::new(now, 0)
+        } else {
+            s.last_id.incr().unwrap_or(StreamId::MIN)
+        }
+    };
+    if id <= s.last_id {
+        return Err(Reply::err(
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+        ));
+    }
+    // The values are copied into the node (and the field names, when they start a
+    // node, by `append`): the arguments are used in place.
+    let total: u64 = pairs.iter().map(|p| p.len() as u64).sum();
+    if total > crate::stream::lp::MAX_SIZE {
+        return Err(Reply::err("ERR Elements are too large to be stored"));
+    }
+    s.append(id, pairs, max_entries, max_bytes);
+    let mut trimmed = 0;
+    let mut rewritten = None;
+    if a.trim != Trim::None {
+        trimmed = s.trim(a.trim, a.approx, a.limit);
+        if a.approx {
+            rewritten = Some(trim_rewrite(s, a.trim));
+        }
+    }
+    Ok((id, trimmed, rewritten))
+}
+
 /// XADD key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value ...
 fn xadd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let (a, idpos) = parse_add_trim(cx, argv, true)?;
@@ -352,77 +428,45 @@ fn xadd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         ));
     }
     let key = &argv[1];
-    if write_stream(cx, key)?.is_none() {
-        if a.no_mkstream {
-            return Ok(Reply::Nil);
-        }
-        create_stream(cx, key);
-    }
     let (max_entries, max_bytes) = (
         cx.config().stream_node_max_entries,
         cx.config().stream_node_max_bytes,
     );
-    let Some(s) = write_stream(cx, key)? else {
-        return Err(Reply::err("ERR internal error: stream not created"));
+    let pairs = &argv[field_pos..];
+    // One keyspace search for an existing stream; a new one is created, then found.
+    let added = match write_stream(cx, key)? {
+        Some(s) => Some(add_entry(s, &a, pairs, max_entries, max_bytes)?),
+        None => None,
     };
-    if s.last_id == StreamId::MAX {
-        return Err(Reply::err(
-            "ERR The stream has exhausted the last possible ID, unable to add more items",
-        ));
-    }
-    // The new ID (streamAppendItem).
-    let id = if a.id_given {
-        if a.seq_given {
-            a.id
-        } else if s.last_id.ms == a.id.ms {
-            if s.last_id.seq == u64::MAX {
-                return Err(Reply::err(
-                    "ERR The ID specified in XADD is equal or smaller than the target stream top item",
-                ));
+    let (id, trimmed, rewritten) = match added {
+        Some(added) => added,
+        None => {
+            if a.no_mkstream {
+                return Ok(Reply::Nil);
             }
-            StreamId::new(a.id.ms, s.last_id.seq + 1)
-        } else {
-            a.id
+            create_stream(cx, key);
+            let Some(s) = write_stream(cx, key)? else {
+                return Err(Reply::err("ERR internal error: stream not created"));
+            };
+            add_entry(s, &a, pairs, max_entries, max_bytes)?
         }
-    } else if crate::now_ms() > s.last_id.ms {
-        StreamId::new(crate::now_ms(), 0)
-    } else {
-        s.last_id.incr().unwrap_or(StreamId::MIN)
     };
-    if id <= s.last_id {
-        return Err(Reply::err(
-            "ERR The ID specified in XADD is equal or smaller than the target stream top item",
-        ));
-    }
-    let pairs: Vec<Bytes> = argv[field_pos..].iter().map(own).collect();
-    let total: u64 = pairs.iter().map(|p| p.len() as u64).sum();
-    if total > crate::stream::lp::MAX_SIZE {
-        return Err(Reply::err("ERR Elements are too large to be stored"));
-    }
-    s.append(id, &pairs, max_entries, max_bytes);
-    let mut trimmed = 0;
-    let mut rewritten = None;
-    if a.trim != Trim::None {
-        trimmed = s.trim(a.trim, a.approx, a.limit);
-        if a.approx {
-            rewritten = Some(trim_rewrite(s, a.trim));
-        }
-    }
     cx.modified(key);
     cx.notify(notify::STREAM, "xadd", key);
     if trimmed > 0 {
         cx.notify(notify::STREAM, "xtrim", key);
     }
     // Propagate the concrete ID and an exact trim (Redis rewrites its argv).
+    let id_bytes = id.to_bytes();
     let mut prop = argv.to_vec();
     if !a.id_given || !a.seq_given {
-        prop[idpos] = id.to_bytes();
+        prop[idpos] = id_bytes.clone();
     }
     if let Some(v) = rewritten {
         prop = rewrite_trim(&prop, &a, v);
     }
     cx.propagate(prop);
-    Ok(id_reply(id))
+    Ok(Reply::Bulk(id_bytes))
 }
 
 /// Redis's `getTimeoutFromObjectOrReply` in milliseconds (XREAD's BLOCK).

@@ -9,9 +9,10 @@ use super::stream::{
 use crate::db::own;
 use crate::notify;
 use crate::reply::{self, Reply};
-use crate::store::{CmdResult, Cx};
+use crate::store::{CmdResult, Cx, Store};
 use crate::stream::{Consumer, Group, Nack, StreamId, INVALID_ENTRIES_READ};
 use crate::table::{cmd, flags::*, CommandSpec};
+use crate::value::Value;
 use bytes::Bytes;
 
 #[rustfmt::skip]
@@ -93,13 +94,10 @@ fn touch_consumer(cx: &mut Cx, key: &Bytes, group: &Bytes, name: &Bytes) -> bool
                 false
             }
             None => {
-                g.consumers.insert(
-                    own(name),
-                    Consumer {
-                        seen_time: now,
-                        pel: Default::default(),
-                    },
-                );
+                {
+                    let c = Consumer::new(name, now);
+                    g.consumers.insert(c.name.as_ref().clone(), c);
+                }
                 true
             }
         }
@@ -123,7 +121,7 @@ fn xclaim_record(
         st("XCLAIM"),
         key.clone(),
         group.clone(),
-        nack.consumer.clone(),
+        Bytes::clone(&nack.consumer),
         st("0"),
         id.to_bytes(),
         st("TIME"),
@@ -207,6 +205,7 @@ pub fn read_group(
         return Ok(Reply::Array(out));
     }
     let items = st.range(start, StreamId::MAX, false, limit);
+    let cname = st.groups.get(group).map(|g| g.consumer_name(consumer));
     let mut records = Vec::new();
     let mut propagate_last_id = false;
     for (id, _) in &items {
@@ -228,17 +227,17 @@ pub fn read_group(
                 propagate_last_id = true;
             }
         }
-        if !noack {
+        if let (false, Some(cname)) = (noack, &cname) {
             let prev = g.pel.insert(
                 id,
                 Nack {
                     delivery_time: now,
                     delivery_count: 1,
-                    consumer: consumer.clone(),
+                    consumer: cname.clone(),
                 },
             );
             if let Some(p) = prev {
-                if let Some(c) = g.consumers.get_mut(&p.consumer) {
+                if let Some(c) = g.consumers.get_mut(&*p.consumer) {
                     c.pel.remove(&id);
                 }
             }
@@ -395,13 +394,10 @@ pub fn xgroup(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         if g.consumers.contains_key(&argv[4]) {
             return Ok(Reply::Int(0));
         }
-        g.consumers.insert(
-            own(&argv[4]),
-            Consumer {
-                seen_time: now,
-                pel: Default::default(),
-            },
-        );
+        {
+            let c = Consumer::new(&argv[4], now);
+            g.consumers.insert(c.name.as_ref().clone(), c);
+        }
         cx.add_dirty(1);
         cx.notify(notify::STREAM, "xgroup-createconsumer", key);
         return Ok(Reply::Int(1));
@@ -426,25 +422,70 @@ pub fn xgroup(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 /// XACK key group id [id ...]
 pub fn xack(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let has_group = match read_stream(cx, key)? {
-        Some(st) => st.groups.contains_key(&argv[2]),
-        None => false,
+    // The IDs are parsed first, their error reported only where Redis reports it
+    // (after the key and group were found); up to 8 without an allocation, as
+    // Redis's `static_ids`.
+    let mut few = [StreamId::MIN; 8];
+    let mut many = Vec::new();
+    let args = &argv[3..];
+    let parsed = if args.len() <= few.len() {
+        args.iter()
+            .zip(few.iter_mut())
+            .try_for_each(|(a, slot)| parse_strict_id(a).map(|id| *slot = id))
+            .map(|()| &few[..args.len()])
+    } else {
+        args.iter()
+            .map(|a| parse_strict_id(a))
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| {
+                many = v;
+                &many[..]
+            })
     };
-    if !has_group {
-        return Ok(Reply::Int(0));
-    }
-    let ids = argv[3..]
-        .iter()
-        .map(|a| parse_strict_id(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let Some(g) = write_stream(cx, key)?.and_then(|st| st.groups.get_mut(&argv[2])) else {
+    // Redis's lookupKeyRead (a hit or miss counted, the access clock touched), and
+    // the value made mutable only when the group exists: one keyspace search.
+    let (db, now) = (cx.db, cx.now);
+    let store = &mut *cx.store;
+    store.expire_if_needed(db, key, now);
+    let Store {
+        dbs,
+        stats,
+        rng,
+        lfu,
+        ..
+    } = store;
+    let (mut found, mut has_group) = (false, false);
+    let obj = dbs[db].get_mut_checked(key, |o| {
+        found = true;
+        stats.keyspace_hits += 1;
+        Store::touch_obj(*lfu, o, now, rng);
+        match &o.value {
+            Value::Stream(st) => {
+                has_group = st.groups.contains_key(&argv[2]);
+                // Nothing to write with a bad ID: it is reported below.
+                Ok(has_group && parsed.is_ok())
+            }
+            _ => Err(Reply::wrongtype()),
+        }
+    })?;
+    let Some(g) = obj.and_then(|o| match &mut o.value {
+        Value::Stream(st) => st.groups.get_mut(&argv[2]),
+        _ => None,
+    }) else {
+        if !found {
+            store.stats.keyspace_misses += 1;
+            store.notify(db, notify::KEY_MISS, "keymiss", key);
+        }
+        if has_group {
+            parsed?;
+        }
         return Ok(Reply::Int(0));
     };
     let mut acked = 0;
-    for id in ids {
-        if let Some(n) = g.pel.remove(&id) {
-            if let Some(c) = g.consumers.get_mut(&n.consumer) {
-                c.pel.remove(&id);
+    for id in parsed? {
+        if let Some(n) = g.pel.remove(id) {
+            if let Some(c) = g.consumers.get_mut(&*n.consumer) {
+                c.pel.remove(id);
             }
             acked += 1;
         }
@@ -545,7 +586,7 @@ pub fn xpending(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         count -= 1;
         out.push(Reply::Array(vec![
             id_reply(id),
-            Reply::Bulk(n.consumer.clone()),
+            Reply::Bulk(Bytes::clone(&n.consumer)),
             Reply::Int(idle.max(0)),
             Reply::Int(n.delivery_count as i64),
         ]));
@@ -563,10 +604,11 @@ fn nogroup(argv: &[Bytes]) -> Reply {
 
 /// Moves a pending entry to `consumer` (creating the NACK with FORCE).
 fn claim_to(g: &mut Group, id: StreamId, consumer: &Bytes) {
+    let name = g.consumer_name(consumer);
     if let Some(n) = g.pel.get_mut(&id) {
-        if n.consumer != *consumer {
-            let old = std::mem::replace(&mut n.consumer, consumer.clone());
-            if let Some(c) = g.consumers.get_mut(&old) {
+        if *n.consumer != *consumer {
+            let old = std::mem::replace(&mut n.consumer, name);
+            if let Some(c) = g.consumers.get_mut(&*old) {
                 c.pel.remove(&id);
             }
         }
@@ -579,7 +621,7 @@ fn claim_to(g: &mut Group, id: StreamId, consumer: &Bytes) {
 /// Drops a pending entry whose stream entry is gone; returns its NACK.
 fn drop_nack(g: &mut Group, id: StreamId) -> Option<Nack> {
     let n = g.pel.remove(&id)?;
-    if let Some(c) = g.consumers.get_mut(&n.consumer) {
+    if let Some(c) = g.consumers.get_mut(&*n.consumer) {
         c.pel.remove(&id);
     }
     Some(n)
@@ -688,7 +730,7 @@ pub fn xclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
                 Nack {
                     delivery_time: now as u64,
                     delivery_count: 1,
-                    consumer: Bytes::new(),
+                    consumer: Default::default(),
                 },
             );
             fresh = true;
@@ -703,13 +745,10 @@ pub fn xclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             match g.consumers.get_mut(&name) {
                 Some(c) => c.seen_time = now as u64,
                 None => {
-                    g.consumers.insert(
-                        name.clone(),
-                        Consumer {
-                            seen_time: now as u64,
-                            pel: Default::default(),
-                        },
-                    );
+                    {
+                        let c = Consumer::new(&name, now as u64);
+                        g.consumers.insert(c.name.as_ref().clone(), c);
+                    }
                     created = true;
                 }
             }
@@ -835,13 +874,10 @@ pub fn xautoclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             match g.consumers.get_mut(&name) {
                 Some(c) => c.seen_time = now as u64,
                 None => {
-                    g.consumers.insert(
-                        name.clone(),
-                        Consumer {
-                            seen_time: now as u64,
-                            pel: Default::default(),
-                        },
-                    );
+                    {
+                        let c = Consumer::new(&name, now as u64);
+                        g.consumers.insert(c.name.as_ref().clone(), c);
+                    }
                     created = true;
                 }
             }

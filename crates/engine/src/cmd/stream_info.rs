@@ -172,7 +172,7 @@ fn stream_info(st: &Stream, argv: &[Bytes]) -> CmdResult {
                 .map(|(id, n)| {
                     Reply::Array(vec![
                         id_reply(*id),
-                        Reply::Bulk(n.consumer.clone()),
+                        Reply::Bulk(Bytes::clone(&n.consumer)),
                         Reply::Int(n.delivery_time as i64),
                         Reply::Int(n.delivery_count as i64),
                     ])

@@ -211,3 +211,101 @@ fn xclaim_force_counts_deliveries_like_redis() {
     };
     assert_eq!(counts(&mut s), vec![Reply::Int(2), Reply::Int(1)]);
 }
+
+#[test]
+fn xack_counts_lookups_and_reports_bad_ids_only_with_a_group() {
+    let mut s = Store::default();
+    for i in 1..=12 {
+        run(&mut s, &["XADD", "k", &format!("1-{i}"), "f", "v"]);
+    }
+    run(&mut s, &["XGROUP", "CREATE", "k", "g", "0"]);
+    // (XREADGROUP is a server command: XCLAIM FORCE fills the PEL here.)
+    let mut claim = vec!["XCLAIM", "k", "g", "alice", "0"];
+    let all: Vec<String> = (1..=12).map(|i| format!("1-{i}")).collect();
+    claim.extend(all.iter().map(|s| s.as_str()));
+    claim.extend(["FORCE", "JUSTID"]);
+    run(&mut s, &claim);
+    // No key, no group: 0 whatever the IDs (Redis looks the group up first).
+    let (hits, misses) = (s.stats.keyspace_hits, s.stats.keyspace_misses);
+    assert_eq!(run(&mut s, &["XACK", "nokey", "g", "bad"]), Reply::Int(0));
+    assert_eq!(s.stats.keyspace_misses, misses + 1);
+    assert_eq!(run(&mut s, &["XACK", "k", "nogroup", "bad"]), Reply::Int(0));
+    assert_eq!(s.stats.keyspace_hits, hits + 1);
+    assert_eq!(
+        run(&mut s, &["XACK", "k", "g", "1-1", "bad"]),
+        Reply::err(super::ERR_INVALID_ID)
+    );
+    // The bad ID stopped the whole command: 1-1 is still pending.
+    assert_eq!(run(&mut s, &["XACK", "k", "g", "1-1"]), Reply::Int(1));
+    // Zero-padded IDs (as redis-benchmark writes them) are the same IDs.
+    assert_eq!(run(&mut s, &["XACK", "k", "g", "1-000002"]), Reply::Int(1));
+    // More than 8 IDs (the heap path), with repeats and IDs not pending.
+    let mut args = vec!["XACK", "k", "g"];
+    let ids: Vec<String> = (1..=14).map(|i| format!("1-{i}")).collect();
+    args.extend(ids.iter().map(|s| s.as_str()));
+    args.push("1-3");
+    assert_eq!(run(&mut s, &args), Reply::Int(10));
+    assert_eq!(
+        run(&mut s, &["XPENDING", "k", "g"]),
+        Reply::Array(vec![Reply::Int(0), Reply::Nil, Reply::Nil, Reply::NilArray])
+    );
+    run(&mut s, &["SET", "str", "x"]);
+    assert_eq!(
+        run(&mut s, &["XACK", "str", "g", "bad"]),
+        Reply::wrongtype()
+    );
+}
+
+#[test]
+fn nacks_share_their_consumers_name() {
+    let mut s = Store::default();
+    for i in 1..=3 {
+        run(&mut s, &["XADD", "k", &format!("{i}-0"), "f", "v"]);
+    }
+    run(&mut s, &["XGROUP", "CREATE", "k", "g", "0"]);
+    // (XREADGROUP is a server command: XCLAIM FORCE fills the PEL here.)
+    run(
+        &mut s,
+        &[
+            "XCLAIM", "k", "g", "alice", "0", "1-0", "2-0", "FORCE", "JUSTID",
+        ],
+    );
+    run(
+        &mut s,
+        &[
+            "XCLAIM", "k", "g", "bob", "0", "2-0", "3-0", "FORCE", "JUSTID",
+        ],
+    );
+    let Some(crate::value::Value::Stream(st)) = s.dbs[0].get(b"k").map(|e| e.value()) else {
+        panic!("no stream");
+    };
+    let g = &st.groups[&Bytes::from_static(b"g")];
+    let name = |c: &str| {
+        g.consumers[&Bytes::copy_from_slice(c.as_bytes())]
+            .name
+            .clone()
+    };
+    let owner = |ms| g.pel[&crate::stream::StreamId::new(ms, 0)].consumer.clone();
+    assert!(std::sync::Arc::ptr_eq(&owner(1), &name("alice")));
+    assert!(std::sync::Arc::ptr_eq(&owner(2), &name("bob")));
+    assert!(std::sync::Arc::ptr_eq(&owner(3), &name("bob")));
+    assert_eq!(*name("bob"), Bytes::from_static(b"bob"));
+}
+
+#[test]
+fn xadd_reply_and_log_carry_the_same_id() {
+    let mut s = Store::default();
+    s.effects.log.clear();
+    let r = run(&mut s, &["XADD", "k", "18446744073709551615-*", "f", "v"]);
+    assert_eq!(r, bulk("18446744073709551615-0"));
+    let logged = s.effects.log.last().map(|l| l.argv[2].clone());
+    assert_eq!(logged, Some(Bytes::from_static(b"18446744073709551615-0")));
+    // The field names of a node are owned copies, values live in the node.
+    assert_eq!(
+        run(&mut s, &["XRANGE", "k", "-", "+"]),
+        Reply::Array(vec![Reply::Array(vec![
+            bulk("18446744073709551615-0"),
+            Reply::Array(vec![bulk("f"), bulk("v")]),
+        ])])
+    );
+}

@@ -1,7 +1,7 @@
 //! redsnap's own serialization of a stream (snapshots): the metadata, every node
 //! with its tombstones, and the consumer groups with their PELs.
 
-use super::{Group, Nack, Stream, StreamId, FLAG_DELETED};
+use super::{Consumer, Group, Nack, Stream, StreamId, FLAG_DELETED};
 use bytes::Bytes;
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -163,11 +163,12 @@ pub fn decode(b: &[u8]) -> Result<(Stream, usize), &'static str> {
             let delivery_time = r.varint()?;
             let delivery_count = r.varint()?;
             let consumer = r.bytes()?;
-            g.consumers
+            let c = g
+                .consumers
                 .entry(consumer.clone())
-                .or_default()
-                .pel
-                .insert(id);
+                .or_insert_with(|| Consumer::new(&consumer, 0));
+            c.pel.insert(id);
+            let consumer = c.name.clone();
             g.pel.insert(
                 id,
                 Nack {
@@ -181,7 +182,10 @@ pub fn decode(b: &[u8]) -> Result<(Stream, usize), &'static str> {
         for _ in 0..nc {
             let cname = r.bytes()?;
             let seen = r.varint()?;
-            let c = g.consumers.entry(cname).or_default();
+            let c = g
+                .consumers
+                .entry(cname.clone())
+                .or_insert_with(|| Consumer::new(&cname, 0));
             c.seen_time = seen;
         }
         s.groups.insert(name, g);

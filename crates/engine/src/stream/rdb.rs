@@ -2,7 +2,9 @@
 //! written; _1 (Redis 5-6.2), _2 and _3 (Redis 7.2) are read. Each node becomes the
 //! listpack Redis would hold (master entry, then entries with flags and deltas).
 
-use super::{lp, Consumer, Group, Nack, Stream, StreamId, FLAG_DELETED, FLAG_SAMEFIELDS};
+use super::{
+    lp, Consumer, ConsumerName, Group, Nack, Stream, StreamId, FLAG_DELETED, FLAG_SAMEFIELDS,
+};
 use crate::rdb::{write_len, write_string, RdbError, Reader, Result};
 use crate::value::Value;
 use bytes::Bytes;
@@ -202,6 +204,8 @@ pub fn read(r: &mut Reader, ty: u8) -> Result<Value> {
         }
         let mut g = Group::new(last, read);
         let npel = r.read_len()?;
+        // Owner still unknown (the consumers come next): an empty name, shared.
+        let unowned = ConsumerName::default();
         for _ in 0..npel {
             let id = read_id16(r)?;
             let delivery_time = read_ms(r)?;
@@ -213,7 +217,7 @@ pub fn read(r: &mut Reader, ty: u8) -> Result<Value> {
                     Nack {
                         delivery_time,
                         delivery_count,
-                        consumer: Bytes::new(),
+                        consumer: unowned.clone(),
                     },
                 )
                 .is_some()
@@ -228,10 +232,7 @@ pub fn read(r: &mut Reader, ty: u8) -> Result<Value> {
             if ty == STREAM_LISTPACKS_3 {
                 read_ms(r)?; // active-time (Redis 7.2)
             }
-            let mut c = Consumer {
-                seen_time: seen,
-                pel: Default::default(),
-            };
+            let mut c = Consumer::new(&cname, seen);
             let np = r.read_len()?;
             for _ in 0..np {
                 let id = read_id16(r)?;
@@ -239,7 +240,7 @@ pub fn read(r: &mut Reader, ty: u8) -> Result<Value> {
                 if !n.consumer.is_empty() || !c.pel.insert(id) {
                     return Err(bad());
                 }
-                n.consumer = cname.clone();
+                n.consumer = c.name.clone();
             }
             if g.consumers.insert(cname, c).is_some() {
                 return Err(RdbError::Duplicate("stream consumer"));

@@ -75,14 +75,14 @@ fn codec_round_trip_with_groups() {
         Nack {
             delivery_time: 5,
             delivery_count: 2,
-            consumer: b("alice"),
+            consumer: std::sync::Arc::new(b("alice")),
         },
     );
-    let mut c = Consumer::default();
+    let mut c = Consumer::new(&b("alice"), 0);
     c.pel.insert(StreamId::new(7, 0));
     c.seen_time = 9;
     g.consumers.insert(b("alice"), c);
-    g.consumers.insert(b("bob"), Consumer::default());
+    g.consumers.insert(b("bob"), Consumer::new(&b("bob"), 0));
     s.groups.insert(b("grp"), g);
     let mut out = Vec::new();
     codec::encode(&s, &mut out);
@@ -90,4 +90,33 @@ fn codec_round_trip_with_groups() {
     assert_eq!(used, out.len());
     assert_eq!(d, s);
     assert!(codec::decode(&out[..out.len() - 1]).is_err());
+}
+
+#[test]
+fn last_valid_id_skips_tombstones_and_nodes_stay_small() {
+    // The last entry's offset lives in the struct's padding: no memory per node.
+    assert!(std::mem::size_of::<Node>() <= 56);
+    let mut s = Stream::new();
+    for i in 1..=5 {
+        s.append(StreamId::new(i, 0), &[b("f"), b("v")], 2, 0);
+    }
+    assert_eq!(s.last_valid_id(), StreamId::new(5, 0));
+    assert!(s.delete(StreamId::new(4, 0)));
+    assert_eq!(s.last_valid_id(), StreamId::new(5, 0));
+    assert!(s.delete(StreamId::new(5, 0)));
+    assert_eq!(s.last_valid_id(), StreamId::new(3, 0));
+    // Tombstones counted (Redis's streamGetEdgeID with skip_tombstones 0): 4.
+    assert_eq!(s.edge_id(false, false), StreamId::new(4, 0));
+    assert!(s.delete(StreamId::new(3, 0)));
+    // (2 entries per node: [1 2] [3 4] [5]; the last two nodes are now gone.)
+    assert_eq!(s.last_valid_id(), StreamId::new(2, 0));
+    s.append(StreamId::new(6, 0), &[b("g"), b("w")], 2, 0);
+    assert_eq!(s.last_valid_id(), StreamId::new(6, 0));
+    // A ranged read stops at COUNT and crosses nodes.
+    let got: Vec<StreamId> = s
+        .range(StreamId::new(2, 0), StreamId::MAX, false, 2)
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(got, vec![StreamId::new(2, 0), StreamId::new(6, 0)]);
 }
