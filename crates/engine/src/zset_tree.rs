@@ -264,6 +264,13 @@ impl<T> OsTree<T> {
         Some(x)
     }
 
+    /// Removes and returns the element of rank `i`, O(log n) with no comparison.
+    pub fn remove_at(&mut self, i: usize) -> Option<T> {
+        let x = remove_at_rec(&mut self.root, i)?;
+        self.shrink_root();
+        Some(x)
+    }
+
     pub fn pop_first(&mut self) -> Option<T> {
         let x = remove_end(&mut self.root, false)?;
         self.shrink_root();
@@ -396,11 +403,11 @@ fn split<X>(v: &mut Vec<X>, i: usize, x: X, cap: usize, first: bool, last: bool)
 fn remove_rec<T, F: FnMut(&T) -> Ordering>(node: &mut Node<T>, f: &mut F) -> Option<T> {
     match node {
         Node::Leaf(v) => {
-            let i = v.binary_search_by(|e| f(e)).ok()?;
+            let i = v.binary_search_by(&mut *f).ok()?;
             Some(v.remove(i))
         }
         Node::Inner(b, size) => {
-            let x = match b.keys.binary_search_by(|e| f(e)) {
+            let x = match b.keys.binary_search_by(&mut *f) {
                 Ok(c) => {
                     // Its predecessor, the last element under child c, takes its place.
                     let pred = remove_end(b.children.get_mut(c)?, true)?;
@@ -414,6 +421,37 @@ fn remove_rec<T, F: FnMut(&T) -> Ordering>(node: &mut Node<T>, f: &mut F) -> Opt
                     x
                 }
             };
+            *size -= 1;
+            Some(x)
+        }
+    }
+}
+
+/// Removes the element of rank `i` in the subtree at `node`.
+fn remove_at_rec<T>(node: &mut Node<T>, mut i: usize) -> Option<T> {
+    match node {
+        Node::Leaf(v) => (i < v.len()).then(|| v.remove(i)),
+        Node::Inner(b, size) => {
+            let mut found = None;
+            for (c, child) in b.children.iter().enumerate() {
+                let s = child.size();
+                if i <= s {
+                    found = Some((c, i == s));
+                    break;
+                }
+                i -= s + 1;
+            }
+            let (c, is_key) = found?;
+            if is_key && c >= b.keys.len() {
+                return None; // i is the subtree's size: out of range
+            }
+            let x = if is_key {
+                let pred = remove_end(b.children.get_mut(c)?, true)?;
+                std::mem::replace(&mut b.keys[c], pred)
+            } else {
+                remove_at_rec(b.children.get_mut(c)?, i)?
+            };
+            fix_child(b, c);
             *size -= 1;
             Some(x)
         }

@@ -69,6 +69,7 @@ enum Op {
     Remove(E),
     PopFirst,
     PopLast,
+    RemoveAt(usize),
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -77,6 +78,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => elem_strategy().prop_map(Op::Remove),
         1 => Just(Op::PopFirst),
         1 => Just(Op::PopLast),
+        2 => (0usize..3000).prop_map(Op::RemoveAt),
     ]
 }
 
@@ -144,6 +146,10 @@ fn apply(t: &mut OsTree<E>, model: &mut Vec<E>, op: &Op) {
             assert_eq!(t.pop_first(), want);
         }
         Op::PopLast => assert_eq!(t.pop_last(), model.pop()),
+        Op::RemoveAt(i) => {
+            let want = (*i < model.len()).then(|| model.remove(*i));
+            assert_eq!(t.remove_at(*i), want);
+        }
     }
 }
 
