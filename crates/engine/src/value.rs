@@ -531,6 +531,76 @@ mod zset_tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Rank-based score and lex selections equal a filter over the whole order;
+        /// ranks and ranges by index equal positions in it.
+        #[test]
+        fn rank_selections_match_a_walk(
+            pairs in proptest::collection::vec((0u8..6, 0u16..300), 0..500),
+            same_score in proptest::bool::ANY,
+            bounds in proptest::collection::vec((0u8..8, 0u8..8, proptest::bool::ANY, proptest::bool::ANY), 1..8),
+        ) {
+            let scores = [f64::NEG_INFINITY, -1.0, -0.0, 0.0, 2.5, f64::INFINITY];
+            let mut s = ZSet::new();
+            for (sc, m) in &pairs {
+                let score = if same_score { 1.0 } else { scores[*sc as usize] };
+                s.insert(Bytes::from(format!("m{m:03}")), score);
+            }
+            let all: Vec<(Bytes, f64)> = s.iter().map(|(m, x)| (m.to_bytes(), x)).collect();
+            for (i, (m, _)) in all.iter().enumerate() {
+                proptest::prop_assert_eq!(s.rank(m), Some(i));
+                proptest::prop_assert_eq!(s.rev_rank(m), Some(all.len() - 1 - i));
+            }
+            let lex = |k: u8| match k {
+                0 => LexBound::Min,
+                7 => LexBound::Max,
+                k => LexBound::Val(Bytes::from(format!("m{:03}", k as u16 * 40))),
+            };
+            for &(a, b, ax, bx) in &bounds {
+                let r = sr(scores[(a % 6) as usize], ax, scores[(b % 6) as usize], bx);
+                let want: Vec<_> = all.iter().filter(|(_, x)| r.contains(*x)).cloned().collect();
+                let got: Vec<_> = s.iter_by_score(&r, false).map(|(m, x)| (m.to_bytes(), x)).collect();
+                proptest::prop_assert_eq!(&got, &want);
+                proptest::prop_assert_eq!(s.count_by_score(&r), want.len());
+                let back: Vec<_> = s.iter_by_score(&r, true).map(|(m, x)| (m.to_bytes(), x)).collect();
+                proptest::prop_assert!(back.iter().rev().eq(want.iter()));
+                let lr = LexRange { min: lex(a), max: lex(b), minex: ax, maxex: bx };
+                // The walk the lex selection replaced (Redis's listpack walk).
+                let fwd: Vec<_> = if lr.is_empty() || all.is_empty() { Vec::new() } else {
+                    let ok = lr.gte_min(&all[all.len() - 1].0) && lr.lte_max(&all[0].0);
+                    all.iter().skip_while(|(m, _)| !ok || !lr.gte_min(m)).take_while(|(m, _)| lr.lte_max(m)).cloned().collect()
+                };
+                let rev: Vec<_> = if lr.is_empty() || all.is_empty() { Vec::new() } else {
+                    let ok = lr.gte_min(&all[all.len() - 1].0) && lr.lte_max(&all[0].0);
+                    all.iter().rev().skip_while(|(m, _)| !ok || !lr.lte_max(m)).take_while(|(m, _)| lr.gte_min(m)).cloned().collect()
+                };
+                let got: Vec<_> = s.iter_by_lex(&lr, false).map(|(m, x)| (m.to_bytes(), x)).collect();
+                proptest::prop_assert_eq!(&got, &fwd);
+                proptest::prop_assert_eq!(s.count_by_lex(&lr), fwd.len());
+                let got: Vec<_> = s.iter_by_lex(&lr, true).map(|(m, x)| (m.to_bytes(), x)).collect();
+                proptest::prop_assert_eq!(&got, &rev);
+                let (i, j) = (a as usize * 60, b as usize * 60);
+                if i <= j && i < all.len() {
+                    let j = j.min(all.len() - 1);
+                    proptest::prop_assert_eq!(s.range_by_rank(i, j, false), all[i..=j].to_vec());
+                    let mut down = all.clone();
+                    down.reverse();
+                    proptest::prop_assert_eq!(s.range_by_rank(i, j, true), down[i..=j].to_vec());
+                }
+            }
+            // Removal by rank keeps the dict and the order in step.
+            let n = s.len();
+            let removed = s.remove_ranks(n / 3, n / 2);
+            proptest::prop_assert_eq!(removed, n / 2 - n / 3);
+            proptest::prop_assert_eq!(s.len(), n - removed);
+            proptest::prop_assert_eq!(s.order.len(), s.dict.len());
+            for (m, x) in s.iter() {
+                proptest::prop_assert_eq!(s.score(m), Some(x));
+            }
+        }
+    }
+
     #[test]
     fn score_ranges() {
         let s = z(&[

@@ -27,6 +27,9 @@ use std::cmp::Ordering;
 const LEAF_CAP: usize = 64;
 /// Most elements in an internal node (it has one more child).
 const INNER_CAP: usize = 31;
+/// The deepest path the insert and remove fast paths record (child indexes fit a
+/// byte); deeper trees (never under the fill rules) take the recursive paths.
+const MAX_PATH: usize = 24;
 
 #[derive(Clone)]
 enum Node<T> {
@@ -233,6 +236,49 @@ impl<T: Ord> OsTree<T> {
 
     /// Inserts `x`; false (and `x` dropped) when an equal element is present.
     pub fn insert(&mut self, x: T) -> bool {
+        // Fast path (all but about one insert in 20 under random keys): find the leaf
+        // without writing; when it has room, walk down again by the recorded child
+        // indexes, counting the element, and insert it. No recursion, no comparison on
+        // the second walk.
+        let mut path = [0u8; MAX_PATH];
+        let mut depth = 0;
+        let mut node = &self.root;
+        let at = loop {
+            match node {
+                Node::Leaf(v) => match v.binary_search(&x) {
+                    Ok(_) => return false,
+                    Err(i) if v.len() < LEAF_CAP => break i,
+                    Err(_) => return self.insert_split(x),
+                },
+                Node::Inner(b, _) => match b.keys.binary_search(&x) {
+                    Ok(_) => return false,
+                    Err(c) if depth < MAX_PATH => {
+                        path[depth] = c as u8;
+                        depth += 1;
+                        node = &b.children[c];
+                    }
+                    Err(_) => return self.insert_split(x),
+                },
+            }
+        };
+        let mut node = &mut self.root;
+        for &c in &path[..depth] {
+            node = match node {
+                Node::Inner(b, size) => {
+                    *size += 1;
+                    &mut b.children[c as usize]
+                }
+                leaf => leaf,
+            };
+        }
+        if let Node::Leaf(v) = node {
+            vec_insert(v, at, x, LEAF_CAP);
+        }
+        true
+    }
+
+    /// Inserts `x` where a node may split (recursively, splits going up).
+    fn insert_split(&mut self, x: T) -> bool {
         match insert_rec(&mut self.root, x, true, true) {
             Ins::Present => false,
             Ins::Done => true,
@@ -259,6 +305,46 @@ impl<T: Ord> OsTree<T> {
 impl<T> OsTree<T> {
     /// Removes the element `f` calls equal (see [`OsTree::rank_by`]).
     pub fn remove_by<F: FnMut(&T) -> Ordering>(&mut self, mut f: F) -> Option<T> {
+        // Fast path: the element is in a leaf that stays at least half full (or is the
+        // root): find it without writing, then walk down again uncounting it.
+        let mut path = [0u8; MAX_PATH];
+        let mut depth = 0;
+        let mut node = &self.root;
+        let at = loop {
+            match node {
+                Node::Leaf(v) => match v.binary_search_by(&mut f) {
+                    Ok(i) if depth == 0 || v.len() > LEAF_CAP / 2 => break i,
+                    Ok(_) => return self.remove_rebalancing(f),
+                    Err(_) => return None,
+                },
+                Node::Inner(b, _) => match b.keys.binary_search_by(&mut f) {
+                    Err(c) if depth < MAX_PATH => {
+                        path[depth] = c as u8;
+                        depth += 1;
+                        node = &b.children[c];
+                    }
+                    _ => return self.remove_rebalancing(f),
+                },
+            }
+        };
+        let mut node = &mut self.root;
+        for &c in &path[..depth] {
+            node = match node {
+                Node::Inner(b, size) => {
+                    *size -= 1;
+                    &mut b.children[c as usize]
+                }
+                leaf => leaf,
+            };
+        }
+        match node {
+            Node::Leaf(v) if at < v.len() => Some(v.remove(at)),
+            _ => None,
+        }
+    }
+
+    /// Removes the element `f` calls equal, merging or rebalancing nodes on the way up.
+    fn remove_rebalancing<F: FnMut(&T) -> Ordering>(&mut self, mut f: F) -> Option<T> {
         let x = remove_rec(&mut self.root, &mut f)?;
         self.shrink_root();
         Some(x)
