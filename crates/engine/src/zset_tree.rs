@@ -26,7 +26,7 @@ use std::cmp::Ordering;
 /// Most elements in a leaf.
 const LEAF_CAP: usize = 64;
 /// Most elements in an internal node (it has one more child).
-const INNER_CAP: usize = 31;
+const INNER_CAP: usize = 63;
 /// The deepest path the insert and remove fast paths record (child indexes fit a
 /// byte); deeper trees (never under the fill rules) take the recursive paths.
 const MAX_PATH: usize = 24;

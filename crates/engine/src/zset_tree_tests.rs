@@ -322,3 +322,40 @@ fn memory_not_above_btreeset() {
         drop(std_set);
     }
 }
+
+/// Random inserts and removals on a tree three levels deep (every node kind splits,
+/// merges and borrows), against std's `BTreeSet`.
+#[test]
+fn random_ops_many_levels() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut t = OsTree::new();
+    let mut model = std::collections::BTreeSet::new();
+    for round in 0..6 {
+        for _ in 0..120_000 {
+            let v: u32 = rng.random_range(0..400_000);
+            if rng.random_bool(if round % 2 == 0 { 0.8 } else { 0.3 }) {
+                assert_eq!(t.insert(v), model.insert(v));
+            } else if rng.random_bool(0.5) {
+                assert_eq!(t.remove(&v), model.take(&v));
+            } else {
+                // Select is checked against the model below; here it names the
+                // victim (BTreeSet has no O(log n) nth).
+                let i = rng.random_range(0..=model.len());
+                let want = t.get(i).copied();
+                if let Some(w) = want {
+                    assert!(model.remove(&w));
+                }
+                assert_eq!(t.remove_at(i), want);
+            }
+        }
+        check(&t);
+        assert!(t.iter().eq(model.iter()));
+        for _ in 0..200 {
+            let v: u32 = rng.random_range(0..400_000);
+            let want = model.range(..v).count();
+            assert_eq!(t.partition_point(|e| *e < v), want);
+            assert_eq!(t.get(want), model.range(v..).next());
+        }
+    }
+}
