@@ -32,6 +32,7 @@ pub mod table;
 pub mod text;
 pub mod trie;
 pub mod value;
+pub mod zset_tree;
 
 #[cfg(test)]
 mod test_alloc;

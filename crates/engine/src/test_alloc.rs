@@ -65,3 +65,8 @@ pub fn measure<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
     let peak = PEAK.with(|p| p.get()) - base;
     (out, largest, peak.max(0) as usize)
 }
+
+/// Bytes this thread holds now (allocated and not yet freed).
+pub fn held() -> isize {
+    HELD.with(|h| h.get())
+}

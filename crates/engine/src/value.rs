@@ -1,7 +1,8 @@
 //! Values held in the keyspace.
 
+use crate::zset_tree::OsTree;
 use bytes::Bytes;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// One value. Containers use std collections; a value is shared between the live
 /// keyspace and any snapshot in progress through an `Arc` and copied on first write
@@ -132,10 +133,15 @@ impl PartialOrd for Score {
 }
 impl Ord for Score {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        // -0.0 and 0.0 compare equal, as in Redis (C `<` on doubles).
-        self.0
-            .partial_cmp(&other.0)
-            .unwrap_or(std::cmp::Ordering::Equal)
+        // -0.0 and 0.0 compare equal, as in Redis (C `<` on doubles). Two plain
+        // comparisons: the sorted set's B-tree makes about log2(n) of these per ZADD.
+        if self.0 < other.0 {
+            std::cmp::Ordering::Less
+        } else if self.0 > other.0 {
+            std::cmp::Ordering::Greater
+        } else {
+            std::cmp::Ordering::Equal
+        }
     }
 }
 
@@ -143,11 +149,18 @@ impl Ord for Score {
 /// [`Member`]s (up to 22 bytes inline in a 24-byte handle, longer ones in one shared
 /// allocation), so a short member costs no allocation of its own in either index:
 /// 1M geo members take about half the memory they took as `Bytes` (see
-/// BENCHMARKS.md, "Data types").
+/// BENCHMARKS.md, "Data types"). The order is a counted B-tree
+/// ([`OsTree`]): rank, select and range counts in O(log n), as Redis's skiplist.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ZSet {
     pub dict: HashMap<Member, f64>,
-    pub order: BTreeSet<(Score, Member)>,
+    pub order: OsTree<(Score, Member)>,
+}
+
+/// An order element's place relative to (`score`, `member`), with no `Member` built.
+fn cmp_elem(e: &(Score, Member), score: f64, member: &[u8]) -> std::cmp::Ordering {
+    e.0.cmp(&Score(score))
+        .then_with(|| e.1.as_bytes().cmp(member))
 }
 
 /// A sorted set's member (the keyspace's compact key handle).
@@ -171,9 +184,13 @@ impl ZSet {
         match self.dict.get_mut(&member[..]) {
             Some(old) => {
                 if *old != score || old.is_sign_negative() != score.is_sign_negative() {
-                    let m = Member::new(&member);
-                    self.order.remove(&(Score(*old), m.clone()));
+                    let prev = *old;
                     *old = score;
+                    // Move the order's own handle (no new `Member` for a long one).
+                    let m = match self.order.remove_by(|e| cmp_elem(e, prev, &member)) {
+                        Some((_, m)) => m,
+                        None => Member::new(&member),
+                    };
                     self.order.insert((Score(score), m));
                 }
                 false
@@ -189,23 +206,42 @@ impl ZSet {
     pub fn remove(&mut self, member: &[u8]) -> bool {
         match self.dict.remove_entry(member) {
             Some((m, s)) => {
-                self.order.remove(&(Score(s), m));
+                self.order.remove_by(|e| cmp_elem(e, s, m.as_bytes()));
                 true
             }
             None => false,
         }
     }
-    /// 0-based rank in ascending order.
+    /// 0-based rank in ascending order, O(log n).
     pub fn rank(&self, member: &[u8]) -> Option<usize> {
         let s = self.score(member)?;
-        let key = (Score(s), Member::new(member));
-        Some(self.order.range(..key).count())
+        self.order.rank_by(|e| cmp_elem(e, s, member)).ok()
     }
     /// Members in ascending order.
-    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Member, f64)> {
-        self.order.iter().map(|(s, m)| (m, s.0))
+    pub fn iter(&self) -> ZIter<'_> {
+        self.range_iter(0, self.len())
+    }
+    /// Elements with ascending ranks `lo..hi` (clamped), reversible: O(log n + m).
+    pub fn range_iter(&self, lo: usize, hi: usize) -> ZIter<'_> {
+        self.order
+            .range_idx(lo, hi)
+            .map(pick_elem as fn(&(Score, Member)) -> (&Member, f64))
+    }
+    /// The element of ascending rank `i`, O(log n).
+    pub fn get_by_rank(&self, i: usize) -> Option<(&Member, f64)> {
+        self.order.get(i).map(|(s, m)| (m, s.0))
     }
 }
+
+fn pick_elem(e: &(Score, Member)) -> (&Member, f64) {
+    (&e.1, e.0 .0)
+}
+
+/// Iteration over a range of a sorted set's ranks.
+pub type ZIter<'a> = std::iter::Map<
+    crate::zset_tree::Iter<'a, (Score, Member)>,
+    fn(&'a (Score, Member)) -> (&'a Member, f64),
+>;
 
 /// A score interval with optionally exclusive ends (Redis's `zrangespec`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -319,24 +355,6 @@ impl LexRange {
     }
 }
 
-type ZBound = std::ops::Bound<(Score, Member)>;
-
-/// The least double greater than `v` (`f64::next_up`, which needs Rust 1.86).
-fn next_up(v: f64) -> f64 {
-    if v.is_nan() || v == f64::INFINITY {
-        return v;
-    }
-    if v == 0.0 {
-        return f64::from_bits(1);
-    }
-    let b = v.to_bits();
-    if v > 0.0 {
-        f64::from_bits(b + 1)
-    } else {
-        f64::from_bits(b - 1)
-    }
-}
-
 impl ZSet {
     /// Builds a set from pairs (later duplicates overwrite earlier ones).
     pub fn from_pairs<I: IntoIterator<Item = (Bytes, f64)>>(pairs: I) -> ZSet {
@@ -355,50 +373,30 @@ impl ZSet {
 
     /// Elements with ranks `start..=end` (already normalized, in bounds), ascending
     /// or (with `rev`) descending, where ranks count in the iteration direction.
+    /// O(log n + m).
     pub fn range_by_rank(&self, start: usize, end: usize, rev: bool) -> Vec<(Bytes, f64)> {
-        let n = end.saturating_sub(start).saturating_add(1);
-        let pick = |(s, m): &(Score, Member)| (m.to_bytes(), s.0);
+        let pick = |(m, s): (&Member, f64)| (m.to_bytes(), s);
+        let hi = end.saturating_add(1).min(self.len());
         if rev {
-            self.order
-                .iter()
+            let n = self.len();
+            self.range_iter(n - hi, n.saturating_sub(start))
                 .rev()
-                .skip(start)
-                .take(n)
                 .map(pick)
                 .collect()
         } else {
-            self.order.iter().skip(start).take(n).map(pick).collect()
+            self.range_iter(start, hi).map(pick).collect()
         }
     }
 
-    /// B-tree bounds of a score range; None when it is empty.
-    fn score_bounds(r: &ScoreRange) -> Option<(ZBound, ZBound)> {
-        use std::ops::Bound::*;
+    /// Ascending ranks `lo..hi` of the elements whose score is in `r`, O(log n).
+    pub fn score_ranks(&self, r: &ScoreRange) -> (usize, usize) {
         if r.is_empty() || r.min.is_nan() || r.max.is_nan() {
-            return None;
+            return (0, 0);
         }
-        let lo = if r.minex {
-            if r.min == f64::INFINITY {
-                return None;
-            }
-            Included((Score(next_up(r.min)), Member::empty()))
-        } else {
-            Included((Score(r.min), Member::empty()))
-        };
-        let hi = if r.maxex {
-            Excluded((Score(r.max), Member::empty()))
-        } else if r.max == f64::INFINITY {
-            Unbounded
-        } else {
-            Excluded((Score(next_up(r.max)), Member::empty()))
-        };
-        // Guard BTreeSet::range's panics on inverted bounds.
-        if let (Included(a), Excluded(b)) = (&lo, &hi) {
-            if a >= b {
-                return None;
-            }
-        }
-        Some((lo, hi))
+        // Both predicates hold for a prefix of the score order.
+        let lo = self.order.partition_point(|e| !r.gte_min(e.0 .0));
+        let hi = self.order.partition_point(|e| r.lte_max(e.0 .0));
+        (lo, hi.max(lo))
     }
 
     /// Elements whose score is in `r`, ascending or (with `rev`) descending.
@@ -407,85 +405,99 @@ impl ZSet {
         r: &ScoreRange,
         rev: bool,
     ) -> Box<dyn Iterator<Item = (&'a Member, f64)> + 'a> {
-        match Self::score_bounds(r) {
-            None => Box::new(std::iter::empty()),
-            Some(b) => {
-                let it = self.order.range(b).map(|(s, m)| (m, s.0));
-                if rev {
-                    Box::new(it.rev())
-                } else {
-                    Box::new(it)
-                }
-            }
+        let (lo, hi) = self.score_ranks(r);
+        let it = self.range_iter(lo, hi);
+        if rev {
+            Box::new(it.rev())
+        } else {
+            Box::new(it)
         }
     }
 
+    /// ZCOUNT, O(log n).
     pub fn count_by_score(&self, r: &ScoreRange) -> usize {
-        self.iter_by_score(r, false).count()
+        let (lo, hi) = self.score_ranks(r);
+        hi - lo
     }
 
-    /// Elements whose member is in `r` (meaningful when all scores are equal, as in
-    /// Redis; with mixed scores this walks the score order like Redis does).
+    /// Ascending ranks `lo..hi` of the elements whose member is in `r`. Meaningful
+    /// when all scores are equal, as in Redis, and then O(log n); with mixed scores
+    /// the score order is walked as Redis walks a listpack (from the top with `rev`,
+    /// which can select other elements, as in Redis).
+    pub fn lex_ranks(&self, r: &LexRange, rev: bool) -> (usize, usize) {
+        let (Some(first), Some(last)) = (self.order.first(), self.order.last()) else {
+            return (0, 0);
+        };
+        if r.is_empty() {
+            return (0, 0);
+        }
+        if first.0 == last.0 {
+            // One score: members are in byte order.
+            let lo = self.order.partition_point(|e| !r.gte_min(&e.1));
+            let hi = self.order.partition_point(|e| r.lte_max(&e.1));
+            return (lo, hi.max(lo));
+        }
+        // Nothing matches unless the last member is >= min and the first is <= max
+        // (`zzlIsInLexRange`).
+        if !(r.gte_min(&last.1) && r.lte_max(&first.1)) {
+            return (0, 0);
+        }
+        let n = self.len();
+        if rev {
+            let skip = self.iter().rev().take_while(|(m, _)| !r.lte_max(m)).count();
+            let hi = n - skip;
+            let take = self
+                .range_iter(0, hi)
+                .rev()
+                .take_while(|(m, _)| r.gte_min(m))
+                .count();
+            (hi - take, hi)
+        } else {
+            let lo = self.iter().take_while(|(m, _)| !r.gte_min(m)).count();
+            let take = self
+                .range_iter(lo, n)
+                .take_while(|(m, _)| r.lte_max(m))
+                .count();
+            (lo, lo + take)
+        }
+    }
+
+    /// Elements whose member is in `r` (see [`ZSet::lex_ranks`]), ascending or (with
+    /// `rev`) descending.
     pub fn iter_by_lex<'a>(
         &'a self,
         r: &LexRange,
         rev: bool,
     ) -> Box<dyn Iterator<Item = (&'a Member, f64)> + 'a> {
-        use std::ops::Bound::*;
-        if r.is_empty() || self.is_empty() {
-            return Box::new(std::iter::empty());
+        let (lo, hi) = self.lex_ranks(r, rev);
+        let it = self.range_iter(lo, hi);
+        if rev {
+            Box::new(it.rev())
+        } else {
+            Box::new(it)
         }
-        let first = self.order.iter().next().map(|x| x.0);
-        let last = self.order.iter().next_back().map(|x| x.0);
-        if let (Some(f), Some(l)) = (first, last) {
-            if f == l {
-                // One score: members are in byte order, so the range is a B-tree range.
-                let lo = match &r.min {
-                    LexBound::Min => Unbounded,
-                    LexBound::Max => return Box::new(std::iter::empty()),
-                    LexBound::Val(m) if r.minex => Excluded((f, Member::new(m))),
-                    LexBound::Val(m) => Included((f, Member::new(m))),
-                };
-                let hi = match &r.max {
-                    LexBound::Max => Unbounded,
-                    LexBound::Min => return Box::new(std::iter::empty()),
-                    LexBound::Val(m) if r.maxex => Excluded((f, Member::new(m))),
-                    LexBound::Val(m) => Included((f, Member::new(m))),
-                };
-                // Not empty (checked above), so the bounds are ordered.
-                let it = self.order.range((lo, hi)).map(|(s, m)| (m, s.0));
-                return if rev {
-                    Box::new(it.rev())
-                } else {
-                    Box::new(it)
-                };
+    }
+
+    /// ZLEXCOUNT: O(log n) when all scores are equal.
+    pub fn count_by_lex(&self, r: &LexRange) -> usize {
+        let (lo, hi) = self.lex_ranks(r, false);
+        hi - lo
+    }
+
+    /// Removes the elements of ascending ranks `lo..hi`; returns how many. O(log n)
+    /// each, with no comparison of members.
+    pub fn remove_ranks(&mut self, lo: usize, hi: usize) -> usize {
+        let mut n = 0;
+        for _ in lo..hi.min(self.len()) {
+            match self.order.remove_at(lo) {
+                Some((_, m)) => {
+                    self.dict.remove(&m);
+                    n += 1;
+                }
+                None => break,
             }
         }
-        // Mixed scores: walk the score order as Redis walks a listpack. Nothing matches
-        // unless the last member is >= min and the first is <= max (`zzlIsInLexRange`).
-        let in_range = match (self.order.iter().next_back(), self.order.iter().next()) {
-            (Some((_, last)), Some((_, first))) => r.gte_min(last) && r.lte_max(first),
-            _ => false,
-        };
-        if !in_range {
-            return Box::new(std::iter::empty());
-        }
-        let r1 = r.clone();
-        let r2 = r.clone();
-        if rev {
-            Box::new(
-                self.iter()
-                    .rev()
-                    .skip_while(move |(m, _)| !r1.lte_max(m))
-                    .take_while(move |(m, _)| r2.gte_min(m)),
-            )
-        } else {
-            Box::new(
-                self.iter()
-                    .skip_while(move |(m, _)| !r1.gte_min(m))
-                    .take_while(move |(m, _)| r2.lte_max(m)),
-            )
-        }
+        n
     }
 
     /// Removes and returns the lowest (or, with `max`, the highest) element.
@@ -521,6 +533,76 @@ mod zset_tests {
             max,
             minex,
             maxex,
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Rank-based score and lex selections equal a filter over the whole order;
+        /// ranks and ranges by index equal positions in it.
+        #[test]
+        fn rank_selections_match_a_walk(
+            pairs in proptest::collection::vec((0u8..6, 0u16..300), 0..500),
+            same_score in proptest::bool::ANY,
+            bounds in proptest::collection::vec((0u8..8, 0u8..8, proptest::bool::ANY, proptest::bool::ANY), 1..8),
+        ) {
+            let scores = [f64::NEG_INFINITY, -1.0, -0.0, 0.0, 2.5, f64::INFINITY];
+            let mut s = ZSet::new();
+            for (sc, m) in &pairs {
+                let score = if same_score { 1.0 } else { scores[*sc as usize] };
+                s.insert(Bytes::from(format!("m{m:03}")), score);
+            }
+            let all: Vec<(Bytes, f64)> = s.iter().map(|(m, x)| (m.to_bytes(), x)).collect();
+            for (i, (m, _)) in all.iter().enumerate() {
+                proptest::prop_assert_eq!(s.rank(m), Some(i));
+                proptest::prop_assert_eq!(s.rev_rank(m), Some(all.len() - 1 - i));
+            }
+            let lex = |k: u8| match k {
+                0 => LexBound::Min,
+                7 => LexBound::Max,
+                k => LexBound::Val(Bytes::from(format!("m{:03}", k as u16 * 40))),
+            };
+            for &(a, b, ax, bx) in &bounds {
+                let r = sr(scores[(a % 6) as usize], ax, scores[(b % 6) as usize], bx);
+                let want: Vec<_> = all.iter().filter(|(_, x)| r.contains(*x)).cloned().collect();
+                let got: Vec<_> = s.iter_by_score(&r, false).map(|(m, x)| (m.to_bytes(), x)).collect();
+                proptest::prop_assert_eq!(&got, &want);
+                proptest::prop_assert_eq!(s.count_by_score(&r), want.len());
+                let back: Vec<_> = s.iter_by_score(&r, true).map(|(m, x)| (m.to_bytes(), x)).collect();
+                proptest::prop_assert!(back.iter().rev().eq(want.iter()));
+                let lr = LexRange { min: lex(a), max: lex(b), minex: ax, maxex: bx };
+                // The walk the lex selection replaced (Redis's listpack walk).
+                let fwd: Vec<_> = if lr.is_empty() || all.is_empty() { Vec::new() } else {
+                    let ok = lr.gte_min(&all[all.len() - 1].0) && lr.lte_max(&all[0].0);
+                    all.iter().skip_while(|(m, _)| !ok || !lr.gte_min(m)).take_while(|(m, _)| lr.lte_max(m)).cloned().collect()
+                };
+                let rev: Vec<_> = if lr.is_empty() || all.is_empty() { Vec::new() } else {
+                    let ok = lr.gte_min(&all[all.len() - 1].0) && lr.lte_max(&all[0].0);
+                    all.iter().rev().skip_while(|(m, _)| !ok || !lr.lte_max(m)).take_while(|(m, _)| lr.gte_min(m)).cloned().collect()
+                };
+                let got: Vec<_> = s.iter_by_lex(&lr, false).map(|(m, x)| (m.to_bytes(), x)).collect();
+                proptest::prop_assert_eq!(&got, &fwd);
+                proptest::prop_assert_eq!(s.count_by_lex(&lr), fwd.len());
+                let got: Vec<_> = s.iter_by_lex(&lr, true).map(|(m, x)| (m.to_bytes(), x)).collect();
+                proptest::prop_assert_eq!(&got, &rev);
+                let (i, j) = (a as usize * 60, b as usize * 60);
+                if i <= j && i < all.len() {
+                    let j = j.min(all.len() - 1);
+                    proptest::prop_assert_eq!(s.range_by_rank(i, j, false), all[i..=j].to_vec());
+                    let mut down = all.clone();
+                    down.reverse();
+                    proptest::prop_assert_eq!(s.range_by_rank(i, j, true), down[i..=j].to_vec());
+                }
+            }
+            // Removal by rank keeps the dict and the order in step.
+            let n = s.len();
+            let removed = s.remove_ranks(n / 3, n / 2);
+            proptest::prop_assert_eq!(removed, n / 2 - n / 3);
+            proptest::prop_assert_eq!(s.len(), n - removed);
+            proptest::prop_assert_eq!(s.order.len(), s.dict.len());
+            for (m, x) in s.iter() {
+                proptest::prop_assert_eq!(s.score(m), Some(x));
+            }
         }
     }
 
@@ -560,8 +642,6 @@ mod zset_tests {
         assert_eq!(s.count_by_score(&sr(3.0, false, 1.0, false)), 0);
         assert_eq!(s.count_by_score(&sr(0.0, true, 0.0, false)), 0);
         assert_eq!(s.count_by_score(&ScoreRange::all()), 5);
-        assert_eq!(next_up(-1.0), -0.9999999999999999);
-        assert_eq!(next_up(0.0), f64::from_bits(1));
     }
 
     #[test]

@@ -191,10 +191,30 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
         Set,
         ZSet,
     }
+    let mut ranged = false;
     let (src, mut elems): (Src, Vec<Bytes>) = match cx.lookup_read(key).map(|e| e.value()) {
         None => (Src::List, Vec::new()),
         Some(Value::List(l)) => (Src::List, l.iter().cloned().collect()),
         Some(Value::Set(s)) => (Src::Set, s.iter().cloned().collect()),
+        Some(Value::ZSet(z)) if dontsort => {
+            // Redis's special case: only the LIMIT range is read, by rank (O(log n +
+            // m)), in the order asked; the output then takes it whole.
+            let n = z.len();
+            let (start, end) = limit_range(limit_start, limit_count, n as i64);
+            let mut picked = Vec::new();
+            if end >= start && start >= 0 {
+                let (s, e) = (start as usize, end as usize);
+                let pick = |(m, _): (&crate::value::Member, f64)| m.to_bytes();
+                picked = if desc {
+                    z.range_iter(n - 1 - e, n - s).rev().map(pick).collect()
+                } else {
+                    z.range_iter(s, e + 1).map(pick).collect()
+                };
+            }
+            (limit_start, limit_count) = (0, -1);
+            ranged = true;
+            (Src::ZSet, picked)
+        }
         Some(Value::ZSet(z)) => (Src::ZSet, z.iter().map(|(m, _)| m.to_bytes()).collect()),
         Some(_) => return Err(Reply::wrongtype()),
     };
@@ -205,24 +225,11 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
         alpha = true;
         sortby = None;
     }
-    if dontsort && desc && !matches!(src, Src::Set) {
+    if dontsort && desc && !matches!(src, Src::Set) && !ranged {
         elems.reverse();
     }
 
-    let len = elems.len() as i64;
-    let mut start = limit_start.max(0);
-    let mut end = if limit_count < 0 {
-        len - 1
-    } else {
-        start.saturating_add(limit_count) - 1
-    };
-    if start >= len {
-        start = len - 1;
-        end = len - 2;
-    }
-    if end >= len {
-        end = len - 1;
-    }
+    let (start, end) = limit_range(limit_start, limit_count, elems.len() as i64);
 
     let mut items: Vec<Item> = elems
         .into_iter()
@@ -325,6 +332,24 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
             Ok(Reply::Int(n as i64))
         }
     }
+}
+
+/// The ranks LIMIT selects among `len` elements (`start > end` when none).
+fn limit_range(limit_start: i64, limit_count: i64, len: i64) -> (i64, i64) {
+    let mut start = limit_start.max(0);
+    let mut end = if limit_count < 0 {
+        len - 1
+    } else {
+        start.saturating_add(limit_count) - 1
+    };
+    if start >= len {
+        start = len - 1;
+        end = len - 2;
+    }
+    if end >= len {
+        end = len - 1;
+    }
+    (start, end)
 }
 
 #[cfg(test)]

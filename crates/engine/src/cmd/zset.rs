@@ -713,8 +713,7 @@ fn zcount(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 fn zlexcount(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let r = parse_lex_range(&argv[2], &argv[3])?;
     Ok(Reply::Int(
-        cx.get_zset(&argv[1])?
-            .map_or(0, |z| z.iter_by_lex(&r, false).count()) as i64,
+        cx.get_zset(&argv[1])?.map_or(0, |z| z.count_by_lex(&r)) as i64,
     ))
 }
 
@@ -821,7 +820,8 @@ fn zrange_select(
     let Some(z) = cx.get_zset(key)? else {
         return Ok((Vec::new(), withscores));
     };
-    let limited = |it: Box<dyn Iterator<Item = (&Member, f64)> + '_>| -> Vec<(Bytes, f64)> {
+    // LIMIT over ascending ranks lo..hi: the offset is skipped by rank, O(log n).
+    let limited = |(lo, hi): (usize, usize)| -> Vec<(Bytes, f64)> {
         if offset < 0 || (offset > 0 && offset as u64 >= z.len() as u64) {
             return Vec::new();
         }
@@ -830,18 +830,25 @@ fn zrange_select(
         } else {
             limit as usize
         };
-        it.skip(offset as usize)
-            .take(take)
-            .map(|(m, s)| (m.to_bytes(), s))
-            .collect()
+        let skip = offset as usize;
+        let pick = |(m, s): (&Member, f64)| (m.to_bytes(), s);
+        if rev {
+            let hi = hi.saturating_sub(skip).max(lo);
+            let lo = hi.saturating_sub(take).max(lo);
+            z.range_iter(lo, hi).rev().map(pick).collect()
+        } else {
+            let lo = lo.saturating_add(skip).min(hi);
+            let hi = lo.saturating_add(take).min(hi);
+            z.range_iter(lo, hi).map(pick).collect()
+        }
     };
     let items = match sel {
         Sel::Rank(s, e) => match norm_range(s, e, z.len()) {
             Some((s, e)) => z.range_by_rank(s, e, rev),
             None => Vec::new(),
         },
-        Sel::Score(r) => limited(z.iter_by_score(&r, rev)),
-        Sel::Lex(r) => limited(z.iter_by_lex(&r, rev)),
+        Sel::Score(r) => limited(z.score_ranks(&r)),
+        Sel::Lex(r) => limited(z.lex_ranks(&r, rev)),
     };
     Ok((items, withscores))
 }
@@ -896,37 +903,26 @@ fn zremrange(cx: &mut Cx, argv: &[Bytes], rt: RangeType) -> CmdResult {
         _ => Sel::Rank(int(&argv[2])?, int(&argv[3])?),
     };
     // Select first (read-only), then remove: no copy-on-write when nothing matches.
-    let victims: Vec<Bytes> = {
+    let (lo, hi) = {
         let Some(z) = cx.get_zset(key)? else {
             return Ok(Reply::Int(0));
         };
         match sel {
             Sel::Rank(s, e) => match norm_range(s, e, z.len()) {
-                Some((s, e)) => z
-                    .range_by_rank(s, e, false)
-                    .into_iter()
-                    .map(|(m, _)| m)
-                    .collect(),
-                None => Vec::new(),
+                Some((s, e)) => (s, e.saturating_add(1).min(z.len())),
+                None => (0, 0),
             },
-            Sel::Score(r) => z
-                .iter_by_score(&r, false)
-                .map(|(m, _)| m.to_bytes())
-                .collect(),
-            Sel::Lex(r) => z
-                .iter_by_lex(&r, false)
-                .map(|(m, _)| m.to_bytes())
-                .collect(),
+            Sel::Score(r) => z.score_ranks(&r),
+            Sel::Lex(r) => z.lex_ranks(&r, false),
         }
     };
-    if victims.is_empty() {
+    if lo >= hi {
         return Ok(Reply::Int(0));
     }
-    if let Some(z) = cx.zset_mut(key, false)? {
-        for m in &victims {
-            z.remove(m);
-        }
-    }
+    let removed = match cx.zset_mut(key, false)? {
+        Some(z) => z.remove_ranks(lo, hi),
+        None => 0,
+    };
     let event = match rt {
         RangeType::Score => "zremrangebyscore",
         RangeType::Lex => "zremrangebylex",
@@ -934,8 +930,8 @@ fn zremrange(cx: &mut Cx, argv: &[Bytes], rt: RangeType) -> CmdResult {
     };
     cx.notify(notify::ZSET, event, key);
     cx.remove_if_empty(key);
-    cx.modified_n(key, victims.len() as u64);
-    Ok(Reply::Int(victims.len() as i64))
+    cx.modified_n(key, removed as u64);
+    Ok(Reply::Int(removed as i64))
 }
 
 fn zremrangebyscore(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
@@ -1343,7 +1339,7 @@ fn zrandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             Some(Value::ZSet(z)) => z,
             _ => return Ok(Reply::Nil),
         };
-        return Ok(Reply::opt_bulk(z.iter().nth(i).map(|(m, _)| m.to_bytes())));
+        return Ok(Reply::opt_bulk(z.get_by_rank(i).map(|(m, _)| m.to_bytes())));
     }
     let l = int(&argv[2])?;
     if l == i64::MIN {
@@ -1383,17 +1379,26 @@ fn zrandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         Some(Value::ZSet(z)) => z,
         _ => return Ok(Reply::Array(Vec::new())),
     };
-    let all: Vec<(&Member, f64)> = z.iter().collect();
     let rng = &mut store.rng;
     let picks: Vec<usize> = if uniq {
         rand::seq::index::sample(rng, size, count as usize).into_vec()
     } else {
         (0..count).map(|_| rng.random_range(0..size)).collect()
     };
-    let items = picks
-        .into_iter()
-        .map(|i| (all[i].0.to_bytes(), all[i].1))
-        .collect();
+    let pick = |(m, s): (&Member, f64)| (m.to_bytes(), s);
+    let items = if picks.len() < size / 8 {
+        // A few picks: each by rank, O(log n), rather than listing the whole set.
+        picks
+            .into_iter()
+            .filter_map(|i| z.get_by_rank(i).map(pick))
+            .collect()
+    } else {
+        let all: Vec<(&Member, f64)> = z.iter().collect();
+        picks
+            .into_iter()
+            .filter_map(|i| all.get(i).copied().map(pick))
+            .collect()
+    };
     Ok(scored_reply(items, withscores, resp3))
 }
 
