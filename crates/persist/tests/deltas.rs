@@ -1,0 +1,342 @@
+//! Incremental snapshots as delta keyspaces over an unchanged base (format 4): they
+//! load to exactly the dataset through rounds of changes and restarts, every delta
+//! is verified on its own (a lost, added or altered record is an error naming its
+//! keyspace), they are bounded (a full snapshot replaces the base and drops them),
+//! and a crash before the switch leaves the previous snapshot in force.
+
+mod common;
+
+use common::*;
+use redsnap_engine::{Store, Value};
+use redsnap_persist::snapshot::delta::MAX_DELTAS;
+use redsnap_persist::{DataDir, LoadOptions, PersistError, SnapshotStore};
+
+fn loaded(snaps: &SnapshotStore) -> Store {
+    let mut fresh = Store::default();
+    snaps.load(&mut fresh, &LoadOptions::new()).expect("load");
+    fresh
+}
+
+fn snap_keyspaces(path: &std::path::Path) -> Vec<String> {
+    let db = fjall::Database::builder(path.join("snapshot"))
+        .open()
+        .expect("fjall");
+    let mut names: Vec<String> = db
+        .list_keyspace_names()
+        .iter()
+        .map(|n| n.to_string())
+        .filter(|n| n.starts_with("snap-"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn base_store() -> Store {
+    let mut store = Store::default();
+    populate(&mut store);
+    for i in 0..4_000 {
+        store.dbs[i % 3].insert(b(&format!("bulk{i}")), Value::Str(b("v")), None);
+    }
+    store
+}
+
+#[test]
+fn rounds_of_deltas_load_to_exactly_the_dataset() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = base_store();
+    {
+        let dir = DataDir::open(tmp.path()).expect("open");
+        let snaps = SnapshotStore::open(&dir).expect("snaps");
+        snaps.set_incremental(true);
+        let first = snaps.write(store.snapshot_point(true), 1).expect("full");
+        assert!(!first.incremental);
+        assert_eq!(first.meta.format_version, 2);
+        for round in 0..5u64 {
+            // Overwrites, deletes, re-adds (a key removed and written again), the
+            // empty key, deadlines, a new key in another db.
+            store.dbs[0].insert(
+                b(&format!("bulk{}", round * 3)),
+                Value::Str(b(&format!("r{round}"))),
+                None,
+            );
+            store.dbs[1].remove(&b(&format!("bulk{}", round * 3 + 1)));
+            store.dbs[2].remove(&b("bulk2"));
+            store.dbs[2].insert(b("bulk2"), Value::Str(b(&format!("again{round}"))), None);
+            if round % 2 == 0 {
+                store.dbs[3].insert(b(""), Value::Str(b("empty key")), None);
+            } else {
+                store.dbs[3].remove(&b(""));
+            }
+            store.dbs[1].set_expire(&b("bulk7"), Some(now() + 10_000 + round));
+            store.dbs[9].insert(b(&format!("new{round}")), Value::Str(b("n")), None);
+            let info = snaps
+                .write(store.snapshot_point(true), 2 + round)
+                .expect("incremental");
+            assert!(info.incremental, "round {round}: {info:?}");
+            assert_eq!(info.meta.id, first.meta.id);
+            assert_eq!(info.meta.format_version, 4);
+            assert_eq!(info.meta.deltas.len() as u64, round + 1);
+            assert_eq!(info.keys as usize, store.total_keys());
+            // The base is never rewritten: its count and sum stay the full one's.
+            assert_eq!(info.meta.base_keys, first.meta.keys);
+            assert_eq!(info.meta.checksum, first.meta.checksum);
+            assert_eq!(dump(&loaded(&snaps)), dump(&store), "round {round}");
+        }
+        // No changes: no new delta, the metadata still moves on.
+        let info = snaps
+            .write(store.snapshot_point(true), 9)
+            .expect("no changes");
+        assert!(info.incremental && info.changed == 0, "{info:?}");
+        assert_eq!(info.meta.deltas.len(), 5);
+        assert_eq!(info.meta.log_gen, 9);
+    }
+    let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");
+    assert_eq!(dump(&o.store), dump(&store));
+    assert_eq!(o.report.snapshot_keys as usize, store.total_keys());
+    assert_eq!(
+        snap_keyspaces_after(o, tmp.path()),
+        ["snap-1", "snap-1.1", "snap-1.2", "snap-1.3", "snap-1.4", "snap-1.5"]
+    );
+}
+
+/// The snapshot keyspaces once `o` is closed.
+fn snap_keyspaces_after(o: Opened, path: &std::path::Path) -> Vec<String> {
+    drop(o);
+    snap_keyspaces(path)
+}
+
+#[test]
+fn deltas_are_bounded_and_a_full_snapshot_drops_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = base_store();
+    {
+        let dir = DataDir::open(tmp.path()).expect("open");
+        let snaps = SnapshotStore::open(&dir).expect("snaps");
+        snaps.set_incremental(true);
+        snaps.write(store.snapshot_point(true), 1).expect("full");
+        for i in 0..MAX_DELTAS {
+            store.dbs[0].insert(b(&format!("bulk{}", i * 3)), Value::Str(b("x")), None);
+            let info = snaps.write(store.snapshot_point(true), 2).expect("write");
+            assert!(info.incremental, "{i}: {info:?}");
+        }
+        store.dbs[0].insert(b("bulk0"), Value::Str(b("last")), None);
+        let info = snaps.write(store.snapshot_point(true), 3).expect("write");
+        assert!(!info.incremental, "{info:?}");
+        assert!(info.meta.deltas.is_empty());
+        assert_eq!(info.meta.format_version, 2);
+        assert_eq!(dump(&loaded(&snaps)), dump(&store));
+        // Deltas beyond a quarter of the base (4,432 keys: 2,132 records with the
+        // 1,024 allowance): the third round of 800 changed keys is written in full.
+        let info = snaps
+            .write(store.snapshot_point(true), 4)
+            .expect("no changes");
+        assert!(info.incremental && info.changed == 0 && info.meta.deltas.is_empty());
+        for round in 0..3 {
+            for i in 0..800 {
+                store.dbs[i % 3].insert(
+                    b(&format!("bulk{i}")),
+                    Value::Str(b(&format!("{round}"))),
+                    None,
+                );
+            }
+            let info = snaps.write(store.snapshot_point(true), 5).expect("write");
+            assert_eq!(info.incremental, round < 2, "round {round}: {info:?}");
+        }
+        assert_eq!(dump(&loaded(&snaps)), dump(&store));
+    }
+    // The third full snapshot, with no deltas.
+    assert_eq!(snap_keyspaces(tmp.path()), ["snap-3"]);
+}
+
+/// Writes a full snapshot and one delta, then lets `damage` change the delta
+/// keyspace `snap-1.1` through fjall directly.
+fn with_damaged_delta(damage: impl FnOnce(&fjall::Keyspace, &Store)) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = base_store();
+    let dir = DataDir::open(tmp.path()).expect("open");
+    let snaps = SnapshotStore::open(&dir).expect("snaps");
+    snaps.set_incremental(true);
+    snaps.write(store.snapshot_point(true), 1).expect("full");
+    store.dbs[0].insert(b("bulk0"), Value::Str(b("changed")), None);
+    store.dbs[1].remove(&b("bulk1"));
+    store.dbs[2].insert(b("added"), Value::Str(b("new")), None);
+    assert!(
+        snaps
+            .write(store.snapshot_point(true), 2)
+            .expect("delta")
+            .incremental
+    );
+    drop(snaps);
+    let db = fjall::Database::builder(dir.snapshot_path())
+        .open()
+        .expect("fjall");
+    let ks = db
+        .keyspace("snap-1.1", fjall::KeyspaceCreateOptions::default)
+        .expect("ks");
+    assert_eq!(ks.len().expect("len"), 3);
+    damage(&ks, &store);
+    db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    drop(ks);
+    drop(db);
+    drop(dir);
+    tmp
+}
+
+fn load_error(tmp: &tempfile::TempDir) -> String {
+    match reopen(tmp.path(), &LoadOptions::new()) {
+        Err(e) => {
+            assert!(matches!(e, PersistError::CorruptSnapshot { .. }), "{e:?}");
+            e.to_string()
+        }
+        Ok(o) => panic!("damaged delta loaded {} keys", o.store.total_keys()),
+    }
+}
+
+fn entry_key(store: &Store, db: usize, key: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let hash = store.dbs[db].key_hash(key.as_bytes());
+    redsnap_persist::codec::entry_key(&mut out, db as u16, hash, key.as_bytes());
+    out
+}
+
+#[test]
+fn a_lost_delta_record_is_an_error_naming_the_delta() {
+    let tmp = with_damaged_delta(|ks, store| {
+        ks.remove(entry_key(store, 2, "added")).expect("remove");
+    });
+    let msg = load_error(&tmp);
+    assert!(
+        msg.contains("snap-1.1") && msg.contains("checksum mismatch"),
+        "{msg}"
+    );
+    // Asked to, recovery loads what is valid.
+    let o = reopen(
+        tmp.path(),
+        &LoadOptions {
+            load_truncated: true,
+            ignore_corruption: true,
+        },
+    )
+    .expect("load what is valid");
+    assert!(o.store.dbs[0].get(&b("bulk0")).is_some());
+}
+
+#[test]
+fn a_replaced_delta_entry_with_a_valid_crc_is_an_error() {
+    // An entry re-encoded with another value (its own CRC right): only the delta's
+    // sum can tell, as the base's sum tells for the base.
+    let tmp = with_damaged_delta(|ks, store| {
+        let key = entry_key(store, 0, "bulk0");
+        let mut val = Vec::new();
+        redsnap_persist::codec::encode_entry(&mut val, &key, &Value::Str(b("stale")), None);
+        ks.insert(key.as_slice(), val.as_slice()).expect("insert");
+    });
+    let msg = load_error(&tmp);
+    assert!(
+        msg.contains("snap-1.1") && msg.contains("checksum mismatch"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_damaged_marker_or_entry_is_named() {
+    // The removed key's marker (db 1, its hash, no key bytes) with a wrong CRC.
+    let tmp = with_damaged_delta(|ks, store| {
+        let hash = store.dbs[1].key_hash(b"bulk1");
+        let mut key = Vec::new();
+        redsnap_persist::codec::entry_key(&mut key, 1, hash, b"");
+        let v = ks.get(&key).expect("get").expect("the marker is there");
+        assert_eq!(v.len(), 4);
+        let mut v = v.to_vec();
+        v[0] ^= 1;
+        ks.insert(key.as_slice(), v.as_slice()).expect("insert");
+    });
+    let msg = load_error(&tmp);
+    assert!(
+        msg.contains("snap-1.1, db 1") && msg.contains("marker"),
+        "{msg}"
+    );
+    let tmp = with_damaged_delta(|ks, store| {
+        let key = entry_key(store, 2, "added");
+        let mut v = ks.get(&key).expect("get").expect("present").to_vec();
+        let last = v.len() - 1;
+        v[last] ^= 1;
+        ks.insert(key.as_slice(), v.as_slice()).expect("insert");
+    });
+    let msg = load_error(&tmp);
+    assert!(
+        msg.contains("snap-1.1, db 2 key \"added\"") && msg.contains("checksum"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn flipped_byte_in_a_delta_table_is_detected() {
+    let tmp = with_damaged_delta(|_, _| {});
+    let dir = tmp.path().join("snapshot").join("keyspaces");
+    // The delta's table: the smallest keyspace directory holding a table besides
+    // meta's; find it as the keyspace directory whose largest file is smallest.
+    let mut tables: Vec<(u64, std::path::PathBuf)> = Vec::new();
+    for e in std::fs::read_dir(&dir).expect("read_dir").flatten() {
+        let t = e.path().join("tables");
+        if t.is_dir() && std::fs::read_dir(&t).expect("tables").next().is_some() {
+            let f = largest_file(&t);
+            tables.push((std::fs::metadata(&f).expect("md").len(), f));
+        }
+    }
+    tables.sort();
+    // meta's own table (if flushed) is tiny; the base's is the largest.
+    let (len, table) = tables
+        .iter()
+        .rev()
+        .nth(1)
+        .cloned()
+        .expect("a delta table besides the base's");
+    flip_byte(&table, len / 4);
+    let err = reopen(tmp.path(), &LoadOptions::new())
+        .err()
+        .expect("must fail");
+    assert!(
+        matches!(
+            err,
+            PersistError::CorruptSnapshot { .. }
+                | PersistError::Store { .. }
+                | PersistError::StoreOpen { .. }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_leftover_delta_of_a_crashed_snapshot_is_ignored_and_deleted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = base_store();
+    {
+        let dir = DataDir::open(tmp.path()).expect("open");
+        let snaps = SnapshotStore::open(&dir).expect("snaps");
+        snaps.set_incremental(true);
+        snaps.write(store.snapshot_point(true), 1).expect("full");
+        store.dbs[0].insert(b("bulk0"), Value::Str(b("changed")), None);
+        assert!(
+            snaps
+                .write(store.snapshot_point(true), 2)
+                .expect("delta")
+                .incremental
+        );
+        drop(snaps);
+        // A crash while the next delta was being ingested: its keyspace exists,
+        // `current` does not name it.
+        let db = fjall::Database::builder(dir.snapshot_path())
+            .open()
+            .expect("fjall");
+        let ks = db
+            .keyspace("snap-1.2", fjall::KeyspaceCreateOptions::default)
+            .expect("ks");
+        ks.insert(entry_key(&store, 0, "bulk3"), b"junk".as_slice())
+            .expect("insert");
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    }
+    let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");
+    assert_eq!(dump(&o.store), dump(&store));
+    assert_eq!(snap_keyspaces_after(o, tmp.path()), ["snap-1", "snap-1.1"]);
+}
