@@ -371,11 +371,10 @@ fn read_current(db: &fjall::Database, path: &Path) -> Result<Option<SnapshotMeta
     }
 }
 
-/// The names of a snapshot's keyspaces: the base `snap-<id>`, then its deltas.
+/// The names of a snapshot's own keyspaces: its base `snap-<id>` (its deltas are
+/// records in the shared keyspace [`delta::KEYSPACE`]).
 fn keyspace_names(meta: &SnapshotMeta) -> Vec<String> {
-    std::iter::once(format!("{SNAP_PREFIX}{}", meta.id))
-        .chain(meta.deltas.iter().map(|d| delta::name(meta.id, d.gen)))
-        .collect()
+    vec![format!("{SNAP_PREFIX}{}", meta.id)]
 }
 
 /// Deletes every `snap-*` keyspace not in `keep` (leftovers of failed attempts).
@@ -463,6 +462,12 @@ impl SnapshotStore {
         self.inner.incremental.store(on, Ordering::Relaxed);
         if !on {
             *self.inner.prev.lock() = None;
+        } else if let Ok(db) = self.db() {
+            // The deltas' keyspace is created now, once per store, rather than by the
+            // first incremental snapshot (creating one costs some twenty fsyncs).
+            if let Err(e) = db.keyspace(delta::KEYSPACE, fjall::KeyspaceCreateOptions::default) {
+                tracing::debug!(error = %e, "could not create the deltas keyspace yet");
+            }
         }
     }
 
@@ -736,6 +741,8 @@ impl SnapshotStore {
                 tracing::warn!(keyspace = old_name, error = %e, "could not delete the previous snapshot keyspace");
             }
         }
+        // The deltas of replaced snapshots, once they take room.
+        delta::drop_stale(db, path, size_bytes);
         Ok(SnapshotInfo {
             meta,
             keys: n,

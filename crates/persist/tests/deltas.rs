@@ -1,14 +1,15 @@
-//! Incremental snapshots as delta keyspaces over an unchanged base (format 4): they
-//! load to exactly the dataset through rounds of changes and restarts, every delta
-//! is verified on its own (a lost, added or altered record is an error naming its
-//! keyspace), they are bounded (a full snapshot replaces the base and drops them),
-//! and a crash before the switch leaves the previous snapshot in force.
+//! Incremental snapshots as deltas over an unchanged base (format 4), each a run of
+//! records under its own prefix in the `deltas` keyspace: they load to exactly the
+//! dataset through rounds of changes and restarts, every delta is verified on its own
+//! (a lost, added or altered record is an error naming it), they are bounded (a full
+//! snapshot replaces the base and clears them), and a crash before the switch leaves
+//! the previous snapshot in force.
 
 mod common;
 
 use common::*;
 use redsnap_engine::{Store, Value};
-use redsnap_persist::snapshot::delta::MAX_DELTAS;
+use redsnap_persist::snapshot::delta::{self, MAX_DELTAS};
 use redsnap_persist::{DataDir, LoadOptions, PersistError, SnapshotStore};
 
 fn loaded(snaps: &SnapshotStore) -> Store {
@@ -44,7 +45,7 @@ fn base_store() -> Store {
 fn rounds_of_deltas_load_to_exactly_the_dataset() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut store = base_store();
-    {
+    let records = {
         let dir = DataDir::open(tmp.path()).expect("open");
         let snaps = SnapshotStore::open(&dir).expect("snaps");
         snaps.set_incremental(true);
@@ -89,20 +90,26 @@ fn rounds_of_deltas_load_to_exactly_the_dataset() {
         assert!(info.incremental && info.changed == 0, "{info:?}");
         assert_eq!(info.meta.deltas.len(), 5);
         assert_eq!(info.meta.log_gen, 9);
-    }
+        info.meta.deltas.iter().map(|d| d.entries).sum::<u64>()
+    };
     let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");
     assert_eq!(dump(&o.store), dump(&store));
     assert_eq!(o.report.snapshot_keys as usize, store.total_keys());
-    assert_eq!(
-        snap_keyspaces_after(o, tmp.path()),
-        ["snap-1", "snap-1.1", "snap-1.2", "snap-1.3", "snap-1.4", "snap-1.5"]
-    );
+    drop(o);
+    assert_eq!(snap_keyspaces(tmp.path()), ["snap-1"]);
+    // The deltas' records are all there is in the deltas keyspace.
+    assert_eq!(delta_records(tmp.path()) as u64, records);
 }
 
-/// The snapshot keyspaces once `o` is closed.
-fn snap_keyspaces_after(o: Opened, path: &std::path::Path) -> Vec<String> {
-    drop(o);
-    snap_keyspaces(path)
+/// The number of records in the `deltas` keyspace.
+fn delta_records(path: &std::path::Path) -> usize {
+    let db = fjall::Database::builder(path.join("snapshot"))
+        .open()
+        .expect("fjall");
+    let ks = db
+        .keyspace(delta::KEYSPACE, fjall::KeyspaceCreateOptions::default)
+        .expect("deltas");
+    ks.len().expect("len")
 }
 
 #[test]
@@ -144,12 +151,14 @@ fn deltas_are_bounded_and_a_full_snapshot_drops_them() {
         }
         assert_eq!(dump(&loaded(&snaps)), dump(&store));
     }
-    // The third full snapshot, with no deltas.
+    // The third full snapshot, with no deltas (the records of the replaced ones are
+    // never read: the dumps above are exact).
     assert_eq!(snap_keyspaces(tmp.path()), ["snap-3"]);
 }
 
-/// Writes a full snapshot and one delta, then lets `damage` change the delta
-/// keyspace `snap-1.1` through fjall directly.
+/// Writes a full snapshot and one delta, then lets `damage` change the `deltas`
+/// keyspace (the delta's records are under the prefix of base 1, generation 1)
+/// through fjall directly.
 fn with_damaged_delta(damage: impl FnOnce(&fjall::Keyspace, &Store)) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut store = base_store();
@@ -171,7 +180,7 @@ fn with_damaged_delta(damage: impl FnOnce(&fjall::Keyspace, &Store)) -> tempfile
         .open()
         .expect("fjall");
     let ks = db
-        .keyspace("snap-1.1", fjall::KeyspaceCreateOptions::default)
+        .keyspace(delta::KEYSPACE, fjall::KeyspaceCreateOptions::default)
         .expect("ks");
     assert_eq!(ks.len().expect("len"), 3);
     damage(&ks, &store);
@@ -199,14 +208,22 @@ fn entry_key(store: &Store, db: usize, key: &str) -> Vec<u8> {
     out
 }
 
+/// The record key of an entry key in delta `gen` of base 1.
+fn record(gen: u64, entry_key: &[u8]) -> Vec<u8> {
+    let mut out = delta::prefix(1, gen).to_vec();
+    out.extend_from_slice(entry_key);
+    out
+}
+
 #[test]
 fn a_lost_delta_record_is_an_error_naming_the_delta() {
     let tmp = with_damaged_delta(|ks, store| {
-        ks.remove(entry_key(store, 2, "added")).expect("remove");
+        ks.remove(record(1, &entry_key(store, 2, "added")))
+            .expect("remove");
     });
     let msg = load_error(&tmp);
     assert!(
-        msg.contains("snap-1.1") && msg.contains("checksum mismatch"),
+        msg.contains("delta 1.1") && msg.contains("checksum mismatch"),
         "{msg}"
     );
     // Asked to, recovery loads what is valid.
@@ -229,11 +246,11 @@ fn a_replaced_delta_entry_with_a_valid_crc_is_an_error() {
         let key = entry_key(store, 0, "bulk0");
         let mut val = Vec::new();
         redsnap_persist::codec::encode_entry(&mut val, &key, &Value::Str(b("stale")), None);
-        ks.insert(key.as_slice(), val.as_slice()).expect("insert");
+        ks.insert(record(1, &key), val.as_slice()).expect("insert");
     });
     let msg = load_error(&tmp);
     assert!(
-        msg.contains("snap-1.1") && msg.contains("checksum mismatch"),
+        msg.contains("delta 1.1") && msg.contains("checksum mismatch"),
         "{msg}"
     );
 }
@@ -245,19 +262,22 @@ fn a_damaged_marker_or_entry_is_named() {
         let hash = store.dbs[1].key_hash(b"bulk1");
         let mut key = Vec::new();
         redsnap_persist::codec::entry_key(&mut key, 1, hash, b"");
-        let v = ks.get(&key).expect("get").expect("the marker is there");
+        let v = ks
+            .get(record(1, &key))
+            .expect("get")
+            .expect("the marker is there");
         assert_eq!(v.len(), 4);
         let mut v = v.to_vec();
         v[0] ^= 1;
-        ks.insert(key.as_slice(), v.as_slice()).expect("insert");
+        ks.insert(record(1, &key), v.as_slice()).expect("insert");
     });
     let msg = load_error(&tmp);
     assert!(
-        msg.contains("snap-1.1, db 1") && msg.contains("marker"),
+        msg.contains("delta 1.1, db 1") && msg.contains("marker"),
         "{msg}"
     );
     let tmp = with_damaged_delta(|ks, store| {
-        let key = entry_key(store, 2, "added");
+        let key = record(1, &entry_key(store, 2, "added"));
         let mut v = ks.get(&key).expect("get").expect("present").to_vec();
         let last = v.len() - 1;
         v[last] ^= 1;
@@ -265,7 +285,7 @@ fn a_damaged_marker_or_entry_is_named() {
     });
     let msg = load_error(&tmp);
     assert!(
-        msg.contains("snap-1.1, db 2 key \"added\"") && msg.contains("checksum"),
+        msg.contains("delta 1.1, db 2 key \"added\"") && msg.contains("checksum"),
         "{msg}"
     );
 }
@@ -273,25 +293,17 @@ fn a_damaged_marker_or_entry_is_named() {
 #[test]
 fn flipped_byte_in_a_delta_table_is_detected() {
     let tmp = with_damaged_delta(|_, _| {});
-    let dir = tmp.path().join("snapshot").join("keyspaces");
-    // The delta's table: the smallest keyspace directory holding a table besides
-    // meta's; find it as the keyspace directory whose largest file is smallest.
-    let mut tables: Vec<(u64, std::path::PathBuf)> = Vec::new();
-    for e in std::fs::read_dir(&dir).expect("read_dir").flatten() {
-        let t = e.path().join("tables");
-        if t.is_dir() && std::fs::read_dir(&t).expect("tables").next().is_some() {
-            let f = largest_file(&t);
-            tables.push((std::fs::metadata(&f).expect("md").len(), f));
-        }
-    }
-    tables.sort();
-    // meta's own table (if flushed) is tiny; the base's is the largest.
-    let (len, table) = tables
-        .iter()
-        .rev()
-        .nth(1)
-        .cloned()
-        .expect("a delta table besides the base's");
+    let tables = {
+        let db = fjall::Database::builder(tmp.path().join("snapshot"))
+            .open()
+            .expect("fjall");
+        let ks = db
+            .keyspace(delta::KEYSPACE, fjall::KeyspaceCreateOptions::default)
+            .expect("deltas");
+        ks.path().join("tables")
+    };
+    let table = largest_file(&tables);
+    let len = std::fs::metadata(&table).expect("md").len();
     flip_byte(&table, len / 4);
     let err = reopen(tmp.path(), &LoadOptions::new())
         .err()
@@ -308,7 +320,7 @@ fn flipped_byte_in_a_delta_table_is_detected() {
 }
 
 #[test]
-fn a_leftover_delta_of_a_crashed_snapshot_is_ignored_and_deleted() {
+fn records_of_a_crashed_attempt_are_never_read_and_a_full_snapshot_clears_them() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut store = base_store();
     {
@@ -324,19 +336,104 @@ fn a_leftover_delta_of_a_crashed_snapshot_is_ignored_and_deleted() {
                 .incremental
         );
         drop(snaps);
-        // A crash while the next delta was being ingested: its keyspace exists,
-        // `current` does not name it.
+        // A crash after the next delta was ingested, before `current` named it.
         let db = fjall::Database::builder(dir.snapshot_path())
             .open()
             .expect("fjall");
         let ks = db
-            .keyspace("snap-1.2", fjall::KeyspaceCreateOptions::default)
+            .keyspace(delta::KEYSPACE, fjall::KeyspaceCreateOptions::default)
             .expect("ks");
-        ks.insert(entry_key(&store, 0, "bulk3"), b"junk".as_slice())
-            .expect("insert");
+        ks.insert(
+            record(2, &entry_key(&store, 0, "bulk3")),
+            b"junk".as_slice(),
+        )
+        .expect("insert");
         db.persist(fjall::PersistMode::SyncAll).expect("persist");
     }
     let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");
     assert_eq!(dump(&o.store), dump(&store));
-    assert_eq!(snap_keyspaces_after(o, tmp.path()), ["snap-1", "snap-1.1"]);
+    assert_eq!(o.report.snapshot_keys as usize, store.total_keys());
+    // The first snapshot after a start is full; the records of the replaced deltas
+    // (and the crashed attempt's) are never read.
+    o.snaps.set_incremental(true);
+    let mut store = o.store;
+    let info = o.snaps.write(store.snapshot_point(true), 3).expect("full");
+    assert!(!info.incremental);
+    drop(o.snaps);
+    drop(o.dir);
+    assert_eq!(snap_keyspaces(tmp.path()), ["snap-2"]);
+    store.dbs[0].remove(&b("bulk0"));
+    let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");
+    assert!(o.store.dbs[0].get(&b("bulk0")).is_some());
+}
+
+#[test]
+fn a_missing_deltas_keyspace_is_an_error_naming_it() {
+    let tmp = with_damaged_delta(|_, _| {});
+    {
+        let db = fjall::Database::builder(tmp.path().join("snapshot"))
+            .open()
+            .expect("fjall");
+        let ks = db
+            .keyspace(delta::KEYSPACE, fjall::KeyspaceCreateOptions::default)
+            .expect("ks");
+        db.delete_keyspace(ks).expect("delete");
+        db.persist(fjall::PersistMode::SyncAll).expect("persist");
+    }
+    let msg = load_error(&tmp);
+    assert!(msg.contains("deltas") && msg.contains("missing"), "{msg}");
+    let o = reopen(
+        tmp.path(),
+        &LoadOptions {
+            load_truncated: true,
+            ignore_corruption: true,
+        },
+    )
+    .expect("the base alone, when asked");
+    assert!(o.store.dbs[0]
+        .get(&b("bulk0"))
+        .is_some_and(|e| e.value() == &Value::Str(b("v"))));
+}
+
+#[test]
+fn a_full_snapshot_drops_deltas_that_take_room_and_deltas_go_on_after() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::default();
+    for i in 0..50 {
+        store.dbs[0].insert(b(&format!("k{i}")), Value::Str(b("v")), None);
+    }
+    let value = |round: usize| Value::Str(bytes::Bytes::from(format!("{round:0>200}")));
+    let records = {
+        let dir = DataDir::open(tmp.path()).expect("open");
+        let snaps = SnapshotStore::open(&dir).expect("snaps");
+        snaps.set_incremental(true);
+        snaps.write(store.snapshot_point(true), 1).expect("full");
+        // Deltas far larger on disk than a quarter of the (tiny) base.
+        for round in 0..MAX_DELTAS {
+            for i in 0..8 {
+                store.dbs[0].insert(b(&format!("k{i}")), value(round), None);
+            }
+            let info = snaps.write(store.snapshot_point(true), 2).expect("delta");
+            assert!(info.incremental, "{round}: {info:?}");
+        }
+        // The next is full (too many deltas): it drops and recreates the keyspace.
+        store.dbs[0].insert(b("k0"), value(99), None);
+        assert!(
+            !snaps
+                .write(store.snapshot_point(true), 3)
+                .expect("full")
+                .incremental
+        );
+        // Deltas go on in the new keyspace.
+        store.dbs[0].insert(b("k1"), value(100), None);
+        store.dbs[0].remove(&b("k2"));
+        let info = snaps.write(store.snapshot_point(true), 4).expect("delta");
+        assert!(info.incremental, "{info:?}");
+        assert_eq!(dump(&loaded(&snaps)), dump(&store));
+        info.meta.deltas.iter().map(|d| d.entries).sum::<u64>()
+    };
+    // Only the new delta's records are left.
+    assert_eq!(delta_records(tmp.path()) as u64, records);
+    let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");
+    assert_eq!(dump(&o.store), dump(&store));
 }

@@ -2,9 +2,16 @@
 //!
 //! A full snapshot writes the base keyspace `snap-<id>`, which is never changed
 //! afterwards. An incremental snapshot bulk-ingests the key hashes the change record
-//! (`redsnap_engine::changes`) holds into a new keyspace `snap-<id>.<gen>` and lists it
-//! in the metadata (format 4), in the same atomic switch as a full snapshot: the new
-//! keyspace is ingested (and fsynced by fjall), then `meta/current` names it.
+//! (`redsnap_engine::changes`) holds, as a new run of records under the prefix
+//! id ‖ gen (u64 BE each) in the keyspace `deltas`, and lists it in the metadata
+//! (format 4), in the same atomic switch as a full snapshot: the run is ingested (and
+//! fsynced by fjall), then `meta/current` names it. The `deltas` keyspace lives as
+//! long as the store (creating a keyspace per delta cost ~20 fsyncs, more than the
+//! delta's own writing). Records under a prefix the metadata does not list (a failed
+//! or crashed attempt, or a replaced base) are never read, and a generation is never
+//! reused: a new one is past both the listed ones and any present in the keyspace.
+//! A full snapshot drops the keyspace (and creates it anew) once such records take
+//! more than a quarter of the new base's disk space ([`drop_stale`]).
 //!
 //! A delta *replaces* each hash it holds: loading applies the deltas in order over
 //! the base, and for each (db, hash) a delta holds, the keys the base (or an earlier
@@ -28,8 +35,8 @@
 //! drops the deltas.
 
 use super::{
-    dataset_hasher, db_index, delete_others, format_for, keyspace_names, meta_keyspace, store_err,
-    table_files, LoadOptions, SnapshotInfo, SnapshotMeta, SnapshotStore, CURRENT_KEY, SNAP_PREFIX,
+    dataset_hasher, db_index, format_for, meta_keyspace, store_err, table_files, LoadOptions,
+    SnapshotInfo, SnapshotMeta, SnapshotStore, CURRENT_KEY, SNAP_PREFIX,
 };
 use crate::codec::{self, CRC32C};
 use crate::error::{PersistError, Result};
@@ -43,13 +50,20 @@ use std::time::Instant;
 /// The most deltas a snapshot has before the next one is written in full.
 pub const MAX_DELTAS: usize = 16;
 
+/// The keyspace holding every delta (records prefixed by base id and generation).
+pub const KEYSPACE: &str = "deltas";
+
+/// Bytes of the id ‖ gen prefix of a delta record's key.
+const PREFIX: usize = 16;
+
 /// Domain separator of a marker's CRC (so no entry checksum equals one).
 const MARKER_TAG: &[u8] = b"redsnap-delta-marker";
 
 /// One delta keyspace of a snapshot, as its metadata lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeltaMeta {
-    /// Its generation (names the keyspace `snap-<id>.<gen>`; 1 for the first).
+    /// Its generation (with the base id, the prefix of its records in the
+    /// `deltas` keyspace).
     pub gen: u64,
     /// Records in it (entries and markers).
     pub entries: u64,
@@ -57,9 +71,43 @@ pub struct DeltaMeta {
     pub checksum: u64,
 }
 
-/// The name of a delta keyspace.
-pub(super) fn name(id: u64, gen: u64) -> String {
-    format!("{SNAP_PREFIX}{id}.{gen}")
+/// The key prefix of a delta's records.
+pub fn prefix(id: u64, gen: u64) -> [u8; PREFIX] {
+    let mut p = [0u8; PREFIX];
+    p[..8].copy_from_slice(&id.to_be_bytes());
+    p[8..].copy_from_slice(&gen.to_be_bytes());
+    p
+}
+
+/// How a delta is named in messages.
+fn label(id: u64, gen: u64) -> String {
+    format!("keyspace {KEYSPACE}, delta {id}.{gen}")
+}
+
+/// After a full snapshot's switch: the records of replaced snapshots' deltas are
+/// never read again (their base id is gone), but they take disk space. Once they
+/// take more than a quarter of the new base's, the keyspace is dropped and created
+/// anew, empty (rare: it costs some twenty fsyncs). `Keyspace::clear` is not used:
+/// fjall replays a clear from its journal at the next open, after tables ingested
+/// later were registered, and would drop those.
+pub(super) fn drop_stale(db: &fjall::Database, path: &Path, base_bytes: u64) {
+    if !db.keyspace_exists(KEYSPACE) {
+        return;
+    }
+    let res = db
+        .keyspace(KEYSPACE, fjall::KeyspaceCreateOptions::default)
+        .and_then(|ks| {
+            if ks.disk_space() <= base_bytes / 4 {
+                return Ok(());
+            }
+            db.delete_keyspace(ks)?;
+            db.keyspace(KEYSPACE, fjall::KeyspaceCreateOptions::default)
+                .map(drop)
+        });
+    if let Err(e) = res {
+        // Harmless: records under prefixes the metadata does not list are never read.
+        tracing::warn!(store = %path.display(), error = %e, "could not drop the deltas of replaced snapshots");
+    }
 }
 
 /// The value of the marker of a hash whose keys are all gone.
@@ -96,8 +144,7 @@ impl SnapshotStore {
     ) -> Result<Option<SnapshotInfo>> {
         let path = &self.inner.path;
         let serr = store_err(path);
-        let names = keyspace_names(cur);
-        if !names.iter().all(|n| db.keyspace_exists(n)) {
+        if !db.keyspace_exists(&format!("{SNAP_PREFIX}{}", cur.id)) {
             return Ok(None);
         }
         let total: usize = dbs.iter().map(|d| d.len()).sum();
@@ -113,16 +160,26 @@ impl SnapshotStore {
         let mut deltas = cur.deltas.clone();
         let mut changed = 0;
         if recorded > 0 {
-            let gen = deltas.last().map_or(1, |d| d.gen + 1);
-            let delta_name = name(cur.id, gen);
-            // A leftover of a failed attempt under this name goes first.
-            delete_others(db, path, &names);
             let ks = db
-                .keyspace(&delta_name, fjall::KeyspaceCreateOptions::default)
+                .keyspace(KEYSPACE, fjall::KeyspaceCreateOptions::default)
                 .map_err(&serr)?;
+            // Past the listed generations and any a failed attempt left behind.
+            let listed = deltas.last().map_or(0, |d| d.gen);
+            let present = match ks.prefix(cur.id.to_be_bytes()).next_back() {
+                Some(item) => {
+                    let k = item.key().map_err(&serr)?;
+                    k.get(8..PREFIX)
+                        .and_then(|g| <[u8; 8]>::try_from(g).ok())
+                        .map_or(0, u64::from_be_bytes)
+                }
+                None => 0,
+            };
+            let gen = listed.max(present) + 1;
             let fail_after = self.inner.fail_after.load(Ordering::SeqCst);
             let mut ing = ks.start_ingestion().map_err(&serr)?;
+            let pre = prefix(cur.id, gen);
             let mut key = Vec::new();
+            let mut rec = Vec::new();
             let mut val = Vec::new();
             let mut n: u64 = 0;
             let mut checksum: u64 = 0;
@@ -141,7 +198,10 @@ impl SnapshotStore {
                         codec::encode_entry(&mut val, &key, e.value(), e.expire_at());
                         checksum =
                             checksum.wrapping_add(u64::from(codec::stored_crc(&val).unwrap_or(0)));
-                        ing.write(key.as_slice(), val.as_slice()).map_err(&serr)?;
+                        rec.clear();
+                        rec.extend_from_slice(&pre);
+                        rec.extend_from_slice(&key);
+                        ing.write(rec.as_slice(), val.as_slice()).map_err(&serr)?;
                         n += 1;
                         any = true;
                     }
@@ -149,7 +209,10 @@ impl SnapshotStore {
                         codec::entry_key(&mut key, dbi, hash, &[]);
                         let m = marker(&key);
                         checksum = checksum.wrapping_add(u64::from(u32::from_le_bytes(m)));
-                        ing.write(key.as_slice(), &m[..]).map_err(&serr)?;
+                        rec.clear();
+                        rec.extend_from_slice(&pre);
+                        rec.extend_from_slice(&key);
+                        ing.write(rec.as_slice(), &m[..]).map_err(&serr)?;
                         n += 1;
                     }
                 }
@@ -180,11 +243,13 @@ impl SnapshotStore {
             .map_err(&serr)?;
         db.persist(fjall::PersistMode::SyncAll).map_err(&serr)?;
         let mut size_bytes = 0;
-        for n in keyspace_names(&meta) {
-            let ks = db
-                .keyspace(&n, fjall::KeyspaceCreateOptions::default)
-                .map_err(&serr)?;
-            size_bytes += ks.disk_space();
+        for n in [format!("{SNAP_PREFIX}{}", meta.id), KEYSPACE.to_string()] {
+            if db.keyspace_exists(&n) {
+                let ks = db
+                    .keyspace(&n, fjall::KeyspaceCreateOptions::default)
+                    .map_err(&serr)?;
+                size_bytes += ks.disk_space();
+            }
         }
         Ok(Some(SnapshotInfo {
             keys: meta.keys,
@@ -220,18 +285,27 @@ pub(super) fn apply(
     let serr = store_err(path);
     let mut out = Applied::default();
     let ndbs = store.dbs.len();
-    for d in &meta.deltas {
-        let ks_name = name(meta.id, d.gen);
-        if !db.keyspace_exists(&ks_name) {
-            return Err(PersistError::CorruptSnapshot {
-                path: path.to_path_buf(),
-                location: format!("keyspace {ks_name}"),
-                detail: "a delta keyspace of the current snapshot is missing".into(),
-            });
+    if !db.keyspace_exists(KEYSPACE) {
+        let err = PersistError::CorruptSnapshot {
+            path: path.to_path_buf(),
+            location: format!("keyspace {KEYSPACE}"),
+            detail: format!(
+                "the keyspace holding the current snapshot's {} deltas is missing",
+                meta.deltas.len()
+            ),
+        };
+        if !opts.ignore_corruption {
+            return Err(err);
         }
-        let ks = db
-            .keyspace(&ks_name, fjall::KeyspaceCreateOptions::default)
-            .map_err(&serr)?;
+        tracing::warn!(error = %err, "loading what is valid: the base without its deltas");
+        out.truncated = true;
+        return Ok(out);
+    }
+    let ks = db
+        .keyspace(KEYSPACE, fjall::KeyspaceCreateOptions::default)
+        .map_err(&serr)?;
+    for d in &meta.deltas {
+        let ks_name = label(meta.id, d.gen);
         let damaged = |location: String, detail: String| PersistError::CorruptSnapshot {
             path: ks.path().to_path_buf(),
             location,
@@ -241,12 +315,12 @@ pub(super) fn apply(
         // The (db, hash) whose stored keys were dropped last.
         let mut replaced: Option<(usize, u64)> = None;
         let mut cut = false;
-        for item in ks.iter() {
+        for item in ks.prefix(prefix(meta.id, d.gen)) {
             let (k, v) = match item.into_inner() {
                 Ok(kv) => kv,
                 Err(e) => {
                     let err = damaged(
-                        format!("keyspace {ks_name}"),
+                        ks_name.clone(),
                         format!(
                             "read error: {e}; table files of this keyspace: {}",
                             table_files(ks.path())
@@ -263,7 +337,9 @@ pub(super) fn apply(
             };
             n += 1;
             checksum = checksum.wrapping_add(u64::from(codec::stored_crc(&v).unwrap_or(0)));
-            match decode(&k, &v, hasher, ndbs) {
+            // The entry key after the id ‖ gen prefix (the iteration is by prefix).
+            let k = k.get(PREFIX..).unwrap_or_default();
+            match decode(k, &v, hasher, ndbs) {
                 Ok((dbi, hash, entry)) => {
                     if replaced != Some((dbi, hash)) {
                         replaced = Some((dbi, hash));
@@ -280,12 +356,11 @@ pub(super) fn apply(
                     }
                 }
                 Err(detail) => {
-                    let location = match codec::split_entry_key(&k) {
-                        Some((d, key)) => format!(
-                            "keyspace {ks_name}, db {d} key {:?}",
-                            String::from_utf8_lossy(key)
-                        ),
-                        None => format!("keyspace {ks_name}, a key shorter than 10 bytes"),
+                    let location = match codec::split_entry_key(k) {
+                        Some((d, key)) => {
+                            format!("{ks_name}, db {d} key {:?}", String::from_utf8_lossy(key))
+                        }
+                        None => format!("{ks_name}, a key shorter than 10 bytes"),
                     };
                     let err = damaged(location, detail);
                     if !opts.ignore_corruption {
@@ -298,7 +373,7 @@ pub(super) fn apply(
         }
         if !cut && (n != d.entries || checksum != d.checksum) {
             let err = damaged(
-                format!("keyspace {ks_name}"),
+                ks_name.clone(),
                 format!(
                     "snapshot checksum mismatch: metadata says {} entries, found {n} (entries lost, added or altered)",
                     d.entries
