@@ -314,6 +314,9 @@ pub(super) fn apply(
         let (mut n, mut checksum) = (0u64, 0u64);
         // The (db, hash) whose stored keys were dropped last.
         let mut replaced: Option<(usize, u64)> = None;
+        // The keys loaded under that hash that the delta has not (yet) rewritten:
+        // dropped when the delta moves on to another hash.
+        let mut gone: Vec<Bytes> = Vec::new();
         let mut cut = false;
         for item in ks.prefix(prefix(meta.id, d.gen)) {
             let (k, v) = match item.into_inner() {
@@ -342,16 +345,21 @@ pub(super) fn apply(
             match decode(k, &v, hasher, ndbs) {
                 Ok((dbi, hash, entry)) => {
                     if replaced != Some((dbi, hash)) {
-                        replaced = Some((dbi, hash));
-                        let gone: Vec<Bytes> = store.dbs[dbi]
-                            .entries_with_hash(hash)
-                            .map(|(key, _)| key.to_bytes())
-                            .collect();
-                        for key in gone {
-                            store.dbs[dbi].remove(&key);
+                        if let Some((prev, _)) = replaced {
+                            for key in gone.drain(..) {
+                                store.dbs[prev].remove(&key);
+                            }
                         }
+                        replaced = Some((dbi, hash));
+                        gone.extend(
+                            store.dbs[dbi]
+                                .entries_with_hash(hash)
+                                .map(|(key, _)| key.to_bytes()),
+                        );
                     }
                     if let Some((key, entry)) = entry {
+                        // Rewritten: the insert replaces it, no removal needed.
+                        gone.retain(|g| g != &key);
                         store.dbs[dbi].insert_entry(key, entry);
                     }
                 }
@@ -369,6 +377,11 @@ pub(super) fn apply(
                     tracing::warn!(error = %err, "loading what is valid: skipping a damaged delta record");
                     out.skipped += 1;
                 }
+            }
+        }
+        if let Some((prev, _)) = replaced {
+            for key in gone.drain(..) {
+                store.dbs[prev].remove(&key);
             }
         }
         if !cut && (n != d.entries || checksum != d.checksum) {
