@@ -742,7 +742,7 @@ impl SnapshotStore {
             }
         }
         // The deltas of replaced snapshots, once they take room.
-        delta::drop_stale(db, path, size_bytes);
+        delta::drop_stale(db, path, n);
         Ok(SnapshotInfo {
             meta,
             keys: n,

@@ -292,7 +292,24 @@ fn a_damaged_marker_or_entry_is_named() {
 
 #[test]
 fn flipped_byte_in_a_delta_table_is_detected() {
-    let tmp = with_damaged_delta(|_, _| {});
+    // A delta larger than a batch is ingested as a table (a small one lives in
+    // fjall's journal until a flush, as the metadata does).
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = base_store();
+    {
+        let dir = DataDir::open(tmp.path()).expect("open");
+        let snaps = SnapshotStore::open(&dir).expect("snaps");
+        snaps.set_incremental(true);
+        snaps.write(store.snapshot_point(true), 1).expect("full");
+        let big = bytes::Bytes::from(vec![b'x'; delta::BATCH_BYTES + 1]);
+        store.dbs[0].insert(b("bulk0"), Value::Str(big), None);
+        assert!(
+            snaps
+                .write(store.snapshot_point(true), 2)
+                .expect("delta")
+                .incremental
+        );
+    }
     let tables = {
         let db = fjall::Database::builder(tmp.path().join("snapshot"))
             .open()
@@ -399,41 +416,78 @@ fn a_missing_deltas_keyspace_is_an_error_naming_it() {
 fn a_full_snapshot_drops_deltas_that_take_room_and_deltas_go_on_after() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut store = Store::default();
-    for i in 0..50 {
+    for i in 0..600 {
         store.dbs[0].insert(b(&format!("k{i}")), Value::Str(b("v")), None);
     }
-    let value = |round: usize| Value::Str(bytes::Bytes::from(format!("{round:0>200}")));
-    let records = {
+    // The records of replaced snapshots' deltas may not exceed this (a quarter of
+    // the base plus 1024) when a full snapshot is written; the current ones add.
+    let bound = 600 / 4 + 1024;
+    let (written, current) = {
         let dir = DataDir::open(tmp.path()).expect("open");
         let snaps = SnapshotStore::open(&dir).expect("snaps");
         snaps.set_incremental(true);
         snaps.write(store.snapshot_point(true), 1).expect("full");
-        // Deltas far larger on disk than a quarter of the (tiny) base.
-        for round in 0..MAX_DELTAS {
-            for i in 0..8 {
-                store.dbs[0].insert(b(&format!("k{i}")), value(round), None);
+        let mut written = 0;
+        for round in 0..60 {
+            for i in 0..100 {
+                store.dbs[0].insert(
+                    b(&format!("k{i}")),
+                    Value::Str(b(&format!("{round}"))),
+                    None,
+                );
             }
-            let info = snaps.write(store.snapshot_point(true), 2).expect("delta");
-            assert!(info.incremental, "{round}: {info:?}");
+            let info = snaps.write(store.snapshot_point(true), 2).expect("write");
+            if info.incremental {
+                written += info.changed;
+            }
         }
-        // The next is full (too many deltas): it drops and recreates the keyspace.
-        store.dbs[0].insert(b("k0"), value(99), None);
-        assert!(
-            !snaps
-                .write(store.snapshot_point(true), 3)
-                .expect("full")
-                .incremental
-        );
-        // Deltas go on in the new keyspace.
-        store.dbs[0].insert(b("k1"), value(100), None);
+        // Deltas go on after the drops, and load exactly.
+        store.dbs[0].insert(b("k1"), Value::Str(b("last")), None);
         store.dbs[0].remove(&b("k2"));
-        let info = snaps.write(store.snapshot_point(true), 4).expect("delta");
+        let info = snaps.write(store.snapshot_point(true), 3).expect("write");
         assert!(info.incremental, "{info:?}");
+        let current = info.meta.deltas.iter().map(|d| d.entries).sum::<u64>();
+        written += info.changed;
         assert_eq!(dump(&loaded(&snaps)), dump(&store));
-        info.meta.deltas.iter().map(|d| d.entries).sum::<u64>()
+        (written, current)
     };
-    // Only the new delta's records are left.
-    assert_eq!(delta_records(tmp.path()) as u64, records);
+    // Without the drops the keyspace would hold every record ever written.
+    assert!(written > 2 * bound, "{written}");
+    let left = delta_records(tmp.path()) as u64;
+    assert!(
+        left <= bound + current,
+        "{left} records left, {current} current"
+    );
+    let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");
+    assert_eq!(dump(&o.store), dump(&store));
+}
+
+#[test]
+fn a_delta_larger_than_a_batch_is_ingested_and_loads_the_same() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut store = base_store();
+    let big = |i: usize| Value::Str(bytes::Bytes::from(vec![b'a' + (i % 26) as u8; 1 << 20]));
+    let n = delta::BATCH_BYTES / (1 << 20) + 2;
+    {
+        let dir = DataDir::open(tmp.path()).expect("open");
+        let snaps = SnapshotStore::open(&dir).expect("snaps");
+        snaps.set_incremental(true);
+        snaps.write(store.snapshot_point(true), 1).expect("full");
+        for i in 0..n {
+            store.dbs[i % 3].insert(b(&format!("bulk{i}")), big(i), None);
+        }
+        store.dbs[4].remove(&b("list"));
+        let info = snaps.write(store.snapshot_point(true), 2).expect("delta");
+        assert!(info.incremental, "{info:?}");
+        assert_eq!(info.changed as usize, n + 1);
+        assert!(info.size_bytes as usize > n << 20, "{info:?}");
+        assert_eq!(dump(&loaded(&snaps)), dump(&store));
+        // A small one after it (a batch) applies on top.
+        store.dbs[0].insert(b("bulk0"), Value::Str(b("small")), None);
+        let info = snaps.write(store.snapshot_point(true), 3).expect("delta");
+        assert!(info.incremental && info.meta.deltas.len() == 2, "{info:?}");
+        assert_eq!(dump(&loaded(&snaps)), dump(&store));
+    }
     let o = reopen(tmp.path(), &LoadOptions::new()).expect("recover");
     assert_eq!(dump(&o.store), dump(&store));
 }

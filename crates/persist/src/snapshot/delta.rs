@@ -10,8 +10,8 @@
 //! delta's own writing). Records under a prefix the metadata does not list (a failed
 //! or crashed attempt, or a replaced base) are never read, and a generation is never
 //! reused: a new one is past both the listed ones and any present in the keyspace.
-//! A full snapshot drops the keyspace (and creates it anew) once such records take
-//! more than a quarter of the new base's disk space ([`drop_stale`]).
+//! A full snapshot drops the keyspace (and creates it anew) once it holds more than
+//! a quarter as many records as the new base ([`drop_stale`]).
 //!
 //! A delta *replaces* each hash it holds: loading applies the deltas in order over
 //! the base, and for each (db, hash) a delta holds, the keys the base (or an earlier
@@ -56,6 +56,13 @@ pub const KEYSPACE: &str = "deltas";
 /// Bytes of the id ‖ gen prefix of a delta record's key.
 const PREFIX: usize = 16;
 
+/// Up to this many bytes, a delta's records go into one journaled write batch with
+/// the metadata (one fsync in all); past it they are bulk-ingested as a table (no
+/// journal, bounded memory, but fjall then fsyncs the table, its directory, a version
+/// file and its pointer: some seven fsyncs, which on a slow disk cost more than the
+/// writing of a small delta itself).
+pub const BATCH_BYTES: usize = 4 << 20;
+
 /// Domain separator of a marker's CRC (so no entry checksum equals one).
 const MARKER_TAG: &[u8] = b"redsnap-delta-marker";
 
@@ -85,19 +92,19 @@ fn label(id: u64, gen: u64) -> String {
 }
 
 /// After a full snapshot's switch: the records of replaced snapshots' deltas are
-/// never read again (their base id is gone), but they take disk space. Once they
-/// take more than a quarter of the new base's, the keyspace is dropped and created
-/// anew, empty (rare: it costs some twenty fsyncs). `Keyspace::clear` is not used:
+/// never read again (their base id is gone), but they take room. Once the keyspace
+/// holds more than a quarter as many records as the new base (plus 1024), it is
+/// dropped and created anew, empty (rare: it costs some twenty fsyncs). `Keyspace::clear` is not used:
 /// fjall replays a clear from its journal at the next open, after tables ingested
 /// later were registered, and would drop those.
-pub(super) fn drop_stale(db: &fjall::Database, path: &Path, base_bytes: u64) {
+pub(super) fn drop_stale(db: &fjall::Database, path: &Path, base_keys: u64) {
     if !db.keyspace_exists(KEYSPACE) {
         return;
     }
     let res = db
         .keyspace(KEYSPACE, fjall::KeyspaceCreateOptions::default)
         .and_then(|ks| {
-            if ks.disk_space() <= base_bytes / 4 {
+            if ks.approximate_len() as u64 <= base_keys / 4 + 1024 {
                 return Ok(());
             }
             db.delete_keyspace(ks)?;
@@ -108,6 +115,11 @@ pub(super) fn drop_stale(db: &fjall::Database, path: &Path, base_bytes: u64) {
         // Harmless: records under prefixes the metadata does not list are never read.
         tracing::warn!(store = %path.display(), error = %e, "could not drop the deltas of replaced snapshots");
     }
+}
+
+/// `None`, typed as the ingestion fjall starts (its type is not exported).
+fn no_ingestion<'a, T>(_start: fn(&'a fjall::Keyspace) -> fjall::Result<T>) -> Option<T> {
+    None
 }
 
 /// The value of the marker of a hash whose keys are all gone.
@@ -159,10 +171,19 @@ impl SnapshotStore {
         let hasher = dataset_hasher(dbs, path)?;
         let mut deltas = cur.deltas.clone();
         let mut changed = 0;
-        if recorded > 0 {
-            let ks = db
-                .keyspace(KEYSPACE, fjall::KeyspaceCreateOptions::default)
-                .map_err(&serr)?;
+        let ks = if recorded > 0 {
+            Some(
+                db.keyspace(KEYSPACE, fjall::KeyspaceCreateOptions::default)
+                    .map_err(&serr)?,
+            )
+        } else {
+            None
+        };
+        // The records while the delta is small (committed in one batch with the
+        // metadata), and the ingestion once it is not.
+        let mut held: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut ing = no_ingestion(fjall::Keyspace::start_ingestion);
+        if let Some(ks) = &ks {
             // Past the listed generations and any a failed attempt left behind.
             let listed = deltas.last().map_or(0, |d| d.gen);
             let present = match ks.prefix(cur.id.to_be_bytes()).next_back() {
@@ -176,7 +197,26 @@ impl SnapshotStore {
             };
             let gen = listed.max(present) + 1;
             let fail_after = self.inner.fail_after.load(Ordering::SeqCst);
-            let mut ing = ks.start_ingestion().map_err(&serr)?;
+            let mut held_bytes = 0usize;
+            // Holds a record, or writes it once the delta has outgrown a batch.
+            macro_rules! put {
+                ($k:expr, $v:expr) => {
+                    match &mut ing {
+                        Some(ing) => ing.write($k, $v).map_err(&serr)?,
+                        None => {
+                            held_bytes += $k.len() + $v.len();
+                            held.push(($k.to_vec(), $v.to_vec()));
+                            if held_bytes > BATCH_BYTES {
+                                let mut new = ks.start_ingestion().map_err(&serr)?;
+                                for (k, v) in held.drain(..) {
+                                    new.write(k, v).map_err(&serr)?;
+                                }
+                                ing = Some(new);
+                            }
+                        }
+                    }
+                };
+            }
             let pre = prefix(cur.id, gen);
             let mut key = Vec::new();
             let mut rec = Vec::new();
@@ -201,7 +241,7 @@ impl SnapshotStore {
                         rec.clear();
                         rec.extend_from_slice(&pre);
                         rec.extend_from_slice(&key);
-                        ing.write(rec.as_slice(), val.as_slice()).map_err(&serr)?;
+                        put!(rec.as_slice(), val.as_slice());
                         n += 1;
                         any = true;
                     }
@@ -212,12 +252,11 @@ impl SnapshotStore {
                         rec.clear();
                         rec.extend_from_slice(&pre);
                         rec.extend_from_slice(&key);
-                        ing.write(rec.as_slice(), &m[..]).map_err(&serr)?;
+                        put!(rec.as_slice(), &m[..]);
                         n += 1;
                     }
                 }
             }
-            ing.finish().map_err(&serr)?;
             changed = n;
             deltas.push(DeltaMeta {
                 gen,
@@ -237,10 +276,25 @@ impl SnapshotStore {
             libraries: libraries.to_vec(),
             deltas,
         };
-        // The switch, as for a full snapshot.
-        meta_keyspace(db, path)?
-            .insert(CURRENT_KEY, meta.encode())
-            .map_err(&serr)?;
+        // The switch, as for a full snapshot (a small delta's records in the same
+        // atomic batch).
+        let meta_ks = meta_keyspace(db, path)?;
+        match (ing, &ks) {
+            (Some(ing), _) => {
+                ing.finish().map_err(&serr)?;
+                meta_ks.insert(CURRENT_KEY, meta.encode()).map_err(&serr)?;
+            }
+            (None, ks) => {
+                let mut batch = db.batch();
+                if let Some(ks) = ks {
+                    for (k, v) in held {
+                        batch.insert(ks, k, v);
+                    }
+                }
+                batch.insert(&meta_ks, CURRENT_KEY, meta.encode());
+                batch.commit().map_err(&serr)?;
+            }
+        }
         db.persist(fjall::PersistMode::SyncAll).map_err(&serr)?;
         let mut size_bytes = 0;
         for n in [format!("{SNAP_PREFIX}{}", meta.id), KEYSPACE.to_string()] {
