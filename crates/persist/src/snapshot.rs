@@ -46,21 +46,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The newest snapshot format this build writes (3: the metadata also holds the
-/// function libraries' code). A snapshot without libraries is written in format 2
-/// (the metadata holds the key hash seed), which builds from before libraries read.
-/// Format 1 (no seed: entry keys on the unseeded hash) is also read.
-pub const FORMAT_VERSION: u32 = 3;
+pub mod delta;
+
+/// The newest snapshot format this build writes (4: the metadata also lists the
+/// incremental deltas written onto the base keyspace, see [`delta`]). A snapshot
+/// without deltas is written in the oldest format that holds it: 3 (the metadata
+/// holds the function libraries' code) or 2 (the metadata holds the key hash seed),
+/// which builds from before deltas (or libraries) read. Format 1 (no seed: entry
+/// keys on the unseeded hash) is also read.
+pub const FORMAT_VERSION: u32 = 4;
+
+/// The format with function libraries and no deltas.
+const FORMAT_LIBRARIES: u32 = 3;
 
 /// The format with a key hash seed and no libraries.
 const FORMAT_SEEDED: u32 = 2;
 
 /// The format before hash seeds.
 const FORMAT_UNSEEDED: u32 = 1;
-
-/// The most an incremental snapshot holds in memory before it gives up and writes a
-/// full one instead.
-pub const MAX_INCREMENTAL_BYTES: usize = 256 << 20;
 
 const META_KEYSPACE: &str = "meta";
 const CURRENT_KEY: &str = "current";
@@ -77,24 +80,31 @@ pub struct SnapshotMeta {
     pub log_gen: u64,
     /// When the snapshot was started (the clone was taken), ms since the epoch.
     pub created_ms: u64,
-    /// Number of entries written.
+    /// Number of keys the snapshot holds (the base keyspace with its deltas applied).
     pub keys: u64,
-    /// Wrapping sum of the entries' CRC-32Cs (order-independent, so an incremental
-    /// snapshot can update it; detects lost, extra or altered entries).
+    /// Number of entries in the base keyspace `snap-<id>` (= `keys` without deltas).
+    pub base_keys: u64,
+    /// Wrapping sum of the base keyspace's entries' CRC-32Cs (order-independent;
+    /// detects lost, extra or altered entries). The base is never changed after it
+    /// is written: incremental snapshots add deltas, each with its own sum.
     pub checksum: u64,
     /// The key hash seed the entry keys were computed with (`None`: format 1, the
     /// unseeded hash). Secret: never logged.
     pub hash_seed: Option<HashSeed>,
     /// The code of the function libraries (format 3; none in earlier formats).
     pub libraries: Vec<Bytes>,
+    /// The incremental deltas applied over the base, oldest first (format 4).
+    pub deltas: Vec<delta::DeltaMeta>,
 }
 
 /// The format a snapshot is written in: the oldest that holds it.
-fn format_for(libraries: &[Bytes]) -> u32 {
-    if libraries.is_empty() {
+fn format_for(libraries: &[Bytes], deltas: &[delta::DeltaMeta]) -> u32 {
+    if !deltas.is_empty() {
+        FORMAT_VERSION
+    } else if libraries.is_empty() {
         FORMAT_SEEDED
     } else {
-        FORMAT_VERSION
+        FORMAT_LIBRARIES
     }
 }
 
@@ -107,9 +117,11 @@ impl std::fmt::Debug for SnapshotMeta {
             .field("log_gen", &self.log_gen)
             .field("created_ms", &self.created_ms)
             .field("keys", &self.keys)
+            .field("base_keys", &self.base_keys)
             .field("checksum", &self.checksum)
             .field("hash_seed", &self.hash_seed.map(|_| "<set>"))
             .field("libraries", &self.libraries.len())
+            .field("deltas", &self.deltas)
             .finish()
     }
 }
@@ -122,15 +134,25 @@ impl SnapshotMeta {
         out.extend_from_slice(&self.id.to_le_bytes());
         out.extend_from_slice(&self.log_gen.to_le_bytes());
         out.extend_from_slice(&self.created_ms.to_le_bytes());
-        out.extend_from_slice(&self.keys.to_le_bytes());
+        // The base keyspace's count (before format 4 the only one: the same).
+        out.extend_from_slice(&self.base_keys.to_le_bytes());
         out.extend_from_slice(&self.checksum.to_le_bytes());
         if let Some(seed) = self.hash_seed {
             out.extend_from_slice(&seed.to_le_bytes());
         }
-        if self.format_version >= FORMAT_VERSION {
+        if self.format_version >= FORMAT_LIBRARIES {
             codec::put_varint(&mut out, self.libraries.len() as u64);
             for code in &self.libraries {
                 codec::put_bytes(&mut out, code);
+            }
+        }
+        if self.format_version >= FORMAT_VERSION {
+            out.extend_from_slice(&self.keys.to_le_bytes());
+            codec::put_varint(&mut out, self.deltas.len() as u64);
+            for d in &self.deltas {
+                out.extend_from_slice(&d.gen.to_le_bytes());
+                out.extend_from_slice(&d.entries.to_le_bytes());
+                out.extend_from_slice(&d.checksum.to_le_bytes());
             }
         }
         let crc = CRC32C.checksum(&out);
@@ -175,10 +197,25 @@ impl SnapshotMeta {
             Some(u128::from(lo) | (u128::from(hi) << 64))
         };
         let mut libraries = Vec::new();
-        if version >= FORMAT_VERSION {
+        if version >= FORMAT_LIBRARIES {
             let n = r.len(1).map_err(|e| corrupt(&e.detail))?;
             for _ in 0..n {
                 libraries.push(r.bytes().map_err(|e| corrupt(&e.detail))?);
+            }
+        }
+        let base_keys = keys;
+        let mut keys = keys;
+        let mut deltas = Vec::new();
+        if version >= FORMAT_VERSION {
+            keys = r.u64_le().map_err(|e| corrupt(&e.detail))?;
+            let n = r.len(24).map_err(|e| corrupt(&e.detail))?;
+            for _ in 0..n {
+                let mut field = || r.u64_le().map_err(|e| corrupt(&e.detail));
+                deltas.push(delta::DeltaMeta {
+                    gen: field()?,
+                    entries: field()?,
+                    checksum: field()?,
+                });
             }
         }
         Ok(SnapshotMeta {
@@ -187,9 +224,11 @@ impl SnapshotMeta {
             log_gen,
             created_ms,
             keys,
+            base_keys,
             checksum,
             hash_seed,
             libraries,
+            deltas,
         })
     }
 }
@@ -296,6 +335,8 @@ struct Inner {
 /// The snapshot in force and the point (`Store::snapshot_point`) it was taken at.
 struct Prev {
     id: u64,
+    /// Its deltas (an incremental snapshot continues only the one it wrote last).
+    deltas: Vec<delta::DeltaMeta>,
     point: u64,
     dbs: usize,
 }
@@ -330,11 +371,17 @@ fn read_current(db: &fjall::Database, path: &Path) -> Result<Option<SnapshotMeta
     }
 }
 
-/// Deletes every `snap-*` keyspace other than `keep` (leftovers of failed attempts).
-fn delete_others(db: &fjall::Database, path: &Path, keep: Option<&str>) {
+/// The names of a snapshot's own keyspaces: its base `snap-<id>` (its deltas are
+/// records in the shared keyspace [`delta::KEYSPACE`]).
+fn keyspace_names(meta: &SnapshotMeta) -> Vec<String> {
+    vec![format!("{SNAP_PREFIX}{}", meta.id)]
+}
+
+/// Deletes every `snap-*` keyspace not in `keep` (leftovers of failed attempts).
+fn delete_others(db: &fjall::Database, path: &Path, keep: &[String]) {
     for name in db.list_keyspace_names() {
         let name: &str = &name;
-        if name.starts_with(SNAP_PREFIX) && Some(name) != keep {
+        if name.starts_with(SNAP_PREFIX) && !keep.iter().any(|k| k == name) {
             let res = db
                 .keyspace(name, fjall::KeyspaceCreateOptions::default)
                 .and_then(|ks| db.delete_keyspace(ks));
@@ -361,8 +408,8 @@ impl SnapshotStore {
         let path = dir.snapshot_path();
         let db = open_db(&path)?;
         let current = read_current(&db, &path)?;
-        let keep = current.as_ref().map(|m| format!("{SNAP_PREFIX}{}", m.id));
-        delete_others(&db, &path, keep.as_deref());
+        let keep = current.as_ref().map(keyspace_names).unwrap_or_default();
+        delete_others(&db, &path, &keep);
         let stats = SnapshotStats {
             last_ok: true,
             last_save_ms: current.as_ref().map(|m| m.created_ms),
@@ -415,6 +462,12 @@ impl SnapshotStore {
         self.inner.incremental.store(on, Ordering::Relaxed);
         if !on {
             *self.inner.prev.lock() = None;
+        } else if let Ok(db) = self.db() {
+            // The deltas' keyspace is created now, once per store, rather than by the
+            // first incremental snapshot (creating one costs some twenty fsyncs).
+            if let Err(e) = db.keyspace(delta::KEYSPACE, fjall::KeyspaceCreateOptions::default) {
+                tracing::debug!(error = %e, "could not create the deltas keyspace yet");
+            }
         }
     }
 
@@ -526,6 +579,7 @@ impl SnapshotStore {
         *self.inner.prev.lock() = match (&res, &changes) {
             (Ok(info), Some(c)) if self.inner.incremental.load(Ordering::Relaxed) => Some(Prev {
                 id: info.meta.id,
+                deltas: info.meta.deltas.clone(),
                 point: c.at,
                 dbs: dbs.len(),
             }),
@@ -588,6 +642,7 @@ impl SnapshotStore {
             // The keyspace's entry keys must be on the databases' hash.
             let same_hash = cur.hash_seed == Some(hasher.seed());
             if prev.id == cur.id
+                && prev.deltas == cur.deltas
                 && prev.point == changes.since
                 && changes.complete()
                 && prev.dbs == dbs.len()
@@ -629,10 +684,7 @@ impl SnapshotStore {
         delete_others(
             db,
             path,
-            current
-                .as_ref()
-                .map(|m| format!("{SNAP_PREFIX}{}", m.id))
-                .as_deref(),
+            &current.as_ref().map(keyspace_names).unwrap_or_default(),
         );
         let ks = db
             .keyspace(&name, fjall::KeyspaceCreateOptions::default)
@@ -662,14 +714,16 @@ impl SnapshotStore {
             Ok((n, checksum))
         })?;
         let meta = SnapshotMeta {
-            format_version: format_for(libraries),
+            format_version: format_for(libraries, &[]),
             id,
             log_gen,
             created_ms,
             keys: n,
+            base_keys: n,
             checksum,
             hash_seed: Some(hasher.seed()),
             libraries: libraries.to_vec(),
+            deltas: Vec::new(),
         };
         // The switch: point `current` at the new keyspace and make it durable.
         meta_keyspace(db, path)?
@@ -678,9 +732,8 @@ impl SnapshotStore {
         db.persist(fjall::PersistMode::SyncAll).map_err(&serr)?;
         let size_bytes = ks.disk_space();
         drop(ks);
-        // Only now is the previous snapshot deleted.
-        if let Some(old) = current {
-            let old_name = format!("{SNAP_PREFIX}{}", old.id);
+        // Only now is the previous snapshot (its base and deltas) deleted.
+        for old_name in current.as_ref().map(keyspace_names).unwrap_or_default() {
             let res = db
                 .keyspace(&old_name, fjall::KeyspaceCreateOptions::default)
                 .and_then(|k| db.delete_keyspace(k));
@@ -688,6 +741,8 @@ impl SnapshotStore {
                 tracing::warn!(keyspace = old_name, error = %e, "could not delete the previous snapshot keyspace");
             }
         }
+        // The deltas of replaced snapshots, once they take room.
+        delta::drop_stale(db, path, n);
         Ok(SnapshotInfo {
             meta,
             keys: n,
@@ -696,114 +751,6 @@ impl SnapshotStore {
             incremental: false,
             changed: n,
         })
-    }
-
-    /// Writes only the entries under the key hashes `changes` records (each hash's
-    /// keys as the clone `dbs` holds them; keys the snapshot in force holds under a
-    /// removed hash and the clone does not are deleted), plus the new metadata, in
-    /// one atomic fjall batch. The entry count and checksum are updated from the
-    /// stored entries each change replaces (read back from the snapshot, so no old
-    /// version is kept in memory). Returns `None` when more than a fifth of the keys
-    /// changed, the changes exceed [`MAX_INCREMENTAL_BYTES`] (a full snapshot is then
-    /// cheaper, and the batch's memory stays bounded), or the snapshot in force cannot
-    /// be read (a full snapshot replaces it).
-    #[allow(clippy::too_many_arguments)]
-    fn write_incremental(
-        &self,
-        db: &fjall::Database,
-        cur: &SnapshotMeta,
-        dbs: &[Db],
-        changes: &Changes,
-        libraries: &[Bytes],
-        log_gen: u64,
-        created_ms: u64,
-        started: Instant,
-    ) -> Result<Option<SnapshotInfo>> {
-        let path = &self.inner.path;
-        let serr = store_err(path);
-        let name = format!("{SNAP_PREFIX}{}", cur.id);
-        if !db.keyspace_exists(&name) {
-            return Ok(None);
-        }
-        let ks = db
-            .keyspace(&name, fjall::KeyspaceCreateOptions::default)
-            .map_err(&serr)?;
-        let total = dbs
-            .iter()
-            .map(|d| d.len())
-            .sum::<usize>()
-            .max(usize::try_from(cur.keys).unwrap_or(usize::MAX));
-        let limit = total / 5 + 16;
-        let hashes: Vec<Vec<(u64, bool)>> = changes
-            .dbs
-            .iter()
-            .map(|c| c.as_ref().map(|c| c.sorted()).unwrap_or_default())
-            .collect();
-        if hashes.iter().map(Vec::len).sum::<usize>() > limit {
-            return Ok(None);
-        }
-        let fail_after = self.inner.fail_after.load(Ordering::SeqCst);
-        let mut w = IncrementalBatch {
-            changes: Vec::new(),
-            bytes: 0,
-            checksum: cur.checksum,
-            keys: cur.keys,
-            key: Vec::new(),
-            val: Vec::new(),
-        };
-        for (i, (d, hashes)) in dbs.iter().zip(&hashes).enumerate() {
-            let dbi = db_index(i, path)?;
-            for &(hash, removed) in hashes {
-                if let Err(e) = w.reconcile(&ks, dbi, d, hash, removed) {
-                    tracing::warn!(error = %e, "could not read the snapshot in force; writing a full one");
-                    return Ok(None);
-                }
-                if w.changes.len() > limit || w.bytes > MAX_INCREMENTAL_BYTES {
-                    return Ok(None);
-                }
-            }
-        }
-        if w.changes.len() as u64 > fail_after {
-            return Err(PersistError::Injected(format!(
-                "no space left on device (after {fail_after} entries)"
-            )));
-        }
-        let IncrementalBatch {
-            changes,
-            checksum,
-            keys,
-            ..
-        } = w;
-        let meta = SnapshotMeta {
-            format_version: format_for(libraries),
-            id: cur.id,
-            log_gen,
-            created_ms,
-            keys,
-            checksum,
-            hash_seed: cur.hash_seed,
-            libraries: libraries.to_vec(),
-        };
-        let meta_ks = meta_keyspace(db, path)?;
-        let changed = changes.len() as u64;
-        let mut batch = db.batch();
-        for (k, v) in changes {
-            match v {
-                Some(v) => batch.insert(&ks, k, v),
-                None => batch.remove(&ks, k),
-            }
-        }
-        batch.insert(&meta_ks, CURRENT_KEY, meta.encode());
-        batch.commit().map_err(&serr)?;
-        db.persist(fjall::PersistMode::SyncAll).map_err(&serr)?;
-        Ok(Some(SnapshotInfo {
-            meta,
-            keys,
-            size_bytes: ks.disk_space(),
-            duration: started.elapsed(),
-            incremental: true,
-            changed,
-        }))
     }
 
     /// Loads the snapshot in force into `store` (which should be empty). Keys are
@@ -894,13 +841,13 @@ impl SnapshotStore {
         report.keys_loaded = loaded;
         report.entries_skipped = skipped;
         report.truncated = truncated;
-        if !report.truncated && (n != meta.keys || checksum != meta.checksum) {
+        if !report.truncated && (n != meta.base_keys || checksum != meta.checksum) {
             let err = PersistError::CorruptSnapshot {
                 path: ks.path().to_path_buf(),
                 location: format!("keyspace {name}"),
                 detail: format!(
                     "snapshot checksum mismatch: metadata says {} entries, found {n} (entries lost, added or altered)",
-                    meta.keys
+                    meta.base_keys
                 ),
             };
             if opts.ignore_corruption {
@@ -908,6 +855,31 @@ impl SnapshotStore {
                 report.truncated = true;
             } else {
                 return Err(err);
+            }
+        }
+        if !meta.deltas.is_empty() {
+            let before: usize = store.dbs.iter().map(|d| d.len()).sum();
+            let applied = delta::apply(&db, path, &meta, store, stored_hasher, opts)?;
+            report.entries_skipped += applied.skipped;
+            report.truncated |= applied.truncated;
+            let after: usize = store.dbs.iter().map(|d| d.len()).sum();
+            // The store was empty: what it holds now is what the snapshot loaded.
+            let initial = (before as u64).saturating_sub(loaded);
+            report.keys_loaded = (after as u64).saturating_sub(initial);
+            if !report.truncated && report.entries_skipped == 0 && after as u64 != meta.keys {
+                let err = PersistError::CorruptSnapshot {
+                    path: path.clone(),
+                    location: format!("keyspace {name} and its deltas"),
+                    detail: format!(
+                        "snapshot checksum mismatch: metadata says {} keys, the base and its deltas hold {after}",
+                        meta.keys
+                    ),
+                };
+                if !opts.ignore_corruption {
+                    return Err(err);
+                }
+                tracing::warn!(error = %err, "loading what is valid despite a key count mismatch");
+                report.truncated = true;
             }
         }
         report.meta = Some(meta);
@@ -1045,80 +1017,6 @@ fn encode_all(
         tx.send(chunk).map_err(|_| closed())?;
     }
     Ok((n, checksum))
-}
-
-/// The writes of an incremental snapshot being gathered, with the metadata figures
-/// they lead to.
-struct IncrementalBatch {
-    /// (entry key, new stored value or None to delete).
-    changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    bytes: usize,
-    checksum: u64,
-    keys: u64,
-    key: Vec<u8>,
-    val: Vec<u8>,
-}
-
-impl IncrementalBatch {
-    /// Adds the writes that bring the entries under `hash` in database `dbi` of the
-    /// snapshot (`ks`) to what `d` holds: each key `d` has is written (replacing the
-    /// stored entry, whose CRC leaves the checksum); when a key under the hash was
-    /// removed, the stored keys `d` no longer has are deleted.
-    fn reconcile(
-        &mut self,
-        ks: &fjall::Keyspace,
-        dbi: u16,
-        d: &Db,
-        hash: u64,
-        removed: bool,
-    ) -> std::result::Result<(), fjall::Error> {
-        // The stored entries under this hash, when some may have to go: (key, crc).
-        let mut stored: Vec<(fjall::UserKey, u32, bool)> = Vec::new();
-        if removed {
-            codec::entry_key(&mut self.key, dbi, hash, &[]);
-            for item in ks.prefix(&self.key) {
-                let (k, v) = item.into_inner()?;
-                let crc = codec::stored_crc(&v).unwrap_or(0);
-                stored.push((k, crc, false));
-            }
-        }
-        for (k, e) in d.entries_with_hash(hash) {
-            codec::entry_key(&mut self.key, dbi, hash, k);
-            let before = if removed {
-                stored
-                    .iter_mut()
-                    .find(|(sk, _, _)| sk[..] == self.key[..])
-                    .map(|(_, crc, seen)| {
-                        *seen = true;
-                        *crc
-                    })
-            } else {
-                ks.get(&self.key)?
-                    .map(|v| codec::stored_crc(&v).unwrap_or(0))
-            };
-            if let Some(crc) = before {
-                self.checksum = self.checksum.wrapping_sub(u64::from(crc));
-                self.keys = self.keys.saturating_sub(1);
-            }
-            codec::encode_entry(&mut self.val, &self.key, e.value(), e.expire_at());
-            self.checksum = self
-                .checksum
-                .wrapping_add(u64::from(codec::stored_crc(&self.val).unwrap_or(0)));
-            self.keys += 1;
-            self.bytes += self.key.len() + self.val.len();
-            self.changes
-                .push((self.key.clone(), Some(self.val.clone())));
-        }
-        for (k, crc, seen) in stored {
-            if !seen {
-                self.checksum = self.checksum.wrapping_sub(u64::from(crc));
-                self.keys = self.keys.saturating_sub(1);
-                self.bytes += k.len();
-                self.changes.push((k.to_vec(), None));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The key hash the databases share (a snapshot's entry keys are computed with it).
