@@ -64,7 +64,15 @@ fn inspection_commands_answer_as_the_guide_shows() {
         );
 
         let list = cli(port, &["CLIENT", "LIST"]);
-        let line = list.lines().next().unwrap_or_default();
+        // The calling client is the newest (highest id): the previous redis-cli's
+        // connection may still be listed while its close is being processed.
+        let id_of = |l: &str| {
+            l.strip_prefix("id=")
+                .and_then(|r| r.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let line = list.lines().max_by_key(|l| id_of(l)).unwrap_or_default();
         assert!(line.starts_with("id="), "{who}: CLIENT LIST: {list}");
         for f in [
             " addr=127.0.0.1:",
