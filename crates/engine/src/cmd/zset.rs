@@ -1910,10 +1910,7 @@ mod tests {
         s.dbs[0].insert(
             Bytes::from("s"),
             crate::value::Value::Set(Box::new(
-                ["a", "x"]
-                    .iter()
-                    .map(|x| crate::value::Member::from(*x))
-                    .collect(),
+                ["a", "x"].iter().map(|x| Bytes::from(*x)).collect(),
             )),
             None,
         );

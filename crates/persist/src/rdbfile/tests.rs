@@ -36,7 +36,7 @@ fn sample() -> Vec<(u64, Bytes, Value, Option<u64>)> {
         (
             3,
             b("set"),
-            Value::Set(Box::new(big.iter().map(|m| m[..].into()).collect())),
+            Value::Set(Box::new(big.iter().cloned().collect())),
             None,
         ),
         (
@@ -240,9 +240,7 @@ fn set_listpack() {
     });
     assert_eq!(
         v,
-        Some(Value::Set(Box::new(
-            ["a", "7"].into_iter().map(Into::into).collect()
-        )))
+        Some(Value::Set(Box::new([b("a"), b("7")].into_iter().collect())))
     );
 }
 
