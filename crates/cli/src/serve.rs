@@ -143,7 +143,18 @@ pub fn run(args: Vec<String>) -> Result<()> {
     // `io-threads` runtime workers run connections (parsing, replies, socket
     // I/O); commands themselves run one at a time under the server lock.
     let workers = config.u64("io-threads").clamp(1, 128) as usize;
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // Commands of different connections run in the order their bytes arrived, as
+    // Redis's one thread runs them: when one poll of the socket driver finds several
+    // connections readable, tokio's LIFO slot would run the last one woken first, so
+    // a command sent just after another on a second connection overtook it (Redis's
+    // suite sends XREADGROUP BLOCK on one connection and DEL on another without
+    // waiting, and expects the reader to be blocked first). Without the slot, woken
+    // connections queue in the order epoll reports them. `tokio_unstable` is set in
+    // .cargo/config.toml; a build without it keeps the slot (and the old ordering).
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
+    let rt = builder
         .worker_threads(workers)
         // An idle worker gives its free pages back when a bulk release asked for it
         // (FLUSHALL, a big DEL, a snapshot's copy dropped): one atomic load otherwise.
