@@ -35,6 +35,8 @@ pub(crate) enum AsyncOp {
     Shutdown(ShutdownRequest),
     /// SAVE (or DEBUG RELOAD when the flag is set).
     Save(crate::persist::SaveJob, bool),
+    /// MIGRATE's transfer (`commands::migrate`).
+    Migrate(Box<crate::commands::migrate::MigrateJob>),
 }
 
 impl From<Reply> for Step {
@@ -74,7 +76,7 @@ pub(crate) struct Conn {
     kill: Arc<tokio::sync::Notify>,
     /// The append-log token of this connection's last staged batch, until its
     /// replies have been written (0: none pending).
-    pending_token: u64,
+    pub(crate) pending_token: u64,
     /// When the current batch of pipelined commands started (their clients'
     /// last-activity time).
     batch_start: Instant,
@@ -809,6 +811,13 @@ impl Conn {
                                 Reply::err("ERR")
                             }
                         };
+                        self.emit(&mut wbuf, &r);
+                        self.command_done();
+                    }
+                    Some(Step::Async(AsyncOp::Migrate(job))) => {
+                        self.write(stream, &wbuf).await?;
+                        wbuf.clear();
+                        let r = crate::commands::migrate::run(self, job).await;
                         self.emit(&mut wbuf, &r);
                         self.command_done();
                     }

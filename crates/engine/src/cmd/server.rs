@@ -229,6 +229,8 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
     srv("sync", 1, ADMIN | NOSCRIPT | NO_MULTI, "server"),
     srv("psync", -3, ADMIN | NOSCRIPT | NO_MULTI, "server"),
     srv("wait", 3, NOSCRIPT, "generic"),
+    // Movable keys (KEYS ...): `getkeys::migrate_keys`.
+    keyed("migrate", -6, WRITE | MOVABLEKEYS, 3, 3, 1, "generic"),
     srv("role", 1, NOSCRIPT | LOADING | STALE | FAST, "server"),
     srv(
         "replconf",

@@ -27,6 +27,7 @@ pub(crate) mod introspection;
 pub(crate) mod latency;
 pub(crate) mod lolwut;
 pub(crate) mod memory;
+pub(crate) mod migrate;
 pub(crate) mod monitor;
 pub(crate) mod persistence;
 pub(crate) mod pubsub;
@@ -41,7 +42,7 @@ pub(crate) mod transactions;
 pub(crate) type Handler = fn(&mut Conn, &mut Inner, &'static CommandSpec, &[Bytes]) -> Step;
 
 /// Every family's rows.
-fn families() -> [&'static [(&'static str, Handler)]; 19] {
+fn families() -> [&'static [(&'static str, Handler)]; 20] {
     [
         acl::HANDLERS,
         connection::HANDLERS,
@@ -62,6 +63,7 @@ fn families() -> [&'static [(&'static str, Handler)]; 19] {
         debug::HANDLERS,
         persistence::HANDLERS,
         replication::HANDLERS,
+        migrate::HANDLERS,
     ]
 }
 
