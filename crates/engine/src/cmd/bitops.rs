@@ -3,12 +3,12 @@
 //! bytes in place (no copy of the string when nothing else shares it).
 
 use super::{int, is};
-use crate::db::own;
+use crate::db::{own, Obj};
 use crate::notify;
 use crate::reply::{self, Reply};
-use crate::store::{CmdResult, Cx};
+use crate::store::{CmdResult, Cx, Store};
 use crate::table::{cmd, flags::*, CommandSpec};
-use crate::value::{Kind, Value};
+use crate::value::Value;
 use bytes::{Bytes, BytesMut};
 
 #[rustfmt::skip]
@@ -38,7 +38,15 @@ pub(crate) fn edit_str<R>(
     extra: usize,
     f: impl FnOnce(&mut BytesMut) -> R,
 ) -> Option<R> {
-    let obj = cx.obj_mut(key)?;
+    edit_obj(cx.obj_mut(key)?, extra, f)
+}
+
+/// [`edit_str`] on an object already looked up for writing.
+pub(crate) fn edit_obj<R>(
+    obj: &mut Obj,
+    extra: usize,
+    f: impl FnOnce(&mut BytesMut) -> R,
+) -> Option<R> {
     obj.big_encoding = true;
     let Value::Str(s) = &mut obj.value else {
         return None;
@@ -47,6 +55,29 @@ pub(crate) fn edit_str<R>(
     let r = f(&mut m);
     *s = m.freeze();
     Some(r)
+}
+
+/// The string at `key` for a write (Redis's `lookupKeyWrite`: no hit or miss
+/// counted, the access clock touched) with one hash and one keyspace search; `check`
+/// sees the string first (WRONGTYPE and its errors copy and mark nothing). None when
+/// the key is absent.
+pub(crate) fn write_str<'a>(
+    cx: &'a mut Cx,
+    key: &Bytes,
+    check: impl FnOnce(&Bytes) -> Result<(), Reply>,
+) -> Result<Option<&'a mut Obj>, Reply> {
+    let (db, now) = (cx.db, cx.now);
+    let store = &mut *cx.store;
+    store.expire_if_needed(db, key, now);
+    let (lfu, rng) = (store.lfu, &mut store.rng);
+    store.dbs[db].get_mut_checked(key, |o| match &o.value {
+        Value::Str(s) => {
+            check(s)?;
+            Store::touch_obj(lfu, o, now, rng);
+            Ok(true)
+        }
+        _ => Err(Reply::wrongtype()),
+    })
 }
 
 /// Creates `key` holding `value` (Redis's `dbAdd` of a new string object: the "new"
@@ -76,24 +107,21 @@ fn with_bits<R>(
     min_len: usize,
     f: impl FnOnce(&mut BytesMut, bool) -> R,
 ) -> Result<R, Reply> {
-    let created = match cx.kind(key) {
-        Some(Kind::Str) => false,
-        Some(_) => return Err(Reply::wrongtype()),
-        None => {
-            create_str(cx, key, Bytes::new());
-            true
-        }
-    };
-    if !created {
-        cx.touch(key);
-    }
-    let r = edit_str(cx, key, min_len, |m| {
+    let edit = |m: &mut BytesMut, created: bool| {
         let grown = m.len() < min_len;
         if grown {
             m.resize(min_len, 0);
         }
         f(m, created || grown)
-    });
+    };
+    // An existing key (the common case) is found and edited with one search.
+    let r = match write_str(cx, key, |_| Ok(()))? {
+        Some(obj) => edit_obj(obj, min_len, |m| edit(m, false)),
+        None => {
+            create_str(cx, key, Bytes::new());
+            edit_str(cx, key, min_len, |m| edit(m, true))
+        }
+    };
     r.ok_or_else(Reply::wrongtype)
 }
 

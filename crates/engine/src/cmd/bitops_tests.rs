@@ -544,3 +544,39 @@ fn bitfield_forms_and_errors() {
         Reply::Array(vec![Reply::Int(0), Reply::Int(0), Reply::Int(60)])
     );
 }
+
+#[test]
+fn writes_to_an_existing_bitmap_or_hll_touch_its_access_clock() {
+    let mut s = Store::default();
+    s.exec(0, 1000, &argv(&["setbit", "b", "7", "1"]));
+    s.exec(0, 1000, &argv(&["pfadd", "h", "a"]));
+    s.exec(0, 1000, &argv(&["set", "str", "x"]));
+    let idle =
+        |s: &mut Store, key: &str, now: u64| s.exec(0, now, &argv(&["object", "idletime", key]));
+    assert_eq!(idle(&mut s, "b", 61_000), Reply::Int(60));
+    // SETBIT, BITFIELD and PFADD on the existing keys reset the clock (Redis's
+    // lookupKeyWrite), whether or not a bit or register changes.
+    s.exec(0, 61_000, &argv(&["setbit", "b", "7", "1"]));
+    s.exec(0, 61_000, &argv(&["pfadd", "h", "a"]));
+    assert_eq!(idle(&mut s, "b", 61_000), Reply::Int(0));
+    assert_eq!(idle(&mut s, "h", 61_000), Reply::Int(0));
+    s.exec(0, 122_000, &argv(&["bitfield", "b", "get", "u8", "0"]));
+    assert_eq!(idle(&mut s, "b", 122_000), Reply::Int(0));
+    // A refused write changes nothing: the string keeps its bytes and encoding.
+    assert_eq!(
+        s.exec(0, 122_000, &argv(&["pfadd", "str", "a"])),
+        err("WRONGTYPE Key is not a valid HyperLogLog string value.")
+    );
+    assert_eq!(get(&mut s, "str"), b"x");
+    assert_eq!(
+        s.exec(0, 122_000, &argv(&["object", "encoding", "str"])),
+        Reply::bulk("embstr")
+    );
+    r(&mut s, &["rpush", "l", "x"]);
+    assert_eq!(r(&mut s, &["setbit", "l", "1", "1"]), Reply::wrongtype());
+    assert_eq!(int(get_bit(&mut s, "b", 7)), 1);
+}
+
+fn get_bit(s: &mut Store, key: &str, bit: u64) -> Reply {
+    r(s, &["getbit", key, &bit.to_string()])
+}

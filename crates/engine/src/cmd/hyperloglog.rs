@@ -1,7 +1,7 @@
 //! HyperLogLog commands (Redis 7.0 `hyperloglog.c`): PFADD PFCOUNT PFMERGE PFDEBUG
 //! PFSELFTEST, over string values in Redis's own encodings ([`crate::hll`]).
 
-use super::bitops::{create_str, edit_str};
+use super::bitops::{create_str, edit_obj, edit_str, write_str};
 use super::is;
 use crate::hll::{self, Corrupt};
 use crate::notify;
@@ -9,7 +9,7 @@ use crate::reply::Reply;
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
 use crate::value::Value;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rand::Rng;
 
 #[rustfmt::skip]
@@ -34,28 +34,20 @@ fn check(v: &Value) -> Result<&Bytes, Reply> {
     }
 }
 
-/// Looks `key` up for writing (Redis's `lookupKeyWrite`) and checks that it holds
-/// an HLL; creates an empty sparse one when absent. True when created.
-fn hll_for_write(cx: &mut Cx, key: &Bytes) -> Result<bool, Reply> {
-    match cx.entry(key) {
-        Some(e) => {
-            check(e.value())?;
-            cx.touch(key);
-            Ok(false)
-        }
-        None => {
-            create_str(cx, key, hll::new_sparse().freeze());
-            Ok(true)
-        }
+/// `isHLLObjectOrReply`'s validity half, for [`write_str`].
+fn check_hll(s: &Bytes) -> Result<(), Reply> {
+    if hll::is_valid(s) {
+        Ok(())
+    } else {
+        Err(Reply::err(hll::ERR_NOT_HLL))
     }
 }
 
 /// PFADD key [element ...]
 fn pfadd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let key = &argv[1];
-    let created = hll_for_write(cx, key)?;
     let max_sparse = cx.config().hll_sparse_max_bytes;
-    let res = edit_str(cx, key, 0, |o| {
+    let add = |o: &mut BytesMut, created: bool| {
         let mut updated = created as u64;
         let mut e = hll::Edit::new(o);
         for ele in &argv[2..] {
@@ -67,7 +59,15 @@ fn pfadd(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             hll::invalidate(o);
         }
         Ok(updated)
-    });
+    };
+    // An existing HLL (the common case) is found, checked and edited with one search.
+    let res = match write_str(cx, key, check_hll)? {
+        Some(obj) => edit_obj(obj, 0, |o| add(o, false)),
+        None => {
+            create_str(cx, key, hll::new_sparse().freeze());
+            edit_str(cx, key, 0, |o| add(o, true))
+        }
+    };
     // An error leaves the registers updated so far, unreplicated, as Redis does.
     let updated = res.unwrap_or(Ok(0)).map_err(invalid)?;
     if updated > 0 {
