@@ -10,6 +10,7 @@
 
 use super::{show_key, Item, RdbFileError, RdbReader};
 use bytes::Bytes;
+use redsnap_engine::key::Key;
 use redsnap_engine::{Entry, Libraries, Store};
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -180,9 +181,18 @@ pub fn load_into<R: Read + Send>(
     }
     for (d, entries) in pending.into_iter().enumerate() {
         let db = &mut store.dbs[d];
+        report.keys += entries.len() as u64;
+        if db.is_empty() {
+            // Sorted, distinct and hashed by this database: built in one pass.
+            let keyed = entries
+                .into_iter()
+                .map(|(hash, key, entry)| (hash, Key::new(&key), entry))
+                .collect();
+            db.fill_sorted(keyed);
+            continue;
+        }
         for (_, key, entry) in entries {
             db.insert_entry(&key, entry);
-            report.keys += 1;
         }
     }
     report.duration = started.elapsed();
