@@ -16,8 +16,11 @@
 
 use crate::state::{ConnMsg, Shared};
 use bytes::Bytes;
-use redsnap_engine::Dataset;
+use redsnap_engine::key::Key;
+use redsnap_engine::trie::prefetch;
+use redsnap_engine::{Dataset, Db, Entry, Value};
 use redsnap_persist::rdbfile::RdbWriter;
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -166,6 +169,49 @@ impl Write for Keepalive<'_> {
     }
 }
 
+/// How far ahead of the encoder a key's object is asked of memory; its string's
+/// bytes are asked half as far ahead (once the object is there to say where they
+/// are).
+const AHEAD: usize = 16;
+
+/// A database's keys in order, each key's object and string bytes prefetched ahead
+/// of use. The values of a large dataset are scattered over the heap and cold: one
+/// cache miss for the object and one for the bytes, each waited for in turn, were
+/// most of the encoder's time; prefetched, the misses overlap.
+struct Prefetched<'a, I: Iterator<Item = (&'a Key, &'a Entry)>> {
+    it: I,
+    window: VecDeque<(&'a Key, &'a Entry)>,
+}
+
+fn prefetched<'a>(db: &'a Db) -> Prefetched<'a, impl Iterator<Item = (&'a Key, &'a Entry)>> {
+    Prefetched {
+        it: db.iter(),
+        window: VecDeque::with_capacity(AHEAD),
+    }
+}
+
+impl<'a, I: Iterator<Item = (&'a Key, &'a Entry)>> Iterator for Prefetched<'a, I> {
+    type Item = (&'a Key, &'a Entry);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.window.len() < AHEAD {
+            let Some(x) = self.it.next() else { break };
+            // The object's address, computed without reading it.
+            prefetch((x.1.value() as *const Value).cast());
+            self.window.push_back(x);
+        }
+        if let Some((_, e)) = self.window.get(AHEAD / 2) {
+            if let Value::Str(b) = e.value() {
+                prefetch(b.as_ptr());
+                if b.len() > 64 {
+                    prefetch(b[64..].as_ptr());
+                }
+            }
+        }
+        self.window.pop_front()
+    }
+}
+
 /// Encodes the dataset as one RDB file: function libraries, then each non-empty
 /// database with its sizes, keys with their deadlines.
 fn encode<W: Write>(w: W, data: &Dataset, aux: &[(String, String)]) -> io::Result<(W, Sent)> {
@@ -178,7 +224,7 @@ fn encode<W: Write>(w: W, data: &Dataset, aux: &[(String, String)]) -> io::Resul
             continue;
         }
         wr.select_db(i as u64, Some((db.len() as u64, db.volatile_len() as u64)))?;
-        for (k, e) in db.iter() {
+        for (k, e) in prefetched(db) {
             wr.write_key(i as u64, k.as_bytes(), e.value(), e.expire_at())?;
         }
     }
