@@ -6,7 +6,8 @@
 //! been read whole: nothing reaches the store from a file whose checksum fails, and
 //! the keys go in sorted by the keyspace's hash. An RDB lists keys in Redis's own
 //! order; inserting 1,000,000 of them in random hash order took about 3x as long as
-//! sorted inserts (1.6 s against 0.5 s here).
+//! sorted inserts (1.6 s against 0.5 s here). Into an empty database the sorted keys
+//! now go in one pass (`Db::fill_sorted`), each trie node built once.
 
 use super::{show_key, Item, RdbFileError, RdbReader};
 use bytes::Bytes;
