@@ -414,6 +414,39 @@ impl Db {
         self.insert_entry(key, Entry::new(value, expire_at));
     }
 
+    /// Fills this database, which must be empty (else nothing is done and false is
+    /// returned), with `entries`: `(key_hash, key, entry)` in `(hash, key)` order,
+    /// keys distinct (one out of order or repeated is dropped). The keyspace is
+    /// built in one pass (`Trie::from_sorted`), where inserting a million keys one by
+    /// one copies a node's slots for each (loading an RDB file).
+    pub fn fill_sorted(&mut self, entries: Vec<(u64, Key, Entry)>) -> bool {
+        if !self.map.is_empty() {
+            return false;
+        }
+        let mut leaves = Vec::with_capacity(entries.len());
+        for (hash, key, entry) in entries {
+            if entry.expire_at().is_some() {
+                self.volatile.insert(ScanKey {
+                    hash,
+                    key: key.clone(),
+                });
+            }
+            leaves.push(crate::trie::Leaf {
+                hash,
+                key,
+                value: entry,
+            });
+        }
+        self.map = Trie::from_sorted(leaves);
+        let len = self.map.len();
+        if self.changed.0.is_some() {
+            for l in self.map.iter() {
+                self.changed.wrote(l.hash, len);
+            }
+        }
+        true
+    }
+
     /// Inserts a whole entry (used by restore from a snapshot).
     pub fn insert_entry(&mut self, key: impl AsRef<[u8]>, entry: Entry) {
         let key = Key::new(key.as_ref());

@@ -347,6 +347,30 @@ impl<V: Clone> Trie<V> {
         }
     }
 
+    /// The trie of `leaves`, which must be in `(hash, bytes)` order without equal
+    /// keys (a key out of order or repeated is dropped). Built in one pass, each
+    /// node allocated once at its final size, where inserting the keys one by one
+    /// rebuilds a node's slot array for every key it gains; the shape is the one
+    /// those inserts would give (a leaf at the first level where its slot is its
+    /// own).
+    pub fn from_sorted(leaves: Vec<Leaf<V>>) -> Trie<V> {
+        let mut sorted = Vec::with_capacity(leaves.len());
+        for l in leaves {
+            // Checked, not assumed: the loader's sort could be wrong one day.
+            if sorted.last().is_none_or(|p: &Leaf<V>| p.order(&l).is_lt()) {
+                sorted.push(l);
+            }
+        }
+        if sorted.is_empty() {
+            return Trie::default();
+        }
+        let hashes: Vec<u64> = sorted.iter().map(|l| l.hash).collect();
+        let len = sorted.len();
+        let mut it = sorted.into_iter();
+        let root = build_node(&hashes, 0, &mut it);
+        Trie { root, len }
+    }
+
     /// Inserts or replaces; returns the previous value. A replaced key keeps its
     /// stored bytes (equal to `key`).
     pub fn insert(&mut self, hash: u64, key: Key, value: V) -> Option<V> {
@@ -417,6 +441,52 @@ impl<V: Clone> Trie<V> {
     ) -> bool {
         diff_nodes(&old.root, &self.root, eq, f)
     }
+}
+
+/// The node at `level` holding the next `hashes.len()` leaves of `it` (whose hashes
+/// `hashes` are, ascending, all on this node's path).
+fn build_node<V: Clone>(
+    hashes: &[u64],
+    level: u32,
+    it: &mut impl Iterator<Item = Leaf<V>>,
+) -> Node<V> {
+    let mut bitmap = 0u64;
+    let mut slots = Vec::new();
+    let mut i = 0;
+    while i < hashes.len() {
+        let idx = index(hashes[i], level);
+        let mut j = i + 1;
+        while j < hashes.len() && index(hashes[j], level) == idx {
+            j += 1;
+        }
+        let part = &hashes[i..j];
+        i = j;
+        let slot = if part.len() == 1 {
+            it.next().map(Slot::Leaf)
+        } else if part[0] == part[part.len() - 1] || level == MAX_LEVEL {
+            // Keys with one full hash (at the last level, hashes are equal).
+            let mut g: Option<Group<V>> = None;
+            let mut first = None;
+            for leaf in it.by_ref().take(part.len()) {
+                match (&mut g, first.take()) {
+                    (Some(g), _) => {
+                        g.insert(leaf);
+                    }
+                    (None, Some(a)) => g = Some(Group::pair(a, leaf)),
+                    (None, None) => first = Some(leaf),
+                }
+            }
+            g.map(|g| Slot::Same(Arc::new(g)))
+                .or_else(|| first.map(Slot::Leaf))
+        } else {
+            Some(Slot::Node(build_node(part, level + 1, it)))
+        };
+        if let Some(slot) = slot {
+            bitmap |= 1u64 << idx;
+            slots.push(slot);
+        }
+    }
+    Node::from_slots(bitmap, slots)
 }
 
 fn insert_at<V: Clone>(node: &mut Node<V>, level: u32, leaf: Leaf<V>) -> Option<V> {
@@ -669,6 +739,81 @@ mod tests {
             1 => h & 0xF000_0000_0000_000F, // shared middle bits: deep paths
             _ => h % 3,                     // many full collisions
         }
+    }
+
+    /// The nodes' bitmaps and slot kinds, depth first (the trie's shape).
+    fn shape<V>(n: &Node<V>, out: &mut Vec<(u64, u8)>) {
+        out.push((n.bitmap, 0));
+        for s in n.slots.iter() {
+            match s {
+                Slot::Leaf(l) => out.push((l.hash, 1)),
+                Slot::Same(g) => out.push((g.hash(), 2)),
+                Slot::Node(c) => shape(c, out),
+            }
+        }
+    }
+
+    proptest! {
+        /// A trie built from sorted leaves holds the same keys, in the same shape, as
+        /// one built by inserting them one by one, and takes further writes alike.
+        #[test]
+        fn from_sorted_matches_inserts(
+            keys in proptest::collection::vec((0u16..2000, any::<u32>()), 0..600),
+            mode in 0u8..3,
+            after in proptest::collection::vec((0u16..2000, any::<u32>()), 0..50),
+        ) {
+            let leaf = |k: u16, v: u32| {
+                let b = format!("key:{k}");
+                Leaf { hash: weak_hash(b.as_bytes(), mode), key: Key::new(b.as_bytes()), value: v }
+            };
+            let mut inserted = Trie::default();
+            let mut last: BTreeMap<(u64, Vec<u8>), u32> = BTreeMap::new();
+            for &(k, v) in &keys {
+                let l = leaf(k, v);
+                last.insert((l.hash, l.key.to_vec()), v);
+                inserted.insert(l.hash, l.key, l.value);
+            }
+            let leaves: Vec<Leaf<u32>> = last
+                .iter()
+                .map(|((h, k), v)| Leaf { hash: *h, key: Key::new(k), value: *v })
+                .collect();
+            let mut built = Trie::from_sorted(leaves);
+            prop_assert_eq!(built.len(), inserted.len());
+            let a: Vec<_> = built.iter().map(|l| (l.hash, l.key.to_vec(), l.value)).collect();
+            let b: Vec<_> = inserted.iter().map(|l| (l.hash, l.key.to_vec(), l.value)).collect();
+            prop_assert_eq!(a, b);
+            let (mut sa, mut sb) = (Vec::new(), Vec::new());
+            shape(&built.root, &mut sa);
+            shape(&inserted.root, &mut sb);
+            prop_assert_eq!(sa, sb);
+            for &(k, v) in &after {
+                let l = leaf(k, v);
+                prop_assert_eq!(
+                    built.insert(l.hash, l.key.clone(), v),
+                    inserted.insert(l.hash, l.key, v)
+                );
+            }
+            let a: Vec<_> = built.iter().map(|l| (l.hash, l.key.to_vec(), l.value)).collect();
+            let b: Vec<_> = inserted.iter().map(|l| (l.hash, l.key.to_vec(), l.value)).collect();
+            prop_assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn from_sorted_drops_keys_out_of_order_or_repeated() {
+        let l = |h: u64, k: &str| Leaf {
+            hash: h,
+            key: Key::new(k.as_bytes()),
+            value: 0u8,
+        };
+        let t = Trie::from_sorted(vec![l(1, "a"), l(1, "a"), l(5, "b"), l(3, "c"), l(9, "d")]);
+        let got: Vec<_> = t.iter().map(|x| (x.hash, x.key.to_vec())).collect();
+        assert_eq!(
+            got,
+            vec![(1, b"a".to_vec()), (5, b"b".to_vec()), (9, b"d".to_vec())]
+        );
+        assert_eq!(t.len(), 3);
+        assert!(Trie::<u8>::from_sorted(Vec::new()).is_empty());
     }
 
     #[derive(Debug, Clone)]

@@ -305,6 +305,16 @@ static DIRECTIVES: &[Directive] = &[
     d("repl-backlog-ttl", int(0, LONG_MAX), "3600", true),
     d("repl-timeout", int(1, INT_MAX), "60", true),
     d("repl-diskless-sync", Kind::Bool, "yes", true),
+    // Redis's default is 5 s, there to let replicas share one fork; redsnap has no
+    // fork to amortize and starts a lone replica's transfer at once (what it always
+    // did). Set it to let replicas that ask together share one encoding.
+    d("repl-diskless-sync-delay", int(0, INT_MAX), "0", true),
+    d(
+        "repl-diskless-sync-max-replicas",
+        int(0, INT_MAX),
+        "0",
+        true,
+    ),
     da(
         "min-replicas-to-write",
         &["min-slaves-to-write"],

@@ -109,6 +109,9 @@ struct Conf {
     backlog_ttl: u64,
     timeout: Duration,
     diskless: bool,
+    /// `repl-diskless-sync-delay` and `repl-diskless-sync-max-replicas`.
+    sync_delay: Duration,
+    sync_max_replicas: u64,
     ping_period: u64,
     /// `client-output-buffer-limit replica`: hard, soft, soft seconds.
     obuf: (u64, u64, u64),
@@ -139,6 +142,9 @@ impl Handshake {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
+    /// Waiting for its transfer to start (`repl-diskless-sync-delay`); nothing of
+    /// the stream is kept (its point in time is the transfer's start).
+    WaitStart,
     /// The RDB file is being produced and sent; the stream is buffered.
     Transfer,
     /// `$EOF:` payload sent; the stream starts at the replica's first ACK.
@@ -167,9 +173,16 @@ struct Replica {
     eof_form: bool,
     /// Since when the output is over the soft limit.
     soft_since: Option<Instant>,
+    /// When it asked for its full synchronization.
+    asked: Instant,
 }
 
 impl Replica {
+    /// Its file is not sent yet (INFO `wait_bgsave`; WAIT and ROLE leave it out).
+    fn syncing(&self) -> bool {
+        matches!(self.state, State::WaitStart | State::Transfer)
+    }
+
     /// The IP shown by INFO and ROLE: the announced one, else the peer's.
     fn ip(&self) -> String {
         if let Some(ip) = &self.hs.ip {
@@ -196,6 +209,7 @@ impl Replica {
                 }
                 used
             }
+            State::WaitStart => return true,
             _ if self.hs.rdb_only => return true,
             _ => {
                 self.buffered.push(data.clone());
@@ -320,6 +334,8 @@ pub(crate) fn apply_config(inner: &mut Inner) {
         backlog_ttl: c.u64("repl-backlog-ttl"),
         timeout: Duration::from_secs(c.u64("repl-timeout").max(1)),
         diskless: c.bool("repl-diskless-sync"),
+        sync_delay: Duration::from_secs(c.u64("repl-diskless-sync-delay")),
+        sync_max_replicas: c.u64("repl-diskless-sync-max-replicas"),
         ping_period: c.u64("repl-ping-replica-period").max(1),
         obuf: class,
         min_to_write: c.u64("min-replicas-to-write"),
@@ -499,10 +515,11 @@ fn propagate_command(inner: &mut Inner, argv: &[&'static [u8]]) {
 /// `repl-ping-replica-period` seconds, a GETACK a pause held back, replicas that
 /// stopped acknowledging (`repl-timeout`), and freeing the backlog
 /// `repl-backlog-ttl` seconds after the last replica left.
-pub(crate) fn cron(shared: &Shared, inner: &mut Inner) {
+pub(crate) fn cron(shared: &Arc<Shared>, inner: &mut Inner) {
     if inner.repl.backlog.is_none() {
         return;
     }
+    sync::start_pending(shared, inner);
     let paused = shared.pause.kind() != 0;
     if inner.repl.getack_pending && !paused {
         inner.repl.getack_pending = false;

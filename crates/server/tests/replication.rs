@@ -782,3 +782,125 @@ fn repl_parameters_act_backlog_ttl_timeout_and_diskless_sync() {
     ok(&mut c, &["SET", "k", "w"]);
     assert_eq!(field(&info(port, "replication"), "master_repl_offset"), off);
 }
+
+impl Raw {
+    /// `REPLCONF capa eof`, SYNC, then the `$EOF:` payload: (mark, file).
+    fn eof_sync_start(&mut self) {
+        self.send(&["REPLCONF", "capa", "eof"]);
+        assert_eq!(self.line(), "+OK\r\n");
+        self.send(&["SYNC"]);
+    }
+    fn eof_payload(&mut self) -> (String, Vec<u8>) {
+        let mut head = self.line();
+        while head == "\n" {
+            head = self.line();
+        }
+        let mark = head
+            .strip_prefix("$EOF:")
+            .map(|m| m.trim_end().to_string())
+            .unwrap_or_else(|| panic!("{head:?}"));
+        assert_eq!(mark.len(), 40);
+        let mut file = Vec::new();
+        let mut buf = [0u8; 65536];
+        while !file.ends_with(mark.as_bytes()) {
+            // Never past the mark: the file is all the replica is sent until it acks.
+            let n = self.0.read(&mut buf).expect("payload");
+            assert!(n > 0, "connection closed inside the payload");
+            file.extend_from_slice(&buf[..n]);
+        }
+        file.truncate(file.len() - mark.len());
+        (mark, file)
+    }
+}
+
+/// Transfers started, from the log (one line per encoding).
+fn transfers(m: &RedsnapServer) -> Vec<String> {
+    m.log()
+        .lines()
+        .filter(|l| l.contains("starting the RDB transfer"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn replicas_asking_within_the_sync_delay_share_one_encoding() {
+    let m = RedsnapServer::builder()
+        .extra_args(&["--appendonly", "no", "--save", ""])
+        .start()
+        .expect("start redsnap");
+    let port = m.port();
+    let mut c = client(port);
+    populate(&mut c, 0, 5000);
+    let got = ok(&mut c, &["CONFIG", "GET", "repl-diskless-sync-delay"]);
+    assert_eq!(
+        got.strings().expect("CONFIG GET"),
+        vec![b"repl-diskless-sync-delay".to_vec(), b"0".to_vec()]
+    );
+    // redsnap's default: a lone replica's transfer starts at once.
+    let mut a = Raw::connect(port);
+    a.eof_sync_start();
+    let (_, file) = a.eof_payload();
+    assert!(file.starts_with(b"REDIS0010"));
+    drop(a);
+    assert_eq!(transfers(&m).len(), 1);
+
+    // Two replicas asking within the delay get one encoding: the same mark, the
+    // same bytes.
+    ok(&mut c, &["CONFIG", "SET", "repl-diskless-sync-delay", "2"]);
+    let (mut a, mut b) = (Raw::connect(port), Raw::connect(port));
+    a.eof_sync_start();
+    // The first one waits (INFO shows it as wait_bgsave) ...
+    wait_until(10, "the first replica to wait", || {
+        info(port, "replication").contains("state=wait_bgsave")
+    });
+    b.eof_sync_start();
+    ok(&mut c, &["SET", "after", "the-request"]);
+    let (ma, fa) = a.eof_payload();
+    let (mb, fb) = b.eof_payload();
+    assert_eq!(ma, mb, "one encoding, one mark");
+    assert_eq!(fa, fb, "identical files");
+    // ... and the file is the point in time of the transfer's start, after the SET.
+    assert!(
+        fa.windows(b"the-request".len())
+            .any(|w| w == b"the-request"),
+        "the write made while waiting is in the file"
+    );
+    let t = transfers(&m);
+    assert_eq!(t.len(), 2, "{t:?}");
+    assert!(t[1].contains("of 2 replica(s)"), "{t:?}");
+    drop((a, b));
+
+    // repl-diskless-sync-max-replicas: the transfer starts when that many wait,
+    // without waiting for the delay.
+    ok(
+        &mut c,
+        &["CONFIG", "SET", "repl-diskless-sync-delay", "3600"],
+    );
+    ok(
+        &mut c,
+        &["CONFIG", "SET", "repl-diskless-sync-max-replicas", "2"],
+    );
+    let (mut a, mut b) = (Raw::connect(port), Raw::connect(port));
+    a.eof_sync_start();
+    b.eof_sync_start();
+    let (ma, fa) = a.eof_payload();
+    let (mb, fb) = b.eof_payload();
+    assert_eq!((ma, fa), (mb, fb));
+    let t = transfers(&m);
+    assert_eq!(t.len(), 3, "{t:?}");
+    assert!(t[2].contains("of 2 replica(s)"), "{t:?}");
+    // Replicas with different forms do not share: a `$<len>` one (no capa eof)
+    // and an `$EOF:` one get a transfer each.
+    ok(&mut c, &["CONFIG", "SET", "repl-diskless-sync-delay", "1"]);
+    ok(
+        &mut c,
+        &["CONFIG", "SET", "repl-diskless-sync-max-replicas", "0"],
+    );
+    let (mut a, mut b) = (Raw::connect(port), Raw::connect(port));
+    a.eof_sync_start();
+    b.send(&["SYNC"]);
+    let (_, fa) = a.eof_payload();
+    b.payload();
+    assert!(fa.starts_with(b"REDIS0010"));
+    assert_eq!(transfers(&m).len(), 5);
+}

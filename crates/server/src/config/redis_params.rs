@@ -263,7 +263,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
         "100",
         true,
     ),
-    da("repl-diskless-sync-delay", &[], int(0, INT_MAX), "5", true),
     da("maxmemory-eviction-tenacity", &[], int(0, 100), "10", true),
     da(
         "replica-announce-port",
@@ -287,13 +286,6 @@ pub(super) static DIRECTIVES: &[Directive] = &[
     da("active-expire-effort", &[], int(1, 10), "1", true),
     hidden(da("watchdog-period", &[], int(0, INT_MAX), "0", true)),
     da("shutdown-timeout", &[], int(0, INT_MAX), "10", true),
-    da(
-        "repl-diskless-sync-max-replicas",
-        &[],
-        int(0, INT_MAX),
-        "0",
-        true,
-    ),
     da(
         "unixsocketperm",
         &[],
@@ -369,7 +361,7 @@ pub(super) static DIRECTIVES: &[Directive] = &[
 ];
 
 const REPL: &str = "it tunes the replica side of replication (a link to a master), which redsnap does not have: it replicates as a master only";
-const REPL_FORK: &str = "it tunes Redis's forked RDB transfer to replicas; redsnap encodes each replica's file on a thread of its own from a point-in-time copy, at once, and writes no file";
+const REPL_FORK: &str = "it tunes Redis's forked RDB transfer to replicas; redsnap encodes replicas' files on a thread of its own from a point-in-time copy and writes no file";
 const CLUSTER: &str =
     "redsnap does not run in cluster mode (cluster-enabled no), where Redis too ignores it";
 const DEFRAG: &str =
@@ -400,13 +392,11 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
     ("repl-diskless-load", REPL),
     ("propagation-error-behavior", REPL),
     ("replica-priority", REPL),
-    ("repl-diskless-sync-delay", REPL_FORK),
     ("replica-announce-port", REPL),
     (
         "shutdown-timeout",
         "it bounds the wait for replicas to catch up at shutdown; redsnap does not wait for them",
     ),
-    ("repl-diskless-sync-max-replicas", REPL_FORK),
     ("tls-replication", REPL),
     ("cluster-require-full-coverage", CLUSTER),
     ("cluster-replica-no-failover", CLUSTER),

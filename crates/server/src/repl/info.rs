@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 fn state_name(s: State) -> &'static str {
     match s {
-        State::Transfer => "wait_bgsave",
+        State::WaitStart | State::Transfer => "wait_bgsave",
         State::WaitAck | State::Online => "online",
     }
 }
@@ -29,7 +29,7 @@ pub(crate) fn info_section(inner: &Inner) -> String {
         let _ = write!(s, "min_slaves_good_slaves:{good}\r\n");
     }
     for (i, x) in r.replicas.iter().enumerate() {
-        let lag = if x.state == State::Transfer {
+        let lag = if x.syncing() {
             0
         } else {
             x.ack_time.elapsed().as_secs()
@@ -66,7 +66,7 @@ pub(crate) fn role(inner: &Inner) -> Reply {
     let replicas = r
         .replicas
         .iter()
-        .filter(|x| x.state != State::Transfer)
+        .filter(|x| !x.syncing())
         .map(|x| {
             Reply::Array(vec![
                 Reply::bulk_str(&x.ip()),

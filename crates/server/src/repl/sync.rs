@@ -5,11 +5,12 @@
 use super::backlog::Backlog;
 use super::{client_gone, drop_replica, feed_each, fullsync, random_id, wait, Replica, State};
 use crate::conn::{Conn, Step};
-use crate::state::{ConnMsg, Inner};
+use crate::state::{ConnMsg, Inner, Shared};
 use bytes::Bytes;
 use redsnap_engine::cmd::is;
 use redsnap_engine::Reply;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// REPLCONF option value [option value ...] (Redis's `replconfCommand`).
@@ -142,6 +143,7 @@ pub(super) fn sync(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
         pre_psync: !psync,
         eof_form: false,
         soft_since: None,
+        asked: Instant::now(),
     };
     // Its replies would land in the stream.
     conn.reply_off = true;
@@ -227,8 +229,10 @@ fn continue_partial(inner: &mut Inner, mut replica: Replica, data: Vec<u8>, offs
     );
 }
 
-/// A full resynchronization: `+FULLRESYNC` (for PSYNC), then the RDB file of this
-/// moment produced off the lock, then the stream from this moment on.
+/// A full resynchronization: the replica waits for its transfer to start (at once
+/// with `repl-diskless-sync-delay 0`, redsnap's default, or with `repl-diskless-sync
+/// no`), then gets `+FULLRESYNC` (for PSYNC), the RDB file of that moment produced
+/// off the lock, then the stream from that moment on.
 fn full_sync(conn: &Conn, inner: &mut Inner, mut replica: Replica) {
     let r = &mut inner.repl;
     r.sync_full += 1;
@@ -249,13 +253,105 @@ fn full_sync(conn: &Conn, inner: &mut Inner, mut replica: Replica) {
         );
     }
     let r = &mut inner.repl;
+    // A filtered file always goes in the `$EOF` form, as Redis sends it over the
+    // socket.
+    replica.eof_form = replica.hs.eof && (r.conf.diskless || replica.hs.filtered());
+    replica.state = State::WaitStart;
+    replica.asked = Instant::now();
+    let key = Group::of(&replica);
+    r.replicas.push(replica);
+    let waiting = r
+        .replicas
+        .iter()
+        .filter(|x| x.state == State::WaitStart && Group::of(x) == key)
+        .count() as u64;
+    // Redis's shouldStartChildProcess, less its wait for the next cron tick.
+    if !r.conf.diskless
+        || r.conf.sync_delay.is_zero()
+        || (r.conf.sync_max_replicas > 0 && waiting >= r.conf.sync_max_replicas)
+    {
+        start_group(&conn.shared, inner, key);
+    } else {
+        tracing::info!(
+            client = conn.id,
+            "delay next RDB transfer for diskless SYNC"
+        );
+    }
+}
+
+/// What replicas must share to share one file: its form and its filters (Redis
+/// groups waiting replicas by their requirements).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Group {
+    eof: bool,
+    exclude_data: bool,
+    exclude_functions: bool,
+}
+
+impl Group {
+    fn of(r: &Replica) -> Group {
+        Group {
+            eof: r.eof_form,
+            exclude_data: r.hs.exclude_data,
+            exclude_functions: r.hs.exclude_functions,
+        }
+    }
+}
+
+/// From the cron: starts the transfer of the replicas that waited
+/// `repl-diskless-sync-delay` (the longest-waiting one of a group decides, as
+/// Redis's `max_idle`), or that are `repl-diskless-sync-max-replicas` together.
+pub(super) fn start_pending(shared: &Arc<Shared>, inner: &mut Inner) {
+    loop {
+        let r = &inner.repl;
+        let mut groups: Vec<(Group, Instant, u64)> = Vec::new();
+        for x in r.replicas.iter().filter(|x| x.state == State::WaitStart) {
+            let key = Group::of(x);
+            match groups.iter_mut().find(|g| g.0 == key) {
+                Some(g) => {
+                    g.1 = g.1.min(x.asked);
+                    g.2 += 1;
+                }
+                None => groups.push((key, x.asked, 1)),
+            }
+        }
+        let due = groups.into_iter().find(|(_, first, n)| {
+            first.elapsed() >= r.conf.sync_delay
+                || (r.conf.sync_max_replicas > 0 && *n >= r.conf.sync_max_replicas)
+        });
+        let Some((key, _, _)) = due else {
+            return;
+        };
+        start_group(shared, inner, key);
+    }
+}
+
+/// Starts one transfer for every replica waiting in group `key`: `+FULLRESYNC` with
+/// this moment's offset to each, one point-in-time copy, encoded once on a thread
+/// of its own and streamed to all of them.
+fn start_group(shared: &Arc<Shared>, inner: &mut Inner, key: Group) {
+    let r = &mut inner.repl;
     // The stream after the file starts with a SELECT.
     r.seldb = None;
-    if !replica.pre_psync {
-        let head = Bytes::from(format!("+FULLRESYNC {} {}\r\n", r.replid, r.offset));
-        replica.out.fetch_add(head.len() as u64, Ordering::Relaxed);
-        let _ = replica.tx.send(ConnMsg::Raw(head));
+    let head = Bytes::from(format!("+FULLRESYNC {} {}\r\n", r.replid, r.offset));
+    let mut targets = Vec::new();
+    let mut hs = None;
+    for x in r
+        .replicas
+        .iter_mut()
+        .filter(|x| x.state == State::WaitStart && Group::of(x) == key)
+    {
+        x.state = State::Transfer;
+        if !x.pre_psync {
+            x.out.fetch_add(head.len() as u64, Ordering::Relaxed);
+            let _ = x.tx.send(ConnMsg::Raw(head.clone()));
+        }
+        targets.push(fullsync::Target::new(x.id, x.tx.clone(), x.out.clone()));
+        hs.get_or_insert_with(|| x.hs.clone());
     }
+    let Some(hs) = hs else {
+        return;
+    };
     let mut aux = redsnap_persist::rdbfile::default_aux(crate::used_memory(inner));
     let r = &inner.repl;
     let at = aux.len().saturating_sub(1);
@@ -267,29 +363,26 @@ fn full_sync(conn: &Conn, inner: &mut Inner, mut replica: Replica) {
             ("repl-offset".to_string(), r.offset.to_string()),
         ],
     );
+    let ids: Vec<u64> = targets.iter().map(|t| t.id).collect();
     let job = fullsync::Job {
-        id: replica.id,
-        tx: replica.tx.clone(),
-        out: replica.out.clone(),
-        data: filtered_dataset(inner, &replica.hs),
+        targets,
+        data: filtered_dataset(inner, &hs),
         aux,
-        // A filtered file always goes in the `$EOF` form, as Redis sends it over
-        // the socket.
-        eof: replica.hs.eof && (r.conf.diskless || replica.hs.filtered()),
+        eof: key.eof,
         timeout: r.conf.timeout,
         started: Instant::now(),
     };
-    let (id, eof) = (replica.id, job.eof);
-    replica.eof_form = eof;
-    inner.repl.replicas.push(replica);
     tracing::info!(
-        client = id,
-        "starting the RDB transfer for a full resynchronization ({})",
-        if eof { "$EOF form" } else { "$<len> form" }
+        clients = ?ids,
+        "starting the RDB transfer for a full resynchronization of {} replica(s) ({})",
+        ids.len(),
+        if key.eof { "$EOF form" } else { "$<len> form" }
     );
-    if let Err(e) = fullsync::start(conn.shared.clone(), job) {
-        tracing::error!(client = id, "cannot start the replica's RDB transfer: {e}");
-        drop_replica(inner, id);
+    if let Err(e) = fullsync::start(shared.clone(), job) {
+        tracing::error!("cannot start the replicas' RDB transfer: {e}");
+        for id in ids {
+            drop_replica(inner, id);
+        }
     }
 }
 

@@ -25,7 +25,7 @@ fn count(inner: &Inner, offset: u64) -> i64 {
         .repl
         .replicas
         .iter()
-        .filter(|r| r.state != State::Transfer && r.ack_off >= offset)
+        .filter(|r| !r.syncing() && r.ack_off >= offset)
         .count() as i64
 }
 
