@@ -317,7 +317,7 @@ fn set_from(members: Vec<Bytes>) -> Result<Value> {
     }
     let mut s = crate::value::Set::with_capacity(members.len());
     for m in members {
-        if !s.insert(m) {
+        if !s.insert(crate::value::Member::new(&m)) {
             return Err(RdbError::Duplicate("set"));
         }
     }

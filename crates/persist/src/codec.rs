@@ -266,7 +266,7 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
             let n = r.len(1)?;
             let mut s = redsnap_engine::value::Set::with_capacity(n);
             for _ in 0..n {
-                s.insert(r.bytes()?);
+                s.insert(redsnap_engine::value::Member::new(&r.bytes()?));
             }
             Value::Set(Box::new(s))
         }
@@ -432,8 +432,8 @@ mod tests {
                 Bytes::from("v"),
             )]))),
             Value::Set(Box::new(redsnap_engine::value::Set::from([
-                Bytes::from("m1"),
-                Bytes::from("m2"),
+                "m1".into(),
+                "m2".into(),
             ]))),
             Value::ZSet(Box::new(z)),
             Value::Json(Box::new(

@@ -1076,13 +1076,13 @@ mod tests {
         assert_eq!(r(&mut s, &["object", "encoding", "l"]), bulk("quicklist"));
         s.dbs[0].insert(
             b("s"),
-            Value::Set(Box::new(crate::value::Set::from([b("1"), b("2")]))),
+            Value::Set(Box::new(crate::value::Set::from(["1".into(), "2".into()]))),
             None,
         );
         assert_eq!(r(&mut s, &["object", "encoding", "s"]), bulk("intset"));
         s.dbs[0].insert(
             b("s"),
-            Value::Set(Box::new(crate::value::Set::from([b("1"), b("a")]))),
+            Value::Set(Box::new(crate::value::Set::from(["1".into(), "a".into()]))),
             None,
         );
         assert_eq!(r(&mut s, &["object", "encoding", "s"]), bulk("hashtable"));

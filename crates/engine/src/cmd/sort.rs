@@ -195,7 +195,7 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
     let (src, mut elems): (Src, Vec<Bytes>) = match cx.lookup_read(key).map(|e| e.value()) {
         None => (Src::List, Vec::new()),
         Some(Value::List(l)) => (Src::List, l.iter().cloned().collect()),
-        Some(Value::Set(s)) => (Src::Set, s.iter().cloned().collect()),
+        Some(Value::Set(s)) => (Src::Set, s.iter().map(|m| m.to_bytes()).collect()),
         Some(Value::ZSet(z)) if dontsort => {
             // Redis's special case: only the LIMIT range is read, by rank (O(log n +
             // m)), in the order asked; the output then takes it whole.
@@ -555,7 +555,7 @@ mod tests {
         assert_eq!(run(&mut s, &["SORT", "z", "ALPHA"]), strs(&["a", "b", "c"]));
         let set = ["c", "a", "b"]
             .iter()
-            .map(|x| Bytes::from(*x))
+            .map(|x| crate::value::Member::from(*x))
             .collect::<crate::value::Set>();
         s.dbs[0].insert(
             Bytes::from("s"),

@@ -61,16 +61,21 @@ fn decodes_real_redis_payloads() {
     assert_eq!(
         real("si"),
         Value::Set(Box::new(
-            bs(&["1", "2", "3", "-5", "70000"]).into_iter().collect()
+            bs(&["1", "2", "3", "-5", "70000"])
+                .iter()
+                .map(Into::into)
+                .collect()
         ))
     );
     assert_eq!(
         real("ss"),
-        Value::Set(Box::new(bs(&["a", "b", "c"]).into_iter().collect()))
+        Value::Set(Box::new(
+            bs(&["a", "b", "c"]).iter().map(Into::into).collect()
+        ))
     );
     assert_eq!(
         real("s4"),
-        Value::Set(Box::new(bs(&["1", "2"]).into_iter().collect()))
+        Value::Set(Box::new(bs(&["1", "2"]).iter().map(Into::into).collect()))
     );
     let h = |v: &[(&str, &str)]| {
         Value::Hash(Box::new(
@@ -121,7 +126,7 @@ fn round_trips() {
         Value::Str(Bytes::from("007")),
         Value::Str(Bytes::from(vec![0u8; 20000])),
         Value::List(big.clone().into()),
-        Value::Set(Box::new(big.iter().cloned().collect())),
+        Value::Set(Box::new(big.iter().map(Into::into).collect())),
         Value::Hash(Box::new(
             big.iter().map(|b| (b.clone(), b.clone())).collect(),
         )),

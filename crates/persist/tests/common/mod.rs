@@ -57,9 +57,9 @@ pub fn populate(store: &mut Store) {
         d.insert(
             b("set"),
             Value::Set(Box::new(redsnap_engine::value::Set::from([
-                b("m1"),
-                b("m2"),
-                b("m3"),
+                "m1".into(),
+                "m2".into(),
+                "m3".into(),
             ]))),
             Some(t + 7_200_000),
         );
