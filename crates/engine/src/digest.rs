@@ -170,7 +170,9 @@ mod tests {
     fn matches_redis_digests() {
         let list = Value::List(VecDeque::from(vec![b("a"), b("b"), b("1")]));
         let z = ZSet::from_pairs([(b("a"), 1.0), (b("b"), 2.5), (b("c"), 3.0)]);
-        let h: crate::value::Hash = [(b("f"), b("v")), (b("g"), b("12"))].into_iter().collect();
+        let h: crate::value::Hash = [("f".into(), "v".into()), ("g".into(), "12".into())]
+            .into_iter()
+            .collect();
         let values = [
             (
                 "s",

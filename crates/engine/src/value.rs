@@ -30,8 +30,11 @@ pub type Set = indexmap::IndexSet<Member>;
 
 /// A hash's fields. An `IndexMap` keeps insertion order, which is the order Redis
 /// answers HGETALL in for a hash small enough for its listpack encoding (deleting a
-/// field of such a hash keeps the others' order: see `cmd::hash`).
-pub type Hash = indexmap::IndexMap<Bytes, Bytes>;
+/// field of such a hash keeps the others' order: see `cmd::hash`). Fields and values
+/// are [`Member`]s as set members are: up to 22 bytes inline in the entry, so a lookup
+/// compares the field without another cache miss and a short field or value costs no
+/// allocation of its own.
+pub type Hash = indexmap::IndexMap<Member, Member>;
 
 /// The type of a value, as TYPE and SCAN TYPE name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -665,7 +665,9 @@ fn latency_monitor_records_slow_expire_cycles() {
     };
     assert!(!h.is_empty(), "no expire-cycle event");
     for sample in &h {
-        let Value::Array(s) = sample else { panic!("sample") };
+        let Value::Array(s) = sample else {
+            panic!("sample")
+        };
         let Value::Int(ms) = s[1] else { panic!("ms") };
         assert!(ms >= 1, "{ms}");
     }

@@ -94,7 +94,7 @@ fn lookup_by_pattern(cx: &mut Cx, pattern: &[u8], elem: &Bytes) -> Option<Bytes>
     key.extend_from_slice(&pattern[star + 1..key_tail_end]);
     let key = Bytes::from(key);
     match (cx.lookup_read(&key).map(|e| e.value()), field) {
-        (Some(Value::Hash(h)), Some(f)) => h.get(f).cloned(),
+        (Some(Value::Hash(h)), Some(f)) => h.get(f).map(|v| v.to_bytes()),
         (Some(Value::Str(s)), None) => Some(s.clone()),
         _ => None,
     }
@@ -409,12 +409,9 @@ mod tests {
         );
     }
     fn hash(s: &mut Store, key: &str, f: &str, v: &str) {
-        let h = [(
-            Bytes::copy_from_slice(f.as_bytes()),
-            Bytes::copy_from_slice(v.as_bytes()),
-        )]
-        .into_iter()
-        .collect::<crate::value::Hash>();
+        let h = [(crate::value::Member::from(f), crate::value::Member::from(v))]
+            .into_iter()
+            .collect::<crate::value::Hash>();
         s.dbs[0].insert(
             Bytes::copy_from_slice(key.as_bytes()),
             crate::value::Value::Hash(Box::new(h)),

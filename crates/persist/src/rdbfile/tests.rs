@@ -43,8 +43,8 @@ fn sample() -> Vec<(u64, Bytes, Value, Option<u64>)> {
             3,
             b("hash"),
             Value::Hash(Box::new(redsnap_engine::value::Hash::from_iter([
-                (b("f"), b("v")),
-                (b("g"), b("")),
+                ("f".into(), "v".into()),
+                ("g".into(), "".into()),
             ]))),
             None,
         ),

@@ -49,8 +49,8 @@ pub fn populate(store: &mut Store) {
         d.insert(
             b("hash"),
             Value::Hash(Box::new(redsnap_engine::value::Hash::from([
-                (b("f1"), b("v1")),
-                (b("f2"), b("")),
+                ("f1".into(), "v1".into()),
+                ("f2".into(), "".into()),
             ]))),
             None,
         );
