@@ -569,6 +569,58 @@ mod tests {
         assert_eq!(s.effects.dirty, d);
     }
 
+    /// Fields and values on both sides of the inline limit (22 bytes) are stored,
+    /// found, replaced, listed in insertion order and deleted alike.
+    #[test]
+    fn inline_and_heap_fields_and_values() {
+        let mut s = Store::default();
+        let sizes = [0usize, 1, 21, 22, 23, 64, 300];
+        let field = |n: usize| "f".repeat(n);
+        let value = |n: usize| format!("{n}:{}", "v".repeat(n));
+        for &n in &sizes {
+            let (f, v) = (field(n), value(n));
+            assert_eq!(run(&mut s, &["hset", "h", &f, &v]), Reply::Int(1), "{n}");
+        }
+        for &n in &sizes {
+            assert_eq!(run(&mut s, &["hget", "h", &field(n)]), bulk(&value(n)));
+            assert_eq!(
+                run(&mut s, &["hstrlen", "h", &field(n)]),
+                Reply::Int(value(n).len() as i64)
+            );
+        }
+        // A longer field with an inline-length prefix is a different field.
+        assert_eq!(run(&mut s, &["hexists", "h", &field(24)]), Reply::Int(0));
+        // Replacing a heap value by an inline one and back.
+        assert_eq!(run(&mut s, &["hset", "h", &field(23), "x"]), Reply::Int(0));
+        assert_eq!(run(&mut s, &["hget", "h", &field(23)]), bulk("x"));
+        let long = "y".repeat(40);
+        assert_eq!(
+            run(&mut s, &["hset", "h", &field(22), &long]),
+            Reply::Int(0)
+        );
+        assert_eq!(run(&mut s, &["hget", "h", &field(22)]), bulk(&long));
+        assert_eq!(run(&mut s, &["hdel", "h", &field(1)]), Reply::Int(1));
+        let Reply::Map(m) = run(&mut s, &["hgetall", "h"]) else {
+            panic!("hgetall is a map")
+        };
+        let keys: Vec<Reply> = m.into_iter().map(|(k, _)| k).collect();
+        let expected: Vec<Reply> = sizes
+            .iter()
+            .filter(|&&n| n != 1)
+            .map(|&n| bulk(&field(n)))
+            .collect();
+        assert_eq!(keys, expected);
+        assert_eq!(
+            run(&mut s, &["hincrby", "h", &field(300), "1"]),
+            err("ERR hash value is not an integer")
+        );
+        assert_eq!(
+            run(&mut s, &["hincrby", "h", &field(30), "5"]),
+            Reply::Int(5)
+        );
+        assert_eq!(run(&mut s, &["hget", "h", &field(30)]), bulk("5"));
+    }
+
     #[test]
     fn hsetnx_and_hdel() {
         let mut s = Store::default();
