@@ -160,7 +160,7 @@ mod tests {
     }
 
     fn set_of(members: &[&str]) -> Value {
-        Value::Set(Box::new(members.iter().map(|m| b(m)).collect()))
+        Value::Set(Box::new(members.iter().map(|m| (*m).into()).collect()))
     }
 
     /// Digests printed by Redis 7.0.15 for the same values and dataset:
@@ -170,7 +170,9 @@ mod tests {
     fn matches_redis_digests() {
         let list = Value::List(VecDeque::from(vec![b("a"), b("b"), b("1")]));
         let z = ZSet::from_pairs([(b("a"), 1.0), (b("b"), 2.5), (b("c"), 3.0)]);
-        let h: crate::value::Hash = [(b("f"), b("v")), (b("g"), b("12"))].into_iter().collect();
+        let h: crate::value::Hash = [("f".into(), "v".into()), ("g".into(), "12".into())]
+            .into_iter()
+            .collect();
         let values = [
             (
                 "s",
@@ -225,11 +227,11 @@ mod tests {
             value_digest(Some(&Entry::new(l2, None)))
         );
         let mut s1 = crate::value::Set::default();
-        s1.insert(b("a"));
-        s1.insert(b("b"));
+        s1.insert("a".into());
+        s1.insert("b".into());
         let mut s2 = crate::value::Set::default();
-        s2.insert(b("b"));
-        s2.insert(b("a"));
+        s2.insert("b".into());
+        s2.insert("a".into());
         assert_eq!(
             value_digest(Some(&Entry::new(Value::Set(Box::new(s1)), None))),
             value_digest(Some(&Entry::new(Value::Set(Box::new(s2)), None)))

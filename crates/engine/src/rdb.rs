@@ -14,7 +14,7 @@
 //! element): decompressed strings and every decoded element are charged to it, and
 //! decoding stops with [`RdbError::TooLarge`] when it runs out.
 
-use crate::value::{Value, ZSet};
+use crate::value::{Member, Value, ZSet};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -317,7 +317,7 @@ fn set_from(members: Vec<Bytes>) -> Result<Value> {
     }
     let mut s = crate::value::Set::with_capacity(members.len());
     for m in members {
-        if !s.insert(m) {
+        if !s.insert(crate::value::Member::new(&m)) {
             return Err(RdbError::Duplicate("set"));
         }
     }
@@ -334,7 +334,7 @@ fn hash_from_flat(flat: Vec<Bytes>) -> Result<Value> {
     let mut h = crate::value::Hash::with_capacity(flat.len() / 2);
     let mut it = flat.into_iter();
     while let (Some(f), Some(v)) = (it.next(), it.next()) {
-        if h.insert(f, v).is_some() {
+        if h.insert(Member::new(&f), Member::new(&v)).is_some() {
             return Err(RdbError::Duplicate("hash"));
         }
     }
@@ -422,7 +422,7 @@ pub fn read_value(r: &mut Reader, ty: u8) -> Result<Value> {
             for _ in 0..n {
                 let f = r.read_string()?;
                 let v = r.read_string()?;
-                if h.insert(f, v).is_some() {
+                if h.insert(Member::new(&f), Member::new(&v)).is_some() {
                     return Err(RdbError::Duplicate("hash"));
                 }
             }

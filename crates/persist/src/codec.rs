@@ -266,7 +266,7 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
             let n = r.len(1)?;
             let mut s = redsnap_engine::value::Set::with_capacity(n);
             for _ in 0..n {
-                s.insert(r.bytes()?);
+                s.insert(redsnap_engine::value::Member::new(&r.bytes()?));
             }
             Value::Set(Box::new(s))
         }
@@ -276,7 +276,10 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
             for _ in 0..n {
                 let k = r.bytes()?;
                 let v = r.bytes()?;
-                h.insert(k, v);
+                h.insert(
+                    redsnap_engine::value::Member::new(&k),
+                    redsnap_engine::value::Member::new(&v),
+                );
             }
             Value::Hash(Box::new(h))
         }
@@ -428,12 +431,12 @@ mod tests {
             Value::Str(Bytes::new()),
             Value::List(VecDeque::from(vec![Bytes::from("x"), Bytes::new()])),
             Value::Hash(Box::new(redsnap_engine::value::Hash::from([(
-                Bytes::from("f"),
-                Bytes::from("v"),
+                "f".into(),
+                "v".into(),
             )]))),
             Value::Set(Box::new(redsnap_engine::value::Set::from([
-                Bytes::from("m1"),
-                Bytes::from("m2"),
+                "m1".into(),
+                "m2".into(),
             ]))),
             Value::ZSet(Box::new(z)),
             Value::Json(Box::new(

@@ -1,13 +1,12 @@
 //! Hash commands.
 
 use super::scan_util;
-use crate::db::own;
 use crate::notify;
 use crate::reply::{self, wrong_arity, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
-use crate::value::Hash;
 use crate::value::Value;
+use crate::value::{Hash, Member};
 use bytes::Bytes;
 use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
 use rand::rngs::SmallRng;
@@ -122,18 +121,18 @@ impl HashW<'_> {
     /// conversion to a hashtable as Redis's hashTypeTryConversion and hashTypeSet do:
     /// a field or value longer than hash-max-listpack-value, or more fields than
     /// hash-max-listpack-entries.
-    fn put(&mut self, field: &Bytes, value: Bytes) -> bool {
+    fn put(&mut self, field: &[u8], value: &[u8]) -> bool {
         if field.len() > self.max_value || value.len() > self.max_value {
             *self.big = true;
         }
         // One hash of the field and one probe, whether it is new or not.
         let created = match self.h.raw_entry_mut_v1().from_key(field) {
             RawEntryMut::Occupied(mut e) => {
-                *e.get_mut() = value;
+                *e.get_mut() = Member::new(value);
                 false
             }
             RawEntryMut::Vacant(e) => {
-                e.insert(own(field), value);
+                e.insert(Member::new(field), Member::new(value));
                 true
             }
         };
@@ -163,7 +162,7 @@ fn hash_create<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<HashW<'a>, Reply> {
 fn peek_field(cx: &mut Cx, key: &Bytes, field: &Bytes) -> Result<Option<Bytes>, Reply> {
     match cx.entry(key).map(|e| e.value()) {
         None => Ok(None),
-        Some(Value::Hash(h)) => Ok(h.get(field).cloned()),
+        Some(Value::Hash(h)) => Ok(h.get(&field[..]).map(Member::to_bytes)),
         Some(_) => Err(Reply::wrongtype()),
     }
 }
@@ -176,7 +175,7 @@ fn set_pairs(cx: &mut Cx, argv: &[Bytes], name: &str) -> Result<i64, Reply> {
     let mut h = hash_create(cx, key)?;
     let mut created = 0;
     for pair in argv[2..].chunks_exact(2) {
-        if h.put(&pair[0], own(&pair[1])) {
+        if h.put(&pair[0], &pair[1]) {
             created += 1;
         }
     }
@@ -202,7 +201,7 @@ fn hsetnx(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     if peek_field(cx, key, field)?.is_some() {
         return Ok(Reply::Int(0));
     }
-    hash_create(cx, key)?.put(field, own(&argv[3]));
+    hash_create(cx, key)?.put(field, &argv[3]);
     cx.modified(key);
     cx.notify(notify::HASH, "hset", key);
     Ok(Reply::Int(1))
@@ -211,7 +210,9 @@ fn hsetnx(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 /// HGET key field
 fn hget(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let h = cx.get_hash(&argv[1])?;
-    Ok(Reply::opt_bulk(h.and_then(|h| h.get(&argv[2]).cloned())))
+    Ok(Reply::opt_bulk(
+        h.and_then(|h| h.get(&argv[2][..]).map(Member::to_bytes)),
+    ))
 }
 
 /// HMGET key field [field ...]
@@ -220,7 +221,7 @@ fn hmget(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(
         argv[2..]
             .iter()
-            .map(|f| Reply::opt_bulk(h.and_then(|h| h.get(f).cloned())))
+            .map(|f| Reply::opt_bulk(h.and_then(|h| h.get(&f[..]).map(Member::to_bytes))))
             .collect(),
     ))
 }
@@ -231,7 +232,7 @@ fn hgetall(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Map(
         h.into_iter()
             .flatten()
-            .map(|(k, v)| (Reply::Bulk(k.clone()), Reply::Bulk(v.clone())))
+            .map(|(k, v)| (Reply::Bulk(k.to_bytes()), Reply::Bulk(v.to_bytes())))
             .collect(),
     ))
 }
@@ -239,14 +240,16 @@ fn hgetall(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 /// HKEYS key
 fn hkeys(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let h = cx.get_hash(&argv[1])?;
-    Ok(Reply::bulks(h.into_iter().flat_map(|h| h.keys().cloned())))
+    Ok(Reply::bulks(
+        h.into_iter().flat_map(|h| h.keys().map(Member::to_bytes)),
+    ))
 }
 
 /// HVALS key
 fn hvals(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let h = cx.get_hash(&argv[1])?;
     Ok(Reply::bulks(
-        h.into_iter().flat_map(|h| h.values().cloned()),
+        h.into_iter().flat_map(|h| h.values().map(Member::to_bytes)),
     ))
 }
 
@@ -263,9 +266,9 @@ fn hdel(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         // (HGETALL shows it); a larger one is a dict with no order, where the O(1)
         // removal is fine.
         let removed = if h.len() <= listpack_max {
-            h.shift_remove(f)
+            h.shift_remove(&f[..])
         } else {
-            h.swap_remove(f)
+            h.swap_remove(&f[..])
         };
         if removed.is_some() {
             deleted += 1;
@@ -286,7 +289,7 @@ fn hdel(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 fn hexists(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let h = cx.get_hash(&argv[1])?;
     Ok(Reply::Int(
-        h.is_some_and(|h| h.contains_key(&argv[2])) as i64
+        h.is_some_and(|h| h.contains_key(&argv[2][..])) as i64
     ))
 }
 
@@ -300,7 +303,7 @@ fn hlen(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 fn hstrlen(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let h = cx.get_hash(&argv[1])?;
     Ok(Reply::Int(
-        h.and_then(|h| h.get(&argv[2])).map_or(0, |v| v.len()) as i64,
+        h.and_then(|h| h.get(&argv[2][..])).map_or(0, |v| v.len()) as i64,
     ))
 }
 
@@ -316,7 +319,7 @@ fn hincrby(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let new = cur
         .checked_add(incr)
         .ok_or_else(|| Reply::err(reply::ERR_OVERFLOW))?;
-    hash_create(cx, key)?.put(field, crate::num::int_bytes(new));
+    hash_create(cx, key)?.put(field, &crate::num::int_bytes(new));
     cx.modified(key);
     cx.notify(notify::HASH, "hincrby", key);
     Ok(Reply::Int(new))
@@ -343,7 +346,7 @@ fn hincrbyfloat(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         .ok_or_else(|| Reply::err("ERR increment would produce NaN or Infinity"))?
         .1;
     let new = Bytes::from(text);
-    hash_create(cx, key)?.put(field, new.clone());
+    hash_create(cx, key)?.put(field, &new);
     cx.modified(key);
     cx.notify(notify::HASH, "hincrbyfloat", key);
     cx.propagate(vec![
@@ -380,7 +383,7 @@ fn hscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let Value::Hash(h) = e.value() else {
         return Ok(scan_util::empty());
     };
-    let (next, items): (u64, Vec<(&Bytes, &Bytes)>) = if !e.obj.big_encoding && is_small(cx, h) {
+    let (next, items): (u64, Vec<(&Member, &Member)>) = if !e.obj.big_encoding && is_small(cx, h) {
         (0, h.iter().collect())
     } else {
         scan_util::step(h.iter(), h.len(), cursor, opts.count)
@@ -388,8 +391,8 @@ fn hscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let mut out = Vec::with_capacity(items.len() * 2);
     for (k, v) in items {
         if opts.matches(k) {
-            out.push(Reply::Bulk(k.clone()));
-            out.push(Reply::Bulk(v.clone()));
+            out.push(Reply::Bulk(k.to_bytes()));
+            out.push(Reply::Bulk(v.to_bytes()));
         }
     }
     Ok(scan_util::reply(next, out))
@@ -418,7 +421,7 @@ fn hrandfield(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         let Some((h, rng)) = hash_and_rng(cx, key)? else {
             return Ok(Reply::Nil);
         };
-        return Ok(Reply::opt_bulk(h.keys().choose(rng).cloned()));
+        return Ok(Reply::opt_bulk(h.keys().choose(rng).map(Member::to_bytes)));
     }
     let count = super::int(&argv[2])?;
     if count == i64::MIN {
@@ -438,13 +441,13 @@ fn hrandfield(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let Some((h, rng)) = hash_and_rng(cx, key)? else {
         return Ok(Reply::Array(Vec::new()));
     };
-    let picks: Vec<(&Bytes, &Bytes)> = if count < 0 {
+    let picks: Vec<(&Member, &Member)> = if count < 0 {
         // Repeats allowed: exactly |count| picks.
         let n = count.unsigned_abs();
         if n > MAX_RANDOM_REPLY {
             return Err(Reply::err("ERR value is out of range"));
         }
-        let all: Vec<(&Bytes, &Bytes)> = h.iter().collect();
+        let all: Vec<(&Member, &Member)> = h.iter().collect();
         if all.is_empty() {
             return Ok(Reply::Array(Vec::new()));
         }
@@ -459,7 +462,7 @@ fn hrandfield(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     };
     let mut out = Vec::with_capacity(picks.len() * if withvalues && !resp3 { 2 } else { 1 });
     for (k, v) in picks {
-        let (k, v) = (Reply::Bulk(k.clone()), Reply::Bulk(v.clone()));
+        let (k, v) = (Reply::Bulk(k.to_bytes()), Reply::Bulk(v.to_bytes()));
         match (withvalues, resp3) {
             (false, _) => out.push(k),
             (true, true) => out.push(Reply::Array(vec![k, v])),
@@ -564,6 +567,58 @@ mod tests {
         let d = s.effects.dirty;
         run(&mut s, &["hgetall", "h"]);
         assert_eq!(s.effects.dirty, d);
+    }
+
+    /// Fields and values on both sides of the inline limit (22 bytes) are stored,
+    /// found, replaced, listed in insertion order and deleted alike.
+    #[test]
+    fn inline_and_heap_fields_and_values() {
+        let mut s = Store::default();
+        let sizes = [0usize, 1, 21, 22, 23, 64, 300];
+        let field = |n: usize| "f".repeat(n);
+        let value = |n: usize| format!("{n}:{}", "v".repeat(n));
+        for &n in &sizes {
+            let (f, v) = (field(n), value(n));
+            assert_eq!(run(&mut s, &["hset", "h", &f, &v]), Reply::Int(1), "{n}");
+        }
+        for &n in &sizes {
+            assert_eq!(run(&mut s, &["hget", "h", &field(n)]), bulk(&value(n)));
+            assert_eq!(
+                run(&mut s, &["hstrlen", "h", &field(n)]),
+                Reply::Int(value(n).len() as i64)
+            );
+        }
+        // A longer field with an inline-length prefix is a different field.
+        assert_eq!(run(&mut s, &["hexists", "h", &field(24)]), Reply::Int(0));
+        // Replacing a heap value by an inline one and back.
+        assert_eq!(run(&mut s, &["hset", "h", &field(23), "x"]), Reply::Int(0));
+        assert_eq!(run(&mut s, &["hget", "h", &field(23)]), bulk("x"));
+        let long = "y".repeat(40);
+        assert_eq!(
+            run(&mut s, &["hset", "h", &field(22), &long]),
+            Reply::Int(0)
+        );
+        assert_eq!(run(&mut s, &["hget", "h", &field(22)]), bulk(&long));
+        assert_eq!(run(&mut s, &["hdel", "h", &field(1)]), Reply::Int(1));
+        let Reply::Map(m) = run(&mut s, &["hgetall", "h"]) else {
+            panic!("hgetall is a map")
+        };
+        let keys: Vec<Reply> = m.into_iter().map(|(k, _)| k).collect();
+        let expected: Vec<Reply> = sizes
+            .iter()
+            .filter(|&&n| n != 1)
+            .map(|&n| bulk(&field(n)))
+            .collect();
+        assert_eq!(keys, expected);
+        assert_eq!(
+            run(&mut s, &["hincrby", "h", &field(300), "1"]),
+            err("ERR hash value is not an integer")
+        );
+        assert_eq!(
+            run(&mut s, &["hincrby", "h", &field(30), "5"]),
+            Reply::Int(5)
+        );
+        assert_eq!(run(&mut s, &["hget", "h", &field(30)]), bulk("5"));
     }
 
     #[test]

@@ -1025,18 +1025,21 @@ mod tests {
         // A copy is independent of its source.
         s.dbs[0].insert(
             b("h"),
-            Value::Hash(Box::new(crate::value::Hash::from([(b("f"), b("v"))]))),
+            Value::Hash(Box::new(crate::value::Hash::from([(
+                "f".into(),
+                "v".into(),
+            )]))),
             None,
         );
         assert_eq!(r(&mut s, &["copy", "h", "h2"]), int(1));
         if let Some(Value::Hash(h)) = s.dbs[0].get_mut(&b("h")) {
-            h.insert(b("g"), b("w"));
+            h.insert("g".into(), "w".into());
         }
         assert_eq!(
             s.dbs[0].get(&b("h2")).map(|e| e.value().clone()),
             Some(Value::Hash(Box::new(crate::value::Hash::from([(
-                b("f"),
-                b("v")
+                "f".into(),
+                "v".into()
             )]))))
         );
         let d0 = s.effects.dirty;
@@ -1076,27 +1079,30 @@ mod tests {
         assert_eq!(r(&mut s, &["object", "encoding", "l"]), bulk("quicklist"));
         s.dbs[0].insert(
             b("s"),
-            Value::Set(Box::new(crate::value::Set::from([b("1"), b("2")]))),
+            Value::Set(Box::new(crate::value::Set::from(["1".into(), "2".into()]))),
             None,
         );
         assert_eq!(r(&mut s, &["object", "encoding", "s"]), bulk("intset"));
         s.dbs[0].insert(
             b("s"),
-            Value::Set(Box::new(crate::value::Set::from([b("1"), b("a")]))),
+            Value::Set(Box::new(crate::value::Set::from(["1".into(), "a".into()]))),
             None,
         );
         assert_eq!(r(&mut s, &["object", "encoding", "s"]), bulk("hashtable"));
         s.dbs[0].insert(
             b("h"),
-            Value::Hash(Box::new(crate::value::Hash::from([(b("a"), b("b"))]))),
+            Value::Hash(Box::new(crate::value::Hash::from([(
+                "a".into(),
+                "b".into(),
+            )]))),
             None,
         );
         assert_eq!(r(&mut s, &["object", "encoding", "h"]), bulk("listpack"));
         s.dbs[0].insert(
             b("h"),
             Value::Hash(Box::new(crate::value::Hash::from([(
-                b("a"),
-                Bytes::from(vec![b'x'; 65]),
+                "a".into(),
+                crate::value::Member::new(&[b'x'; 65]),
             )]))),
             None,
         );

@@ -1,12 +1,11 @@
 //! Set commands.
 
 use super::scan_util;
-use crate::db::own;
 use crate::notify;
 use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
-use crate::value::{Kind, Set, Value};
+use crate::value::{Kind, Member, Set, Value};
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -133,7 +132,7 @@ impl SetW<'_> {
     fn add(&mut self, member: &Bytes) -> bool {
         // One hash and probe: a copy made for a member already there is dropped
         // (cheaper than hashing twice for a new one; `IndexSet` has no raw entry).
-        if !self.s.insert(own(member)) {
+        if !self.s.insert(Member::new(member)) {
             return false;
         }
         if !*self.big && (self.s.len() > self.max_intset || crate::num::parse_i64(member).is_none())
@@ -144,8 +143,8 @@ impl SetW<'_> {
     }
 }
 
-fn members_reply<'a>(it: impl IntoIterator<Item = &'a Bytes>) -> Reply {
-    Reply::Set(it.into_iter().map(|m| Reply::Bulk(m.clone())).collect())
+fn members_reply<'a>(it: impl IntoIterator<Item = &'a Member>) -> Reply {
+    Reply::Set(it.into_iter().map(|m| Reply::Bulk(m.to_bytes())).collect())
 }
 
 /// SADD key member [member ...]
@@ -173,7 +172,7 @@ fn srem(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     };
     let mut removed = 0u64;
     for m in &argv[2..] {
-        if s.swap_remove(m) {
+        if s.swap_remove(&m[..]) {
             removed += 1;
             if s.is_empty() {
                 break;
@@ -210,8 +209,8 @@ fn smembers(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
 
 /// The members in ascending numeric order when every one is an integer (the
 /// order of Redis's intset encoding), else None.
-fn intset_order(s: &Set) -> Option<Vec<&Bytes>> {
-    let mut v: Vec<(i64, &Bytes)> = s
+fn intset_order(s: &Set) -> Option<Vec<&Member>> {
+    let mut v: Vec<(i64, &Member)> = s
         .iter()
         .map(|m| crate::num::parse_i64(m).map(|n| (n, m)))
         .collect::<Option<_>>()?;
@@ -222,7 +221,8 @@ fn intset_order(s: &Set) -> Option<Vec<&Bytes>> {
 /// SISMEMBER key member
 fn sismember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Int(
-        cx.get_set(&argv[1])?.is_some_and(|s| s.contains(&argv[2])) as i64,
+        cx.get_set(&argv[1])?
+            .is_some_and(|s| s.contains(&argv[2][..])) as i64,
     ))
 }
 
@@ -232,7 +232,7 @@ fn smismember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::Array(
         argv[2..]
             .iter()
-            .map(|m| Reply::Int(s.is_some_and(|s| s.contains(m)) as i64))
+            .map(|m| Reply::Int(s.is_some_and(|s| s.contains(&m[..])) as i64))
             .collect(),
     ))
 }
@@ -293,11 +293,11 @@ fn spop_one(cx: &mut Cx, key: &Bytes) -> CmdResult {
     }
     cx.modified(key);
     if cx.logging() {
-        cx.propagate(vec![Bytes::from_static(b"SREM"), key.clone(), m.clone()]);
+        cx.propagate(vec![Bytes::from_static(b"SREM"), key.clone(), m.to_bytes()]);
     } else {
         cx.propagate_nothing();
     }
-    Ok(Reply::Bulk(m))
+    Ok(Reply::Bulk(m.to_bytes()))
 }
 
 /// SPOP key [count] (logged as SREM of the popped members, or DEL when the whole
@@ -324,7 +324,10 @@ fn spop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     };
     let size = s.len();
     let popped: Vec<Bytes> = match count {
-        None => random_member(s, rng).cloned().into_iter().collect(),
+        None => random_member(s, rng)
+            .map(Member::to_bytes)
+            .into_iter()
+            .collect(),
         Some(0) => return Ok(Reply::Set(Vec::new())),
         Some(c) if c as u64 >= size as u64 => {
             // The whole set goes.
@@ -341,7 +344,7 @@ fn spop(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         return Ok(Reply::Nil);
     };
     for m in &popped {
-        set.swap_remove(m);
+        set.swap_remove(&m[..]);
     }
     cx.notify(notify::SET, "spop", key);
     cx.remove_if_empty(key);
@@ -373,7 +376,7 @@ fn srandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         let Some((s, rng)) = set_and_rng(cx, key, true)? else {
             return Ok(Reply::Nil);
         };
-        return Ok(Reply::opt_bulk(random_member(s, rng).cloned()));
+        return Ok(Reply::opt_bulk(random_member(s, rng).map(Member::to_bytes)));
     };
     let count = super::int(count)?;
     if count == i64::MIN {
@@ -395,18 +398,18 @@ fn srandmember(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         }
         return Ok(Reply::Array(
             (0..n)
-                .filter_map(|_| random_member(s, rng).cloned().map(Reply::Bulk))
+                .filter_map(|_| random_member(s, rng).map(|m| Reply::Bulk(m.to_bytes())))
                 .collect(),
         ));
     }
     if count as u64 >= s.len() as u64 {
-        return Ok(Reply::bulks(s.iter().cloned()));
+        return Ok(Reply::bulks(s.iter().map(Member::to_bytes)));
     }
     Ok(Reply::bulks(random_members(s, rng, count as usize)))
 }
 
 /// A uniformly random member (by position: O(1)).
-fn random_member<'a>(s: &'a Set, rng: &mut SmallRng) -> Option<&'a Bytes> {
+fn random_member<'a>(s: &'a Set, rng: &mut SmallRng) -> Option<&'a Member> {
     if s.is_empty() {
         return None;
     }
@@ -417,7 +420,7 @@ fn random_member<'a>(s: &'a Set, rng: &mut SmallRng) -> Option<&'a Bytes> {
 fn random_members(s: &Set, rng: &mut SmallRng, n: usize) -> Vec<Bytes> {
     rand::seq::index::sample(rng, s.len(), n.min(s.len()))
         .iter()
-        .filter_map(|i| s.get_index(i).cloned())
+        .filter_map(|i| s.get_index(i).map(Member::to_bytes))
         .collect()
 }
 
@@ -439,7 +442,7 @@ fn borrow_sets<'a>(cx: &'a Cx, keys: &[Bytes]) -> Vec<Option<&'a Set>> {
 }
 
 /// The intersection, stopping at `limit` members (0 = no limit).
-fn intersect<'a>(sets: &[Option<&'a Set>], limit: usize) -> Vec<&'a Bytes> {
+fn intersect<'a>(sets: &[Option<&'a Set>], limit: usize) -> Vec<&'a Member> {
     let Some(mut sets) = sets.iter().copied().collect::<Option<Vec<_>>>() else {
         return Vec::new();
     };
@@ -449,7 +452,7 @@ fn intersect<'a>(sets: &[Option<&'a Set>], limit: usize) -> Vec<&'a Bytes> {
     };
     let mut out = Vec::new();
     for m in first.iter() {
-        if rest.iter().all(|s| s.contains(m)) {
+        if rest.iter().all(|s| s.contains(&m[..])) {
             out.push(m);
             if limit != 0 && out.len() >= limit {
                 break;
@@ -459,7 +462,7 @@ fn intersect<'a>(sets: &[Option<&'a Set>], limit: usize) -> Vec<&'a Bytes> {
     out
 }
 
-fn union<'a>(sets: &[Option<&'a Set>]) -> HashSet<&'a Bytes> {
+fn union<'a>(sets: &[Option<&'a Set>]) -> HashSet<&'a Member> {
     let mut out = HashSet::new();
     for s in sets.iter().flatten() {
         out.extend(s.iter());
@@ -467,13 +470,13 @@ fn union<'a>(sets: &[Option<&'a Set>]) -> HashSet<&'a Bytes> {
     out
 }
 
-fn diff<'a>(sets: &[Option<&'a Set>]) -> Vec<&'a Bytes> {
+fn diff<'a>(sets: &[Option<&'a Set>]) -> Vec<&'a Member> {
     let Some((Some(first), rest)) = sets.split_first() else {
         return Vec::new();
     };
     first
         .iter()
-        .filter(|m| !rest.iter().flatten().any(|s| s.contains(*m)))
+        .filter(|m| !rest.iter().flatten().any(|s| s.contains(&m[..])))
         .collect()
 }
 
@@ -484,7 +487,7 @@ enum SetOp {
     Diff,
 }
 
-fn compute(cx: &mut Cx, keys: &[Bytes], op: SetOp) -> Result<Vec<Bytes>, Reply> {
+fn compute(cx: &mut Cx, keys: &[Bytes], op: SetOp) -> Result<Vec<Member>, Reply> {
     lookup_sets(cx, keys)?;
     let sets = borrow_sets(cx, keys);
     Ok(match op {
@@ -496,7 +499,12 @@ fn compute(cx: &mut Cx, keys: &[Bytes], op: SetOp) -> Result<Vec<Bytes>, Reply> 
 
 fn read_op(cx: &mut Cx, argv: &[Bytes], op: SetOp) -> CmdResult {
     let members = compute(cx, &argv[1..], op)?;
-    Ok(Reply::Set(members.into_iter().map(Reply::Bulk).collect()))
+    Ok(Reply::Set(
+        members
+            .into_iter()
+            .map(|m| Reply::Bulk(m.to_bytes()))
+            .collect(),
+    ))
 }
 
 /// Stores the result at `dst` (any old value and TTL go; an empty result deletes it).
@@ -599,12 +607,12 @@ fn smove(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         let Some(Value::Set(s)) = cx.entry(src).map(|e| e.value()) else {
             return Ok(Reply::Int(0));
         };
-        return Ok(Reply::Int(s.contains(member) as i64));
+        return Ok(Reply::Int(s.contains(&member[..]) as i64));
     }
     let Some(s) = cx.set_mut(src, false)? else {
         return Ok(Reply::Int(0));
     };
-    if !s.swap_remove(member) {
+    if !s.swap_remove(&member[..]) {
         return Ok(Reply::Int(0));
     }
     cx.notify(notify::SET, "srem", src);
@@ -635,7 +643,7 @@ fn sscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let whole = (!e.obj.big_encoding && s.len() <= cx.config().set_max_intset_entries)
         .then(|| intset_order(s))
         .flatten();
-    let (next, items): (u64, Vec<(&Bytes, ())>) = if let Some(sorted) = whole {
+    let (next, items): (u64, Vec<(&Member, ())>) = if let Some(sorted) = whole {
         // An intset is answered whole, in its (ascending) order.
         (0, sorted.into_iter().map(|m| (m, ())).collect())
     } else {
@@ -644,7 +652,7 @@ fn sscan(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let out = items
         .into_iter()
         .filter(|(m, ())| opts.matches(m))
-        .map(|(m, ())| Reply::Bulk(m.clone()))
+        .map(|(m, ())| Reply::Bulk(m.to_bytes()))
         .collect();
     Ok(scan_util::reply(next, out))
 }

@@ -94,7 +94,7 @@ fn lookup_by_pattern(cx: &mut Cx, pattern: &[u8], elem: &Bytes) -> Option<Bytes>
     key.extend_from_slice(&pattern[star + 1..key_tail_end]);
     let key = Bytes::from(key);
     match (cx.lookup_read(&key).map(|e| e.value()), field) {
-        (Some(Value::Hash(h)), Some(f)) => h.get(f).cloned(),
+        (Some(Value::Hash(h)), Some(f)) => h.get(f).map(|v| v.to_bytes()),
         (Some(Value::Str(s)), None) => Some(s.clone()),
         _ => None,
     }
@@ -195,7 +195,7 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
     let (src, mut elems): (Src, Vec<Bytes>) = match cx.lookup_read(key).map(|e| e.value()) {
         None => (Src::List, Vec::new()),
         Some(Value::List(l)) => (Src::List, l.iter().cloned().collect()),
-        Some(Value::Set(s)) => (Src::Set, s.iter().cloned().collect()),
+        Some(Value::Set(s)) => (Src::Set, s.iter().map(|m| m.to_bytes()).collect()),
         Some(Value::ZSet(z)) if dontsort => {
             // Redis's special case: only the LIMIT range is read, by rank (O(log n +
             // m)), in the order asked; the output then takes it whole.
@@ -409,12 +409,9 @@ mod tests {
         );
     }
     fn hash(s: &mut Store, key: &str, f: &str, v: &str) {
-        let h = [(
-            Bytes::copy_from_slice(f.as_bytes()),
-            Bytes::copy_from_slice(v.as_bytes()),
-        )]
-        .into_iter()
-        .collect::<crate::value::Hash>();
+        let h = [(crate::value::Member::from(f), crate::value::Member::from(v))]
+            .into_iter()
+            .collect::<crate::value::Hash>();
         s.dbs[0].insert(
             Bytes::copy_from_slice(key.as_bytes()),
             crate::value::Value::Hash(Box::new(h)),
@@ -555,7 +552,7 @@ mod tests {
         assert_eq!(run(&mut s, &["SORT", "z", "ALPHA"]), strs(&["a", "b", "c"]));
         let set = ["c", "a", "b"]
             .iter()
-            .map(|x| Bytes::from(*x))
+            .map(|x| crate::value::Member::from(*x))
             .collect::<crate::value::Set>();
         s.dbs[0].insert(
             Bytes::from("s"),

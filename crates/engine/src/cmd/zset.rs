@@ -1910,7 +1910,10 @@ mod tests {
         s.dbs[0].insert(
             Bytes::from("s"),
             crate::value::Value::Set(Box::new(
-                ["a", "x"].iter().map(|x| Bytes::from(*x)).collect(),
+                ["a", "x"]
+                    .iter()
+                    .map(|x| crate::value::Member::from(*x))
+                    .collect(),
             )),
             None,
         );

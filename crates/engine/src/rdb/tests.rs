@@ -61,24 +61,29 @@ fn decodes_real_redis_payloads() {
     assert_eq!(
         real("si"),
         Value::Set(Box::new(
-            bs(&["1", "2", "3", "-5", "70000"]).into_iter().collect()
+            bs(&["1", "2", "3", "-5", "70000"])
+                .iter()
+                .map(Into::into)
+                .collect()
         ))
     );
     assert_eq!(
         real("ss"),
-        Value::Set(Box::new(bs(&["a", "b", "c"]).into_iter().collect()))
+        Value::Set(Box::new(
+            bs(&["a", "b", "c"]).iter().map(Into::into).collect()
+        ))
     );
     assert_eq!(
         real("s4"),
-        Value::Set(Box::new(bs(&["1", "2"]).into_iter().collect()))
+        Value::Set(Box::new(bs(&["1", "2"]).iter().map(Into::into).collect()))
     );
     let h = |v: &[(&str, &str)]| {
         Value::Hash(Box::new(
             v.iter()
                 .map(|(f, x)| {
                     (
-                        Bytes::copy_from_slice(f.as_bytes()),
-                        Bytes::copy_from_slice(x.as_bytes()),
+                        crate::value::Member::from(*f),
+                        crate::value::Member::from(*x),
                     )
                 })
                 .collect(),
@@ -121,10 +126,8 @@ fn round_trips() {
         Value::Str(Bytes::from("007")),
         Value::Str(Bytes::from(vec![0u8; 20000])),
         Value::List(big.clone().into()),
-        Value::Set(Box::new(big.iter().cloned().collect())),
-        Value::Hash(Box::new(
-            big.iter().map(|b| (b.clone(), b.clone())).collect(),
-        )),
+        Value::Set(Box::new(big.iter().map(Into::into).collect())),
+        Value::Hash(Box::new(big.iter().map(|b| (b.into(), b.into())).collect())),
         Value::ZSet(Box::new(ZSet::from_pairs(
             big.iter()
                 .enumerate()
@@ -551,8 +554,8 @@ fn zipmaps() {
     assert_eq!(
         v,
         Value::Hash(Box::new(crate::value::Hash::from_iter([
-            (Bytes::from("f1"), Bytes::from("v1")),
-            (Bytes::from("f2"), Bytes::from("v2"))
+            ("f1".into(), "v1".into()),
+            ("f2".into(), "v2".into())
         ])))
     );
     // A value with free bytes after it, a 254 (unknown) count, a 5-byte length.

@@ -36,15 +36,15 @@ fn sample() -> Vec<(u64, Bytes, Value, Option<u64>)> {
         (
             3,
             b("set"),
-            Value::Set(Box::new(big.iter().cloned().collect())),
+            Value::Set(Box::new(big.iter().map(|m| m[..].into()).collect())),
             None,
         ),
         (
             3,
             b("hash"),
             Value::Hash(Box::new(redsnap_engine::value::Hash::from_iter([
-                (b("f"), b("v")),
-                (b("g"), b("")),
+                ("f".into(), "v".into()),
+                ("g".into(), "".into()),
             ]))),
             None,
         ),
@@ -240,7 +240,9 @@ fn set_listpack() {
     });
     assert_eq!(
         v,
-        Some(Value::Set(Box::new([b("a"), b("7")].into_iter().collect())))
+        Some(Value::Set(Box::new(
+            ["a", "7"].into_iter().map(Into::into).collect()
+        )))
     );
 }
 

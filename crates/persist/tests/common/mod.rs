@@ -49,17 +49,17 @@ pub fn populate(store: &mut Store) {
         d.insert(
             b("hash"),
             Value::Hash(Box::new(redsnap_engine::value::Hash::from([
-                (b("f1"), b("v1")),
-                (b("f2"), b("")),
+                ("f1".into(), "v1".into()),
+                ("f2".into(), "".into()),
             ]))),
             None,
         );
         d.insert(
             b("set"),
             Value::Set(Box::new(redsnap_engine::value::Set::from([
-                b("m1"),
-                b("m2"),
-                b("m3"),
+                "m1".into(),
+                "m2".into(),
+                "m3".into(),
             ]))),
             Some(t + 7_200_000),
         );
