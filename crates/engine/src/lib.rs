@@ -21,6 +21,7 @@ pub mod hll;
 pub mod json;
 pub mod key;
 pub mod lazyfree;
+pub mod list;
 pub mod ld;
 pub mod notify;
 pub mod num;
