@@ -720,13 +720,15 @@ impl<'a> Cx<'a> {
         key: &Bytes,
         create: bool,
     ) -> Result<Option<&mut crate::list::List>, Reply> {
-        self.container_mut(key, create, Kind::List, || Value::List(crate::list::List::new()))
-            .map(|v| {
-                v.map(|v| match v {
-                    Value::List(l) => l,
-                    _ => unreachable!("kind checked"),
-                })
+        self.container_mut(key, create, Kind::List, || {
+            Value::List(crate::list::List::new())
+        })
+        .map(|v| {
+            v.map(|v| match v {
+                Value::List(l) => l,
+                _ => unreachable!("kind checked"),
             })
+        })
     }
 
     pub fn hash_mut(

@@ -1,6 +1,7 @@
 //! SORT and SORT_RO (Redis's `sortCommandGeneric`).
 
 use super::is;
+use crate::key::Key;
 use crate::notify;
 use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
@@ -8,7 +9,6 @@ use crate::table::{cmd, flags::*, CommandSpec};
 use crate::value::Value;
 use bytes::Bytes;
 use std::cmp::Ordering;
-use crate::key::Key;
 
 pub const COMMANDS: &[CommandSpec] = &[
     cmd(
