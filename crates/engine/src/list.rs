@@ -265,13 +265,32 @@ impl List {
         handles + spilled + self.chunks.capacity() * std::mem::size_of::<Chunk>()
     }
 
-    /// The elements as `Bytes` (copies of the inline ones).
+    /// The elements as `Bytes`.
     pub fn to_bytes_vec(&self) -> Vec<Bytes> {
-        self.iter().map(|k| k.to_bytes()).collect()
+        to_bytes_all(self.iter()).collect()
     }
 }
 
 static EMPTY_CHUNK: Chunk = VecDeque::new();
+
+/// Copies of `keys` as `Bytes`, all slices of one buffer: one allocation for a
+/// reply of many elements (LRANGE), not one per element.
+pub fn to_bytes_all<'a>(
+    keys: impl ExactSizeIterator<Item = &'a Key> + Clone + 'a,
+) -> impl ExactSizeIterator<Item = Bytes> + 'a {
+    let total: usize = keys.clone().map(|k| k.len()).sum();
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    for k in keys.clone() {
+        buf.extend_from_slice(k.as_bytes());
+    }
+    let buf = buf.freeze();
+    let mut start = 0;
+    keys.map(move |k| {
+        let b = buf.slice(start..start + k.len());
+        start += k.len();
+        b
+    })
+}
 
 impl PartialEq for List {
     fn eq(&self, other: &List) -> bool {
@@ -392,6 +411,17 @@ impl<'a> DoubleEndedIterator for Iter<'a> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
+
+impl Clone for Iter<'_> {
+    fn clone(&self) -> Self {
+        Iter {
+            front: self.front.clone(),
+            mid: self.mid.clone(),
+            back: self.back.clone(),
+            remaining: self.remaining,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
