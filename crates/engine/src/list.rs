@@ -254,6 +254,56 @@ impl List {
         }
     }
 
+    /// Calls `f` on elements `start..=end` in order (nothing unless both are inside
+    /// the list), a chunk slice at a time (a tighter loop than [`List::range`]'s
+    /// iterator).
+    pub fn for_each_in(&self, start: usize, end: usize, mut f: impl FnMut(&Key)) {
+        if end < start || end >= self.len {
+            return;
+        }
+        let Some((mut ci, mut off)) = self.locate(start) else {
+            return;
+        };
+        let mut left = end - start + 1;
+        while left > 0 {
+            let Some(c) = self.chunks.get(ci) else {
+                return;
+            };
+            let (a, b) = c.as_slices();
+            for part in [a, b] {
+                if off >= part.len() {
+                    off -= part.len();
+                    continue;
+                }
+                let take = (part.len() - off).min(left);
+                part[off..off + take].iter().for_each(&mut f);
+                left -= take;
+                off = 0;
+                if left == 0 {
+                    return;
+                }
+            }
+            ci += 1;
+        }
+    }
+
+    /// Elements `start..=end` as bulk replies, all slices of one buffer: one
+    /// allocation for the elements' bytes (LRANGE), not one per element.
+    pub fn range_replies(&self, start: usize, end: usize) -> Vec<crate::reply::Reply> {
+        let mut total = 0;
+        self.for_each_in(start, end, |k| total += k.len());
+        let mut buf = bytes::BytesMut::with_capacity(total);
+        self.for_each_in(start, end, |k| buf.extend_from_slice(k.as_bytes()));
+        let buf = buf.freeze();
+        let mut out = Vec::with_capacity(end.saturating_sub(start) + 1);
+        let mut at = 0;
+        self.for_each_in(start, end, |k| {
+            out.push(crate::reply::Reply::Bulk(buf.slice(at..at + k.len())));
+            at += k.len();
+        });
+        out
+    }
+
     /// Bytes allocated for the elements beyond the list's own handle.
     pub fn heap_size(&self) -> usize {
         let handles: usize = self
@@ -502,6 +552,25 @@ mod tests {
             let want_rev: Vec<&[u8]> = m.range(s..=e).rev().map(|v| v.as_slice()).collect();
             assert_eq!(got_rev, want_rev);
         }
+        for (s, e) in [
+            (0, 0),
+            (2, CHUNK + 7),
+            (CHUNK * 2, m.len() - 1),
+            (1, m.len() - 1),
+        ] {
+            let got: Vec<Vec<u8>> = l
+                .range_replies(s, e)
+                .into_iter()
+                .map(|r| match r {
+                    crate::reply::Reply::Bulk(b) => b.to_vec(),
+                    _ => panic!("not a bulk"),
+                })
+                .collect();
+            let want: Vec<Vec<u8>> = m.range(s..=e).cloned().collect();
+            assert_eq!(got, want, "replies {s}..={e}");
+        }
+        assert!(l.range_replies(5, 4).is_empty());
+        assert!(l.range_replies(0, m.len()).is_empty());
         assert_eq!(l.range(0, m.len()).count(), 0);
         assert_eq!(l.range(5, 4).count(), 0);
     }

@@ -258,7 +258,7 @@ fn lrange(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     };
     Ok(match norm_range(start, stop, l.len()) {
         None => Reply::Array(Vec::new()),
-        Some((s, e)) => Reply::bulks(crate::list::to_bytes_all(l.range(s, e))),
+        Some((s, e)) => Reply::Array(l.range_replies(s, e)),
     })
 }
 
