@@ -210,10 +210,6 @@ impl Tracker {
     }
 }
 
-/// The most keys one [`Db::prefetch`] handles (a `-P 16` batch of MSETs of 10 keys
-/// names 160; the first 64 are prefetched).
-pub const PREFETCH_MAX: usize = 64;
-
 /// Longest key a [`HashMemo`] keeps.
 const MEMO_KEY: usize = 22;
 
@@ -359,23 +355,19 @@ impl Db {
     /// [`Trie::prefetch_paths`]): a hint before running a batch of commands. The
     /// hashes computed are remembered for the batch's commands (see `HashMemo`).
     pub fn prefetch(&self, keys: &[&[u8]]) {
-        let mut hashes = [0u64; PREFETCH_MAX];
+        let mut hashes = [0u64; 32];
         let n = keys.len().min(hashes.len());
         for (h, k) in hashes.iter_mut().zip(keys) {
             *h = self.hasher.hash(k);
         }
         self.memo
             .record(hashes[..n].iter().copied().zip(keys.iter().copied()));
-        let mut found = |l: &crate::trie::Leaf<Entry>| {
+        self.map.prefetch_paths(&hashes[..n], |l| {
             // The object's reference count and its value.
             let p = Arc::as_ptr(&l.value.obj).cast::<u8>();
             crate::trie::prefetch(p.wrapping_sub(16));
             crate::trie::prefetch(p.wrapping_add(40));
-        };
-        // The trie walks at most 32 paths at once.
-        for part in hashes[..n].chunks(32) {
-            self.map.prefetch_paths(part, &mut found);
-        }
+        });
     }
 
     /// Mutable access to the value; copies it first if a snapshot shares it.
@@ -953,29 +945,6 @@ mod tests {
         db.remove(b"a");
         assert!(db.get(b"a").is_none());
         assert!(db.iter_hashed().all(|(hh, k, _)| hh == h.hash(k)));
-    }
-
-    #[test]
-    fn prefetched_hashes_serve_a_multi_key_command_in_order() {
-        let h = KeyHasher::with_seed(7);
-        let mut db = Db::with_hasher(h);
-        let keys: Vec<String> = (0..10).map(|i| format!("key:{i}")).collect();
-        let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
-        db.prefetch(&refs);
-        // MSET: each key looked up twice (expiry check, write), in order.
-        for (i, k) in keys.iter().enumerate() {
-            assert_eq!(db.key_hash(k.as_bytes()), h.hash(k.as_bytes()));
-            assert_eq!(db.key_hash(k.as_bytes()), h.hash(k.as_bytes()));
-            assert_eq!(db.memo.next.get(), i + 1);
-        }
-        // More keys than one prefetch holds: the first PREFETCH_MAX are kept.
-        let many: Vec<String> = (0..PREFETCH_MAX + 5).map(|i| format!("m{i}")).collect();
-        let refs: Vec<&[u8]> = many.iter().map(|k| k.as_bytes()).collect();
-        db.prefetch(&refs);
-        assert_eq!(db.memo.entries.borrow().len(), PREFETCH_MAX);
-        for k in &many {
-            assert_eq!(db.key_hash(k.as_bytes()), h.hash(k.as_bytes()));
-        }
     }
 
     #[test]

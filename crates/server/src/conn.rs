@@ -469,20 +469,13 @@ pub(crate) fn encode_reply(out: &mut BytesMut, r: &Reply, resp3: bool) {
 /// first keys into the cache at once (their misses overlap; see
 /// `Db::prefetch`). Measured on EVALSHA GET+SET `-P 16`, 100k keys: see
 /// ARCHITECTURE.md.
-///
-/// A command with several keys by its table entry (MSET, MGET, DEL k1 k2 ...)
-/// contributes all of them, in order, as it looks them up in that order (the
-/// batch's hash memo then serves each one).
 fn prefetch_batch(inner: &Inner, db: usize, pending: &VecDeque<Vec<Bytes>>) {
-    let mut keys: [&[u8]; redsnap_engine::db::PREFETCH_MAX] =
-        [&[]; redsnap_engine::db::PREFETCH_MAX];
+    let mut keys: [&[u8]; 32] = [&[]; 32];
     let mut n = 0;
-    for argv in pending.iter() {
-        if n == keys.len() {
-            break;
-        }
-        if let Some(name) = argv.first() {
-            n += batch_keys(name, argv, &mut keys[n..]);
+    for argv in pending.iter().take(keys.len()) {
+        if let Some(k) = argv.first().and_then(|name| first_key(name, argv)) {
+            keys[n] = k;
+            n += 1;
         }
     }
     if n > 1 {
@@ -490,50 +483,17 @@ fn prefetch_batch(inner: &Inner, db: usize, pending: &VecDeque<Vec<Bytes>>) {
     }
 }
 
-/// Writes the keys a request names into `out` (as many as fit) and returns how
-/// many: by the command table's key positions, or the first of EVAL/EVALSHA's
-/// declared keys.
-fn batch_keys<'a>(name: &[u8], argv: &'a [Bytes], out: &mut [&'a [u8]]) -> usize {
-    let Some(spec) = table::lookup(name) else {
-        return 0;
-    };
-    let Some(slot) = out.first_mut() else {
-        return 0;
-    };
+/// The first key a request names, if any: by the command table's key positions,
+/// or the first of EVAL/EVALSHA's declared keys.
+fn first_key<'a>(name: &[u8], argv: &'a [Bytes]) -> Option<&'a [u8]> {
+    let spec = table::lookup(name)?;
     if spec.first_key > 0 {
-        let first = spec.first_key as usize;
-        let Some(k) = argv.get(first) else {
-            return 0;
-        };
-        *slot = k;
-        if spec.last_key == spec.first_key || spec.step <= 0 {
-            return 1;
-        }
-        // Several keys: last_key counts from the end when negative.
-        let last = if spec.last_key < 0 {
-            argv.len()
-                .saturating_sub(spec.last_key.unsigned_abs() as usize)
-        } else {
-            (spec.last_key as usize).min(argv.len().saturating_sub(1))
-        };
-        let mut n = 1;
-        let keys = argv[first..=last.max(first)]
-            .iter()
-            .step_by(spec.step as usize)
-            .skip(1);
-        for (o, k) in out[1..].iter_mut().zip(keys) {
-            *o = k;
-            n += 1;
-        }
-        return n;
+        return argv.get(spec.first_key as usize).map(|k| &k[..]);
     }
     if spec.name.starts_with("eval") && argv.get(2).is_some_and(|n| n[..] != *b"0") {
-        if let Some(k) = argv.get(3) {
-            *slot = k;
-            return 1;
-        }
+        return argv.get(3).map(|k| &k[..]);
     }
-    0
+    None
 }
 
 /// Serves one connection until it closes.
@@ -1254,38 +1214,5 @@ pub(crate) fn key_ready(inner: &Inner, db: usize, key: &Bytes, zset: bool) -> bo
             e.value().kind() == if zset { Kind::ZSet } else { Kind::List }
         }
         _ => false,
-    }
-}
-
-#[cfg(test)]
-mod batch_keys_tests {
-    use super::batch_keys;
-    use bytes::Bytes;
-
-    fn argv(words: &[&str]) -> Vec<Bytes> {
-        words
-            .iter()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect()
-    }
-
-    #[test]
-    fn every_key_of_a_multi_key_command_in_order() {
-        let mut out: [&[u8]; 8] = [&[]; 8];
-        let a = argv(&["MSET", "k1", "v1", "k2", "v2", "k3", "v3"]);
-        assert_eq!(batch_keys(b"mset", &a, &mut out), 3);
-        assert_eq!(out[..3], [&b"k1"[..], b"k2", b"k3"]);
-        let a = argv(&["GET", "g"]);
-        assert_eq!(batch_keys(b"get", &a, &mut out), 1);
-        assert_eq!(out[0], b"g");
-        // Only as many as fit.
-        let a = argv(&["DEL", "a", "b", "c", "d"]);
-        assert_eq!(batch_keys(b"del", &a, &mut out[..2]), 2);
-        assert_eq!(out[..2], [&b"a"[..], b"b"]);
-        assert_eq!(batch_keys(b"del", &a, &mut []), 0);
-        let a = argv(&["EVALSHA", "abc", "1", "ek", "arg"]);
-        assert_eq!(batch_keys(b"evalsha", &a, &mut out), 1);
-        assert_eq!(out[0], b"ek");
-        assert_eq!(batch_keys(b"ping", &argv(&["PING"]), &mut out), 0);
     }
 }
