@@ -494,7 +494,7 @@ mod tests {
 
     fn elem(i: usize) -> Vec<u8> {
         // Every 7th element is longer than the inline limit (held on the heap).
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             format!("a-long-element-held-on-the-heap-{i}").into_bytes()
         } else {
             format!("e{i}").into_bytes()

@@ -447,7 +447,7 @@ fn lpos(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         }
         let idx = if from_tail { len - 1 - off } else { off };
         let e = if from_tail { it.next_back() } else { it.next() };
-        if e.map_or(true, |e| e.as_bytes() != elem.as_ref()) {
+        if e.is_none_or(|e| e.as_bytes() != elem.as_ref()) {
             continue;
         }
         matches += 1;
