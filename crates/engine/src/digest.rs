@@ -168,7 +168,7 @@ mod tests {
     /// HSET h f v g 12; SET e v EX 1000`, then DEBUG DIGEST-VALUE and DEBUG DIGEST.
     #[test]
     fn matches_redis_digests() {
-        let list = Value::List(VecDeque::from(vec![b("a"), b("b"), b("1")]));
+        let list = Value::List(VecDeque::from(vec![b("a"), b("b"), b("1")]).into());
         let z = ZSet::from_pairs([(b("a"), 1.0), (b("b"), 2.5), (b("c"), 3.0)]);
         let h: crate::value::Hash = [("f".into(), "v".into()), ("g".into(), "12".into())]
             .into_iter()
@@ -220,8 +220,8 @@ mod tests {
 
     #[test]
     fn order_matters_for_lists_only() {
-        let l1 = Value::List(VecDeque::from(vec![b("a"), b("b")]));
-        let l2 = Value::List(VecDeque::from(vec![b("b"), b("a")]));
+        let l1 = Value::List(VecDeque::from(vec![b("a"), b("b")]).into());
+        let l2 = Value::List(VecDeque::from(vec![b("b"), b("a")]).into());
         assert_ne!(
             value_digest(Some(&Entry::new(l1, None))),
             value_digest(Some(&Entry::new(l2, None)))

@@ -22,6 +22,7 @@ pub mod json;
 pub mod key;
 pub mod lazyfree;
 pub mod ld;
+pub mod list;
 pub mod notify;
 pub mod num;
 pub mod rdb;

@@ -372,7 +372,7 @@ fn list_from(items: VecDeque<Bytes>) -> Result<Value> {
     if items.is_empty() {
         return Err(RdbError::Empty("list"));
     }
-    Ok(Value::List(items))
+    Ok(Value::List(items.into()))
 }
 
 /// Reads one value of RDB object type `ty` from `r`.

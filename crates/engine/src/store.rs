@@ -11,7 +11,6 @@ use crate::value::{Kind, Value, ZSet};
 use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::VecDeque;
 
 /// What handlers return: `Err` carries an error reply so `?` can be used.
 pub type CmdResult = Result<Reply, Reply>;
@@ -682,7 +681,7 @@ impl<'a> Cx<'a> {
         }
     }
 
-    pub fn get_list(&mut self, key: &Bytes) -> Result<Option<&VecDeque<Bytes>>, Reply> {
+    pub fn get_list(&mut self, key: &Bytes) -> Result<Option<&crate::list::List>, Reply> {
         match self.lookup_read(key).map(|e| e.value()) {
             None => Ok(None),
             Some(Value::List(l)) => Ok(Some(l)),
@@ -720,14 +719,16 @@ impl<'a> Cx<'a> {
         &mut self,
         key: &Bytes,
         create: bool,
-    ) -> Result<Option<&mut VecDeque<Bytes>>, Reply> {
-        self.container_mut(key, create, Kind::List, || Value::List(VecDeque::new()))
-            .map(|v| {
-                v.map(|v| match v {
-                    Value::List(l) => l,
-                    _ => unreachable!("kind checked"),
-                })
+    ) -> Result<Option<&mut crate::list::List>, Reply> {
+        self.container_mut(key, create, Kind::List, || {
+            Value::List(crate::list::List::new())
+        })
+        .map(|v| {
+            v.map(|v| match v {
+                Value::List(l) => l,
+                _ => unreachable!("kind checked"),
             })
+        })
     }
 
     pub fn hash_mut(

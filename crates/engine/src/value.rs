@@ -2,7 +2,7 @@
 
 use crate::zset_tree::OsTree;
 use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 /// One value. Containers use std collections; a value is shared between the live
 /// keyspace and any snapshot in progress through an `Arc` and copied on first write
@@ -10,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Str(Bytes),
-    List(VecDeque<Bytes>),
+    List(crate::list::List),
     Hash(Box<Hash>),
     Set(Box<Set>),
     ZSet(Box<ZSet>),
@@ -108,7 +108,7 @@ impl Value {
         const PER_ELEM: usize = 48;
         match self {
             Value::Str(s) => s.len() + 16,
-            Value::List(l) => l.iter().map(|e| e.len() + 32).sum::<usize>() + 32,
+            Value::List(l) => l.heap_size() + 32,
             Value::Hash(h) => {
                 h.iter()
                     .map(|(k, v)| k.len() + v.len() + PER_ELEM + 16)

@@ -7,7 +7,6 @@
 
 use bytes::Bytes;
 use redsnap_engine::{LogRecord, Value, ZSet};
-use std::collections::VecDeque;
 
 /// CRC-32C (Castagnoli), as used by iSCSI, ext4 and most storage engines
 /// (slice-by-16 tables: about 4x faster than byte-at-a-time on 100-byte entries).
@@ -256,9 +255,10 @@ pub fn decode_entry(store_key: &[u8], encoded: &[u8]) -> Result<(Value, Option<u
         TAG_STR => Value::Str(Bytes::copy_from_slice(r.rest())),
         TAG_LIST => {
             let n = r.len(1)?;
-            let mut l = VecDeque::with_capacity(n);
+            let mut l = redsnap_engine::list::List::new();
             for _ in 0..n {
-                l.push_back(r.bytes()?);
+                let len = r.len(1)?;
+                l.push_back(redsnap_engine::key::Key::new(r.take(len)?));
             }
             Value::List(l)
         }
@@ -429,7 +429,7 @@ mod tests {
         let values = [
             Value::Str(Bytes::from("hello")),
             Value::Str(Bytes::new()),
-            Value::List(VecDeque::from(vec![Bytes::from("x"), Bytes::new()])),
+            Value::List(vec![Bytes::from("x"), Bytes::new()].into()),
             Value::Hash(Box::new(redsnap_engine::value::Hash::from([(
                 "f".into(),
                 "v".into(),

@@ -177,7 +177,9 @@ fn list_quicklist_rdb() {
     let (keys, s) = res.expect("reads");
     assert_eq!(s.version, 8);
     assert_eq!(sorted(get(&keys, "x")), ["7"]);
-    assert!(matches!(get(&keys, "list"), Value::List(l) if l.front().is_some_and(|f| f == "7")));
+    assert!(
+        matches!(get(&keys, "list"), Value::List(l) if l.front().is_some_and(|f| f.as_bytes() == b"7"))
+    );
 }
 
 /// integration/convert-zipmap-hash-on-load.tcl (RDB 3, a zipmap hash, no checksum).

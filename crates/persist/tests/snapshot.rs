@@ -323,7 +323,7 @@ fn incremental_snapshot_writes_only_changes() {
     // deadline set and cleared, key deleted, key added, in several dbs.
     store.dbs[0].insert(b("bulk0"), Value::Str(b("replaced")), None);
     if let Some(Value::List(l)) = store.dbs[4].get_mut(&b("list")) {
-        l.push_back(b("pushed"));
+        l.push_back(redsnap_engine::key::Key::new(b"pushed"));
     }
     store.dbs[1].set_expire(&b("bulk1"), Some(now() + 10_000));
     store.dbs[5].set_expire(&b("list"), None);

@@ -296,7 +296,7 @@ mod tests {
             .iter()
             .map(|x| Bytes::from(*x))
             .collect();
-        assert_eq!(v, Some(Value::List(want)));
+        assert_eq!(v, Some(Value::List(want.into())));
     }
 
     /// A payload of about 90 KB that would decode into 4M list elements (over 200 MB)

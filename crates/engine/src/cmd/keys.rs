@@ -644,7 +644,7 @@ mod tests {
         let mut s = Store::default();
         r(&mut s, &["set", "a", "1"]);
         r(&mut s, &["set", "b", "2"]);
-        s.dbs[0].insert(b("l"), Value::List(VecDeque::from([b("x")])), None);
+        s.dbs[0].insert(b("l"), Value::List(VecDeque::from([b("x")]).into()), None);
         assert_eq!(r(&mut s, &["exists", "a", "a", "nokey", "l"]), int(3));
         assert_eq!(r(&mut s, &["touch", "a", "b", "nokey", "a"]), int(3));
         assert_eq!(r(&mut s, &["type", "a"]), Reply::simple("string"));
@@ -823,7 +823,7 @@ mod tests {
         for k in ["a1", "a2", "b1", "exp"] {
             r(&mut s, &["set", k, "v"]);
         }
-        s.dbs[0].insert(b("l"), Value::List(VecDeque::from([b("x")])), None);
+        s.dbs[0].insert(b("l"), Value::List(VecDeque::from([b("x")]).into()), None);
         assert_eq!(r(&mut s, &["pexpire", "exp", "10"]), int(1));
         assert_eq!(
             sorted(r(&mut s, &["keys", "*"])),
@@ -1075,7 +1075,7 @@ mod tests {
             matches!(r(&mut s, &["object", "freq", "k"]), Reply::Error(e) if e.starts_with(b"ERR An LFU maxmemory policy is not selected"))
         );
 
-        s.dbs[0].insert(b("l"), Value::List(VecDeque::from([b("x")])), None);
+        s.dbs[0].insert(b("l"), Value::List(VecDeque::from([b("x")]).into()), None);
         assert_eq!(r(&mut s, &["object", "encoding", "l"]), bulk("quicklist"));
         s.dbs[0].insert(
             b("s"),

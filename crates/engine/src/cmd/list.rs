@@ -2,7 +2,8 @@
 //! server, which runs LPOP/RPOP/LMOVE/LMPOP through [`crate::Store::exec`].
 
 use super::{is, norm_range};
-use crate::db::own;
+use crate::key::Key;
+use crate::list::List;
 use crate::notify;
 use crate::num::int_bytes;
 use crate::reply::{self, wrong_arity, Reply};
@@ -10,7 +11,6 @@ use crate::store::{CmdResult, Cx};
 use crate::table::{cmd, flags::*, CommandSpec};
 use crate::value::{Kind, Value};
 use bytes::Bytes;
-use std::collections::VecDeque;
 
 pub const COMMANDS: &[CommandSpec] = &[
     cmd(
@@ -96,7 +96,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The list at `key`, created empty when absent (the caller adds to it).
-fn list_create<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<&'a mut VecDeque<Bytes>, Reply> {
+fn list_create<'a>(cx: &'a mut Cx, key: &Bytes) -> Result<&'a mut List, Reply> {
     cx.list_mut(key, true)?
         .ok_or_else(|| Reply::err("ERR internal error: list not created"))
 }
@@ -143,9 +143,9 @@ fn push(cx: &mut Cx, argv: &[Bytes], left: bool, only_existing: bool) -> CmdResu
     let l = list_create(cx, key)?;
     for v in &argv[2..] {
         if left {
-            l.push_front(own(v));
+            l.push_front(Key::new(v));
         } else {
-            l.push_back(own(v));
+            l.push_back(Key::new(v));
         }
     }
     let len = l.len();
@@ -181,11 +181,14 @@ fn pop_n(cx: &mut Cx, key: &Bytes, left: bool, count: usize) -> Result<Vec<Bytes
         return Ok(Vec::new());
     };
     let n = count.min(l.len());
-    let out: Vec<Bytes> = if left {
-        l.drain(..n).collect()
-    } else {
-        l.drain(l.len() - n..).rev().collect()
-    };
+    let mut out: Vec<Bytes> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let popped = if left { l.pop_front() } else { l.pop_back() };
+        match popped {
+            Some(k) => out.push(k.to_bytes()),
+            None => break,
+        }
+    }
     let emptied = l.is_empty();
     if !out.is_empty() {
         cx.notify(notify::LIST, if left { "lpop" } else { "rpop" }, key);
@@ -213,7 +216,7 @@ fn pop_one(cx: &mut Cx, key: &Bytes, left: bool) -> CmdResult {
         cx.remove_if_empty(key);
     }
     cx.modified(key);
-    Ok(Reply::Bulk(v))
+    Ok(Reply::Bulk(v.to_bytes()))
 }
 
 fn pop(cx: &mut Cx, argv: &[Bytes], left: bool) -> CmdResult {
@@ -255,7 +258,7 @@ fn lrange(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     };
     Ok(match norm_range(start, stop, l.len()) {
         None => Reply::Array(Vec::new()),
-        Some((s, e)) => Reply::bulks(l.range(s..=e).cloned()),
+        Some((s, e)) => Reply::Array(l.range_replies(s, e)),
     })
 }
 
@@ -274,7 +277,7 @@ fn ltrim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         }
         Some((s, e)) => {
             l.truncate(e + 1);
-            l.drain(..s);
+            l.drop_front(s);
             len - (e + 1 - s)
         }
     };
@@ -301,7 +304,7 @@ fn lindex(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     Ok(Reply::opt_bulk(
         resolve_index(index, l.len())
             .and_then(|i| l.get(i))
-            .cloned(),
+            .map(Key::to_bytes),
     ))
 }
 
@@ -318,7 +321,7 @@ fn lset(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let slot = resolve_index(index, l.len())
         .and_then(|i| l.get_mut(i))
         .ok_or_else(|| Reply::err(reply::ERR_INDEX))?;
-    *slot = own(&argv[3]);
+    *slot = Key::new(&argv[3]);
     cx.modified(key);
     cx.notify(notify::LIST, "lset", key);
     Ok(Reply::ok())
@@ -386,7 +389,7 @@ fn linsert(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let Some(l) = cx.list_mut(key, false)? else {
         return Ok(Reply::Int(0));
     };
-    l.insert(if after { pos + 1 } else { pos }, own(&argv[4]));
+    l.insert(if after { pos + 1 } else { pos }, Key::new(&argv[4]));
     let len = l.len();
     cx.modified(key);
     cx.notify(notify::LIST, "linsert", key);
@@ -437,12 +440,14 @@ fn lpos(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let len = l.len();
     let mut matches: u64 = 0;
     let mut found: Vec<Reply> = Vec::new();
+    let mut it = l.iter();
     for off in 0..len {
         if maxlen != 0 && off as u64 >= maxlen {
             break;
         }
         let idx = if from_tail { len - 1 - off } else { off };
-        if l[idx] != *elem {
+        let e = if from_tail { it.next_back() } else { it.next() };
+        if e.is_none_or(|e| e.as_bytes() != elem.as_ref()) {
             continue;
         }
         matches += 1;
@@ -490,7 +495,7 @@ fn move_one(cx: &mut Cx, src: &Bytes, dst: &Bytes, from_left: bool, to_left: boo
     cx.remove_if_empty(src);
     cx.modified(src);
     cx.modified_n(dst, 0);
-    Ok(Reply::Bulk(v))
+    Ok(Reply::Bulk(v.to_bytes()))
 }
 
 /// LMOVE source destination LEFT|RIGHT LEFT|RIGHT

@@ -1,6 +1,7 @@
 //! SORT and SORT_RO (Redis's `sortCommandGeneric`).
 
 use super::is;
+use crate::key::Key;
 use crate::notify;
 use crate::reply::{self, Reply};
 use crate::store::{CmdResult, Cx};
@@ -8,7 +9,6 @@ use crate::table::{cmd, flags::*, CommandSpec};
 use crate::value::Value;
 use bytes::Bytes;
 use std::cmp::Ordering;
-use std::collections::VecDeque;
 
 pub const COMMANDS: &[CommandSpec] = &[
     cmd(
@@ -194,7 +194,7 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
     let mut ranged = false;
     let (src, mut elems): (Src, Vec<Bytes>) = match cx.lookup_read(key).map(|e| e.value()) {
         None => (Src::List, Vec::new()),
-        Some(Value::List(l)) => (Src::List, l.iter().cloned().collect()),
+        Some(Value::List(l)) => (Src::List, l.to_bytes_vec()),
         Some(Value::Set(s)) => (Src::Set, s.iter().map(|m| m.to_bytes()).collect()),
         Some(Value::ZSet(z)) if dontsort => {
             // Redis's special case: only the LIMIT range is read, by rank (O(log n +
@@ -311,13 +311,14 @@ fn sort_generic(cx: &mut Cx, argv: &[Bytes], readonly: bool) -> CmdResult {
             Ok(Reply::Array(out))
         }
         Some(dst) => {
-            let mut list = VecDeque::with_capacity(selected.len() * gets.len().max(1));
+            let mut list = crate::list::List::new();
             for it in selected {
                 if gets.is_empty() {
-                    list.push_back(it.obj.clone());
+                    list.push_back(Key::new(&it.obj));
                 }
                 for p in &gets {
-                    list.push_back(lookup_by_pattern(cx, p, &it.obj).unwrap_or_default());
+                    let v = lookup_by_pattern(cx, p, &it.obj).unwrap_or_default();
+                    list.push_back(Key::new(&v));
                 }
             }
             let n = list.len() as u64;

@@ -1,7 +1,6 @@
 use super::*;
 use bytes::Bytes;
 use redsnap_engine::{Value, ZSet};
-use std::collections::VecDeque;
 
 fn b(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
@@ -27,12 +26,7 @@ fn sample() -> Vec<(u64, Bytes, Value, Option<u64>)> {
             Value::Str(Bytes::from(vec![0u8; 3000])),
             None,
         ),
-        (
-            0,
-            b("list"),
-            Value::List(VecDeque::from(big.clone())),
-            Some(1),
-        ),
+        (0, b("list"), Value::List(big.clone().into()), Some(1)),
         (
             3,
             b("set"),

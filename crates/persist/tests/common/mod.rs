@@ -8,7 +8,7 @@ use redsnap_engine::{Reply, Store, Value, ZSet};
 use redsnap_persist::{
     recover, AppendLog, DataDir, FsyncPolicy, LoadOptions, RecoveryReport, SnapshotStore,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -38,12 +38,7 @@ pub fn populate(store: &mut Store) {
         d.insert(b("empty"), Value::Str(Bytes::new()), None);
         d.insert(
             b("list"),
-            Value::List(VecDeque::from(vec![
-                b("a"),
-                b(""),
-                b(&"x".repeat(300)),
-                b("a"),
-            ])),
+            Value::List(vec![b("a"), b(""), b(&"x".repeat(300)), b("a")].into()),
             Some(t + 60_000 + db as u64),
         );
         d.insert(
