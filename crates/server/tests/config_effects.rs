@@ -88,6 +88,9 @@ const OBSERVED_IN_REPLICATION: &[&str] = &[
     "repl-backlog-ttl",
     "repl-timeout",
     "repl-diskless-sync",
+    // replicas_asking_within_the_sync_delay_share_one_encoding
+    "repl-diskless-sync-delay",
+    "repl-diskless-sync-max-replicas",
 ];
 /// Observed in tests/streams.rs (where nodes split, as an approximate trim shows).
 const OBSERVED_IN_STREAMS: &[&str] = &["stream-node-max-entries", "stream-node-max-bytes"];
