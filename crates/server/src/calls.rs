@@ -14,6 +14,7 @@ use crate::conn::Step;
 use crate::hdr::Histogram;
 use crate::state::Inner;
 use bytes::Bytes;
+use redsnap_engine::cmd::is;
 use redsnap_engine::table::{self, flags, CommandSpec};
 use redsnap_engine::Reply;
 use std::collections::BTreeMap;
@@ -264,7 +265,6 @@ pub(crate) fn arity_target(
 /// command had parsed when it redacted: an AUTH with too many arguments, or a HELLO
 /// that failed before its AUTH option, shows its arguments.
 pub(crate) fn redacted(real: &CommandSpec, argv: &[Bytes]) -> Vec<usize> {
-    let is = |b: &Bytes, s: &str| b.eq_ignore_ascii_case(s.as_bytes());
     match real.name {
         "auth" if argv.len() <= 3 => (1..argv.len()).collect(),
         "hello" => {

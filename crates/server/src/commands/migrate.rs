@@ -17,6 +17,7 @@ use super::Handler;
 use crate::conn::{AsyncOp, Conn, Step};
 use crate::state::{Inner, Shared};
 use bytes::{BufMut, Bytes, BytesMut};
+use redsnap_engine::cmd::is;
 use redsnap_engine::table::CommandSpec;
 use redsnap_engine::Entry;
 use redsnap_engine::Reply;
@@ -41,10 +42,6 @@ pub(crate) struct MigrateJob {
     /// Each key with its entry as sent (to tell whether it changed meanwhile), its
     /// remaining time to live (0: none) and its DUMP payload.
     keys: Vec<(Bytes, Entry, i64, Vec<u8>)>,
-}
-
-fn is(a: &[u8], s: &str) -> bool {
-    a.eq_ignore_ascii_case(s.as_bytes())
 }
 
 fn migrate(
