@@ -333,7 +333,9 @@ impl<V> Dict<V> {
 
     pub fn iter(&self) -> Iter<'_, V> {
         let maps = self.maps();
-        let (first, rest) = maps.split_first().map_or((None, &maps[..0]), |(f, r)| (Some(f), r));
+        let (first, rest) = maps
+            .split_first()
+            .map_or((None, &maps[..0]), |(f, r)| (Some(f), r));
         Iter {
             cur: first.map(|m| m.iter()),
             rest: rest.iter(),
@@ -575,7 +577,8 @@ impl<'a> IntoIterator for &'a MemberSet {
 
 impl IntoIterator for MemberSet {
     type Item = Member;
-    type IntoIter = std::iter::Map<<Dict<()> as IntoIterator>::IntoIter, fn((Member, ())) -> Member>;
+    type IntoIter =
+        std::iter::Map<<Dict<()> as IntoIterator>::IntoIter, fn((Member, ())) -> Member>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter().map(|(k, ())| k)
     }

@@ -39,7 +39,11 @@ fn big_tables_are_sharded_and_keep_every_member() {
     assert_eq!(walked.len(), all.len());
     assert_eq!(s.iter().len(), all.len());
     let by_pos: HashSet<Vec<u8>> = (0..s.len())
-        .map(|i| s.get_index(i).map(|k| k.as_bytes().to_vec()).unwrap_or_default())
+        .map(|i| {
+            s.get_index(i)
+                .map(|k| k.as_bytes().to_vec())
+                .unwrap_or_default()
+        })
         .collect();
     assert_eq!(by_pos, walked);
     assert!(s.get_index(s.len()).is_none());
@@ -47,10 +51,13 @@ fn big_tables_are_sharded_and_keep_every_member() {
     let Repr::Shards { maps, .. } = &s.0.repr else {
         panic!("not sharded");
     };
-    let (lo, hi) = maps
-        .iter()
-        .fold((usize::MAX, 0), |(lo, hi), m| (lo.min(m.len()), hi.max(m.len())));
-    assert!(lo > 0 && hi < 4 * all.len() / SHARDS, "shard sizes {lo}..{hi}");
+    let (lo, hi) = maps.iter().fold((usize::MAX, 0), |(lo, hi), m| {
+        (lo.min(m.len()), hi.max(m.len()))
+    });
+    assert!(
+        lo > 0 && hi < 4 * all.len() / SHARDS,
+        "shard sizes {lo}..{hi}"
+    );
     // Removal by member and by position.
     for n in &all[..SHARD_AT] {
         assert!(s.swap_remove(n.as_bytes()));
@@ -87,14 +94,20 @@ fn sharded_hash_values_and_equality() {
         .enumerate()
         .map(|(i, n)| {
             let j = all.len() - 1 - i;
-            (Member::new(n.as_bytes()), m(if j % 3 == 0 { "2" } else { "1" }))
+            (
+                Member::new(n.as_bytes()),
+                m(if j.is_multiple_of(3) { "2" } else { "1" }),
+            )
         })
         .collect();
     assert_eq!(a, b);
     let mut c = b.clone();
     assert_eq!(c.insert(m("element:0"), m("3")), Some(m("2")));
     assert_ne!(a, c);
-    assert_eq!(a.values().filter(|v| v.as_bytes() == b"2").count(), all.len().div_ceil(3));
+    assert_eq!(
+        a.values().filter(|v| v.as_bytes() == b"2").count(),
+        all.len().div_ceil(3)
+    );
     let owned: Vec<(Member, Member)> = c.into_iter().collect();
     assert_eq!(owned.len(), all.len());
 }
@@ -109,7 +122,9 @@ fn random_positions_are_uniform_over_shards() {
     }
     let mut hits = std::collections::HashMap::new();
     for i in 0..s.len() {
-        *hits.entry(s.get_index(i).map(|k| k.as_bytes().to_vec())).or_insert(0) += 1;
+        *hits
+            .entry(s.get_index(i).map(|k| k.as_bytes().to_vec()))
+            .or_insert(0) += 1;
     }
     assert_eq!(hits.len(), s.len());
     assert!(hits.values().all(|&n| n == 1));
