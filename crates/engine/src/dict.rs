@@ -15,7 +15,7 @@
 //!
 //! Order: a table that is one map keeps insertion order (a hash Redis keeps as a
 //! listpack answers HGETALL in it; see `cmd::hash`). A sharded table is walked shard
-//! by shard; Redis's hashtable order is unspecified too. SHARD_AT is far above
+//! by shard; Redis's hashtable order is unspecified too. SHARD_AT is above
 //! Redis's default listpack and intset limits (128, 512): a hash configured with
 //! `hash-max-listpack-entries` above it loses insertion order past SHARD_AT fields.
 //!
@@ -29,7 +29,7 @@ use indexmap::IndexMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Members at which a table is split into shards.
-pub const SHARD_AT: usize = 4096;
+pub const SHARD_AT: usize = 1024;
 /// Shards of a big table (a power of two).
 pub const SHARDS: usize = 64;
 

@@ -142,3 +142,43 @@ fn heap_size_follows_the_table() {
     assert!(full >= empty + 10_000 * 32, "{full}");
     assert!(full <= 10_000 * 32 * 4, "{full}");
 }
+
+/// The longest single insert while a set grows to 100k members, against one
+/// `IndexSet` (what sets were): a measurement, not an assertion (timings are noise on
+/// a shared machine, so each insert's time is the least over 9 runs, which drops a
+/// preemption that hits one run). Run with
+/// `cargo test --profile profiling -p redsnap-engine --lib dict::tests::growth_pauses -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn growth_pauses() {
+    use std::time::Instant;
+    let all = names(100_000);
+    let mut best_new = vec![u128::MAX; all.len()];
+    let mut best_old = vec![u128::MAX; all.len()];
+    for _ in 0..9 {
+        let mut s = MemberSet::new();
+        for (i, n) in all.iter().enumerate() {
+            let t = Instant::now();
+            s.insert_slice(n.as_bytes());
+            best_new[i] = best_new[i].min(t.elapsed().as_nanos());
+        }
+        let mut o: indexmap::IndexSet<Member> = indexmap::IndexSet::new();
+        for (i, n) in all.iter().enumerate() {
+            let t = Instant::now();
+            o.insert(Member::new(n.as_bytes()));
+            best_old[i] = best_old[i].min(t.elapsed().as_nanos());
+        }
+    }
+    for (name, v) in [("MemberSet", &best_new), ("IndexSet", &best_old)] {
+        let mut top: Vec<(u128, usize)> = v.iter().enumerate().map(|(i, &d)| (d, i)).collect();
+        top.sort_unstable_by(|a, b| b.cmp(a));
+        let mut sorted = v.clone();
+        sorted.sort_unstable();
+        println!(
+            "{name}: median insert {} ns, p99.9 {} ns; slowest (us @ member count): {:?}",
+            sorted[sorted.len() / 2],
+            sorted[sorted.len() * 999 / 1000],
+            top[..6].iter().map(|&(d, i)| (d / 1000, i)).collect::<Vec<_>>()
+        );
+    }
+}
