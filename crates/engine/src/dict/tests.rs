@@ -178,7 +178,10 @@ fn growth_pauses() {
             "{name}: median insert {} ns, p99.9 {} ns; slowest (us @ member count): {:?}",
             sorted[sorted.len() / 2],
             sorted[sorted.len() * 999 / 1000],
-            top[..6].iter().map(|&(d, i)| (d / 1000, i)).collect::<Vec<_>>()
+            top[..6]
+                .iter()
+                .map(|&(d, i)| (d / 1000, i))
+                .collect::<Vec<_>>()
         );
     }
 }
