@@ -11,6 +11,7 @@ pub mod changes;
 pub mod cmd;
 pub mod cmdmeta;
 pub mod db;
+pub mod dict;
 pub mod digest;
 pub mod functions;
 pub mod geo;

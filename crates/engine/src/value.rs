@@ -25,16 +25,18 @@ pub enum Value {
 /// walking up to 1,024 members per pick, and never picked beyond them). Members are
 /// [`Member`]s, as in sorted sets: one of up to 22 bytes sits inline in the entry, so
 /// a lookup compares it without another cache miss (SADD -P 16: +14 % ops/s; 1M
-/// members of 20 bytes: 77 bytes each, was 112, Redis 72).
-pub type Set = indexmap::IndexSet<Member>;
+/// members of 20 bytes: 77 bytes each, was 112, Redis 72). Big sets are split into
+/// shards so that no insert stalls to grow the whole table (see [`crate::dict`]).
+pub type Set = crate::dict::MemberSet;
 
 /// A hash's fields. An `IndexMap` keeps insertion order, which is the order Redis
 /// answers HGETALL in for a hash small enough for its listpack encoding (deleting a
 /// field of such a hash keeps the others' order: see `cmd::hash`). Fields and values
 /// are [`Member`]s as set members are: up to 22 bytes inline in the entry, so a lookup
 /// compares the field without another cache miss and a short field or value costs no
-/// allocation of its own.
-pub type Hash = indexmap::IndexMap<Member, Member>;
+/// allocation of its own. Big hashes are split into shards as big sets are
+/// ([`crate::dict`]).
+pub type Hash = crate::dict::Dict<Member>;
 
 /// The type of a value, as TYPE and SCAN TYPE name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,17 +107,11 @@ impl Value {
 
     /// An estimate of the heap bytes this value uses (for MEMORY USAGE and maxmemory).
     pub fn mem_usage(&self) -> usize {
-        const PER_ELEM: usize = 48;
         match self {
             Value::Str(s) => s.len() + 16,
             Value::List(l) => l.heap_size() + 32,
-            Value::Hash(h) => {
-                h.iter()
-                    .map(|(k, v)| k.len() + v.len() + PER_ELEM + 16)
-                    .sum::<usize>()
-                    + 48
-            }
-            Value::Set(s) => s.iter().map(|e| e.len() + PER_ELEM).sum::<usize>() + 48,
+            Value::Hash(h) => h.heap_size(|k, v| k.heap_size() + v.heap_size()) + 48,
+            Value::Set(s) => s.heap_size() + 48,
             Value::ZSet(z) => {
                 // Each member's handle sits in both indexes (hash entry and B-tree
                 // slot with their share of overhead); a long member's bytes once.

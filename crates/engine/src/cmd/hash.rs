@@ -8,7 +8,6 @@ use crate::table::{cmd, flags::*, CommandSpec};
 use crate::value::Value;
 use crate::value::{Hash, Member};
 use bytes::Bytes;
-use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
 use rand::rngs::SmallRng;
 use rand::seq::IteratorRandom;
 use rand::Rng;
@@ -126,16 +125,7 @@ impl HashW<'_> {
             *self.big = true;
         }
         // One hash of the field and one probe, whether it is new or not.
-        let created = match self.h.raw_entry_mut_v1().from_key(field) {
-            RawEntryMut::Occupied(mut e) => {
-                *e.get_mut() = Member::new(value);
-                false
-            }
-            RawEntryMut::Vacant(e) => {
-                e.insert(Member::new(field), Member::new(value));
-                true
-            }
-        };
+        let created = self.h.put(field, Member::new(value));
         if self.h.len() > self.max_entries {
             *self.big = true;
         }

@@ -130,9 +130,8 @@ impl SetW<'_> {
     /// hashtable as Redis's setTypeAdd does: a member that is not an integer, or more
     /// members than set-max-intset-entries (checked until the set is converted).
     fn add(&mut self, member: &Bytes) -> bool {
-        // One hash and probe: a copy made for a member already there is dropped
-        // (cheaper than hashing twice for a new one; `IndexSet` has no raw entry).
-        if !self.s.insert(Member::new(member)) {
+        // One hash and probe; the member is copied only when new.
+        if !self.s.insert_slice(member) {
             return false;
         }
         if !*self.big && (self.s.len() > self.max_intset || crate::num::parse_i64(member).is_none())
