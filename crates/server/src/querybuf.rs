@@ -399,6 +399,31 @@ mod tests {
     }
 
     #[test]
+    fn batches_split_off_the_front_leave_a_full_read_of_room_in_the_same_allocation() {
+        let mut rbuf = BytesMut::with_capacity(IOBUF_LEN);
+        let mut qb = QueryBuf::new(rbuf.capacity(), Arc::default());
+        let start = rbuf.as_ptr();
+        let batch = vec![b'x'; 4500];
+        for round in 0..10 {
+            // A pipeline arrives with the start of the next one (60 bytes); the
+            // batch is taken out and dropped, as a connection does.
+            rbuf.extend_from_slice(&batch);
+            rbuf.extend_from_slice(&[b'y'; 60]);
+            drop(rbuf.split_to(batch.len()).freeze());
+            qb.before_read(&mut rbuf, None, 0);
+            assert!(
+                rbuf.capacity() - rbuf.len() >= IOBUF_LEN - rbuf.len(),
+                "round {round}: room {}",
+                rbuf.capacity() - rbuf.len()
+            );
+            // The partial request moved to the start of the one allocation.
+            assert_eq!(rbuf.as_ptr(), start);
+            assert_eq!(&rbuf[..], &[b'y'; 60][..]);
+            rbuf.clear();
+        }
+    }
+
+    #[test]
     fn a_big_bulk_grows_with_the_bytes_held_not_the_announced_length() {
         let cm = Arc::new(ClientMem::default());
         let mut rbuf = BytesMut::with_capacity(IOBUF_LEN);

@@ -283,7 +283,11 @@ pub fn encode(out: &mut BytesMut, reply: &Reply, resp3: bool) {
         Reply::Array(items) => {
             header(out, b'*', items.len());
             for r in items {
-                encode(out, r, resp3);
+                // Bulk strings inline (LRANGE's elements): no call per element.
+                match r {
+                    Reply::Bulk(b) => bulk(out, b),
+                    r => encode(out, r, resp3),
+                }
             }
         }
         Reply::Set(items) => {
