@@ -206,51 +206,40 @@ impl List {
 
     pub fn iter(&self) -> Iter<'_> {
         Iter {
-            front: EMPTY_CHUNK.iter(),
-            mid: self.chunks.iter(),
-            back: EMPTY_CHUNK.iter(),
+            inner: self.chunks.iter().flatten(),
             remaining: self.len,
         }
     }
 
     /// Elements `start..=end` (both inside the list; empty otherwise).
     pub fn range(&self, start: usize, end: usize) -> Iter<'_> {
-        let empty = || EMPTY_CHUNK.iter();
         let located = (self.locate(start), self.locate(end));
         let (Some((cs, os)), Some((ce, oe))) = located else {
-            return Iter {
-                front: empty(),
-                mid: self.chunks.range(0..0),
-                back: empty(),
-                remaining: 0,
-            };
+            return self.empty_iter();
         };
         if end < start {
-            return Iter {
-                front: empty(),
-                mid: self.chunks.range(0..0),
-                back: empty(),
-                remaining: 0,
-            };
+            return self.empty_iter();
         }
-        let (front, mid, back) = if cs == ce {
-            (
-                self.chunks[cs].range(os..=oe),
-                self.chunks.range(cs..cs),
-                empty(),
-            )
-        } else {
-            (
-                self.chunks[cs].range(os..),
-                self.chunks.range(cs + 1..ce),
-                self.chunks[ce].range(..=oe),
-            )
-        };
+        // The chunks holding the range, less the elements before `start` in the
+        // first and after `end` in the last (O(1) skips of chunk iterators).
+        let mut inner = self.chunks.range(cs..=ce).flatten();
+        if os > 0 {
+            inner.nth(os - 1);
+        }
+        let after = self.chunks[ce].len() - 1 - oe;
+        if after > 0 {
+            inner.nth_back(after - 1);
+        }
         Iter {
-            front,
-            mid,
-            back,
+            inner,
             remaining: end - start + 1,
+        }
+    }
+
+    fn empty_iter(&self) -> Iter<'_> {
+        Iter {
+            inner: self.chunks.range(0..0).flatten(),
+            remaining: 0,
         }
     }
 
@@ -320,8 +309,6 @@ impl List {
         to_bytes_all(self.iter()).collect()
     }
 }
-
-static EMPTY_CHUNK: Chunk = VecDeque::new();
 
 /// Copies of `keys` as `Bytes`, all slices of one buffer: one allocation for a
 /// reply of many elements (LRANGE), not one per element.
@@ -398,37 +385,22 @@ impl<'a> IntoIterator for &'a List {
     }
 }
 
-/// In-order iterator over a list's elements (or a range of them).
+/// In-order iterator over a list's elements (or a range of them): the chunks'
+/// elements flattened, with a count of those left for `ExactSizeIterator`.
+#[derive(Clone)]
 pub struct Iter<'a> {
-    front: vec_deque::Iter<'a, Key>,
-    mid: vec_deque::Iter<'a, Chunk>,
-    back: vec_deque::Iter<'a, Key>,
+    inner: std::iter::Flatten<vec_deque::Iter<'a, Chunk>>,
     remaining: usize,
 }
 
 impl<'a> Iterator for Iter<'a> {
     type Item = &'a Key;
 
+    #[inline]
     fn next(&mut self) -> Option<&'a Key> {
-        if self.remaining == 0 {
-            return None;
-        }
-        loop {
-            if let Some(k) = self.front.next() {
-                self.remaining -= 1;
-                return Some(k);
-            }
-            match self.mid.next() {
-                Some(c) => self.front = c.iter(),
-                None => {
-                    let k = self.back.next();
-                    if k.is_some() {
-                        self.remaining -= 1;
-                    }
-                    return k;
-                }
-            }
-        }
+        let k = self.inner.next()?;
+        self.remaining -= 1;
+        Some(k)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -437,41 +409,15 @@ impl<'a> Iterator for Iter<'a> {
 }
 
 impl<'a> DoubleEndedIterator for Iter<'a> {
+    #[inline]
     fn next_back(&mut self) -> Option<&'a Key> {
-        if self.remaining == 0 {
-            return None;
-        }
-        loop {
-            if let Some(k) = self.back.next_back() {
-                self.remaining -= 1;
-                return Some(k);
-            }
-            match self.mid.next_back() {
-                Some(c) => self.back = c.iter(),
-                None => {
-                    let k = self.front.next_back();
-                    if k.is_some() {
-                        self.remaining -= 1;
-                    }
-                    return k;
-                }
-            }
-        }
+        let k = self.inner.next_back()?;
+        self.remaining -= 1;
+        Some(k)
     }
 }
 
 impl ExactSizeIterator for Iter<'_> {}
-
-impl Clone for Iter<'_> {
-    fn clone(&self) -> Self {
-        Iter {
-            front: self.front.clone(),
-            mid: self.mid.clone(),
-            back: self.back.clone(),
-            remaining: self.remaining,
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
