@@ -326,21 +326,95 @@ pub struct Nack {
 }
 
 /// A consumer of a group.
-#[derive(Debug, Clone, PartialEq, Default)]
+///
+/// Its pending list is kept lazily: `ids` holds every ID the group's PEL has
+/// for this consumer, and may also hold IDs that were acknowledged or claimed
+/// by another consumer since (an XACK then searches only the group's B-tree, not
+/// this one too: the second root-to-leaf descent over a large PEL cost as many
+/// cache misses as the first, see ARCHITECTURE). `pending` counts the live ones;
+/// readers filter `ids` through the group's PEL ([`Consumer::pending_ids`]), and
+/// the set is rebuilt from its live IDs when more than half of it is stale.
+#[derive(Debug, Clone, Default)]
 pub struct Consumer {
     pub seen_time: u64,
-    pub pel: BTreeSet<StreamId>,
+    ids: BTreeSet<StreamId>,
+    pending: usize,
     /// Its name (the key it has in [`Group::consumers`]), for its NACKs to share.
     pub name: ConsumerName,
+}
+
+/// Equal when the visible state is: the owners of the pending entries are in
+/// the group's PEL, which [`Group`]'s equality compares.
+impl PartialEq for Consumer {
+    fn eq(&self, o: &Consumer) -> bool {
+        self.seen_time == o.seen_time && self.pending == o.pending && self.name == o.name
+    }
 }
 
 impl Consumer {
     pub fn new(name: &Bytes, seen_time: u64) -> Consumer {
         Consumer {
             seen_time,
-            pel: BTreeSet::new(),
+            ids: BTreeSet::new(),
+            pending: 0,
             name: std::sync::Arc::new(Bytes::copy_from_slice(name)),
         }
+    }
+
+    /// How many entries of the group's PEL this consumer owns.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Whether the NACK of `id` in the group's `pel` is this consumer's.
+    pub fn owns(&self, pel: &BTreeMap<StreamId, Nack>, id: &StreamId) -> bool {
+        pel.get(id).is_some_and(|n| {
+            std::sync::Arc::ptr_eq(&n.consumer, &self.name) || *n.consumer == *self.name
+        })
+    }
+
+    /// This consumer's pending IDs from `start` on, in order.
+    pub fn pending_ids<'a>(
+        &'a self,
+        pel: &'a BTreeMap<StreamId, Nack>,
+        start: StreamId,
+    ) -> impl Iterator<Item = StreamId> + 'a {
+        self.ids
+            .range(start..)
+            .copied()
+            .filter(move |id| self.owns(pel, id))
+    }
+
+    /// Records that the NACK of `id` now belongs to this consumer (it did not).
+    pub fn add(&mut self, id: StreamId) {
+        self.ids.insert(id);
+        self.pending += 1;
+    }
+
+    /// Adds `id` while loading (a snapshot or RDB); false if it was there.
+    pub fn load(&mut self, id: StreamId) -> bool {
+        let fresh = self.ids.insert(id);
+        self.pending += usize::from(fresh);
+        fresh
+    }
+
+    /// Records that the NACK of an ID of this consumer was removed from `pel` or
+    /// given to another consumer (`pel` already says so): its ID stays in `ids`
+    /// until the next rebuild.
+    pub fn release(&mut self, pel: &BTreeMap<StreamId, Nack>) {
+        self.pending = self.pending.saturating_sub(1);
+        if self.ids.len() > 2 * self.pending + 64 {
+            // Amortised: at least half of the set is stale, so each rebuild is
+            // paid for by as many releases as it visits IDs.
+            let ids = std::mem::take(&mut self.ids);
+            self.ids = ids.into_iter().filter(|id| self.owns(pel, id)).collect();
+            self.pending = self.ids.len();
+        }
+    }
+
+    /// IDs held, stale ones included (memory accounting).
+    pub fn held(&self) -> usize {
+        self.ids.len()
     }
 }
 
@@ -379,10 +453,12 @@ impl Group {
     /// returns how many were pending.
     pub fn del_consumer(&mut self, name: &[u8]) -> Option<usize> {
         let c = self.consumers.remove(name)?;
-        for id in &c.pel {
-            self.pel.remove(id);
+        for id in &c.ids {
+            if c.owns(&self.pel, id) {
+                self.pel.remove(id);
+            }
         }
-        Some(c.pel.len())
+        Some(c.pending)
     }
 }
 
@@ -713,7 +789,7 @@ impl Stream {
         for (name, g) in &self.groups {
             n += name.len() + 96 + g.pel.len() * 80;
             for (cname, c) in &g.consumers {
-                n += cname.len() + 64 + c.pel.len() * 32;
+                n += cname.len() + 64 + c.held() * 32;
             }
         }
         n

@@ -79,7 +79,7 @@ fn codec_round_trip_with_groups() {
         },
     );
     let mut c = Consumer::new(&b("alice"), 0);
-    c.pel.insert(StreamId::new(7, 0));
+    c.add(StreamId::new(7, 0));
     c.seen_time = 9;
     g.consumers.insert(b("alice"), c);
     g.consumers.insert(b("bob"), Consumer::new(&b("bob"), 0));
