@@ -332,13 +332,18 @@ pub struct Nack {
 /// by another consumer since (an XACK then searches only the group's B-tree, not
 /// this one too: the second root-to-leaf descent over a large PEL cost as many
 /// cache misses as the first, see ARCHITECTURE). `pending` counts the live ones;
-/// readers filter `ids` through the group's PEL ([`Consumer::pending_ids`]), and
-/// the set is rebuilt from its live IDs when more than half of it is stale.
+/// readers filter `ids` through the group's PEL ([`Consumer::pending_ids`]).
+/// While more than a third of the set is stale, each release also checks the
+/// next 4 IDs from a cursor going round the set and drops the stale ones: the
+/// set stays within ~1.5 x pending + 64 IDs, and no single command pays for a
+/// rebuild (a one-off rebuild of a 1M-ID set stalled an XACK for ~67 ms).
 #[derive(Debug, Clone, Default)]
 pub struct Consumer {
     pub seen_time: u64,
     ids: BTreeSet<StreamId>,
     pending: usize,
+    /// Where the next sweep of stale IDs starts.
+    sweep: StreamId,
     /// Its name (the key it has in [`Group::consumers`]), for its NACKs to share.
     pub name: ConsumerName,
 }
@@ -357,6 +362,7 @@ impl Consumer {
             seen_time,
             ids: BTreeSet::new(),
             pending: 0,
+            sweep: StreamId::MIN,
             name: std::sync::Arc::new(Bytes::copy_from_slice(name)),
         }
     }
@@ -400,15 +406,31 @@ impl Consumer {
 
     /// Records that the NACK of an ID of this consumer was removed from `pel` or
     /// given to another consumer (`pel` already says so): its ID stays in `ids`
-    /// until the next rebuild.
+    /// until a sweep passes it.
     pub fn release(&mut self, pel: &BTreeMap<StreamId, Nack>) {
         self.pending = self.pending.saturating_sub(1);
-        if self.ids.len() > 2 * self.pending + 64 {
-            // Amortised: at least half of the set is stale, so each rebuild is
-            // paid for by as many releases as it visits IDs.
-            let ids = std::mem::take(&mut self.ids);
-            self.ids = ids.into_iter().filter(|id| self.owns(pel, id)).collect();
-            self.pending = self.ids.len();
+        if self.ids.len() > self.pending + self.pending / 2 + 64 {
+            self.sweep(pel, 4);
+        }
+    }
+
+    /// Checks up to `steps` IDs from the sweep cursor, dropping stale ones.
+    fn sweep(&mut self, pel: &BTreeMap<StreamId, Nack>, steps: usize) {
+        for _ in 0..steps {
+            let Some(&id) = self.ids.range(self.sweep..).next() else {
+                self.sweep = StreamId::MIN;
+                return;
+            };
+            if !self.owns(pel, &id) {
+                self.ids.remove(&id);
+            }
+            match id.incr() {
+                Some(next) => self.sweep = next,
+                None => {
+                    self.sweep = StreamId::MIN;
+                    return;
+                }
+            }
         }
     }
 
