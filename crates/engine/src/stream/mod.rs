@@ -325,6 +325,9 @@ pub struct Nack {
     pub consumer: ConsumerName,
 }
 
+/// IDs of a consumer's set checked per release while it holds many stale ones.
+const SWEEP: usize = 4;
+
 /// A consumer of a group.
 ///
 /// Its pending list is kept lazily: `ids` holds every ID the group's PEL has
@@ -410,28 +413,28 @@ impl Consumer {
     pub fn release(&mut self, pel: &BTreeMap<StreamId, Nack>) {
         self.pending = self.pending.saturating_sub(1);
         if self.ids.len() > self.pending + self.pending / 2 + 64 {
-            self.sweep(pel, 4);
+            self.sweep(pel);
         }
     }
 
-    /// Checks up to `steps` IDs from the sweep cursor, dropping stale ones.
-    fn sweep(&mut self, pel: &BTreeMap<StreamId, Nack>, steps: usize) {
-        for _ in 0..steps {
-            let Some(&id) = self.ids.range(self.sweep..).next() else {
-                self.sweep = StreamId::MIN;
-                return;
-            };
-            if !self.owns(pel, &id) {
-                self.ids.remove(&id);
-            }
-            match id.incr() {
-                Some(next) => self.sweep = next,
-                None => {
-                    self.sweep = StreamId::MIN;
-                    return;
-                }
+    /// Checks the next [`SWEEP`] IDs from the sweep cursor (one descent of the
+    /// set), dropping stale ones; wraps round at the end.
+    fn sweep(&mut self, pel: &BTreeMap<StreamId, Nack>) {
+        let mut next = [StreamId::MIN; SWEEP];
+        let mut n = 0;
+        for (slot, id) in next.iter_mut().zip(self.ids.range(self.sweep..)) {
+            *slot = *id;
+            n += 1;
+        }
+        for id in &next[..n] {
+            if !self.owns(pel, id) {
+                self.ids.remove(id);
             }
         }
+        self.sweep = match next[..n].last() {
+            Some(last) if n == SWEEP => last.incr().unwrap_or(StreamId::MIN),
+            _ => StreamId::MIN,
+        };
     }
 
     /// IDs held, stale ones included (memory accounting).
