@@ -338,7 +338,7 @@ const SWEEP: usize = 4;
 /// readers filter `ids` through the group's PEL ([`Consumer::pending_ids`]).
 /// While more than a third of the set is stale, each release also checks the
 /// next 4 IDs from a cursor going round the set and drops the stale ones: the
-/// set stays within ~1.5 x pending + 64 IDs, and no single command pays for a
+/// set stays within about 2 x pending + 64 IDs, and no single command pays for a
 /// rebuild (a one-off rebuild of a 1M-ID set stalled an XACK for ~67 ms).
 #[derive(Debug, Clone, Default)]
 pub struct Consumer {
