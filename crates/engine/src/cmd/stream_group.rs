@@ -186,8 +186,8 @@ pub fn read_group(
         let ids: Vec<StreamId> = st
             .groups
             .get(group)
-            .and_then(|g| g.consumers.get(consumer))
-            .map(|c| c.pel.range(start..).take(limit).copied().collect())
+            .and_then(|g| Some((g, g.consumers.get(consumer)?)))
+            .map(|(g, c)| c.pending_ids(&g.pel, start).take(limit).collect())
             .unwrap_or_default();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -238,11 +238,11 @@ pub fn read_group(
             );
             if let Some(p) = prev {
                 if let Some(c) = g.consumers.get_mut(&*p.consumer) {
-                    c.pel.remove(&id);
+                    c.release(&g.pel);
                 }
             }
             if let Some(c) = g.consumers.get_mut(consumer) {
-                c.pel.insert(id);
+                c.add(id);
             }
             if let Some(n) = g.pel.get(&id) {
                 records.push(xclaim_record(key, group, id, n, g.last_id));
@@ -484,8 +484,10 @@ pub fn xack(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let mut acked = 0;
     for id in parsed? {
         if let Some(n) = g.pel.remove(id) {
+            // One B-tree search: the consumer's set keeps the ID until its
+            // next rebuild (see `Consumer`).
             if let Some(c) = g.consumers.get_mut(&*n.consumer) {
-                c.pel.remove(id);
+                c.release(&g.pel);
             }
             acked += 1;
         }
@@ -546,11 +548,11 @@ pub fn xpending(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
         let per: Vec<Reply> = g
             .consumers
             .iter()
-            .filter(|(_, c)| !c.pel.is_empty())
+            .filter(|(_, c)| c.pending() != 0)
             .map(|(name, c)| {
                 Reply::Array(vec![
                     Reply::Bulk(name.clone()),
-                    Reply::Bulk(Bytes::from(c.pel.len().to_string())),
+                    Reply::Bulk(Bytes::from(c.pending().to_string())),
                 ])
             })
             .collect();
@@ -564,7 +566,7 @@ pub fn xpending(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
     let ids: Vec<StreamId> = match consumer {
         Some(name) => match g.consumers.get(name) {
             None => return Ok(Reply::Array(vec![])),
-            Some(c) => c.pel.range(start..).copied().collect(),
+            Some(c) => c.pending_ids(&g.pel, start).collect(),
         },
         None => g.pel.range(start..).map(|(k, _)| *k).collect(),
     };
@@ -602,19 +604,24 @@ fn nogroup(argv: &[Bytes]) -> Reply {
     ))
 }
 
-/// Moves a pending entry to `consumer` (creating the NACK with FORCE).
-fn claim_to(g: &mut Group, id: StreamId, consumer: &Bytes) {
+/// Moves a pending entry to `consumer`; `fresh`: its NACK was just created
+/// (XCLAIM FORCE) and has no owner yet.
+fn claim_to(g: &mut Group, id: StreamId, consumer: &Bytes, fresh: bool) {
     let name = g.consumer_name(consumer);
-    if let Some(n) = g.pel.get_mut(&id) {
-        if *n.consumer != *consumer {
-            let old = std::mem::replace(&mut n.consumer, name);
-            if let Some(c) = g.consumers.get_mut(&*old) {
-                c.pel.remove(&id);
-            }
+    let Some(n) = g.pel.get_mut(&id) else {
+        return;
+    };
+    if !fresh && *n.consumer == *consumer {
+        return;
+    }
+    let old = std::mem::replace(&mut n.consumer, name);
+    if !fresh {
+        if let Some(c) = g.consumers.get_mut(&*old) {
+            c.release(&g.pel);
         }
     }
     if let Some(c) = g.consumers.get_mut(consumer) {
-        c.pel.insert(id);
+        c.add(id);
     }
 }
 
@@ -622,7 +629,7 @@ fn claim_to(g: &mut Group, id: StreamId, consumer: &Bytes) {
 fn drop_nack(g: &mut Group, id: StreamId) -> Option<Nack> {
     let n = g.pel.remove(&id)?;
     if let Some(c) = g.consumers.get_mut(&*n.consumer) {
-        c.pel.remove(&id);
+        c.release(&g.pel);
     }
     Some(n)
 }
@@ -754,7 +761,7 @@ pub fn xclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             }
             consumer_ready = true;
         }
-        claim_to(g, id, &name);
+        claim_to(g, id, &name, fresh);
         let last = g.last_id;
         if let Some(n) = g.pel.get_mut(&id) {
             n.delivery_time = deliverytime as u64;
@@ -883,7 +890,7 @@ pub fn xautoclaim(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             }
             consumer_ready = true;
         }
-        claim_to(g, id, &name);
+        claim_to(g, id, &name, false);
         let last = g.last_id;
         if let Some(n) = g.pel.get_mut(&id) {
             n.delivery_time = now as u64;

@@ -64,7 +64,7 @@ pub fn xinfo(cx: &mut Cx, argv: &[Bytes]) -> CmdResult {
             .map(|(name, c)| {
                 Reply::Map(vec![
                     (bs("name"), Reply::Bulk(name.clone())),
-                    (bs("pending"), Reply::Int(c.pel.len() as i64)),
+                    (bs("pending"), Reply::Int(c.pending() as i64)),
                     (bs("idle"), Reply::Int((now - c.seen_time as i64).max(0))),
                 ])
             })
@@ -183,13 +183,12 @@ fn stream_info(st: &Stream, argv: &[Bytes]) -> CmdResult {
                 .iter()
                 .map(|(cname, c)| {
                     let pend = c
-                        .pel
-                        .iter()
+                        .pending_ids(&g.pel, StreamId::MIN)
                         .take(lim)
                         .filter_map(|id| {
-                            g.pel.get(id).map(|n| {
+                            g.pel.get(&id).map(|n| {
                                 Reply::Array(vec![
-                                    id_reply(*id),
+                                    id_reply(id),
                                     Reply::Int(n.delivery_time as i64),
                                     Reply::Int(n.delivery_count as i64),
                                 ])
@@ -199,7 +198,7 @@ fn stream_info(st: &Stream, argv: &[Bytes]) -> CmdResult {
                     Reply::Map(vec![
                         (bs("name"), Reply::Bulk(cname.clone())),
                         (bs("seen-time"), Reply::Int(c.seen_time as i64)),
-                        (bs("pel-count"), Reply::Int(c.pel.len() as i64)),
+                        (bs("pel-count"), Reply::Int(c.pending() as i64)),
                         (bs("pending"), Reply::Array(pend)),
                     ])
                 })

@@ -309,3 +309,201 @@ fn xadd_reply_and_log_carry_the_same_id() {
         ])])
     );
 }
+
+/// XREADGROUP through the engine's part of it (the server adds blocking).
+fn xreadgroup(s: &mut Store, args: &[&str]) -> Reply {
+    let mut cx = crate::store::Cx::new(s, 0, 1000, false);
+    match super::xread(&mut cx, &argv(args), false, false) {
+        super::XRead::Reply(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The consumers' lazily kept pending lists (stale IDs left by XACK and claims,
+/// rebuilt when half stale) against a model of who owns what: XPENDING's
+/// summary and per-consumer ranges, XREADGROUP's history, XINFO CONSUMERS,
+/// DELCONSUMER and a DUMP/RESTORE round trip agree with it after every step.
+#[test]
+fn lazy_consumer_pels_match_a_model() {
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+    let mut s = Store::default();
+    let n = 2000u64;
+    for i in 1..=n {
+        run(&mut s, &["XADD", "k", &format!("{i}-0"), "f", "v"]);
+    }
+    run(&mut s, &["XGROUP", "CREATE", "k", "g", "0"]);
+    let names = ["a", "b", "c"];
+    let mut model: BTreeMap<u64, &str> = BTreeMap::new();
+    let mut delivered = 0u64;
+    let ids_of = |r: &Reply| -> Vec<u64> {
+        let mut out = Vec::new();
+        if let Reply::Array(streams) = r {
+            for st in streams {
+                if let Reply::Array(kv) = st {
+                    if let Some(Reply::Array(items)) = kv.get(1) {
+                        for it in items {
+                            if let Reply::Array(e) = it {
+                                if let Some(Reply::Bulk(id)) = e.first() {
+                                    let t = std::str::from_utf8(id).unwrap_or("");
+                                    out.push(t.trim_end_matches("-0").parse().unwrap_or(0));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    };
+    for step in 0..6000 {
+        let c = names[rng.random_range(0..names.len())];
+        let id = rng.random_range(1..=n);
+        match rng.random_range(0..10) {
+            0 if delivered < n => {
+                let cnt = rng.random_range(1..200).to_string();
+                let r = xreadgroup(
+                    &mut s,
+                    &[
+                        "XREADGROUP",
+                        "GROUP",
+                        "g",
+                        c,
+                        "COUNT",
+                        &cnt,
+                        "STREAMS",
+                        "k",
+                        ">",
+                    ],
+                );
+                for i in ids_of(&r) {
+                    model.insert(i, c);
+                    delivered = delivered.max(i);
+                }
+            }
+            1..=5 => {
+                let r = run(&mut s, &["XACK", "k", "g", &format!("{id}-0")]);
+                let want = i64::from(model.remove(&id).is_some());
+                assert_eq!(r, Reply::Int(want), "step {step}: XACK {id}");
+            }
+            6 | 7 => {
+                // FORCE recreates acknowledged entries (all of them exist).
+                let force = rng.random_bool(0.3);
+                let mut a = vec!["XCLAIM", "k", "g", c, "0"];
+                let ids = format!("{id}-0");
+                a.push(&ids);
+                a.push("JUSTID");
+                if force {
+                    a.push("FORCE");
+                }
+                run(&mut s, &a);
+                if force || model.contains_key(&id) {
+                    model.insert(id, c);
+                }
+            }
+            8 => {
+                let r = run(
+                    &mut s,
+                    &[
+                        "XAUTOCLAIM",
+                        "k",
+                        "g",
+                        c,
+                        "0",
+                        &format!("{id}-0"),
+                        "COUNT",
+                        "5",
+                        "JUSTID",
+                    ],
+                );
+                let moved: Vec<u64> = model.range(id..).take(5).map(|(k, _)| *k).collect();
+                for m in moved {
+                    model.insert(m, c);
+                }
+                assert!(matches!(r, Reply::Array(_)));
+            }
+            _ => {
+                if rng.random_bool(0.01) {
+                    let r = run(&mut s, &["XGROUP", "DELCONSUMER", "k", "g", c]);
+                    let had = model.values().filter(|o| **o == c).count() as i64;
+                    model.retain(|_, o| *o != c);
+                    if r != Reply::Int(0) || had != 0 {
+                        assert_eq!(r, Reply::Int(had), "step {step}: DELCONSUMER {c}");
+                    }
+                }
+            }
+        }
+        if step % 200 != 0 {
+            continue;
+        }
+        let want = |key: &str, s: &mut Store, who: &str| {
+            let r = run(s, &["XPENDING", key, "g", "-", "+", "100000", who]);
+            let got: Vec<u64> = match r {
+                Reply::Array(v) => v
+                    .iter()
+                    .map(|e| match e {
+                        Reply::Array(f) => match &f[0] {
+                            Reply::Bulk(b) => std::str::from_utf8(b)
+                                .unwrap_or("")
+                                .trim_end_matches("-0")
+                                .parse()
+                                .unwrap_or(0),
+                            _ => 0,
+                        },
+                        _ => 0,
+                    })
+                    .collect(),
+                _ => vec![],
+            };
+            got
+        };
+        for key in ["k", "k2"] {
+            if key == "k2" {
+                let Reply::Bulk(dump) = run(&mut s, &["DUMP", "k"]) else {
+                    panic!("DUMP");
+                };
+                let mut a = argv(&["RESTORE", "k2", "0"]);
+                a.push(dump);
+                a.push(Bytes::from_static(b"REPLACE"));
+                assert_eq!(s.exec(0, 1000, &a), Reply::ok());
+            }
+            for who in names {
+                let mine: Vec<u64> = model
+                    .iter()
+                    .filter(|(_, o)| **o == who)
+                    .map(|(k, _)| *k)
+                    .collect();
+                assert_eq!(want(key, &mut s, who), mine, "step {step}: {key} {who}");
+            }
+            let summary = run(&mut s, &["XPENDING", key, "g"]);
+            let Reply::Array(v) = summary else {
+                panic!("summary")
+            };
+            assert_eq!(v[0], Reply::Int(model.len() as i64), "step {step}");
+            let per: Vec<Reply> = names
+                .iter()
+                .filter_map(|who| {
+                    let k = model.values().filter(|o| *o == who).count();
+                    (k > 0).then(|| Reply::Array(vec![bulk(who), bulk(&k.to_string())]))
+                })
+                .collect();
+            if model.is_empty() {
+                assert_eq!(v[3], Reply::NilArray);
+            } else {
+                assert_eq!(v[3], Reply::Array(per), "step {step}: {key}");
+            }
+        }
+        let c = names[step % 3];
+        let r = xreadgroup(
+            &mut s,
+            &["XREADGROUP", "GROUP", "g", c, "STREAMS", "k", "0"],
+        );
+        let mine: Vec<u64> = model
+            .iter()
+            .filter(|(_, o)| **o == c)
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!(ids_of(&r), mine, "step {step}: history of {c}: {r:?}");
+    }
+}

@@ -167,7 +167,7 @@ pub fn decode(b: &[u8]) -> Result<(Stream, usize), &'static str> {
                 .consumers
                 .entry(consumer.clone())
                 .or_insert_with(|| Consumer::new(&consumer, 0));
-            c.pel.insert(id);
+            c.load(id);
             let consumer = c.name.clone();
             g.pel.insert(
                 id,

@@ -79,8 +79,8 @@ pub fn write(out: &mut Vec<u8>, s: &Stream) {
         for (cname, c) in &g.consumers {
             write_string(out, cname);
             write_ms(out, c.seen_time);
-            write_len(out, c.pel.len() as u64);
-            for id in &c.pel {
+            write_len(out, c.pending() as u64);
+            for id in c.pending_ids(&g.pel, StreamId::MIN) {
                 out.extend_from_slice(&id.encode());
             }
         }
@@ -237,7 +237,7 @@ pub fn read(r: &mut Reader, ty: u8) -> Result<Value> {
             for _ in 0..np {
                 let id = read_id16(r)?;
                 let n = g.pel.get_mut(&id).ok_or_else(bad)?;
-                if !n.consumer.is_empty() || !c.pel.insert(id) {
+                if !n.consumer.is_empty() || !c.load(id) {
                     return Err(bad());
                 }
                 n.consumer = c.name.clone();

@@ -79,7 +79,7 @@ fn codec_round_trip_with_groups() {
         },
     );
     let mut c = Consumer::new(&b("alice"), 0);
-    c.pel.insert(StreamId::new(7, 0));
+    c.add(StreamId::new(7, 0));
     c.seen_time = 9;
     g.consumers.insert(b("alice"), c);
     g.consumers.insert(b("bob"), Consumer::new(&b("bob"), 0));
@@ -119,4 +119,49 @@ fn last_valid_id_skips_tombstones_and_nodes_stay_small() {
         .map(|(id, _)| id)
         .collect();
     assert_eq!(got, vec![StreamId::new(2, 0), StreamId::new(6, 0)]);
+}
+
+/// A consumer's set of pending IDs keeps its stale IDs (left by XACK) bounded:
+/// the sweep that runs with each release drops them, in a random order of
+/// acknowledgements and in the worst order for the cursor (highest first).
+#[test]
+fn stale_consumer_ids_stay_bounded() {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(15);
+    for descending in [false, true] {
+        let mut g = Group::new(StreamId::MIN, 0);
+        let mut c = Consumer::new(&b("c"), 0);
+        let n = 20_000u64;
+        for i in 1..=n {
+            let id = StreamId::new(1, i);
+            g.pel.insert(
+                id,
+                Nack {
+                    delivery_time: 0,
+                    delivery_count: 1,
+                    consumer: c.name.clone(),
+                },
+            );
+            c.add(id);
+        }
+        let mut order: Vec<u64> = (1..=n).collect();
+        if descending {
+            order.reverse();
+        } else {
+            order.shuffle(&mut rng);
+        }
+        let mut worst = 0usize;
+        for (k, i) in order.iter().enumerate() {
+            g.pel.remove(&StreamId::new(1, *i));
+            c.release(&g.pel);
+            assert_eq!(c.pending(), n as usize - k - 1);
+            worst = worst.max(c.held().saturating_sub(2 * c.pending()));
+        }
+        assert!(
+            worst <= 1_000,
+            "descending {descending}: {worst} over 2 x pending"
+        );
+        assert_eq!(c.pending_ids(&g.pel, StreamId::MIN).count(), 0);
+    }
 }
