@@ -29,6 +29,7 @@
 //! See docs/persistence.md for the file formats, the design and the measurements.
 
 pub mod aof;
+pub mod background;
 pub mod codec;
 pub mod datadir;
 pub mod durable;

@@ -321,8 +321,11 @@ struct Inner {
     _data_dir: DataDir,
     /// The open fjall database; `None` after a failure poisoned it (reopened lazily).
     db: Mutex<Option<fjall::Database>>,
-    busy: AtomicBool,
-    stats: Mutex<SnapshotStats>,
+    /// Shared with the [`BusyGuard`] of a snapshot in progress, which does not hold
+    /// the store itself: a snapshot thread lets go of the store (and so of the
+    /// directory lock) before `busy` turns false.
+    busy: Arc<AtomicBool>,
+    stats: Arc<Mutex<SnapshotStats>>,
     /// Test hook: fail after writing this many entries (u64::MAX = never).
     fail_after: AtomicU64,
     /// Whether to write incremental snapshots from the changes a dataset carries.
@@ -421,8 +424,8 @@ impl SnapshotStore {
                 path,
                 _data_dir: dir.clone(),
                 db: Mutex::new(Some(db)),
-                busy: AtomicBool::new(false),
-                stats: Mutex::new(stats),
+                busy: Arc::new(AtomicBool::new(false)),
+                stats: Arc::new(Mutex::new(stats)),
                 fail_after: AtomicU64::new(u64::MAX),
                 incremental: AtomicBool::new(false),
                 prev: Mutex::new(None),
@@ -520,7 +523,7 @@ impl SnapshotStore {
             .spawn(move || {
                 // A background snapshot yields the CPU to the server: clients' latency
                 // comes first, the snapshot takes what is left (BENCHMARKS.md).
-                lower_thread_priority(BACKGROUND_NICE);
+                crate::background::lower_thread_priority();
                 let res = this.write_locked(data, log_gen);
                 if let (Ok(info), Some(log)) = (&res, &log) {
                     compact(log, log_gen, info.size_bytes);
@@ -529,6 +532,10 @@ impl SnapshotStore {
                 // as in progress: whoever sees it finished (INFO, the next BGSAVE) also
                 // sees what on_done recorded (e.g. the server's MISCONF state).
                 on_done(&res);
+                // The thread's hold on the store (and the directory lock) ends before
+                // the snapshot stops counting as in progress: whoever waits for that
+                // can close the directory and reopen it at once.
+                drop(this);
                 drop(busy);
             })
             .map_err(|e| PersistError::io("spawn snapshot thread for", self.inner.path.clone(), e))
@@ -556,7 +563,10 @@ impl SnapshotStore {
         let mut st = self.inner.stats.lock();
         st.in_progress = true;
         st.current_started_ms = Some(now_ms());
-        Ok(BusyGuard(self.inner.clone()))
+        Ok(BusyGuard {
+            busy: self.inner.busy.clone(),
+            stats: self.inner.stats.clone(),
+        })
     }
 
     fn write_locked(&self, data: Dataset, log_gen: u64) -> Result<SnapshotInfo> {
@@ -895,16 +905,19 @@ impl SnapshotStore {
 }
 
 /// Clears the in-progress flag when the snapshot ends (or its thread dies).
-struct BusyGuard(Arc<Inner>);
+struct BusyGuard {
+    busy: Arc<AtomicBool>,
+    stats: Arc<Mutex<SnapshotStats>>,
+}
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
         {
-            let mut st = self.0.stats.lock();
+            let mut st = self.stats.lock();
             st.in_progress = false;
             st.current_started_ms = None;
         }
-        self.0.busy.store(false, Ordering::Release);
+        self.busy.store(false, Ordering::Release);
     }
 }
 
@@ -1158,22 +1171,4 @@ fn compact(log: &crate::AppendLog, log_gen: u64, base_size: u64) {
     if let Err(e) = log.compact_through(log_gen, base_size) {
         tracing::warn!(error = %e, "snapshot written, but deleting the log generations it covers failed");
     }
-}
-
-/// Nice value of the background snapshot thread (0 = normal, 19 = lowest).
-const BACKGROUND_NICE: i32 = 10;
-
-/// Lowers the calling thread's scheduling priority (Linux: nice is per thread).
-/// Best effort: a failure leaves the thread at normal priority.
-fn lower_thread_priority(nice: i32) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain syscalls on the calling thread's own id.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, nice) != 0 {
-            tracing::debug!("could not lower the snapshot thread's priority");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = nice;
 }

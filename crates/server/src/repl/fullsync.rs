@@ -287,7 +287,7 @@ pub(super) fn start(shared: Arc<Shared>, mut job: Job) -> io::Result<()> {
     std::thread::Builder::new()
         .name("redsnap-repl-sync".into())
         .spawn(move || {
-            lower_thread_priority();
+            redsnap_persist::background::lower_thread_priority();
             let res = produce(&mut job);
             let mut inner = shared.inner.lock();
             for t in &mut job.targets {
@@ -300,15 +300,4 @@ pub(super) fn start(shared: Arc<Shared>, mut job: Job) -> io::Result<()> {
             }
         })
         .map(|_| ())
-}
-
-/// Nice 10, as the background snapshot thread (see ARCHITECTURE.md: GET p99 during
-/// BGSAVE). Best effort.
-fn lower_thread_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: plain syscalls on the calling thread's own id.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-    }
 }
