@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+mod batch;
+use batch::BatchIo;
+
 /// What running a command asks the connection loop to do next.
 pub(crate) enum Step {
     Reply(Reply),
@@ -688,167 +691,22 @@ impl Conn {
                 let step = {
                     let shared = self.shared.clone();
                     let mut inner = shared.lock_async().await;
-                    if !self.deferred.is_empty() {
-                        self.sync_deferred(&mut inner);
+                    let batch = BatchIo {
+                        rx: &mut *rx,
+                        wbuf: &mut wbuf,
+                        rbuf: &rbuf,
+                        parser: &parser,
+                    };
+                    match self.run_batch(&mut inner, &mut pending, batch) {
+                        Some(last) => last,
+                        None => return Ok(()),
                     }
-                    let mut last = None;
-                    // One clock read per batch (CLIENT LIST's idle= is in seconds).
-                    self.batch_start = Instant::now();
-                    self.batch_wall_ms = now_ms();
-                    self.clock = self.batch_start;
-                    if pending.len() > 1 {
-                        prefetch_batch(&inner, self.db, &pending);
-                    }
-                    while let Some(argv) = pending.pop_front() {
-                        let step = self.dispatch(&mut inner, argv);
-                        let pushes = self.subscribed() > 0 || inner.tracking.clients != 0;
-                        if pushes && self.take_pushes(rx, &mut wbuf) {
-                            // CLIENT KILL arrived: close without replying.
-                            return Ok(());
-                        }
-                        match step {
-                            Step::Reply(r) => {
-                                self.emit(&mut wbuf, &r);
-                                self.command_done();
-                            }
-                            Step::Many(v) => {
-                                for r in &v {
-                                    self.emit(&mut wbuf, r);
-                                }
-                                self.command_done();
-                            }
-                            Step::Close(r) => {
-                                // Gone for everyone before the last reply leaves (a
-                                // client tracking into it sees it gone, as in Redis).
-                                self.cleanup(&mut inner);
-                                last = Some(Step::Close(r));
-                                break;
-                            }
-                            other => {
-                                last = Some(other);
-                                break;
-                            }
-                        }
-                        // Invalidations of keys this command changed or read, after
-                        // its reply (Redis's `trackingHandlePendingKeyInvalidations`).
-                        if inner.tracking.clients != 0 && inner.tracking.has_pending() {
-                            crate::tracking::flush_pending(&mut inner);
-                            if self.take_pushes(rx, &mut wbuf) {
-                                return Ok(());
-                            }
-                        }
-                    }
-                    if pending.is_empty()
-                        && self.qb.after_batch(
-                            &rbuf,
-                            parser.pending_bytes(),
-                            self.multi.is_some(),
-                            wbuf.capacity(),
-                            self.mem_overhead(&inner),
-                        )
-                    {
-                        self.qb.commit();
-                        crate::clientmem::evict(&mut inner, &self.shared.client_mem, false);
-                    }
-                    if self.shared.nosave_shutdown.load(Ordering::Acquire) {
-                        // SHUTDOWN NOSAVE stopped a busy script (perhaps this one):
-                        // nothing of this batch was acknowledged, and nothing of it is
-                        // logged; the server exits without a snapshot.
-                        inner.store.effects.log.clear();
-                        return Ok(());
-                    }
-                    // One staged log frame for the whole batch, written before any reply
-                    // leaves (`Conn::write`): replay applies it whole or not at all.
-                    match crate::persist::append(&mut inner) {
-                        Ok(Some(token)) => self.pending_token = token,
-                        Ok(None) => {}
-                        Err(e) => {
-                            // These replies were never durably logged: drop them and
-                            // close, so nothing unlogged is acknowledged.
-                            tracing::error!(
-                                client = self.id,
-                                "closing client after append log failure: {e:?}"
-                            );
-                            return Ok(());
-                        }
-                    }
-                    last
                 };
-                match step {
-                    None => {}
-                    Some(Step::Reply(_)) | Some(Step::Many(_)) => {}
-                    Some(Step::Postpone(argv)) => {
-                        self.write(stream, &wbuf).await?;
-                        wbuf.clear();
-                        pending.push_front(argv);
-                        let resumed = self.wait_unpaused(stream, rx).await?;
-                        let mut inner = self.shared.lock_async().await;
-                        crate::commands::client::set_postponed(&mut inner, self.id, false);
-                        if !resumed {
-                            return Ok(());
-                        }
-                    }
-                    Some(Step::Close(r)) => {
-                        if let Some(r) = r {
-                            self.emit(&mut wbuf, &r);
-                        }
-                        self.write(stream, &wbuf).await?;
-                        return Ok(());
-                    }
-                    Some(Step::Sleep(d, r)) => {
-                        self.write(stream, &wbuf).await?;
-                        wbuf.clear();
-                        tokio::time::sleep(d).await;
-                        self.emit(&mut wbuf, &r);
-                        self.command_done();
-                    }
-                    Some(Step::Block(timeout, timeout_reply)) => {
-                        self.write(stream, &wbuf).await?;
-                        wbuf.clear();
-                        let r = self
-                            .wait_unblocked(stream, rx, &mut rbuf, timeout, timeout_reply)
-                            .await?;
-                        match r {
-                            Some(r) => self.emit(&mut wbuf, &r),
-                            None => return Ok(()),
-                        }
-                        self.command_done();
-                    }
-                    Some(Step::Async(AsyncOp::Save(job, reload))) => {
-                        self.write(stream, &wbuf).await?;
-                        wbuf.clear();
-                        let r = match crate::persist::run_save(&self.shared, job).await {
-                            Ok(()) if reload => crate::persist::reload(&self.shared),
-                            Ok(()) => ok(),
-                            Err(e) => {
-                                tracing::error!("SAVE failed: {e}");
-                                Reply::err("ERR")
-                            }
-                        };
-                        self.emit(&mut wbuf, &r);
-                        self.command_done();
-                    }
-                    Some(Step::Async(AsyncOp::Migrate(job))) => {
-                        self.write(stream, &wbuf).await?;
-                        wbuf.clear();
-                        let r = crate::commands::migrate::run(self, job).await;
-                        self.emit(&mut wbuf, &r);
-                        self.command_done();
-                    }
-                    Some(Step::Async(AsyncOp::Shutdown(req))) => {
-                        self.write(stream, &wbuf).await?;
-                        wbuf.clear();
-                        match crate::shutdown(&self.shared, req).await {
-                            Ok(()) => return Ok(()),
-                            Err(e) => self.emit(
-                                &mut wbuf,
-                                &Reply::error(format!(
-                                    "ERR Errors trying to SHUTDOWN. Check logs. ({e})"
-                                )),
-                            ),
-                        }
-                        self.command_done();
-                    }
+                if !self
+                    .after_batch(stream, rx, &mut rbuf, &mut wbuf, &mut pending, step)
+                    .await?
+                {
+                    return Ok(());
                 }
             }
             if let Some(e) = proto_err.take() {
