@@ -367,6 +367,17 @@ const CLUSTER: &str =
 const DEFRAG: &str =
     "it tunes jemalloc's active defragmentation, which redsnap does not have (activedefrag no)";
 
+/// Directives of this table that redsnap acts on (with where): the replica side of
+/// replication (`repl/replica.rs`).
+pub const ACTED_ON: &[(&str, &str)] = &[
+    ("replica-serve-stale-data", "MASTERDOWN on a replica whose link is down"),
+    ("replica-read-only", "READONLY on a replica"),
+    ("replica-announced", "INFO replication on a replica"),
+    ("replica-priority", "INFO replication on a replica"),
+    ("masteruser", "AUTH on the link to the master"),
+    ("masterauth", "AUTH on the link to the master"),
+];
+
 /// Accepted with any valid value, and no effect by design (with the reason).
 pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
     (
