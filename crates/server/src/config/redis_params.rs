@@ -369,8 +369,12 @@ const DEFRAG: &str =
 
 /// Directives of this table that redsnap acts on (with where): the replica side of
 /// replication (`repl/replica.rs`).
+#[cfg_attr(not(test), allow(dead_code))]
 pub const ACTED_ON: &[(&str, &str)] = &[
-    ("replica-serve-stale-data", "MASTERDOWN on a replica whose link is down"),
+    (
+        "replica-serve-stale-data",
+        "MASTERDOWN on a replica whose link is down",
+    ),
     ("replica-read-only", "READONLY on a replica"),
     ("replica-announced", "INFO replication on a replica"),
     ("replica-priority", "INFO replication on a replica"),

@@ -85,6 +85,9 @@ pub(crate) struct Link {
     sync_size: i64,
     sync_read: u64,
     sync_started: Instant,
+    /// The database the master's stream last selected: a partial resynchronization
+    /// continues in it (Redis keeps it in its cached master client).
+    db: usize,
 }
 
 /// The settings a replica checks per command (read by `apply_config`).
@@ -226,6 +229,7 @@ fn set_master(
         sync_size: 0,
         sync_read: 0,
         sync_started: Instant::now(),
+        db: 0,
     });
     tokio::spawn(run(shared.clone(), generation));
 }
@@ -569,13 +573,13 @@ async fn session(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -
 }
 
 /// Reads the RDB payload and replaces the dataset with it.
-async fn full_sync(
+/// Reads the RDB payload (`$<len>` or `$EOF:<mark>`); None when the link was
+/// replaced meanwhile.
+async fn read_payload(
     shared: &Arc<Shared>,
     generation: u64,
     io: &mut Io,
-    replid: String,
-    offset: u64,
-) -> LinkResult<()> {
+) -> LinkResult<Option<Vec<u8>>> {
     let header = loop {
         let l = io.line().await?;
         if !l.is_empty() {
@@ -584,7 +588,7 @@ async fn full_sync(
         // `\n` keepalives while the master prepares the file.
         let mut inner = shared.lock_async().await;
         if with_link(&mut inner, generation, |l| l.last_io = Instant::now()).is_none() {
-            return Ok(());
+            return Ok(None);
         }
     };
     if header.starts_with('-') {
@@ -618,7 +622,7 @@ async fn full_sync(
             l.last_io = now;
         });
         if started.is_none() {
-            return Ok(());
+            return Ok(None);
         }
     }
     tracing::info!(
@@ -661,10 +665,23 @@ async fn full_sync(
             })
             .is_none()
             {
-                return Ok(());
+                return Ok(None);
             }
         }
     }
+    Ok(Some(payload))
+}
+
+async fn full_sync(
+    shared: &Arc<Shared>,
+    generation: u64,
+    io: &mut Io,
+    replid: String,
+    offset: u64,
+) -> LinkResult<()> {
+    let Some(payload) = read_payload(shared, generation, io).await? else {
+        return Ok(());
+    };
     let bytes = payload.len();
     let (config, hasher) = {
         let inner = shared.lock_async().await;
@@ -724,6 +741,7 @@ async fn full_sync(
     inner.store.log_enabled = true;
     if let Some(l) = inner.repl.link.as_mut() {
         l.has_history = true;
+        l.db = 0;
     }
     tracing::info!(
         keys = report.keys,
@@ -799,13 +817,15 @@ async fn stream(shared: &Arc<Shared>, generation: u64, mut io: Io) -> LinkResult
     let mut conn = Conn::internal(shared.clone(), id);
     let (kill, mut rx) = {
         let mut inner = shared.lock_async().await;
-        let Some(()) = with_link(&mut inner, generation, |l| {
+        let Some(db) = with_link(&mut inner, generation, |l| {
             l.state = LinkState::Connected;
             l.client = Some(id);
             l.last_io = Instant::now();
+            l.db
         }) else {
             return Ok(());
         };
+        conn.db = db;
         tracing::info!("MASTER <-> REPLICA sync: master accepted, link up");
         register_master(&mut inner, id, addr, laddr)
     };
@@ -819,6 +839,10 @@ async fn stream(shared: &Arc<Shared>, generation: u64, mut io: Io) -> LinkResult
     let timeout = io.timeout;
     let mut last_read = Instant::now();
     let mut consumed: u64 = 0;
+    // The commands of a MULTI from the master, counted once EXEC ran (Redis does
+    // not move a master client's offset inside MULTI, so a link lost half-way
+    // continues from the MULTI).
+    let mut held: Vec<(u64, Vec<Bytes>)> = Vec::new();
     loop {
         // Whole commands in the buffer, each with the number of bytes it took (a
         // request may span reads: the parser keeps its partial arguments).
@@ -834,7 +858,7 @@ async fn stream(shared: &Arc<Shared>, generation: u64, mut io: Io) -> LinkResult
             }
         }
         if !cmds.is_empty() {
-            let Some(acks) = run_batch(shared, generation, &mut conn, cmds).await else {
+            let Some(acks) = run_batch(shared, generation, &mut conn, &mut held, cmds).await else {
                 return Ok(());
             };
             for off in acks {
@@ -880,6 +904,7 @@ async fn run_batch(
     shared: &Arc<Shared>,
     generation: u64,
     conn: &mut Conn,
+    held: &mut Vec<(u64, Vec<Bytes>)>,
     cmds: Vec<(Vec<Bytes>, u64)>,
 ) -> Option<Vec<u64>> {
     let mut inner = shared.lock_async().await;
@@ -905,7 +930,17 @@ async fn run_batch(
         last = table::lookup(&argv[0]).map_or(last, |s| s.name);
         let proxied = argv.clone();
         apply(conn, &mut inner, argv);
+        if conn.multi.is_some() {
+            held.push((n, proxied));
+            continue;
+        }
+        for (m, a) in held.drain(..) {
+            add_offset(&mut inner, m, &a);
+        }
         add_offset(&mut inner, n, &proxied);
+    }
+    if let Some(l) = inner.repl.link.as_mut() {
+        l.db = conn.db;
     }
     if let Some(c) = inner.clients.get_mut(&conn.id) {
         c.last_active = Instant::now();
