@@ -60,7 +60,7 @@ pub(crate) enum Kind {
     /// Keyspace notification classes (`notify-keyspace-events`), stored exactly
     /// (`KEAn` keeps its `n`) and shown in Redis's rendering (`KA` reads back as `AK`).
     Events,
-    /// `replicaof host port` (the replica side is not built: only "" is kept).
+    /// `replicaof host port` ("" on a master).
     ReplicaOf,
 }
 

@@ -185,6 +185,12 @@ impl Conn {
                 return self.reject(inner, Some(sub), r, &argv);
             }
         }
+        // A replica: READONLY and MASTERDOWN (one branch on a master).
+        if inner.repl.link.is_some() {
+            if let Some(e) = crate::repl::replica::refusal(self, inner, spec, sub) {
+                return self.reject(inner, Some(sub), e, &argv);
+            }
+        }
         // Inside MULTI every command but EXEC, DISCARD, QUIT and RESET is refused on
         // OOM (queueing takes memory), as in Redis's processCommand.
         if !crate::perform_evictions(inner)
@@ -602,6 +608,55 @@ pub(crate) async fn serve<S>(
         let mut inner = shared.lock_async().await;
         conn.cleanup(&mut inner);
     });
+}
+
+impl Conn {
+    /// A connection with no socket of its own: the master's commands on a replica
+    /// (`repl/replica.rs`), authenticated as the default user with its replies
+    /// dropped by the caller.
+    pub(crate) fn internal(shared: Arc<Shared>, id: u64) -> Conn {
+        let now = Instant::now();
+        let qb = crate::querybuf::QueryBuf::new(0, shared.client_mem.clone());
+        Conn {
+            user: shared.acl.default_user(),
+            user_epoch: shared.acl.epoch(),
+            shared,
+            id,
+            db: 0,
+            resp3: false,
+            authed: true,
+            auth_failed: None,
+            multi: None,
+            multi_err: false,
+            channels: HashSet::new(),
+            patterns: HashSet::new(),
+            shard_channels: HashSet::new(),
+            script_read: false,
+            name: Bytes::new(),
+            in_exec: false,
+            script_now: None,
+            pending_out: Default::default(),
+            kill: Default::default(),
+            pending_token: 0,
+            batch_start: now,
+            deferred: Vec::new(),
+            closing: false,
+            last_io: now,
+            reply_off: true,
+            reply_skip: false,
+            reply_skip_next: false,
+            clock: now,
+            batch_wall_ms: now_ms(),
+            qb,
+        }
+    }
+
+    /// Starts a batch of commands (the clock its commands' times are read from).
+    pub(crate) fn begin_batch(&mut self) {
+        self.batch_start = Instant::now();
+        self.batch_wall_ms = now_ms();
+        self.clock = self.batch_start;
+    }
 }
 
 /// The parser's limits as the configuration says now (CONFIG SET acts on the next

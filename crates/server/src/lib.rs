@@ -412,6 +412,7 @@ impl Server {
         let (http_stop, stopped) = tokio::sync::watch::channel(false);
         let http_tasks = http::serve(shared.clone(), self.http_listeners, stopped);
         tokio::spawn(cron(shared.clone()));
+        repl::replica::start_from_config(&shared, &mut *shared.lock_async().await);
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         loop {
@@ -613,7 +614,8 @@ async fn cron(shared: Arc<Shared>) {
         };
         let now = redsnap_engine::now_ms();
         // Keys do not expire actively while clients are paused (Redis 7.0).
-        if shared.pause.kind() == 0 && !inner.cron_paused {
+        // Nor on a replica: its master's DEL removes them (Redis's serverCron).
+        if shared.pause.kind() == 0 && !inner.cron_paused && inner.repl.link.is_none() {
             let started = std::time::Instant::now();
             inner.store.active_expire_cycle(now, 2000);
             let ms = started.elapsed().as_millis() as u64;

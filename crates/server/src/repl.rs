@@ -39,13 +39,15 @@
 //! the stream); `REPLCONF ACK <offset>` records how far each one got (ROLE, INFO,
 //! WAIT: `repl/wait.rs`). INFO replication and ROLE are `repl/info.rs`.
 //!
-//! The replica side (REPLICAOF) is not built. The replication id and offset are not
-//! kept across a restart: a replica of a restarted redsnap gets a full
-//! resynchronization.
+//! **The replica side** (REPLICAOF, the link to a master, READONLY/MASTERDOWN) is
+//! `repl/replica.rs`. The replication id and offset are not kept across a restart:
+//! a replica of a restarted redsnap gets a full resynchronization, and a restarted
+//! replica asks its master for one.
 
 mod backlog;
 mod fullsync;
 mod info;
+pub(crate) mod replica;
 mod stream;
 mod sync;
 mod wait;
@@ -57,6 +59,7 @@ use crate::state::{ConnMsg, IdHasher, Inner, Shared};
 use backlog::Backlog;
 use bytes::Bytes;
 use redsnap_engine::table::CommandSpec;
+use redsnap_engine::Reply;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,6 +103,12 @@ pub(crate) struct Replication {
     pub(crate) sync_full: u64,
     pub(crate) sync_partial_ok: u64,
     pub(crate) sync_partial_err: u64,
+    /// The master this server replicates (REPLICAOF), if any (`repl/replica.rs`).
+    pub(crate) link: Option<replica::Link>,
+    /// Numbers the REPLICAOF calls: a link task of an older one stops.
+    link_generation: u64,
+    /// `replica-read-only`, `replica-serve-stale-data`.
+    replica_conf: replica::ReplicaConf,
 }
 
 /// The replication parameters, read at startup and after each CONFIG SET.
@@ -293,6 +302,9 @@ impl Default for Replication {
             sync_full: 0,
             sync_partial_ok: 0,
             sync_partial_err: 0,
+            link: None,
+            link_generation: 0,
+            replica_conf: Default::default(),
         }
     }
 }
@@ -347,6 +359,10 @@ pub(crate) fn apply_config(inner: &mut Inner) {
     if let Some(b) = &mut inner.repl.backlog {
         b.resize(conf.backlog_size);
     }
+    inner.repl.replica_conf = replica::ReplicaConf {
+        read_only: c.bool("replica-read-only"),
+        serve_stale: c.bool("replica-serve-stale-data"),
+    };
     inner.repl.conf = conf;
 }
 
@@ -445,6 +461,13 @@ fn feed(inner: &mut Inner, as_unit: bool) {
     if from == log.len() && repl.extras.is_empty() {
         return;
     }
+    if repl.link.is_some() {
+        // A replica proxies its master's stream (`replica::add_offset`); its own
+        // writes are not propagated (Redis's replicationFeedSlaves).
+        repl.fed = log.len();
+        repl.extras.clear();
+        return;
+    }
     let rules = repl.conf.rules;
     let mut extras = std::mem::take(&mut repl.extras).into_iter().peekable();
     let mut cmds: Vec<(usize, Vec<Bytes>)> = Vec::with_capacity(log.len() - from);
@@ -526,7 +549,9 @@ pub(crate) fn cron(shared: &Arc<Shared>, inner: &mut Inner) {
         wait::send_getack(inner);
     }
     let r = &mut inner.repl;
-    if !r.replicas.is_empty() && r.last_ping.elapsed().as_secs() >= r.conf.ping_period {
+    // A replica's sub-replicas get the master's PINGs; it keeps its backlog.
+    let master = r.link.is_none();
+    if master && !r.replicas.is_empty() && r.last_ping.elapsed().as_secs() >= r.conf.ping_period {
         r.last_ping = Instant::now();
         propagate_command(inner, &[b"PING"]);
     }
@@ -547,7 +572,8 @@ pub(crate) fn cron(shared: &Arc<Shared>, inner: &mut Inner) {
         drop_replica(inner, id);
     }
     let r = &mut inner.repl;
-    if r.replicas.is_empty()
+    if master
+        && r.replicas.is_empty()
         && r.conf.backlog_ttl > 0
         && r.no_replicas_since.elapsed().as_secs() > r.conf.backlog_ttl
     {
@@ -576,7 +602,20 @@ pub(crate) fn command(conn: &mut Conn, inner: &mut Inner, name: &str, argv: &[By
         "replconf" => sync::replconf(conn, inner, argv),
         "wait" => wait::wait(conn, inner, argv),
         "role" => role(inner).into(),
+        "replicaof" | "slaveof" => {
+            let shared = conn.shared.clone();
+            replica::replicaof(&shared, conn, inner, argv).into()
+        }
         _ => {
+            if inner
+                .repl
+                .link
+                .as_ref()
+                .is_some_and(|l| l.state != replica::LinkState::Connected)
+            {
+                return Reply::err("NOMASTERLINK Can't SYNC while not connected with my master")
+                    .into();
+            }
             if inner.repl.is_replica(conn.id) {
                 // Redis ignores SYNC from a connection that is a replica already.
                 return Step::Many(vec![]);

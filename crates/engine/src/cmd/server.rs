@@ -232,6 +232,8 @@ pub const SERVER_HANDLED: &[CommandSpec] = &[
     // Movable keys (KEYS ...): `getkeys::migrate_keys`.
     keyed("migrate", -6, WRITE | MOVABLEKEYS, 3, 3, 1, "generic"),
     srv("role", 1, NOSCRIPT | LOADING | STALE | FAST, "server"),
+    srv("replicaof", 3, ADMIN | NOSCRIPT | STALE, "server"),
+    srv("slaveof", 3, ADMIN | NOSCRIPT | STALE, "server"),
     srv(
         "replconf",
         -1,

@@ -218,6 +218,8 @@ fn type_by_name(n: &[u8]) -> Option<Type> {
 fn type_of(c: &ClientInfo, inner: &Inner) -> Type {
     if inner.repl.is_replica(c.id) {
         Type::Replica
+    } else if crate::repl::replica::is_master_client(inner, c.id) {
+        Type::Master
     } else if c.sub + c.psub > 0 {
         Type::PubSub
     } else {
@@ -252,6 +254,9 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
     }
     if inner.repl.is_replica(c.id) {
         fl.push('S');
+    }
+    if crate::repl::replica::is_master_client(inner, c.id) {
+        fl.push('M');
     }
     if c.sub + c.psub + c.ssub > 0 {
         fl.push('P');

@@ -1,5 +1,5 @@
-//! The master side of replication: SYNC, PSYNC, REPLCONF, WAIT, ROLE (the stream
-//! and the replicas are `crate::repl`).
+//! Replication: SYNC, PSYNC, REPLCONF, WAIT, ROLE, REPLICAOF/SLAVEOF (the stream,
+//! the replicas and the link to a master are `crate::repl`).
 
 use super::Handler;
 use crate::conn::{Conn, Step};
@@ -13,6 +13,8 @@ pub(crate) const HANDLERS: &[(&str, Handler)] = &[
     ("replconf", repl),
     ("wait", repl),
     ("role", repl),
+    ("replicaof", repl),
+    ("slaveof", repl),
 ];
 
 fn repl(conn: &mut Conn, inner: &mut Inner, spec: &'static CommandSpec, argv: &[Bytes]) -> Step {

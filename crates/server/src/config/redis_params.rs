@@ -360,12 +360,27 @@ pub(super) static DIRECTIVES: &[Directive] = &[
     da("replicaof", &["slaveof"], Kind::ReplicaOf, "", false),
 ];
 
-const REPL: &str = "it tunes the replica side of replication (a link to a master), which redsnap does not have: it replicates as a master only";
+const REPL: &str = "it tunes a part of Redis's replica link that redsnap's replica does not have (see repl/replica.rs)";
 const REPL_FORK: &str = "it tunes Redis's forked RDB transfer to replicas; redsnap encodes replicas' files on a thread of its own from a point-in-time copy and writes no file";
 const CLUSTER: &str =
     "redsnap does not run in cluster mode (cluster-enabled no), where Redis too ignores it";
 const DEFRAG: &str =
     "it tunes jemalloc's active defragmentation, which redsnap does not have (activedefrag no)";
+
+/// Directives of this table that redsnap acts on (with where): the replica side of
+/// replication (`repl/replica.rs`).
+#[cfg_attr(not(test), allow(dead_code))]
+pub const ACTED_ON: &[(&str, &str)] = &[
+    (
+        "replica-serve-stale-data",
+        "MASTERDOWN on a replica whose link is down",
+    ),
+    ("replica-read-only", "READONLY on a replica"),
+    ("replica-announced", "INFO replication on a replica"),
+    ("replica-priority", "INFO replication on a replica"),
+    ("masteruser", "AUTH on the link to the master"),
+    ("masterauth", "AUTH on the link to the master"),
+];
 
 /// Accepted with any valid value, and no effect by design (with the reason).
 pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
@@ -380,18 +395,12 @@ pub const NO_EFFECT_BY_DESIGN: &[(&str, &str)] = &[
     ("rdb-del-sync-files", REPL_FORK),
     ("repl-disable-tcp-nodelay", REPL_FORK),
     ("replica-lazy-flush", REPL),
-    ("replica-serve-stale-data", REPL),
-    ("replica-read-only", REPL),
     ("replica-ignore-maxmemory", REPL),
-    ("replica-announced", REPL),
     ("replica-ignore-disk-write-errors", REPL),
     ("replica-announce-ip", REPL),
-    ("masteruser", REPL),
-    ("masterauth", REPL),
     ("bind-source-addr", REPL),
     ("repl-diskless-load", REPL),
     ("propagation-error-behavior", REPL),
-    ("replica-priority", REPL),
     ("replica-announce-port", REPL),
     (
         "shutdown-timeout",
@@ -557,5 +566,4 @@ pub(super) const NOT_BUILT: &[(&str, &str)] = &[
         "disable-thp",
         "redsnap's allocator never uses transparent huge pages",
     ),
-    ("replicaof", "the replica side of replication is not built"),
 ];

@@ -16,7 +16,13 @@ fn state_name(s: State) -> &'static str {
 pub(crate) fn info_section(inner: &Inner) -> String {
     let r = &inner.repl;
     let (connected, offset) = super::replicas_and_offset(inner);
-    let mut s = String::from("# Replication\r\nrole:master\r\n");
+    let mut s = if r.link.is_some() {
+        let mut s = String::from("# Replication\r\nrole:slave\r\n");
+        super::replica::info_fields(inner, &mut s);
+        s
+    } else {
+        String::from("# Replication\r\nrole:master\r\n")
+    };
     let _ = write!(s, "connected_slaves:{connected}\r\n");
     if r.conf.min_to_write > 0 && r.conf.max_lag > 0 {
         let good = r
@@ -62,6 +68,9 @@ pub(crate) fn info_section(inner: &Inner) -> String {
 /// ROLE: `["master", offset, [[ip, port, acknowledged offset], ...]]` for the
 /// replicas that are online.
 pub(crate) fn role(inner: &Inner) -> Reply {
+    if let Some(r) = super::replica::role(inner) {
+        return r;
+    }
     let r = &inner.repl;
     let replicas = r
         .replicas
