@@ -7,10 +7,9 @@
 use super::{ok, prefetch_batch, AsyncOp, Conn, Step};
 use crate::state::{ConnMsg, Inner};
 use bytes::{Bytes, BytesMut};
-use redsnap_engine::{now_ms, Reply};
+use redsnap_engine::Reply;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
@@ -38,9 +37,7 @@ impl Conn {
         }
         let mut last = None;
         // One clock read per batch (CLIENT LIST's idle= is in seconds).
-        self.batch_start = Instant::now();
-        self.batch_wall_ms = now_ms();
-        self.clock = self.batch_start;
+        self.begin_batch();
         if pending.len() > 1 {
             prefetch_batch(inner, self.db, pending);
         }
