@@ -539,3 +539,34 @@ fn a_real_redis_replica_follows_redsnap() {
         redsnap_testsupport::int_reply(cmd(&mut rc, &["TTL", "tmp"]).as_bytes()).expect("ttl");
     assert!((990..=1000).contains(&ttl), "{ttl}");
 }
+
+/// DEBUG POPULATE as Redis's debug.c: `key:<j>` = `value:<j>`, a prefix and a size
+/// (cut or zero-padded), existing keys left alone; and, unlike Redis, the keys are
+/// in the append log (a restart keeps them).
+#[test]
+fn debug_populate_adds_keys_that_persist() {
+    let mut s = RedsnapServer::builder()
+        .extra_args(&["--appendonly", "yes", "--save", ""])
+        .start()
+        .expect("start redsnap");
+    let mut c = conn(s.port());
+    ok(&mut c, &["SET", "key:3", "mine"]);
+    assert_eq!(ok(&mut c, &["DEBUG", "POPULATE", "1000"]), "+OK\r\n");
+    assert_eq!(cmd(&mut c, &["DBSIZE"]), ":1000\r\n");
+    assert_eq!(cmd(&mut c, &["GET", "key:999"]), "$9\r\nvalue:999\r\n");
+    assert_eq!(cmd(&mut c, &["GET", "key:3"]), "$4\r\nmine\r\n");
+    ok(&mut c, &["DEBUG", "POPULATE", "3", "p", "10"]);
+    assert_eq!(cmd(&mut c, &["GET", "p:2"]), "$10\r\nvalue:2\0\0\0\r\n");
+    ok(&mut c, &["DEBUG", "POPULATE", "2", "q", "3"]);
+    assert_eq!(cmd(&mut c, &["GET", "q:1"]), "$3\r\nval\r\n");
+    assert!(cmd(&mut c, &["DEBUG", "POPULATE", "-1"]).starts_with("-ERR value is out of range"));
+    assert!(cmd(&mut c, &["DEBUG", "POPULATE", "x"]).starts_with("-ERR value is not an integer"));
+    assert_eq!(cmd(&mut c, &["DBSIZE"]), ":1005\r\n");
+    drop(c);
+    // kill -9: no final snapshot, so what comes back is what the append log holds.
+    s.kill_9();
+    s.restart().expect("restart");
+    let mut c = conn(s.port());
+    assert_eq!(cmd(&mut c, &["DBSIZE"]), ":1005\r\n");
+    assert_eq!(cmd(&mut c, &["GET", "key:500"]), "$9\r\nvalue:500\r\n");
+}

@@ -66,6 +66,8 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
                 Reply::Simple(Bytes::from(format!("Value at:0x0 refcount:1 encoding:{enc} serializedlength:{} lru:0 lru_seconds_idle:0", e.value().mem_usage()))).into()
             }
         }
+    } else if is(sub, "populate") && (3..=5).contains(&argv.len()) {
+        populate(conn, inner, argv).into()
     } else if is(sub, "reload") {
         super::persistence::persist_command(&conn.shared.clone(), inner, "debug-reload", argv)
     } else if let Some(step) = inspect(conn, inner, argv) {
@@ -93,6 +95,67 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
         ))
         .into()
     }
+}
+
+/// A positive integer argument of DEBUG POPULATE, with Redis's errors
+/// (`getPositiveLongFromObjectOrReply`).
+fn positive(arg: &[u8]) -> Result<u64, Reply> {
+    match redsnap_engine::num::parse_i64(arg) {
+        Some(n) if n >= 0 => Ok(n as u64),
+        Some(_) => Err(Reply::err("ERR value is out of range, must be positive")),
+        None => Err(Reply::err("ERR value is not an integer or out of range")),
+    }
+}
+
+/// DEBUG POPULATE count [prefix] [size], as debug.c: keys `<prefix>:<j>` (prefix
+/// `key` by default) for j in 0..count holding `value:<j>`, cut or zero-padded to
+/// `size` bytes when a size is given; keys that exist are left alone. Unlike Redis,
+/// which adds them behind persistence's back, each key is written as a SET NX:
+/// logged and replicated, so the append log, the next snapshot and replicas hold
+/// what memory holds.
+fn populate(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
+    let count = match positive(&argv[2]) {
+        Ok(n) => n,
+        Err(e) => return e,
+    };
+    let size = match argv.get(4).map(|a| positive(a)) {
+        None => 0,
+        Some(Ok(n)) => n as usize,
+        Some(Err(e)) => return e,
+    };
+    if size > inner.config.u64("proto-max-bulk-len") as usize {
+        return Reply::err("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    }
+    let Some(set) = redsnap_engine::table::lookup(b"set") else {
+        return Reply::err("ERR SET is not in the command table");
+    };
+    let prefix = argv.get(3).cloned().unwrap_or(Bytes::from_static(b"key"));
+    let now = conn.command_ms();
+    let (name, nx) = (Bytes::from_static(b"SET"), Bytes::from_static(b"NX"));
+    for j in 0..count {
+        let mut key = Vec::with_capacity(prefix.len() + 21);
+        key.extend_from_slice(&prefix);
+        key.extend_from_slice(format!(":{j}").as_bytes());
+        let text = format!("value:{j}");
+        let value = if size == 0 {
+            text.into_bytes()
+        } else {
+            let mut v = vec![0u8; size];
+            let n = size.min(text.len());
+            v[..n].copy_from_slice(&text.as_bytes()[..n]);
+            v
+        };
+        let args = [
+            name.clone(),
+            Bytes::from(key),
+            Bytes::from(value),
+            nx.clone(),
+        ];
+        if let Reply::Error(e) = inner.store.call(set, conn.db, now, &args, false) {
+            return Reply::Error(e);
+        }
+    }
+    Reply::ok()
 }
 
 /// DIGEST, DIGEST-VALUE, PROTOCOL and LOADAOF: runs `argv` (DEBUG <sub> ...) when it
