@@ -91,6 +91,14 @@ const OBSERVED_IN_REPLICATION: &[&str] = &[
     // replicas_asking_within_the_sync_delay_share_one_encoding
     "repl-diskless-sync-delay",
     "repl-diskless-sync-max-replicas",
+    // tests/replica.rs: readonly_masterdown_unblocked_and_promotion and
+    // master_auth_priority_and_announced_act
+    "replica-serve-stale-data",
+    "replica-read-only",
+    "replica-announced",
+    "masteruser",
+    "masterauth",
+    "replica-priority",
 ];
 /// Observed in tests/streams.rs (where nodes split, as an approximate trim shows).
 const OBSERVED_IN_STREAMS: &[&str] = &["stream-node-max-entries", "stream-node-max-bytes"];

@@ -450,3 +450,40 @@ fn readonly_masterdown_unblocked_and_promotion() {
     );
     assert_eq!(text(&ok(&mut c, &["SLAVEOF", "no", "one"])), "OK");
 }
+
+/// `masterauth` / `masteruser` (CONFIG SET acts on the next connection to the
+/// master), `replica-priority` and `replica-announced` (reported in INFO).
+#[test]
+fn master_auth_priority_and_announced_act() {
+    let m = RedisServer::builder()
+        .password("s3cret")
+        .extra_args(&["--repl-diskless-sync-delay", "0"])
+        .start()
+        .expect("start redis-server");
+    let mut mc = Client::connect(m.port(), Some("s3cret")).expect("connect to master");
+    ok(
+        &mut mc,
+        &["ACL", "SETUSER", "repl", "on", ">r3pl", "+@all", "~*"],
+    );
+    ok(&mut mc, &["SET", "k", "v"]);
+    let r = redsnap(&[]);
+    let mut c = client(r.port());
+    ok(&mut c, &["CONFIG", "SET", "replica-priority", "42"]);
+    ok(&mut c, &["CONFIG", "SET", "replica-announced", "no"]);
+    // Without credentials the master refuses the sync: the link stays down.
+    ok(&mut c, &["REPLICAOF", "127.0.0.1", &m.port().to_string()]);
+    // A replica reports both (a master has no such fields, as in Redis).
+    let inf = info(r.port(), "replication");
+    assert_eq!(field(&inf, "slave_priority").as_deref(), Some("42"));
+    assert_eq!(field(&inf, "replica_announced").as_deref(), Some("0"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!link_up(r.port()), "synced without credentials");
+    // A user and its password: the next attempt authenticates and syncs.
+    ok(&mut c, &["CONFIG", "SET", "masteruser", "repl"]);
+    ok(&mut c, &["CONFIG", "SET", "masterauth", "r3pl"]);
+    wait_until(20, "the link with AUTH repl r3pl", || link_up(r.port()));
+    wait_until(10, "the key from the master", || {
+        text(&call(&mut client(r.port()), &["GET", "k"])) == "v"
+    });
+    ok(&mut c, &["REPLICAOF", "NO", "ONE"]);
+}

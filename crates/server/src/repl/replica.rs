@@ -633,7 +633,9 @@ async fn read_payload(
             size.to_string()
         }
     );
-    let mut payload: Vec<u8> = Vec::with_capacity(size.max(0) as usize);
+    // Reserved up to 64 MB ahead: the length is the master's word, and a wrong one
+    // must not abort the process on allocation (the Vec grows past it as bytes come).
+    let mut payload: Vec<u8> = Vec::with_capacity(size.clamp(0, 64 << 20) as usize);
     let mut last_report = Instant::now();
     loop {
         if size >= 0 && payload.len() as i64 >= size {
