@@ -548,39 +548,8 @@ pub(crate) async fn serve<S>(
         pending_out: pending_out.clone(),
         kill: kill.clone(),
     };
-    let live = &shared.live;
-    let mut conn = Conn {
-        shared: shared.clone(),
-        id,
-        db: 0,
-        resp3: false,
-        authed: !live.requires_auth(),
-        user: shared.acl.default_user(),
-        user_epoch: shared.acl.epoch(),
-        auth_failed: None,
-        multi: None,
-        multi_err: false,
-        channels: HashSet::new(),
-        patterns: HashSet::new(),
-        shard_channels: HashSet::new(),
-        script_read: false,
-        name: Bytes::new(),
-        in_exec: false,
-        script_now: None,
-        pending_out,
-        kill,
-        pending_token: 0,
-        batch_start: now,
-        deferred: Vec::new(),
-        closing: false,
-        last_io: now,
-        reply_off: false,
-        reply_skip: false,
-        reply_skip_next: false,
-        clock: now,
-        batch_wall_ms: now_ms(),
-        qb,
-    };
+    let authed = !shared.live.requires_auth();
+    let mut conn = Conn::new(shared.clone(), id, authed, false, (pending_out, kill), qb);
     // Registered in the client table now, or at the first batch when a busy script
     // holds the lock: a new connection is served (BUSY, SCRIPT KILL, SHUTDOWN
     // NOSAVE) without waiting for the script.
@@ -615,8 +584,24 @@ impl Conn {
     /// (`repl/replica.rs`), authenticated as the default user with its replies
     /// dropped by the caller.
     pub(crate) fn internal(shared: Arc<Shared>, id: u64) -> Conn {
-        let now = Instant::now();
         let qb = crate::querybuf::QueryBuf::new(0, shared.client_mem.clone());
+        Conn::new(shared, id, true, true, Default::default(), qb)
+    }
+
+    /// A connection's state before its first command: database 0, RESP2, the
+    /// default user (`authed` when no password is required), replies on unless
+    /// `reply_off`; `out` is its count of queued output bytes and its kill flag,
+    /// shared with its `ClientInfo`.
+    fn new(
+        shared: Arc<Shared>,
+        id: u64,
+        authed: bool,
+        reply_off: bool,
+        out: (Arc<AtomicU64>, Arc<tokio::sync::Notify>),
+        qb: crate::querybuf::QueryBuf,
+    ) -> Conn {
+        let now = Instant::now();
+        let (pending_out, kill) = out;
         Conn {
             user: shared.acl.default_user(),
             user_epoch: shared.acl.epoch(),
@@ -624,7 +609,7 @@ impl Conn {
             id,
             db: 0,
             resp3: false,
-            authed: true,
+            authed,
             auth_failed: None,
             multi: None,
             multi_err: false,
@@ -635,14 +620,14 @@ impl Conn {
             name: Bytes::new(),
             in_exec: false,
             script_now: None,
-            pending_out: Default::default(),
-            kill: Default::default(),
+            pending_out,
+            kill,
             pending_token: 0,
             batch_start: now,
             deferred: Vec::new(),
             closing: false,
             last_io: now,
-            reply_off: true,
+            reply_off,
             reply_skip: false,
             reply_skip_next: false,
             clock: now,
