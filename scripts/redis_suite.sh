@@ -39,6 +39,7 @@ UNITS=("$@")
   unit/lazyfree
   unit/acl unit/acl-v2
   unit/tracking unit/pubsubshard
+  unit/pause
 )
 SKIP=$(pwd)/scripts/redis_suite.skip
 

@@ -46,7 +46,7 @@ pub use db::{Db, Entry};
 pub use functions::Libraries;
 pub use hash::{HashSeed, KeyHasher};
 pub use reply::Reply;
-pub use store::{CmdResult, Cx, Dataset, Effects, EngineConfig, LogRecord, Store};
+pub use store::{CmdResult, Cx, Dataset, Effects, EngineConfig, ExpireMode, LogRecord, Store};
 pub use table::{lookup, CommandSpec};
 pub use value::{Kind, Value, ZSet};
 

@@ -101,6 +101,22 @@ impl Effects {
     }
 }
 
+/// What an access does to a key whose deadline has passed (Redis 7.0's
+/// `expireIfNeeded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpireMode {
+    /// Deleted, counted in `expired_keys`, logged as DEL and notified: a master's
+    /// (or a standalone server's) lazy expiry.
+    #[default]
+    Delete,
+    /// Reported as absent but kept: while CLIENT PAUSE holds writes (nothing may
+    /// be written or propagated) and on a replica, which waits for its master's DEL.
+    Hide,
+    /// Seen as live: the master's own commands on a replica (the master decides
+    /// when a key expires).
+    Keep,
+}
+
 /// The whole keyspace.
 #[derive(Debug)]
 pub struct Store {
@@ -112,6 +128,10 @@ pub struct Store {
     /// Whether the background expiry cycle runs (DEBUG SET-ACTIVE-EXPIRE 0 turns it
     /// off; lazy expiry on access always applies, as in Redis).
     pub active_expire: bool,
+    /// What an access does to an expired key (Redis's `expireIfNeeded`): delete it,
+    /// hide it (during CLIENT PAUSE, and on a replica), or see it as live (the
+    /// master's commands on a replica). Set by the server before each command.
+    pub expire_mode: ExpireMode,
     /// Whether accesses update LFU counters (an LFU policy is set) instead of LRU clocks.
     pub lfu: bool,
     /// Whether commands leave log records (off when nothing consumes them: the
@@ -177,6 +197,7 @@ impl Store {
             effects: Effects::default(),
             rng: SmallRng::from_os_rng(),
             active_expire: true,
+            expire_mode: ExpireMode::Delete,
             lfu: false,
             log_enabled: true,
             evict_pool: Vec::new(),
@@ -346,17 +367,24 @@ impl Store {
         });
     }
 
-    /// Deletes `key` if it is expired; returns true if it was.
+    /// Whether `key` is expired, deleting it when [`Store::expire_mode`] says so:
+    /// true means the key is to be treated as absent (deleted, or hidden); with
+    /// [`ExpireMode::Keep`] an expired key counts as live (false).
     pub fn expire_if_needed(&mut self, db: usize, key: &Bytes, now: u64) -> bool {
         // No key of this database has a deadline: nothing to look up.
         if self.dbs[db].volatile_len() == 0 {
             return false;
         }
-        if self.dbs[db].get(key).is_some_and(|e| e.is_expired(now)) {
-            self.delete_expired(db, key, now);
-            true
-        } else {
-            false
+        if !self.dbs[db].get(key).is_some_and(|e| e.is_expired(now)) {
+            return false;
+        }
+        match self.expire_mode {
+            ExpireMode::Delete => {
+                self.delete_expired(db, key, now);
+                true
+            }
+            ExpireMode::Hide => true,
+            ExpireMode::Keep => false,
         }
     }
 
@@ -448,20 +476,28 @@ impl<'a> Cx<'a> {
         &self.store.config
     }
 
-    /// A live entry (expired keys are deleted first). Does not count hits/misses.
+    /// A live entry (expired keys are deleted first, or hidden: see
+    /// [`Store::expire_if_needed`]). Does not count hits/misses.
     pub fn entry(&mut self, key: &Bytes) -> Option<&Entry> {
-        self.store.expire_if_needed(self.db, key, self.now);
+        if self.store.expire_if_needed(self.db, key, self.now) {
+            return None;
+        }
         self.store.dbs[self.db].get(key)
     }
 
     /// A live entry for a read command: counts a keyspace hit or miss.
     pub fn lookup_read(&mut self, key: &Bytes) -> Option<&Entry> {
-        self.store.expire_if_needed(self.db, key, self.now);
+        let gone = self.store.expire_if_needed(self.db, key, self.now);
         // One trie search: the entry, its access clock and the counters are
         // disjoint fields of the store.
         let (lfu, now) = (self.store.lfu, self.now);
         let store = &mut *self.store;
-        match store.dbs[self.db].get(key) {
+        let found = if gone {
+            None
+        } else {
+            store.dbs[self.db].get(key)
+        };
+        match found {
             Some(e) => {
                 store.stats.keyspace_hits += 1;
                 Store::touch_obj(lfu, &e.obj, now, &mut store.rng);
@@ -482,9 +518,14 @@ impl<'a> Cx<'a> {
     /// TTL, OBJECT: Redis's LOOKUP_NOTOUCH): counts a keyspace hit or miss and
     /// leaves the access clock alone.
     pub fn lookup_notouch(&mut self, key: &Bytes) -> Option<&Entry> {
-        self.store.expire_if_needed(self.db, key, self.now);
+        let gone = self.store.expire_if_needed(self.db, key, self.now);
         let store = &mut *self.store;
-        match store.dbs[self.db].get(key) {
+        let found = if gone {
+            None
+        } else {
+            store.dbs[self.db].get(key)
+        };
+        match found {
             Some(e) => {
                 store.stats.keyspace_hits += 1;
                 Some(e)
@@ -515,7 +556,9 @@ impl<'a> Cx<'a> {
 
     /// Mutable value of a live key (copied first if a snapshot shares it).
     pub fn value_mut(&mut self, key: &Bytes) -> Option<&mut Value> {
-        self.store.expire_if_needed(self.db, key, self.now);
+        if self.store.expire_if_needed(self.db, key, self.now) {
+            return None;
+        }
         self.store.dbs[self.db].get_mut(key)
     }
 
@@ -566,7 +609,11 @@ impl<'a> Cx<'a> {
     /// Deletes a live key; marks it modified and raises the "del" event (every
     /// caller of Redis's dbDelete behind a command does). Returns whether it existed.
     pub fn delete(&mut self, key: &Bytes) -> bool {
-        self.store.expire_if_needed(self.db, key, self.now);
+        if self.store.expire_if_needed(self.db, key, self.now) {
+            // Hidden (a writable replica): removed, but it did not count as there.
+            self.store.dbs[self.db].remove(key);
+            return false;
+        }
         if self.store.dbs[self.db].remove(key).is_some() {
             self.modified(key);
             self.notify(notify::GENERIC, "del", key);
@@ -580,7 +627,10 @@ impl<'a> Cx<'a> {
     /// takes more than [`crate::lazyfree::LAZYFREE_THRESHOLD`] allocations and no
     /// snapshot shares it (UNLINK; Redis's `dbAsyncDelete`).
     pub fn delete_lazy(&mut self, key: &Bytes) -> bool {
-        self.store.expire_if_needed(self.db, key, self.now);
+        if self.store.expire_if_needed(self.db, key, self.now) {
+            self.store.dbs[self.db].remove(key);
+            return false;
+        }
         let Some(e) = self.store.dbs[self.db].remove(key) else {
             return false;
         };

@@ -250,6 +250,13 @@ impl Conn {
                 return Reply::simple("QUEUED").into();
             }
         }
+        // Redis's expireIfNeeded: while a pause holds writes, and on a replica, an
+        // expired key is hidden, not deleted (nothing may be written or propagated).
+        inner.store.expire_mode = if pause != 0 || inner.repl.link.is_some() {
+            redsnap_engine::ExpireMode::Hide
+        } else {
+            redsnap_engine::ExpireMode::Delete
+        };
         crate::repl::feed_each(inner);
         let step = self.call(inner, spec, sub, argv, false);
         crate::repl::after_command(inner, self.id, spec);

@@ -843,6 +843,66 @@ fn client_pause_write_holds_writes_until_unpause() {
     assert_eq!(cmd(&mut admin, &["GET", "k"]), b"$1\r\nv\r\n");
 }
 
+/// While CLIENT PAUSE WRITE is in effect an expired key reads as absent but is
+/// not deleted (expired_keys does not move, DBSIZE still counts it), and scripts
+/// and functions declared `no-writes` run; after UNPAUSE the next read deletes it.
+/// Compared with Redis step by step.
+#[test]
+fn client_pause_hides_expired_keys_and_runs_read_only_scripts_as_redis() {
+    let r = redis();
+    let s = redsnap();
+    let scenario = |port: u16| -> Vec<String> {
+        let mut c = conn(port);
+        let mut out = Vec::new();
+        let expired = |c: &mut RawConn| {
+            let info = text(&cmd(c, &["INFO", "stats"]));
+            info.lines()
+                .find_map(|l| l.strip_prefix("expired_keys:"))
+                .unwrap_or("?")
+                .to_string()
+        };
+        cmd(&mut c, &["CONFIG", "SET", "appendonly", "no"]);
+        cmd(
+            &mut c,
+            &[
+                "FUNCTION",
+                "LOAD",
+                "REPLACE",
+                "#!lua name=pauselib\nredis.register_function{function_name='pf', callback=function() return 'hello' end, flags={'no-writes'}}",
+            ],
+        );
+        cmd(&mut c, &["SET", "gone", "v", "PX", "30"]);
+        let before = expired(&mut c);
+        out.push(text(&cmd(&mut c, &["CLIENT", "PAUSE", "100000", "WRITE"])));
+        // Setup, not an assertion: the deadline passes while paused.
+        std::thread::sleep(Duration::from_millis(80));
+        for args in [
+            vec!["GET", "gone"],
+            vec!["TTL", "gone"],
+            vec!["EXISTS", "gone"],
+            vec!["DBSIZE"],
+            vec!["EVAL", "#!lua flags=no-writes\nreturn 'ro script'", "0"],
+            vec!["FCALL", "pf", "0"],
+            vec!["FCALL_RO", "pf", "0"],
+        ] {
+            out.push(format!("{args:?} -> {}", text(&cmd(&mut c, &args))));
+        }
+        out.push(format!(
+            "expired while paused: {}",
+            expired(&mut c) == before
+        ));
+        out.push(text(&cmd(&mut c, &["CLIENT", "UNPAUSE"])));
+        out.push(text(&cmd(&mut c, &["GET", "gone"])));
+        out.push(format!("expired after: {}", expired(&mut c) != before));
+        out.push(text(&cmd(&mut c, &["DBSIZE"])));
+        cmd(&mut c, &["FUNCTION", "DELETE", "pauselib"]);
+        out
+    };
+    let want = scenario(r.port());
+    assert!(want.iter().any(|l| l.contains("hello")), "{want:?}");
+    assert_eq!(scenario(s.port()), want);
+}
+
 /// The query buffer in CLIENT LIST, as Redis shows it: a fresh client's 16 KB, the
 /// unparsed bytes and parsed arguments of a request still arriving (`qbuf`,
 /// `argv-mem`), the buffer freed once the client has been idle for over 2 s, and

@@ -487,3 +487,45 @@ fn master_auth_priority_and_announced_act() {
     });
     ok(&mut c, &["REPLICAOF", "NO", "ONE"]);
 }
+
+/// On a replica an expired key reads as absent but stays until the master's DEL
+/// (Redis's expireIfNeeded on a replica): the replica's expired_keys does not
+/// move.
+#[test]
+fn a_replica_hides_expired_keys_until_the_master_deletes_them() {
+    let m = redis_master();
+    let r = redsnap(&["--save", "", "--appendonly", "no"]);
+    let mut mc = client(m.port());
+    let mut rc = client(r.port());
+    ok(&mut rc, &["REPLICAOF", "127.0.0.1", &m.port().to_string()]);
+    wait_until(30, "link up", || link_up(r.port()));
+    // The master must not expire it on its own while the replica looks.
+    ok(&mut mc, &["DEBUG", "SET-ACTIVE-EXPIRE", "0"]);
+    ok(&mut mc, &["SET", "gone", "v", "PX", "100"]);
+    ok(&mut mc, &["SET", "counter", "5", "PX", "100"]);
+    assert_eq!(ok(&mut mc, &["WAIT", "1", "10000"]), Resp::Int(1));
+    // Setup, not an assertion: the deadlines pass.
+    std::thread::sleep(Duration::from_millis(250));
+    assert_eq!(call(&mut rc, &["GET", "gone"]), Resp::Bulk(None));
+    assert_eq!(call(&mut rc, &["EXISTS", "gone"]), Resp::Int(0));
+    assert_eq!(call(&mut rc, &["TTL", "gone"]), Resp::Int(-2));
+    assert_eq!(
+        call(&mut rc, &["DBSIZE"]),
+        Resp::Int(2),
+        "kept until the DEL"
+    );
+    assert_eq!(stat(r.port(), "expired_keys"), 0);
+    // The master's INCR finds its key expired too: DEL, then a new counter.
+    assert_eq!(call(&mut mc, &["INCR", "counter"]), Resp::Int(1));
+    assert_eq!(ok(&mut mc, &["WAIT", "1", "10000"]), Resp::Int(1));
+    wait_until(10, "the counter replaced", || {
+        call(&mut client(r.port()), &["GET", "counter"]) == Resp::Bulk(Some(b"1".to_vec()))
+    });
+    // The master's lazy expiry sends DEL: now it is gone on the replica too.
+    assert_eq!(call(&mut mc, &["GET", "gone"]), Resp::Bulk(None));
+    assert_eq!(ok(&mut mc, &["WAIT", "1", "10000"]), Resp::Int(1));
+    wait_until(10, "the DEL applied", || {
+        call(&mut client(r.port()), &["DBSIZE"]) == Resp::Int(1)
+    });
+    ok(&mut mc, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
+}

@@ -156,7 +156,8 @@ pub(crate) fn postponed(
 }
 
 /// Redis's "may replicate" test of a command: its WRITE or MAY_REPLICATE flag, or
-/// for EVAL / EVALSHA the flags the script declares (`evalGetCommandFlags`).
+/// for EVAL / EVALSHA the flags the script declares (`evalGetCommandFlags`), for
+/// FCALL the function's (`fcallGetCommandFlags`).
 fn may_write(inner: &Inner, spec: &CommandSpec, sub: &CommandSpec, argv: &[Bytes]) -> bool {
     let flagged = |c: &CommandSpec| c.has(flags::WRITE) || c.has(flags::MAY_REPLICATE);
     match spec.name {
@@ -164,6 +165,10 @@ fn may_write(inner: &Inner, spec: &CommandSpec, sub: &CommandSpec, argv: &[Bytes
             crate::scripting::cache::script_may_write(inner, argv, spec.name == "evalsha")
                 .unwrap_or_else(|| flagged(spec))
         }
+        "fcall" => argv
+            .get(1)
+            .and_then(|name| inner.functions.may_write(name))
+            .unwrap_or_else(|| flagged(spec)),
         _ => flagged(spec) || flagged(sub),
     }
 }

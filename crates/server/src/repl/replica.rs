@@ -1011,7 +1011,13 @@ fn apply(conn: &mut Conn, inner: &mut Inner, argv: Vec<Bytes>) {
             return;
         }
     }
+    // The master decides when its keys expire: its commands see them live.
+    let mode = std::mem::replace(
+        &mut inner.store.expire_mode,
+        redsnap_engine::ExpireMode::Keep,
+    );
     let _ = conn.call(inner, spec, sub, argv, false);
+    inner.store.expire_mode = mode;
     conn.after_command(inner);
     conn.command_done();
 }

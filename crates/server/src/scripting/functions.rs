@@ -112,6 +112,13 @@ pub struct Functions {
 }
 
 impl Functions {
+    /// Whether FCALL of `name` may write, by the function's flags (Redis's
+    /// `fcallGetCommandFlags`): None when no function has that name (FCALL's own
+    /// flags apply).
+    pub(crate) fn may_write(&self, name: &[u8]) -> Option<bool> {
+        self.set.find(name).map(|f| f.flags & SF_NO_WRITES == 0)
+    }
+
     /// Number of libraries and of functions (FUNCTION STATS).
     pub fn counts(&self) -> (usize, usize) {
         (self.set.libs.len(), self.set.function_count())
