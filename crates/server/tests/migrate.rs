@@ -171,10 +171,57 @@ fn migrate_replies_without_a_transfer_are_redis_s() {
     assert_eq!(cmd(&mut c, &["EXISTS", "a"]), ":0\r\n");
     cmd(&mut c, &["SELECT", "5"]);
     assert_eq!(cmd(&mut c, &["GET", "a"]), "$1\r\n1\r\n");
-    // Inside MULTI it is refused at EXEC with a clear error, nothing moved.
+    // Inside MULTI the transfer runs under the lock, as Redis's: into itself it
+    // waits on itself until the timeout (Redis's reply), and nothing moves.
     cmd(&mut c, &["MULTI"]);
-    cmd(&mut c, &["MIGRATE", "127.0.0.1", &port, "a", "0", "1000"]);
+    cmd(&mut c, &["MIGRATE", "127.0.0.1", &port, "a", "0", "300"]);
     let r = cmd(&mut c, &["EXEC"]);
-    assert!(r.contains("not supported inside MULTI"), "{r}");
+    assert!(r.contains("IOERR error or timeout reading"), "{r}");
     assert_eq!(cmd(&mut c, &["EXISTS", "a"]), ":1\r\n");
+}
+
+/// MIGRATE inside MULTI/EXEC and inside a script, to a real redis-server: the keys
+/// move (the deletion is part of the transaction's effects), as on Redis.
+#[test]
+fn migrate_inside_multi_and_scripts_moves_keys() {
+    let redis = RedisServer::builder()
+        .extra_args(&["--save", "", "--appendonly", "no"])
+        .start()
+        .expect("redis-server");
+    let src = RedsnapServer::builder()
+        .extra_args(&["--save", "", "--appendonly", "no"])
+        .start()
+        .expect("redsnap");
+    let rport = redis.port().to_string();
+    let mut c = RawConn::connect(src.port()).expect("connect");
+    let mut t = RawConn::connect(redis.port()).expect("connect");
+    cmd(&mut c, &["SET", "m1", "one"]);
+    cmd(&mut c, &["RPUSH", "m2", "a", "b"]);
+    cmd(&mut c, &["MULTI"]);
+    cmd(&mut c, &["MIGRATE", "127.0.0.1", &rport, "m1", "0", "5000"]);
+    cmd(&mut c, &["SET", "after", "x"]);
+    assert_eq!(cmd(&mut c, &["EXEC"]), "*2\r\n+OK\r\n+OK\r\n");
+    assert_eq!(cmd(&mut c, &["EXISTS", "m1"]), ":0\r\n");
+    assert_eq!(cmd(&mut t, &["GET", "m1"]), "$3\r\none\r\n");
+    let r = cmd(
+        &mut c,
+        &[
+            "EVAL",
+            "return redis.call('MIGRATE', ARGV[1], ARGV[2], KEYS[1], 0, 5000, 'COPY')",
+            "1",
+            "m2",
+            "127.0.0.1",
+            &rport,
+        ],
+    );
+    assert_eq!(r, "+OK\r\n");
+    assert_eq!(
+        cmd(&mut c, &["LLEN", "m2"]),
+        ":2\r\n",
+        "COPY keeps the source"
+    );
+    assert_eq!(
+        cmd(&mut t, &["LRANGE", "m2", "0", "-1"]),
+        "*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    );
 }

@@ -4,9 +4,11 @@
 //! the target accepted.
 //!
 //! Redis blocks its one thread for the whole transfer. redsnap takes the keys' DUMP
-//! payloads under the server lock, releases it for the network round trip (other
-//! clients keep running, and a MIGRATE to this same server works), then takes the
-//! lock again to delete what the target accepted. A key written by another client in
+//! payloads under the server lock, releases it for the network round trip (run on a
+//! blocking-pool thread: other clients keep running, and a MIGRATE to this same
+//! server works), then takes the lock again to delete what the target accepted.
+//! Inside MULTI/EXEC or a script, which hold the lock to their end, the transfer
+//! runs under it, blocking every client as Redis's does (bounded by the timeout). A key written by another client in
 //! between is not deleted: the target holds the version sent, this server the newer
 //! one (Redis could not see that case; deleting would lose the write). The deletion
 //! is logged and replicated as a DEL of those keys, as Redis propagates MIGRATE.
@@ -21,9 +23,9 @@ use redsnap_engine::cmd::is;
 use redsnap_engine::table::CommandSpec;
 use redsnap_engine::Entry;
 use redsnap_engine::Reply;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 pub(crate) const HANDLERS: &[(&str, Handler)] = &[("migrate", migrate)];
 
@@ -96,11 +98,6 @@ fn migrate(
         return Reply::err("ERR value is not an integer or out of range").into();
     };
     let timeout = if timeout <= 0 { 1000 } else { timeout };
-    if conn.in_exec || conn.script_now.is_some() {
-        // The transfer runs outside the server lock, which EXEC and scripts hold.
-        return Reply::err("ERR MIGRATE is not supported inside MULTI/EXEC or scripts by redsnap")
-            .into();
-    }
     let Ok(port) = std::str::from_utf8(&argv[2]).unwrap_or("").parse::<u16>() else {
         return Reply::err("IOERR error or timeout connecting to the client").into();
     };
@@ -123,7 +120,7 @@ fn migrate(
     if keys.is_empty() {
         return Reply::Simple(Bytes::from_static(b"NOKEY")).into();
     }
-    Step::Async(AsyncOp::Migrate(Box::new(MigrateJob {
+    let job = MigrateJob {
         host: String::from_utf8_lossy(&argv[1]).into_owned(),
         port,
         db,
@@ -133,7 +130,15 @@ fn migrate(
         auth,
         src_db,
         keys,
-    })))
+    };
+    if conn.in_exec || conn.script_now.is_some() {
+        // EXEC and scripts hold the server lock to the end: the transfer runs here,
+        // blocking, as Redis's always does (bounded by the timeout; a MIGRATE to this
+        // same server times out, as on Redis).
+        let result = transfer(&job);
+        return settle(conn, inner, &job, result).into();
+    }
+    Step::Async(AsyncOp::Migrate(Box::new(job)))
 }
 
 fn bulk(out: &mut BytesMut, b: &[u8]) {
@@ -157,11 +162,7 @@ enum IoErr {
 }
 
 /// One reply line (`+OK`, `-ERR ...`), at most 64 KiB.
-async fn read_line(
-    s: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    timeout: Duration,
-) -> Result<Vec<u8>, IoErr> {
+fn read_line(s: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, IoErr> {
     loop {
         if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
             let line = buf[..i].to_vec();
@@ -172,23 +173,29 @@ async fn read_line(
             return Err(IoErr::Read);
         }
         let mut chunk = [0u8; 4096];
-        match tokio::time::timeout(timeout, s.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+        match s.read(&mut chunk) {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
             _ => return Err(IoErr::Read),
         }
     }
 }
 
-/// The network part: connects, sends AUTH, SELECT and the RESTOREs, and reads the
+/// The network part, blocking as Redis's (each connect, write and read bounded by
+/// the timeout): connects, sends AUTH, SELECT and the RESTOREs, and reads the
 /// replies. Returns the first error the target replied (if any) and, per key, whether
 /// its RESTORE was accepted (as far as replies were read).
-async fn transfer(job: &MigrateJob) -> Result<(Option<Vec<u8>>, Vec<bool>), IoErr> {
-    let addr = (job.host.as_str(), job.port);
-    let mut s = match tokio::time::timeout(job.timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        _ => return Err(IoErr::Connect),
-    };
+fn transfer(job: &MigrateJob) -> Result<(Option<Vec<u8>>, Vec<bool>), IoErr> {
+    let addrs = (job.host.as_str(), job.port)
+        .to_socket_addrs()
+        .map_err(|_| IoErr::Connect)?;
+    let mut s = addrs
+        .into_iter()
+        .find_map(|a| TcpStream::connect_timeout(&a, job.timeout).ok())
+        .ok_or(IoErr::Connect)?;
     let _ = s.set_nodelay(true);
+    s.set_read_timeout(Some(job.timeout))
+        .and_then(|()| s.set_write_timeout(Some(job.timeout)))
+        .map_err(|_| IoErr::Connect)?;
     let mut out = BytesMut::new();
     if !job.auth.is_empty() {
         let mut a: Vec<&[u8]> = vec![b"AUTH"];
@@ -205,22 +212,19 @@ async fn transfer(job: &MigrateJob) -> Result<(Option<Vec<u8>>, Vec<bool>), IoEr
         command(&mut out, &a);
     }
     for chunk in out.chunks(64 << 10) {
-        match tokio::time::timeout(job.timeout, s.write_all(chunk)).await {
-            Ok(Ok(())) => {}
-            _ => return Err(IoErr::Write),
-        }
+        s.write_all(chunk).map_err(|_| IoErr::Write)?;
     }
     let mut buf = Vec::new();
     let auth_reply = if job.auth.is_empty() {
         None
     } else {
-        Some(read_line(&mut s, &mut buf, job.timeout).await?)
+        Some(read_line(&mut s, &mut buf)?)
     };
-    let select_reply = read_line(&mut s, &mut buf, job.timeout).await?;
+    let select_reply = read_line(&mut s, &mut buf)?;
     let mut first_error: Option<Vec<u8>> = None;
     let mut accepted = Vec::with_capacity(job.keys.len());
     for i in 0..job.keys.len() {
-        let line = match read_line(&mut s, &mut buf, job.timeout).await {
+        let line = match read_line(&mut s, &mut buf) {
             Ok(l) => l,
             // Keys whose reply arrived are settled; without any, report the I/O error.
             Err(e) if i == 0 && first_error.is_none() => return Err(e),
@@ -244,11 +248,31 @@ async fn transfer(job: &MigrateJob) -> Result<(Option<Vec<u8>>, Vec<bool>), IoEr
     Ok((first_error, accepted))
 }
 
-/// Runs a MIGRATE's transfer outside the lock, then deletes (without COPY) the keys
-/// the target accepted that nobody changed meanwhile (logged and replicated as DEL,
-/// staged before the reply leaves as any write is).
+/// Runs a MIGRATE's transfer outside the lock (on a blocking-pool thread), then
+/// settles it under the lock.
 pub(crate) async fn run(conn: &mut Conn, job: Box<MigrateJob>) -> Reply {
-    let result = transfer(&job).await;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let r = transfer(&job);
+        (job, r)
+    })
+    .await;
+    let Ok((job, result)) = outcome else {
+        return Reply::err("IOERR error or timeout connecting to the client");
+    };
+    let shared: std::sync::Arc<Shared> = conn.shared.clone();
+    let mut inner = shared.lock_async().await;
+    settle(conn, &mut inner, &job, result)
+}
+
+/// The reply, and (without COPY) the deletion of the keys the target accepted that
+/// nobody changed meanwhile (logged and replicated as DEL, staged before the reply
+/// leaves as any write is).
+fn settle(
+    conn: &mut Conn,
+    inner: &mut Inner,
+    job: &MigrateJob,
+    result: Result<(Option<Vec<u8>>, Vec<bool>), IoErr>,
+) -> Reply {
     let (first_error, accepted) = match result {
         Ok(r) => r,
         Err(IoErr::Connect) => {
@@ -260,8 +284,6 @@ pub(crate) async fn run(conn: &mut Conn, job: Box<MigrateJob>) -> Reply {
         Err(IoErr::Read) => return Reply::err("IOERR error or timeout reading to target instance"),
     };
     if !job.copy && accepted.iter().any(|&a| a) {
-        let shared: std::sync::Arc<Shared> = conn.shared.clone();
-        let mut inner = shared.lock_async().await;
         let mut del: Vec<Bytes> = vec![Bytes::from_static(b"DEL")];
         for ((key, sent, _, _), ok) in job.keys.iter().zip(&accepted) {
             if *ok && inner.store.dbs[job.src_db].get(key) == Some(sent) {
@@ -272,11 +294,14 @@ pub(crate) async fn run(conn: &mut Conn, job: Box<MigrateJob>) -> Reply {
             if let Some(spec) = redsnap_engine::table::lookup(b"del") {
                 let now = conn.command_ms();
                 inner.store.call(spec, job.src_db, now, &del, false);
-                conn.after_command(&mut inner);
-                match crate::persist::append(&mut inner) {
-                    Ok(Some(token)) => conn.pending_token = token,
-                    Ok(None) => {}
-                    Err(e) => return e,
+                if !conn.in_exec && conn.script_now.is_none() {
+                    // EXEC and scripts stage their writes when they end.
+                    conn.after_command(inner);
+                    match crate::persist::append(inner) {
+                        Ok(Some(token)) => conn.pending_token = token,
+                        Ok(None) => {}
+                        Err(e) => return e,
+                    }
                 }
             }
         }
