@@ -529,3 +529,31 @@ fn a_replica_hides_expired_keys_until_the_master_deletes_them() {
     });
     ok(&mut mc, &["DEBUG", "SET-ACTIVE-EXPIRE", "1"]);
 }
+
+/// A master that sends its file in the `$<len>` form (disk-based sync) and one
+/// larger than the socket buffers: the replica parses it as it arrives and ends up
+/// identical.
+#[test]
+fn a_replica_loads_a_large_length_prefixed_file_as_it_arrives() {
+    let m = RedisServer::builder()
+        .extra_args(&[
+            "--enable-debug-command",
+            "yes",
+            "--repl-diskless-sync",
+            "no",
+            "--save",
+            "",
+        ])
+        .start()
+        .expect("start redis-server");
+    let mut c = client(m.port());
+    fill_every_encoding(&mut c).expect("fill");
+    ok(&mut c, &["SELECT", "0"]);
+    ok(&mut c, &["DEBUG", "POPULATE", "50000", "big", "100"]);
+    let r = redsnap(&["--save", "", "--appendonly", "no"]);
+    let mut rc = client(r.port());
+    ok(&mut rc, &["REPLICAOF", "127.0.0.1", &m.port().to_string()]);
+    wait_until(60, "link up", || link_up(r.port()));
+    mixed_writes(&mut c, 7, 500);
+    assert_identical(&mut c, m.port(), r.port());
+}

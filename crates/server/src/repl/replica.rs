@@ -9,9 +9,10 @@
 //! `REPLCONF listening-port`, `REPLCONF capa eof capa psync2`, then `PSYNC <replid>
 //! <offset+1>` with the history it has (Redis's cached master: its own id and offset
 //! after a switch from master, the master's after a lost link), or `PSYNC ? -1` when
-//! it has none. `+FULLRESYNC`: the RDB payload (`$<len>` or `$EOF:<mark>`) is read
-//! into memory and parsed into a fresh keyspace off the lock (the reader `serve
-//! --import` and `redsnap restore` use); under the lock the dataset is flushed (a
+//! it has none. `+FULLRESYNC`: the RDB payload (`$<len>` or `$EOF:<mark>`) is parsed
+//! as it arrives, on a blocking thread fed through a channel, into a fresh keyspace
+//! off the lock (the reader `serve --import` and `redsnap restore` use; the file is
+//! never held whole); under the lock the dataset is flushed (a
 //! FLUSHALL run as the master, so WATCH, client tracking and the append log see it)
 //! and replaced, the function libraries too, and a snapshot is started so that a
 //! restart keeps it. `+CONTINUE`: the stream goes on from the offset. Every second
@@ -414,6 +415,9 @@ struct Io {
 
 impl Io {
     async fn fill(&mut self) -> LinkResult<()> {
+        if self.buf.capacity() - self.buf.len() < 16 << 10 {
+            self.buf.reserve(64 << 10);
+        }
         let n = tokio::time::timeout(self.timeout, self.sock.read_buf(&mut self.buf))
             .await
             .map_err(|_| "timeout reading from MASTER".to_string())?
@@ -572,14 +576,40 @@ async fn session(shared: &Arc<Shared>, generation: u64, host: &str, port: u16) -
     stream(shared, generation, io).await
 }
 
-/// Reads the RDB payload and replaces the dataset with it.
-/// Reads the RDB payload (`$<len>` or `$EOF:<mark>`); None when the link was
-/// replaced meanwhile.
+/// The payload's bytes, handed to the loading thread as they arrive (so the file is
+/// never held whole: peak memory is the dataset being loaded, as Redis's
+/// `repl-diskless-load`).
+struct Feed {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl std::io::Read for Feed {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                // The link ended (or the whole payload was sent): end of file.
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.cur.len());
+        out[..n].copy_from_slice(&self.cur[..n]);
+        self.cur.advance(n);
+        Ok(n)
+    }
+}
+
+/// Reads the RDB payload (`$<len>` or `$EOF:<mark>`) into `tx` as it arrives;
+/// returns its size, or None when the link was replaced meanwhile. Stops early
+/// (returning what was read) when the loader stopped taking bytes: its error says
+/// why.
 async fn read_payload(
     shared: &Arc<Shared>,
     generation: u64,
     io: &mut Io,
-) -> LinkResult<Option<Vec<u8>>> {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+) -> LinkResult<Option<u64>> {
     let header = loop {
         let l = io.line().await?;
         if !l.is_empty() {
@@ -633,36 +663,50 @@ async fn read_payload(
             size.to_string()
         }
     );
-    // Reserved up to 64 MB ahead: the length is the master's word, and a wrong one
-    // must not abort the process on allocation (the Vec grows past it as bytes come).
-    let mut payload: Vec<u8> = Vec::with_capacity(size.clamp(0, 64 << 20) as usize);
+    // With `$EOF:`, the last 40 bytes read may be the mark: they are held back
+    // until more arrive (Redis compares the end of what it read with the mark).
+    let mut held = BytesMut::new();
+    let mut read: u64 = 0;
     let mut last_report = Instant::now();
     loop {
-        if size >= 0 && payload.len() as i64 >= size {
+        if size >= 0 && read >= size as u64 {
             break;
         }
         if io.buf.is_empty() {
             io.fill().await?;
         }
         let take = if size >= 0 {
-            io.buf.len().min((size as usize) - payload.len())
+            io.buf.len().min((size as u64 - read) as usize)
         } else {
             io.buf.len()
         };
-        payload.extend_from_slice(&io.buf[..take]);
-        io.buf.advance(take);
-        if let Some(m) = &eof_mark {
-            if payload.len() >= m.len() && payload.ends_with(m) {
-                payload.truncate(payload.len() - m.len());
-                break;
+        let chunk = io.buf.split_to(take);
+        read += take as u64;
+        let (out, done) = match &eof_mark {
+            None => (chunk.freeze(), false),
+            Some(m) => {
+                held.extend_from_slice(&chunk);
+                if held.ends_with(m) {
+                    held.truncate(held.len() - m.len());
+                    (std::mem::take(&mut held).freeze(), true)
+                } else {
+                    let keep = held.len().min(m.len());
+                    (held.split_to(held.len() - keep).freeze(), false)
+                }
             }
+        };
+        if !out.is_empty() && tx.send(out).await.is_err() {
+            // The loader gave up on the file: its error says why.
+            return Ok(Some(read));
+        }
+        if done {
+            break;
         }
         if last_report.elapsed() >= Duration::from_millis(100) {
             last_report = Instant::now();
             let mut inner = shared.lock_async().await;
-            let n = payload.len() as u64;
             if with_link(&mut inner, generation, |l| {
-                l.sync_read = n;
+                l.sync_read = read;
                 l.last_io = Instant::now();
             })
             .is_none()
@@ -671,9 +715,12 @@ async fn read_payload(
             }
         }
     }
-    Ok(Some(payload))
+    Ok(Some(read))
 }
 
+/// A full synchronization: the payload is parsed as it arrives (on a blocking
+/// thread) into a fresh dataset, which replaces the current one once the whole
+/// file loaded intact.
 async fn full_sync(
     shared: &Arc<Shared>,
     generation: u64,
@@ -681,16 +728,12 @@ async fn full_sync(
     replid: String,
     offset: u64,
 ) -> LinkResult<()> {
-    let Some(payload) = read_payload(shared, generation, io).await? else {
-        return Ok(());
-    };
-    let bytes = payload.len();
     let (config, hasher) = {
         let inner = shared.lock_async().await;
         (inner.store.config.clone(), inner.store.key_hasher())
     };
-    tracing::info!("MASTER <-> REPLICA sync: loading DB in memory ({bytes} bytes)");
-    let loaded = tokio::task::spawn_blocking(move || {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let loader = tokio::task::spawn_blocking(move || {
         use redsnap_persist::rdbfile::{load_into, LoadRdbOptions, RdbReader, ReadOptions};
         let mut fresh = redsnap_engine::Store::with_hasher(
             redsnap_engine::EngineConfig {
@@ -699,17 +742,30 @@ async fn full_sync(
             },
             hasher,
         );
-        let reader = RdbReader::new(std::io::Cursor::new(payload), ReadOptions::default())
-            .map_err(|e| e.to_string())?;
+        let feed = std::io::BufReader::with_capacity(
+            64 << 10,
+            Feed {
+                rx,
+                cur: Bytes::new(),
+            },
+        );
+        let reader = RdbReader::new(feed, ReadOptions::default()).map_err(|e| e.to_string())?;
         let opts = LoadRdbOptions {
             now_ms: redsnap_engine::now_ms(),
             ..Default::default()
         };
         let report = load_into(reader, &mut fresh, &opts, |_| {}).map_err(|e| e.to_string())?;
         Ok::<_, String>((fresh, report))
-    })
-    .await
-    .map_err(|e| format!("loading the RDB from MASTER: {e}"))?;
+    });
+    tracing::info!("MASTER <-> REPLICA sync: loading DB in memory as it arrives");
+    // The sender is dropped when this returns: the loader sees the end of the file.
+    let got = read_payload(shared, generation, io, tx).await;
+    let loaded = loader
+        .await
+        .map_err(|e| format!("loading the RDB from MASTER: {e}"))?;
+    let Some(bytes) = got? else {
+        return Ok(());
+    };
     let (mut fresh, report) =
         loaded.map_err(|e| format!("failed to load the RDB from MASTER: {e}"))?;
     let mut inner = shared.lock_async().await;
