@@ -50,7 +50,7 @@ mod info;
 pub(crate) mod replica;
 mod stream;
 mod sync;
-mod wait;
+pub(crate) mod wait;
 
 pub(crate) use info::{info_section, role};
 

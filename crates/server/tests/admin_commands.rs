@@ -903,6 +903,60 @@ fn client_pause_hides_expired_keys_and_runs_read_only_scripts_as_redis() {
     assert_eq!(scenario(s.port()), want);
 }
 
+/// A client blocked in WAIT is counted in blocked_clients, flagged `b` in CLIENT
+/// LIST, and CLIENT UNBLOCK ends it with the count so far (TIMEOUT) or the
+/// UNBLOCKED error (ERROR), as on Redis.
+#[test]
+fn wait_is_a_blocked_client_as_redis_s() {
+    let r = redis();
+    let s = redsnap();
+    let scenario = |port: u16| -> Vec<String> {
+        let mut admin = conn(port);
+        let mut out = Vec::new();
+        for how in ["TIMEOUT", "ERROR"] {
+            let mut w = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            w.set_read_timeout(Some(WAIT)).expect("timeout");
+            w.write_all(b"*2\r\n$6\r\nCLIENT\r\n$2\r\nID\r\n")
+                .expect("write");
+            let mut buf = [0u8; 64];
+            let n = w.read(&mut buf).expect("id");
+            let id = text(&buf[1..n]).trim().to_string();
+            w.write_all(b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$1\r\n0\r\n")
+                .expect("write");
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let info = text(&cmd(&mut admin, &["INFO", "clients"]));
+                if info.contains("blocked_clients:1\r\n") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "WAIT not blocked: {info}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let list = text(
+                &redsnap_testsupport::bulk_payload(&cmd(&mut admin, &["CLIENT", "LIST"]))
+                    .expect("bulk"),
+            );
+            let line = list
+                .lines()
+                .find(|l| field(l, "id") == id)
+                .unwrap_or_default()
+                .to_string();
+            out.push(format!(
+                "flags={} cmd={}",
+                field(&line, "flags"),
+                field(&line, "cmd")
+            ));
+            out.push(text(&cmd(&mut admin, &["CLIENT", "UNBLOCK", &id, how])));
+            let n = w.read(&mut buf).expect("reply");
+            out.push(text(&buf[..n]));
+        }
+        out
+    };
+    let want = scenario(r.port());
+    assert!(want.iter().any(|l| l.starts_with("-UNBLOCKED")), "{want:?}");
+    assert_eq!(scenario(s.port()), want);
+}
+
 /// The query buffer in CLIENT LIST, as Redis shows it: a fresh client's 16 KB, the
 /// unparsed bytes and parsed arguments of a request still arriving (`qbuf`,
 /// `argv-mem`), the buffer freed once the client has been idle for over 2 s, and

@@ -176,7 +176,9 @@ fn may_write(inner: &Inner, spec: &CommandSpec, sub: &CommandSpec, argv: &[Bytes
 /// The number of clients waiting: on a blocking command, or for the end of a
 /// CLIENT PAUSE (INFO `blocked_clients`).
 pub(crate) fn blocked_count(inner: &Inner) -> usize {
-    inner.blocked.len() + inner.clients.values().filter(|c| c.postponed).count()
+    inner.blocked.len()
+        + inner.clients.values().filter(|c| c.postponed).count()
+        + crate::repl::wait::waiting(inner)
 }
 
 /// Marks a client as waiting for the end of a pause (CLIENT LIST flag `b`, INFO
@@ -269,7 +271,10 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
     if c.multi >= 0 {
         fl.push('x');
     }
-    if inner.blocked.contains_key(&c.id) || c.postponed {
+    if inner.blocked.contains_key(&c.id)
+        || c.postponed
+        || crate::repl::wait::is_waiting(inner, c.id)
+    {
         fl.push('b');
     }
     let (tracking_flags, redir) = crate::tracking::client_list_fields(inner, c.id);
@@ -635,7 +640,9 @@ fn unblock(inner: &mut Inner, argv: &[Bytes]) -> Step {
     };
     let id = id as u64;
     if !inner.blocked.contains_key(&id) {
-        return Reply::Int(0).into();
+        // A client in WAIT: the count so far, or the error.
+        let e = error.then(|| Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK"));
+        return Reply::Int(crate::repl::wait::unblock(inner, id, e) as i64).into();
     }
     let r = if error {
         Reply::err("UNBLOCKED client unblocked via CLIENT UNBLOCK")

@@ -285,6 +285,14 @@ fn disconnect_blocked(inner: &mut Inner) {
             let _ = c.tx.send(ConnMsg::Kill);
         }
     }
+    // Clients in WAIT too (Redis's BLOCKED_WAIT).
+    let waiting: Vec<u64> = inner.repl.waiters.iter().map(|w| w.id).collect();
+    for id in waiting {
+        super::wait::unblock(inner, id, Some(e.clone()));
+        if let Some(c) = inner.clients.get(&id) {
+            let _ = c.tx.send(ConnMsg::Kill);
+        }
+    }
 }
 
 /// INFO replication's replica fields (after `role:slave`).

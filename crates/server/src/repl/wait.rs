@@ -131,3 +131,28 @@ fn timed_out(inner: &mut Inner, token: u64) {
     let n = count(inner, w.offset);
     reply(inner, w.id, n);
 }
+
+/// Whether client `id` is blocked in WAIT.
+pub(crate) fn is_waiting(inner: &Inner, id: u64) -> bool {
+    inner.repl.waiters.iter().any(|w| w.id == id)
+}
+
+/// How many clients are blocked in WAIT (INFO `blocked_clients`).
+pub(crate) fn waiting(inner: &Inner) -> usize {
+    inner.repl.waiters.len()
+}
+
+/// Ends client `id`'s WAIT early: with the count acknowledged so far (CLIENT
+/// UNBLOCK id TIMEOUT, Redis's `replyToBlockedClientTimedOut`), or with `error`.
+/// False when it is not waiting.
+pub(crate) fn unblock(inner: &mut Inner, id: u64, error: Option<Reply>) -> bool {
+    let Some(i) = inner.repl.waiters.iter().position(|w| w.id == id) else {
+        return false;
+    };
+    let w = inner.repl.waiters.remove(i);
+    let r = error.unwrap_or_else(|| Reply::Int(count(inner, w.offset)));
+    if let Some(c) = inner.clients.get(&id) {
+        let _ = c.tx.send(ConnMsg::Unblocked(r));
+    }
+    true
+}
