@@ -220,6 +220,8 @@ static DIRECTIVES: &[Directive] = &[
         true,
     ),
     d("maxmemory", umem(0, ULLONG_MAX), "0", true),
+    // redsnap's own: the most memory a Lua state may hold (0: no limit).
+    d("lua-memory-limit", umem(0, ULLONG_MAX), "1gb", true),
     d("maxmemory-policy", Kind::Enum(POLICIES), "noeviction", true),
     d("maxmemory-samples", int(1, 64), "5", true),
     // Total memory of the clients; a negative value is a percentage of maxmemory

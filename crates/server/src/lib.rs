@@ -170,6 +170,7 @@ pub(crate) fn publish_live(shared: &Shared, c: &Config) {
         .busy
         .threshold_ms
         .store(c.u64("busy-reply-threshold"), Release);
+    scripting::set_memory_limit(c.u64("lua-memory-limit"));
 }
 
 /// CONFIG SET: applies the new configuration (`inner.config`; `old` is the previous

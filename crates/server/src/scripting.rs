@@ -39,6 +39,14 @@ mod sandbox;
 mod structlib;
 mod vm;
 
+/// `lua-memory-limit`: the most memory each Lua state (scripts, functions) may hold.
+pub(crate) fn set_memory_limit(bytes: u64) {
+    vm::MEMORY_LIMIT.store(
+        usize::try_from(bytes).unwrap_or(usize::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
 use crate::state::Inner;
 use bytes::Bytes;
 use mlua::Value;

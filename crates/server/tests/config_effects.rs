@@ -45,6 +45,7 @@ const OBSERVED_HERE: &[&str] = &[
     "maxmemory",
     "maxmemory-policy",
     "busy-reply-threshold",
+    "lua-memory-limit",
     "hash-max-listpack-entries",
     "hash-max-listpack-value",
     "set-max-intset-entries",
@@ -432,6 +433,16 @@ fn memory_and_script_parameters_act_at_once() {
         .join()
         .expect("script")
         .starts_with("-ERR Script killed"));
+
+    // lua-memory-limit: a script that grows past it stops with "not enough memory"
+    // (the server and the Lua state live on); under a higher limit it runs.
+    let grow = "local t = {} for i = 1, 2000000 do t[i] = i end return #t";
+    set(&mut c, "lua-memory-limit", "8mb");
+    let r = cmd(&mut c, &["EVAL", grow, "0"]);
+    assert!(r.contains("not enough memory"), "{r}");
+    assert_eq!(cmd(&mut c, &["EVAL", "return 1 + 1", "0"]), ":2\r\n");
+    set(&mut c, "lua-memory-limit", "1gb");
+    assert_eq!(cmd(&mut c, &["EVAL", grow, "0"]), ":2000000\r\n");
 
     // client-output-buffer-limit: a subscriber that does not read is dropped once
     // its pub/sub output passes the new hard limit.

@@ -104,6 +104,20 @@ const HOOK_KEY: &std::ffi::CStr = c"redsnap.hook";
 /// Registry slot a non-scalar script result is handed to mlua through.
 const RESULT_SLOT: &std::ffi::CStr = c"redsnap.script_result";
 
+/// The most memory a Lua state may hold (`lua-memory-limit`; 0: no limit). Past
+/// it an allocation fails inside Lua, so the script stops with "not enough
+/// memory" and the state stays usable. Without a limit a failed allocation aborts
+/// the process (mlua cannot hand Lua a failed allocation then): a script that
+/// builds an endless table must not take the server down.
+pub(super) static MEMORY_LIMIT: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(1 << 30);
+
+/// Applies [`MEMORY_LIMIT`] to `lua` (before each run: the setting may have changed).
+fn apply_memory_limit(lua: &Lua) {
+    // Not available only in module mode, which redsnap does not use.
+    let _ = lua.set_memory_limit(MEMORY_LIMIT.load(Ordering::Relaxed));
+}
+
 /// Which entry function a state's runs go through.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -164,6 +178,7 @@ impl Vm {
                 LuaOptions::default(),
             )
         };
+        apply_memory_limit(&lua);
         let ctx = Arc::new(CtxCell::default());
         let load = Arc::new(LoadCell::default());
         let api = lua.create_table()?;
@@ -248,6 +263,7 @@ impl Vm {
         timeout: Option<Duration>,
     ) -> Result<(), Vec<u8>> {
         let internal = |e: mlua::Error| format!("ERR {}", error_text(&e)).into_bytes();
+        apply_memory_limit(&self.lua);
         let body = self.lua.create_registry_value(body).map_err(internal)?;
         self.lib_meta
             .raw_set("__index", self.lib_loading.clone())
@@ -525,6 +541,7 @@ pub(super) fn run(
     run: RunCtx,
 ) -> Reply {
     let raw = vm.raw.0;
+    apply_memory_limit(&vm.lua);
     // Busy-script state for other connections; the hook reads it.
     let shared = conn.shared.clone();
     // SAFETY: the hook context is owned by the `Vm` the handle was taken from, which
