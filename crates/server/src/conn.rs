@@ -836,6 +836,9 @@ impl Conn {
                         Some(ConnMsg::ResizeQueryBuf(target)) => {
                             self.qb.resize(&mut rbuf, parser.pending_bytes(), target);
                         }
+                        Some(ConnMsg::ResizeReplyBuf(target)) => {
+                            crate::querybuf::resize_reply(&mut self.qb, &mut wbuf, target);
+                        }
                     }
                 }
             }
@@ -903,7 +906,7 @@ impl Conn {
                     wbuf.extend_from_slice(&b);
                 }
                 // The cron asks again at its next pass.
-                Ok(ConnMsg::ResizeQueryBuf(_)) => {}
+                Ok(ConnMsg::ResizeQueryBuf(_) | ConnMsg::ResizeReplyBuf(_)) => {}
                 Ok(ConnMsg::Kill) => return true,
                 Err(_) => return false,
             }
@@ -1058,7 +1061,9 @@ impl Conn {
                         self.took_raw(&b);
                         self.write(stream, &b).await?;
                     }
-                    Some(ConnMsg::Unblocked(_)) | Some(ConnMsg::ResizeQueryBuf(_)) => {}
+                    Some(ConnMsg::Unblocked(_))
+                    | Some(ConnMsg::ResizeQueryBuf(_))
+                    | Some(ConnMsg::ResizeReplyBuf(_)) => {}
                 },
             }
         }
@@ -1110,7 +1115,7 @@ impl Conn {
                         crate::commands::blocking::unblock(&mut inner, self.id);
                         return Ok(None);
                     }
-                    Some(ConnMsg::ResizeQueryBuf(_)) => {}
+                    Some(ConnMsg::ResizeQueryBuf(_)) | Some(ConnMsg::ResizeReplyBuf(_)) => {}
                 },
                 _ = sleep => {
                     let mut inner = self.shared.lock_async().await;

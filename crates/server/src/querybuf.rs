@@ -23,7 +23,7 @@
 use crate::clientmem::ClientMem;
 use crate::state::{ClientInfo, ConnMsg, Inner};
 use bytes::BytesMut;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,9 +37,22 @@ const MIN_WASTE: usize = 4 * 1024;
 pub(crate) const BIG_ARG: usize = 32 * 1024;
 /// The first room given to a big bulk, and the least a growth step adds.
 const GROW_MIN: usize = 64 * 1024;
-/// The reply buffer each connection keeps (CLIENT LIST `rbs`), counted in its
-/// memory.
+/// The reply buffer a connection starts with (CLIENT LIST `rbs`), counted in its
+/// memory; the cron grows an active client's back to it (Redis's
+/// PROTO_REPLY_CHUNK_BYTES).
 pub(crate) const RBS: usize = 16 * 1024;
+/// The least the cron shrinks a reply buffer to (Redis's PROTO_REPLY_MIN_BYTES).
+const REPLY_MIN: usize = 1024;
+
+/// Reply buffer resizing (Redis's `clientsCronResizeOutputBuffer`): on, and how
+/// often a client's peak is measured again (ms, -1: never), as DEBUG REPLYBUFFER
+/// sets them.
+pub(crate) static REPLY_RESIZING: AtomicBool = AtomicBool::new(true);
+pub(crate) static REPLY_PEAK_RESET_MS: AtomicI64 = AtomicI64::new(REPLY_PEAK_RESET_DEFAULT);
+pub(crate) const REPLY_PEAK_RESET_DEFAULT: i64 = 5000;
+/// INFO stats `reply_buffer_shrinks` / `reply_buffer_expands`.
+pub(crate) static REPLY_SHRINKS: AtomicU64 = AtomicU64::new(0);
+pub(crate) static REPLY_EXPANDS: AtomicU64 = AtomicU64::new(0);
 
 /// A connection's query buffer figures, shared with its `ClientInfo`.
 #[derive(Debug, Default)]
@@ -53,6 +66,11 @@ pub struct Stats {
     alloc: AtomicUsize,
     /// Most bytes held at once since the cron last looked.
     peak: AtomicUsize,
+    /// The reply buffer's allocation (`rbs`) and the most replies it held at once
+    /// since the peak was last reset (`rbp`), and when that was.
+    reply_size: AtomicUsize,
+    reply_peak: AtomicUsize,
+    reply_peak_reset: std::sync::Mutex<Option<Instant>>,
     /// The memory the connection holds as last published (query buffer, arguments
     /// of a request still arriving, reply buffer, MULTI queue, pub/sub and WATCH
     /// bookkeeping): CLIENT LIST `tot-mem` less `omem`; its changes go to
@@ -70,6 +88,11 @@ impl Stats {
         let len = self.len.load(Relaxed);
         let free = self.alloc.load(Relaxed).saturating_sub(len);
         (len, free, self.argv.load(Relaxed))
+    }
+
+    /// (`rbs`, `rbp`).
+    pub(crate) fn reply_shown(&self) -> (usize, usize) {
+        (self.reply_size.load(Relaxed), self.reply_peak.load(Relaxed))
     }
 
     #[cfg(test)]
@@ -132,6 +155,7 @@ impl QueryBuf {
     pub(crate) fn new(alloc: usize, cm: Arc<ClientMem>) -> QueryBuf {
         let stats = Arc::new(Stats::default());
         stats.alloc.store(alloc, Relaxed);
+        stats.reply_size.store(RBS, Relaxed);
         let mut qb = QueryBuf {
             stats,
             unprocessed: 0,
@@ -244,19 +268,27 @@ impl QueryBuf {
     }
 
     /// After a batch ran: what is left is the part of a request still arriving
-    /// (`in_multi`: a MULTI is open, its queue counts). True: the clients' memory
-    /// is at or over `maxmemory-clients`.
+    /// (`in_multi`: a MULTI is open, its queue counts); `reply_buf` is the reply
+    /// buffer's allocation and `replies` the bytes it holds. True: the clients'
+    /// memory is at or over `maxmemory-clients`.
     #[inline]
     pub(crate) fn after_batch(
         &mut self,
         rbuf: &BytesMut,
         parsed: usize,
         in_multi: bool,
-        reply_buf: usize,
+        (reply_buf, replies): (usize, usize),
         overhead: usize,
     ) -> bool {
         if !in_multi {
             self.multi = 0;
+        }
+        if reply_buf != self.reply_buf {
+            self.stats.reply_size.store(reply_buf, Relaxed);
+        }
+        // Only this task raises the peak (the cron lowers it).
+        if replies > self.stats.reply_peak.load(Relaxed) {
+            self.stats.reply_peak.store(replies, Relaxed);
         }
         self.reply_buf = reply_buf;
         self.overhead = overhead;
@@ -267,6 +299,7 @@ impl QueryBuf {
     /// The connection replaced its reply buffer (a large one, once written).
     pub(crate) fn reply_buf_replaced(&mut self, capacity: usize) {
         self.reply_buf = capacity;
+        self.stats.reply_size.store(capacity, Relaxed);
         let (len, argv) = (self.stats.len.load(Relaxed), self.stats.argv.load(Relaxed));
         self.publish(len, argv);
     }
@@ -318,6 +351,15 @@ impl QueryBuf {
     }
 }
 
+/// The cron's request: a reply buffer of `target` bytes, unless replies are
+/// waiting in it.
+pub(crate) fn resize_reply(qb: &mut QueryBuf, wbuf: &mut BytesMut, target: usize) {
+    if wbuf.is_empty() && wbuf.capacity() != target {
+        *wbuf = BytesMut::with_capacity(target);
+        qb.reply_buf_replaced(wbuf.capacity());
+    }
+}
+
 /// Moves what `rbuf` holds into a fresh allocation with `extra` bytes of room.
 /// Not `BytesMut::reserve`: that reallocates, and the allocator copies the whole old
 /// allocation (touching every page of the new one), not just the bytes held.
@@ -366,6 +408,44 @@ fn visit(c: &ClientInfo, now: Instant) {
     }
     // The peak is measured again until the next visit.
     s.peak.store(len, Relaxed);
+    visit_reply(c, now);
+}
+
+/// Redis's `clientsCronResizeOutputBuffer`: a reply buffer whose peak stayed under
+/// half of it shrinks to the peak (at least 1 KB: an idle client keeps 1 KB, not
+/// 16); one that filled up doubles, up to 16 KB (larger batches grow it as they
+/// write, and it shrinks again once they stop). The peak is measured again every
+/// `peak-reset-time`.
+fn visit_reply(c: &ClientInfo, now: Instant) {
+    if !REPLY_RESIZING.load(Relaxed) {
+        return;
+    }
+    let s = &c.qb;
+    let (size, peak) = (s.reply_size.load(Relaxed), s.reply_peak.load(Relaxed));
+    let target = if size / 2 >= REPLY_MIN && peak < size / 2 {
+        REPLY_SHRINKS.fetch_add(1, Relaxed);
+        Some(REPLY_MIN.max(peak + 1))
+    } else if size < RBS && peak >= size {
+        REPLY_EXPANDS.fetch_add(1, Relaxed);
+        Some(RBS.min(size * 2))
+    } else {
+        None
+    };
+    if let Some(t) = target {
+        let _ = c.tx.send(ConnMsg::ResizeReplyBuf(t));
+    }
+    let every = REPLY_PEAK_RESET_MS.load(Relaxed);
+    if every >= 0 {
+        if let Ok(mut last) = s.reply_peak_reset.lock() {
+            let due = last.is_none_or(|t| {
+                now.saturating_duration_since(t) >= Duration::from_millis(every as u64)
+            });
+            if due {
+                *last = Some(now);
+                s.reply_peak.store(0, Relaxed);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

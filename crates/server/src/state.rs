@@ -29,6 +29,8 @@ pub enum ConnMsg {
     /// The cron asks for a query buffer of this many bytes (0: free it), see
     /// `querybuf.rs`.
     ResizeQueryBuf(usize),
+    /// The cron asks for a reply buffer of this many bytes (`querybuf.rs`).
+    ResizeReplyBuf(usize),
 }
 
 /// What a blocked client waits for, and how to serve it once a key is ready.

@@ -957,6 +957,77 @@ fn wait_is_a_blocked_client_as_redis_s() {
     assert_eq!(scenario(s.port()), want);
 }
 
+/// The reply buffer is resized by the cron as Redis's: an idle client's shrinks to
+/// 1 KB (CLIENT LIST `rbs`, INFO `reply_buffer_shrinks`), a client that receives
+/// large replies gets room for them (`rbp` shows the peak), and once the peak is
+/// measured again and found small, the buffer shrinks back.
+#[test]
+fn reply_buffers_shrink_when_idle_and_grow_with_replies() {
+    let s = redsnap();
+    let mut admin = conn(s.port());
+    let mut tc = conn(s.port());
+    cmd(&mut tc, &["CLIENT", "SETNAME", "rbtest"]);
+    cmd(
+        &mut admin,
+        &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "100"],
+    );
+    let rb = |admin: &mut RawConn| -> (usize, usize) {
+        let list = text(
+            &redsnap_testsupport::bulk_payload(&cmd(admin, &["CLIENT", "LIST"])).expect("bulk"),
+        );
+        let line = list
+            .lines()
+            .find(|l| l.contains("name=rbtest"))
+            .expect("listed")
+            .to_string();
+        (
+            field(&line, "rbs").parse().expect("rbs"),
+            field(&line, "rbp").parse().expect("rbp"),
+        )
+    };
+    let wait_for = |admin: &mut RawConn, what: &str, ok: &dyn Fn((usize, usize)) -> bool| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let v = rb(admin);
+            if ok(v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "{what}: rbs/rbp {v:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(rb(&mut admin).0, 16 * 1024, "a new client's buffer");
+    wait_for(&mut admin, "idle shrink", &|(rbs, _)| rbs == 1024);
+    let shrinks = text(&cmd(&mut admin, &["INFO", "stats"]));
+    assert!(!shrinks.contains("reply_buffer_shrinks:0\r\n"), "{shrinks}");
+    // Replies of 20 KB: the buffer holds them, the peak shows them.
+    cmd(
+        &mut admin,
+        &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "never"],
+    );
+    cmd(&mut admin, &["SET", "big", &"x".repeat(20_000)]);
+    cmd(&mut tc, &["GET", "big"]);
+    let (rbs, rbp) = rb(&mut admin);
+    assert!(rbs >= 20_000 && rbp >= 20_000, "{rbs} {rbp}");
+    // Measured again: small, so the buffer shrinks back.
+    cmd(
+        &mut admin,
+        &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "100"],
+    );
+    wait_for(&mut admin, "shrink after the peak", &|(rbs, _)| rbs < 2048);
+    // With resizing off, nothing changes any more.
+    cmd(&mut admin, &["DEBUG", "REPLYBUFFER", "RESIZING", "0"]);
+    cmd(&mut tc, &["GET", "big"]);
+    let grown = rb(&mut admin).0;
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(rb(&mut admin).0, grown, "resizing off");
+    cmd(&mut admin, &["DEBUG", "REPLYBUFFER", "RESIZING", "1"]);
+    cmd(
+        &mut admin,
+        &["DEBUG", "REPLYBUFFER", "PEAK-RESET-TIME", "reset"],
+    );
+}
+
 /// The query buffer in CLIENT LIST, as Redis shows it: a fresh client's 16 KB, the
 /// unparsed bytes and parsed arguments of a request still arriving (`qbuf`,
 /// `argv-mem`), the buffer freed once the client has been idle for over 2 s, and

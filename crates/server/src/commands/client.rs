@@ -294,9 +294,9 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
         let (q, f, argv) = c.qb.shown();
         (q, f, argv, c.multi_mem)
     };
-    // The reply buffer: redsnap's connections start with 16 KB and write it out
-    // after each batch; what is queued beyond it (pub/sub) is `omem`.
-    let rbs = 16 * 1024;
+    // The reply buffer (16 KB at first, resized by the cron as Redis's) and its
+    // peak; what is queued beyond it (pub/sub) is `omem`.
+    let (rbs, rbp) = c.qb.reply_shown();
     let omem = c.pending_out.load(Ordering::Relaxed) as usize;
     // The memory the connection published (query and reply buffers, a request
     // still arriving, MULTI queue, pub/sub and WATCH bookkeeping; see
@@ -305,7 +305,7 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
     let tot = crate::clientmem::client_total(c) + own;
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp=0 obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir={} resp={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events={} cmd={} user={} redir={} resp={}",
         c.id,
         c.addr,
         c.laddr,
@@ -324,6 +324,7 @@ fn client_line(out: &mut String, c: &ClientInfo, inner: &Inner, me: &Caller, now
         argv_mem,
         multi_mem,
         rbs,
+        rbp,
         omem,
         tot,
         if omem > 0 { "rw" } else { "r" },

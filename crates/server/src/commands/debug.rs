@@ -76,10 +76,29 @@ fn debug(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Step {
     {
         Reply::ok().into()
     } else if is(sub, "replybuffer") && argv.len() == 4 {
-        // Redis's reply buffer is resized by its cron (`resizing`, `peak-reset-time`);
-        // redsnap's never is (it is replaced once over 1 MB and written out): the
-        // settings have nothing to act on.
-        if is(&argv[2], "peak-reset-time") || is(&argv[2], "resizing") {
+        // The reply buffers' resizing by the cron (`querybuf.rs`).
+        use crate::querybuf::{REPLY_PEAK_RESET_DEFAULT, REPLY_PEAK_RESET_MS, REPLY_RESIZING};
+        use std::sync::atomic::Ordering::Relaxed;
+        if is(&argv[2], "peak-reset-time") {
+            let ms = if is(&argv[3], "never") {
+                -1
+            } else if is(&argv[3], "reset") {
+                REPLY_PEAK_RESET_DEFAULT
+            } else {
+                match redsnap_engine::num::parse_i64(&argv[3]) {
+                    Some(v) => v,
+                    None => return Reply::err(redsnap_engine::reply::ERR_NOT_INT).into(),
+                }
+            };
+            REPLY_PEAK_RESET_MS.store(ms, Relaxed);
+            Reply::ok().into()
+        } else if is(&argv[2], "resizing") {
+            // Redis reads it with atoi.
+            let on = std::str::from_utf8(&argv[3])
+                .ok()
+                .and_then(|t| t.trim().parse::<i64>().ok())
+                .unwrap_or(0);
+            REPLY_RESIZING.store(on != 0, Relaxed);
             Reply::ok().into()
         } else {
             Reply::error(format!(

@@ -85,7 +85,7 @@ impl Conn {
                 io.rbuf,
                 io.parser.pending_bytes(),
                 self.multi.is_some(),
-                io.wbuf.capacity(),
+                (io.wbuf.capacity(), io.wbuf.len()),
                 self.mem_overhead(inner),
             )
         {
