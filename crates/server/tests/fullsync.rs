@@ -264,3 +264,61 @@ fn a_replica_killed_during_its_transfer_ends_it_and_its_socket_closes() {
     );
     assert_eq!(ok(&mut c, &["PING"]), Resp::Simple(b"PONG".to_vec()));
 }
+
+#[test]
+fn a_tls_replica_gets_its_file_through_the_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = redsnap_testsupport::TlsFiles::generate(dir.path()).expect("tls material");
+    let tls_port = redsnap_testsupport::free_port().to_string();
+    let path = |p: &std::path::Path| p.to_string_lossy().into_owned();
+    let (cert, key, ca) = (
+        path(&files.server_cert),
+        path(&files.server_key),
+        path(&files.ca_cert),
+    );
+    let m = RedsnapServer::builder()
+        .extra_args(&[
+            "--appendonly",
+            "no",
+            "--save",
+            "",
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ])
+        .start()
+        .expect("redsnap with TLS");
+    let mut c = client(m.port());
+    ok(&mut c, &["DEBUG", "POPULATE", "50000", "key", "100"]);
+    let before = text(&ok(&mut c, &["DEBUG", "DIGEST"]));
+    let file = dir.path().join("tls.rdb");
+    let out = std::process::Command::new("redis-cli")
+        .args([
+            "--tls",
+            "--cacert",
+            &ca,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &tls_port,
+            "--rdb",
+        ])
+        .arg(&file)
+        .output()
+        .expect("redis-cli");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rdb = std::fs::read(&file).expect("rdb");
+    assert_eq!(digest_of_file(&rdb), before);
+}
