@@ -104,6 +104,9 @@ pub(crate) struct Conn {
     batch_wall_ms: u64,
     /// The query buffer's figures (CLIENT LIST `qbuf`, resizing by the cron).
     pub(crate) qb: crate::querybuf::QueryBuf,
+    /// A replica's full synchronization asked for the socket: lent once what is
+    /// queued is written (`repl/handoff.rs`).
+    lend: Option<crate::repl::handoff::Lend>,
 }
 
 pub(crate) fn ok() -> Reply {
@@ -522,7 +525,7 @@ pub(crate) async fn serve<S>(
     laddr: String,
     fd: i32,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + crate::repl::handoff::PlainFd,
 {
     let id = shared.next_client_id();
     let (tx, mut rx) = mpsc::unbounded_channel();
@@ -640,6 +643,7 @@ impl Conn {
             clock: now,
             batch_wall_ms: now_ms(),
             qb,
+            lend: None,
         }
     }
 
@@ -704,7 +708,7 @@ impl Conn {
         rx: &mut mpsc::UnboundedReceiver<ConnMsg>,
     ) -> std::io::Result<()>
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Unpin + crate::repl::handoff::PlainFd,
     {
         let mut rbuf = BytesMut::with_capacity(crate::querybuf::IOBUF_LEN);
         let mut wbuf = BytesMut::with_capacity(16 * 1024);
@@ -775,6 +779,10 @@ impl Conn {
                     self.qb.reply_buf_replaced(wbuf.capacity());
                 }
             }
+            if let Some(lend) = self.lend.take() {
+                // Written out above: the transfer thread writes until it is done.
+                crate::repl::handoff::lend(&*stream, lend, &self.kill).await?;
+            }
             // `timeout`: read when the wait starts and again whenever the
             // configuration changes (CONFIG SET acts on idle clients at once).
             let bulk = parser.bulk_missing(&rbuf);
@@ -839,6 +847,7 @@ impl Conn {
                         Some(ConnMsg::ResizeReplyBuf(target)) => {
                             crate::querybuf::resize_reply(&mut self.qb, &mut wbuf, target);
                         }
+                        Some(ConnMsg::Lend(l)) => self.lend = Some(l),
                     }
                 }
             }
@@ -896,7 +905,11 @@ impl Conn {
     /// client's buffer when they are published. Their publishers' batches are
     /// staged, so `Conn::write` covers them as it covers the reply. Returns true
     /// when the connection was killed meanwhile.
-    fn take_pushes(&self, rx: &mut mpsc::UnboundedReceiver<ConnMsg>, wbuf: &mut BytesMut) -> bool {
+    fn take_pushes(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<ConnMsg>,
+        wbuf: &mut BytesMut,
+    ) -> bool {
         loop {
             match rx.try_recv() {
                 Ok(ConnMsg::Push(r)) => self.encode_push(wbuf, &r),
@@ -907,6 +920,7 @@ impl Conn {
                 }
                 // The cron asks again at its next pass.
                 Ok(ConnMsg::ResizeQueryBuf(_) | ConnMsg::ResizeReplyBuf(_)) => {}
+                Ok(ConnMsg::Lend(l)) => self.lend = Some(l),
                 Ok(ConnMsg::Kill) => return true,
                 Err(_) => return false,
             }
@@ -1064,6 +1078,7 @@ impl Conn {
                     Some(ConnMsg::Unblocked(_))
                     | Some(ConnMsg::ResizeQueryBuf(_))
                     | Some(ConnMsg::ResizeReplyBuf(_)) => {}
+                    Some(ConnMsg::Lend(l)) => self.lend = Some(l),
                 },
             }
         }
@@ -1116,6 +1131,7 @@ impl Conn {
                         return Ok(None);
                     }
                     Some(ConnMsg::ResizeQueryBuf(_)) | Some(ConnMsg::ResizeReplyBuf(_)) => {}
+                    Some(ConnMsg::Lend(l)) => self.lend = Some(l),
                 },
                 _ = sleep => {
                     let mut inner = self.shared.lock_async().await;

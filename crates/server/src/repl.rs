@@ -46,6 +46,7 @@
 
 mod backlog;
 mod fullsync;
+pub(crate) mod handoff;
 mod info;
 pub(crate) mod replica;
 mod stream;

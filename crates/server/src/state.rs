@@ -26,6 +26,9 @@ pub enum ConnMsg {
     /// sender adds their length to `ClientInfo::pending_out`, the connection
     /// subtracts it when it takes them (the RDB transfer waits on that count).
     Raw(Bytes),
+    /// A replica's full synchronization asks for the socket (`repl/handoff.rs`):
+    /// write out what is queued, then lend it.
+    Lend(crate::repl::handoff::Lend),
     /// The cron asks for a query buffer of this many bytes (0: free it), see
     /// `querybuf.rs`.
     ResizeQueryBuf(usize),

@@ -346,7 +346,16 @@ fn start_group(shared: &Arc<Shared>, inner: &mut Inner, key: Group) {
             x.out.fetch_add(head.len() as u64, Ordering::Relaxed);
             let _ = x.tx.send(ConnMsg::Raw(head.clone()));
         }
-        targets.push(fullsync::Target::new(x.id, x.tx.clone(), x.out.clone()));
+        // The file's thread writes to the socket itself when the connection can
+        // lend it (`handoff.rs`), once `+FULLRESYNC` is out.
+        let (lend, answer) = super::handoff::request();
+        let _ = x.tx.send(ConnMsg::Lend(lend));
+        targets.push(fullsync::Target::new(
+            x.id,
+            x.tx.clone(),
+            x.out.clone(),
+            answer,
+        ));
         hs.get_or_insert_with(|| x.hs.clone());
     }
     let Some(hs) = hs else {
@@ -371,6 +380,10 @@ fn start_group(shared: &Arc<Shared>, inner: &mut Inner, key: Group) {
         eof: key.eof,
         timeout: r.conf.timeout,
         started: Instant::now(),
+        spool_dir: inner
+            .persist
+            .is_some()
+            .then(|| inner.config.str("dir").into()),
     };
     tracing::info!(
         clients = ?ids,
