@@ -50,7 +50,7 @@ if [ -d tests/clients ]; then
   need_npm tests/clients ioredis
 fi
 if [ -d tests/frameworks ]; then
-  need_py tests/frameworks/requirements.txt redis rq django django_redis
+  need_py tests/frameworks/requirements.txt redis rq django django_redis celery kombu
   need_npm tests/frameworks bullmq ioredis
 fi
 
