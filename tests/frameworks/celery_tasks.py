@@ -133,6 +133,9 @@ def celery_part(app, host, port, s):
             kinds[rb.type(k).decode()] = kinds.get(rb.type(k).decode(), 0) + 1
         s["result_key_types"] = kinds
         s["counters"] = [int(rb.get("rsfw:flaky")), int(rb.get("rsfw:patient"))]
+        # Remote control over the pidbox (fanout exchange + a reply queue).
+        pongs = app.control.ping(timeout=1)
+        s["control_ping"] = sorted(v.get("ok") for reply in pongs for v in reply.values())
 
 
 def kombu_part(host, port, s):
@@ -152,6 +155,35 @@ def kombu_part(host, port, s):
         except sq.Empty:
             got.append("empty")
         s["simple_queue"] = got
+        sq.close()
+
+    # A message taken but not acked sits in kombu's "unacked" hash and
+    # "unacked_index" ZSET; restore_visible (visibility timeout passed) puts it
+    # back on its list, and it comes back marked redelivered.
+    opts = {"visibility_timeout": 1}
+    with Connection(url, transport_options=opts) as conn:
+        sq = conn.SimpleQueue("rsfw.unacked")
+        sq.put({"n": "again"})
+        first = sq.get(block=True, timeout=5)
+        rb = redis.Redis(host=host, port=port, db=BROKER_DB, socket_timeout=10)
+        pending = [rb.hlen("unacked"), rb.zcard("unacked_index"), rb.llen("rsfw.unacked")]
+        again = None
+        for _ in range(40):  # up to ~6 s: visibility timeout 1 s
+            conn.default_channel.qos.restore_visible(num=10)
+            try:
+                again = sq.get(block=True, timeout=0.15)
+                break
+            except sq.Empty:
+                pass
+        s["unacked_restore"] = {
+            "pending_before": pending,
+            "first": first.payload,
+            "again": again.payload if again else None,
+            "redelivered": bool(again and again.delivery_info.get("redelivered")),
+        }
+        if again:
+            again.ack()
+        s["unacked_restore"]["after_ack"] = [rb.hlen("unacked"), rb.zcard("unacked_index")]
         sq.close()
 
     opts = {"priority_steps": [0, 3, 6, 9], "queue_order_strategy": "priority"}

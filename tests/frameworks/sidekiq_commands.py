@@ -414,6 +414,125 @@ def queue_api(r, s):
     ]
 
 
+def tag(v):
+    """A raw RESP3 reply with its type spelled out, so a bulk string where Redis
+    sends a double (or a set where it sends an array) shows as a difference."""
+    if isinstance(v, bytes):
+        return "bulk:" + v.decode(errors="replace")
+    if isinstance(v, bool):
+        return f"bool:{v}"
+    if isinstance(v, int):
+        return f"int:{v}"
+    if isinstance(v, float):
+        return f"double:{v!r}"
+    if isinstance(v, str):
+        return "str:" + v
+    if v is None:
+        return "null"
+    if isinstance(v, dict):
+        return {"map": sorted([tag(k), tag(x)] for k, x in v.items())}
+    if isinstance(v, (set, frozenset)):
+        return {"set": sorted(tag(x) for x in v)}
+    if isinstance(v, list):
+        return [tag(x) for x in v]
+    return f"{type(v).__name__}:{v}"
+
+
+def raw_replies(opts, s):
+    """Sidekiq's commands once more on a connection without redis-py's reply
+    callbacks, recording each RESP3 reply with its type."""
+    rr = redis.Redis(**opts)
+    rr.response_callbacks.clear()
+    payload = dump(job("jid-raw"))
+    cmds = [
+        ("DEL", "rsfw:z", "rsfw:q", "rsfw:h", "rsfw:s", "rsfw:b"),
+        ("ZADD", "rsfw:z", "1700000100.5", payload, "1700000200", "other"),
+        ("ZRANGE", "rsfw:z", "0", "-1", "withscores"),
+        ("ZRANGE", "rsfw:z", "0", "0", "REV", "withscores"),
+        ("ZRANGE", "rsfw:z", "-inf", "1700000150", "byscore", "limit", "0", "1"),
+        ("ZRANGE", "rsfw:z", "1700000200", "+inf", "BYSCORE", "withscores"),
+        ("ZINCRBY", "rsfw:z", "0.25", "other"),
+        ("ZSCORE", "rsfw:z", "other"),
+        ("ZSCAN", "rsfw:z", "0", "MATCH", "*jid-raw*", "COUNT", "100"),
+        ("ZREMRANGEBYSCORE", "rsfw:z", "-inf", "1700000100.5"),
+        ("ZREMRANGEBYRANK", "rsfw:z", "0", "-3"),
+        ("ZCARD", "rsfw:z"),
+        ("EVAL", LUA_ZPOPBYSCORE, "1", "rsfw:z", "1800000000.0"),
+        ("EVAL", LUA_ZPOPBYSCORE, "1", "rsfw:z", "1800000000.0"),
+        ("SCRIPT", "EXISTS", "0000000000000000000000000000000000000000"),
+        ("SADD", "rsfw:s", "default", "low"),
+        ("SMEMBERS", "rsfw:s"),
+        ("SSCAN", "rsfw:s", "0"),
+        ("SISMEMBER", "rsfw:s", "low"),
+        ("LPUSH", "rsfw:q", payload, "second"),
+        ("BRPOP", "rsfw:none", "rsfw:q", "2"),
+        ("BRPOP", "rsfw:none", "0.1"),
+        ("RPOP", "rsfw:none"),
+        ("LINDEX", "rsfw:q", "-1"),
+        ("HSET", "rsfw:h", "info", "{}", "busy", "0", "beat", "1700000000.5"),
+        ("HGETALL", "rsfw:h"),
+        ("HMGET", "rsfw:h", "info", "busy", "nope"),
+        ("HINCRBY", "rsfw:h", "HardJob|p", "3"),
+        ("EXISTS", "rsfw:h"),
+        ("EXPIRE", "rsfw:h", "60"),
+        ("TYPE", "rsfw:h"),
+        ("TYPE", "rsfw:nothing"),
+        ("BITFIELD", "rsfw:b", "OVERFLOW", "SAT", "INCRBY", "u16", "#1", "70000"),
+        ("BITFIELD_RO", "rsfw:b", "GET", "u16", "#0", "GET", "u16", "#1"),
+        ("SET", "rsfw:lock", "1", "NX", "EX", "60"),
+        ("SET", "rsfw:lock", "1", "NX", "EX", "60"),
+        ("MGET", "rsfw:lock", "rsfw:none"),
+        ("MSET", "rsfw:a", "0", "rsfw:b2", "0"),
+        ("INCRBY", "rsfw:a", "5"),
+        ("UNLINK", "rsfw:z", "rsfw:q", "rsfw:h", "rsfw:s", "rsfw:b", "rsfw:lock", "rsfw:a", "rsfw:b2"),
+    ]
+    # redis-client's connection prelude: HELLO 3 (with SETNAME); the client id differs.
+    hello = rr.execute_command("HELLO", "3", "SETNAME", "sidekiq-rsfw")
+    hello = {k.decode() if isinstance(k, bytes) else k: v for k, v in hello.items()}
+    hello.pop("id", None)
+    out = [["HELLO", tag(hello)], ["CLIENT", tag(rr.execute_command("CLIENT", "GETNAME"))]]
+    for cmd in cmds:
+        try:
+            reply = tag(rr.execute_command(*cmd))
+            # A set's order is its hash table's (Redis seeds it at random): sort.
+            if cmd[0] == "SMEMBERS":
+                reply = sorted(reply)
+            elif cmd[0] == "SSCAN":
+                reply = [reply[0], sorted(reply[1])]
+            out.append([cmd[0], reply])
+        except redis.ResponseError as e:
+            out.append([cmd[0], f"error:{e}"])
+    # MULTI/EXEC as Sidekiq's heartbeat sends it: EXEC's reply holds RESP3 types too.
+    tx = rr.pipeline(transaction=True)
+    tx.sadd("rsfw:s", "p1")
+    tx.exists("rsfw:s")
+    tx.hset("rsfw:h", mapping={"beat": "1.5"})
+    tx.expire("rsfw:h", 60)
+    tx.rpop("rsfw:sig")
+    out.append(["EXEC", tag(tx.execute())])
+    rr.delete("rsfw:s", "rsfw:h")
+    s["raw_resp3"] = out
+
+
+def startup_checks(r, s):
+    """cli.rb / config.rb redis_info: INFO parsed as Ruby does (lines split at the
+    first ':'); Sidekiq refuses Redis < 6.2 and warns unless maxmemory-policy is
+    noeviction; the Web UI shows REDIS_KEYS."""
+    raw = r.execute_command("INFO")
+    raw = raw.decode() if isinstance(raw, bytes) else raw
+    if isinstance(raw, dict):  # redis-py parses INFO itself; Sidekiq sees the text
+        raw = "\n".join(f"{k}:{v}" for k, v in raw.items())
+    info = dict(l.split(":", 1) for l in raw.splitlines() if ":" in l)
+    version = tuple(int(x) for x in info.get("redis_version", "0").split(".")[:3])
+    web_keys = ["redis_version", "uptime_in_days", "connected_clients", "used_memory_human",
+                "used_memory_peak_human"]
+    s["startup"] = {
+        "version_ok": version >= (6, 2, 0),
+        "maxmemory_policy": info.get("maxmemory_policy"),
+        "web_keys_present": [k for k in web_keys if k in info],
+    }
+
+
 def main():
     host, port = sys.argv[1], int(sys.argv[2])
     signal.signal(signal.SIGALRM, _give_up)
@@ -423,6 +542,7 @@ def main():
     r2 = redis.Redis(**opts)
     clean(r)
     s = {}
+    startup_checks(r, s)
     client_push_and_fetch(r, r2, s)
     scheduler(r, s)
     heartbeat(r, s)
@@ -430,6 +550,7 @@ def main():
     retries_and_dead(r, s)
     metrics(r, s)
     queue_api(r, s)
+    raw_replies(opts, s)
     clean(r)
     signal.alarm(0)
     print(json.dumps(as_text(s), sort_keys=True))
