@@ -118,6 +118,10 @@ def celery_part(app, host, port, s):
         s["group"] = g.get(timeout=WAIT)
         c = chord((t["rsfw.add"].s(i, i) for i in range(6)), t["rsfw.tsum"].s()).apply_async()
         s["chord"] = c.get(timeout=WAIT)
+        # The backend's chord counter (<group>.j list, .t total) is gone once it fires.
+        s["chord_counter_keys_left"] = sorted(
+            k.decode() for p in ("*.j", "*.t", "chord-unlock*") for k in rb.scan_iter(match=p)
+        )
         # Revoke a task still waiting for its ETA; the worker records REVOKED when it is due.
         victim = t["rsfw.add"].apply_async((1, 1), countdown=2, task_id="rsfw-revoked")
         victim.revoke()
@@ -134,7 +138,7 @@ def celery_part(app, host, port, s):
         s["result_key_types"] = kinds
         s["counters"] = [int(rb.get("rsfw:flaky")), int(rb.get("rsfw:patient"))]
         # Remote control over the pidbox (fanout exchange + a reply queue).
-        pongs = app.control.ping(timeout=1)
+        pongs = app.control.ping(timeout=10, limit=1)
         s["control_ping"] = sorted(v.get("ok") for reply in pongs for v in reply.values())
 
 
@@ -217,12 +221,18 @@ def kombu_part(host, port, s):
             consumer = Consumer(c.default_channel, [q], callbacks=[on_message], accept=["json"])
             consumer.consume()
             cons.append(consumer)
-        # Subscriptions are set up on the first drain; give each a turn first.
-        for c in (c1, c2):
-            try:
-                c.drain_events(timeout=0.3)
-            except TimeoutError:
-                pass
+        # kombu sends PSUBSCRIBE when a connection first drains: drain until
+        # CLIENT LIST shows both consumers subscribed to a pattern.
+        rb = redis.Redis(host=host, port=port, db=BROKER_DB, socket_timeout=10)
+        for _ in range(50):
+            for c in (c1, c2):
+                try:
+                    c.drain_events(timeout=0.05)
+                except TimeoutError:
+                    pass
+            if sum(1 for cl in rb.client_list() if int(cl.get("psub", 0)) > 0) >= 2:
+                break
+        s["fanout_subscribers"] = sum(1 for cl in rb.client_list() if int(cl.get("psub", 0)) > 0)
         producer = Producer(cp.default_channel, exchange=fan, serializer="json")
         for i in range(2):
             producer.publish({"fan": i}, routing_key="")
