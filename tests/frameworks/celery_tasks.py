@@ -5,7 +5,8 @@ plain tasks and their results, a failing task and its traceback, retries
 (autoretry_for with countdown 0, self.retry with countdown 1), countdown/ETA
 (kombu's unacked hash + unacked_index ZSET), chains, groups, chords (the
 backend's chord counter), revocation (a broadcast over the pidbox fanout
-exchange), the TTL on result keys, and kombu directly: SimpleQueue put/get,
+exchange), a far-off ETA task handed back to the queue when the worker stops,
+the TTL on result keys, and kombu directly: SimpleQueue put/get,
 priorities (priority_steps + queue_order_strategy spread one queue over
 several lists) and a fanout exchange (PUBLISH under "/0." prefixes) with two
 consumers.
@@ -24,6 +25,7 @@ import json
 import logging
 import signal
 import sys
+import time
 
 import redis
 from celery import Celery, chain, chord, group
@@ -99,6 +101,7 @@ def flush(host, port):
 def celery_part(app, host, port, s):
     t = app.tasks
     rb = redis.Redis(host=host, port=port, db=RESULT_DB, socket_timeout=10)
+    rbk = redis.Redis(host=host, port=port, db=BROKER_DB, socket_timeout=10)
     with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING",
                       shutdown_timeout=10):
         plain = t["rsfw.add"].apply_async((2, 3), task_id="rsfw-add")
@@ -137,9 +140,18 @@ def celery_part(app, host, port, s):
             kinds[rb.type(k).decode()] = kinds.get(rb.type(k).decode(), 0) + 1
         s["result_key_types"] = kinds
         s["counters"] = [int(rb.get("rsfw:flaky")), int(rb.get("rsfw:patient"))]
+        # A task whose ETA is far off waits in the worker (unacked); stopping the
+        # worker puts it back on the queue list.
+        t["rsfw.add"].apply_async((9, 9), countdown=3600, task_id="rsfw-far")
+        for _ in range(100):  # up to 5 s for the worker to take it
+            if rbk.hlen("unacked") >= 1:
+                break
+            time.sleep(0.05)
+        s["far_eta_held"] = [rbk.hlen("unacked"), rbk.zcard("unacked_index"), rbk.llen("rsfw")]
         # Remote control over the pidbox (fanout exchange + a reply queue).
         pongs = app.control.ping(timeout=10, limit=1)
         s["control_ping"] = sorted(v.get("ok") for reply in pongs for v in reply.values())
+    s["far_eta_after_stop"] = [rbk.hlen("unacked"), rbk.zcard("unacked_index"), rbk.llen("rsfw")]
 
 
 def kombu_part(host, port, s):
