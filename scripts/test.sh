@@ -19,7 +19,7 @@ fi
 # A redis-server started by the Debian package would hold port 6379; tests use free ports anyway.
 
 # Client libraries for the real-client tests (redis-py, ioredis) and the
-# frameworks for the real-framework tests (RQ, django-redis, BullMQ). Each
+# frameworks for the real-framework tests (RQ, django-redis, Celery/kombu, BullMQ). Each
 # package is checked on its own, so a machine that has some of them gets the rest.
 pip_install() {
   # Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told.
@@ -50,7 +50,7 @@ if [ -d tests/clients ]; then
   need_npm tests/clients ioredis
 fi
 if [ -d tests/frameworks ]; then
-  need_py tests/frameworks/requirements.txt redis rq django django_redis
+  need_py tests/frameworks/requirements.txt redis rq django django_redis celery kombu
   need_npm tests/frameworks bullmq ioredis
 fi
 

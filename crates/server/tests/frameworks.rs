@@ -2,11 +2,16 @@
 //! BullMQ (a queue with two workers, a retried job, a job that runs out of
 //! attempts, a delayed job and a repeatable job), RQ (enqueue, run with an
 //! in-process burst worker, read statuses, return values and the per-job
-//! results stream) and django-redis (Django's cache: plain operations and
-//! hashes read back in insertion order).
+//! results stream), django-redis (Django's cache: plain operations and
+//! hashes read back in insertion order), Celery (kombu's Redis transport and
+//! the Redis result backend with an in-process worker: results, failures,
+//! retries, countdowns, chains, groups, chords, revocation; kombu's simple
+//! queues, priorities and fanout exchange) and Sidekiq's command set (replayed
+//! from Sidekiq 7's source with redis-py over RESP3, since Ruby gems cannot be
+//! installed where the tests run).
 //!
 //! The scripts live in `tests/frameworks/` (`bullmq_queue.js`, `rq_jobs.py`,
-//! `django_cache.py`); each prints one JSON summary that does not depend on
+//! `django_cache.py`, `celery_tasks.py`, `sidekiq_commands.py`); each prints one JSON summary that does not depend on
 //! timing, and the summary printed against redsnap must equal the one printed
 //! against redis-server. Setup: `cd tests/frameworks && pip install -r
 //! requirements.txt && npm install` (scripts/test.sh does it). The tests skip
@@ -170,6 +175,26 @@ fn django_redis_cache_and_hash_order() {
     }
     require_python_modules(&["redis", "django", "django_redis"]);
     framework_test("django-redis", "python3", "django_cache.py");
+}
+
+#[test]
+fn celery_kombu_worker_results_chords_priorities_fanout() {
+    if !have("python3") {
+        eprintln!("SKIPPED Celery test: python3 is not installed");
+        return;
+    }
+    require_python_modules(&["redis", "celery", "kombu"]);
+    framework_test("Celery", "python3", "celery_tasks.py");
+}
+
+#[test]
+fn sidekiq_command_set_push_fetch_schedule_heartbeat_metrics() {
+    if !have("python3") {
+        eprintln!("SKIPPED Sidekiq test: python3 is not installed");
+        return;
+    }
+    require_python_modules(&["redis"]);
+    framework_test("Sidekiq", "python3", "sidekiq_commands.py");
 }
 
 #[test]
