@@ -467,7 +467,7 @@ mod tests {
         assert!(qb.stats.alloc() >= 64 && qb.stats.alloc() < IOBUF_LEN);
         // Freed when empty; room comes back once data arrives.
         rbuf.clear();
-        qb.after_batch(&rbuf, 0, false, RBS, 0);
+        qb.after_batch(&rbuf, 0, false, (RBS, 0), 0);
         qb.resize(&mut rbuf, 0, 0);
         assert_eq!(qb.stats.shown(), (0, 0, 0));
         qb.before_read(&mut rbuf, None, 0);
