@@ -658,20 +658,6 @@ impl Conn {
 /// The parser's limits as the configuration says now (CONFIG SET acts on the next
 /// read of every connection), and Redis 6.2's limits before authentication
 /// (CVE-2021-32675: 10 arguments, 16 KB per bulk).
-/// Resolves when the live configuration changes (CONFIG SET), handing the receiver
-/// back. The connection loop keeps one pinned across its waits: a fresh
-/// `changed()` per wait added and removed a waiter each time (~460 instructions
-/// per command at -P 1, see ARCHITECTURE.md).
-async fn config_change(
-    mut rx: tokio::sync::watch::Receiver<u64>,
-) -> tokio::sync::watch::Receiver<u64> {
-    if rx.changed().await.is_err() {
-        // The sender lives as long as the server: nothing more will change.
-        std::future::pending::<()>().await;
-    }
-    rx
-}
-
 fn limits_now(live: &crate::state::LiveConfig, authed: bool) -> Limits {
     Limits {
         max_bulk_len: live.proto_max_bulk_len.load(Ordering::Relaxed),
@@ -715,7 +701,6 @@ impl Conn {
         let mut parser = Parser::new();
         let mut pending: VecDeque<Vec<Bytes>> = VecDeque::new();
         let mut proto_err: Option<String> = None;
-        let mut config_changed = Box::pin(config_change(self.shared.live.generation.subscribe()));
         loop {
             // Run what has been parsed, one lock per run of commands.
             loop {
@@ -783,8 +768,10 @@ impl Conn {
                 // Written out above: the transfer thread writes until it is done.
                 crate::repl::handoff::lend(&*stream, lend, &self.kill).await?;
             }
-            // `timeout`: read when the wait starts and again whenever the
-            // configuration changes (CONFIG SET acts on idle clients at once).
+            // `timeout`: read when the wait starts and again when CONFIG SET
+            // changes it (`ConnMsg::TimeoutChanged`: it acts on idle clients at
+            // once). Not a watch of the configuration: polling one was ~350
+            // instructions per command at -P 1 (see ARCHITECTURE.md).
             let bulk = parser.bulk_missing(&rbuf);
             if self.qb.before_read(&mut rbuf, bulk, parser.pending_bytes())
                 && self.evict_clients().await
@@ -806,7 +793,6 @@ impl Conn {
                     tracing::debug!(client = self.id, "closing idle client (timeout {idle}s)");
                     return Ok(());
                 }
-                cfg = &mut config_changed => config_changed.set(config_change(cfg)),
                 n = stream.read_buf(&mut rbuf) => {
                     let n = n?;
                     self.last_io = Instant::now();
@@ -848,6 +834,8 @@ impl Conn {
                             crate::querybuf::resize_reply(&mut self.qb, &mut wbuf, target);
                         }
                         Some(ConnMsg::Lend(l)) => self.lend = Some(l),
+                        // The loop reads `timeout` again before the next wait.
+                        Some(ConnMsg::TimeoutChanged) => {}
                     }
                 }
             }
@@ -920,6 +908,7 @@ impl Conn {
                 }
                 // The cron asks again at its next pass.
                 Ok(ConnMsg::ResizeQueryBuf(_) | ConnMsg::ResizeReplyBuf(_)) => {}
+                Ok(ConnMsg::TimeoutChanged) => {}
                 Ok(ConnMsg::Lend(l)) => self.lend = Some(l),
                 Ok(ConnMsg::Kill) => return true,
                 Err(_) => return false,
@@ -1077,7 +1066,8 @@ impl Conn {
                     }
                     Some(ConnMsg::Unblocked(_))
                     | Some(ConnMsg::ResizeQueryBuf(_))
-                    | Some(ConnMsg::ResizeReplyBuf(_)) => {}
+                    | Some(ConnMsg::ResizeReplyBuf(_))
+                    | Some(ConnMsg::TimeoutChanged) => {}
                     Some(ConnMsg::Lend(l)) => self.lend = Some(l),
                 },
             }
@@ -1130,7 +1120,9 @@ impl Conn {
                         crate::commands::blocking::unblock(&mut inner, self.id);
                         return Ok(None);
                     }
-                    Some(ConnMsg::ResizeQueryBuf(_)) | Some(ConnMsg::ResizeReplyBuf(_)) => {}
+                    Some(ConnMsg::ResizeQueryBuf(_))
+                    | Some(ConnMsg::ResizeReplyBuf(_))
+                    | Some(ConnMsg::TimeoutChanged) => {}
                     Some(ConnMsg::Lend(l)) => self.lend = Some(l),
                 },
                 _ = sleep => {

@@ -121,7 +121,9 @@ pub fn set_log_level_hook(hook: LogLevelHook) {
 
 /// Publishes the settings that connections read without the server lock
 /// ([`state::LiveConfig`]); called with `apply_config` at startup and after CONFIG SET.
-pub(crate) fn publish_live(shared: &Shared, c: &Config) {
+/// True when `timeout` changed (the caller tells the connections,
+/// `ConnMsg::TimeoutChanged`).
+pub(crate) fn publish_live(shared: &Shared, c: &Config) -> bool {
     use std::sync::atomic::Ordering::{AcqRel, Release};
     let live = &shared.live;
     live.maxclients
@@ -149,10 +151,8 @@ pub(crate) fn publish_live(shared: &Shared, c: &Config) {
         None => mmc.parse().unwrap_or(0),
     };
     shared.client_mem.set_limit(mmc, c.u64("maxmemory"));
-    // Idle connections wait on `timeout`: wake them only when it changed.
-    if live.timeout.swap(c.u64("timeout"), AcqRel) != c.u64("timeout") {
-        live.generation.send_modify(|g| *g += 1);
-    }
+    // Idle connections wait on `timeout`: the caller wakes them when it changed.
+    let timeout_changed = live.timeout.swap(c.u64("timeout"), AcqRel) != c.u64("timeout");
     live.tcp_keepalive.store(c.u64("tcp-keepalive"), Release);
     live.hz.store(c.u64("hz").clamp(1, 500), Release);
     // The subscriber is rebuilt only when the level changed.
@@ -171,6 +171,7 @@ pub(crate) fn publish_live(shared: &Shared, c: &Config) {
         .threshold_ms
         .store(c.u64("busy-reply-threshold"), Release);
     scripting::set_memory_limit(c.u64("lua-memory-limit"));
+    timeout_changed
 }
 
 /// CONFIG SET: applies the new configuration (`inner.config`; `old` is the previous
@@ -345,6 +346,7 @@ impl Server {
             inner.functions.rebuild(&libraries);
             inner.store.libraries = libraries;
             apply_config(&mut inner);
+            // No connection exists yet to tell of the timeout.
             publish_live(&shared, &inner.config);
             acl::load_at_startup(&shared, &inner.config).map_err(ServerError::Config)?;
         }

@@ -52,6 +52,8 @@ pub struct Parser {
     remaining: usize,
     /// Length of the bulk being read, once its header was parsed.
     bulk_len: Option<usize>,
+    /// Scratch for [`whole_request`]: the arguments' spans in the request.
+    spans: Vec<(usize, usize)>,
 }
 
 fn memchr_cr(buf: &[u8]) -> Option<usize> {
@@ -66,58 +68,86 @@ fn header_num(line: &[u8]) -> Option<i64> {
 /// Most arguments [`whole_request`] takes (longer requests take the incremental path).
 const WHOLE_MAX_ARGS: usize = 32;
 
-/// The `\r` ending a header line that starts at `from`, within 21 bytes (a header
-/// number has at most 20 characters).
+/// A header number written the canonical way (`1`-`9` then up to 17 more digits, or
+/// a lone `0`) starting at `from` and ended by `\r`: its value and the position of
+/// the `\r`. Anything else (a sign, a leading zero, another byte, no `\r` yet) is
+/// None, and the request takes the incremental parser, which gives Redis's errors;
+/// for what it accepts, the value is the one `header_num` gives.
 #[inline]
-fn header_end(b: &[u8], from: usize) -> Option<usize> {
-    let end = b.len().min(from + 22);
-    b.get(from..end)?
-        .iter()
-        .position(|&c| c == b'\r')
-        .map(|p| from + p)
+fn canonical_num(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    let first = *b.get(from)?;
+    if first == b'0' {
+        return (b.get(from + 1) == Some(&b'\r')).then_some((0, from + 1));
+    }
+    let mut v = first.wrapping_sub(b'0') as usize;
+    if v > 9 {
+        return None;
+    }
+    let mut i = from + 1;
+    while i < from + 18 {
+        let d = b.get(i)?.wrapping_sub(b'0') as usize;
+        if d > 9 {
+            return (b[i] == b'\r').then_some((v, i));
+        }
+        v = v * 10 + d;
+        i += 1;
+    }
+    None
 }
 
 /// A request that is complete at the front of `buf` (`*<n>` then `n` bulks, all
 /// within the limits), parsed by position and taken out with one split: the common
 /// case of a pipelined request, without advancing the buffer once per header and
 /// bulk. None when it is anything else (incomplete, malformed, over a limit, over
-/// [`WHOLE_MAX_ARGS`] arguments, before authentication): `buf` is then untouched
-/// and the incremental parser handles it, with its errors.
+/// [`WHOLE_MAX_ARGS`] arguments, before authentication, a header number not
+/// written canonically): `buf` is then untouched and the incremental parser
+/// handles it, with its errors. `spans` is scratch space kept by the parser (no
+/// allocation or zeroing per request).
 #[inline]
-fn whole_request(buf: &mut BytesMut, limits: &Limits) -> Option<Vec<Bytes>> {
+fn whole_request(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    spans: &mut Vec<(usize, usize)>,
+) -> Option<Vec<Bytes>> {
     if limits.unauthenticated {
         return None;
     }
     let b = &buf[..];
-    let cr = header_end(b, 1)?;
-    let n = header_num(&b[1..cr])?;
-    if n <= 0 || n as usize > WHOLE_MAX_ARGS || n as u64 > limits.max_multibulk_len {
+    let (n, cr) = canonical_num(b, 1)?;
+    if n == 0 || n > WHOLE_MAX_ARGS || n as u64 > limits.max_multibulk_len {
         return None;
     }
-    let n = n as usize;
-    let mut spans = [(0usize, 0usize); WHOLE_MAX_ARGS];
+    spans.clear();
     let mut pos = cr + 2;
-    for span in spans.iter_mut().take(n) {
+    for _ in 0..n {
         if b.get(pos) != Some(&b'$') {
             return None;
         }
-        let cr = header_end(b, pos + 1)?;
-        let len = header_num(&b[pos + 1..cr])?;
-        if len < 0 || len as u64 > limits.max_bulk_len {
+        let (len, cr) = canonical_num(b, pos + 1)?;
+        if len as u64 > limits.max_bulk_len {
             return None;
         }
         let start = cr + 2;
-        let end = start.checked_add(len as usize)?;
+        let end = start.checked_add(len)?;
         // The bulk and its CRLF (not checked, as the incremental path and Redis
         // skip it) must be there.
-        if end + 2 > b.len() {
+        if end.checked_add(2)? > b.len() {
             return None;
         }
-        *span = (start, end);
+        spans.push((start, end));
         pos = end + 2;
     }
-    let chunk = buf.split_to(pos).freeze();
-    Some(spans[..n].iter().map(|&(s, e)| chunk.slice(s..e)).collect())
+    let mut chunk = buf.split_to(pos).freeze();
+    let mut args = Vec::with_capacity(n);
+    let (&(last_start, last_end), rest) = spans.split_last()?;
+    for &(s, e) in rest {
+        args.push(chunk.slice(s..e));
+    }
+    // The last argument is the chunk itself, cut down (one reference count less).
+    chunk.truncate(last_end);
+    chunk.advance(last_start);
+    args.push(chunk);
+    Some(args)
 }
 
 impl Parser {
@@ -159,7 +189,7 @@ impl Parser {
             if buf[0] != b'*' {
                 return self.inline(buf, limits);
             }
-            if let Some(args) = whole_request(buf, limits) {
+            if let Some(args) = whole_request(buf, limits, &mut self.spans) {
                 return Ok(Some(args));
             }
             let Some(cr) = memchr_cr(buf) else {
@@ -528,27 +558,54 @@ mod tests {
         assert_eq!(whole[0][2], Bytes::new());
         assert_eq!(whole[2].len(), many);
 
+        let mut spans = Vec::new();
         let mut buf = BytesMut::from(&input[..]);
-        let first = whole_request(&mut buf, &Limits::default());
+        let first = whole_request(&mut buf, &Limits::default(), &mut spans);
         assert_eq!(first.as_ref(), Some(&whole[0]));
         // Incomplete or over a limit: untouched.
         assert_eq!(
-            whole_request(&mut buf, &Limits::default()).as_ref(),
+            whole_request(&mut buf, &Limits::default(), &mut spans).as_ref(),
             Some(&whole[1])
         );
         let rest = buf.len();
-        assert!(whole_request(&mut buf, &Limits::default()).is_none());
+        assert!(whole_request(&mut buf, &Limits::default(), &mut spans).is_none());
         assert_eq!(buf.len(), rest);
         let mut cut = BytesMut::from(&input[..30]);
-        assert!(whole_request(&mut cut, &Limits::default()).is_none());
+        assert!(whole_request(&mut cut, &Limits::default(), &mut spans).is_none());
         assert_eq!(cut.len(), 30);
         let tight = Limits {
             max_bulk_len: 3,
             ..Limits::default()
         };
         let mut buf = BytesMut::from(&input[..]);
-        assert!(whole_request(&mut buf, &tight).is_none());
+        assert!(whole_request(&mut buf, &tight, &mut spans).is_none());
         assert_eq!(buf.len(), input.len());
+    }
+
+    proptest! {
+        /// A header number the one-split path reads has the value the incremental
+        /// path's `header_num` gives, ends at the same `\r`, and is refused only
+        /// for spellings the incremental path handles itself.
+        #[test]
+        fn canonical_numbers_read_as_header_num(line in "[-+0-9]{0,22}", tail in "[\r0-9x]?") {
+            let mut b = b"$".to_vec();
+            b.extend_from_slice(line.as_bytes());
+            b.extend_from_slice(tail.as_bytes());
+            if let Some((v, cr)) = canonical_num(&b, 1) {
+                prop_assert_eq!(b[cr], b'\r');
+                prop_assert_eq!(memchr_cr(&b), Some(cr));
+                prop_assert_eq!(header_num(&b[1..cr]), Some(v as i64));
+            } else if let Some(cr) = memchr_cr(&b) {
+                // Refused: a sign, a leading zero, or over 18 digits.
+                let digits = &b[1..cr];
+                let canonical = digits == b"0"
+                    || (!digits.is_empty()
+                        && digits.len() <= 18
+                        && digits[0] != b'0'
+                        && digits.iter().all(u8::is_ascii_digit));
+                prop_assert!(!canonical, "{:?} refused", String::from_utf8_lossy(digits));
+            }
+        }
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum ConnMsg {
     ResizeQueryBuf(usize),
     /// The cron asks for a reply buffer of this many bytes (`querybuf.rs`).
     ResizeReplyBuf(usize),
+    /// CONFIG SET changed `timeout`: an idle connection re-reads it (sent to every
+    /// client; the connection loop keeps no other wait for configuration changes).
+    TimeoutChanged,
 }
 
 /// What a blocked client waits for, and how to serve it once a key is ready.
@@ -289,8 +292,6 @@ pub struct LiveConfig {
     pub rejected_connections: AtomicU64,
     /// The `hz` the cron runs at (read by the cron at each tick).
     pub hz: AtomicU64,
-    /// Bumped after each change: idle connections re-read `timeout`.
-    pub generation: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for LiveConfig {
@@ -306,7 +307,6 @@ impl Default for LiveConfig {
             tcp_keepalive: Default::default(),
             rejected_connections: Default::default(),
             hz: AtomicU64::new(10),
-            generation: tokio::sync::watch::Sender::new(0),
         }
     }
 }

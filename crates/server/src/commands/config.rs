@@ -125,7 +125,12 @@ fn config_set(conn: &mut Conn, inner: &mut Inner, argv: &[Bytes]) -> Reply {
     if let Some(p) = listen {
         p.commit(&shared);
     }
-    crate::publish_live(&shared, &inner.config);
+    if crate::publish_live(&shared, &inner.config) {
+        // Idle connections re-read `timeout` (CONFIG SET acts on them at once).
+        for c in inner.clients.values() {
+            let _ = c.tx.send(crate::state::ConnMsg::TimeoutChanged);
+        }
+    }
     if inner.config.u64("maxmemory") != old.u64("maxmemory") {
         // Redis starts its eviction time proc when maxmemory changes: keys go now,
         // not at the next command (whose reply could wait on them).
