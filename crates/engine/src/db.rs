@@ -383,7 +383,7 @@ impl Db {
         let e = self.map.get_mut(hash, key)?;
         self.changed.wrote(hash, len);
         note_if_shared(&e.obj);
-        Some(Arc::make_mut(&mut e.obj))
+        Some(crate::unique::make_mut(&mut e.obj))
     }
 
     /// [`Db::get_mut_obj`] after a look at the object, with one hash and one trie
@@ -405,7 +405,7 @@ impl Db {
         }
         self.changed.wrote(hash, len);
         note_if_shared(&e.obj);
-        Ok(Some(Arc::make_mut(&mut e.obj)))
+        Ok(Some(crate::unique::make_mut(&mut e.obj)))
     }
 
     /// Inserts or replaces a key (its bytes are copied into the map). The value must
@@ -481,7 +481,7 @@ impl Db {
         if expire_at.is_none() && self.volatile.is_empty() {
             self.changed.wrote(hash, self.map.len());
             if let Some(e) = self.map.get_mut(hash, key) {
-                match Arc::get_mut(&mut e.obj) {
+                match crate::unique::get_mut(&mut e.obj) {
                     Some(obj) => {
                         obj.value = value;
                         obj.big_encoding = false;

@@ -33,6 +33,7 @@ pub mod stream;
 pub mod table;
 pub mod text;
 pub mod trie;
+pub mod unique;
 pub mod value;
 pub mod zset_tree;
 

@@ -136,6 +136,11 @@ impl<V: Clone> Node<V> {
 
     /// The slots, copied first if another version shares them.
     fn slots_mut(&mut self) -> &mut [Slot<V>] {
+        if crate::unique::is_unique(&self.slots) {
+            // SAFETY: just checked, and `self.slots` is held exclusively. (No locked
+            // instruction on the way down: see `crate::unique`.)
+            return unsafe { crate::unique::get_mut_unchecked(&mut self.slots) };
+        }
         if Arc::strong_count(&self.slots) != 1 && !self.slots.is_empty() {
             // Another version (a snapshot's copy) keeps the original.
             crate::changes::note_copy(array_bytes::<V>(self.slots.len()));
@@ -167,13 +172,13 @@ fn array_bytes<V>(n: usize) -> usize {
 /// `pos` (returned) when `insert` is None. One allocation and one copy: the slots are
 /// moved out of `old` when nothing else shares it, cloned when another version does.
 fn rebuild<V: Clone>(
-    mut old: Arc<[Slot<V>]>,
+    old: Arc<[Slot<V>]>,
     pos: usize,
     insert: Option<Slot<V>>,
 ) -> (Arc<[Slot<V>]>, Option<Slot<V>>) {
     let pos = pos.min(old.len());
     let skip = usize::from(insert.is_none() && pos < old.len());
-    if Arc::get_mut(&mut old).is_none() {
+    if !crate::unique::is_unique(&old) {
         crate::changes::note_copy(array_bytes::<V>(old.len()));
         let removed = (skip == 1).then(|| old[pos].clone());
         let new = old[..pos]
@@ -184,7 +189,7 @@ fn rebuild<V: Clone>(
             .collect();
         return (new, removed);
     }
-    // SAFETY: this is the only reference to the array (`get_mut` succeeded). Every
+    // SAFETY: this is the only reference to the array (`is_unique` said so). Every
     // element is moved out bitwise exactly once (into the new array or `removed`),
     // then the allocation is released as an array of `ManuallyDrop` (same layout:
     // `repr(transparent)`), so no element is dropped twice. Nothing between the reads
