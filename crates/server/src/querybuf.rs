@@ -70,7 +70,8 @@ pub struct Stats {
     /// since the peak was last reset (`rbp`), and when that was.
     reply_size: AtomicUsize,
     reply_peak: AtomicUsize,
-    reply_peak_reset: std::sync::Mutex<Option<Instant>>,
+    /// ms since the epoch (0: not yet).
+    reply_peak_reset: AtomicU64,
     /// The memory the connection holds as last published (query buffer, arguments
     /// of a request still arriving, reply buffer, MULTI queue, pub/sub and WATCH
     /// bookkeeping): CLIENT LIST `tot-mem` less `omem`; its changes go to
@@ -381,15 +382,16 @@ pub(crate) fn cron(inner: &mut Inner, tick: u64, hz: u64) {
     let per_tick = (n as u64 / hz.max(1)).max(5);
     let groups = (n as u64).div_ceil(per_tick).max(1);
     let now = Instant::now();
+    let now_ms = redsnap_engine::now_ms();
     for c in inner.clients.values() {
         if c.id % groups != tick % groups {
             continue;
         }
-        visit(c, now);
+        visit(c, now, now_ms);
     }
 }
 
-fn visit(c: &ClientInfo, now: Instant) {
+fn visit(c: &ClientInfo, now: Instant, now_ms: u64) {
     let s = &c.qb;
     let (len, alloc) = (s.len.load(Relaxed), s.alloc.load(Relaxed));
     let peak = s.peak.load(Relaxed).max(len);
@@ -408,7 +410,7 @@ fn visit(c: &ClientInfo, now: Instant) {
     }
     // The peak is measured again until the next visit.
     s.peak.store(len, Relaxed);
-    visit_reply(c, now);
+    visit_reply(c, now_ms);
 }
 
 /// Redis's `clientsCronResizeOutputBuffer`: a reply buffer whose peak stayed under
@@ -416,7 +418,7 @@ fn visit(c: &ClientInfo, now: Instant) {
 /// 16); one that filled up doubles, up to 16 KB (larger batches grow it as they
 /// write, and it shrinks again once they stop). The peak is measured again every
 /// `peak-reset-time`.
-fn visit_reply(c: &ClientInfo, now: Instant) {
+fn visit_reply(c: &ClientInfo, now_ms: u64) {
     if !REPLY_RESIZING.load(Relaxed) {
         return;
     }
@@ -434,17 +436,11 @@ fn visit_reply(c: &ClientInfo, now: Instant) {
     if let Some(t) = target {
         let _ = c.tx.send(ConnMsg::ResizeReplyBuf(t));
     }
+    // Only the cron reads and writes the reset time.
     let every = REPLY_PEAK_RESET_MS.load(Relaxed);
-    if every >= 0 {
-        if let Ok(mut last) = s.reply_peak_reset.lock() {
-            let due = last.is_none_or(|t| {
-                now.saturating_duration_since(t) >= Duration::from_millis(every as u64)
-            });
-            if due {
-                *last = Some(now);
-                s.reply_peak.store(0, Relaxed);
-            }
-        }
+    if every >= 0 && now_ms.saturating_sub(s.reply_peak_reset.load(Relaxed)) >= every as u64 {
+        s.reply_peak_reset.store(now_ms, Relaxed);
+        s.reply_peak.store(0, Relaxed);
     }
 }
 

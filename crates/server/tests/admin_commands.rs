@@ -803,6 +803,19 @@ fn client_kill_filters_match_redis() {
     assert_eq!(scenario(s.port()), scenario(r.port()));
 }
 
+/// Polls INFO until one client is blocked (fails with `what` after [`WAIT`]).
+fn wait_one_blocked(admin: &mut RawConn, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info = text(&cmd(admin, &["INFO", "clients"]));
+        if info.contains("blocked_clients:1\r\n") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {info}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// CLIENT PAUSE WRITE holds writes (the client waits, counted in blocked_clients)
 /// and lets reads through; UNPAUSE releases them.
 #[test]
@@ -818,15 +831,7 @@ fn client_pause_write_holds_writes_until_unpause() {
     writer
         .write_all(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n")
         .expect("write");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let info = text(&cmd(&mut admin, &["INFO", "clients"]));
-        if info.contains("blocked_clients:1\r\n") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the write was not held: {info}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_one_blocked(&mut admin, "the write was not held");
     let list = text(
         &redsnap_testsupport::bulk_payload(&cmd(&mut admin, &["CLIENT", "LIST"])).expect("bulk"),
     );
@@ -923,15 +928,7 @@ fn wait_is_a_blocked_client_as_redis_s() {
             let id = text(&buf[1..n]).trim().to_string();
             w.write_all(b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$1\r\n0\r\n")
                 .expect("write");
-            let deadline = Instant::now() + WAIT;
-            loop {
-                let info = text(&cmd(&mut admin, &["INFO", "clients"]));
-                if info.contains("blocked_clients:1\r\n") {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "WAIT not blocked: {info}");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_one_blocked(&mut admin, "WAIT not blocked");
             let list = text(
                 &redsnap_testsupport::bulk_payload(&cmd(&mut admin, &["CLIENT", "LIST"]))
                     .expect("bulk"),

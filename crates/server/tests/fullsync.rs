@@ -4,50 +4,12 @@
 //! written meanwhile follows it in order, the connection is the connection task's
 //! again afterwards, and a replica killed in the middle of its transfer ends it.
 
-use redsnap_testsupport::dataset::{Client, Resp};
+use redsnap_testsupport::dataset::Resp;
+use redsnap_testsupport::probe::{client, field, info, ok, text, wait_until};
 use redsnap_testsupport::{RedisServer, RedsnapServer};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-fn client(port: u16) -> Client {
-    Client::connect(port, None).expect("connect")
-}
-
-fn text(r: &Resp) -> String {
-    match r {
-        Resp::Simple(b) | Resp::Error(b) | Resp::Bulk(Some(b)) => {
-            String::from_utf8_lossy(b).into_owned()
-        }
-        Resp::Int(n) => n.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn ok(c: &mut Client, args: &[&str]) -> Resp {
-    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-    let r = c.call(&a).expect("command");
-    assert!(!matches!(r, Resp::Error(_)), "{args:?} -> {r:?}");
-    r
-}
-
-fn info(port: u16, section: &str) -> String {
-    text(&ok(&mut client(port), &["INFO", section]))
-}
-
-fn field(info: &str, name: &str) -> Option<String> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-}
-
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn cmd_bytes(args: &[&str]) -> Vec<u8> {
     let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();

@@ -11,57 +11,11 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redsnap_testsupport::dataset::{fill_every_encoding, Client, Resp};
+use redsnap_testsupport::probe::{call, client, digest, field, info, ok, text, wait_until};
 use redsnap_testsupport::{free_port, RedisServer, RedsnapServer};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
-
-fn client(port: u16) -> Client {
-    Client::connect(port, None).expect("connect")
-}
-
-fn text(r: &Resp) -> String {
-    match r {
-        Resp::Simple(b) | Resp::Error(b) | Resp::Bulk(Some(b)) => {
-            String::from_utf8_lossy(b).into_owned()
-        }
-        Resp::Int(n) => n.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn call(c: &mut Client, args: &[&str]) -> Resp {
-    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-    c.call(&a).expect("command")
-}
-
-fn ok(c: &mut Client, args: &[&str]) -> Resp {
-    let r = call(c, args);
-    assert!(!matches!(r, Resp::Error(_)), "{args:?} -> {r:?}");
-    r
-}
-
-fn digest(port: u16) -> String {
-    text(&ok(&mut client(port), &["DEBUG", "DIGEST"]))
-}
-
-fn info(port: u16, section: &str) -> String {
-    text(&ok(&mut client(port), &["INFO", section]))
-}
-
-fn field(info: &str, name: &str) -> Option<String> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-}
-
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn link_up(port: u16) -> bool {
     field(&info(port, "replication"), "master_link_status").as_deref() == Some("up")

@@ -10,60 +10,12 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use redsnap_testsupport::dataset::{fetch_dataset, fill_every_encoding, Client, Resp};
+use redsnap_testsupport::probe::{call, client, digest, field, info, ok, text, wait_until};
 use redsnap_testsupport::{RedisServer, RedsnapServer};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn client(port: u16) -> Client {
-    Client::connect(port, None).expect("connect")
-}
-
-fn text(r: &Resp) -> String {
-    match r {
-        Resp::Simple(b) | Resp::Error(b) | Resp::Bulk(Some(b)) => {
-            String::from_utf8_lossy(b).into_owned()
-        }
-        Resp::Int(n) => n.to_string(),
-        other => format!("{other:?}"),
-    }
-}
-
-fn call(c: &mut Client, args: &[&str]) -> Resp {
-    let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
-    c.call(&a).expect("command")
-}
-
-fn ok(c: &mut Client, args: &[&str]) -> Resp {
-    let r = call(c, args);
-    assert!(!matches!(r, Resp::Error(_)), "{args:?} -> {r:?}");
-    r
-}
-
-fn digest(port: u16) -> String {
-    text(&ok(&mut client(port), &["DEBUG", "DIGEST"]))
-}
-
-fn info(port: u16, section: &str) -> String {
-    text(&ok(&mut client(port), &["INFO", section]))
-}
-
-/// A field of an INFO text.
-fn field(info: &str, name: &str) -> Option<String> {
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .map(|v| v.trim().to_string())
-}
-
-/// Polls `f` until it is true, for at most `secs` seconds.
-fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn master() -> RedsnapServer {
     RedsnapServer::builder()

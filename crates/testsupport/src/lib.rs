@@ -26,6 +26,7 @@ use anyhow::{anyhow, bail, Context, Result};
 pub mod dataset;
 pub mod external;
 pub mod new_types;
+pub mod probe;
 pub mod wire;
 use rand::Rng;
 
