@@ -438,9 +438,13 @@ impl SnapshotStore {
         &self.inner.path
     }
 
-    /// A copy of the figures for INFO and metrics.
+    /// A copy of the figures for INFO and metrics. `in_progress` is the flag a new
+    /// snapshot checks (not a second copy of it, which the ending thread clears a
+    /// moment earlier): once INFO says none is in progress, BGSAVE can start one.
     pub fn stats(&self) -> SnapshotStats {
-        self.inner.stats.lock().clone()
+        let mut st = self.inner.stats.lock().clone();
+        st.in_progress = self.in_progress();
+        st
     }
 
     /// Whether a snapshot is being written.
